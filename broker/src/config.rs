@@ -1,0 +1,220 @@
+//! Broker configuration: serde structs with defaults and validation.
+//!
+//! Only the binary reads files and flags; the library receives a validated
+//! [`Config`]. Every key is documented in the sample `missive.toml` at the
+//! repository root, with its memory or latency cost.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::BrokerError;
+
+/// When an acknowledged message is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    /// WAL fsynced before the ack (survives power loss). Default.
+    #[default]
+    Fsync,
+    /// WAL written to the OS before the ack (survives a process crash).
+    Buffered,
+}
+
+/// Top-level configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// RocksDB directory.
+    pub data_dir: PathBuf,
+    /// TCP listen address for native clients.
+    pub tcp: SocketAddr,
+    /// Shared HMAC secret for tokens (at least 16 bytes).
+    pub secret: String,
+    /// Worker threads (event loops and owner shards); 0 = number of CPU cores.
+    pub workers: usize,
+    /// Durability of acknowledged writes.
+    pub durability: DurabilityMode,
+    /// Protocol and resource limits.
+    pub limits: Limits,
+    /// History visibility.
+    pub history: History,
+    /// RocksDB memory.
+    pub storage: StorageConfig,
+}
+
+/// Protocol and resource limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Maximum frame payload in bytes. Memory: one frame per connection may be buffered.
+    pub max_frame_size: u32,
+    /// Maximum encoded message content in bytes.
+    pub max_content_bytes: usize,
+    /// Requests a connection may have unanswered at once.
+    pub max_in_flight: usize,
+    /// Bytes queued for one connection before it is closed as a slow consumer.
+    /// Memory: up to this much per connection.
+    pub write_queue_bytes: usize,
+    /// Seconds a new connection has to send Hello.
+    pub handshake_timeout_secs: u64,
+    /// Seconds without any frame before the server closes the connection.
+    pub idle_timeout_secs: u64,
+    /// Ping interval the server recommends to clients.
+    pub ping_interval_secs: u64,
+    /// Maximum concurrent connections (also bounded by the open-file limit).
+    pub max_connections: usize,
+    /// Default and maximum conversations per sync page.
+    pub sync_page_default: u32,
+    /// Maximum conversations per sync page.
+    pub sync_page_max: u32,
+    /// Default messages per pull/history page.
+    pub pull_page_default: u32,
+    /// Maximum messages per pull/history page.
+    pub pull_page_max: u32,
+    /// Conversation states cached per worker (memory: ~300 bytes each).
+    pub conv_cache_entries: usize,
+}
+
+/// History visibility.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct History {
+    /// Roaming depth in days: older messages are not served to any device. 0 = unlimited.
+    pub roam_days: u64,
+}
+
+/// RocksDB memory settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Shared block cache, MiB.
+    pub block_cache_mb: usize,
+    /// Memtable size per column family, MiB.
+    pub write_buffer_mb: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            tcp: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            secret: String::new(),
+            workers: 0,
+            durability: DurabilityMode::Fsync,
+            limits: Limits::default(),
+            history: History::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_size: missive_protocol::DEFAULT_MAX_FRAME_SIZE,
+            max_content_bytes: 64 * 1024,
+            max_in_flight: 1024,
+            write_queue_bytes: 8 * 1024 * 1024,
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 90,
+            ping_interval_secs: 30,
+            max_connections: 100_000,
+            sync_page_default: 100,
+            sync_page_max: 500,
+            pull_page_default: 100,
+            pull_page_max: 500,
+            conv_cache_entries: 100_000,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { block_cache_mb: 64, write_buffer_mb: 32 }
+    }
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, BrokerError> {
+        toml::from_str(text).map_err(|e| BrokerError::Config(e.to_string()))
+    }
+
+    /// Number of workers after resolving 0 to the core count.
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            self.workers
+        }
+    }
+
+    /// Checks every value; the broker refuses to start on an error.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        let bad = |m: &str| Err(BrokerError::Config(m.to_owned()));
+        let l = &self.limits;
+        if self.secret.len() < 16 {
+            return bad("secret must be at least 16 bytes (set `secret` or --secret)");
+        }
+        if self.workers > 256 {
+            return bad("workers must be at most 256");
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&l.max_frame_size) {
+            return bad("limits.max_frame_size must be within 1 KiB..=64 MiB");
+        }
+        if l.max_content_bytes == 0 || l.max_content_bytes + 1024 > l.max_frame_size as usize {
+            return bad(
+                "limits.max_content_bytes must be > 0 and leave 1 KiB of headroom below max_frame_size",
+            );
+        }
+        if l.write_queue_bytes < l.max_frame_size as usize {
+            return bad("limits.write_queue_bytes must be at least max_frame_size");
+        }
+        if l.max_in_flight == 0 || l.max_connections == 0 || l.conv_cache_entries == 0 {
+            return bad("limits.max_in_flight, max_connections and conv_cache_entries must be > 0");
+        }
+        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.ping_interval_secs == 0 {
+            return bad("timeouts must be > 0");
+        }
+        if l.ping_interval_secs >= l.idle_timeout_secs {
+            return bad("limits.ping_interval_secs must be below idle_timeout_secs");
+        }
+        if l.sync_page_default == 0 || l.sync_page_default > l.sync_page_max {
+            return bad("limits.sync_page_default must be within 1..=sync_page_max");
+        }
+        if l.pull_page_default == 0 || l.pull_page_default > l.pull_page_max {
+            return bad("limits.pull_page_default must be within 1..=pull_page_max");
+        }
+        if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
+            return bad("storage sizes must be > 0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_file_parses_and_validates() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../missive.toml")).expect("sample");
+        let mut c = Config::from_toml(&text).expect("parses");
+        c.secret = "0123456789abcdef".into();
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let mut c = Config { secret: "0123456789abcdef".into(), ..Config::default() };
+        c.validate().expect("defaults valid");
+        c.limits.ping_interval_secs = 500;
+        assert!(c.validate().is_err());
+        assert!(Config::from_toml("nope = 1").is_err());
+        let short = Config { secret: "x".into(), ..Config::default() };
+        assert!(short.validate().is_err());
+    }
+}

@@ -1,0 +1,553 @@
+//! Owner-shard conversation service.
+//!
+//! Role: every conversation is owned by exactly one worker
+//! (`hash(conv_id) % workers`); that worker alone assigns its seqs, writes
+//! its log and the per-user state of its participants. Per-user settings are
+//! owned the same way by `hash(user_id)`. Requests reach the owner as
+//! [`ShardOp`]s; each loop turn the owner stages every op it has into one
+//! RocksDB batch (group commit), writes it once, and only then emits acks,
+//! replies and deliveries ([`Effect`]s).
+//!
+//! Invariants:
+//! - a SendAck or delivery leaves only after the batch holding it is durable;
+//! - seqs are dense: the cache's `max_seq` only advances while staging, and a
+//!   failed write drops every touched cache entry so it reloads from the log;
+//! - (conv, sender, device, client_msg_id) maps to one stored message: checked
+//!   against this turn's staged sends and then the durable `dedup` keyspace;
+//! - reads (pull, history) run after the turn's write, so they observe every
+//!   write requested before them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use missive_protocol::pb::{self, push, response};
+use missive_protocol::{ClientMsgId, ConvId, DeviceId, ErrorCode, Seq, UserId};
+use missive_storage::{Batch, DedupRecord, SettingsRecord, Store, UserConvRecord};
+use prost::Message as _;
+
+use crate::clock::{BatchVersions, MsgIdGen, VersionClock, now_ms};
+use crate::config::Config;
+use crate::directory::ConnRef;
+use crate::error::Reject;
+use crate::frames;
+
+/// A request routed to its owner shard.
+#[derive(Debug)]
+pub(crate) struct ShardOp {
+    /// Connection that asked, for the reply.
+    pub(crate) origin: ConnRef,
+    pub(crate) request_id: u64,
+    pub(crate) user: UserId,
+    pub(crate) device: DeviceId,
+    pub(crate) kind: OpKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum OpKind {
+    Send { conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content },
+    Pull { conv: ConvId, req: pb::PullRequest },
+    History { conv: ConvId, req: pb::HistoryRequest },
+    MarkRead { conv: ConvId, seq: u64 },
+    Update { conv: ConvId, req: pb::UpdateConversation },
+    Clear { conv: ConvId, up_to: u64 },
+    GlobalDnd { enabled: bool },
+}
+
+/// Something to do once the turn's batch is durable.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Answer a request.
+    Reply { conn: ConnRef, request_id: u64, frame: Bytes },
+    /// Deliver a push to every online device of `users`, except `exclude`.
+    Fanout { users: Vec<UserId>, exclude: Option<ConnRef>, frame: Bytes },
+}
+
+/// One participant's cached state.
+#[derive(Debug, Clone)]
+struct Member {
+    user: UserId,
+    rec: UserConvRecord,
+}
+
+/// Cached committed (or, while staging, staged) state of a conversation.
+#[derive(Debug, Clone)]
+struct ConvEntry {
+    max_seq: u64,
+    /// Encoded message at `max_seq`, for `last_message`.
+    last: Option<Bytes>,
+    members: Vec<Member>,
+}
+
+impl ConvEntry {
+    fn member(&self, user: &UserId) -> Option<usize> {
+        self.members.iter().position(|m| &m.user == user)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DedupKey {
+    conv: ConvId,
+    sender: UserId,
+    device: DeviceId,
+    client_msg_id: String,
+}
+
+/// The owner-shard state of one worker.
+pub(crate) struct Shard {
+    idx: usize,
+    store: Store,
+    clock: Arc<VersionClock>,
+    config: Arc<Config>,
+    cache: HashMap<ConvId, ConvEntry>,
+    ids: MsgIdGen,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("idx", &self.idx).field("cached", &self.cache.len()).finish()
+    }
+}
+
+/// Per-turn staging area.
+struct Turn {
+    batch: Batch,
+    versions: BatchVersions,
+    effects: Vec<Effect>,
+    reads: Vec<ShardOp>,
+    touched: Vec<ConvId>,
+    dedup: HashMap<DedupKey, DedupRecord>,
+    settings: HashMap<UserId, SettingsRecord>,
+}
+
+impl Shard {
+    pub(crate) fn new(idx: usize, store: Store, clock: Arc<VersionClock>, config: Arc<Config>) -> Self {
+        Self { idx, store, clock, config, cache: HashMap::new(), ids: MsgIdGen::new(idx) }
+    }
+
+    /// Stages `ops`, writes them in one batch, and returns the effects to emit.
+    pub(crate) fn run_turn(&mut self, ops: Vec<ShardOp>) -> Vec<Effect> {
+        if ops.is_empty() {
+            return Vec::new();
+        }
+        self.evict_if_full();
+        let mut t = Turn {
+            batch: self.store.batch(),
+            versions: BatchVersions::default(),
+            effects: Vec::with_capacity(ops.len() * 2),
+            reads: Vec::new(),
+            touched: Vec::new(),
+            dedup: HashMap::new(),
+            settings: HashMap::new(),
+        };
+        for op in ops {
+            let (origin, request_id) = (op.origin, op.request_id);
+            if let Err(r) = self.stage(op, &mut t) {
+                t.effects.push(Effect::Reply {
+                    conn: origin,
+                    request_id,
+                    frame: frames::error(request_id, &r),
+                });
+            }
+        }
+        let mut effects = if t.batch.is_empty() {
+            self.clock.release(&t.versions);
+            t.effects
+        } else {
+            if t.versions.max != 0 {
+                t.batch.put_version_mark(self.idx as u32, t.versions.max);
+            }
+            let res = self.store.write(t.batch);
+            self.clock.release(&t.versions);
+            match res {
+                Ok(()) => t.effects,
+                Err(e) => {
+                    let r = Reject::from(e);
+                    for c in &t.touched {
+                        self.cache.remove(c);
+                    }
+                    t.effects
+                        .into_iter()
+                        .filter_map(|eff| match eff {
+                            Effect::Reply { conn, request_id, .. } => {
+                                Some(Effect::Reply { conn, request_id, frame: frames::error(request_id, &r) })
+                            }
+                            Effect::Fanout { .. } => None,
+                        })
+                        .collect()
+                }
+            }
+        };
+        for op in t.reads {
+            let (conn, request_id) = (op.origin, op.request_id);
+            let frame = match self.read(op) {
+                Ok(f) => f,
+                Err(r) => frames::error(request_id, &r),
+            };
+            effects.push(Effect::Reply { conn, request_id, frame });
+        }
+        effects
+    }
+
+    fn evict_if_full(&mut self) {
+        let cap = self.config.limits.conv_cache_entries;
+        if self.cache.len() > cap {
+            let drop_n = self.cache.len() - cap * 9 / 10;
+            let victims: Vec<ConvId> = self.cache.keys().take(drop_n).cloned().collect();
+            for v in victims {
+                self.cache.remove(&v);
+            }
+        }
+    }
+
+    fn entry(&mut self, conv: &ConvId) -> Result<&mut ConvEntry, Reject> {
+        if !self.cache.contains_key(conv) {
+            let loaded = self.load(conv)?;
+            self.cache.insert(conv.clone(), loaded);
+        }
+        self.cache.get_mut(conv).ok_or_else(|| Reject::new(ErrorCode::Internal, "cache miss after load"))
+    }
+
+    fn load(&self, conv: &ConvId) -> Result<ConvEntry, Reject> {
+        let max_seq = self.store.max_seq(conv)?;
+        let last = if max_seq.0 > 0 { self.store.message(conv, max_seq)?.map(Bytes::from) } else { None };
+        let (a, b) = conv.direct_members().ok_or_else(|| {
+            Reject::new(ErrorCode::UnsupportedConversation, "only p: conversations are served")
+        })?;
+        let mut members = Vec::with_capacity(2);
+        for u in [a, b] {
+            let user = UserId::new(u).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
+            let rec = self.store.user_conv(&user, conv)?.unwrap_or_default();
+            members.push(Member { user, rec });
+        }
+        Ok(ConvEntry { max_seq: max_seq.0, last, members })
+    }
+
+    fn stage(&mut self, op: ShardOp, t: &mut Turn) -> Result<(), Reject> {
+        match op.kind {
+            OpKind::Pull { .. } | OpKind::History { .. } => {
+                t.reads.push(op);
+                Ok(())
+            }
+            OpKind::Send { ref conv, ref client_msg_id, ref content } => {
+                self.stage_send(&op, conv, client_msg_id, content, t)
+            }
+            OpKind::MarkRead { ref conv, seq } => self.stage_mark_read(&op, conv, seq, t),
+            OpKind::Update { ref conv, ref req } => {
+                let now = now_ms();
+                self.stage_member_change(&op, conv, t, |rec, _| {
+                    if let Some(p) = req.pinned {
+                        if p && !rec.pinned {
+                            rec.pin_time_ms = now;
+                        }
+                        rec.pinned = p;
+                    }
+                    if let Some(m) = req.muted {
+                        rec.muted = m;
+                    }
+                    if let Some(h) = req.hidden {
+                        rec.hidden = h;
+                    }
+                })
+            }
+            OpKind::Clear { ref conv, up_to } => self.stage_member_change(&op, conv, t, |rec, max_seq| {
+                let target = if up_to == 0 || up_to > max_seq { max_seq } else { up_to };
+                rec.cleared_seq = rec.cleared_seq.max(target);
+            }),
+            OpKind::GlobalDnd { enabled } => self.stage_settings(&op, enabled, t),
+        }
+    }
+
+    fn stage_send(
+        &mut self,
+        op: &ShardOp,
+        conv: &ConvId,
+        client_msg_id: &ClientMsgId,
+        content: &pb::Content,
+        t: &mut Turn,
+    ) -> Result<(), Reject> {
+        let key = DedupKey {
+            conv: conv.clone(),
+            sender: op.user.clone(),
+            device: op.device.clone(),
+            client_msg_id: client_msg_id.as_str().to_owned(),
+        };
+        let prior = match t.dedup.get(&key) {
+            Some(r) => Some(r.clone()),
+            None => self.store.dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str())?,
+        };
+        if let Some(r) = prior {
+            let ack = pb::SendAck {
+                conv_id: conv.to_string(),
+                seq: r.seq,
+                server_msg_id: r.server_msg_id,
+                server_time_ms: r.server_time_ms,
+                duplicate: true,
+            };
+            let frame = frames::response(op.request_id, response::Result::SendAck(ack));
+            t.effects.push(Effect::Reply { conn: op.origin, request_id: op.request_id, frame });
+            return Ok(());
+        }
+        let now = now_ms();
+        let server_msg_id = self.ids.next(now);
+        let clock = Arc::clone(&self.clock);
+        let entry = self.entry(conv)?;
+        let sender_idx = entry
+            .member(&op.user)
+            .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "sender is not a participant"))?;
+        let seq = entry.max_seq + 1;
+        let msg = pb::Message {
+            conv_id: conv.to_string(),
+            seq,
+            server_msg_id,
+            client_msg_id: client_msg_id.as_str().to_owned(),
+            sender: op.user.to_string(),
+            sender_device: op.device.to_string(),
+            server_time_ms: now,
+            content: Some(content.clone()),
+        };
+        let encoded = Bytes::from(msg.encode_to_vec());
+        t.batch.put_message(conv, Seq(seq), &encoded);
+        let rec = DedupRecord { seq, server_msg_id, server_time_ms: now };
+        t.batch.put_dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str(), &rec);
+        t.dedup.insert(key, rec);
+        entry.max_seq = seq;
+        entry.last = Some(encoded);
+        let mut recipients = Vec::with_capacity(entry.members.len());
+        for (i, m) in entry.members.iter_mut().enumerate() {
+            let old = m.rec.feed_version;
+            if i == sender_idx {
+                m.rec.read_seq = seq;
+            }
+            m.rec.hidden = false;
+            m.rec.feed_version = clock.alloc(&mut t.versions);
+            t.batch.put_user_conv(&m.user, conv, old, &m.rec);
+            recipients.push(m.user.clone());
+        }
+        t.touched.push(conv.clone());
+        let ack = pb::SendAck {
+            conv_id: conv.to_string(),
+            seq,
+            server_msg_id,
+            server_time_ms: now,
+            duplicate: false,
+        };
+        t.effects.push(Effect::Reply {
+            conn: op.origin,
+            request_id: op.request_id,
+            frame: frames::response(op.request_id, response::Result::SendAck(ack)),
+        });
+        t.effects.push(Effect::Fanout {
+            users: recipients,
+            exclude: Some(op.origin),
+            frame: frames::push(push::Event::Message(msg)),
+        });
+        Ok(())
+    }
+
+    fn stage_mark_read(&mut self, op: &ShardOp, conv: &ConvId, seq: u64, t: &mut Turn) -> Result<(), Reject> {
+        let clock = Arc::clone(&self.clock);
+        let entry = self.entry(conv)?;
+        let me = entry
+            .member(&op.user)
+            .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "not a participant"))?;
+        let target = if seq == 0 || seq > entry.max_seq { entry.max_seq } else { seq };
+        if target > entry.members[me].rec.read_seq {
+            // Both participants' views change (read seq / peer read seq).
+            let mut users = Vec::with_capacity(entry.members.len());
+            for (i, m) in entry.members.iter_mut().enumerate() {
+                let old = m.rec.feed_version;
+                if i == me {
+                    m.rec.read_seq = target;
+                }
+                m.rec.feed_version = clock.alloc(&mut t.versions);
+                t.batch.put_user_conv(&m.user, conv, old, &m.rec);
+                users.push(m.user.clone());
+            }
+            t.touched.push(conv.clone());
+            let receipt = pb::ReadReceipt {
+                conv_id: conv.to_string(),
+                reader: op.user.to_string(),
+                read_seq: target,
+                reader_device: op.device.to_string(),
+            };
+            t.effects.push(Effect::Fanout {
+                users,
+                exclude: Some(op.origin),
+                frame: frames::push(push::Event::ReadReceipt(receipt)),
+            });
+            let state = conversation_state(conv, entry, me);
+            t.effects.push(Effect::Fanout {
+                users: vec![op.user.clone()],
+                exclude: Some(op.origin),
+                frame: frames::push(push::Event::Conversation(state)),
+            });
+        }
+        let state = conversation_state(conv, entry, me);
+        t.effects.push(Effect::Reply {
+            conn: op.origin,
+            request_id: op.request_id,
+            frame: frames::response(op.request_id, response::Result::Conversation(state)),
+        });
+        Ok(())
+    }
+
+    /// Applies `change` to the requesting user's record; writes, pushes the new
+    /// state to the user's other devices and replies with it.
+    fn stage_member_change(
+        &mut self,
+        op: &ShardOp,
+        conv: &ConvId,
+        t: &mut Turn,
+        change: impl FnOnce(&mut UserConvRecord, u64),
+    ) -> Result<(), Reject> {
+        let clock = Arc::clone(&self.clock);
+        let entry = self.entry(conv)?;
+        let me = entry
+            .member(&op.user)
+            .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "not a participant"))?;
+        let max_seq = entry.max_seq;
+        let m = &mut entry.members[me];
+        let before = m.rec.clone();
+        change(&mut m.rec, max_seq);
+        if m.rec != before {
+            let old = m.rec.feed_version;
+            m.rec.feed_version = clock.alloc(&mut t.versions);
+            t.batch.put_user_conv(&m.user, conv, old, &m.rec);
+            t.touched.push(conv.clone());
+            let state = conversation_state(conv, entry, me);
+            t.effects.push(Effect::Fanout {
+                users: vec![op.user.clone()],
+                exclude: Some(op.origin),
+                frame: frames::push(push::Event::Conversation(state)),
+            });
+        }
+        let state = conversation_state(conv, entry, me);
+        t.effects.push(Effect::Reply {
+            conn: op.origin,
+            request_id: op.request_id,
+            frame: frames::response(op.request_id, response::Result::Conversation(state)),
+        });
+        Ok(())
+    }
+
+    fn stage_settings(&mut self, op: &ShardOp, enabled: bool, t: &mut Turn) -> Result<(), Reject> {
+        let mut rec = match t.settings.get(&op.user) {
+            Some(r) => r.clone(),
+            None => self.store.settings(&op.user)?,
+        };
+        if rec.global_dnd != enabled {
+            let old = rec.feed_version;
+            rec.global_dnd = enabled;
+            rec.feed_version = self.clock.alloc(&mut t.versions);
+            t.batch.put_settings(&op.user, old, &rec);
+            t.effects.push(Effect::Fanout {
+                users: vec![op.user.clone()],
+                exclude: Some(op.origin),
+                frame: frames::push(push::Event::Settings(pb::UserSettings { global_dnd: enabled })),
+            });
+            t.settings.insert(op.user.clone(), rec);
+        }
+        t.effects.push(Effect::Reply {
+            conn: op.origin,
+            request_id: op.request_id,
+            frame: frames::response(op.request_id, response::Result::Ok(pb::Ok {})),
+        });
+        Ok(())
+    }
+
+    /// Serves a pull or history read from committed state.
+    fn read(&mut self, op: ShardOp) -> Result<Bytes, Reject> {
+        let request_id = op.request_id;
+        let roam_days = self.config.history.roam_days;
+        let lim = &self.config.limits;
+        let page = |limit: u32| if limit == 0 { lim.pull_page_default } else { limit.min(lim.pull_page_max) } as usize;
+        let (conv, ascending, from, to, limit) = match op.kind {
+            OpKind::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
+            OpKind::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),
+            _ => return Err(Reject::new(ErrorCode::Internal, "not a read")),
+        };
+        let store = self.store.clone();
+        let entry = self.entry(&conv)?;
+        let me = entry
+            .member(&op.user)
+            .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "not a participant"))?;
+        let max_seq = entry.max_seq;
+        let min_readable = entry.members[me].rec.cleared_seq + 1;
+        let floor_ms = if roam_days == 0 { 0 } else { now_ms().saturating_sub(roam_days * 86_400_000) };
+        let mut rows = if ascending {
+            let to = if to == 0 { max_seq } else { to.min(max_seq) };
+            store.messages(&conv, Seq(from.max(min_readable)), Seq(to), limit + 1)?
+        } else {
+            let before = if to == 0 { max_seq + 1 } else { to.min(max_seq + 1) };
+            store.messages_before(&conv, Seq(before), Seq(min_readable), limit + 1)?
+        };
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        // A page also stops before it could exceed the frame limit (spec ):
+        // clients page on `more`, never on the item count.
+        let byte_budget = (self.config.limits.max_frame_size as usize).saturating_sub(64 * 1024);
+        let mut more = more;
+        let mut bytes_used = 0;
+        let mut messages = Vec::with_capacity(rows.len());
+        let total = rows.len();
+        // History rows arrive newest-first, so a cut keeps the newest ones.
+        for (i, (_, bytes)) in rows.into_iter().enumerate() {
+            if bytes_used + bytes.len() > byte_budget && i > 0 {
+                more = more || i < total;
+                break;
+            }
+            bytes_used += bytes.len() + 8;
+            let m = pb::Message::decode(bytes.as_slice())
+                .map_err(|e| Reject::new(ErrorCode::Internal, format!("stored message undecodable: {e}")))?;
+            if m.server_time_ms >= floor_ms {
+                messages.push(m);
+            }
+        }
+        if !ascending {
+            messages.reverse();
+        }
+        let result = pb::Messages {
+            conv_id: conv.to_string(),
+            messages,
+            max_seq,
+            min_readable_seq: min_readable,
+            more,
+        };
+        Ok(frames::response(request_id, response::Result::Messages(result)))
+    }
+}
+
+/// Builds `user`'s (members[me]) view of a conversation from its entry.
+fn conversation_state(conv: &ConvId, entry: &ConvEntry, me: usize) -> pb::ConversationState {
+    let rec = &entry.members[me].rec;
+    let peer_read_seq = entry.members.iter().enumerate().find(|(i, _)| *i != me).map(|(_, m)| m.rec.read_seq);
+    let last_message = match &entry.last {
+        Some(b) if entry.max_seq > rec.cleared_seq => pb::Message::decode(b.as_ref()).ok(),
+        _ => None,
+    };
+    state_from_parts(conv, entry.max_seq, rec, peer_read_seq.unwrap_or(0), last_message)
+}
+
+/// Builds a [`pb::ConversationState`]; shared with the sync path.
+pub(crate) fn state_from_parts(
+    conv: &ConvId,
+    max_seq: u64,
+    rec: &UserConvRecord,
+    peer_read_seq: u64,
+    last_message: Option<pb::Message>,
+) -> pb::ConversationState {
+    pb::ConversationState {
+        conv_id: conv.to_string(),
+        max_seq,
+        read_seq: rec.read_seq,
+        unread: max_seq.saturating_sub(rec.read_seq.max(rec.cleared_seq)),
+        cleared_seq: rec.cleared_seq,
+        pinned: rec.pinned,
+        muted: rec.muted,
+        hidden: rec.hidden,
+        last_message,
+        peer_read_seq,
+        pin_time_ms: rec.pin_time_ms,
+    }
+}

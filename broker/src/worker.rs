@@ -1,0 +1,831 @@
+//! One worker thread: a `mio` event loop that owns its listener (SO_REUSEPORT),
+//! its connections, and the owner shard of its conversations.
+//!
+//! A loop turn: poll → accept → read and decode frames (bounded per
+//! connection) → drain the inbox (bounded batch) → run the shard turn (one
+//! RocksDB write) → emit effects → flush every connection with output →
+//! timers.
+//!
+//! Invariants:
+//! - nothing blocks except `poll` and the one storage write per turn;
+//! - cross-worker messages go through bounded crossbeam channels plus a
+//!   `mio::Waker`; a full channel spills into a local FIFO per destination
+//!   (order kept) and, while it is non-empty, this worker stops reading
+//!   sockets (TCP backpressure) but keeps draining its own inbox, so workers
+//!   can never deadlock on each other;
+//! - a connection's queued output is bounded by `limits.write_queue_bytes`; a
+//!   client that does not read is closed with SLOW_CONSUMER (it re-syncs, nothing
+//!   is lost);
+//! - decoding never allocates more than `limits.max_frame_size` per frame.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use crossbeam_channel::{Receiver, TrySendError};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use missive_protocol::pb::{self, frame, request};
+use missive_protocol::token::{self, Role};
+use missive_protocol::{
+    ClientMsgId, ConvId, ConvKind, DeviceId, ErrorCode, FrameCodec, PROTOCOL_VERSION, UserId,
+};
+use prost::Message as _;
+use tracing::{debug, info, warn};
+
+use crate::Shared;
+use crate::clock::now_ms;
+use crate::directory::{ConnRef, Presence};
+use crate::error::Reject;
+use crate::frames;
+use crate::shard::{Effect, OpKind, Shard, ShardOp};
+
+/// Token of the listener.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the cross-worker waker.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Inbox messages handled per turn before the loop services sockets again.
+const INBOX_BATCH: usize = 4096;
+/// Bytes read from one connection per turn (fairness between connections).
+const READ_BUDGET: usize = 256 * 1024;
+/// Frames decoded from one connection per turn.
+const FRAME_BUDGET: usize = 256;
+/// Buffers handed to one `writev`.
+const MAX_IOV: usize = 64;
+/// Messages spilled towards one busy worker before this worker stops reading sockets.
+const OVERFLOW_PAUSE: usize = 1024;
+/// How long a closing connection may take to flush its Close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// A message between workers.
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    /// A request for the receiving worker's owner shard (boxed: ops are large,
+    /// replies and pushes are the common case and stay small).
+    Op(Box<ShardOp>),
+    /// A response to a request of the receiving worker's connection `conn`.
+    Reply { conn: u64, frame: Bytes },
+    /// A push to the receiving worker's connection `conn`.
+    Push { conn: u64, frame: Bytes },
+}
+
+/// An authenticated session (transport-agnostic state of a connection).
+#[derive(Debug)]
+struct Session {
+    user: UserId,
+    device: DeviceId,
+    role: Role,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for Hello until the deadline.
+    Handshake {
+        deadline: Instant,
+    },
+    Ready(Session),
+}
+
+#[derive(Debug)]
+struct Conn {
+    sock: TcpStream,
+    peer: SocketAddr,
+    rbuf: BytesMut,
+    /// Encoded frames not yet written; `out_bytes` is their total size.
+    out: VecDeque<Bytes>,
+    out_bytes: usize,
+    phase: Phase,
+    last_frame: Instant,
+    /// Requests sent to shards and not yet answered.
+    in_flight: usize,
+    /// Set once a Close is queued: flush, then drop by `close_deadline`.
+    close_deadline: Option<Instant>,
+    /// There may be unread bytes in the socket.
+    readable: bool,
+}
+
+pub(crate) struct Worker {
+    idx: usize,
+    shared: Arc<Shared>,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    accept_paused_until: Option<Instant>,
+    conns: HashMap<u64, Conn>,
+    next_id: u64,
+    inbox: Receiver<WorkerMsg>,
+    overflow: Vec<VecDeque<WorkerMsg>>,
+    shard: Shard,
+    ops: Vec<ShardOp>,
+    dirty: Vec<u64>,
+    codec: FrameCodec,
+    last_timer: Instant,
+    last_fd_warning: Option<Instant>,
+    /// Reused read buffer (one per worker, not per connection).
+    scratch: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("idx", &self.idx).field("conns", &self.conns.len()).finish()
+    }
+}
+
+fn owner_of(key: &str, workers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() as usize) % workers
+}
+
+impl Worker {
+    pub(crate) fn new(
+        idx: usize,
+        shared: Arc<Shared>,
+        poll: Poll,
+        listener: TcpListener,
+        inbox: Receiver<WorkerMsg>,
+    ) -> io::Result<Self> {
+        let mut listener = listener;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let shard =
+            Shard::new(idx, shared.store.clone(), Arc::clone(&shared.clock), Arc::clone(&shared.config));
+        let n = shared.senders.len();
+        let codec = FrameCodec::new(shared.config.limits.max_frame_size);
+        Ok(Self {
+            idx,
+            shared,
+            poll,
+            listener: Some(listener),
+            accept_paused_until: None,
+            conns: HashMap::new(),
+            next_id: 1,
+            inbox,
+            overflow: (0..n).map(|_| VecDeque::new()).collect(),
+            shard,
+            ops: Vec::new(),
+            dirty: Vec::new(),
+            codec,
+            last_timer: Instant::now(),
+            last_fd_warning: None,
+            scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+        })
+    }
+
+    /// Runs until shutdown completes.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut shutdown_started: Option<Instant> = None;
+        loop {
+            let busy = !self.ops.is_empty()
+                || !self.inbox.is_empty()
+                || self.conns.values().any(|c| c.readable)
+                || self.overflow.iter().any(|q| !q.is_empty());
+            let timeout = if busy { Duration::ZERO } else { Duration::from_millis(200) };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                warn!(worker = self.idx, error = %e, "poll failed");
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(t) => {
+                        let id = t as u64;
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                                c.readable = true;
+                            }
+                            if ev.is_writable() && !c.out.is_empty() {
+                                self.dirty.push(id);
+                            }
+                        }
+                    }
+                }
+            }
+            if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+            let stopping = self.shared.shutdown.load(Ordering::Acquire);
+            if stopping && shutdown_started.is_none() {
+                shutdown_started = Some(Instant::now());
+                if let Some(mut l) = self.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut l);
+                }
+            }
+            if !stopping && self.overflow.iter().all(|q| q.len() < OVERFLOW_PAUSE) {
+                self.read_all();
+            }
+            self.drain_inbox();
+            self.retry_overflow();
+            let ops = std::mem::take(&mut self.ops);
+            let effects = self.shard.run_turn(ops);
+            self.emit(effects);
+            self.flush_dirty();
+            if self.last_timer.elapsed() >= Duration::from_millis(500) {
+                self.last_timer = Instant::now();
+                self.timers();
+            }
+            if let Some(started) = shutdown_started
+                && self.shutdown_step(started)
+            {
+                break;
+            }
+        }
+        info!(worker = self.idx, "worker stopped");
+    }
+
+    /// Returns true once this worker may exit.
+    fn shutdown_step(&mut self, started: Instant) -> bool {
+        let quiet = self.shared.in_flight_ops.load(Ordering::Acquire) == 0
+            && self.ops.is_empty()
+            && self.inbox.is_empty()
+            && self.overflow.iter().all(VecDeque::is_empty);
+        let waited = started.elapsed();
+        if (quiet || waited > Duration::from_secs(5))
+            && self.conns.values().any(|c| c.close_deadline.is_none())
+        {
+            let ids: Vec<u64> = self.conns.keys().copied().collect();
+            for id in ids {
+                self.close(id, ErrorCode::ServerShutdown, "server shutting down");
+            }
+            self.flush_dirty();
+        }
+        let closing_done = self.conns.values().all(|c| c.close_deadline.is_some() && c.out.is_empty());
+        if (quiet && closing_done) || waited > Duration::from_secs(8) {
+            let ids: Vec<u64> = self.conns.keys().copied().collect();
+            for id in ids {
+                self.drop_conn(id);
+            }
+            return true;
+        }
+        false
+    }
+
+    fn accept(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listener.as_ref() else { return };
+            match listener.accept() {
+                Ok((mut sock, peer)) => {
+                    let limit = self.shared.config.limits.max_connections;
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let _ = sock.set_nodelay(true);
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self.poll.registry().register(&mut sock, Token(id as usize), interest) {
+                        warn!(error = %e, "register failed");
+                        continue;
+                    }
+                    let deadline = Instant::now()
+                        + Duration::from_secs(self.shared.config.limits.handshake_timeout_secs);
+                    let conn = Conn {
+                        sock,
+                        peer,
+                        rbuf: BytesMut::with_capacity(4096),
+                        out: VecDeque::new(),
+                        out_bytes: 0,
+                        phase: Phase::Handshake { deadline },
+                        last_frame: Instant::now(),
+                        in_flight: 0,
+                        close_deadline: None,
+                        readable: true,
+                    };
+                    self.conns.insert(id, conn);
+                    let total = self.shared.conn_count.fetch_add(1, Ordering::AcqRel) + 1;
+                    debug!(worker = self.idx, conn = id, %peer, "accepted");
+                    if total > limit {
+                        self.close(id, ErrorCode::TooManyConnections, "server connection limit reached");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE / ENFILE: out of file descriptors. Say so clearly, back off.
+                    let fd_limit = crate::fd_limit();
+                    if self.last_fd_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        self.last_fd_warning = Some(Instant::now());
+                        tracing::error!(
+                            worker = self.idx,
+                            error = %e,
+                            open_connections = self.shared.conn_count.load(Ordering::Relaxed),
+                            fd_limit,
+                            "cannot accept: open-file limit reached (RLIMIT_NOFILE); raise `ulimit -n` or lower limits.max_connections"
+                        );
+                    }
+                    self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_all(&mut self) {
+        let ids: Vec<u64> = self.conns.iter().filter(|(_, c)| c.readable).map(|(id, _)| *id).collect();
+        for id in ids {
+            self.read_conn(id);
+        }
+    }
+
+    fn read_conn(&mut self, id: u64) {
+        let mut total = 0;
+        let mut eof = false;
+        {
+            let scratch = &mut self.scratch;
+            let Some(c) = self.conns.get_mut(&id) else { return };
+            if c.close_deadline.is_some() {
+                // Discard input of a closing connection.
+                let mut sink = [0u8; 4096];
+                while let Ok(n) = c.sock.read(&mut sink) {
+                    if n == 0 {
+                        eof = true;
+                        break;
+                    }
+                }
+                c.readable = false;
+            } else {
+                loop {
+                    if total >= READ_BUDGET {
+                        break;
+                    }
+                    match c.sock.read(&mut scratch[..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => {
+                            c.rbuf.extend_from_slice(&scratch[..n]);
+                            total += n;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            c.readable = false;
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            eof = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.decode_frames(id);
+        if eof {
+            self.drop_conn(id);
+        }
+    }
+
+    fn decode_frames(&mut self, id: u64) {
+        for _ in 0..FRAME_BUDGET {
+            let decoded = {
+                let Some(c) = self.conns.get_mut(&id) else { return };
+                if c.close_deadline.is_some() {
+                    return;
+                }
+                match self.codec.split_payload(&mut c.rbuf) {
+                    Ok(None) => return,
+                    Ok(Some(payload)) => self.codec.decode_payload(payload),
+                    Err(e) => Err(e),
+                }
+            };
+            match decoded {
+                Ok(frame) => self.on_frame(id, frame),
+                Err(e) => {
+                    debug!(conn = id, error = %e, "bad frame");
+                    self.close(id, e.code(), &e.to_string());
+                    return;
+                }
+            }
+        }
+        // Budget used up: come back next turn even without a new event.
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.readable = true;
+        }
+    }
+
+    fn on_frame(&mut self, id: u64, frame: pb::Frame) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        c.last_frame = Instant::now();
+        let ready = matches!(c.phase, Phase::Ready(_));
+        match (frame.body, ready) {
+            (Some(frame::Body::Hello(h)), false) => self.on_hello(id, h),
+            (Some(frame::Body::Hello(_)), true) => self.close(id, ErrorCode::UnexpectedFrame, "second Hello"),
+            (_, false) => self.close(id, ErrorCode::HandshakeRequired, "the first frame must be Hello"),
+            (Some(frame::Body::Ping(p)), true) => self.enqueue(id, frames::pong(p.nonce, now_ms())),
+            (Some(frame::Body::PushAck(_)), true) => {}
+            (Some(frame::Body::Request(r)), true) => self.on_request(id, r),
+            (_, true) => self.close(id, ErrorCode::UnexpectedFrame, "frame kind not accepted from clients"),
+        }
+    }
+
+    fn on_hello(&mut self, id: u64, h: pb::Hello) {
+        let shared = Arc::clone(&self.shared);
+        let result = (|| -> Result<(Session, pb::Platform), Reject> {
+            if !(h.min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= h.max_version) {
+                return Err(Reject::new(
+                    ErrorCode::UnsupportedVersion,
+                    format!("server speaks protocol {PROTOCOL_VERSION} only"),
+                ));
+            }
+            let device = DeviceId::new(h.device_id.clone())
+                .map_err(|e| Reject::new(ErrorCode::InvalidArgument, format!("device_id: {e}")))?;
+            let platform = pb::Platform::try_from(h.platform)
+                .ok()
+                .filter(|p| *p != pb::Platform::Unspecified)
+                .ok_or_else(|| Reject::new(ErrorCode::InvalidArgument, "platform must be set"))?;
+            if h.client_version.len() > 64 {
+                return Err(Reject::new(ErrorCode::InvalidArgument, "client_version longer than 64 bytes"));
+            }
+            let claims = token::verify(shared.config.secret.as_bytes(), &h.token, now_ms() / 1000)
+                .map_err(|e| Reject::new(e.code(), e.to_string()))?;
+            if claims.device.as_ref().is_some_and(|d| d != &device)
+                || claims.platform.is_some_and(|p| p != platform)
+            {
+                return Err(Reject::new(
+                    ErrorCode::TokenDeviceMismatch,
+                    "token is restricted to another device",
+                ));
+            }
+            Ok((Session { user: claims.user, device, role: claims.role }, platform))
+        })();
+        let (session, platform) = match result {
+            Ok(s) => s,
+            Err(r) => {
+                debug!(conn = id, code = %r.code, "handshake refused");
+                self.close(id, r.code, &r.message);
+                return;
+            }
+        };
+        let sync_token = match shared.store.device(&session.user, session.device.as_str()) {
+            Ok(d) => d.map(|d| d.sync_token).unwrap_or_default(),
+            Err(e) => {
+                let r = Reject::from(e);
+                self.close(id, r.code, &r.message);
+                return;
+            }
+        };
+        let conn = ConnRef { worker: self.idx, id };
+        shared.directory.add(&session.user, Presence { conn, device: session.device.clone(), platform });
+        let session_id = format!("{:016x}{:016x}", rand::random::<u64>(), id);
+        info!(worker = self.idx, conn = id, user = %session.user, device = %session.device, "session ready");
+        let l = &shared.config.limits;
+        let ok = pb::HelloOk {
+            version: PROTOCOL_VERSION,
+            server_time_ms: now_ms(),
+            session_id,
+            user_id: session.user.to_string(),
+            sync_token,
+            max_frame_size: l.max_frame_size,
+            ping_interval_secs: l.ping_interval_secs as u32,
+            idle_timeout_secs: l.idle_timeout_secs as u32,
+        };
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.phase = Phase::Ready(session);
+        }
+        self.enqueue(id, frames::hello_ok(ok));
+    }
+
+    fn on_request(&mut self, id: u64, r: pb::Request) {
+        let request_id = r.id;
+        let shared = Arc::clone(&self.shared);
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Phase::Ready(s) = &c.phase else { return };
+        if c.in_flight >= shared.config.limits.max_in_flight {
+            let rej = Reject::new(ErrorCode::TooManyInFlight, "too many requests in flight");
+            self.enqueue(id, frames::error(request_id, &rej));
+            return;
+        }
+        let (user, device) = (s.user.clone(), s.device.clone());
+        let _role = s.role;
+        let routed = match r.op {
+            None => Err(Reject::new(ErrorCode::UnknownRequest, "unknown or missing request operation")),
+            Some(request::Op::Sync(req)) => {
+                let l = &shared.config.limits;
+                let res = crate::sync::serve(
+                    &shared.store,
+                    &shared.clock,
+                    &shared.token_key,
+                    l,
+                    &user,
+                    &device,
+                    &req,
+                );
+                let frame = match res {
+                    Ok(r) => frames::response(request_id, pb::response::Result::Sync(r)),
+                    Err(rej) => frames::error(request_id, &rej),
+                };
+                self.enqueue(id, frame);
+                return;
+            }
+            Some(op) => self.validate(&user, op),
+        };
+        match routed {
+            Err(rej) => self.enqueue(id, frames::error(request_id, &rej)),
+            Ok((owner_key, kind)) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.in_flight += 1;
+                }
+                shared.in_flight_ops.fetch_add(1, Ordering::AcqRel);
+                let owner = owner_of(&owner_key, shared.senders.len());
+                let op = ShardOp { origin: ConnRef { worker: self.idx, id }, request_id, user, device, kind };
+                self.send_to(owner, WorkerMsg::Op(Box::new(op)));
+            }
+        }
+    }
+
+    /// Stateless checks done before routing; returns the owner key and the op.
+    fn validate(&self, user: &UserId, op: request::Op) -> Result<(String, OpKind), Reject> {
+        let conv_of = |s: &str| -> Result<ConvId, Reject> {
+            let conv = ConvId::parse(s).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
+            if conv.kind() != ConvKind::Direct {
+                return Err(Reject::new(
+                    ErrorCode::UnsupportedConversation,
+                    "only p: conversations are served",
+                ));
+            }
+            if conv.peer_of(user).is_none() {
+                return Err(Reject::new(
+                    ErrorCode::NotParticipant,
+                    "you are not a participant of this conversation",
+                ));
+            }
+            Ok(conv)
+        };
+        let kind = match op {
+            request::Op::Send(m) => {
+                let conv = conv_of(&m.conv_id)?;
+                let client_msg_id = ClientMsgId::new(m.client_msg_id)
+                    .map_err(|e| Reject::new(ErrorCode::InvalidArgument, e.to_string()))?;
+                let content =
+                    m.content.ok_or_else(|| Reject::new(ErrorCode::UnsupportedContent, "content missing"))?;
+                check_content(&content, self.shared.config.limits.max_content_bytes)?;
+                OpKind::Send { conv, client_msg_id, content }
+            }
+            request::Op::Pull(req) => OpKind::Pull { conv: conv_of(&req.conv_id)?, req },
+            request::Op::History(req) => OpKind::History { conv: conv_of(&req.conv_id)?, req },
+            request::Op::MarkRead(req) => OpKind::MarkRead { conv: conv_of(&req.conv_id)?, seq: req.seq },
+            request::Op::UpdateConversation(req) => {
+                if req.pinned.is_none() && req.muted.is_none() && req.hidden.is_none() {
+                    return Err(Reject::new(ErrorCode::InvalidArgument, "nothing to update"));
+                }
+                OpKind::Update { conv: conv_of(&req.conv_id)?, req }
+            }
+            request::Op::ClearHistory(req) => {
+                OpKind::Clear { conv: conv_of(&req.conv_id)?, up_to: req.up_to_seq }
+            }
+            request::Op::SetGlobalDnd(req) => {
+                return Ok((format!("u:{user}"), OpKind::GlobalDnd { enabled: req.enabled }));
+            }
+            request::Op::Sync(_) => return Err(Reject::new(ErrorCode::Internal, "sync is served locally")),
+        };
+        let key = match &kind {
+            OpKind::Send { conv, .. }
+            | OpKind::Pull { conv, .. }
+            | OpKind::History { conv, .. }
+            | OpKind::MarkRead { conv, .. }
+            | OpKind::Update { conv, .. }
+            | OpKind::Clear { conv, .. } => conv.to_string(),
+            OpKind::GlobalDnd { .. } => format!("u:{user}"),
+        };
+        Ok((key, kind))
+    }
+
+    fn send_to(&mut self, worker: usize, msg: WorkerMsg) {
+        if worker == self.idx {
+            match msg {
+                WorkerMsg::Op(op) => self.ops.push(*op),
+                WorkerMsg::Reply { conn, frame } => self.on_reply(conn, frame),
+                WorkerMsg::Push { conn, frame } => self.enqueue(conn, frame),
+            }
+            return;
+        }
+        if !self.overflow[worker].is_empty() {
+            self.overflow[worker].push_back(msg);
+            return;
+        }
+        match self.shared.senders[worker].try_send(msg) {
+            Ok(()) => {
+                let _ = self.shared.wakers[worker].wake();
+            }
+            Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
+                self.overflow[worker].push_back(m);
+            }
+        }
+    }
+
+    fn retry_overflow(&mut self) {
+        for w in 0..self.overflow.len() {
+            let mut sent = false;
+            while let Some(m) = self.overflow[w].pop_front() {
+                match self.shared.senders[w].try_send(m) {
+                    Ok(()) => sent = true,
+                    Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
+                        self.overflow[w].push_front(m);
+                        break;
+                    }
+                }
+            }
+            if sent {
+                let _ = self.shared.wakers[w].wake();
+            }
+        }
+    }
+
+    fn drain_inbox(&mut self) {
+        for _ in 0..INBOX_BATCH {
+            match self.inbox.try_recv() {
+                Ok(WorkerMsg::Op(op)) => self.ops.push(*op),
+                Ok(WorkerMsg::Reply { conn, frame }) => self.on_reply(conn, frame),
+                Ok(WorkerMsg::Push { conn, frame }) => self.enqueue(conn, frame),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_reply(&mut self, id: u64, frame: Bytes) {
+        self.shared.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        self.enqueue(id, frame);
+    }
+
+    fn emit(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Reply { conn, frame, .. } => {
+                    self.send_to(conn.worker, WorkerMsg::Reply { conn: conn.id, frame })
+                }
+                Effect::Fanout { users, exclude, frame } => {
+                    for u in &users {
+                        for p in self.shared.directory.sessions(u) {
+                            if Some(p.conn) == exclude {
+                                continue;
+                            }
+                            self.send_to(
+                                p.conn.worker,
+                                WorkerMsg::Push { conn: p.conn.id, frame: frame.clone() },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues an encoded frame for a local connection.
+    fn enqueue(&mut self, id: u64, frame: Bytes) {
+        let limit = self.shared.config.limits.write_queue_bytes;
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.close_deadline.is_some() {
+            return;
+        }
+        if c.out_bytes + frame.len() > limit {
+            warn!(conn = id, peer = %c.peer, queued = c.out_bytes, "slow consumer: closing");
+            c.out.clear();
+            c.out_bytes = 0;
+            self.close(id, ErrorCode::SlowConsumer, "write queue overflow; reconnect and sync");
+            return;
+        }
+        if c.out.is_empty() {
+            self.dirty.push(id);
+        }
+        c.out_bytes += frame.len();
+        c.out.push_back(frame);
+    }
+
+    /// Queues a Close frame; the connection is dropped once it is flushed.
+    fn close(&mut self, id: u64, code: ErrorCode, message: &str) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.close_deadline.is_some() {
+            return;
+        }
+        let frame = frames::close(code, message);
+        if c.out.is_empty() {
+            self.dirty.push(id);
+        }
+        c.out_bytes += frame.len();
+        c.out.push_back(frame);
+        c.close_deadline = Some(Instant::now() + CLOSE_LINGER);
+        if let Phase::Ready(s) = &c.phase {
+            self.shared.directory.remove(&s.user, ConnRef { worker: self.idx, id });
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for id in dirty {
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            let mut failed = false;
+            while !c.out.is_empty() {
+                let iov: Vec<IoSlice<'_>> = c.out.iter().take(MAX_IOV).map(|b| IoSlice::new(b)).collect();
+                match c.sock.write_vectored(&iov) {
+                    Ok(0) => {
+                        failed = true;
+                        break;
+                    }
+                    Ok(mut n) => {
+                        c.out_bytes -= n;
+                        while n > 0 {
+                            let Some(front) = c.out.front_mut() else { break };
+                            if n >= front.len() {
+                                n -= front.len();
+                                c.out.pop_front();
+                            } else {
+                                front.advance(n);
+                                n = 0;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            let done_closing = c.close_deadline.is_some() && c.out.is_empty();
+            if failed || done_closing {
+                self.drop_conn(id);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, id: u64) {
+        let Some(mut c) = self.conns.remove(&id) else { return };
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        self.shared.conn_count.fetch_sub(1, Ordering::AcqRel);
+        if let Phase::Ready(s) = &c.phase {
+            self.shared.directory.remove(&s.user, ConnRef { worker: self.idx, id });
+            debug!(conn = id, user = %s.user, "closed");
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        let idle = Duration::from_secs(self.shared.config.limits.idle_timeout_secs);
+        let mut to_close = Vec::new();
+        let mut to_drop = Vec::new();
+        for (id, c) in &self.conns {
+            if let Some(d) = c.close_deadline {
+                if now >= d {
+                    to_drop.push(*id);
+                }
+                continue;
+            }
+            match &c.phase {
+                Phase::Handshake { deadline } if now >= *deadline => {
+                    to_close.push((*id, ErrorCode::HandshakeTimeout, "no Hello in time"));
+                }
+                Phase::Ready(_) if now.duration_since(c.last_frame) >= idle => {
+                    to_close.push((*id, ErrorCode::IdleTimeout, "no frame within the idle timeout"));
+                }
+                _ => {}
+            }
+        }
+        for (id, code, msg) in to_close {
+            self.close(id, code, msg);
+        }
+        for id in to_drop {
+            self.drop_conn(id);
+        }
+    }
+}
+
+/// Content checks: a known body the client may send, non-empty text, size.
+fn check_content(content: &pb::Content, max_bytes: usize) -> Result<(), Reject> {
+    use pb::content::Body;
+    match &content.body {
+        None => return Err(Reject::new(ErrorCode::UnsupportedContent, "content has no known body")),
+        Some(Body::Tip(_)) | Some(Body::System(_)) => {
+            return Err(Reject::new(
+                ErrorCode::UnsupportedContent,
+                "tip and system content are server-generated",
+            ));
+        }
+        Some(Body::Text(t)) if t.text.is_empty() => {
+            return Err(Reject::new(ErrorCode::InvalidArgument, "text is empty"));
+        }
+        Some(_) => {}
+    }
+    let len = content.encoded_len();
+    if len > max_bytes {
+        return Err(Reject::new(
+            ErrorCode::ContentTooLarge,
+            format!("content is {len} bytes, max {max_bytes}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Generates the prost types from `spec/proto` (the single source of truth)
+//! with protox, so no system `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/proto");
+    let files = ["frame.proto", "message.proto", "conversation.proto"];
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", proto_dir.join(f).display());
+    }
+    let fds = protox::compile(files, [&proto_dir])?;
+    prost_build::Config::new().btree_map(["."]).compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Stable protocol error codes.
+//!
+//! Invariants: numbers never change meaning within a major version; every code
+//! here appears in the table of `spec/PROTOCOL.md` (a test in the tests crate
+//! checks that). Ranges: 1xxx connection/framing, 2xxx authentication and
+//! permission, 3xxx request validation, 5xxx server side.
+
+/// A stable numeric error code as carried in `Error.code` and `Close.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ErrorCode {
+    /// Frame payload is not a valid protobuf `Frame`, or is empty. Closes.
+    MalformedFrame = 1000,
+    /// Length prefix above the maximum frame size. Closes.
+    FrameTooLarge = 1001,
+    /// No common protocol version. Closes.
+    UnsupportedVersion = 1002,
+    /// A frame other than `Hello` before the handshake completed. Closes.
+    HandshakeRequired = 1003,
+    /// No `Hello` within the handshake timeout. Closes.
+    HandshakeTimeout = 1004,
+    /// A frame the client must not send (second `Hello`, a server-only kind,
+    /// a frame with no known body). Closes.
+    UnexpectedFrame = 1005,
+    /// A `Request` whose operation is unknown to this server. Connection stays.
+    UnknownRequest = 1006,
+    /// No frame received within the idle timeout. Closes.
+    IdleTimeout = 1007,
+    /// The client did not read its pushes fast enough; its queue overflowed.
+    /// Closes; reconnect and sync, nothing is lost.
+    SlowConsumer = 1008,
+    /// The server is shutting down. Closes; reconnect later.
+    ServerShutdown = 1009,
+    /// The server cannot accept more connections (e.g. open-file limit). Closes.
+    TooManyConnections = 1010,
+    /// Too many requests in flight on this connection; wait for responses.
+    TooManyInFlight = 1011,
+
+    /// Token malformed, forged (bad signature) or using an unsupported algorithm.
+    TokenInvalid = 2000,
+    /// Token expired.
+    TokenExpired = 2001,
+    /// Token restricted to another device id or platform.
+    TokenDeviceMismatch = 2002,
+    /// The authenticated user may not perform this request.
+    PermissionDenied = 2003,
+    /// The account is disabled.
+    AccountDisabled = 2004,
+    /// Another login replaced this session (multi-device policy). Closes.
+    Kicked = 2005,
+
+    /// A request field is missing or out of range; the message names it.
+    InvalidArgument = 3000,
+    /// Malformed conversation id.
+    InvalidConvId = 3001,
+    /// The user is not a participant of the conversation.
+    NotParticipant = 3002,
+    /// Message content above the configured maximum size.
+    ContentTooLarge = 3003,
+    /// Message content has no body, or a kind this server does not accept.
+    UnsupportedContent = 3004,
+    /// The sync token was not issued by this server for this user.
+    InvalidSyncToken = 3005,
+    /// The conversation kind is not served by this server version.
+    UnsupportedConversation = 3006,
+
+    /// Unexpected server error.
+    Internal = 5000,
+    /// The storage engine failed; nothing was stored.
+    Storage = 5001,
+    /// The server is overloaded; retry with backoff.
+    Overloaded = 5002,
+    /// Rate limit exceeded; retry later.
+    RateLimited = 5003,
+}
+
+impl ErrorCode {
+    /// Every defined code, in numeric order.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::MalformedFrame,
+        Self::FrameTooLarge,
+        Self::UnsupportedVersion,
+        Self::HandshakeRequired,
+        Self::HandshakeTimeout,
+        Self::UnexpectedFrame,
+        Self::UnknownRequest,
+        Self::IdleTimeout,
+        Self::SlowConsumer,
+        Self::ServerShutdown,
+        Self::TooManyConnections,
+        Self::TooManyInFlight,
+        Self::TokenInvalid,
+        Self::TokenExpired,
+        Self::TokenDeviceMismatch,
+        Self::PermissionDenied,
+        Self::AccountDisabled,
+        Self::Kicked,
+        Self::InvalidArgument,
+        Self::InvalidConvId,
+        Self::NotParticipant,
+        Self::ContentTooLarge,
+        Self::UnsupportedContent,
+        Self::InvalidSyncToken,
+        Self::UnsupportedConversation,
+        Self::Internal,
+        Self::Storage,
+        Self::Overloaded,
+        Self::RateLimited,
+    ];
+
+    /// The numeric wire value.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+
+    /// Parses a wire value; `None` for codes this version does not know.
+    pub fn from_u32(code: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_u32() == code)
+    }
+
+    /// Upper-snake name used in the spec table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MalformedFrame => "MALFORMED_FRAME",
+            Self::FrameTooLarge => "FRAME_TOO_LARGE",
+            Self::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            Self::HandshakeRequired => "HANDSHAKE_REQUIRED",
+            Self::HandshakeTimeout => "HANDSHAKE_TIMEOUT",
+            Self::UnexpectedFrame => "UNEXPECTED_FRAME",
+            Self::UnknownRequest => "UNKNOWN_REQUEST",
+            Self::IdleTimeout => "IDLE_TIMEOUT",
+            Self::SlowConsumer => "SLOW_CONSUMER",
+            Self::ServerShutdown => "SERVER_SHUTDOWN",
+            Self::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            Self::TooManyInFlight => "TOO_MANY_IN_FLIGHT",
+            Self::TokenInvalid => "TOKEN_INVALID",
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::TokenDeviceMismatch => "TOKEN_DEVICE_MISMATCH",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::Kicked => "KICKED",
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::InvalidConvId => "INVALID_CONV_ID",
+            Self::NotParticipant => "NOT_PARTICIPANT",
+            Self::ContentTooLarge => "CONTENT_TOO_LARGE",
+            Self::UnsupportedContent => "UNSUPPORTED_CONTENT",
+            Self::InvalidSyncToken => "INVALID_SYNC_TOKEN",
+            Self::UnsupportedConversation => "UNSUPPORTED_CONVERSATION",
+            Self::Internal => "INTERNAL",
+            Self::Storage => "STORAGE",
+            Self::Overloaded => "OVERLOADED",
+            Self::RateLimited => "RATE_LIMITED",
+        }
+    }
+
+    /// Whether the same request (or a reconnect) may succeed later unchanged.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            Self::HandshakeTimeout
+                | Self::IdleTimeout
+                | Self::SlowConsumer
+                | Self::ServerShutdown
+                | Self::TooManyConnections
+                | Self::TooManyInFlight
+                | Self::Internal
+                | Self::Storage
+                | Self::Overloaded
+                | Self::RateLimited
+        )
+    }
+
+    /// Whether the server closes the connection after reporting this code.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            Self::MalformedFrame
+                | Self::FrameTooLarge
+                | Self::UnsupportedVersion
+                | Self::HandshakeRequired
+                | Self::HandshakeTimeout
+                | Self::UnexpectedFrame
+                | Self::IdleTimeout
+                | Self::SlowConsumer
+                | Self::ServerShutdown
+                | Self::TooManyConnections
+                | Self::TokenInvalid
+                | Self::TokenExpired
+                | Self::TokenDeviceMismatch
+                | Self::AccountDisabled
+                | Self::Kicked
+        )
+    }
+
+    /// Builds the wire `Error` with the given human-readable message.
+    pub fn with_message(self, message: impl Into<String>) -> crate::pb::Error {
+        crate::pb::Error { code: self.as_u32(), message: message.into(), retryable: self.retryable() }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.as_u32())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_u32()), "duplicate {c}");
+            assert_eq!(ErrorCode::from_u32(c.as_u32()), Some(c));
+        }
+        assert_eq!(ErrorCode::from_u32(4242), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! Key encodings of every keyspace. Nobody outside this crate builds a key.
+//!
+//! Identifiers never contain `0x00` (see `missive_protocol::ids`), so `0x00`
+//! separates components and a prefix scan over `a 0x00` never matches an id
+//! that merely starts with `a`. Integers are big-endian so that byte order is
+//! numeric order.
+
+use missive_protocol::{ConvId, Seq, UserId};
+
+/// Separator between variable-length components.
+pub(crate) const SEP: u8 = 0x00;
+
+fn with_parts(parts: &[&[u8]], extra: usize) -> Vec<u8> {
+    let len = parts.iter().map(|p| p.len() + 1).sum::<usize>() + extra;
+    let mut k = Vec::with_capacity(len);
+    for p in parts {
+        k.extend_from_slice(p);
+        k.push(SEP);
+    }
+    k
+}
+
+/// `msg`: `conv 0x00 seq:be64`.
+pub(crate) fn msg(conv: &ConvId, seq: Seq) -> Vec<u8> {
+    let mut k = with_parts(&[conv.as_str().as_bytes()], 8);
+    k.extend_from_slice(&seq.0.to_be_bytes());
+    k
+}
+
+/// Prefix of every `msg` key of `conv`.
+pub(crate) fn msg_prefix(conv: &ConvId) -> Vec<u8> {
+    with_parts(&[conv.as_str().as_bytes()], 0)
+}
+
+/// Decodes the seq of a `msg` key under `prefix`.
+pub(crate) fn msg_seq(prefix: &[u8], key: &[u8]) -> Option<Seq> {
+    let rest = key.strip_prefix(prefix)?;
+    let arr: [u8; 8] = rest.try_into().ok()?;
+    Some(Seq(u64::from_be_bytes(arr)))
+}
+
+/// `dedup`: `conv 0x00 sender 0x00 device 0x00 client_msg_id`.
+pub(crate) fn dedup(conv: &ConvId, sender: &str, device: &str, client_msg_id: &str) -> Vec<u8> {
+    let mut k =
+        with_parts(&[conv.as_str().as_bytes(), sender.as_bytes(), device.as_bytes()], client_msg_id.len());
+    k.extend_from_slice(client_msg_id.as_bytes());
+    k
+}
+
+/// `uconv`: `user 0x00 conv`.
+pub(crate) fn user_conv(user: &UserId, conv: &ConvId) -> Vec<u8> {
+    let mut k = with_parts(&[user.as_str().as_bytes()], conv.as_str().len());
+    k.extend_from_slice(conv.as_str().as_bytes());
+    k
+}
+
+/// `feed`: `user 0x00 version:be64`.
+pub(crate) fn feed(user: &UserId, version: u64) -> Vec<u8> {
+    let mut k = with_parts(&[user.as_str().as_bytes()], 8);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// Prefix of every `feed` key of `user`.
+pub(crate) fn feed_prefix(user: &UserId) -> Vec<u8> {
+    with_parts(&[user.as_str().as_bytes()], 0)
+}
+
+/// `user`: `user 0x00 's'` — per-user settings.
+pub(crate) fn user_settings(user: &UserId) -> Vec<u8> {
+    let mut k = with_parts(&[user.as_str().as_bytes()], 1);
+    k.push(b's');
+    k
+}
+
+/// `user`: `user 0x00 'd' 0x00 device` — per-device record.
+pub(crate) fn user_device(user: &UserId, device: &str) -> Vec<u8> {
+    let mut k = with_parts(&[user.as_str().as_bytes(), b"d"], device.len());
+    k.extend_from_slice(device.as_bytes());
+    k
+}
+
+/// `meta`: `"ver" 0x00 shard:be32` — highest feed version a shard committed.
+pub(crate) fn version_mark(shard: u32) -> Vec<u8> {
+    let mut k = with_parts(&[b"ver"], 4);
+    k.extend_from_slice(&shard.to_be_bytes());
+    k
+}
+
+/// Prefix of every version mark.
+pub(crate) fn version_mark_prefix() -> Vec<u8> {
+    with_parts(&[b"ver"], 0)
+}
+
+/// The smallest key strictly greater than every key starting with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(s: &str) -> ConvId {
+        ConvId::parse(s).expect("valid")
+    }
+
+    #[test]
+    fn msg_keys_sort_by_seq_and_do_not_bleed() {
+        let a = conv("g:a");
+        let ab = conv("g:ab");
+        assert!(msg(&a, Seq(1)) < msg(&a, Seq(2)));
+        assert!(msg(&a, Seq(255)) < msg(&a, Seq(256)));
+        assert!(msg(&a, Seq(u64::MAX)) < msg_prefix(&ab));
+        let p = msg_prefix(&a);
+        assert!(!msg(&ab, Seq(1)).starts_with(&p));
+        assert_eq!(msg_seq(&p, &msg(&a, Seq(42))), Some(Seq(42)));
+        assert_eq!(msg_seq(&p, &p), None);
+        assert!(msg(&a, Seq(u64::MAX)) < prefix_end(&p));
+    }
+
+    #[test]
+    fn feed_keys_sort_by_version() {
+        let u = UserId::new("u").expect("valid");
+        let uu = UserId::new("uu").expect("valid");
+        assert!(feed(&u, 9) < feed(&u, 10));
+        assert!(feed(&u, u64::MAX) < feed_prefix(&uu));
+        assert!(feed(&u, 3).starts_with(&feed_prefix(&u)));
+    }
+
+    #[test]
+    fn dedup_components_are_separated() {
+        let c = conv("p:a:b");
+        assert_ne!(dedup(&c, "a", "bc", "d"), dedup(&c, "ab", "c", "d"));
+    }
+
+    #[test]
+    fn prefix_end_carries() {
+        assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+        assert_eq!(prefix_end(&[1, 2]), vec![1, 3]);
+    }
+}

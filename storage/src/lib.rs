@@ -1,0 +1,54 @@
+//! Missive storage: the RocksDB keyspaces behind the broker.
+//!
+//! Role: owns every column family, key encoding ([`keys`]) and record format
+//! ([`records`]). Callers speak in domain types (`ConvId`, `Seq`, `UserId`);
+//! nobody else builds a key.
+//!
+//! # Keyspaces (one column family each)
+//!
+//! | cf      | key                                          | value                         |
+//! |---------|----------------------------------------------|-------------------------------|
+//! | `msg`   | `conv 00 seq:be64`                           | wire `missive.v1.Message`     |
+//! | `dedup` | `conv 00 sender 00 device 00 client_msg_id`  | [`DedupRecord`]               |
+//! | `uconv` | `user 00 conv`                               | [`UserConvRecord`]            |
+//! | `feed`  | `user 00 version:be64`                       | [`FeedRecord`]                |
+//! | `user`  | `user 00 's'` / `user 00 'd' 00 device`      | [`SettingsRecord`] / [`DeviceRecord`] |
+//! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
+//!
+//! # Invariants
+//! - A conversation's history is one contiguous range scan of `msg`; its max
+//!   seq is recovered from the log itself (last key), so a restart never
+//!   reuses or skips a seq.
+//! - Each (user, conversation) has at most one live `feed` entry: a batch that
+//!   moves it deletes the old key and writes the new one atomically, so sync
+//!   cost grows with changed conversations, not with messages.
+//! - Every mutation goes through one [`Batch`] written atomically by
+//!   [`Store::write`]; with [`Durability::Fsync`] the WAL is synced before it returns.
+//! - This crate never panics on stored bytes it cannot decode: it reports
+//!   [`StorageError::Corrupt`].
+
+mod keys;
+pub mod records;
+mod store;
+
+pub use records::{DedupRecord, DeviceRecord, FeedRecord, SettingsRecord, UserConvRecord};
+pub use store::{Batch, Durability, Store, StoreOptions};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB reported an error (I/O, corruption detected by RocksDB, ...).
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt record in {cf}: {detail}")]
+    Corrupt {
+        /// Column family.
+        cf: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, StorageError>;
