@@ -104,7 +104,7 @@ struct Conn {
     in_flight: usize,
     /// Set once a Close is queued: flush, then drop by `close_deadline`.
     close_deadline: Option<Instant>,
-    /// There may be unread bytes in the socket.
+    /// Queued in the worker's `ready` list (there may be unread bytes).
     readable: bool,
 }
 
@@ -121,6 +121,8 @@ pub(crate) struct Worker {
     shard: Shard,
     ops: Vec<ShardOp>,
     dirty: Vec<u64>,
+    /// Connections that may have unread input (each at most once, see `Conn::readable`).
+    ready: Vec<u64>,
     codec: FrameCodec,
     last_timer: Instant,
     last_fd_warning: Option<Instant>,
@@ -168,6 +170,7 @@ impl Worker {
             shard,
             ops: Vec::new(),
             dirty: Vec::new(),
+            ready: Vec::new(),
             codec,
             last_timer: Instant::now(),
             last_fd_warning: None,
@@ -182,7 +185,7 @@ impl Worker {
         loop {
             let busy = !self.ops.is_empty()
                 || !self.inbox.is_empty()
-                || self.conns.values().any(|c| c.readable)
+                || !self.ready.is_empty()
                 || self.overflow.iter().any(|q| !q.is_empty());
             let timeout = if busy { Duration::ZERO } else { Duration::from_millis(200) };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
@@ -197,8 +200,9 @@ impl Worker {
                     Token(t) => {
                         let id = t as u64;
                         if let Some(c) = self.conns.get_mut(&id) {
-                            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            if (ev.is_readable() || ev.is_read_closed() || ev.is_error()) && !c.readable {
                                 c.readable = true;
+                                self.ready.push(id);
                             }
                             if ev.is_writable() && !c.out.is_empty() {
                                 self.dirty.push(id);
@@ -299,6 +303,7 @@ impl Worker {
                         readable: true,
                     };
                     self.conns.insert(id, conn);
+                    self.ready.push(id);
                     let total = self.shared.conn_count.fetch_add(1, Ordering::AcqRel) + 1;
                     debug!(worker = self.idx, conn = id, %peer, "accepted");
                     if total > limit {
@@ -328,15 +333,29 @@ impl Worker {
     }
 
     fn read_all(&mut self) {
-        let ids: Vec<u64> = self.conns.iter().filter(|(_, c)| c.readable).map(|(id, _)| *id).collect();
+        let ids = std::mem::take(&mut self.ready);
         for id in ids {
-            self.read_conn(id);
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.readable = false;
+                self.read_conn(id);
+            }
+        }
+    }
+
+    /// Puts a connection back on the ready list (its read budget ran out).
+    fn mark_ready(&mut self, id: u64) {
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.readable
+        {
+            c.readable = true;
+            self.ready.push(id);
         }
     }
 
     fn read_conn(&mut self, id: u64) {
         let mut total = 0;
         let mut eof = false;
+        let mut more = false;
         {
             let scratch = &mut self.scratch;
             let Some(c) = self.conns.get_mut(&id) else { return };
@@ -349,10 +368,10 @@ impl Worker {
                         break;
                     }
                 }
-                c.readable = false;
             } else {
                 loop {
                     if total >= READ_BUDGET {
+                        more = true;
                         break;
                     }
                     match c.sock.read(&mut scratch[..]) {
@@ -364,10 +383,7 @@ impl Worker {
                             c.rbuf.extend_from_slice(&scratch[..n]);
                             total += n;
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            c.readable = false;
-                            break;
-                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(_) => {
                             eof = true;
@@ -380,6 +396,8 @@ impl Worker {
         self.decode_frames(id);
         if eof {
             self.drop_conn(id);
+        } else if more {
+            self.mark_ready(id);
         }
     }
 
@@ -406,9 +424,7 @@ impl Worker {
             }
         }
         // Budget used up: come back next turn even without a new event.
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.readable = true;
-        }
+        self.mark_ready(id);
     }
 
     fn on_frame(&mut self, id: u64, frame: pb::Frame) {
