@@ -93,17 +93,25 @@ pub(crate) fn serve(
         ));
     }
     let mut items = store.feed(user, since, watermark, limit + 1)?;
-    let more = items.len() > limit;
+    let mut more = items.len() > limit;
     items.truncate(limit);
-    let upto = if more { items.last().map(|(v, _)| *v).unwrap_or(watermark) } else { watermark };
+    // A page also stops before its frame could exceed the frame limit (each
+    // state carries a last message of up to max_content_bytes).
+    let byte_budget = (limits.max_frame_size as usize).saturating_sub(64 * 1024);
+    let mut bytes_used = 0;
+    let mut last_included = since;
     let mut conversations = Vec::with_capacity(items.len());
     let mut settings = None;
-    for (_, item) in &items {
+    for (i, (version, item)) in items.iter().enumerate() {
         if item.conv_id.is_empty() {
+            last_included = *version;
             settings = Some(pb::UserSettings { global_dnd: store.settings(user)?.global_dnd });
             continue;
         }
-        let Ok(conv) = ConvId::parse(&item.conv_id) else { continue };
+        let Ok(conv) = ConvId::parse(&item.conv_id) else {
+            last_included = *version;
+            continue;
+        };
         let rec = store.user_conv(user, &conv)?.unwrap_or_default();
         let max_seq = store.max_seq(&conv)?.0;
         let peer_read = match conv.peer_of(user) {
@@ -117,9 +125,18 @@ pub(crate) fn serve(
         } else {
             None
         };
-        conversations.push(state_from_parts(&conv, max_seq, &rec, peer_read, last));
+        let state = state_from_parts(&conv, max_seq, &rec, peer_read, last);
+        let len = state.encoded_len() + 8;
+        if bytes_used + len > byte_budget && i > 0 {
+            more = true;
+            break;
+        }
+        bytes_used += len;
+        last_included = *version;
+        conversations.push(state);
     }
-    if since == 0 && settings.is_none() {
+    let upto = if more { last_included } else { watermark };
+    if req.sync_token.is_empty() && settings.is_none() {
         settings = Some(pb::UserSettings { global_dnd: store.settings(user)?.global_dnd });
     }
     let sync_token = key.make(user, upto);

@@ -98,6 +98,9 @@ struct Conn {
     /// Encoded frames not yet written; `out_bytes` is their total size.
     out: VecDeque<Bytes>,
     out_bytes: usize,
+    /// The front of `out` has been partly written: it must be finished before
+    /// anything else goes on the wire, or the stream would be cut mid-frame.
+    front_partial: bool,
     phase: Phase,
     last_frame: Instant,
     /// Requests sent to shards and not yet answered.
@@ -296,6 +299,7 @@ impl Worker {
                         rbuf: BytesMut::with_capacity(4096),
                         out: VecDeque::new(),
                         out_bytes: 0,
+                        front_partial: false,
                         phase: Phase::Handshake { deadline },
                         last_frame: Instant::now(),
                         in_flight: 0,
@@ -706,8 +710,15 @@ impl Worker {
         }
         if c.out_bytes + frame.len() > limit {
             warn!(conn = id, peer = %c.peer, queued = c.out_bytes, "slow consumer: closing");
+            // Drop whole queued frames, but keep a partly written one so the
+            // Close frame starts on a frame boundary.
+            let keep = if c.front_partial { c.out.pop_front() } else { None };
             c.out.clear();
             c.out_bytes = 0;
+            if let Some(front) = keep {
+                c.out_bytes = front.len();
+                c.out.push_back(front);
+            }
             self.close(id, ErrorCode::SlowConsumer, "write queue overflow; reconnect and sync");
             return;
         }
@@ -757,8 +768,10 @@ impl Worker {
                             if n >= front.len() {
                                 n -= front.len();
                                 c.out.pop_front();
+                                c.front_partial = false;
                             } else {
                                 front.advance(n);
+                                c.front_partial = true;
                                 n = 0;
                             }
                         }

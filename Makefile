@@ -1,0 +1,115 @@
+# Missive build entry points. `make help` lists the targets.
+#
+# Build rules (DESIGN.md "Build rules"): RocksDB's C++ takes ~20 min to compile cold on a
+# 2-core machine, once per cargo profile. So every target here uses the release profile
+# (`--release`; `cargo bench` uses the bench profile, which inherits release and shares its
+# artifacts) and one persistent target dir. Never add a dev-profile cargo command here, and
+# never `cargo clean`. A second cargo on the same target dir waits on cargo's lock: that's fine.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# Persistent, shared target dir (made absolute so the fuzz crate, built from fuzz/, agrees).
+CARGO_TARGET_DIR ?= $(HOME)/.cache/missive/target
+override CARGO_TARGET_DIR := $(abspath $(CARGO_TARGET_DIR))
+export CARGO_TARGET_DIR
+
+RELEASE_DIR := $(CARGO_TARGET_DIR)/release
+DATA_DIR ?= data
+DEV_SECRET_FILE := $(DATA_DIR)/dev-secret
+# Extra flags for the broker in `make run`, e.g. `make run BROKER_ARGS='--tcp 0.0.0.0:7700'`.
+BROKER_ARGS ?=
+
+# Fuzzing: its own target dir (sanitizer RUSTFLAGS would otherwise invalidate the release
+# build), and RUSTC_BOOTSTRAP=1 because cargo-fuzz passes nightly-only flags
+# (-Zsanitizer=address, sancov) and this machine only has stable Rust.
+FUZZ_TARGET_DIR := $(CARGO_TARGET_DIR)/fuzz
+FUZZ_TARGET ?= decode_frame
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+FUZZ_FLAGS := --fuzz-dir fuzz --target-dir $(FUZZ_TARGET_DIR)
+
+.PHONY: help bootstrap run test lint fmt bench ctl fuzz-build fuzz
+
+## help: list the targets
+help:
+	@echo "Missive make targets (all cargo builds use --release; CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)):"
+	@awk '/^## /{ sub(/^## /, ""); i = index($$0, ": "); printf "  %-11s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
+
+## bootstrap: check/install system prerequisites (libclang, g++, make, cargo)
+bootstrap:
+	@scripts/bootstrap.sh
+
+## run: build and start the broker on ./data with a development secret
+# MISSIVE_SECRET wins if set; otherwise a random secret is generated once into
+# $(DEV_SECRET_FILE) (mode 600) and reused on every later `make run`.
+run: bootstrap
+	$(CARGO) build --release -p missive-broker --bin missive
+	@mkdir -p $(DATA_DIR)
+	@secret="$${MISSIVE_SECRET:-}"; \
+	if [ -z "$$secret" ]; then \
+	  if [ ! -s $(DEV_SECRET_FILE) ]; then \
+	    (umask 077; head -c 32 /dev/urandom | od -An -vtx1 | tr -d ' \n' > $(DEV_SECRET_FILE)); \
+	  fi; \
+	  chmod 600 $(DEV_SECRET_FILE); \
+	  secret="$$(cat $(DEV_SECRET_FILE))"; \
+	  echo "=================================================================================="; \
+	  echo " DEVELOPMENT secret (from $(DEV_SECRET_FILE); set MISSIVE_SECRET to override):"; \
+	  echo "   $$secret"; \
+	  echo " Mint a token (build missivectl with 'make ctl'):"; \
+	  echo "   $(RELEASE_DIR)/missivectl token --secret $$secret --user alice"; \
+	  echo "=================================================================================="; \
+	fi; \
+	exec $(RELEASE_DIR)/missive --data $(DATA_DIR) --secret "$$secret" $(BROKER_ARGS)
+
+## test: everything CI checks: lint (fmt, clippy), tests, benches run once as tests
+# Benches: `cargo bench` after `cargo test --release` does NOT recompile librocksdb-sys (or any
+# dependency): the bench profile inherits release, and cargo keys artifacts on the profile's
+# settings, not its name, so both resolve to the same librocksdb-sys unit in target/release.
+# Only the bench targets themselves are compiled. `--bench '*'` limits it to [[bench]] targets
+# (plain `--benches` would also rebuild and rerun every lib's unit tests in bench mode);
+# `-- --test` makes criterion run each benchmark once as a smoke test.
+test: lint
+	$(CARGO) test --release --workspace
+	$(CARGO) bench --workspace --bench '*' -- --test
+
+## lint: rustfmt check and clippy (warnings are errors)
+lint: bootstrap
+	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+## fmt: format the workspace and the fuzz crate
+fmt:
+	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
+
+## bench: run the criterion benchmarks (placeholder: loadgen comes later)
+bench: bootstrap
+	$(CARGO) bench --workspace --bench '*'
+
+## ctl: build missivectl (into $CARGO_TARGET_DIR/release/missivectl)
+ctl: bootstrap
+	$(CARGO) build --release -p missive-tools --bin missivectl
+
+## fuzz-build: build the fuzz targets with cargo-fuzz (installs cargo-fuzz if missing)
+# If cargo-fuzz ever stops working on stable+RUSTC_BOOTSTRAP, this is what it runs (flags from
+# `cargo fuzz build -v`; `--target` keeps RUSTFLAGS off build scripts and proc macros):
+#   cd fuzz && RUSTC_BOOTSTRAP=1 RUSTFLAGS='-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
+#     -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table
+#     -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-simplifycfg-branch-fold-threshold=0
+#     -Cllvm-args=-sanitizer-coverage-stack-depth --cfg fuzzing -Zsanitizer=address -Cdebug-assertions
+#     -Ccodegen-units=1' cargo build --release --target x86_64-unknown-linux-gnu --target-dir $(FUZZ_TARGET_DIR)
+fuzz-build: bootstrap
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	$(CARGO_FUZZ) build $(FUZZ_FLAGS)
+
+## fuzz: fuzz FUZZ_TARGET (default decode_frame) for FUZZ_SECONDS (default 60) seconds
+# New corpus entries go to fuzz/corpus/<target> (ignored by git); fuzz/seeds/<target> is a
+# small committed seed corpus that is only read. Crashes land in fuzz/artifacts/<target>.
+fuzz: fuzz-build
+	@mkdir -p fuzz/corpus/$(FUZZ_TARGET)
+	$(CARGO_FUZZ) run $(FUZZ_FLAGS) $(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) fuzz/seeds/$(FUZZ_TARGET) \
+	  -- -max_total_time=$(FUZZ_SECONDS)

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Ensure the system prerequisites for building Missive are present.
+#
+#   scripts/bootstrap.sh            # build prerequisites (RocksDB needs libclang, g++, make)
+#   scripts/bootstrap.sh browser    # ... plus chromium and nodejs/npm for browser tests
+#
+# Idempotent and silent when everything is already there. Missing Debian packages are
+# installed when running as root (one `apt-get update`, then `apt-get install -y`);
+# otherwise the exact command to run is printed and the script exits 1.
+set -euo pipefail
+
+usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; }
+
+want_browser=0
+for arg in "$@"; do
+    case "$arg" in
+        browser) want_browser=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "bootstrap: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# --- Rust toolchain: not an apt package; rustup owns it. ---------------------------
+if ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+    echo "bootstrap: cargo found in ~/.cargo/bin but not on PATH; add it: . \"\$HOME/.cargo/env\"" >&2
+fi
+if ! have cargo; then
+    cat >&2 <<'MSG'
+bootstrap: cargo not found. Install the stable Rust toolchain with rustup:
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+    . "$HOME/.cargo/env"
+MSG
+    exit 1
+fi
+# `make test` needs rustfmt and clippy.
+for comp in fmt clippy; do
+    if ! cargo "$comp" --version >/dev/null 2>&1; then
+        name=$([ "$comp" = fmt ] && echo rustfmt || echo clippy)
+        echo "bootstrap: cargo $comp not found; install it with: rustup component add $name" >&2
+        exit 1
+    fi
+done
+
+# --- Debian packages ----------------------------------------------------------------
+# libclang: librocksdb-sys runs bindgen at build time (clang-sys loads libclang.so).
+have_libclang() {
+    local d
+    # clang-sys honours LIBCLANG_PATH (a directory or the library file itself).
+    [ -n "${LIBCLANG_PATH:-}" ] && [ -f "$LIBCLANG_PATH" ] && return 0
+    for d in "${LIBCLANG_PATH:-}" /usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do
+        [ -n "$d" ] && compgen -G "$d/libclang*.so*" >/dev/null && return 0
+    done
+    return 1
+}
+
+missing=()
+have_libclang || missing+=(libclang-dev)
+have g++ || missing+=(g++)
+have make || missing+=(make)
+if [ "$want_browser" = 1 ]; then
+    have chromium || [ -x /usr/bin/chromium ] || missing+=(chromium)
+    have node || missing+=(nodejs)
+    have npm || missing+=(npm)
+fi
+
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: missing system packages: ${missing[*]}" >&2
+    echo "bootstrap: install them with:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+if ! have apt-get; then
+    echo "bootstrap: missing system packages (Debian names): ${missing[*]}; no apt-get here, install them by hand" >&2
+    exit 1
+fi
+
+echo "bootstrap: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" </dev/null
+
+# Re-check: a package that installed but still is not usable should fail loudly here,
+# not twenty minutes into a RocksDB build.
+have_libclang || { echo "bootstrap: libclang still not found after install" >&2; exit 1; }
+for cmd in g++ make; do have "$cmd" || { echo "bootstrap: $cmd still missing" >&2; exit 1; }; done
+if [ "$want_browser" = 1 ]; then
+    for cmd in chromium node npm; do have "$cmd" || { echo "bootstrap: $cmd still missing" >&2; exit 1; }; done
+fi
+echo "bootstrap: done"

@@ -1,0 +1,294 @@
+//! The subcommands of `missivectl`.
+//!
+//! Role: each function runs one subcommand against the SDK and prints its
+//! result (see `output` for the formats). One-shot commands use a plain
+//! [`Connection`]; `tail` uses the resilient [`Client`] so it survives
+//! reconnects and resumes from `--state`.
+//!
+//! Invariants: SDK errors are returned unchanged inside `anyhow::Error` so
+//! `main` can map server codes to exit status 2; `tail --state` never records
+//! a message as delivered that it did not print.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use crossbeam_channel::RecvTimeoutError;
+use missive_protocol::token::{self, Claims, Role};
+use missive_protocol::{DeviceId, UserId};
+use missive_sdk::{Client, ClientEvent, ConnectOptions, Connection, LocalState, SdkError, direct_conv};
+use serde_json::json;
+
+use crate::ConnArgs;
+use crate::output;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).map_err(|_| anyhow!("{what} must be a non-negative number of seconds"))
+}
+
+fn options(c: &ConnArgs) -> anyhow::Result<ConnectOptions> {
+    let mut o = ConnectOptions::new(&c.addr, &c.token, &c.device);
+    o.platform =
+        token::parse_platform(&c.platform).ok_or_else(|| anyhow!("unknown platform {:?}", c.platform))?;
+    o.client_version = concat!("missivectl/", env!("CARGO_PKG_VERSION")).to_owned();
+    let t = secs(c.request_timeout, "--request-timeout")?;
+    o.request_timeout = t;
+    o.connect_timeout = t;
+    Ok(o)
+}
+
+fn connect(c: &ConnArgs) -> anyhow::Result<Connection> {
+    Ok(Connection::connect(&options(c)?)?)
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+pub(crate) fn token(
+    json: bool,
+    secret: &str,
+    user: &str,
+    ttl: u64,
+    role: &str,
+    device: Option<&str>,
+    platform: Option<&str>,
+) -> anyhow::Result<()> {
+    if secret.is_empty() {
+        bail!("--secret must not be empty");
+    }
+    let now = now_ms() / 1000;
+    let claims = Claims {
+        user: UserId::new(user).with_context(|| format!("--user {user:?}"))?,
+        expires_at: now.saturating_add(ttl),
+        issued_at: now,
+        role: if role == "admin" { Role::Admin } else { Role::User },
+        device: device.map(|d| DeviceId::new(d).with_context(|| format!("--device {d:?}"))).transpose()?,
+        platform: platform
+            .map(|p| token::parse_platform(p).ok_or_else(|| anyhow!("unknown platform {p:?}")))
+            .transpose()?,
+    };
+    let t = token::mint(secret.as_bytes(), &claims);
+    if json {
+        print_json(&json!({ "token": t, "user": user, "expires_at": claims.expires_at }));
+    } else {
+        println!("{t}");
+    }
+    Ok(())
+}
+
+pub(crate) fn ping(json: bool, c: &ConnArgs) -> anyhow::Result<()> {
+    let conn = connect(c)?;
+    let start = Instant::now();
+    let pong = conn.ping()?;
+    let rtt_us = start.elapsed().as_micros() as u64;
+    let hello = conn.hello_ok();
+    if json {
+        print_json(&json!({
+            "server_time_ms": pong.server_time_ms,
+            "rtt_us": rtt_us,
+            "user": hello.user_id,
+            "session_id": hello.session_id,
+        }));
+    } else {
+        println!(
+            "server time {} ({}ms), rtt {}µs, user {}, session {}",
+            output::rfc3339_ms(pong.server_time_ms),
+            pong.server_time_ms,
+            rtt_us,
+            hello.user_id,
+            hello.session_id
+        );
+    }
+    conn.close();
+    Ok(())
+}
+
+pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str) -> anyhow::Result<()> {
+    let opts = options(c)?;
+    let client_msg_id = missive_sdk::new_client_msg_id();
+    // Resend the same client_msg_id on transient failures: stored exactly once.
+    let mut attempt = 0u32;
+    let ack = loop {
+        let res = Connection::connect(&opts).and_then(|conn| {
+            let conv = direct_conv(conn.user_id(), to);
+            conn.send_text(&conv, &client_msg_id, text)
+        });
+        match res {
+            Ok(ack) => break ack,
+            Err(e) if e.is_retryable() && attempt < 4 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if json {
+        print_json(&json!({
+            "conv": ack.conv_id,
+            "seq": ack.seq,
+            "server_msg_id": ack.server_msg_id,
+            "server_time_ms": ack.server_time_ms,
+            "duplicate": ack.duplicate,
+        }));
+    } else {
+        println!(
+            "sent to {} seq {} server_msg_id {} at {}{}",
+            ack.conv_id,
+            ack.seq,
+            ack.server_msg_id,
+            output::rfc3339_ms(ack.server_time_ms),
+            if ack.duplicate { " (duplicate)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+fn load_state(path: &Path) -> anyhow::Result<LocalState> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => Ok(LocalState::default()),
+        Ok(text) => {
+            serde_json::from_str(&text).with_context(|| format!("parsing state file {}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LocalState::default()),
+        Err(e) => Err(e).with_context(|| format!("reading state file {}", path.display())),
+    }
+}
+
+fn save_state(path: &Path, state: &LocalState) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(state)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+pub(crate) fn tail(
+    json: bool,
+    c: &ConnArgs,
+    count: Option<u64>,
+    timeout: Option<f64>,
+    state_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let deadline = match timeout {
+        Some(t) => Some(Instant::now() + secs(t, "--timeout")?),
+        None => None,
+    };
+    let state = match state_path {
+        Some(p) => load_state(p)?,
+        None => LocalState::default(),
+    };
+    let client = Client::connect(options(c)?, state)?;
+    let events = client.events();
+    let mut printed = 0u64;
+    let mut failure: Option<SdkError> = None;
+    let stdout = std::io::stdout();
+    while count.is_none_or(|n| printed < n) {
+        let ev = match deadline {
+            Some(d) => match events.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Ok(ev) => ev,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match events.recv() {
+                Ok(ev) => ev,
+                Err(_) => break,
+            },
+        };
+        match ev {
+            ClientEvent::Message(m) => {
+                let mut out = stdout.lock();
+                if json {
+                    writeln!(out, "{}", output::message_json(&m))?;
+                } else {
+                    writeln!(out, "{}", output::message_line(&m))?;
+                }
+                out.flush()?;
+                printed += 1;
+            }
+            ClientEvent::Disconnected { code, message } if !json => {
+                eprintln!("disconnected ({}): {message}; reconnecting", missive_sdk::code_name(code));
+            }
+            ClientEvent::Kicked { code, message } | ClientEvent::Closed { code, message } => {
+                failure = Some(SdkError::Closed { code, message });
+                break;
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = state_path {
+        // The client's state already covers messages it queued but we did not
+        // print: move each such conversation back before its first unprinted
+        // message and sync from the start, so the next tail prints them.
+        let mut state = client.local_state();
+        let mut unprinted: HashMap<String, u64> = HashMap::new();
+        while let Ok(ev) = events.try_recv() {
+            if let ClientEvent::Message(m) = ev {
+                let e = unprinted.entry(m.conv_id.clone()).or_insert(m.seq);
+                *e = (*e).min(m.seq);
+            }
+        }
+        for (conv, first) in &unprinted {
+            if let Some(l) = state.max_seq.get_mut(conv)
+                && *l >= *first
+            {
+                *l = first - 1;
+                state.sync_token.clear();
+            }
+        }
+        save_state(p, &state)?;
+    }
+    client.close();
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn history(json: bool, c: &ConnArgs, with: &str, limit: u32) -> anyhow::Result<()> {
+    const PAGE_MAX: u32 = 500;
+    let conn = connect(c)?;
+    let conv = direct_conv(conn.user_id(), with);
+    let mut pages = Vec::new();
+    let mut got = 0u32;
+    let mut before = 0u64;
+    while got < limit {
+        let page = conn.history(&conv, before, (limit - got).min(PAGE_MAX))?;
+        let Some(first) = page.messages.first().map(|m| m.seq) else { break };
+        got += page.messages.len() as u32;
+        let more = page.more;
+        pages.push(page.messages);
+        if !more {
+            break;
+        }
+        before = first;
+    }
+    for m in pages.iter().rev().flatten() {
+        if json {
+            print_json(&output::message_json(m));
+        } else {
+            println!("{}", output::message_line(m));
+        }
+    }
+    conn.close();
+    Ok(())
+}
+
+pub(crate) fn read(json: bool, c: &ConnArgs, with: &str, seq: u64) -> anyhow::Result<()> {
+    let conn = connect(c)?;
+    let conv = direct_conv(conn.user_id(), with);
+    let state = conn.mark_read(&conv, seq)?;
+    if json {
+        print_json(&output::state_json(&state));
+    } else {
+        println!("{}", output::state_line(&state));
+    }
+    conn.close();
+    Ok(())
+}

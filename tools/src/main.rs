@@ -1,0 +1,163 @@
+//! `missivectl`: command-line tool for Missive operators and developers.
+//!
+//! Role: mint access tokens, and talk to a running server as one device
+//! (ping, send, tail, history, read) through the Rust SDK.
+//!
+//! Invariants:
+//! - `--json` (any position) switches stdout to one JSON object per line with
+//!   stable field names; otherwise output is human-readable;
+//! - errors go to stderr; errors reported by the server (a `Close` or an error
+//!   `Response`) print `error: NAME (code): message` and exit with status 2,
+//!   other failures exit with status 1 (usage errors: clap's status 2);
+//! - the default device id is `missivectl`, the platform linux.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use missive_sdk::{SdkError, code_name};
+
+/// Missive command-line tool.
+#[derive(Debug, Parser)]
+#[command(name = "missivectl", version, about)]
+struct Cli {
+    /// Print JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach the server as one device.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConnArgs {
+    /// Server TCP address, HOST:PORT.
+    #[arg(long, env = "MISSIVE_ADDR")]
+    pub(crate) addr: String,
+    /// Access token (see `missivectl token`).
+    #[arg(long, env = "MISSIVE_TOKEN", hide_env_values = true)]
+    pub(crate) token: String,
+    /// Device id announced in the handshake.
+    #[arg(long, default_value = "missivectl")]
+    pub(crate) device: String,
+    /// Platform announced in the handshake (ios, android, web, windows, mac, linux, ipad).
+    #[arg(long, default_value = "linux")]
+    pub(crate) platform: String,
+    /// Request and connect timeout in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) request_timeout: f64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mint an access token (HS256 JWT) with the server's secret.
+    Token {
+        /// The server's token secret.
+        #[arg(long, env = "MISSIVE_SECRET", hide_env_values = true)]
+        secret: String,
+        /// User id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+        /// Role: user or admin.
+        #[arg(long, default_value = "user", value_parser = ["user", "admin"])]
+        role: String,
+        /// Restrict the token to this device id.
+        #[arg(long)]
+        device: Option<String>,
+        /// Restrict the token to this platform.
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Handshake and ping: prints the server time and the round-trip time.
+    Ping {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Send a text message to a user; prints the acknowledgement.
+    Send {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Recipient user id.
+        #[arg(long)]
+        to: String,
+        /// Message text.
+        text: String,
+    },
+    /// Sync, print pending messages, then new ones as they arrive.
+    Tail {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Exit after this many seconds (status 0).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Load and save the sync state (JSON) here, so the next tail resumes.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Print the latest messages exchanged with a user, oldest first.
+    History {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// The other user.
+        #[arg(long = "with")]
+        with: String,
+        /// Number of messages.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Mark the conversation with a user read up to a seq; prints the new state.
+    Read {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// The other user.
+        #[arg(long = "with")]
+        with: String,
+        /// Read up to this seq (0 = the latest).
+        #[arg(long, default_value_t = 0)]
+        seq: u64,
+    },
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Token { secret, user, ttl, role, device, platform } => {
+            commands::token(json, &secret, &user, ttl, &role, device.as_deref(), platform.as_deref())
+        }
+        Command::Ping { conn } => commands::ping(json, &conn),
+        Command::Send { conn, to, text } => commands::send(json, &conn, &to, &text),
+        Command::Tail { conn, count, timeout, state } => {
+            commands::tail(json, &conn, count, timeout, state.as_deref())
+        }
+        Command::History { conn, with, limit } => commands::history(json, &conn, &with, limit),
+        Command::Read { conn, with, seq } => commands::read(json, &conn, &with, seq),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<SdkError>() {
+            Some(SdkError::Closed { code, message } | SdkError::Server { code, message, .. })
+                if *code != 0 =>
+            {
+                eprintln!("error: {}: {message}", code_name(*code));
+                ExitCode::from(2)
+            }
+            _ => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
