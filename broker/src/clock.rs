@@ -16,6 +16,12 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Oldest server time (unix ms) still inside a roaming window of `roam_days`
+/// (0 = unlimited → 0).
+pub(crate) fn roam_floor_ms(roam_days: u64) -> u64 {
+    if roam_days == 0 { 0 } else { now_ms().saturating_sub(roam_days.saturating_mul(86_400_000)) }
+}
+
 /// Allocates feed versions and tracks which may still be uncommitted.
 #[derive(Debug)]
 pub(crate) struct VersionClock {

@@ -26,7 +26,7 @@ use missive_protocol::{ClientMsgId, ConvId, DeviceId, ErrorCode, Seq, UserId};
 use missive_storage::{Batch, DedupRecord, SettingsRecord, Store, UserConvRecord};
 use prost::Message as _;
 
-use crate::clock::{BatchVersions, MsgIdGen, VersionClock, now_ms};
+use crate::clock::{BatchVersions, MsgIdGen, VersionClock, now_ms, roam_floor_ms};
 use crate::config::Config;
 use crate::directory::ConnRef;
 use crate::error::Reject;
@@ -346,6 +346,7 @@ impl Shard {
     }
 
     fn stage_mark_read(&mut self, op: &ShardOp, conv: &ConvId, seq: u64, t: &mut Turn) -> Result<(), Reject> {
+        let floor = roam_floor_ms(self.config.history.roam_days);
         let clock = Arc::clone(&self.clock);
         let entry = self.entry(conv)?;
         let me = entry
@@ -376,14 +377,14 @@ impl Shard {
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::ReadReceipt(receipt)),
             });
-            let state = conversation_state(conv, entry, me);
+            let state = conversation_state(conv, entry, me, floor);
             t.effects.push(Effect::Fanout {
                 users: vec![op.user.clone()],
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::Conversation(state)),
             });
         }
-        let state = conversation_state(conv, entry, me);
+        let state = conversation_state(conv, entry, me, floor);
         t.effects.push(Effect::Reply {
             conn: op.origin,
             request_id: op.request_id,
@@ -401,6 +402,7 @@ impl Shard {
         t: &mut Turn,
         change: impl FnOnce(&mut UserConvRecord, u64),
     ) -> Result<(), Reject> {
+        let floor = roam_floor_ms(self.config.history.roam_days);
         let clock = Arc::clone(&self.clock);
         let entry = self.entry(conv)?;
         let me = entry
@@ -415,14 +417,14 @@ impl Shard {
             m.rec.feed_version = clock.alloc(&mut t.versions);
             t.batch.put_user_conv(&m.user, conv, old, &m.rec);
             t.touched.push(conv.clone());
-            let state = conversation_state(conv, entry, me);
+            let state = conversation_state(conv, entry, me, floor);
             t.effects.push(Effect::Fanout {
                 users: vec![op.user.clone()],
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::Conversation(state)),
             });
         }
-        let state = conversation_state(conv, entry, me);
+        let state = conversation_state(conv, entry, me, floor);
         t.effects.push(Effect::Reply {
             conn: op.origin,
             request_id: op.request_id,
@@ -474,7 +476,7 @@ impl Shard {
             .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "not a participant"))?;
         let max_seq = entry.max_seq;
         let min_readable = entry.members[me].rec.cleared_seq + 1;
-        let floor_ms = if roam_days == 0 { 0 } else { now_ms().saturating_sub(roam_days * 86_400_000) };
+        let floor_ms = roam_floor_ms(roam_days);
         let mut rows = if ascending {
             let to = if to == 0 { max_seq } else { to.min(max_seq) };
             store.messages(&conv, Seq(from.max(min_readable)), Seq(to), limit + 1)?
@@ -519,11 +521,13 @@ impl Shard {
 }
 
 /// Builds `user`'s (members[me]) view of a conversation from its entry.
-fn conversation_state(conv: &ConvId, entry: &ConvEntry, me: usize) -> pb::ConversationState {
+fn conversation_state(conv: &ConvId, entry: &ConvEntry, me: usize, floor_ms: u64) -> pb::ConversationState {
     let rec = &entry.members[me].rec;
     let peer_read_seq = entry.members.iter().enumerate().find(|(i, _)| *i != me).map(|(_, m)| m.rec.read_seq);
     let last_message = match &entry.last {
-        Some(b) if entry.max_seq > rec.cleared_seq => pb::Message::decode(b.as_ref()).ok(),
+        Some(b) if entry.max_seq > rec.cleared_seq => {
+            pb::Message::decode(b.as_ref()).ok().filter(|m| m.server_time_ms >= floor_ms)
+        }
         _ => None,
     };
     state_from_parts(conv, entry.max_seq, rec, peer_read_seq.unwrap_or(0), last_message)

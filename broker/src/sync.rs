@@ -3,17 +3,17 @@
 //! Runs on the connection's own worker and reads only committed state from
 //! storage. A token encodes a feed version plus a MAC binding it to the user,
 //! so a token of another user (or garbage) is refused. The returned token never
-//! exceeds the [`VersionClock`] watermark, so no change is ever skipped.
+//! exceeds the [`VersionClock`](crate::clock::VersionClock) watermark, so no change is ever skipped.
 
 use hmac::{Hmac, Mac};
 use missive_protocol::pb;
 use missive_protocol::{ConvId, DeviceId, ErrorCode, UserId};
-use missive_storage::{DeviceRecord, Store};
+use missive_storage::DeviceRecord;
 use prost::Message as _;
 use sha2::Sha256;
 
-use crate::clock::{VersionClock, now_ms};
-use crate::config::Limits;
+use crate::Shared;
+use crate::clock::{now_ms, roam_floor_ms};
 use crate::error::Reject;
 use crate::shard::state_from_parts;
 
@@ -74,14 +74,14 @@ fn mac_with(key: &[u8]) -> Hmac<Sha256> {
 
 /// Serves one SyncRequest.
 pub(crate) fn serve(
-    store: &Store,
-    clock: &VersionClock,
-    key: &TokenKey,
-    limits: &Limits,
+    shared: &Shared,
     user: &UserId,
     device: &DeviceId,
     req: &pb::SyncRequest,
 ) -> Result<pb::SyncResult, Reject> {
+    let (store, clock, key) = (&shared.store, &shared.clock, &shared.token_key);
+    let limits = &shared.config.limits;
+    let roam_days = shared.config.history.roam_days;
     let since = key.parse(user, &req.sync_token)?;
     let limit =
         if req.limit == 0 { limits.sync_page_default } else { req.limit.min(limits.sync_page_max) } as usize;
@@ -122,6 +122,7 @@ pub(crate) fn serve(
             store
                 .message(&conv, missive_protocol::Seq(max_seq))?
                 .and_then(|b| pb::Message::decode(b.as_slice()).ok())
+                .filter(|m| m.server_time_ms >= roam_floor_ms(roam_days))
         } else {
             None
         };

@@ -528,16 +528,7 @@ impl Worker {
         let routed = match r.op {
             None => Err(Reject::new(ErrorCode::UnknownRequest, "unknown or missing request operation")),
             Some(request::Op::Sync(req)) => {
-                let l = &shared.config.limits;
-                let res = crate::sync::serve(
-                    &shared.store,
-                    &shared.clock,
-                    &shared.token_key,
-                    l,
-                    &user,
-                    &device,
-                    &req,
-                );
+                let res = crate::sync::serve(&shared, &user, &device, &req);
                 let frame = match res {
                     Ok(r) => frames::response(request_id, pb::response::Result::Sync(r)),
                     Err(rej) => frames::error(request_id, &rej),
