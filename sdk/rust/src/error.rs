@@ -15,10 +15,10 @@ use missive_protocol::{CodecError, ErrorCode};
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
     /// Socket error (connect, read or write).
-    #[error("i/o error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A frame could not be encoded (too large) or the server sent an undecodable one.
-    #[error("codec error: {0}")]
+    #[error(transparent)]
     Codec(#[from] CodecError),
     /// The connection is closed: by a server `Close{code, message}`, or (code 0)
     /// because the TCP connection ended or was shut down locally.
