@@ -353,7 +353,8 @@ impl Shard {
             .member(&op.user)
             .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "not a participant"))?;
         let target = if seq == 0 || seq > entry.max_seq { entry.max_seq } else { seq };
-        if target > entry.members[me].rec.read_seq {
+        let changed = target > entry.members[me].rec.read_seq;
+        if changed {
             // Both participants' views change (read seq / peer read seq).
             let mut users = Vec::with_capacity(entry.members.len());
             for (i, m) in entry.members.iter_mut().enumerate() {
@@ -377,19 +378,8 @@ impl Shard {
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::ReadReceipt(receipt)),
             });
-            let state = conversation_state(conv, entry, me, floor);
-            t.effects.push(Effect::Fanout {
-                users: vec![op.user.clone()],
-                exclude: Some(op.origin),
-                frame: frames::push(push::Event::Conversation(state)),
-            });
         }
-        let state = conversation_state(conv, entry, me, floor);
-        t.effects.push(Effect::Reply {
-            conn: op.origin,
-            request_id: op.request_id,
-            frame: frames::response(op.request_id, response::Result::Conversation(state)),
-        });
+        reply_with_state(op, conversation_state(conv, entry, me, floor), changed, &mut t.effects);
         Ok(())
     }
 
@@ -412,24 +402,14 @@ impl Shard {
         let m = &mut entry.members[me];
         let before = m.rec.clone();
         change(&mut m.rec, max_seq);
-        if m.rec != before {
+        let changed = m.rec != before;
+        if changed {
             let old = m.rec.feed_version;
             m.rec.feed_version = clock.alloc(&mut t.versions);
             t.batch.put_user_conv(&m.user, conv, old, &m.rec);
             t.touched.push(conv.clone());
-            let state = conversation_state(conv, entry, me, floor);
-            t.effects.push(Effect::Fanout {
-                users: vec![op.user.clone()],
-                exclude: Some(op.origin),
-                frame: frames::push(push::Event::Conversation(state)),
-            });
         }
-        let state = conversation_state(conv, entry, me, floor);
-        t.effects.push(Effect::Reply {
-            conn: op.origin,
-            request_id: op.request_id,
-            frame: frames::response(op.request_id, response::Result::Conversation(state)),
-        });
+        reply_with_state(op, conversation_state(conv, entry, me, floor), changed, &mut t.effects);
         Ok(())
     }
 
@@ -518,6 +498,23 @@ impl Shard {
         };
         Ok(frames::response(request_id, response::Result::Messages(result)))
     }
+}
+
+/// Replies to `op` with the user's new conversation state and, when it
+/// changed, pushes the same state to the user's other devices.
+fn reply_with_state(op: &ShardOp, state: pb::ConversationState, changed: bool, effects: &mut Vec<Effect>) {
+    if changed {
+        effects.push(Effect::Fanout {
+            users: vec![op.user.clone()],
+            exclude: Some(op.origin),
+            frame: frames::push(push::Event::Conversation(state.clone())),
+        });
+    }
+    effects.push(Effect::Reply {
+        conn: op.origin,
+        request_id: op.request_id,
+        frame: frames::response(op.request_id, response::Result::Conversation(state)),
+    });
 }
 
 /// Builds `user`'s (members[me]) view of a conversation from its entry.
