@@ -78,6 +78,7 @@ pub(crate) enum WorkerMsg {
 struct Session {
     user: UserId,
     device: DeviceId,
+    #[allow(dead_code)] // checked by admin-only requests (accounts issue)
     role: Role,
 }
 
@@ -139,12 +140,17 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-fn owner_of(key: &str, workers: usize) -> usize {
-    use std::hash::{Hash, Hasher};
+/// Owner shard of a routing key: a conversation id, or `(USER_TAG, user id)`
+/// for per-user state. No allocation: the key is hashed in place.
+fn owner_of(key: impl std::hash::Hash, workers: usize) -> usize {
+    use std::hash::Hasher;
     let mut h = std::hash::DefaultHasher::new();
     key.hash(&mut h);
     (h.finish() as usize) % workers
 }
+
+/// Tag that keeps per-user routing keys apart from conversation ids.
+const USER_TAG: u8 = b'u';
 
 impl Worker {
     pub(crate) fn new(
@@ -524,7 +530,6 @@ impl Worker {
             return;
         }
         let (user, device) = (s.user.clone(), s.device.clone());
-        let _role = s.role;
         let routed = match r.op {
             None => Err(Reject::new(ErrorCode::UnknownRequest, "unknown or missing request operation")),
             Some(request::Op::Sync(req)) => {
@@ -540,20 +545,20 @@ impl Worker {
         };
         match routed {
             Err(rej) => self.enqueue(id, frames::error(request_id, &rej)),
-            Ok((owner_key, kind)) => {
+            Ok((owner, kind)) => {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.in_flight += 1;
                 }
                 shared.in_flight_ops.fetch_add(1, Ordering::AcqRel);
-                let owner = owner_of(&owner_key, shared.senders.len());
                 let op = ShardOp { origin: ConnRef { worker: self.idx, id }, request_id, user, device, kind };
                 self.send_to(owner, WorkerMsg::Op(Box::new(op)));
             }
         }
     }
 
-    /// Stateless checks done before routing; returns the owner key and the op.
-    fn validate(&self, user: &UserId, op: request::Op) -> Result<(String, OpKind), Reject> {
+    /// Stateless checks done before routing; returns the owner shard and the op.
+    fn validate(&self, user: &UserId, op: request::Op) -> Result<(usize, OpKind), Reject> {
+        let workers = self.shared.senders.len();
         let conv_of = |s: &str| -> Result<ConvId, Reject> {
             let conv = ConvId::parse(s).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
             if conv.kind() != ConvKind::Direct {
@@ -593,20 +598,23 @@ impl Worker {
                 OpKind::Clear { conv: conv_of(&req.conv_id)?, up_to: req.up_to_seq }
             }
             request::Op::SetGlobalDnd(req) => {
-                return Ok((format!("u:{user}"), OpKind::GlobalDnd { enabled: req.enabled }));
+                return Ok((
+                    owner_of((USER_TAG, user.as_str()), workers),
+                    OpKind::GlobalDnd { enabled: req.enabled },
+                ));
             }
             request::Op::Sync(_) => return Err(Reject::new(ErrorCode::Internal, "sync is served locally")),
         };
-        let key = match &kind {
+        let conv = match &kind {
             OpKind::Send { conv, .. }
             | OpKind::Pull { conv, .. }
             | OpKind::History { conv, .. }
             | OpKind::MarkRead { conv, .. }
             | OpKind::Update { conv, .. }
-            | OpKind::Clear { conv, .. } => conv.to_string(),
-            OpKind::GlobalDnd { .. } => format!("u:{user}"),
+            | OpKind::Clear { conv, .. } => conv,
+            OpKind::GlobalDnd { .. } => return Err(Reject::new(ErrorCode::Internal, "routed above")),
         };
-        Ok((key, kind))
+        Ok((owner_of(conv.as_str(), workers), kind))
     }
 
     fn send_to(&mut self, worker: usize, msg: WorkerMsg) {
@@ -746,8 +754,9 @@ impl Worker {
             let Some(c) = self.conns.get_mut(&id) else { continue };
             let mut failed = false;
             while !c.out.is_empty() {
-                let iov: Vec<IoSlice<'_>> = c.out.iter().take(MAX_IOV).map(|b| IoSlice::new(b)).collect();
-                match c.sock.write_vectored(&iov) {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let n_iov = c.out.iter().zip(iov.iter_mut()).map(|(b, slot)| *slot = IoSlice::new(b)).count();
+                match c.sock.write_vectored(&iov[..n_iov]) {
                     Ok(0) => {
                         failed = true;
                         break;
