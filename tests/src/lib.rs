@@ -643,14 +643,7 @@ impl RawClient {
 
     /// Sends Hello (versions 1..=1) and waits for HelloOk (`Ok`) or Close (`Err`).
     pub fn hello(&mut self, token: &str, device: &str, platform: Platform) -> Result<pb::HelloOk, pb::Close> {
-        self.hello_frame(pb::Hello {
-            min_version: 1,
-            max_version: 1,
-            token: token.to_owned(),
-            device_id: device.to_owned(),
-            platform: platform as i32,
-            client_version: "missive-tests/0.1".to_owned(),
-        })
+        self.hello_frame(hello_msg(token, device, platform))
     }
 
     /// Sends the given Hello and waits for HelloOk (`Ok`) or Close (`Err`).
@@ -1116,5 +1109,17 @@ pub fn assert_dense(msgs: &[pb::Message], first: u64, last: u64, what: &str) {
             expected.len(),
             seqs.len()
         );
+    }
+}
+
+/// The Hello the harness sends: versions 1..=1, the given token, device and platform.
+pub fn hello_msg(token: &str, device: &str, platform: Platform) -> pb::Hello {
+    pb::Hello {
+        min_version: 1,
+        max_version: 1,
+        token: token.to_owned(),
+        device_id: device.to_owned(),
+        platform: platform as i32,
+        client_version: "missive-tests/0.1".to_owned(),
     }
 }

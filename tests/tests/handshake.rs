@@ -10,17 +10,6 @@ use missive_tests::*;
 const SHORT_TIMEOUTS: &str =
     "[limits]\nhandshake_timeout_secs = 2\nidle_timeout_secs = 3\nping_interval_secs = 1\n";
 
-fn hello(token: &str, device: &str, platform: Platform) -> pb::Hello {
-    pb::Hello {
-        min_version: 1,
-        max_version: 1,
-        token: token.to_owned(),
-        device_id: device.to_owned(),
-        platform: platform as i32,
-        client_version: "missive-tests/0.1".to_owned(),
-    }
-}
-
 /// Asserts `close` carries `code` (with a readable message).
 fn assert_close(close: &pb::Close, code: ErrorCode) {
     assert_eq!(
@@ -94,27 +83,27 @@ fn worked_example_ping_bytes_get_a_pong() {
 fn forged_token_is_token_invalid() {
     let b = BrokerProc::start();
     let forged = mint_with("another-secret-not-the-brokers-0000", "alice", 3600, None, None);
-    assert_hello_refused(&b, hello(&forged, "phone", Platform::Linux), ErrorCode::TokenInvalid);
+    assert_hello_refused(&b, hello_msg(&forged, "phone", Platform::Linux), ErrorCode::TokenInvalid);
     // Garbage is invalid too.
-    assert_hello_refused(&b, hello("not.a.jwt", "phone", Platform::Linux), ErrorCode::TokenInvalid);
-    assert_hello_refused(&b, hello("", "phone", Platform::Linux), ErrorCode::TokenInvalid);
+    assert_hello_refused(&b, hello_msg("not.a.jwt", "phone", Platform::Linux), ErrorCode::TokenInvalid);
+    assert_hello_refused(&b, hello_msg("", "phone", Platform::Linux), ErrorCode::TokenInvalid);
 }
 
 #[test]
 fn expired_token_is_token_expired() {
     let b = BrokerProc::start();
     let expired = mint_with(SECRET, "alice", -60, None, None);
-    assert_hello_refused(&b, hello(&expired, "phone", Platform::Linux), ErrorCode::TokenExpired);
+    assert_hello_refused(&b, hello_msg(&expired, "phone", Platform::Linux), ErrorCode::TokenExpired);
 }
 
 #[test]
 fn device_restricted_token_on_another_device_is_mismatch() {
     let b = BrokerProc::start();
     let t = mint_with(SECRET, "alice", 3600, Some("device-x"), None);
-    assert_hello_refused(&b, hello(&t, "device-y", Platform::Linux), ErrorCode::TokenDeviceMismatch);
+    assert_hello_refused(&b, hello_msg(&t, "device-y", Platform::Linux), ErrorCode::TokenDeviceMismatch);
     // Platform restriction as well.
     let t = mint_with(SECRET, "alice", 3600, None, Some(Platform::Ios));
-    assert_hello_refused(&b, hello(&t, "device-x", Platform::Android), ErrorCode::TokenDeviceMismatch);
+    assert_hello_refused(&b, hello_msg(&t, "device-x", Platform::Android), ErrorCode::TokenDeviceMismatch);
     // The right device and platform are accepted (the test above can fail for the right reason only).
     let t = mint_with(SECRET, "alice", 3600, Some("device-x"), Some(Platform::Ios));
     let mut c = b.connect();
@@ -126,16 +115,16 @@ fn device_restricted_token_on_another_device_is_mismatch() {
 #[test]
 fn unsupported_version_range_is_refused() {
     let b = BrokerProc::start();
-    let mut h = hello(&mint("alice"), "phone", Platform::Linux);
+    let mut h = hello_msg(&mint("alice"), "phone", Platform::Linux);
     h.min_version = 2;
     h.max_version = 3;
     assert_hello_refused(&b, h, ErrorCode::UnsupportedVersion);
-    let mut h = hello(&mint("alice"), "phone", Platform::Linux);
+    let mut h = hello_msg(&mint("alice"), "phone", Platform::Linux);
     h.min_version = 0;
     h.max_version = 0;
     assert_hello_refused(&b, h, ErrorCode::UnsupportedVersion);
     // A range containing 1 is accepted and negotiates 1.
-    let mut h = hello(&mint("alice"), "phone", Platform::Linux);
+    let mut h = hello_msg(&mint("alice"), "phone", Platform::Linux);
     h.min_version = 1;
     h.max_version = 5;
     let ok = b.connect().hello_frame(h).expect("range 1..=5 accepted");
@@ -145,23 +134,23 @@ fn unsupported_version_range_is_refused() {
 #[test]
 fn invalid_device_or_platform_is_invalid_argument() {
     let b = BrokerProc::start();
-    assert_hello_refused(&b, hello(&mint("alice"), "", Platform::Linux), ErrorCode::InvalidArgument);
+    assert_hello_refused(&b, hello_msg(&mint("alice"), "", Platform::Linux), ErrorCode::InvalidArgument);
     assert_hello_refused(
         &b,
-        hello(&mint("alice"), "bad device", Platform::Linux),
+        hello_msg(&mint("alice"), "bad device", Platform::Linux),
         ErrorCode::InvalidArgument,
     );
     assert_hello_refused(
         &b,
-        hello(&mint("alice"), &"d".repeat(65), Platform::Linux),
+        hello_msg(&mint("alice"), &"d".repeat(65), Platform::Linux),
         ErrorCode::InvalidArgument,
     );
     assert_hello_refused(
         &b,
-        hello(&mint("alice"), "phone", Platform::Unspecified),
+        hello_msg(&mint("alice"), "phone", Platform::Unspecified),
         ErrorCode::InvalidArgument,
     );
-    let mut h = hello(&mint("alice"), "phone", Platform::Linux);
+    let mut h = hello_msg(&mint("alice"), "phone", Platform::Linux);
     h.client_version = "v".repeat(65);
     assert_hello_refused(&b, h, ErrorCode::InvalidArgument);
 }
@@ -282,7 +271,7 @@ fn unknown_request_op_keeps_connection_open() {
 fn second_hello_and_client_only_violations_are_unexpected_frame() {
     let b = BrokerProc::start();
     let mut c = b.client("alice", "phone");
-    c.send_frame(&frame_of(frame::Body::Hello(hello(&mint("alice"), "phone", Platform::Linux))));
+    c.send_frame(&frame_of(frame::Body::Hello(hello_msg(&mint("alice"), "phone", Platform::Linux))));
     c.expect_close_code(ErrorCode::UnexpectedFrame);
 
     // A server-only frame kind from a client.
@@ -313,28 +302,28 @@ fn hello_checks_run_in_the_specified_order() {
     let forged_expired = mint_with("another-secret-not-the-brokers-0000", "alice", -60, None, None);
     let expired_restricted = mint_with(SECRET, "alice", -60, Some("device-x"), None);
     // 1 version before 2 device id.
-    let mut h = hello(&forged_expired, "bad device", Platform::Unspecified);
+    let mut h = hello_msg(&forged_expired, "bad device", Platform::Unspecified);
     h.min_version = 2;
     h.max_version = 2;
     assert_hello_refused(&b, h, ErrorCode::UnsupportedVersion);
     // 2 device id before 5 token.
     assert_hello_refused(
         &b,
-        hello(&forged_expired, "bad device", Platform::Linux),
+        hello_msg(&forged_expired, "bad device", Platform::Linux),
         ErrorCode::InvalidArgument,
     );
     // 3 platform before 5 token.
     assert_hello_refused(
         &b,
-        hello(&forged_expired, "phone", Platform::Unspecified),
+        hello_msg(&forged_expired, "phone", Platform::Unspecified),
         ErrorCode::InvalidArgument,
     );
     // 5 signature before 6 expiry.
-    assert_hello_refused(&b, hello(&forged_expired, "phone", Platform::Linux), ErrorCode::TokenInvalid);
+    assert_hello_refused(&b, hello_msg(&forged_expired, "phone", Platform::Linux), ErrorCode::TokenInvalid);
     // 6 expiry before 7 device restriction.
     assert_hello_refused(
         &b,
-        hello(&expired_restricted, "device-y", Platform::Linux),
+        hello_msg(&expired_restricted, "device-y", Platform::Linux),
         ErrorCode::TokenExpired,
     );
 }
@@ -347,7 +336,7 @@ fn frames_after_an_accepted_hello_are_handled_in_ready() {
     let codec = missive_protocol::FrameCodec::default();
     let mut bytes = Vec::new();
     for f in [
-        frame_of(frame::Body::Hello(hello(&mint("alice"), "phone", Platform::Linux))),
+        frame_of(frame::Body::Hello(hello_msg(&mint("alice"), "phone", Platform::Linux))),
         frame_of(frame::Body::Ping(pb::Ping { nonce: 5 })),
         frame_of(frame::Body::Request(pb::Request {
             id: 9,
