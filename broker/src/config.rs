@@ -42,6 +42,65 @@ pub struct Config {
     pub history: History,
     /// RocksDB memory.
     pub storage: StorageConfig,
+    /// Accounts and multi-device login.
+    pub accounts: Accounts,
+    /// Profiles, friends, blacklist and presence limits.
+    pub relations: Relations,
+}
+
+/// Multi-device login policy (spec "Login policies").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginPolicy {
+    /// One session in total: a new login kicks every other session.
+    Single,
+    /// One session per platform class (mobile: ios+android, pad: ipad,
+    /// desktop: windows+mac+linux), web up to `web_max_sessions`.
+    PerClass,
+    /// Desktop and web kick each other (one session between them); ios,
+    /// android and ipad kick each other; desktop/web and mobile coexist.
+    PcWebExclusive,
+    /// Every platform online at once (only `max_sessions_per_user` applies). Default.
+    #[default]
+    Multi,
+}
+
+/// Accounts and multi-device login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Accounts {
+    /// Register an account on its first successful login (else only admin import does).
+    pub auto_register: bool,
+    /// Which sessions a new login kicks.
+    pub login_policy: LoginPolicy,
+    /// `per_class`: web sessions one user may have at once (oldest kicked beyond).
+    pub web_max_sessions: usize,
+    /// Any policy: sessions one user may have at once (oldest kicked beyond).
+    pub max_sessions_per_user: usize,
+}
+
+/// Profiles, friends, blacklist and presence limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Relations {
+    /// Friends per user (FRIEND_LIMIT / PEER_FRIEND_LIMIT beyond).
+    pub max_friends: usize,
+    /// Blacklist entries per user (BLACKLIST_LIMIT beyond).
+    pub max_blacklist: usize,
+    /// Presence subscriptions per user (SUBSCRIPTION_LIMIT beyond).
+    pub max_subscriptions: usize,
+    /// Default and maximum page size of friend, request and blacklist lists.
+    pub page_default: u32,
+    /// Maximum page size of friend, request and blacklist lists.
+    pub page_max: u32,
+    /// Longest nickname and friend remark, bytes.
+    pub max_name_bytes: usize,
+    /// Longest avatar URL, bytes.
+    pub max_url_bytes: usize,
+    /// Longest signature, friend-request message, status text or disable reason, bytes.
+    pub max_text_bytes: usize,
+    /// Largest custom `ex` map (sum of key and value lengths), bytes.
+    pub max_ex_bytes: usize,
 }
 
 /// Protocol and resource limits.
@@ -106,6 +165,35 @@ impl Default for Config {
             limits: Limits::default(),
             history: History::default(),
             storage: StorageConfig::default(),
+            accounts: Accounts::default(),
+            relations: Relations::default(),
+        }
+    }
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Self {
+            auto_register: true,
+            login_policy: LoginPolicy::Multi,
+            web_max_sessions: 10,
+            max_sessions_per_user: 32,
+        }
+    }
+}
+
+impl Default for Relations {
+    fn default() -> Self {
+        Self {
+            max_friends: 3000,
+            max_blacklist: 1000,
+            max_subscriptions: 1000,
+            page_default: 100,
+            page_max: 500,
+            max_name_bytes: 64,
+            max_url_bytes: 1024,
+            max_text_bytes: 256,
+            max_ex_bytes: 4096,
         }
     }
 }
@@ -186,6 +274,24 @@ impl Config {
         }
         if l.pull_page_default == 0 || l.pull_page_default > l.pull_page_max {
             return bad("limits.pull_page_default must be within 1..=pull_page_max");
+        }
+        let a = &self.accounts;
+        if a.web_max_sessions == 0 || a.max_sessions_per_user == 0 || a.max_sessions_per_user > 1024 {
+            return bad("accounts.web_max_sessions must be > 0 and max_sessions_per_user within 1..=1024");
+        }
+        let r = &self.relations;
+        if r.max_friends == 0 || r.max_blacklist == 0 || r.max_subscriptions == 0 {
+            return bad("relations.max_friends, max_blacklist and max_subscriptions must be > 0");
+        }
+        if r.page_default == 0 || r.page_default > r.page_max {
+            return bad("relations.page_default must be within 1..=page_max");
+        }
+        if r.max_name_bytes == 0 || r.max_url_bytes == 0 || r.max_text_bytes == 0 || r.max_ex_bytes == 0 {
+            return bad("relations size limits must be > 0");
+        }
+        let profile_bound = r.max_name_bytes + r.max_url_bytes + 2 * r.max_text_bytes + r.max_ex_bytes;
+        if profile_bound + 1024 > l.max_frame_size as usize / 8 {
+            return bad("relations size limits must keep a profile below max_frame_size / 8");
         }
         if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
             return bad("storage sizes must be > 0");

@@ -604,6 +604,7 @@ impl Worker {
                 ));
             }
             request::Op::Sync(_) => return Err(Reject::new(ErrorCode::Internal, "sync is served locally")),
+            _ => return Err(Reject::new(ErrorCode::UnknownRequest, "not implemented yet")),
         };
         let conv = match &kind {
             OpKind::Send { conv, .. }

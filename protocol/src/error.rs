@@ -48,6 +48,10 @@ pub enum ErrorCode {
     AccountDisabled = 2004,
     /// Another login replaced this session (multi-device policy). Closes.
     Kicked = 2005,
+    /// Login refused: the account is not registered (and auto-registration is off). Closes.
+    AccountNotFound = 2006,
+    /// The token was issued at or before the user's token revocation. Closes.
+    TokenRevoked = 2007,
 
     /// A request field is missing or out of range; the message names it.
     InvalidArgument = 3000,
@@ -63,6 +67,33 @@ pub enum ErrorCode {
     InvalidSyncToken = 3005,
     /// The conversation kind is not served by this server version.
     UnsupportedConversation = 3006,
+
+    /// The target user is not registered.
+    UserNotFound = 4000,
+    /// The account is already registered.
+    AccountExists = 4001,
+    /// The users are already friends both ways.
+    AlreadyFriends = 4002,
+    /// The target is not in the caller's friend list.
+    NotFriends = 4003,
+    /// The caller's friend list is full.
+    FriendLimit = 4004,
+    /// The other user's friend list is full.
+    PeerFriendLimit = 4005,
+    /// There is no pending friend request from that user.
+    NoPendingRequest = 4006,
+    /// The target refuses every friend request.
+    FriendRequestsDenied = 4007,
+    /// The target blacklisted the caller: messages and requests are refused.
+    BlockedByUser = 4008,
+    /// The caller blacklisted the target; remove them from the blacklist first.
+    InYourBlacklist = 4009,
+    /// The caller's blacklist is full.
+    BlacklistLimit = 4010,
+    /// The caller's presence subscription list is full.
+    SubscriptionLimit = 4011,
+    /// The request names the caller where another user is required.
+    SelfTarget = 4012,
 
     /// Unexpected server error.
     Internal = 5000,
@@ -95,6 +126,8 @@ impl ErrorCode {
         Self::PermissionDenied,
         Self::AccountDisabled,
         Self::Kicked,
+        Self::AccountNotFound,
+        Self::TokenRevoked,
         Self::InvalidArgument,
         Self::InvalidConvId,
         Self::NotParticipant,
@@ -102,6 +135,19 @@ impl ErrorCode {
         Self::UnsupportedContent,
         Self::InvalidSyncToken,
         Self::UnsupportedConversation,
+        Self::UserNotFound,
+        Self::AccountExists,
+        Self::AlreadyFriends,
+        Self::NotFriends,
+        Self::FriendLimit,
+        Self::PeerFriendLimit,
+        Self::NoPendingRequest,
+        Self::FriendRequestsDenied,
+        Self::BlockedByUser,
+        Self::InYourBlacklist,
+        Self::BlacklistLimit,
+        Self::SubscriptionLimit,
+        Self::SelfTarget,
         Self::Internal,
         Self::Storage,
         Self::Overloaded,
@@ -139,6 +185,8 @@ impl ErrorCode {
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::Kicked => "KICKED",
+            Self::AccountNotFound => "ACCOUNT_NOT_FOUND",
+            Self::TokenRevoked => "TOKEN_REVOKED",
             Self::InvalidArgument => "INVALID_ARGUMENT",
             Self::InvalidConvId => "INVALID_CONV_ID",
             Self::NotParticipant => "NOT_PARTICIPANT",
@@ -146,6 +194,19 @@ impl ErrorCode {
             Self::UnsupportedContent => "UNSUPPORTED_CONTENT",
             Self::InvalidSyncToken => "INVALID_SYNC_TOKEN",
             Self::UnsupportedConversation => "UNSUPPORTED_CONVERSATION",
+            Self::UserNotFound => "USER_NOT_FOUND",
+            Self::AccountExists => "ACCOUNT_EXISTS",
+            Self::AlreadyFriends => "ALREADY_FRIENDS",
+            Self::NotFriends => "NOT_FRIENDS",
+            Self::FriendLimit => "FRIEND_LIMIT",
+            Self::PeerFriendLimit => "PEER_FRIEND_LIMIT",
+            Self::NoPendingRequest => "NO_PENDING_REQUEST",
+            Self::FriendRequestsDenied => "FRIEND_REQUESTS_DENIED",
+            Self::BlockedByUser => "BLOCKED_BY_USER",
+            Self::InYourBlacklist => "IN_YOUR_BLACKLIST",
+            Self::BlacklistLimit => "BLACKLIST_LIMIT",
+            Self::SubscriptionLimit => "SUBSCRIPTION_LIMIT",
+            Self::SelfTarget => "SELF_TARGET",
             Self::Internal => "INTERNAL",
             Self::Storage => "STORAGE",
             Self::Overloaded => "OVERLOADED",
@@ -189,6 +250,8 @@ impl ErrorCode {
                 | Self::TokenDeviceMismatch
                 | Self::AccountDisabled
                 | Self::Kicked
+                | Self::AccountNotFound
+                | Self::TokenRevoked
         )
     }
 

@@ -80,6 +80,36 @@ pub(crate) fn user_device(user: &UserId, device: &str) -> Vec<u8> {
     k
 }
 
+/// `user`: `user 0x00 tag` — one per-user record (account, profile, status).
+pub(crate) fn user_record(user: &UserId, tag: u8) -> Vec<u8> {
+    let mut k = with_parts(&[user.as_str().as_bytes()], 1);
+    k.push(tag);
+    k
+}
+
+/// `user`: `user 0x00 tag 0x00 other` — a per-user set member (subscriptions,
+/// subscribers, profile feed pointers).
+pub(crate) fn user_pair(user: &UserId, tag: u8, other: &str) -> Vec<u8> {
+    let mut k = with_parts(&[user.as_str().as_bytes(), &[tag]], other.len());
+    k.extend_from_slice(other.as_bytes());
+    k
+}
+
+/// Prefix of every [`user_pair`] key of `user` with `tag`.
+pub(crate) fn user_pair_prefix(user: &UserId, tag: u8) -> Vec<u8> {
+    with_parts(&[user.as_str().as_bytes(), &[tag]], 0)
+}
+
+/// `rel`: `owner 0x00 kind 0x00 peer` — the owner's side of a pair relation.
+pub(crate) fn rel(owner: &UserId, kind: u8, peer: &str) -> Vec<u8> {
+    user_pair(owner, kind, peer)
+}
+
+/// Prefix of every `rel` key of `owner` with `kind`.
+pub(crate) fn rel_prefix(owner: &UserId, kind: u8) -> Vec<u8> {
+    user_pair_prefix(owner, kind)
+}
+
 /// `meta`: `"ver" 0x00 shard:be32` — highest feed version a shard committed.
 pub(crate) fn version_mark(shard: u32) -> Vec<u8> {
     let mut k = with_parts(&[b"ver"], 4);
@@ -139,6 +169,21 @@ mod tests {
     fn dedup_components_are_separated() {
         let c = conv("p:a:b");
         assert_ne!(dedup(&c, "a", "bc", "d"), dedup(&c, "ab", "c", "d"));
+    }
+
+    #[test]
+    fn pair_keys_group_by_owner_and_kind() {
+        let u = UserId::new("u").expect("valid");
+        let uu = UserId::new("uu").expect("valid");
+        let p = rel_prefix(&u, b'F');
+        assert!(rel(&u, b'F', "bob").starts_with(&p));
+        assert!(!rel(&u, b'B', "bob").starts_with(&p));
+        assert!(!rel(&uu, b'F', "bob").starts_with(&p));
+        assert!(rel(&u, b'F', "a") < rel(&u, b'F', "b"));
+        assert!(rel(&u, b'F', "zzz") < prefix_end(&p));
+        // Per-user records never collide with pair keys or settings.
+        assert_ne!(user_record(&u, b'a'), user_settings(&u));
+        assert!(!user_record(&u, b'S').starts_with(&user_pair_prefix(&u, b'S')));
     }
 
     #[test]

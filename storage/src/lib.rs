@@ -13,7 +13,11 @@
 //! | `uconv` | `user 00 conv`                               | [`UserConvRecord`]            |
 //! | `feed`  | `user 00 version:be64`                       | [`FeedRecord`]                |
 //! | `user`  | `user 00 's'` / `user 00 'd' 00 device`      | [`SettingsRecord`] / [`DeviceRecord`] |
+//! | `user`  | `user 00 'a'` / `'p'` / `'t'`                | [`AccountRecord`] / [`ProfileRecord`] / [`StatusRecord`] |
+//! | `user`  | `user 00 'S' 00 target` / `user 00 'R' 00 subscriber` | presence subscription index (empty) |
+//! | `user`  | `reader 00 'v' 00 subject`                   | [`VersionRecord`]: live friend-profile feed entry |
 //! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
+//! | `rel`   | `owner 00 kind 00 peer` (kind F/B/I/O/V)     | [`FriendRecord`] / [`BlockRecord`] / [`RequestRecord`] ×2 / [`VersionRecord`] |
 //!
 //! # Invariants
 //! - A conversation's history is one contiguous range scan of `msg`; its max
@@ -22,6 +26,10 @@
 //! - Each (user, conversation) has at most one live `feed` entry: a batch that
 //!   moves it deletes the old key and writes the new one atomically, so sync
 //!   cost grows with changed conversations, not with messages.
+//! - Every pair record of users a and b (both owners' sides) is written only
+//!   by the owner shard of the direct conversation `p:a:b`; every per-user
+//!   record of u, every `v` pointer naming u as subject and every subscription
+//!   key naming u as subscriber, only by u's owner shard.
 //! - Every mutation goes through one [`Batch`] written atomically by
 //!   [`Store::write`]; with [`Durability::Fsync`] the WAL is synced before it returns.
 //! - This crate never panics on stored bytes it cannot decode: it reports
@@ -31,8 +39,11 @@ mod keys;
 pub mod records;
 mod store;
 
-pub use records::{DedupRecord, DeviceRecord, FeedRecord, SettingsRecord, UserConvRecord};
-pub use store::{Batch, Durability, Store, StoreOptions};
+pub use records::{
+    AccountRecord, BlockRecord, DedupRecord, DeviceRecord, FeedRecord, FriendRecord, ProfileRecord,
+    RequestRecord, SettingsRecord, StatusRecord, UserConvRecord, VersionRecord,
+};
+pub use store::{Batch, Durability, RelKind, Store, StoreOptions};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

@@ -45,9 +45,16 @@ pub struct UserConvRecord {
 /// `feed` value: what changed at that version.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct FeedRecord {
-    /// The conversation that changed; empty for a settings change.
+    /// The conversation that changed. When empty: `relation_peer`, else
+    /// `profile_user`, else (all empty) the user's settings.
     #[prost(string, tag = "1")]
     pub conv_id: String,
+    /// The user's relation with this peer changed.
+    #[prost(string, tag = "2")]
+    pub relation_peer: String,
+    /// This user's profile (the owner's own, or a friend's) changed.
+    #[prost(string, tag = "3")]
+    pub profile_user: String,
 }
 
 /// `user` settings value.
@@ -73,4 +80,99 @@ pub struct DeviceRecord {
     /// Last login time (unix ms).
     #[prost(uint64, tag = "3")]
     pub last_login_ms: u64,
+}
+
+/// `user` account record: registration and access state.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AccountRecord {
+    /// Registration time (unix ms).
+    #[prost(uint64, tag = "1")]
+    pub created_ms: u64,
+    /// Logins and sessions refused.
+    #[prost(bool, tag = "2")]
+    pub disabled: bool,
+    /// Reason given when it was disabled.
+    #[prost(string, tag = "3")]
+    pub disabled_reason: String,
+    /// Tokens with `iat` <= this (unix seconds) are refused (0 = none).
+    #[prost(uint64, tag = "4")]
+    pub revoked_through_s: u64,
+}
+
+/// `user` profile record (the wire `Profile` without the user id).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProfileRecord {
+    #[prost(string, tag = "1")]
+    pub nickname: String,
+    #[prost(string, tag = "2")]
+    pub avatar_url: String,
+    /// Wire `Gender` value.
+    #[prost(int32, tag = "3")]
+    pub gender: i32,
+    #[prost(string, tag = "4")]
+    pub birthday: String,
+    #[prost(string, tag = "5")]
+    pub signature: String,
+    #[prost(btree_map = "string, string", tag = "6")]
+    pub ex: std::collections::BTreeMap<String, String>,
+    /// Wire `FriendVerification` value.
+    #[prost(int32, tag = "7")]
+    pub friend_verification: i32,
+    /// Last change (unix ms).
+    #[prost(uint64, tag = "8")]
+    pub updated_ms: u64,
+    /// Version of the profile's live entry in the owner's own feed (0 = none).
+    #[prost(uint64, tag = "9")]
+    pub feed_version: u64,
+}
+
+/// `user` presence status record.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusRecord {
+    /// Custom status text ("" = none).
+    #[prost(string, tag = "1")]
+    pub text: String,
+    /// When it was set (unix ms).
+    #[prost(uint64, tag = "2")]
+    pub changed_ms: u64,
+}
+
+/// `rel` friend record: the owner lists the peer as a friend.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FriendRecord {
+    #[prost(uint64, tag = "1")]
+    pub since_ms: u64,
+    /// The owner's alias for the peer.
+    #[prost(string, tag = "2")]
+    pub remark: String,
+    #[prost(btree_map = "string, string", tag = "3")]
+    pub ex: std::collections::BTreeMap<String, String>,
+}
+
+/// `rel` block record: the owner blacklisted the peer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BlockRecord {
+    #[prost(uint64, tag = "1")]
+    pub since_ms: u64,
+}
+
+/// `rel` friend request record (incoming from, or outgoing to, the peer).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RequestRecord {
+    #[prost(string, tag = "1")]
+    pub message: String,
+    /// Wire `RequestState` value.
+    #[prost(int32, tag = "2")]
+    pub state: i32,
+    #[prost(uint64, tag = "3")]
+    pub created_ms: u64,
+    #[prost(uint64, tag = "4")]
+    pub handled_ms: u64,
+}
+
+/// Pointer to a live feed entry (relation or friend-profile entries).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionRecord {
+    #[prost(uint64, tag = "1")]
+    pub feed_version: u64,
 }

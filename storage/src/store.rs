@@ -11,7 +11,10 @@ use rocksdb::{
 };
 
 use crate::keys;
-use crate::records::{DedupRecord, DeviceRecord, FeedRecord, SettingsRecord, UserConvRecord};
+use crate::records::{
+    AccountRecord, DedupRecord, DeviceRecord, FeedRecord, ProfileRecord, SettingsRecord, StatusRecord,
+    UserConvRecord, VersionRecord,
+};
 use crate::{Result, StorageError};
 
 const CF_MSG: &str = "msg";
@@ -20,7 +23,43 @@ const CF_UCONV: &str = "uconv";
 const CF_FEED: &str = "feed";
 const CF_USER: &str = "user";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 6] = [CF_MSG, CF_DEDUP, CF_UCONV, CF_FEED, CF_USER, CF_META];
+const CF_REL: &str = "rel";
+const ALL_CFS: [&str; 7] = [CF_MSG, CF_DEDUP, CF_UCONV, CF_FEED, CF_USER, CF_META, CF_REL];
+
+/// Record tags in the `user` keyspace.
+const TAG_ACCOUNT: u8 = b'a';
+const TAG_PROFILE: u8 = b'p';
+const TAG_STATUS: u8 = b't';
+const TAG_SUBSCRIPTION: u8 = b'S';
+const TAG_SUBSCRIBER: u8 = b'R';
+const TAG_PROFILE_FEED: u8 = b'v';
+
+/// The kinds of pair records in the `rel` keyspace (the owner's side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelKind {
+    /// [`FriendRecord`](crate::FriendRecord): the owner lists the peer as a friend.
+    Friend,
+    /// [`BlockRecord`](crate::BlockRecord): the owner blacklisted the peer.
+    Block,
+    /// [`RequestRecord`](crate::RequestRecord): latest request from the peer.
+    Incoming,
+    /// [`RequestRecord`](crate::RequestRecord): latest request to the peer.
+    Outgoing,
+    /// [`VersionRecord`]: the live `Relation(peer)` entry in the owner's feed.
+    FeedVersion,
+}
+
+impl RelKind {
+    fn tag(self) -> u8 {
+        match self {
+            RelKind::Friend => b'F',
+            RelKind::Block => b'B',
+            RelKind::Incoming => b'I',
+            RelKind::Outgoing => b'O',
+            RelKind::FeedVersion => b'V',
+        }
+    }
+}
 
 /// When a write counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -255,6 +294,118 @@ impl Store {
         }
     }
 
+    fn get_decoded<T: prost::Message + Default>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get_pinned_cf(self.cf(cf), key)? {
+            None => Ok(None),
+            Some(v) => decode(cf, &v).map(Some),
+        }
+    }
+
+    /// Keys under `prefix` after `prefix ++ after` (exclusive; "" = from the
+    /// start), ascending, at most `limit`: (suffix, value).
+    fn scan_suffixes(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(after.as_bytes());
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::prefix_end(prefix));
+        let it = self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(&start, Direction::Forward));
+        for item in it {
+            let (k, v) = item?;
+            let Some(rest) = k.strip_prefix(prefix) else { break };
+            if !after.is_empty() && rest == after.as_bytes() {
+                continue;
+            }
+            let suffix = String::from_utf8(rest.to_vec())
+                .map_err(|_| StorageError::Corrupt { cf, detail: "non-utf8 key suffix".into() })?;
+            out.push((suffix, v.to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A user's account record (`None` if not registered).
+    pub fn account(&self, user: &UserId) -> Result<Option<AccountRecord>> {
+        self.get_decoded(CF_USER, &keys::user_record(user, TAG_ACCOUNT))
+    }
+
+    /// A user's profile record (`None` if never set).
+    pub fn profile(&self, user: &UserId) -> Result<Option<ProfileRecord>> {
+        self.get_decoded(CF_USER, &keys::user_record(user, TAG_PROFILE))
+    }
+
+    /// A user's presence status record (`None` if never set).
+    pub fn status(&self, user: &UserId) -> Result<Option<StatusRecord>> {
+        self.get_decoded(CF_USER, &keys::user_record(user, TAG_STATUS))
+    }
+
+    /// Version of the live `Profile(subject)` entry in `reader`'s feed (0 = none).
+    pub fn profile_feed_version(&self, reader: &UserId, subject: &UserId) -> Result<u64> {
+        let rec: Option<VersionRecord> =
+            self.get_decoded(CF_USER, &keys::user_pair(reader, TAG_PROFILE_FEED, subject.as_str()))?;
+        Ok(rec.map_or(0, |r| r.feed_version))
+    }
+
+    /// Users `user` subscribes to (presence), ascending.
+    pub fn subscriptions(&self, user: &UserId, limit: usize) -> Result<Vec<String>> {
+        let prefix = keys::user_pair_prefix(user, TAG_SUBSCRIPTION);
+        Ok(self.scan_suffixes(CF_USER, &prefix, "", limit)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Users subscribed to `target`'s presence, ascending.
+    pub fn subscribers(&self, target: &UserId, limit: usize) -> Result<Vec<String>> {
+        let prefix = keys::user_pair_prefix(target, TAG_SUBSCRIBER);
+        Ok(self.scan_suffixes(CF_USER, &prefix, "", limit)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// The owner's pair record of `kind` with `peer`.
+    pub fn rel<T: prost::Message + Default>(
+        &self,
+        owner: &UserId,
+        kind: RelKind,
+        peer: &UserId,
+    ) -> Result<Option<T>> {
+        self.get_decoded(CF_REL, &keys::rel(owner, kind.tag(), peer.as_str()))
+    }
+
+    /// One page of the owner's pair records of `kind`, in peer order after
+    /// `after` ("" = from the start): (peer, encoded record).
+    pub fn rel_page(
+        &self,
+        owner: &UserId,
+        kind: RelKind,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.scan_suffixes(CF_REL, &keys::rel_prefix(owner, kind.tag()), after, limit)
+    }
+
+    /// Number of the owner's pair records of `kind` (a prefix scan).
+    pub fn rel_count(&self, owner: &UserId, kind: RelKind) -> Result<usize> {
+        let prefix = keys::rel_prefix(owner, kind.tag());
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
+        let mut n = 0;
+        for item in
+            self.db.iterator_cf_opt(self.cf(CF_REL), ro, IteratorMode::From(&prefix, Direction::Forward))
+        {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The highest feed version any shard ever committed (0 for a new store).
     pub fn max_version(&self) -> Result<u64> {
         let prefix = keys::version_mark_prefix();
@@ -332,7 +483,7 @@ impl Batch {
             self.inner.delete_cf(self.store.cf(CF_FEED), keys::feed(user, old_version));
         }
         if rec.feed_version != 0 {
-            let item = FeedRecord { conv_id: conv.as_str().to_owned() };
+            let item = FeedRecord { conv_id: conv.as_str().to_owned(), ..Default::default() };
             self.inner.put_cf(
                 self.store.cf(CF_FEED),
                 keys::feed(user, rec.feed_version),
@@ -348,7 +499,7 @@ impl Batch {
             self.inner.delete_cf(self.store.cf(CF_FEED), keys::feed(user, old_version));
         }
         if rec.feed_version != 0 {
-            let item = FeedRecord { conv_id: String::new() };
+            let item = FeedRecord::default();
             self.inner.put_cf(
                 self.store.cf(CF_FEED),
                 keys::feed(user, rec.feed_version),
@@ -361,6 +512,78 @@ impl Batch {
     /// Stores a device record.
     pub fn put_device(&mut self, user: &UserId, device: &str, rec: &DeviceRecord) {
         self.inner.put_cf(self.store.cf(CF_USER), keys::user_device(user, device), rec.encode_to_vec());
+    }
+
+    /// Moves a live feed entry of `user` from `old` to `new` (0 = none).
+    fn move_feed(&mut self, user: &UserId, old: u64, new: u64, item: &FeedRecord) {
+        if old != 0 && old != new {
+            self.inner.delete_cf(self.store.cf(CF_FEED), keys::feed(user, old));
+        }
+        if new != 0 {
+            self.inner.put_cf(self.store.cf(CF_FEED), keys::feed(user, new), item.encode_to_vec());
+        }
+    }
+
+    /// Stores an account record.
+    pub fn put_account(&mut self, user: &UserId, rec: &AccountRecord) {
+        self.inner.put_cf(self.store.cf(CF_USER), keys::user_record(user, TAG_ACCOUNT), rec.encode_to_vec());
+    }
+
+    /// Stores a profile and moves its entry in the owner's own feed.
+    pub fn put_profile(&mut self, user: &UserId, old_version: u64, rec: &ProfileRecord) {
+        let item = FeedRecord { profile_user: user.as_str().to_owned(), ..Default::default() };
+        self.move_feed(user, old_version, rec.feed_version, &item);
+        self.inner.put_cf(self.store.cf(CF_USER), keys::user_record(user, TAG_PROFILE), rec.encode_to_vec());
+    }
+
+    /// Moves the `Profile(subject)` entry in `reader`'s feed (a friend's profile changed).
+    pub fn move_profile_feed(&mut self, reader: &UserId, subject: &UserId, old: u64, new: u64) {
+        let item = FeedRecord { profile_user: subject.as_str().to_owned(), ..Default::default() };
+        self.move_feed(reader, old, new, &item);
+        let key = keys::user_pair(reader, TAG_PROFILE_FEED, subject.as_str());
+        self.inner.put_cf(self.store.cf(CF_USER), key, VersionRecord { feed_version: new }.encode_to_vec());
+    }
+
+    /// Stores a presence status record.
+    pub fn put_status(&mut self, user: &UserId, rec: &StatusRecord) {
+        self.inner.put_cf(self.store.cf(CF_USER), keys::user_record(user, TAG_STATUS), rec.encode_to_vec());
+    }
+
+    /// Adds (`on`) or removes `subscriber`'s presence subscription to `target`
+    /// (both directions of the index).
+    pub fn put_subscription(&mut self, subscriber: &UserId, target: &UserId, on: bool) {
+        let cf = self.store.cf(CF_USER);
+        let fwd = keys::user_pair(subscriber, TAG_SUBSCRIPTION, target.as_str());
+        let rev = keys::user_pair(target, TAG_SUBSCRIBER, subscriber.as_str());
+        if on {
+            self.inner.put_cf(cf, fwd, []);
+            self.inner.put_cf(cf, rev, []);
+        } else {
+            self.inner.delete_cf(cf, fwd);
+            self.inner.delete_cf(cf, rev);
+        }
+    }
+
+    /// Stores (`Some`) or deletes (`None`) the owner's pair record of `kind` with `peer`.
+    pub fn put_rel<T: prost::Message>(
+        &mut self,
+        owner: &UserId,
+        kind: RelKind,
+        peer: &UserId,
+        rec: Option<&T>,
+    ) {
+        let key = keys::rel(owner, kind.tag(), peer.as_str());
+        match rec {
+            Some(r) => self.inner.put_cf(self.store.cf(CF_REL), key, r.encode_to_vec()),
+            None => self.inner.delete_cf(self.store.cf(CF_REL), key),
+        }
+    }
+
+    /// Moves the `Relation(peer)` entry in `owner`'s feed from `old` to `new`.
+    pub fn move_rel_feed(&mut self, owner: &UserId, peer: &UserId, old: u64, new: u64) {
+        let item = FeedRecord { relation_peer: peer.as_str().to_owned(), ..Default::default() };
+        self.move_feed(owner, old, new, &item);
+        self.put_rel(owner, RelKind::FeedVersion, peer, Some(&VersionRecord { feed_version: new }));
     }
 
     /// Records the highest feed version this shard has written.

@@ -98,7 +98,8 @@ pub enum ClientEvent {
         message: String,
     },
     /// Closed for an authentication reason (TOKEN_INVALID, TOKEN_EXPIRED,
-    /// TOKEN_DEVICE_MISMATCH, ACCOUNT_DISABLED, KICKED). The client stopped.
+    /// TOKEN_DEVICE_MISMATCH, ACCOUNT_DISABLED, KICKED, ACCOUNT_NOT_FOUND,
+    /// TOKEN_REVOKED). The client stopped.
     Kicked {
         /// `Close` code.
         code: u32,
@@ -120,6 +121,15 @@ pub enum ClientEvent {
     Conversation(pb::ConversationState),
     /// This user's settings (from sync or another device).
     Settings(pb::UserSettings),
+    /// The server is ending this session (`Push{kicked}`); a `Kicked` or
+    /// `Closed` event with the `Close` code follows.
+    SessionKicked(pb::Kicked),
+    /// A profile changed (the user's own on another device, or a friend's).
+    Profile(pb::Profile),
+    /// A relation changed (friend, request or blacklist), or one from sync.
+    Relation(pb::Relation),
+    /// A subscribed user's (or this user's own) presence changed.
+    Presence(pb::Presence),
 }
 
 fn is_auth_code(code: u32) -> bool {
@@ -131,6 +141,8 @@ fn is_auth_code(code: u32) -> bool {
                 | ErrorCode::TokenDeviceMismatch
                 | ErrorCode::AccountDisabled
                 | ErrorCode::Kicked
+                | ErrorCode::AccountNotFound
+                | ErrorCode::TokenRevoked
         )
     )
 }
@@ -404,6 +416,12 @@ impl Inner {
                 self.track.lock().settings = Some(settings);
                 self.emit(ClientEvent::Settings(settings));
             }
+            for r in page.relations {
+                self.emit(ClientEvent::Relation(r));
+            }
+            for p in page.profiles {
+                self.emit(ClientEvent::Profile(p));
+            }
             self.track.lock().state.sync_token = page.sync_token.clone();
             token = page.sync_token;
             if !page.more {
@@ -482,6 +500,10 @@ impl Inner {
                 self.track.lock().settings = Some(s);
                 self.emit(ClientEvent::Settings(s));
             }
+            Event::Kicked(k) => self.emit(ClientEvent::SessionKicked(k)),
+            Event::Profile(p) => self.emit(ClientEvent::Profile(p)),
+            Event::Relation(r) => self.emit(ClientEvent::Relation(r)),
+            Event::Presence(p) => self.emit(ClientEvent::Presence(p)),
             Event::Closed { code, message } => return Err(SdkError::Closed { code, message }),
         }
         Ok(())

@@ -97,6 +97,14 @@ pub enum Event {
     Conversation(pb::ConversationState),
     /// `Push{settings}`.
     Settings(pb::UserSettings),
+    /// `Push{kicked}`: this session ends; a `Closed` follows.
+    Kicked(pb::Kicked),
+    /// `Push{profile}`: the user's own or a friend's profile changed.
+    Profile(pb::Profile),
+    /// `Push{relation}`: the user's relation with someone changed.
+    Relation(pb::Relation),
+    /// `Push{presence}`: a subscribed user's (or the user's own) presence changed.
+    Presence(pb::Presence),
     /// The connection ended: the server's `Close{code, message}`, or code 0
     /// when the TCP connection ended without one. Always the last event.
     Closed {
@@ -206,6 +214,16 @@ fn result_name(r: &response::Result) -> &'static str {
         response::Result::Sync(_) => "sync",
         response::Result::Messages(_) => "messages",
         response::Result::Conversation(_) => "conversation",
+        response::Result::Accounts(_) => "accounts",
+        response::Result::Profile(_) => "profile",
+        response::Result::Profiles(_) => "profiles",
+        response::Result::Presence(_) => "presence",
+        response::Result::AddFriend(_) => "add_friend",
+        response::Result::Relation(_) => "relation",
+        response::Result::Friends(_) => "friends",
+        response::Result::FriendRequests(_) => "friend_requests",
+        response::Result::Relations(_) => "relations",
+        response::Result::Blacklist(_) => "blacklist",
     }
 }
 
@@ -632,6 +650,10 @@ fn dispatch(shared: &Shared, events: &Sender<Event>, frame: pb::Frame) {
                 Some(push::Event::ReadReceipt(r)) => Event::ReadReceipt(r),
                 Some(push::Event::Conversation(c)) => Event::Conversation(c),
                 Some(push::Event::Settings(s)) => Event::Settings(s),
+                Some(push::Event::Kicked(k)) => Event::Kicked(k),
+                Some(push::Event::Profile(p)) => Event::Profile(p),
+                Some(push::Event::Relation(r)) => Event::Relation(r),
+                Some(push::Event::Presence(p)) => Event::Presence(p),
                 None => return, // [V-4]
             };
             send_event(shared, events, ev);
