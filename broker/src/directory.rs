@@ -1,7 +1,14 @@
-//! The online directory: which connections (on which worker) each user has.
+//! The online directory: which sessions (connection, device, platform) each
+//! user has, on which worker.
 //!
 //! Read on every delivery, written on login/logout, so it is sharded by user
 //! hash behind `parking_lot` read-write locks; lookups copy out a small vector.
+//!
+//! Invariants: sessions are added only by the user's owner shard (login
+//! policies are decided there, one login at a time, [L-3]); they are removed by
+//! whoever ends the session (its worker on close, the owner shard on a kick).
+//! Removing an absent session is a no-op. `changed_ms` moves whenever the set
+//! of online platforms changes.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -9,6 +16,8 @@ use std::hash::BuildHasher;
 use missive_protocol::pb::Platform;
 use missive_protocol::{DeviceId, UserId};
 use parking_lot::RwLock;
+
+use crate::clock::now_ms;
 
 const SHARDS: usize = 64;
 
@@ -23,15 +32,38 @@ pub(crate) struct ConnRef {
 #[derive(Debug, Clone)]
 pub(crate) struct Presence {
     pub(crate) conn: ConnRef,
-    #[allow(dead_code)] // read by multi-device policies and presence queries
     pub(crate) device: DeviceId,
-    #[allow(dead_code)] // read by multi-device policies and presence queries
     pub(crate) platform: Platform,
+    /// Login order within the user (older sessions have smaller values).
+    pub(crate) since_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct UserEntry {
+    sessions: Vec<Presence>,
+    /// Last change of the online platform set (unix ms).
+    changed_ms: u64,
+}
+
+impl UserEntry {
+    fn platforms(&self) -> Vec<Platform> {
+        let mut p: Vec<Platform> = self.sessions.iter().map(|s| s.platform).collect();
+        p.sort_unstable_by_key(|p| *p as i32);
+        p.dedup();
+        p
+    }
+}
+
+/// A user's online platforms and when that set last changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Online {
+    pub(crate) platforms: Vec<Platform>,
+    pub(crate) changed_ms: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct Directory {
-    shards: Vec<RwLock<HashMap<UserId, Vec<Presence>>>>,
+    shards: Vec<RwLock<HashMap<UserId, UserEntry>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -43,26 +75,59 @@ impl Directory {
         }
     }
 
-    fn shard(&self, user: &UserId) -> &RwLock<HashMap<UserId, Vec<Presence>>> {
+    fn shard(&self, user: &UserId) -> &RwLock<HashMap<UserId, UserEntry>> {
         &self.shards[(self.hasher.hash_one(user) as usize) % SHARDS]
     }
 
-    pub(crate) fn add(&self, user: &UserId, p: Presence) {
-        self.shard(user).write().entry(user.clone()).or_default().push(p);
+    /// Adds a session; returns whether the platform set changed.
+    pub(crate) fn add(&self, user: &UserId, p: Presence) -> bool {
+        let mut g = self.shard(user).write();
+        let e = g.entry(user.clone()).or_default();
+        let before = e.platforms();
+        e.sessions.push(p);
+        let changed = e.platforms() != before;
+        if changed {
+            e.changed_ms = now_ms();
+        }
+        changed
     }
 
-    pub(crate) fn remove(&self, user: &UserId, conn: ConnRef) {
+    /// Removes a session; returns it if it was present, with whether the
+    /// platform set changed.
+    pub(crate) fn remove(&self, user: &UserId, conn: ConnRef) -> Option<(Presence, bool)> {
         let mut g = self.shard(user).write();
-        if let Some(v) = g.get_mut(user) {
-            v.retain(|p| p.conn != conn);
-            if v.is_empty() {
-                g.remove(user);
-            }
+        let e = g.get_mut(user)?;
+        let pos = e.sessions.iter().position(|p| p.conn == conn)?;
+        let before = e.platforms();
+        let removed = e.sessions.remove(pos);
+        if e.sessions.is_empty() {
+            g.remove(user);
+            return Some((removed, true));
         }
+        let changed = e.platforms() != before;
+        if changed {
+            e.changed_ms = now_ms();
+        }
+        Some((removed, changed))
     }
 
     /// Every online session of `user`.
     pub(crate) fn sessions(&self, user: &UserId) -> Vec<Presence> {
-        self.shard(user).read().get(user).cloned().unwrap_or_default()
+        self.shard(user).read().get(user).map(|e| e.sessions.clone()).unwrap_or_default()
+    }
+
+    /// Calls `f` for every online session of `user` (no copy of the list).
+    pub(crate) fn for_each_session(&self, user: &UserId, mut f: impl FnMut(&Presence)) {
+        if let Some(e) = self.shard(user).read().get(user) {
+            e.sessions.iter().for_each(&mut f);
+        }
+    }
+
+    /// The user's online platforms (empty when offline).
+    pub(crate) fn online(&self, user: &UserId) -> Online {
+        match self.shard(user).read().get(user) {
+            Some(e) => Online { platforms: e.platforms(), changed_ms: e.changed_ms },
+            None => Online::default(),
+        }
     }
 }

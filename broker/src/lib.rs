@@ -10,12 +10,18 @@
 //! directory (sharded locks), the version clock (one short lock per batch),
 //! channel senders and wakers.
 
+mod accounts;
+mod checks;
 pub mod cli;
 mod clock;
 pub mod config;
+mod counters;
 mod directory;
 pub mod error;
 mod frames;
+mod queries;
+mod relations;
+mod route;
 mod shard;
 mod sync;
 mod worker;
@@ -55,6 +61,8 @@ pub(crate) struct Shared {
     /// Requests routed to a shard and not yet answered (graceful shutdown waits for 0).
     pub(crate) in_flight_ops: AtomicUsize,
     pub(crate) token_key: sync::TokenKey,
+    /// Friend and blacklist counts behind the relation limits.
+    pub(crate) counters: counters::Counters,
 }
 
 /// A running broker.
@@ -132,6 +140,7 @@ impl Broker {
             conn_count: AtomicUsize::new(0),
             in_flight_ops: AtomicUsize::new(0),
             token_key,
+            counters: counters::Counters::new(),
         });
         let mut threads = Vec::with_capacity(n);
         for (idx, ((poll, l), rx)) in polls.into_iter().zip(listeners).zip(receivers).enumerate() {

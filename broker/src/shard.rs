@@ -17,17 +17,20 @@
 //! - reads (pull, history) run after the turn's write, so they observe every
 //!   write requested before them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use missive_protocol::pb::{self, push, response};
+use missive_protocol::token::Role;
 use missive_protocol::{ClientMsgId, ConvId, DeviceId, ErrorCode, Seq, UserId};
-use missive_storage::{Batch, DedupRecord, SettingsRecord, Store, UserConvRecord};
+use missive_storage::{Batch, BlockRecord, DedupRecord, RelKind, SettingsRecord, Store, UserConvRecord};
 use prost::Message as _;
 
+use crate::Shared;
 use crate::clock::{BatchVersions, MsgIdGen, VersionClock, now_ms, roam_floor_ms};
 use crate::config::Config;
+use crate::counters::Reservation;
 use crate::directory::ConnRef;
 use crate::error::Reject;
 use crate::frames;
@@ -45,13 +48,75 @@ pub(crate) struct ShardOp {
 
 #[derive(Debug)]
 pub(crate) enum OpKind {
-    Send { conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content },
-    Pull { conv: ConvId, req: pb::PullRequest },
-    History { conv: ConvId, req: pb::HistoryRequest },
-    MarkRead { conv: ConvId, seq: u64 },
-    Update { conv: ConvId, req: pb::UpdateConversation },
-    Clear { conv: ConvId, up_to: u64 },
-    GlobalDnd { enabled: bool },
+    Send {
+        conv: ConvId,
+        client_msg_id: ClientMsgId,
+        content: pb::Content,
+    },
+    Pull {
+        conv: ConvId,
+        req: pb::PullRequest,
+    },
+    History {
+        conv: ConvId,
+        req: pb::HistoryRequest,
+    },
+    MarkRead {
+        conv: ConvId,
+        seq: u64,
+    },
+    Update {
+        conv: ConvId,
+        req: pb::UpdateConversation,
+    },
+    Clear {
+        conv: ConvId,
+        up_to: u64,
+    },
+    GlobalDnd {
+        enabled: bool,
+    },
+    // Owned by the user's shard (`user` is the subject).
+    /// A handshake passed the token checks; decide the account checks and the login policy.
+    Login {
+        platform: pb::Platform,
+        role: Role,
+        issued_at: u64,
+    },
+    /// A session of `user` ended (no reply; `origin` is the ended connection).
+    Logout,
+    /// Admin ops: `target` is the subject (and routing key), `user` the admin.
+    ImportUser {
+        target: UserId,
+        patch: pb::ProfilePatch,
+    },
+    SetDisabled {
+        target: UserId,
+        disabled: bool,
+        reason: String,
+    },
+    RevokeTokens {
+        target: UserId,
+    },
+    SetProfile {
+        patch: pb::ProfilePatch,
+    },
+    Subscribe {
+        targets: Vec<UserId>,
+    },
+    Unsubscribe {
+        targets: Vec<UserId>,
+    },
+    SetStatus {
+        text: String,
+    },
+    // Owned by the shard of the direct conversation of the pair.
+    /// A relation change between `me` and `peer` (`me` acts).
+    Pair {
+        me: UserId,
+        peer: UserId,
+        op: crate::relations::PairOp,
+    },
 }
 
 /// Something to do once the turn's batch is durable.
@@ -61,26 +126,32 @@ pub(crate) enum Effect {
     Reply { conn: ConnRef, request_id: u64, frame: Bytes },
     /// Deliver a push to every online device of `users`, except `exclude`.
     Fanout { users: Vec<UserId>, exclude: Option<ConnRef>, frame: Bytes },
+    /// End a session: push `frame` (a `Kicked`), then Close{code, message}.
+    Kick { conn: ConnRef, frame: Bytes, code: ErrorCode, message: String },
+    /// Finish a handshake: HelloOk with this sync token, or Close with the reject.
+    LoginDone { conn: ConnRef, user: UserId, result: Result<String, Reject> },
 }
 
 /// One participant's cached state.
 #[derive(Debug, Clone)]
-struct Member {
+pub(crate) struct Member {
     user: UserId,
     rec: UserConvRecord,
 }
 
 /// Cached committed (or, while staging, staged) state of a conversation.
 #[derive(Debug, Clone)]
-struct ConvEntry {
+pub(crate) struct ConvEntry {
     max_seq: u64,
     /// Encoded message at `max_seq`, for `last_message`.
     last: Option<Bytes>,
     members: Vec<Member>,
+    /// Direct conversations: `blocked[i]` = members[i] blacklisted the other member.
+    pub(crate) blocked: [bool; 2],
 }
 
 impl ConvEntry {
-    fn member(&self, user: &UserId) -> Option<usize> {
+    pub(crate) fn member(&self, user: &UserId) -> Option<usize> {
         self.members.iter().position(|m| &m.user == user)
     }
 }
@@ -95,12 +166,16 @@ struct DedupKey {
 
 /// The owner-shard state of one worker.
 pub(crate) struct Shard {
-    idx: usize,
-    store: Store,
-    clock: Arc<VersionClock>,
-    config: Arc<Config>,
-    cache: HashMap<ConvId, ConvEntry>,
+    pub(crate) idx: usize,
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<VersionClock>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cache: HashMap<ConvId, ConvEntry>,
     ids: MsgIdGen,
+    /// Ops put off to the next turn because their key was already written in
+    /// this one (read-modify-write of stored records, see [`Turn::claim`]).
+    deferred: Vec<ShardOp>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -110,23 +185,61 @@ impl std::fmt::Debug for Shard {
 }
 
 /// Per-turn staging area.
-struct Turn {
-    batch: Batch,
-    versions: BatchVersions,
-    effects: Vec<Effect>,
+pub(crate) struct Turn {
+    pub(crate) batch: Batch,
+    pub(crate) versions: BatchVersions,
+    pub(crate) effects: Vec<Effect>,
     reads: Vec<ShardOp>,
-    touched: Vec<ConvId>,
+    pub(crate) touched: Vec<ConvId>,
     dedup: HashMap<DedupKey, DedupRecord>,
     settings: HashMap<UserId, SettingsRecord>,
+    /// Keys (users, pairs) whose stored records this turn already changes.
+    busy: HashSet<String>,
+    /// Ops that found their key busy: they run next turn, in order.
+    pub(crate) deferred: Vec<ShardOp>,
+    /// Counter reservations to settle after the write.
+    pub(crate) reservations: Vec<Reservation>,
+    /// Sessions added to the directory by logins of this turn (undone on failure).
+    pub(crate) added_sessions: Vec<(UserId, ConnRef)>,
+}
+
+impl Turn {
+    /// Claims `key` for this turn. Ops that read-modify-write stored records
+    /// (accounts, profiles, relations) claim their key first; a second op on
+    /// the same key in one turn is deferred, so every op reads committed state.
+    pub(crate) fn claim(&mut self, key: String) -> bool {
+        self.busy.insert(key)
+    }
 }
 
 impl Shard {
-    pub(crate) fn new(idx: usize, store: Store, clock: Arc<VersionClock>, config: Arc<Config>) -> Self {
-        Self { idx, store, clock, config, cache: HashMap::new(), ids: MsgIdGen::new(idx) }
+    pub(crate) fn new(idx: usize, shared: Arc<Shared>) -> Self {
+        Self {
+            idx,
+            store: shared.store.clone(),
+            clock: Arc::clone(&shared.clock),
+            config: Arc::clone(&shared.config),
+            shared,
+            cache: HashMap::new(),
+            ids: MsgIdGen::new(idx),
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Whether ops wait for the next turn.
+    pub(crate) fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
     }
 
     /// Stages `ops`, writes them in one batch, and returns the effects to emit.
     pub(crate) fn run_turn(&mut self, ops: Vec<ShardOp>) -> Vec<Effect> {
+        let ops = if self.deferred.is_empty() {
+            ops
+        } else {
+            let mut all = std::mem::take(&mut self.deferred);
+            all.extend(ops);
+            all
+        };
         if ops.is_empty() {
             return Vec::new();
         }
@@ -139,43 +252,66 @@ impl Shard {
             touched: Vec::new(),
             dedup: HashMap::new(),
             settings: HashMap::new(),
+            busy: HashSet::new(),
+            deferred: Vec::new(),
+            reservations: Vec::new(),
+            added_sessions: Vec::new(),
         };
         for op in ops {
             let (origin, request_id) = (op.origin, op.request_id);
+            let login = matches!(op.kind, OpKind::Login { .. });
+            let user = if login { Some(op.user.clone()) } else { None };
             if let Err(r) = self.stage(op, &mut t) {
-                t.effects.push(Effect::Reply {
-                    conn: origin,
-                    request_id,
-                    frame: frames::error(request_id, &r),
-                });
+                match user {
+                    Some(user) => t.effects.push(Effect::LoginDone { conn: origin, user, result: Err(r) }),
+                    None => t.effects.push(Effect::Reply {
+                        conn: origin,
+                        request_id,
+                        frame: frames::error(request_id, &r),
+                    }),
+                }
             }
         }
-        let mut effects = if t.batch.is_empty() {
+        self.deferred = std::mem::take(&mut t.deferred);
+        let written = if t.batch.is_empty() {
             self.clock.release(&t.versions);
-            t.effects
+            Ok(())
         } else {
             if t.versions.max != 0 {
                 t.batch.put_version_mark(self.idx as u32, t.versions.max);
             }
-            let res = self.store.write(t.batch);
+            let batch = std::mem::replace(&mut t.batch, self.store.batch());
+            let res = self.store.write(batch);
             self.clock.release(&t.versions);
-            match res {
-                Ok(()) => t.effects,
-                Err(e) => {
-                    let r = Reject::from(e);
-                    for c in &t.touched {
-                        self.cache.remove(c);
-                    }
-                    t.effects
-                        .into_iter()
-                        .filter_map(|eff| match eff {
-                            Effect::Reply { conn, request_id, .. } => {
-                                Some(Effect::Reply { conn, request_id, frame: frames::error(request_id, &r) })
-                            }
-                            Effect::Fanout { .. } => None,
-                        })
-                        .collect()
+            res
+        };
+        for r in t.reservations.drain(..) {
+            self.shared.counters.settle(r, written.is_ok());
+        }
+        let mut effects = match written {
+            Ok(()) => t.effects,
+            Err(e) => {
+                let r = Reject::from(e);
+                for c in &t.touched {
+                    self.cache.remove(c);
                 }
+                for (user, conn) in &t.added_sessions {
+                    self.shared.directory.remove(user, *conn);
+                }
+                t.effects
+                    .into_iter()
+                    .filter_map(|eff| match eff {
+                        Effect::Reply { conn, request_id, .. } => {
+                            Some(Effect::Reply { conn, request_id, frame: frames::error(request_id, &r) })
+                        }
+                        Effect::LoginDone { conn, user, .. } => {
+                            Some(Effect::LoginDone { conn, user, result: Err(r.clone()) })
+                        }
+                        // Sessions are removed from the directory when kicked: the kick stands.
+                        k @ Effect::Kick { .. } => Some(k),
+                        Effect::Fanout { .. } => None,
+                    })
+                    .collect()
             }
         };
         for op in t.reads {
@@ -220,7 +356,12 @@ impl Shard {
             let rec = self.store.user_conv(&user, conv)?.unwrap_or_default();
             members.push(Member { user, rec });
         }
-        Ok(ConvEntry { max_seq: max_seq.0, last, members })
+        let mut blocked = [false; 2];
+        if let [m0, m1] = members.as_slice() {
+            blocked[0] = self.store.rel::<BlockRecord>(&m0.user, RelKind::Block, &m1.user)?.is_some();
+            blocked[1] = self.store.rel::<BlockRecord>(&m1.user, RelKind::Block, &m0.user)?.is_some();
+        }
+        Ok(ConvEntry { max_seq: max_seq.0, last, members, blocked })
     }
 
     fn stage(&mut self, op: ShardOp, t: &mut Turn) -> Result<(), Reject> {
@@ -255,6 +396,16 @@ impl Shard {
                 rec.cleared_seq = rec.cleared_seq.max(target);
             }),
             OpKind::GlobalDnd { enabled } => self.stage_settings(&op, enabled, t),
+            OpKind::Pair { .. } => self.stage_pair(op, t),
+            OpKind::Login { .. }
+            | OpKind::Logout
+            | OpKind::ImportUser { .. }
+            | OpKind::SetDisabled { .. }
+            | OpKind::RevokeTokens { .. }
+            | OpKind::SetProfile { .. }
+            | OpKind::Subscribe { .. }
+            | OpKind::Unsubscribe { .. }
+            | OpKind::SetStatus { .. } => self.stage_user(op, t),
         }
     }
 
@@ -295,6 +446,10 @@ impl Shard {
         let sender_idx = entry
             .member(&op.user)
             .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "sender is not a participant"))?;
+        // [B-2]: checked here, at the moment the message would be stored.
+        if entry.members.len() == 2 && entry.blocked[1 - sender_idx] {
+            return Err(Reject::new(ErrorCode::BlockedByUser, "the recipient has blacklisted you"));
+        }
         let seq = entry.max_seq + 1;
         let msg = pb::Message {
             conv_id: conv.to_string(),

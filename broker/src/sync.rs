@@ -15,6 +15,7 @@ use sha2::Sha256;
 use crate::Shared;
 use crate::clock::{now_ms, roam_floor_ms};
 use crate::error::Reject;
+use crate::queries::{profile_of, relation_of};
 use crate::shard::state_from_parts;
 
 /// Key for sync-token MACs, derived from the shared secret.
@@ -102,10 +103,25 @@ pub(crate) fn serve(
     let mut last_included = since;
     let mut conversations = Vec::with_capacity(items.len());
     let mut settings = None;
+    let mut relations = Vec::new();
+    let mut profiles = Vec::new();
     for (i, (version, item)) in items.iter().enumerate() {
         if item.conv_id.is_empty() {
+            // Relation, profile or settings entries are small: no byte check needed.
             last_included = *version;
-            settings = Some(pb::UserSettings { global_dnd: store.settings(user)?.global_dnd });
+            if !item.relation_peer.is_empty() {
+                if let Ok(peer) = UserId::new(item.relation_peer.as_str()) {
+                    relations.push(relation_of(store, user, &peer)?);
+                }
+            } else if !item.profile_user.is_empty() {
+                if let Ok(subject) = UserId::new(item.profile_user.as_str())
+                    && let Some(p) = profile_of(store, &subject)?
+                {
+                    profiles.push(p);
+                }
+            } else {
+                settings = Some(pb::UserSettings { global_dnd: store.settings(user)?.global_dnd });
+            }
             continue;
         }
         let Ok(conv) = ConvId::parse(&item.conv_id) else {

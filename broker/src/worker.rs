@@ -39,7 +39,7 @@ use tracing::{debug, info, warn};
 
 use crate::Shared;
 use crate::clock::now_ms;
-use crate::directory::{ConnRef, Presence};
+use crate::directory::ConnRef;
 use crate::error::Reject;
 use crate::frames;
 use crate::shard::{Effect, OpKind, Shard, ShardOp};
@@ -71,6 +71,10 @@ pub(crate) enum WorkerMsg {
     Reply { conn: u64, frame: Bytes },
     /// A push to the receiving worker's connection `conn`.
     Push { conn: u64, frame: Bytes },
+    /// The owner shard decided the login of connection `conn`.
+    LoginDone { conn: u64, user: UserId, result: Result<String, Reject> },
+    /// End connection `conn`: push `frame` (a `Kicked`), then Close{code, message}.
+    Kick { conn: u64, frame: Bytes, code: ErrorCode, message: String },
 }
 
 /// An authenticated session (transport-agnostic state of a connection).
@@ -78,7 +82,7 @@ pub(crate) enum WorkerMsg {
 struct Session {
     user: UserId,
     device: DeviceId,
-    #[allow(dead_code)] // checked by admin-only requests (accounts issue)
+    platform: pb::Platform,
     role: Role,
 }
 
@@ -87,6 +91,13 @@ enum Phase {
     /// Waiting for Hello until the deadline.
     Handshake {
         deadline: Instant,
+    },
+    /// Hello passed the token checks; the user's owner shard decides the
+    /// login. Input is not decoded meanwhile (it stays buffered) and pushes
+    /// are dropped, so HelloOk is the first frame the client gets.
+    LoggingIn {
+        deadline: Instant,
+        session: Session,
     },
     Ready(Session),
 }
@@ -142,7 +153,7 @@ impl std::fmt::Debug for Worker {
 
 /// Owner shard of a routing key: a conversation id, or `(USER_TAG, user id)`
 /// for per-user state. No allocation: the key is hashed in place.
-fn owner_of(key: impl std::hash::Hash, workers: usize) -> usize {
+pub(crate) fn owner_of(key: impl std::hash::Hash, workers: usize) -> usize {
     use std::hash::Hasher;
     let mut h = std::hash::DefaultHasher::new();
     key.hash(&mut h);
@@ -150,7 +161,7 @@ fn owner_of(key: impl std::hash::Hash, workers: usize) -> usize {
 }
 
 /// Tag that keeps per-user routing keys apart from conversation ids.
-const USER_TAG: u8 = b'u';
+pub(crate) const USER_TAG: u8 = b'u';
 
 impl Worker {
     pub(crate) fn new(
@@ -162,8 +173,7 @@ impl Worker {
     ) -> io::Result<Self> {
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let shard =
-            Shard::new(idx, shared.store.clone(), Arc::clone(&shared.clock), Arc::clone(&shared.config));
+        let shard = Shard::new(idx, Arc::clone(&shared));
         let n = shared.senders.len();
         let codec = FrameCodec::new(shared.config.limits.max_frame_size);
         Ok(Self {
@@ -193,6 +203,7 @@ impl Worker {
         let mut shutdown_started: Option<Instant> = None;
         loop {
             let busy = !self.ops.is_empty()
+                || self.shard.has_deferred()
                 || !self.inbox.is_empty()
                 || !self.ready.is_empty()
                 || self.overflow.iter().any(|q| !q.is_empty());
@@ -257,6 +268,7 @@ impl Worker {
     fn shutdown_step(&mut self, started: Instant) -> bool {
         let quiet = self.shared.in_flight_ops.load(Ordering::Acquire) == 0
             && self.ops.is_empty()
+            && !self.shard.has_deferred()
             && self.inbox.is_empty()
             && self.overflow.iter().all(VecDeque::is_empty);
         let waited = started.elapsed();
@@ -415,7 +427,7 @@ impl Worker {
         for _ in 0..FRAME_BUDGET {
             let decoded = {
                 let Some(c) = self.conns.get_mut(&id) else { return };
-                if c.close_deadline.is_some() {
+                if c.close_deadline.is_some() || matches!(c.phase, Phase::LoggingIn { .. }) {
                     return;
                 }
                 match self.codec.split_payload(&mut c.rbuf) {
@@ -454,7 +466,7 @@ impl Worker {
 
     fn on_hello(&mut self, id: u64, h: pb::Hello) {
         let shared = Arc::clone(&self.shared);
-        let result = (|| -> Result<(Session, pb::Platform), Reject> {
+        let result = (|| -> Result<(Session, u64), Reject> {
             if !(h.min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= h.max_version) {
                 return Err(Reject::new(
                     ErrorCode::UnsupportedVersion,
@@ -480,9 +492,9 @@ impl Worker {
                     "token is restricted to another device",
                 ));
             }
-            Ok((Session { user: claims.user, device, role: claims.role }, platform))
+            Ok((Session { user: claims.user, device, platform, role: claims.role }, claims.issued_at))
         })();
-        let (session, platform) = match result {
+        let (session, issued_at) = match result {
             Ok(s) => s,
             Err(r) => {
                 debug!(conn = id, code = %r.code, "handshake refused");
@@ -490,19 +502,57 @@ impl Worker {
                 return;
             }
         };
-        let sync_token = match shared.store.device(&session.user, session.device.as_str()) {
-            Ok(d) => d.map(|d| d.sync_token).unwrap_or_default(),
-            Err(e) => {
-                let r = Reject::from(e);
+        // The account checks and the login policy run on the user's owner shard ([L-3]).
+        let owner = owner_of((USER_TAG, session.user.as_str()), shared.senders.len());
+        let op = ShardOp {
+            origin: ConnRef { worker: self.idx, id },
+            request_id: 0,
+            user: session.user.clone(),
+            device: session.device.clone(),
+            kind: OpKind::Login { platform: session.platform, role: session.role, issued_at },
+        };
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let deadline = match c.phase {
+            Phase::Handshake { deadline } => deadline,
+            _ => Instant::now(),
+        };
+        c.phase = Phase::LoggingIn { deadline, session };
+        c.in_flight += 1;
+        shared.in_flight_ops.fetch_add(1, Ordering::AcqRel);
+        self.send_to(owner, WorkerMsg::Op(Box::new(op)));
+    }
+
+    /// The owner shard decided a login: HelloOk (READY) or Close.
+    fn on_login_done(&mut self, id: u64, user: UserId, result: Result<String, Reject>) {
+        self.shared.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
+        let conn = ConnRef { worker: self.idx, id };
+        let alive = self.conns.get(&id).is_some_and(|c| c.close_deadline.is_none());
+        let Some(c) = self.conns.get_mut(&id).filter(|_| alive) else {
+            // The connection ended while the login was decided: undo its session.
+            if result.is_ok() {
+                self.end_session(&user, conn);
+            }
+            return;
+        };
+        c.in_flight = c.in_flight.saturating_sub(1);
+        let sync_token = match result {
+            Ok(t) => t,
+            Err(r) => {
+                debug!(conn = id, code = %r.code, "login refused");
                 self.close(id, r.code, &r.message);
                 return;
             }
         };
-        let conn = ConnRef { worker: self.idx, id };
-        shared.directory.add(&session.user, Presence { conn, device: session.device.clone(), platform });
+        let session = match std::mem::replace(&mut c.phase, Phase::Handshake { deadline: Instant::now() }) {
+            Phase::LoggingIn { session, .. } => session,
+            other => {
+                c.phase = other;
+                return;
+            }
+        };
         let session_id = format!("{:016x}{:016x}", rand::random::<u64>(), id);
         info!(worker = self.idx, conn = id, user = %session.user, device = %session.device, "session ready");
-        let l = &shared.config.limits;
+        let l = &self.shared.config.limits;
         let ok = pb::HelloOk {
             version: PROTOCOL_VERSION,
             server_time_ms: now_ms(),
@@ -513,10 +563,28 @@ impl Worker {
             ping_interval_secs: l.ping_interval_secs as u32,
             idle_timeout_secs: l.idle_timeout_secs as u32,
         };
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.phase = Phase::Ready(session);
-        }
+        c.phase = Phase::Ready(session);
         self.enqueue(id, frames::hello_ok(ok));
+        // Frames that arrived during the login are decoded now.
+        self.mark_ready(id);
+    }
+
+    /// Removes an ended session from the directory and, if the user's online
+    /// platforms changed, lets the owner shard publish the new presence.
+    fn end_session(&mut self, user: &UserId, conn: ConnRef) {
+        if let Some((p, changed)) = self.shared.directory.remove(user, conn)
+            && changed
+        {
+            let owner = owner_of((USER_TAG, user.as_str()), self.shared.senders.len());
+            let op = ShardOp {
+                origin: conn,
+                request_id: 0,
+                user: user.clone(),
+                device: p.device,
+                kind: OpKind::Logout,
+            };
+            self.send_to(owner, WorkerMsg::Op(Box::new(op)));
+        }
     }
 
     fn on_request(&mut self, id: u64, r: pb::Request) {
@@ -529,9 +597,17 @@ impl Worker {
             self.enqueue(id, frames::error(request_id, &rej));
             return;
         }
-        let (user, device) = (s.user.clone(), s.device.clone());
+        let (user, device, admin) = (s.user.clone(), s.device.clone(), s.role == Role::Admin);
         let routed = match r.op {
             None => Err(Reject::new(ErrorCode::UnknownRequest, "unknown or missing request operation")),
+            Some(op) if crate::queries::is_query(&op) => {
+                let frame = match crate::queries::serve(&shared, &user, op) {
+                    Ok(res) => frames::response(request_id, res),
+                    Err(rej) => frames::error(request_id, &rej),
+                };
+                self.enqueue(id, frame);
+                return;
+            }
             Some(request::Op::Sync(req)) => {
                 let res = crate::sync::serve(&shared, &user, &device, &req);
                 let frame = match res {
@@ -541,7 +617,7 @@ impl Worker {
                 self.enqueue(id, frame);
                 return;
             }
-            Some(op) => self.validate(&user, op),
+            Some(op) => self.validate(&user, admin, op),
         };
         match routed {
             Err(rej) => self.enqueue(id, frames::error(request_id, &rej)),
@@ -557,8 +633,12 @@ impl Worker {
     }
 
     /// Stateless checks done before routing; returns the owner shard and the op.
-    fn validate(&self, user: &UserId, op: request::Op) -> Result<(usize, OpKind), Reject> {
+    fn validate(&self, user: &UserId, admin: bool, op: request::Op) -> Result<(usize, OpKind), Reject> {
         let workers = self.shared.senders.len();
+        let op = match crate::route::user_op(&self.shared, user, admin, op)? {
+            crate::route::Routed::Owner(owner, kind) => return Ok((owner, kind)),
+            crate::route::Routed::Conversation(op) => op,
+        };
         let conv_of = |s: &str| -> Result<ConvId, Reject> {
             let conv = ConvId::parse(s).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
             if conv.kind() != ConvKind::Direct {
@@ -604,7 +684,7 @@ impl Worker {
                 ));
             }
             request::Op::Sync(_) => return Err(Reject::new(ErrorCode::Internal, "sync is served locally")),
-            _ => return Err(Reject::new(ErrorCode::UnknownRequest, "not implemented yet")),
+            _ => return Err(Reject::new(ErrorCode::Internal, "request routed elsewhere")),
         };
         let conv = match &kind {
             OpKind::Send { conv, .. }
@@ -613,7 +693,7 @@ impl Worker {
             | OpKind::MarkRead { conv, .. }
             | OpKind::Update { conv, .. }
             | OpKind::Clear { conv, .. } => conv,
-            OpKind::GlobalDnd { .. } => return Err(Reject::new(ErrorCode::Internal, "routed above")),
+            _ => return Err(Reject::new(ErrorCode::Internal, "routed above")),
         };
         Ok((owner_of(conv.as_str(), workers), kind))
     }
@@ -623,7 +703,9 @@ impl Worker {
             match msg {
                 WorkerMsg::Op(op) => self.ops.push(*op),
                 WorkerMsg::Reply { conn, frame } => self.on_reply(conn, frame),
-                WorkerMsg::Push { conn, frame } => self.enqueue(conn, frame),
+                WorkerMsg::Push { conn, frame } => self.push(conn, frame),
+                WorkerMsg::LoginDone { conn, user, result } => self.on_login_done(conn, user, result),
+                WorkerMsg::Kick { conn, frame, code, message } => self.kick(conn, frame, code, &message),
             }
             return;
         }
@@ -664,7 +746,9 @@ impl Worker {
             match self.inbox.try_recv() {
                 Ok(WorkerMsg::Op(op)) => self.ops.push(*op),
                 Ok(WorkerMsg::Reply { conn, frame }) => self.on_reply(conn, frame),
-                Ok(WorkerMsg::Push { conn, frame }) => self.enqueue(conn, frame),
+                Ok(WorkerMsg::Push { conn, frame }) => self.push(conn, frame),
+                Ok(WorkerMsg::LoginDone { conn, user, result }) => self.on_login_done(conn, user, result),
+                Ok(WorkerMsg::Kick { conn, frame, code, message }) => self.kick(conn, frame, code, &message),
                 Err(_) => return,
             }
         }
@@ -685,20 +769,40 @@ impl Worker {
                     self.send_to(conn.worker, WorkerMsg::Reply { conn: conn.id, frame })
                 }
                 Effect::Fanout { users, exclude, frame } => {
+                    let mut targets = Vec::new();
                     for u in &users {
-                        for p in self.shared.directory.sessions(u) {
-                            if Some(p.conn) == exclude {
-                                continue;
+                        self.shared.directory.for_each_session(u, |p| {
+                            if Some(p.conn) != exclude {
+                                targets.push(p.conn);
                             }
-                            self.send_to(
-                                p.conn.worker,
-                                WorkerMsg::Push { conn: p.conn.id, frame: frame.clone() },
-                            );
-                        }
+                        });
                     }
+                    for c in targets {
+                        self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
+                    }
+                }
+                Effect::Kick { conn, frame, code, message } => {
+                    self.send_to(conn.worker, WorkerMsg::Kick { conn: conn.id, frame, code, message })
+                }
+                Effect::LoginDone { conn, user, result } => {
+                    self.send_to(conn.worker, WorkerMsg::LoginDone { conn: conn.id, user, result })
                 }
             }
         }
+    }
+
+    /// Queues a push for a READY connection (dropped during the handshake:
+    /// HelloOk must come first, and sync recovers anything missed, [PU-1]).
+    fn push(&mut self, id: u64, frame: Bytes) {
+        if self.conns.get(&id).is_some_and(|c| matches!(c.phase, Phase::Ready(_))) {
+            self.enqueue(id, frame);
+        }
+    }
+
+    /// Ends a session: the `Kicked` push, then Close.
+    fn kick(&mut self, id: u64, frame: Bytes, code: ErrorCode, message: &str) {
+        self.push(id, frame);
+        self.close(id, code, message);
     }
 
     /// Queues an encoded frame for a local connection.
@@ -743,7 +847,8 @@ impl Worker {
         c.out.push_back(frame);
         c.close_deadline = Some(Instant::now() + CLOSE_LINGER);
         if let Phase::Ready(s) = &c.phase {
-            self.shared.directory.remove(&s.user, ConnRef { worker: self.idx, id });
+            let user = s.user.clone();
+            self.end_session(&user, ConnRef { worker: self.idx, id });
         }
     }
 
@@ -798,8 +903,9 @@ impl Worker {
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
         self.shared.conn_count.fetch_sub(1, Ordering::AcqRel);
         if let Phase::Ready(s) = &c.phase {
-            self.shared.directory.remove(&s.user, ConnRef { worker: self.idx, id });
             debug!(conn = id, user = %s.user, "closed");
+            let user = s.user.clone();
+            self.end_session(&user, ConnRef { worker: self.idx, id });
         }
     }
 
@@ -816,7 +922,7 @@ impl Worker {
                 continue;
             }
             match &c.phase {
-                Phase::Handshake { deadline } if now >= *deadline => {
+                Phase::Handshake { deadline } | Phase::LoggingIn { deadline, .. } if now >= *deadline => {
                     to_close.push((*id, ErrorCode::HandshakeTimeout, "no Hello in time"));
                 }
                 Phase::Ready(_) if now.duration_since(c.last_frame) >= idle => {
