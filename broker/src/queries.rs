@@ -144,11 +144,7 @@ pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Resu
             checks::cursor(&req.cursor)?;
             let limit = checks::page(req.limit, r);
             let kind = if req.outgoing { RelKind::Outgoing } else { RelKind::Incoming };
-            let mut rows = store.rel_page(user, kind, &req.cursor, limit + 1)?;
-            let more = rows.len() > limit;
-            rows.truncate(limit);
-            let next_cursor =
-                if more { rows.last().map(|(p, _)| p.clone()).unwrap_or_default() } else { String::new() };
+            let (rows, next_cursor) = cut_page(store.rel_page(user, kind, &req.cursor, limit + 1)?, limit);
             let mut requests = Vec::new();
             for (peer, bytes) in rows {
                 let rec = RequestRecord::decode(bytes.as_slice()).map_err(corrupt)?;
@@ -173,11 +169,8 @@ pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Resu
         Op::ListBlacklist(req) => {
             checks::cursor(&req.cursor)?;
             let limit = checks::page(req.limit, r);
-            let mut rows = store.rel_page(user, RelKind::Block, &req.cursor, limit + 1)?;
-            let more = rows.len() > limit;
-            rows.truncate(limit);
-            let next_cursor =
-                if more { rows.last().map(|(p, _)| p.clone()).unwrap_or_default() } else { String::new() };
+            let (rows, next_cursor) =
+                cut_page(store.rel_page(user, RelKind::Block, &req.cursor, limit + 1)?, limit);
             let mut users = Vec::new();
             for (peer, bytes) in rows {
                 let rec = BlockRecord::decode(bytes.as_slice()).map_err(corrupt)?;
@@ -189,17 +182,23 @@ pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Resu
     })
 }
 
+/// Cuts `limit + 1` fetched rows to one page and its next cursor ([RL-1]).
+fn cut_page(mut rows: Vec<(String, Vec<u8>)>, limit: usize) -> (Vec<(String, Vec<u8>)>, String) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(|(p, _)| p.clone()).unwrap_or_default() } else { String::new() };
+    (rows, next)
+}
+
 /// Builds one friend-list page from `limit + 1` raw rows.
 fn friend_page(
     store: &Store,
     user: &UserId,
-    mut rows: Vec<(String, Vec<u8>)>,
+    rows: Vec<(String, Vec<u8>)>,
     limit: usize,
     with_profiles: bool,
 ) -> Result<(Vec<pb::Relation>, Vec<pb::Profile>, String), Reject> {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = if more { rows.last().map(|(p, _)| p.clone()).unwrap_or_default() } else { String::new() };
+    let (rows, next) = cut_page(rows, limit);
     let mut friends = Vec::with_capacity(rows.len());
     let mut profiles = Vec::new();
     for (peer, _) in rows {
