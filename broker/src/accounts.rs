@@ -27,7 +27,7 @@ use crate::frames;
 use crate::queries::{presence_of, profile_view};
 use crate::shard::{Effect, OpKind, Shard, ShardOp, Turn};
 
-/// Most subscribers one presence change is pushed to.
+/// Most subscribers one presence change, and most friends one profile change, is pushed to.
 pub(crate) const MAX_PRESENCE_FANOUT: usize = 100_000;
 
 /// Platform classes of the `per_class` policy.
@@ -267,7 +267,8 @@ impl Shard {
             }
         }
         let before = dir.online(user).platforms;
-        let existing = dir.sessions(user);
+        // Admin sessions are exempt from the policies (spec section 12).
+        let existing: Vec<Presence> = dir.sessions(user).into_iter().filter(|s| !s.admin).collect();
         let a = &self.config.accounts;
         let params = PolicyParams {
             policy: if admin { LoginPolicy::Multi } else { a.login_policy },
@@ -283,7 +284,10 @@ impl Shard {
             };
             t.effects.push(kick_effect(s.conn, reason, ErrorCode::Kicked, msg, Some((&op.device, platform))));
         }
-        dir.add(user, Presence { conn: op.origin, device: op.device.clone(), platform, since_ms: now_ms() });
+        dir.add(
+            user,
+            Presence { conn: op.origin, device: op.device.clone(), platform, since_ms: now_ms(), admin },
+        );
         t.added_sessions.push((user.clone(), op.origin));
         let sync_token =
             self.store.device(user, op.device.as_str())?.map(|d| d.sync_token).unwrap_or_default();
@@ -375,10 +379,11 @@ impl Shard {
         rec.updated_ms = now_ms();
         rec.feed_version = self.clock.alloc(&mut t.versions);
         t.batch.put_profile(user, old, &rec);
-        // Friends see the change in their feeds, and live.
-        let max = self.config.relations.max_friends;
+        // Users who list the caller as a friend see the change in their feeds, and live.
         let mut users = Vec::new();
-        for (peer, _) in self.store.rel_page(user, missive_storage::RelKind::Friend, "", max)? {
+        for (peer, _) in
+            self.store.rel_page(user, missive_storage::RelKind::FriendOf, "", MAX_PRESENCE_FANOUT)?
+        {
             let Ok(friend) = UserId::new(peer) else { continue };
             let old = self.store.profile_feed_version(&friend, user)?;
             let v = self.clock.alloc(&mut t.versions);
@@ -435,6 +440,7 @@ mod tests {
             device: DeviceId::new(device).expect("valid"),
             platform,
             since_ms: id,
+            admin: false,
         }
     }
 

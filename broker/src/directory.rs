@@ -36,6 +36,8 @@ pub(crate) struct Presence {
     pub(crate) platform: Platform,
     /// Login order within the user (older sessions have smaller values).
     pub(crate) since_ms: u64,
+    /// An admin-token session: gets pushes, but is not presence and no login policy applies.
+    pub(crate) admin: bool,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +49,7 @@ struct UserEntry {
 
 impl UserEntry {
     fn platforms(&self) -> Vec<Platform> {
-        let mut p: Vec<Platform> = self.sessions.iter().map(|s| s.platform).collect();
+        let mut p: Vec<Platform> = self.sessions.iter().filter(|s| !s.admin).map(|s| s.platform).collect();
         p.sort_unstable_by_key(|p| *p as i32);
         p.dedup();
         p

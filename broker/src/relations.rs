@@ -121,13 +121,19 @@ fn new_friend(now: u64, remark: &str, ex: &BTreeMap<String, String>) -> FriendRe
     FriendRecord { since_ms: now, remark: remark.to_owned(), ex: ex.clone() }
 }
 
-/// Makes both sides friends (keeping existing entries) and settles pending requests as accepted.
+/// Makes both sides friends (keeping existing entries) and settles pending
+/// requests as accepted. The peer's new entry takes the remark and ex the
+/// peer gave with a pending request to `me`.
 fn befriend(me: &mut Side, peer: &mut Side, now: u64, remark: &str, ex: &BTreeMap<String, String>) {
     if me.friend.is_none() {
         me.friend = Some(new_friend(now, remark, ex));
     }
     if peer.friend.is_none() {
-        peer.friend = Some(new_friend(now, "", &BTreeMap::new()));
+        let entry = match peer.outgoing.as_ref().filter(|r| r.state == pb::RequestState::Pending as i32) {
+            Some(r) => new_friend(now, &r.remark, &r.ex),
+            None => new_friend(now, "", &BTreeMap::new()),
+        };
+        peer.friend = Some(entry);
     }
     for r in [&mut me.incoming, &mut me.outgoing, &mut peer.incoming, &mut peer.outgoing] {
         settle_request(r, pb::RequestState::Accepted, now);
@@ -191,6 +197,8 @@ impl Shard {
                         state: pb::RequestState::Pending as i32,
                         created_ms: now,
                         handled_ms: 0,
+                        remark: remark.clone(),
+                        ex: ex.clone(),
                     };
                     a.outgoing = Some(req.clone());
                     b.incoming = Some(req);
@@ -249,6 +257,9 @@ impl Shard {
             let batch = &mut t.batch;
             if before.friend != after.friend {
                 batch.put_rel(owner, RelKind::Friend, other, after.friend.as_ref());
+                if before.friend.is_some() != after.friend.is_some() {
+                    batch.put_friend_of(other, owner, after.friend.is_some());
+                }
             }
             if before.block != after.block {
                 batch.put_rel(owner, RelKind::Block, other, after.block.as_ref());

@@ -164,14 +164,7 @@ pub(crate) fn serve(
         &DeviceRecord { sync_token: sync_token.clone(), platform: 0, last_login_ms: now_ms() },
     );
     store.write(b)?;
-    Ok(pb::SyncResult {
-        conversations,
-        settings,
-        sync_token,
-        more,
-        relations: Vec::new(),
-        profiles: Vec::new(),
-    })
+    Ok(pb::SyncResult { conversations, settings, sync_token, more, relations, profiles })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! | `user`  | `user 00 'S' 00 target` / `user 00 'R' 00 subscriber` | presence subscription index (empty) |
 //! | `user`  | `reader 00 'v' 00 subject`                   | [`VersionRecord`]: live friend-profile feed entry |
 //! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
-//! | `rel`   | `owner 00 kind 00 peer` (kind F/B/I/O/V)     | [`FriendRecord`] / [`BlockRecord`] / [`RequestRecord`] ×2 / [`VersionRecord`] |
+//! | `rel`   | `owner 00 kind 00 peer` (kind F/B/I/O/V/H)   | [`FriendRecord`] / [`BlockRecord`] / [`RequestRecord`] ×2 / [`VersionRecord`] / empty (H: peer lists owner) |
 //!
 //! # Invariants
 //! - A conversation's history is one contiguous range scan of `msg`; its max

@@ -168,6 +168,12 @@ pub struct RequestRecord {
     pub created_ms: u64,
     #[prost(uint64, tag = "4")]
     pub handled_ms: u64,
+    /// The requester's remark for the target, applied when the request is accepted.
+    #[prost(string, tag = "5")]
+    pub remark: String,
+    /// The requester's custom fields for the target, applied when accepted.
+    #[prost(btree_map = "string, string", tag = "6")]
+    pub ex: std::collections::BTreeMap<String, String>,
 }
 
 /// Pointer to a live feed entry (relation or friend-profile entries).

@@ -47,6 +47,9 @@ pub enum RelKind {
     Outgoing,
     /// [`VersionRecord`]: the live `Relation(peer)` entry in the owner's feed.
     FeedVersion,
+    /// Empty value: the peer has the owner in the peer's friend list (the
+    /// reverse index of `Friend`, for pushing the owner's profile changes).
+    FriendOf,
 }
 
 impl RelKind {
@@ -57,6 +60,7 @@ impl RelKind {
             RelKind::Incoming => b'I',
             RelKind::Outgoing => b'O',
             RelKind::FeedVersion => b'V',
+            RelKind::FriendOf => b'H',
         }
     }
 }
@@ -561,6 +565,16 @@ impl Batch {
         } else {
             self.inner.delete_cf(cf, fwd);
             self.inner.delete_cf(cf, rev);
+        }
+    }
+
+    /// Records (`on`) or removes the reverse friend entry: `peer` lists `owner`.
+    pub fn put_friend_of(&mut self, owner: &UserId, peer: &UserId, on: bool) {
+        let key = keys::rel(owner, RelKind::FriendOf.tag(), peer.as_str());
+        if on {
+            self.inner.put_cf(self.store.cf(CF_REL), key, []);
+        } else {
+            self.inner.delete_cf(self.store.cf(CF_REL), key);
         }
     }
 
