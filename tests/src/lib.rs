@@ -945,22 +945,8 @@ impl RawClient {
     /// Syncs from `token` until `more` is false (bounded number of pages).
     /// Returns every conversation state in order, the last settings seen and the final token.
     pub fn sync_all(&mut self, token: &str) -> SyncAll {
-        let mut out =
-            SyncAll { conversations: Vec::new(), settings: None, token: token.to_owned(), pages: 0 };
-        for _ in 0..10_000 {
-            let page =
-                self.sync(&out.token, 0).unwrap_or_else(|e| panic!("sync from {:?}: {e:?}", out.token));
-            out.pages += 1;
-            out.conversations.extend(page.conversations);
-            if page.settings.is_some() {
-                out.settings = page.settings;
-            }
-            out.token = page.sync_token;
-            if !page.more {
-                return out;
-            }
-        }
-        panic!("sync did not finish within 10000 pages");
+        let f = self.sync_full(token);
+        SyncAll { conversations: f.conversations, settings: f.settings, token: f.token, pages: f.pages }
     }
 
     /// PullRequest.
@@ -1122,4 +1108,695 @@ pub fn hello_msg(token: &str, device: &str, platform: Platform) -> pb::Hello {
         platform: platform as i32,
         client_version: "missive-tests/0.1".to_owned(),
     }
+}
+
+// ===========================================================================
+// Users, devices and relations (issue #5; spec sections 12 and 13)
+// ---------------------------------------------------------------------------
+// Tokens with a role or a chosen `iat`, logins on a given platform, an admin
+// session, typed helpers for every request of sections 12 and 13, waits for a
+// specific push that keep the other pushes queued, kick checks, and a full
+// sync that also collects `SyncResult.relations` / `.profiles`.
+// ===========================================================================
+
+use std::collections::BTreeMap;
+
+/// The user id of [`BrokerProc::admin`] sessions.
+pub const ADMIN_USER: &str = "ops-admin";
+
+/// How long a negative check ("no such push arrives") listens. Only used
+/// where no positive barrier can prove absence.
+pub const QUIET: Duration = Duration::from_millis(1500);
+
+/// A token for `user` with the given role and `iat`, expiring one hour from
+/// now, optionally restricted to a device and a platform.
+pub fn mint_claims(
+    user: &str,
+    role: Role,
+    issued_at: u64,
+    device: Option<&str>,
+    platform: Option<Platform>,
+) -> String {
+    let claims = Claims {
+        user: UserId::new(user).expect("valid user id"),
+        expires_at: now_secs() + 3600,
+        issued_at,
+        role,
+        device: device.map(|d| DeviceId::new(d).expect("valid device id")),
+        platform,
+    };
+    token::mint(SECRET.as_bytes(), &claims)
+}
+
+/// An admin-role token for `user` (issued two minutes ago, like [`mint`]).
+pub fn mint_admin(user: &str) -> String {
+    mint_claims(user, Role::Admin, now_secs().saturating_sub(120), None, None)
+}
+
+/// A user-role token for `user` whose `iat` is exactly `issued_at`.
+pub fn mint_issued_at(user: &str, issued_at: u64) -> String {
+    mint_claims(user, Role::User, issued_at, None, None)
+}
+
+/// A string map (profile / friend `ex`) from pairs.
+pub fn ex_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Unwraps a typed result, panicking with `what` and the error.
+pub fn must<T>(res: Result<T, pb::Error>, what: &str) -> T {
+    res.unwrap_or_else(|e| {
+        panic!("{what} failed: {} ({:?}) {:?}", e.code, ErrorCode::from_u32(e.code), e.message)
+    })
+}
+
+/// The platforms of a presence as enum values.
+pub fn platforms_of(p: &pb::Presence) -> Vec<Platform> {
+    p.platforms.iter().map(|&v| Platform::try_from(v).unwrap_or(Platform::Unspecified)).collect()
+}
+
+/// `Presence` of `user` in `list`; panics if absent.
+pub fn presence_of<'a>(list: &'a [pb::Presence], user: &str) -> &'a pb::Presence {
+    list.iter().find(|p| p.user_id == user).unwrap_or_else(|| panic!("no presence of {user} in {list:?}"))
+}
+
+/// A `typed` picker for one `Response.result` case.
+macro_rules! pick {
+    ($case:ident) => {
+        |r| match r {
+            response::Result::$case(v) => Ok(v),
+            other => Err(Box::new(other)),
+        }
+    };
+}
+
+impl BrokerProc {
+    /// A connection that sent Hello with `token` on `device` / `platform`,
+    /// and the handshake outcome.
+    pub fn try_login(
+        &self,
+        token: &str,
+        device: &str,
+        platform: Platform,
+    ) -> (RawClient, Result<pb::HelloOk, pb::Close>) {
+        let mut c = self.connect();
+        let res = c.hello(token, device, platform);
+        (c, res)
+    }
+
+    /// A client logged in as `user` on `device` with `platform`; panics if refused.
+    pub fn client_on(&self, user: &str, device: &str, platform: Platform) -> RawClient {
+        let (c, res) = self.try_login(&mint(user), device, platform);
+        if let Err(close) = res {
+            panic!("hello as {user}/{device} on {platform:?} refused: {close:?}");
+        }
+        c
+    }
+
+    /// An admin session ([`ADMIN_USER`], device `admin-console`, Linux).
+    pub fn admin(&self) -> RawClient {
+        let (c, res) = self.try_login(&mint_admin(ADMIN_USER), "admin-console", Platform::Linux);
+        if let Err(close) = res {
+            panic!("admin hello refused: {close:?}");
+        }
+        c
+    }
+
+    /// Asserts a login of `token` on `device` / `platform` is refused with Close{code}.
+    pub fn assert_login_refused(&self, token: &str, device: &str, platform: Platform, code: ErrorCode) {
+        let (mut c, res) = self.try_login(token, device, platform);
+        match res {
+            Ok(ok) => panic!("login on {device} accepted, expected Close {code}: {ok:?}"),
+            Err(close) => assert_eq!(
+                close.code,
+                code.as_u32(),
+                "login on {device}: expected Close {code}, got {} ({:?}) {:?}",
+                close.code,
+                ErrorCode::from_u32(close.code),
+                close.message
+            ),
+        }
+        c.expect_closed(WAIT);
+    }
+}
+
+/// Everything a paged sync returned, relations and profiles included.
+#[derive(Debug, Clone, Default)]
+pub struct SyncFull {
+    /// Conversation states, in the order returned.
+    pub conversations: Vec<pb::ConversationState>,
+    /// Relations, in the order returned.
+    pub relations: Vec<pb::Relation>,
+    /// Profiles, in the order returned.
+    pub profiles: Vec<pb::Profile>,
+    /// The last settings returned, if any.
+    pub settings: Option<pb::UserSettings>,
+    /// The final sync token.
+    pub token: String,
+    /// Number of pages fetched.
+    pub pages: usize,
+}
+
+impl SyncFull {
+    /// The last relation returned for `user`.
+    pub fn relation(&self, user: &str) -> Option<&pb::Relation> {
+        self.relations.iter().rev().find(|r| r.user_id == user)
+    }
+
+    /// The last profile returned for `user`.
+    pub fn profile(&self, user: &str) -> Option<&pb::Profile> {
+        self.profiles.iter().rev().find(|p| p.user_id == user)
+    }
+}
+
+impl RawClient {
+    /// Sends `op`, waits for its response and extracts the expected result
+    /// kind with `pick`; panics (naming `what`) on another kind.
+    fn typed<T>(
+        &mut self,
+        what: &str,
+        op: request::Op,
+        pick: impl FnOnce(response::Result) -> Result<T, Box<response::Result>>,
+    ) -> Result<T, pb::Error> {
+        match pick(outcome(self.request(op))?) {
+            Ok(v) => Ok(v),
+            Err(other) => panic!("{what} answered with an unexpected result {other:?}"),
+        }
+    }
+
+    fn ok_result(&mut self, what: &str, op: request::Op) -> Result<(), pb::Error> {
+        self.typed(what, op, pick!(Ok)).map(|_| ())
+    }
+
+    fn relation_result(&mut self, what: &str, op: request::Op) -> Result<pb::Relation, pb::Error> {
+        self.typed(what, op, pick!(Relation))
+    }
+
+    fn presence_result(&mut self, what: &str, op: request::Op) -> Result<Vec<pb::Presence>, pb::Error> {
+        self.typed(what, op, pick!(Presence)).map(|v| v.presences)
+    }
+
+    fn friends_result(&mut self, what: &str, op: request::Op) -> Result<pb::FriendList, pb::Error> {
+        self.typed(what, op, pick!(Friends))
+    }
+
+    fn profile_result(&mut self, what: &str, op: request::Op) -> Result<pb::Profile, pb::Error> {
+        self.typed(what, op, pick!(Profile))
+    }
+
+    /// ImportUser (admin).
+    pub fn import_user(
+        &mut self,
+        user: &str,
+        profile: Option<pb::ProfilePatch>,
+    ) -> Result<pb::Profile, pb::Error> {
+        self.profile_result(
+            "ImportUser",
+            request::Op::ImportUser(pb::ImportUser { user_id: user.to_owned(), profile }),
+        )
+    }
+
+    /// SetAccountDisabled (admin).
+    pub fn set_account_disabled(
+        &mut self,
+        user: &str,
+        disabled: bool,
+        reason: &str,
+    ) -> Result<(), pb::Error> {
+        self.ok_result(
+            "SetAccountDisabled",
+            request::Op::SetAccountDisabled(pb::SetAccountDisabled {
+                user_id: user.to_owned(),
+                disabled,
+                reason: reason.to_owned(),
+            }),
+        )
+    }
+
+    /// RevokeTokens (admin).
+    pub fn revoke_tokens(&mut self, user: &str) -> Result<(), pb::Error> {
+        self.ok_result(
+            "RevokeTokens",
+            request::Op::RevokeTokens(pb::RevokeTokens { user_id: user.to_owned() }),
+        )
+    }
+
+    /// AccountsExist.
+    pub fn accounts_exist(&mut self, users: &[&str]) -> Result<Vec<pb::AccountStatus>, pb::Error> {
+        let op = request::Op::AccountsExist(pb::AccountsExist { user_ids: strings(users) });
+        self.typed("AccountsExist", op, pick!(Accounts)).map(|v| v.accounts)
+    }
+
+    /// SetProfile.
+    pub fn set_profile(&mut self, patch: pb::ProfilePatch) -> Result<pb::Profile, pb::Error> {
+        self.profile_result("SetProfile", request::Op::SetProfile(pb::SetProfile { patch: Some(patch) }))
+    }
+
+    /// GetProfiles.
+    pub fn get_profiles(&mut self, users: &[&str]) -> Result<Vec<pb::Profile>, pb::Error> {
+        let op = request::Op::GetProfiles(pb::GetProfiles { user_ids: strings(users) });
+        self.typed("GetProfiles", op, pick!(Profiles)).map(|v| v.profiles)
+    }
+
+    /// GetPresence.
+    pub fn get_presence(&mut self, users: &[&str]) -> Result<Vec<pb::Presence>, pb::Error> {
+        self.presence_result(
+            "GetPresence",
+            request::Op::GetPresence(pb::GetPresence { user_ids: strings(users) }),
+        )
+    }
+
+    /// SubscribePresence.
+    pub fn subscribe_presence(&mut self, users: &[&str]) -> Result<Vec<pb::Presence>, pb::Error> {
+        let op = request::Op::SubscribePresence(pb::SubscribePresence { user_ids: strings(users) });
+        self.presence_result("SubscribePresence", op)
+    }
+
+    /// UnsubscribePresence.
+    pub fn unsubscribe_presence(&mut self, users: &[&str]) -> Result<(), pb::Error> {
+        let op = request::Op::UnsubscribePresence(pb::UnsubscribePresence { user_ids: strings(users) });
+        self.ok_result("UnsubscribePresence", op)
+    }
+
+    /// ListPresenceSubscriptions.
+    pub fn list_presence_subscriptions(&mut self) -> Result<Vec<pb::Presence>, pb::Error> {
+        let op = request::Op::ListPresenceSubscriptions(pb::ListPresenceSubscriptions {});
+        self.presence_result("ListPresenceSubscriptions", op)
+    }
+
+    /// SetPresenceStatus.
+    pub fn set_presence_status(&mut self, text: &str) -> Result<(), pb::Error> {
+        let op = request::Op::SetPresenceStatus(pb::SetPresenceStatus { text: text.to_owned() });
+        self.ok_result("SetPresenceStatus", op)
+    }
+
+    /// AddFriend.
+    pub fn add_friend(
+        &mut self,
+        user: &str,
+        message: &str,
+        remark: &str,
+        ex: BTreeMap<String, String>,
+    ) -> Result<pb::AddFriendResult, pb::Error> {
+        let op = request::Op::AddFriend(pb::AddFriend {
+            user_id: user.to_owned(),
+            message: message.to_owned(),
+            remark: remark.to_owned(),
+            ex,
+        });
+        self.typed("AddFriend", op, pick!(AddFriend))
+    }
+
+    /// AddFriend with only a request message.
+    pub fn add_friend_msg(&mut self, user: &str, message: &str) -> Result<pb::AddFriendResult, pb::Error> {
+        self.add_friend(user, message, "", BTreeMap::new())
+    }
+
+    /// RespondFriendRequest.
+    pub fn respond_friend(
+        &mut self,
+        user: &str,
+        accept: bool,
+        remark: &str,
+        ex: BTreeMap<String, String>,
+    ) -> Result<pb::Relation, pb::Error> {
+        let op = request::Op::RespondFriendRequest(pb::RespondFriendRequest {
+            user_id: user.to_owned(),
+            accept,
+            remark: remark.to_owned(),
+            ex,
+        });
+        self.relation_result("RespondFriendRequest", op)
+    }
+
+    /// DeleteFriend.
+    pub fn delete_friend(&mut self, user: &str, both_sides: bool) -> Result<pb::Relation, pb::Error> {
+        let op = request::Op::DeleteFriend(pb::DeleteFriend { user_id: user.to_owned(), both_sides });
+        self.relation_result("DeleteFriend", op)
+    }
+
+    /// UpdateFriend.
+    pub fn update_friend(
+        &mut self,
+        user: &str,
+        remark: Option<&str>,
+        ex: BTreeMap<String, String>,
+    ) -> Result<pb::Relation, pb::Error> {
+        let op = request::Op::UpdateFriend(pb::UpdateFriend {
+            user_id: user.to_owned(),
+            remark: remark.map(str::to_owned),
+            ex,
+        });
+        self.relation_result("UpdateFriend", op)
+    }
+
+    /// ListFriends (one page).
+    pub fn list_friends(
+        &mut self,
+        cursor: &str,
+        limit: u32,
+        with_profiles: bool,
+    ) -> Result<pb::FriendList, pb::Error> {
+        let op =
+            request::Op::ListFriends(pb::ListFriends { cursor: cursor.to_owned(), limit, with_profiles });
+        self.friends_result("ListFriends", op)
+    }
+
+    /// Every friend's user id, following `next_cursor` (bounded number of pages).
+    pub fn friend_ids(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..1000 {
+            let page = must(self.list_friends(&cursor, 0, false), "ListFriends");
+            out.extend(page.friends.into_iter().map(|r| r.user_id));
+            if page.next_cursor.is_empty() {
+                return out;
+            }
+            cursor = page.next_cursor;
+        }
+        panic!("ListFriends paging did not end");
+    }
+
+    /// ListFriendRequests (one page).
+    pub fn list_friend_requests(
+        &mut self,
+        outgoing: bool,
+        cursor: &str,
+        limit: u32,
+    ) -> Result<pb::FriendRequestList, pb::Error> {
+        let op = request::Op::ListFriendRequests(pb::ListFriendRequests {
+            outgoing,
+            cursor: cursor.to_owned(),
+            limit,
+        });
+        self.typed("ListFriendRequests", op, pick!(FriendRequests))
+    }
+
+    /// CheckRelations.
+    pub fn check_relations(&mut self, users: &[&str]) -> Result<Vec<pb::Relation>, pb::Error> {
+        let op = request::Op::CheckRelations(pb::CheckRelations { user_ids: strings(users) });
+        self.typed("CheckRelations", op, pick!(Relations)).map(|v| v.relations)
+    }
+
+    /// The caller's relation with one user (CheckRelations of one id).
+    pub fn relation(&mut self, user: &str) -> pb::Relation {
+        let mut all = must(self.check_relations(&[user]), "CheckRelations");
+        assert_eq!(all.len(), 1, "CheckRelations of one id: {all:?}");
+        all.remove(0)
+    }
+
+    /// SearchFriends.
+    pub fn search_friends(&mut self, query: &str, limit: u32) -> Result<pb::FriendList, pb::Error> {
+        let op = request::Op::SearchFriends(pb::SearchFriends { query: query.to_owned(), limit });
+        self.friends_result("SearchFriends", op)
+    }
+
+    /// ImportFriendship (admin).
+    pub fn import_friendship(&mut self, a: &str, b: &str) -> Result<(), pb::Error> {
+        let op = request::Op::ImportFriendship(pb::ImportFriendship {
+            user_a: a.to_owned(),
+            user_b: b.to_owned(),
+        });
+        self.ok_result("ImportFriendship", op)
+    }
+
+    /// AddToBlacklist.
+    pub fn block(&mut self, user: &str) -> Result<pb::Relation, pb::Error> {
+        let op = request::Op::AddToBlacklist(pb::AddToBlacklist { user_id: user.to_owned() });
+        self.relation_result("AddToBlacklist", op)
+    }
+
+    /// RemoveFromBlacklist.
+    pub fn unblock(&mut self, user: &str) -> Result<pb::Relation, pb::Error> {
+        let op = request::Op::RemoveFromBlacklist(pb::RemoveFromBlacklist { user_id: user.to_owned() });
+        self.relation_result("RemoveFromBlacklist", op)
+    }
+
+    /// ListBlacklist (one page).
+    pub fn list_blacklist(&mut self, cursor: &str, limit: u32) -> Result<pb::Blacklist, pb::Error> {
+        let op = request::Op::ListBlacklist(pb::ListBlacklist { cursor: cursor.to_owned(), limit });
+        self.typed("ListBlacklist", op, pick!(Blacklist))
+    }
+
+    /// Syncs from `token` until `more` is false, collecting relations and
+    /// profiles too (bounded number of pages).
+    pub fn sync_full(&mut self, token: &str) -> SyncFull {
+        let mut out = SyncFull { token: token.to_owned(), ..SyncFull::default() };
+        for _ in 0..10_000 {
+            let page =
+                self.sync(&out.token, 0).unwrap_or_else(|e| panic!("sync from {:?}: {e:?}", out.token));
+            out.pages += 1;
+            out.conversations.extend(page.conversations);
+            out.relations.extend(page.relations);
+            out.profiles.extend(page.profiles);
+            if page.settings.is_some() {
+                out.settings = page.settings;
+            }
+            out.token = page.sync_token;
+            if !page.more {
+                return out;
+            }
+        }
+        panic!("sync did not finish within 10000 pages");
+    }
+
+    // ---- pushes of sections 12 and 13 -----------------------------------
+
+    /// Like [`RawClient::wait_push`], but `None` after `timeout`.
+    pub fn try_wait_push<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(&pb::push::Event) -> Option<T>,
+    ) -> Option<T> {
+        let found = self
+            .pushes
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| p.event.as_ref().and_then(&mut pick).map(|t| (i, t)));
+        if let Some((i, t)) = found {
+            self.pushes.remove(i);
+            return Some(t);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut fresh = Vec::new();
+        let result = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left) {
+                Recv::Frame(pb::Frame { body: Some(frame::Body::Push(p)) }) => {
+                    if let Some(t) = p.event.as_ref().and_then(&mut pick) {
+                        break Some(t);
+                    }
+                    fresh.push(p);
+                }
+                Recv::Frame(f) => self.stash(f),
+                Recv::Timeout | Recv::Eof => break None,
+            }
+        };
+        self.pushes.extend(fresh);
+        result
+    }
+
+    /// Waits for the first push for which `pick` returns `Some` and removes
+    /// it; every other push stays queued in order. Panics after `timeout`.
+    pub fn wait_push<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pick: impl FnMut(&pb::push::Event) -> Option<T>,
+    ) -> T {
+        match self.try_wait_push(timeout, pick) {
+            Some(t) => t,
+            None => panic!(
+                "no push matching {what} within {timeout:?} (close: {:?}); queued pushes: {:?}",
+                self.close, self.pushes
+            ),
+        }
+    }
+
+    /// Listens for `window` and panics if a push for which `bad` returns
+    /// true is queued or arrives; other pushes stay queued.
+    pub fn assert_no_push(
+        &mut self,
+        what: &str,
+        window: Duration,
+        mut bad: impl FnMut(&pb::push::Event) -> bool,
+    ) {
+        if let Some(p) = self.pushes.iter().find(|p| p.event.as_ref().is_some_and(&mut bad)) {
+            panic!("unexpected push ({what}): {p:?}");
+        }
+        let deadline = Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.recv(left) {
+                Recv::Frame(pb::Frame { body: Some(frame::Body::Push(p)) }) => {
+                    if p.event.as_ref().is_some_and(&mut bad) {
+                        panic!("unexpected push ({what}): {p:?}");
+                    }
+                    self.pushes.push_back(p);
+                }
+                Recv::Frame(f) => self.stash(f),
+                Recv::Timeout | Recv::Eof => return,
+            }
+        }
+    }
+
+    /// Drops every queued push.
+    pub fn clear_pushes(&mut self) {
+        self.pushes.clear();
+    }
+
+    /// The next `Push{relation}` about `user` (others stay queued).
+    pub fn expect_relation_push(&mut self, user: &str) -> pb::Relation {
+        self.wait_push(&format!("relation with {user}"), WAIT, |ev| match ev {
+            pb::push::Event::Relation(r) if r.user_id == user => Some(r.clone()),
+            _ => None,
+        })
+    }
+
+    /// The next `Push{profile}` of `user` (others stay queued).
+    pub fn expect_profile_push(&mut self, user: &str) -> pb::Profile {
+        self.wait_push(&format!("profile of {user}"), WAIT, |ev| match ev {
+            pb::push::Event::Profile(p) if p.user_id == user => Some(p.clone()),
+            _ => None,
+        })
+    }
+
+    /// The next push that `extract` maps to a value for which `pred` holds;
+    /// earlier values that do not match are dropped (a state may pass through
+    /// intermediate values), other pushes stay queued. Panics after [`WAIT`].
+    fn expect_push_where<T: std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        extract: impl Fn(&pb::push::Event) -> Option<T>,
+        mut pred: impl FnMut(&T) -> bool,
+    ) -> T {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.try_wait_push(left, &extract) {
+                Some(v) if pred(&v) => return v,
+                Some(v) => seen.push(v),
+                None => panic!(
+                    "no matching push of {what} within {WAIT:?}; non-matching ones: {seen:?}; close: {:?}",
+                    self.close
+                ),
+            }
+        }
+    }
+
+    /// The next `Push{presence}` of `user` for which `pred` holds (see
+    /// `expect_push_where`: non-matching presence pushes of `user` are dropped).
+    pub fn expect_presence_push(
+        &mut self,
+        user: &str,
+        pred: impl FnMut(&pb::Presence) -> bool,
+    ) -> pb::Presence {
+        let extract = |ev: &pb::push::Event| match ev {
+            pb::push::Event::Presence(p) if p.user_id == user => Some(p.clone()),
+            _ => None,
+        };
+        self.expect_push_where(&format!("presence of {user}"), extract, pred)
+    }
+
+    /// The next `Push{relation}` about `user` for which `pred` holds
+    /// (non-matching relation pushes about `user` are dropped).
+    pub fn expect_relation_push_where(
+        &mut self,
+        user: &str,
+        pred: impl FnMut(&pb::Relation) -> bool,
+    ) -> pb::Relation {
+        let extract = |ev: &pb::push::Event| match ev {
+            pb::push::Event::Relation(r) if r.user_id == user => Some(r.clone()),
+            _ => None,
+        };
+        self.expect_push_where(&format!("relation with {user}"), extract, pred)
+    }
+
+    /// Reads until the server closes the connection and asserts it sent
+    /// `Push{kicked}` and then `Close{code}`; returns the `Kicked`. Pushes
+    /// other than `kicked` are dropped.
+    pub fn expect_kicked(&mut self, code: ErrorCode) -> pb::Kicked {
+        let mut kicked = self.pushes.iter().find_map(|p| match &p.event {
+            Some(pb::push::Event::Kicked(k)) => Some(k.clone()),
+            _ => None,
+        });
+        let mut kicked_before_close = kicked.is_some() || self.close.is_none();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left) {
+                Recv::Frame(pb::Frame { body: Some(frame::Body::Push(p)) }) => {
+                    if let Some(pb::push::Event::Kicked(k)) = p.event {
+                        kicked_before_close = self.close.is_none();
+                        kicked = Some(k);
+                    }
+                }
+                Recv::Frame(pb::Frame { body: Some(frame::Body::Close(c)) }) => self.close = Some(c),
+                Recv::Frame(_) => {}
+                Recv::Eof => break,
+                Recv::Timeout => panic!(
+                    "connection still open {WAIT:?} after expecting a kick (close so far: {:?}, kicked: {kicked:?})",
+                    self.close
+                ),
+            }
+        }
+        // Already at EOF: this only checks the recorded Close.
+        self.expect_close_code(code);
+        let k = kicked.unwrap_or_else(|| panic!("Close {code} without a Push{{kicked}} before it"));
+        assert!(kicked_before_close, "Push{{kicked}} must come before the Close: {k:?}");
+        k
+    }
+
+    /// Whether the connection is still up: a Ping gets its Pong before a
+    /// Close or EOF (queued pushes are kept).
+    pub fn is_alive(&mut self) -> bool {
+        if self.close.is_some() || self.eof {
+            return false;
+        }
+        let nonce = 0x5EED_0000_0000 + self.next_request_id();
+        if self.try_send_frame(&frame_of(frame::Body::Ping(pb::Ping { nonce }))).is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(pos) = self.pongs.iter().position(|p| p.nonce == nonce) {
+                self.pongs.remove(pos);
+                return self.close.is_none();
+            }
+            if self.close.is_some() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left) {
+                Recv::Frame(f) => self.stash(f),
+                Recv::Timeout => panic!("no pong and no close within {WAIT:?}"),
+                Recv::Eof => return false,
+            }
+        }
+    }
+}
+
+/// Checks the id-batch bounds shared by the batch requests (1..=100 valid
+/// ids, else 3000): `call` sends the request for the ids and returns the
+/// number of items in its result, which for 100 unregistered ids `u0..u99`
+/// must be `items_for_100`.
+pub fn assert_batch_bounds(
+    what: &str,
+    items_for_100: usize,
+    mut call: impl FnMut(&[&str]) -> Result<usize, pb::Error>,
+) {
+    let ids: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_error(call(&[]), ErrorCode::InvalidArgument, &format!("{what}: no ids"));
+    assert_error(call(&ids), ErrorCode::InvalidArgument, &format!("{what}: 101 ids"));
+    assert_eq!(must(call(&ids[..100]), &format!("{what}: 100 ids")), items_for_100, "{what}: 100 ids");
+    assert_error(call(&["ok", "not valid"]), ErrorCode::InvalidArgument, &format!("{what}: invalid id"));
+}
+
+fn strings(users: &[&str]) -> Vec<String> {
+    users.iter().map(|u| (*u).to_owned()).collect()
 }
