@@ -78,10 +78,10 @@ fn reader(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// Runs missivectl with `args` (bounded by [`RUN_TIMEOUT`]); no MISSIVE_*
+/// Starts missivectl with `args`, stdout and stderr piped; no MISSIVE_*
 /// variables leak in from the environment.
-fn run(args: &[&str]) -> Run {
-    let mut child: Child = Command::new(missivectl())
+fn spawn(args: &[&str]) -> Child {
+    Command::new(missivectl())
         .args(args)
         .env_remove("MISSIVE_ADDR")
         .env_remove("MISSIVE_TOKEN")
@@ -90,7 +90,12 @@ fn run(args: &[&str]) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn missivectl");
+        .expect("spawn missivectl")
+}
+
+/// Runs missivectl with `args` (bounded by [`RUN_TIMEOUT`]).
+fn run(args: &[&str]) -> Run {
+    let mut child = spawn(args);
     let out = reader(child.stdout.take().expect("stdout piped"));
     let err = reader(child.stderr.take().expect("stderr piped"));
     let deadline = Instant::now() + RUN_TIMEOUT;
@@ -285,4 +290,397 @@ fn tail_with_state_resumes_after_the_last_printed_message() {
     let got: Vec<(u64, String)> =
         r.json_lines().iter().map(|v| (u64_field(v, "seq"), str_field(v, "text").to_owned())).collect();
     assert_eq!(got, vec![(2, "text 2".to_owned()), (3, "text 3".to_owned())], "{r:#?}");
+}
+
+// ------------------------------------------------------------------------
+// user, friend, black, presence (issue #5)
+// ------------------------------------------------------------------------
+
+/// Runs `missivectl <path..> --json --addr .. --token .. --device <device> <extra..>`.
+fn run_sub(b: &BrokerProc, token: &str, device: &str, path: &[&str], extra: &[&str]) -> Run {
+    let addr = b.addr.to_string();
+    let mut args: Vec<&str> = path.to_vec();
+    args.extend_from_slice(&["--json", "--addr", &addr, "--token", token, "--device", device]);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// Asserts the run failed with a server error: exit status 2 and
+/// `error: NAME (code)` on stderr.
+fn assert_server_error(r: &Run, code: ErrorCode) {
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+    let needle = format!("{} ({})", code.name(), code.as_u32());
+    assert!(r.stderr.contains(&needle), "stderr lacks {needle:?}: {:?}", r.stderr);
+    assert!(r.stdout.trim().is_empty(), "nothing on stdout: {r:#?}");
+}
+
+fn bool_field(v: &Value, field: &str) -> bool {
+    v.get(field).and_then(Value::as_bool).unwrap_or_else(|| panic!("no bool field {field:?} in {v}"))
+}
+
+fn admin_token() -> String {
+    let r = run(&["token", "--secret", SECRET, "--user", "ops", "--role", "admin"]);
+    r.assert_ok("admin token");
+    r.stdout.trim().to_owned()
+}
+
+#[test]
+fn user_commands_import_exists_profiles_disable_revoke() {
+    let b = BrokerOpts::default().config("[accounts]\nauto_register = false\n").spawn();
+    let admin = admin_token();
+
+    let r = run_sub(
+        &b,
+        &admin,
+        "ops",
+        &["user", "import"],
+        &[
+            "alice",
+            "--nickname",
+            "Alice",
+            "--gender",
+            "female",
+            "--ex",
+            "city=Paris",
+            "--verification",
+            "allow_anyone",
+        ],
+    );
+    r.assert_ok("user import");
+    let v = r.json();
+    assert_eq!(
+        (str_field(&v, "user"), str_field(&v, "nickname"), str_field(&v, "gender")),
+        ("alice", "Alice", "female"),
+        "{v}"
+    );
+    assert_eq!(str_field(&v, "friend_verification"), "allow_anyone");
+    assert_eq!(v["ex"]["city"], "Paris", "{v}");
+    run_sub(&b, &admin, "ops", &["user", "import"], &["bob"]).assert_ok("import bob");
+    assert_server_error(
+        &run_sub(&b, &admin, "ops", &["user", "import"], &["alice"]),
+        ErrorCode::AccountExists,
+    );
+
+    let r = run_sub(&b, &admin, "ops", &["user", "exists"], &["alice", "ghost"]);
+    r.assert_ok("user exists");
+    let got: Vec<(String, bool, bool)> = r
+        .json_lines()
+        .iter()
+        .map(|v| (str_field(v, "user").to_owned(), bool_field(v, "exists"), bool_field(v, "disabled")))
+        .collect();
+    assert_eq!(got, vec![("alice".to_owned(), true, false), ("ghost".to_owned(), false, false)]);
+
+    // Admin-only for users.
+    let alice = mint("alice");
+    assert_server_error(
+        &run_sub(&b, &alice, "cli", &["user", "import"], &["carol"]),
+        ErrorCode::PermissionDenied,
+    );
+    assert_server_error(
+        &run_sub(&b, &alice, "cli", &["user", "disable"], &["bob"]),
+        ErrorCode::PermissionDenied,
+    );
+
+    // Profiles.
+    let r = run_sub(&b, &alice, "cli", &["user", "profile", "set"], &["--signature", "hi", "--ex", "city="]);
+    r.assert_ok("profile set");
+    let v = r.json();
+    assert_eq!((str_field(&v, "nickname"), str_field(&v, "signature")), ("Alice", "hi"), "{v}");
+    assert_eq!(v["ex"], serde_json::json!({}), "an empty value removes the key: {v}");
+    assert!(u64_field(&v, "updated_ms") > 0);
+    let r = run_sub(&b, &alice, "cli", &["user", "profile", "get"], &["bob", "ghost", "alice"]);
+    r.assert_ok("profile get");
+    let users: Vec<String> = r.json_lines().iter().map(|v| str_field(v, "user").to_owned()).collect();
+    assert_eq!(users, ["bob", "alice"], "unregistered users are left out");
+    let r = run_sub(&b, &alice, "cli", &["user", "profile", "set"], &["--birthday", "2001-02-29"]);
+    assert_server_error(&r, ErrorCode::InvalidArgument);
+    let r = run_sub(&b, &alice, "cli", &["user", "whoami"], &[]);
+    r.assert_ok("whoami");
+    let v = r.json();
+    assert_eq!(str_field(&v, "user"), "alice");
+    assert_eq!(v["profile"]["nickname"], "Alice", "{v}");
+
+    // Disable: a live session is kicked, logins refused; enable again.
+    let mut live = b.client_on("alice", "phone", Platform::Ios);
+    let r = run_sub(&b, &admin, "ops", &["user", "disable"], &["alice", "--reason", "spam"]);
+    r.assert_ok("disable");
+    assert!(bool_field(&r.json(), "disabled"));
+    let k = live.expect_kicked(ErrorCode::AccountDisabled);
+    assert_eq!(k.message, "spam");
+    assert_server_error(&run_as(&b, &alice, "cli", "ping", &[]), ErrorCode::AccountDisabled);
+    let r = run_sub(&b, &admin, "ops", &["user", "enable"], &["alice"]);
+    r.assert_ok("enable");
+    assert!(!bool_field(&r.json(), "disabled"));
+    run_as(&b, &alice, "cli", "ping", &[]).assert_ok("ping after enable");
+
+    // Revoke: tokens issued up to now are refused.
+    run_sub(&b, &admin, "ops", &["user", "revoke"], &["alice"]).assert_ok("revoke");
+    assert_server_error(&run_as(&b, &alice, "cli", "ping", &[]), ErrorCode::TokenRevoked);
+    let fresh = mint_issued_at("alice", now_secs() + 1);
+    run_as(&b, &fresh, "cli", "ping", &[]).assert_ok("ping with a token minted after the revocation");
+    assert_server_error(
+        &run_sub(&b, &admin, "ops", &["user", "revoke"], &["ghost"]),
+        ErrorCode::UserNotFound,
+    );
+}
+
+#[test]
+fn friend_commands_request_accept_list_check_search_remark_delete_import() {
+    let b = BrokerProc::start();
+    let _reg: Vec<RawClient> = ["alice", "bob", "carol"].iter().map(|u| b.client(u, "phone")).collect();
+    let (alice, bob, carol) = (mint("alice"), mint("bob"), mint("carol"));
+
+    let r = run_sub(&b, &alice, "cli", &["friend", "add"], &["bob", "--message", "hi bob", "--remark", "B"]);
+    r.assert_ok("friend add");
+    let v = r.json();
+    assert_eq!(str_field(&v, "status"), "requested", "{v}");
+    assert_eq!(v["relation"]["user"], "bob");
+    assert_eq!(v["relation"]["outgoing"]["state"], "pending", "{v}");
+    assert_eq!(v["relation"]["outgoing"]["message"], "hi bob", "{v}");
+
+    let r = run_sub(&b, &bob, "cli", &["friend", "requests"], &[]);
+    r.assert_ok("requests");
+    let v = r.json();
+    assert_eq!(
+        (str_field(&v, "from"), str_field(&v, "to"), str_field(&v, "state")),
+        ("alice", "bob", "pending")
+    );
+    let r = run_sub(&b, &alice, "cli", &["friend", "requests"], &["--outgoing"]);
+    r.assert_ok("requests --outgoing");
+    assert_eq!(str_field(&r.json(), "to"), "bob");
+
+    let r = run_sub(&b, &bob, "cli", &["friend", "accept"], &["alice", "--remark", "Ally"]);
+    r.assert_ok("accept");
+    let v = r.json();
+    assert!(bool_field(&v, "is_friend") && bool_field(&v, "peer_has_me"), "{v}");
+    assert_eq!(str_field(&v, "remark"), "Ally");
+    assert_server_error(
+        &run_sub(&b, &bob, "cli", &["friend", "accept"], &["alice"]),
+        ErrorCode::NoPendingRequest,
+    );
+
+    let r = run_sub(&b, &alice, "cli", &["friend", "list"], &["--profiles"]);
+    r.assert_ok("list");
+    let v = r.json();
+    assert_eq!((str_field(&v, "user"), str_field(&v, "remark")), ("bob", "B"), "{v}");
+    assert_eq!(v["profile"]["user"], "bob", "{v}");
+
+    let r = run_sub(&b, &alice, "cli", &["friend", "check"], &["carol", "bob"]);
+    r.assert_ok("check");
+    let got: Vec<(String, bool)> = r
+        .json_lines()
+        .iter()
+        .map(|v| (str_field(v, "user").to_owned(), bool_field(v, "is_friend")))
+        .collect();
+    assert_eq!(got, vec![("carol".to_owned(), false), ("bob".to_owned(), true)]);
+
+    let r = run_sub(&b, &alice, "cli", &["friend", "search"], &["BO"]);
+    r.assert_ok("search");
+    assert_eq!(str_field(&r.json(), "user"), "bob");
+    let r = run_sub(&b, &alice, "cli", &["friend", "search"], &["zzz"]);
+    r.assert_ok("search nothing");
+    assert!(r.stdout.trim().is_empty(), "{r:#?}");
+
+    let r = run_sub(&b, &alice, "cli", &["friend", "remark"], &["bob", "--remark", "Bobby", "--ex", "k=v"]);
+    r.assert_ok("remark");
+    let v = r.json();
+    assert_eq!(str_field(&v, "remark"), "Bobby");
+    assert_eq!(v["ex"]["k"], "v", "{v}");
+
+    // Reject.
+    run_sub(&b, &carol, "cli", &["friend", "add"], &["alice", "--message", "hello"]).assert_ok("carol adds");
+    let r = run_sub(&b, &alice, "cli", &["friend", "reject"], &["carol"]);
+    r.assert_ok("reject");
+    let v = r.json();
+    assert_eq!(v["incoming"]["state"], "rejected", "{v}");
+    assert!(!bool_field(&v, "is_friend"));
+
+    // Delete both ways, then again: NOT_FRIENDS.
+    let r = run_sub(&b, &alice, "cli", &["friend", "delete"], &["bob", "--both"]);
+    r.assert_ok("delete");
+    let v = r.json();
+    assert!(!bool_field(&v, "is_friend") && !bool_field(&v, "peer_has_me"), "{v}");
+    assert_server_error(&run_sub(&b, &alice, "cli", &["friend", "delete"], &["bob"]), ErrorCode::NotFriends);
+    let r = run_sub(&b, &alice, "cli", &["friend", "list"], &[]);
+    r.assert_ok("empty list");
+    assert!(r.stdout.trim().is_empty(), "{r:#?}");
+
+    // Admin import.
+    assert_server_error(
+        &run_sub(&b, &alice, "cli", &["friend", "import"], &["alice", "bob"]),
+        ErrorCode::PermissionDenied,
+    );
+    let r = run_sub(&b, &admin_token(), "ops", &["friend", "import"], &["alice", "bob"]);
+    r.assert_ok("import");
+    assert!(bool_field(&r.json(), "friends"));
+    let mut raw = b.client("alice", "laptop");
+    let rel = raw.relation("bob");
+    assert!(rel.is_friend && rel.peer_has_me, "{rel:?}");
+}
+
+#[test]
+fn black_commands_add_list_remove() {
+    let b = BrokerProc::start();
+    let mut bob = b.client("bob", "phone");
+    let _alice = b.client("alice", "phone");
+    let alice = mint("alice");
+
+    let r = run_sub(&b, &alice, "cli", &["black", "add"], &["bob"]);
+    r.assert_ok("black add");
+    let v = r.json();
+    assert_eq!(str_field(&v, "user"), "bob");
+    assert!(bool_field(&v, "blocked"));
+    assert!(u64_field(&v, "blocked_since_ms") > 0);
+    assert_error(
+        bob.send_text(&direct("alice", "bob"), "b1", "hi"),
+        ErrorCode::BlockedByUser,
+        "blocked send",
+    );
+
+    run_sub(&b, &alice, "cli", &["black", "add"], &["zed"]).assert_ok("block an unregistered user");
+    let r = run_sub(&b, &alice, "cli", &["black", "list"], &[]);
+    r.assert_ok("black list");
+    let users: Vec<String> = r.json_lines().iter().map(|v| str_field(v, "user").to_owned()).collect();
+    assert_eq!(users, ["bob", "zed"]);
+    assert!(r.json_lines().iter().all(|v| u64_field(v, "since_ms") > 0), "{r:#?}");
+
+    let r = run_sub(&b, &alice, "cli", &["black", "remove"], &["bob"]);
+    r.assert_ok("black remove");
+    assert!(!bool_field(&r.json(), "blocked"));
+    bob.send_ok(&direct("alice", "bob"), "b2", "hi again");
+    let r = run_sub(&b, &alice, "cli", &["black", "list"], &[]);
+    r.assert_ok("black list");
+    let users: Vec<String> = r.json_lines().iter().map(|v| str_field(v, "user").to_owned()).collect();
+    assert_eq!(users, ["zed"]);
+    assert_server_error(&run_sub(&b, &alice, "cli", &["black", "add"], &["alice"]), ErrorCode::SelfTarget);
+}
+
+/// A missivectl process whose stdout is read line by line while it runs.
+struct Streaming {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: JoinHandle<String>,
+}
+
+impl Streaming {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = spawn(args);
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = reader(child.stderr.take().expect("stderr piped"));
+        Self { child, lines, stderr }
+    }
+
+    /// The next stdout line as JSON (bounded wait).
+    fn next_json(&mut self) -> Value {
+        match self.lines.recv_timeout(WAIT) {
+            Ok(l) => serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")),
+            Err(e) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("no stdout line within {WAIT:?} ({e})");
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit; its status and stderr.
+    fn finish(mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        let status = loop {
+            match self.child.try_wait().expect("try_wait") {
+                Some(s) => break s,
+                None if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("missivectl still running after {RUN_TIMEOUT:?}");
+                }
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        (status, self.stderr.join().expect("stderr reader"))
+    }
+}
+
+#[test]
+fn presence_commands_get_subscribe_watch_list_unsubscribe_status() {
+    let b = BrokerProc::start();
+    let mut alice_phone = b.client_on("alice", "phone", Platform::Ios);
+    let _bob = b.client("bob", "phone");
+    let (alice, bob) = (mint("alice"), mint("bob"));
+
+    let r = run_sub(&b, &bob, "cli", &["presence", "status"], &["in a meeting"]);
+    r.assert_ok("status");
+    assert_eq!(str_field(&r.json(), "status_text"), "in a meeting");
+    assert_server_error(
+        &run_sub(&b, &bob, "cli", &["presence", "status"], &["s".repeat(257).as_str()]),
+        ErrorCode::InvalidArgument,
+    );
+
+    let r = run_sub(&b, &alice, "cli", &["presence", "get"], &["bob", "ghost"]);
+    r.assert_ok("get");
+    let lines = r.json_lines();
+    assert_eq!(lines.len(), 2, "{r:#?}");
+    assert_eq!(str_field(&lines[0], "user"), "bob");
+    assert!(bool_field(&lines[0], "online"));
+    assert!(lines[0]["platforms"].as_array().is_some_and(|p| p.contains(&Value::from("linux"))), "{r:#?}");
+    assert_eq!(str_field(&lines[0], "status_text"), "in a meeting");
+    assert_eq!((str_field(&lines[1], "user"), bool_field(&lines[1], "online")), ("ghost", false));
+
+    // Subscribe and watch: the current state first, then alice's web login.
+    let addr = b.addr.to_string();
+    let mut watch = Streaming::spawn(&[
+        "presence",
+        "subscribe",
+        "--json",
+        "--addr",
+        &addr,
+        "--token",
+        &bob,
+        "--device",
+        "watcher",
+        "alice",
+        "--watch",
+        "--count",
+        "1",
+        "--timeout",
+        "30",
+    ]);
+    let now = watch.next_json();
+    assert_eq!(str_field(&now, "user"), "alice");
+    assert_eq!(now["platforms"], serde_json::json!(["ios"]), "{now}");
+    let _web = b.client_on("alice", "browser", Platform::Web);
+    let pushed = watch.next_json();
+    assert_eq!(str_field(&pushed, "user"), "alice");
+    assert_eq!(pushed["platforms"], serde_json::json!(["ios", "web"]), "{pushed}");
+    let (status, stderr) = watch.finish();
+    assert!(status.success(), "watch exits 0 after --count: {status:?} {stderr}");
+
+    // The subscription persists; unsubscribe removes it.
+    let r = run_sub(&b, &bob, "cli", &["presence", "list"], &[]);
+    r.assert_ok("list");
+    assert_eq!(str_field(&r.json(), "user"), "alice");
+    let r = run_sub(&b, &bob, "cli", &["presence", "unsubscribe"], &["alice"]);
+    r.assert_ok("unsubscribe");
+    assert_eq!(r.json()["unsubscribed"], serde_json::json!(["alice"]));
+    let r = run_sub(&b, &bob, "cli", &["presence", "list"], &[]);
+    r.assert_ok("list after unsubscribe");
+    assert!(r.stdout.trim().is_empty(), "{r:#?}");
+    assert_server_error(
+        &run_sub(&b, &bob, "cli", &["presence", "subscribe"], &["bob"]),
+        ErrorCode::SelfTarget,
+    );
+
+    // Plain subscribe (no --watch) prints the state and exits.
+    let r = run_sub(&b, &bob, "cli", &["presence", "subscribe"], &["alice"]);
+    r.assert_ok("subscribe");
+    assert!(bool_field(&r.json(), "online"));
+    assert!(alice_phone.is_alive());
 }

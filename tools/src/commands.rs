@@ -28,7 +28,7 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
+pub(crate) fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v).map_err(|_| anyhow!("{what} must be a non-negative number of seconds"))
 }
 
@@ -43,7 +43,7 @@ fn options(c: &ConnArgs) -> anyhow::Result<ConnectOptions> {
     Ok(o)
 }
 
-fn connect(c: &ConnArgs) -> anyhow::Result<Connection> {
+pub(crate) fn connect(c: &ConnArgs) -> anyhow::Result<Connection> {
     Ok(Connection::connect(&options(c)?)?)
 }
 

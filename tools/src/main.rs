@@ -1,7 +1,9 @@
 //! `missivectl`: command-line tool for Missive operators and developers.
 //!
 //! Role: mint access tokens, and talk to a running server as one device
-//! (ping, send, tail, history, read) through the Rust SDK.
+//! (ping, send, tail, history, read; accounts and profiles with `user`,
+//! friends with `friend`, the blacklist with `black`, presence with
+//! `presence`) through the Rust SDK.
 //!
 //! Invariants:
 //! - `--json` (any position) switches stdout to one JSON object per line with
@@ -13,6 +15,7 @@
 
 mod commands;
 mod output;
+mod social;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +128,26 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seq: u64,
     },
+    /// Accounts (import, exists, disable, enable, revoke: admin token) and profiles.
+    User {
+        #[command(subcommand)]
+        cmd: social::UserCmd,
+    },
+    /// Friends: add, accept, reject, delete, list, requests, check, search, remark, import.
+    Friend {
+        #[command(subcommand)]
+        cmd: social::FriendCmd,
+    },
+    /// Blacklist: add, remove, list.
+    Black {
+        #[command(subcommand)]
+        cmd: social::BlackCmd,
+    },
+    /// Presence: get, subscribe (--watch), unsubscribe, list, status.
+    Presence {
+        #[command(subcommand)]
+        cmd: social::PresenceCmd,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -140,6 +163,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::History { conn, with, limit } => commands::history(json, &conn, &with, limit),
         Command::Read { conn, with, seq } => commands::read(json, &conn, &with, seq),
+        Command::User { cmd } => social::user(json, cmd),
+        Command::Friend { cmd } => social::friend(json, cmd),
+        Command::Black { cmd } => social::black(json, cmd),
+        Command::Presence { cmd } => social::presence(json, cmd),
     }
 }
 

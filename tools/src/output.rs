@@ -4,6 +4,7 @@
 //! Invariants: JSON field names are stable (scripts parse them); human output
 //! may change. Times are UTC RFC 3339 with milliseconds.
 
+use missive_protocol::token::platform_name;
 use missive_sdk::pb::{self, content::Body};
 use serde_json::{Value, json};
 
@@ -116,6 +117,161 @@ pub(crate) fn state_line(s: &pb::ConversationState) -> String {
     )
 }
 
+// ------------------------------------------------- accounts and relations
+
+/// The lowercase proto name of an enum value without its prefix
+/// (`GENDER_FEMALE` → `female`), `unknown(N)` for values this version lacks.
+fn enum_name(v: i32, proto_name: Option<&str>, prefix: &str) -> String {
+    match proto_name {
+        Some(n) => n.trim_start_matches(prefix).to_lowercase(),
+        None => format!("unknown({v})"),
+    }
+}
+
+/// `unspecified`, `male`, `female`, `other`.
+pub(crate) fn gender_name(v: i32) -> String {
+    enum_name(v, pb::Gender::try_from(v).ok().map(|e| e.as_str_name()), "GENDER_")
+}
+
+/// `need_approval`, `allow_anyone`, `deny_all`.
+pub(crate) fn verification_name(v: i32) -> String {
+    enum_name(v, pb::FriendVerification::try_from(v).ok().map(|e| e.as_str_name()), "FRIEND_VERIFICATION_")
+}
+
+/// `none`, `pending`, `accepted`, `rejected`.
+pub(crate) fn request_state_name(v: i32) -> String {
+    enum_name(v, pb::RequestState::try_from(v).ok().map(|e| e.as_str_name()), "REQUEST_STATE_")
+}
+
+/// `added`, `requested` (`unspecified`).
+pub(crate) fn add_status_name(v: i32) -> String {
+    enum_name(v, pb::AddFriendStatus::try_from(v).ok().map(|e| e.as_str_name()), "ADD_FRIEND_STATUS_")
+}
+
+/// Lowercase names of platform values (as in tokens: `ios`, `web`, …).
+pub(crate) fn platform_names(values: &[i32]) -> Vec<String> {
+    values
+        .iter()
+        .map(|&v| match pb::Platform::try_from(v) {
+            Ok(p) => platform_name(p).to_owned(),
+            Err(_) => format!("unknown({v})"),
+        })
+        .collect()
+}
+
+/// `{"user","nickname","avatar_url","gender","birthday","signature","ex",
+/// "friend_verification","updated_ms"}`.
+pub(crate) fn profile_json(p: &pb::Profile) -> Value {
+    json!({
+        "user": p.user_id,
+        "nickname": p.nickname,
+        "avatar_url": p.avatar_url,
+        "gender": gender_name(p.gender),
+        "birthday": p.birthday,
+        "signature": p.signature,
+        "ex": p.ex,
+        "friend_verification": verification_name(p.friend_verification),
+        "updated_ms": p.updated_ms,
+    })
+}
+
+/// `alice "Alice" (female, 2000-02-29) friends: need_approval`.
+pub(crate) fn profile_line(p: &pb::Profile) -> String {
+    let mut details = vec![gender_name(p.gender)];
+    if !p.birthday.is_empty() {
+        details.push(p.birthday.clone());
+    }
+    let mut line = format!("{} {:?} ({})", p.user_id, p.nickname, details.join(", "));
+    if !p.signature.is_empty() {
+        line.push_str(&format!(" {:?}", p.signature));
+    }
+    line.push_str(&format!(" friends: {}", verification_name(p.friend_verification)));
+    for (k, v) in &p.ex {
+        line.push_str(&format!(" {k}={v}"));
+    }
+    line
+}
+
+/// `{"from","to","message","state","created_ms","handled_ms"}`.
+pub(crate) fn request_json(r: &pb::FriendRequest) -> Value {
+    json!({
+        "from": r.from_user,
+        "to": r.to_user,
+        "message": r.message,
+        "state": request_state_name(r.state),
+        "created_ms": r.created_ms,
+        "handled_ms": r.handled_ms,
+    })
+}
+
+/// `alice -> bob [pending] "hi"`.
+pub(crate) fn request_line(r: &pb::FriendRequest) -> String {
+    format!("{} -> {} [{}] {:?}", r.from_user, r.to_user, request_state_name(r.state), r.message)
+}
+
+/// The caller's view of a relation as a JSON object; requests are `null` when absent.
+pub(crate) fn relation_json(r: &pb::Relation) -> Value {
+    json!({
+        "user": r.user_id,
+        "is_friend": r.is_friend,
+        "peer_has_me": r.peer_has_me,
+        "blocked": r.blocked,
+        "remark": r.remark,
+        "ex": r.ex,
+        "friend_since_ms": r.friend_since_ms,
+        "blocked_since_ms": r.blocked_since_ms,
+        "incoming": r.incoming.as_ref().map(request_json),
+        "outgoing": r.outgoing.as_ref().map(request_json),
+    })
+}
+
+/// `bob: friends both ways, remark "Bobby" [blocked]`.
+pub(crate) fn relation_line(r: &pb::Relation) -> String {
+    let kind = match (r.is_friend, r.peer_has_me) {
+        (true, true) => "friends both ways",
+        (true, false) => "in your list only",
+        (false, true) => "you are in their list only",
+        (false, false) => "not friends",
+    };
+    let mut line = format!("{}: {kind}", r.user_id);
+    if !r.remark.is_empty() {
+        line.push_str(&format!(", remark {:?}", r.remark));
+    }
+    if r.blocked {
+        line.push_str(" [blocked]");
+    }
+    for (what, req) in [("incoming", &r.incoming), ("outgoing", &r.outgoing)] {
+        if let Some(req) = req {
+            line.push_str(&format!(", {what} request {}", request_state_name(req.state)));
+        }
+    }
+    line
+}
+
+/// `{"user","online","platforms","status_text","changed_ms"}`.
+pub(crate) fn presence_json(p: &pb::Presence) -> Value {
+    json!({
+        "user": p.user_id,
+        "online": p.online,
+        "platforms": platform_names(&p.platforms),
+        "status_text": p.status_text,
+        "changed_ms": p.changed_ms,
+    })
+}
+
+/// `alice: online on ios, web "in a meeting"` / `bob: offline`.
+pub(crate) fn presence_line(p: &pb::Presence) -> String {
+    let mut line = if p.online {
+        format!("{}: online on {}", p.user_id, platform_names(&p.platforms).join(", "))
+    } else {
+        format!("{}: offline", p.user_id)
+    };
+    if !p.status_text.is_empty() {
+        line.push_str(&format!(" {:?}", p.status_text));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +281,36 @@ mod tests {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn renders_relations_and_presence() {
+        let p = pb::Presence {
+            user_id: "alice".into(),
+            online: true,
+            platforms: vec![pb::Platform::Ios as i32, pb::Platform::Web as i32],
+            status_text: "busy".into(),
+            changed_ms: 5,
+        };
+        assert_eq!(presence_json(&p)["platforms"], json!(["ios", "web"]));
+        assert_eq!(presence_line(&p), "alice: online on ios, web \"busy\"");
+        let r = pb::Relation {
+            user_id: "bob".into(),
+            is_friend: true,
+            peer_has_me: true,
+            outgoing: Some(pb::FriendRequest {
+                state: pb::RequestState::Accepted as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(relation_line(&r), "bob: friends both ways, outgoing request accepted");
+        assert_eq!(relation_json(&r)["incoming"], Value::Null);
+        assert_eq!(relation_json(&r)["outgoing"]["state"], "accepted");
+        assert_eq!(gender_name(9), "unknown(9)");
+        assert_eq!(gender_name(pb::Gender::Female as i32), "female");
+        assert_eq!(verification_name(pb::FriendVerification::AllowAnyone as i32), "allow_anyone");
+        assert_eq!(add_status_name(pb::AddFriendStatus::Requested as i32), "requested");
     }
 
     #[test]
