@@ -135,6 +135,7 @@ fn disable_kicks_every_session_and_refuses_logins_until_enabled() {
     let mut laptop = b.client_on("alice", "laptop", Platform::Mac);
     let mut bob = b.client_on("bob", "phone", Platform::Android);
     let mut admin = b.admin();
+    must(bob.subscribe_presence(&["alice"]), "bob watches alice");
 
     assert_error(admin.set_account_disabled("ghost", true, ""), ErrorCode::UserNotFound, "unregistered user");
     assert_error(
@@ -151,6 +152,8 @@ fn disable_kicks_every_session_and_refuses_logins_until_enabled() {
         assert_eq!(k.message, "spam reports", "{who}: the admin's reason is shown");
     }
     assert!(bob.is_alive(), "other users are not affected");
+    let p = bob.expect_presence_push("alice", |p| !p.online);
+    assert!(p.platforms.is_empty(), "a disabled user's kicked sessions go offline: {p:?}");
 
     b.assert_login_refused(&mint("alice"), "phone", Platform::Ios, ErrorCode::AccountDisabled);
     b.assert_login_refused(&mint("alice"), "new-device", Platform::Web, ErrorCode::AccountDisabled);

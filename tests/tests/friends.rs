@@ -788,3 +788,68 @@ fn friends_requests_remarks_and_profiles_survive_a_restart() {
     let r = must(alice.respond_friend("carol", true, "", no_ex()), "accept after restart");
     assert_eq!(flags(&r), (true, true, false));
 }
+
+#[test]
+fn sync_pages_relations_and_profiles_with_the_conversations() {
+    // [N-2]: one feed, one `limit` for conversations, relations and profiles.
+    let b = BrokerProc::start();
+    let mut admin = b.admin();
+    let mut alice = b.client("alice", "phone");
+    must(alice.set_profile(nickname("Alice")), "own profile");
+    for f in ["f1", "f2", "f3"] {
+        let _c = b.client(f, "phone");
+        must(admin.import_friendship("alice", f), "import");
+    }
+    must(alice.block("z1"), "block");
+    let mut r1 = b.client("r1", "phone");
+    must(r1.add_friend_msg("alice", "hi"), "pending request");
+    alice.send_ok(&direct("alice", "f1"), "m1", "hello");
+    alice.send_ok(&direct("alice", "f2"), "m2", "hello");
+
+    let mut tablet = b.client("alice", "tablet");
+    let (mut convs, mut rels, mut profiles) = (Vec::new(), Vec::new(), Vec::new());
+    let mut token = String::new();
+    for page_no in 0.. {
+        assert!(page_no < 100, "sync paging does not end");
+        let page = must(tablet.sync(&token, 2), "sync page");
+        let items = page.conversations.len() + page.relations.len() + page.profiles.len();
+        assert!(items <= 2, "page {page_no} holds {items} items over the limit 2: {page:?}");
+        convs.extend(page.conversations.into_iter().map(|c| c.conv_id));
+        rels.extend(page.relations);
+        profiles.extend(page.profiles.into_iter().map(|p| (p.user_id, p.nickname)));
+        token = page.sync_token;
+        if !page.more {
+            break;
+        }
+        assert!(items > 0, "more=true with an empty page");
+    }
+    convs.sort_unstable();
+    assert_eq!(convs, [direct("alice", "f1"), direct("alice", "f2")]);
+    let mut users: Vec<&str> = rels.iter().map(|r| r.user_id.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
+    assert_eq!(users, ["f1", "f2", "f3", "r1", "z1"], "every relation once: {rels:?}");
+    assert!(rels.iter().any(|r| r.user_id == "z1" && r.blocked), "{rels:?}");
+    assert!(profiles.contains(&("alice".to_owned(), "Alice".to_owned())), "own profile: {profiles:?}");
+}
+
+#[test]
+fn relation_requests_check_registration_and_blocks_in_spec_order() {
+    let b = BrokerProc::start();
+    let mut alice = b.client("alice", "phone");
+    let mut bob = b.client("bob", "phone");
+    // Both blocked each other: the target's block (4008) is checked first.
+    must(alice.block("bob"), "alice blocks bob");
+    must(bob.block("alice"), "bob blocks alice");
+    assert_error(alice.add_friend_msg("bob", "hi"), ErrorCode::BlockedByUser, "both blocked");
+    // Unregistered targets.
+    assert_error(alice.delete_friend("ghost", false), ErrorCode::UserNotFound, "delete unregistered");
+    assert_error(
+        alice.respond_friend("ghost", true, "", no_ex()),
+        ErrorCode::UserNotFound,
+        "respond unregistered",
+    );
+    assert_error(alice.respond_friend("alice", true, "", no_ex()), ErrorCode::SelfTarget, "respond self");
+    assert_error(alice.update_friend("alice", Some("me"), no_ex()), ErrorCode::SelfTarget, "update self");
+    assert_error(alice.unblock("alice"), ErrorCode::SelfTarget, "unblock self");
+}
