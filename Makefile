@@ -71,7 +71,11 @@ run: bootstrap
 # Only the bench targets themselves are compiled. `--bench '*'` limits it to [[bench]] targets
 # (plain `--benches` would also rebuild and rerun every lib's unit tests in bench mode);
 # `-- --test` makes criterion run each benchmark once as a smoke test.
+# The black-box tests run the real binaries (missive-under-test, missivectl) from
+# $(RELEASE_DIR); `cargo test` only builds a package's binaries for that package's own
+# tests, so build every binary first or missivectl's tests would run a stale (or no) copy.
 test: lint
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
 	$(CARGO) bench --workspace --bench '*' -- --test
 
