@@ -43,6 +43,9 @@ pub struct UserConvRecord {
     /// Groups: highest seq of a message mentioning this user (0 = none).
     #[prost(uint64, tag = "8")]
     pub mention_seq: u64,
+    /// Groups: max seq when the conversation was hidden (a later message un-hides it).
+    #[prost(uint64, tag = "9")]
+    pub hidden_seq: u64,
 }
 
 /// `feed` value: what changed at that version.

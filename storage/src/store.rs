@@ -436,7 +436,8 @@ impl Store {
 
     /// Version of the group's last change (message, tip or info; 0 = none).
     pub fn group_version(&self, group: &str) -> Result<u64> {
-        let rec: Option<VersionRecord> = self.get_decoded(CF_GROUP, &keys::group_record(group, GTAG_VERSION))?;
+        let rec: Option<VersionRecord> =
+            self.get_decoded(CF_GROUP, &keys::group_record(group, GTAG_VERSION))?;
         Ok(rec.map_or(0, |r| r.feed_version))
     }
 
@@ -452,7 +453,8 @@ impl Store {
         after: &str,
         limit: usize,
     ) -> Result<Vec<(String, GroupMemberRecord)>> {
-        let rows = self.scan_suffixes(CF_GROUP, &keys::group_user_prefix(group, GTAG_MEMBER), after, limit)?;
+        let rows =
+            self.scan_suffixes(CF_GROUP, &keys::group_user_prefix(group, GTAG_MEMBER), after, limit)?;
         Self::decode_rows(CF_GROUP, rows)
     }
 
@@ -720,7 +722,12 @@ impl Batch {
     }
 
     /// Stores (`Some`) or deletes an application, and the user's index entry.
-    pub fn put_group_application(&mut self, group: &str, user: &UserId, rec: Option<&GroupApplicationRecord>) {
+    pub fn put_group_application(
+        &mut self,
+        group: &str,
+        user: &UserId,
+        rec: Option<&GroupApplicationRecord>,
+    ) {
         self.put_group_user(group, GTAG_APPLICATION, user.as_str(), rec);
         let key = keys::user_pair(user, TAG_USER_APPLICATION, group);
         match rec {
@@ -828,7 +835,11 @@ mod tests {
         assert_eq!(s.joined_count(&a).expect("count"), 2);
         let mut batch = s.batch();
         batch.put_group_member("g1", &b, None);
-        batch.put_group_departed("g1", &b, Some(&GroupDepartedRecord { join_seq: 1, leave_seq: 5, left_ms: 1 }));
+        batch.put_group_departed(
+            "g1",
+            &b,
+            Some(&GroupDepartedRecord { join_seq: 1, leave_seq: 5, left_ms: 1 }),
+        );
         s.write(batch).expect("write");
         assert_eq!(s.joined_count(&b).expect("count"), 0);
         assert_eq!(s.group_departed("g1", "b").expect("get").map(|d| d.leave_seq), Some(5));
