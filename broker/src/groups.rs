@@ -485,11 +485,11 @@ impl Shard {
         let mut rec = self.uconv_of(e, &op.user, conv)?;
         rec.read_seq = rec.read_seq.max(seq);
         self.write_uconv(e, t, &op.user, conv, rec, false);
-        if mentions.all {
-            if let Some(i) = e.info.as_mut() {
-                i.all_mention_seq = seq;
-                t.batch.put_group(conv.as_str().trim_start_matches("g:"), i);
-            }
+        if mentions.all
+            && let Some(i) = e.info.as_mut()
+        {
+            i.all_mention_seq = seq;
+            t.batch.put_group(conv.as_str().trim_start_matches("g:"), i);
         }
         let mut named: Vec<UserId> = mentions
             .user_ids
