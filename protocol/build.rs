@@ -3,7 +3,8 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/proto");
-    let files = ["frame.proto", "message.proto", "conversation.proto", "platform.proto", "user.proto"];
+    let files =
+        ["frame.proto", "message.proto", "conversation.proto", "platform.proto", "user.proto", "group.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={}", proto_dir.join(f).display());
     }

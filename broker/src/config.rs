@@ -46,6 +46,29 @@ pub struct Config {
     pub accounts: Accounts,
     /// Profiles, friends, blacklist and presence limits.
     pub relations: Relations,
+    /// Group limits.
+    pub groups: Groups,
+}
+
+/// Group limits (spec "Groups").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Groups {
+    /// Members per group (GROUP_FULL beyond); a group may set a lower limit.
+    pub max_members: u32,
+    /// Groups one user may belong to (JOINED_GROUP_LIMIT beyond).
+    pub max_joined: usize,
+    /// Largest group that keeps read receipts (RECEIPT_GROUP_TOO_LARGE beyond)
+    /// and pushes every member's read receipts to the other members.
+    pub receipt_max_members: u32,
+    /// Groups whose member list is cached per worker (memory: ~100 bytes per member).
+    pub cache_entries: usize,
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        Self { max_members: 10_000, max_joined: 5_000, receipt_max_members: 500, cache_entries: 1024 }
+    }
 }
 
 /// Multi-device login policy (spec "Login policies").
@@ -167,6 +190,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             accounts: Accounts::default(),
             relations: Relations::default(),
+            groups: Groups::default(),
         }
     }
 }
@@ -292,6 +316,10 @@ impl Config {
         let profile_bound = r.max_name_bytes + r.max_url_bytes + 2 * r.max_text_bytes + r.max_ex_bytes;
         if profile_bound + 1024 > l.max_frame_size as usize / 8 {
             return bad("relations size limits must keep a profile below max_frame_size / 8");
+        }
+        let g = &self.groups;
+        if g.max_members < 2 || g.max_members > 100_000 || g.max_joined == 0 || g.cache_entries == 0 {
+            return bad("groups.max_members must be within 2..=100000, max_joined and cache_entries > 0");
         }
         if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
             return bad("storage sizes must be > 0");

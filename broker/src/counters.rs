@@ -1,4 +1,4 @@
-//! Per-user relation counters (friends, blacklist) that enforce the limits.
+//! Per-user counters (friends, blacklist, joined groups) that enforce the limits.
 //!
 //! A user's friend and block records are written by many owner shards (one
 //! per pair, see `relations`), so the limit check cannot be a read of storage:
@@ -31,14 +31,18 @@ const SHARD_CAP: usize = 4096;
 pub(crate) enum Counted {
     Friends,
     Blocks,
+    /// Groups the user belongs to (written by each group's owner shard).
+    Groups,
 }
 
 impl Counted {
-    fn rel_kind(self) -> RelKind {
-        match self {
-            Counted::Friends => RelKind::Friend,
-            Counted::Blocks => RelKind::Block,
-        }
+    /// The committed count, from storage.
+    fn load(self, store: &Store, user: &UserId) -> Result<usize, Reject> {
+        Ok(match self {
+            Counted::Friends => store.rel_count(user, RelKind::Friend)?,
+            Counted::Blocks => store.rel_count(user, RelKind::Block)?,
+            Counted::Groups => store.joined_count(user)?,
+        })
     }
 }
 
@@ -92,7 +96,7 @@ impl Counters {
         }
         let key = (user.clone(), what);
         if !g.contains_key(&key) {
-            let n = store.rel_count(user, what.rel_kind())?;
+            let n = what.load(store, user)?;
             g.insert(key.clone(), Entry { count: n as i64, pending: 0 });
         }
         let Some(e) = g.get_mut(&key) else {

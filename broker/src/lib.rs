@@ -19,6 +19,7 @@ mod counters;
 mod directory;
 pub mod error;
 mod frames;
+mod groups;
 mod queries;
 mod relations;
 mod route;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use missive_protocol::pb::{self, push, response};
 use missive_protocol::token::Role;
-use missive_protocol::{ClientMsgId, ConvId, DeviceId, ErrorCode, Seq, UserId};
+use missive_protocol::{ClientMsgId, ConvId, ConvKind, DeviceId, ErrorCode, Seq, UserId};
 use missive_storage::{Batch, BlockRecord, DedupRecord, RelKind, SettingsRecord, Store, UserConvRecord};
 use prost::Message as _;
 
@@ -117,6 +117,12 @@ pub(crate) enum OpKind {
         peer: UserId,
         op: crate::relations::PairOp,
     },
+    // Owned by the shard of the group's conversation `g:{group}`.
+    /// A group management op (or receipt query) by `user`.
+    Group {
+        conv: ConvId,
+        op: crate::groups::GroupOp,
+    },
 }
 
 /// Something to do once the turn's batch is durable.
@@ -172,7 +178,9 @@ pub(crate) struct Shard {
     pub(crate) config: Arc<Config>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) cache: HashMap<ConvId, ConvEntry>,
-    ids: MsgIdGen,
+    /// Cached groups (bounded by `groups.cache_entries`).
+    pub(crate) groups: HashMap<ConvId, crate::groups::GroupEntry>,
+    pub(crate) ids: MsgIdGen,
     /// Ops put off to the next turn because their key was already written in
     /// this one (read-modify-write of stored records, see [`Turn::claim`]).
     deferred: Vec<ShardOp>,
@@ -189,7 +197,7 @@ pub(crate) struct Turn {
     pub(crate) batch: Batch,
     pub(crate) versions: BatchVersions,
     pub(crate) effects: Vec<Effect>,
-    reads: Vec<ShardOp>,
+    pub(crate) reads: Vec<ShardOp>,
     pub(crate) touched: Vec<ConvId>,
     dedup: HashMap<DedupKey, DedupRecord>,
     settings: HashMap<UserId, SettingsRecord>,
@@ -221,6 +229,7 @@ impl Shard {
             config: Arc::clone(&shared.config),
             shared,
             cache: HashMap::new(),
+            groups: HashMap::new(),
             ids: MsgIdGen::new(idx),
             deferred: Vec::new(),
         }
@@ -295,6 +304,7 @@ impl Shard {
                 for c in &t.touched {
                     self.cache.remove(c);
                 }
+                self.drop_groups(&t.touched);
                 for (user, conn) in &t.added_sessions {
                     self.shared.directory.remove(user, *conn);
                 }
@@ -376,7 +386,8 @@ impl Shard {
             OpKind::MarkRead { ref conv, seq } => self.stage_mark_read(&op, conv, seq, t),
             OpKind::Update { ref conv, ref req } => {
                 let now = now_ms();
-                self.stage_member_change(&op, conv, t, |rec, _| {
+                let group = conv.kind() == ConvKind::Group;
+                let change = |rec: &mut UserConvRecord, _: u64| {
                     if let Some(p) = req.pinned {
                         if p && !rec.pinned {
                             rec.pin_time_ms = now;
@@ -389,14 +400,27 @@ impl Shard {
                     if let Some(h) = req.hidden {
                         rec.hidden = h;
                     }
-                })
+                };
+                if group {
+                    self.stage_group_member_change(&op, conv, t, change, false)
+                } else {
+                    self.stage_member_change(&op, conv, t, change)
+                }
             }
-            OpKind::Clear { ref conv, up_to } => self.stage_member_change(&op, conv, t, |rec, max_seq| {
-                let target = if up_to == 0 || up_to > max_seq { max_seq } else { up_to };
-                rec.cleared_seq = rec.cleared_seq.max(target);
-            }),
+            OpKind::Clear { ref conv, up_to } => {
+                let change = |rec: &mut UserConvRecord, max_seq: u64| {
+                    let target = if up_to == 0 || up_to > max_seq { max_seq } else { up_to };
+                    rec.cleared_seq = rec.cleared_seq.max(target);
+                };
+                if conv.kind() == ConvKind::Group {
+                    self.stage_group_member_change(&op, conv, t, change, false)
+                } else {
+                    self.stage_member_change(&op, conv, t, change)
+                }
+            }
             OpKind::GlobalDnd { enabled } => self.stage_settings(&op, enabled, t),
             OpKind::Pair { .. } => self.stage_pair(op, t),
+            OpKind::Group { .. } => self.stage_group(op, t),
             OpKind::Login { .. }
             | OpKind::Logout
             | OpKind::ImportUser { .. }
@@ -437,6 +461,29 @@ impl Shard {
             };
             let frame = frames::response(op.request_id, response::Result::SendAck(ack));
             t.effects.push(Effect::Reply { conn: op.origin, request_id: op.request_id, frame });
+            return Ok(());
+        }
+        if conv.kind() == ConvKind::Group {
+            let msg = pb::Message {
+                client_msg_id: client_msg_id.as_str().to_owned(),
+                sender: op.user.to_string(),
+                sender_device: op.device.to_string(),
+                content: Some(content.clone()),
+                ..Default::default()
+            };
+            let ack = self.stage_group_send(op, conv, msg, t)?;
+            let rec = DedupRecord {
+                seq: ack.seq,
+                server_msg_id: ack.server_msg_id,
+                server_time_ms: ack.server_time_ms,
+            };
+            t.batch.put_dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str(), &rec);
+            t.dedup.insert(key, rec);
+            t.effects.push(Effect::Reply {
+                conn: op.origin,
+                request_id: op.request_id,
+                frame: frames::response(op.request_id, response::Result::SendAck(ack)),
+            });
             return Ok(());
         }
         let now = now_ms();
@@ -501,6 +548,13 @@ impl Shard {
     }
 
     fn stage_mark_read(&mut self, op: &ShardOp, conv: &ConvId, seq: u64, t: &mut Turn) -> Result<(), Reject> {
+        if conv.kind() == ConvKind::Group {
+            let change = |rec: &mut UserConvRecord, max_seq: u64| {
+                let target = if seq == 0 || seq > max_seq { max_seq } else { seq };
+                rec.read_seq = rec.read_seq.max(target);
+            };
+            return self.stage_group_member_change(op, conv, t, change, true);
+        }
         let floor = roam_floor_ms(self.config.history.roam_days);
         let clock = Arc::clone(&self.clock);
         let entry = self.entry(conv)?;
@@ -602,15 +656,23 @@ impl Shard {
         let (conv, ascending, from, to, limit) = match op.kind {
             OpKind::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
             OpKind::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),
+            OpKind::Group { conv, op: crate::groups::GroupOp::Receipt { seq } } => {
+                let res = self.group_receipt(&op.user, &conv, seq)?;
+                return Ok(frames::response(request_id, res));
+            }
             _ => return Err(Reject::new(ErrorCode::Internal, "not a read")),
         };
         let store = self.store.clone();
-        let entry = self.entry(&conv)?;
-        let me = entry
-            .member(&op.user)
-            .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "not a participant"))?;
-        let max_seq = entry.max_seq;
-        let min_readable = entry.members[me].rec.cleared_seq + 1;
+        let (max_seq, min_readable) = if conv.kind() == ConvKind::Group {
+            let (min_readable, top) = self.group_window(&op.user, &conv)?;
+            (top, min_readable)
+        } else {
+            let entry = self.entry(&conv)?;
+            let me = entry
+                .member(&op.user)
+                .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "not a participant"))?;
+            (entry.max_seq, entry.members[me].rec.cleared_seq + 1)
+        };
         let floor_ms = roam_floor_ms(roam_days);
         let mut rows = if ascending {
             let to = if to == 0 { max_seq } else { to.min(max_seq) };
@@ -705,5 +767,8 @@ pub(crate) fn state_from_parts(
         last_message,
         peer_read_seq,
         pin_time_ms: rec.pin_time_ms,
+        mentioned: false,
+        group_notify: 0,
+        min_readable_seq: 0,
     }
 }

@@ -8,7 +8,7 @@
 use hmac::{Hmac, Mac};
 use missive_protocol::pb;
 use missive_protocol::{ConvId, DeviceId, ErrorCode, UserId};
-use missive_storage::DeviceRecord;
+use missive_storage::{DeviceRecord, FeedRecord};
 use prost::Message as _;
 use sha2::Sha256;
 
@@ -94,6 +94,20 @@ pub(crate) fn serve(
         ));
     }
     let mut items = store.feed(user, since, watermark, limit + 1)?;
+    // Groups (read diffusion): no feed entry is written per group message;
+    // each joined group has one version record moved by every message and
+    // tip. Groups whose version is in (since, watermark] join the page, in
+    // version order with the feed entries: O(joined groups) reads per sync.
+    let cap = shared.config.groups.max_joined + 1;
+    for g in store.joined_groups(user, "", cap)? {
+        let v = store.group_version(&g)?;
+        if v > since && v <= watermark {
+            items.push((v, FeedRecord { conv_id: format!("g:{g}"), ..Default::default() }));
+        }
+    }
+    items.sort_by_key(|(v, _)| *v);
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|(_, r)| r.conv_id.is_empty() || seen.insert(r.conv_id.clone()));
     let mut more = items.len() > limit;
     items.truncate(limit);
     // A page also stops before its frame could exceed the frame limit (each
@@ -128,6 +142,18 @@ pub(crate) fn serve(
             last_included = *version;
             continue;
         };
+        if conv.kind() == missive_protocol::ConvKind::Group {
+            let state = crate::groups::stored_state(store, user, &conv, roam_floor_ms(roam_days))?;
+            let len = state.as_ref().map_or(0, |s| s.encoded_len() + 8);
+            if bytes_used + len > byte_budget && i > 0 {
+                more = true;
+                break;
+            }
+            bytes_used += len;
+            last_included = *version;
+            conversations.extend(state);
+            continue;
+        }
         let rec = store.user_conv(user, &conv)?.unwrap_or_default();
         let max_seq = store.max_seq(&conv)?.0;
         let peer_read = match conv.peer_of(user) {

@@ -600,6 +600,14 @@ impl Worker {
         let (user, device, admin) = (s.user.clone(), s.device.clone(), s.role == Role::Admin);
         let routed = match r.op {
             None => Err(Reject::new(ErrorCode::UnknownRequest, "unknown or missing request operation")),
+            Some(op) if crate::groups::is_query(&op) => {
+                let frame = match crate::groups::serve_query(&shared, &user, op) {
+                    Ok(res) => frames::response(request_id, res),
+                    Err(rej) => frames::error(request_id, &rej),
+                };
+                self.enqueue(id, frame);
+                return;
+            }
             Some(op) if crate::queries::is_query(&op) => {
                 let frame = match crate::queries::serve(&shared, &user, op) {
                     Ok(res) => frames::response(request_id, res),
@@ -639,12 +647,22 @@ impl Worker {
             crate::route::Routed::Owner(owner, kind) => return Ok((owner, kind)),
             crate::route::Routed::Conversation(op) => op,
         };
+        let op = match crate::groups::check(&self.shared, user, op)? {
+            Ok((conv, gop)) => {
+                return Ok((owner_of(conv.as_str(), workers), OpKind::Group { conv, op: gop }));
+            }
+            Err(op) => op,
+        };
         let conv_of = |s: &str| -> Result<ConvId, Reject> {
             let conv = ConvId::parse(s).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
+            if conv.kind() == ConvKind::Group {
+                // Membership is checked by the group's owner shard, at the moment of the op.
+                return Ok(conv);
+            }
             if conv.kind() != ConvKind::Direct {
                 return Err(Reject::new(
                     ErrorCode::UnsupportedConversation,
-                    "only p: conversations are served",
+                    "only p: and g: conversations are served",
                 ));
             }
             if conv.peer_of(user).is_none() {

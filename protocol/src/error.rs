@@ -95,6 +95,33 @@ pub enum ErrorCode {
     /// The request names the caller where another user is required.
     SelfTarget = 4012,
 
+    /// The group does not exist (or was dismissed).
+    GroupNotFound = 4100,
+    /// A group with this id already exists.
+    GroupExists = 4101,
+    /// The caller (or the named user) is not a member of the group.
+    NotGroupMember = 4102,
+    /// The user is already a member of the group.
+    AlreadyGroupMember = 4103,
+    /// The caller's group role does not allow this operation.
+    GroupPermissionDenied = 4104,
+    /// The group has reached its member limit.
+    GroupFull = 4105,
+    /// A user would exceed the joined-group limit.
+    JoinedGroupLimit = 4106,
+    /// The group's join mode refuses this join or invitation.
+    JoinDenied = 4107,
+    /// There is no pending application from that user.
+    NoPendingApplication = 4108,
+    /// The owner must transfer the group (or dismiss it) before quitting.
+    OwnerCannotQuit = 4109,
+    /// The sender is muted in this group.
+    MemberMuted = 4110,
+    /// The whole group is muted: only the owner and admins may send.
+    GroupMuted = 4111,
+    /// Group read receipts are not kept for groups this large.
+    ReceiptGroupTooLarge = 4112,
+
     /// Unexpected server error.
     Internal = 5000,
     /// The storage engine failed; nothing was stored.
@@ -148,6 +175,19 @@ impl ErrorCode {
         Self::BlacklistLimit,
         Self::SubscriptionLimit,
         Self::SelfTarget,
+        Self::GroupNotFound,
+        Self::GroupExists,
+        Self::NotGroupMember,
+        Self::AlreadyGroupMember,
+        Self::GroupPermissionDenied,
+        Self::GroupFull,
+        Self::JoinedGroupLimit,
+        Self::JoinDenied,
+        Self::NoPendingApplication,
+        Self::OwnerCannotQuit,
+        Self::MemberMuted,
+        Self::GroupMuted,
+        Self::ReceiptGroupTooLarge,
         Self::Internal,
         Self::Storage,
         Self::Overloaded,
@@ -207,6 +247,19 @@ impl ErrorCode {
             Self::BlacklistLimit => "BLACKLIST_LIMIT",
             Self::SubscriptionLimit => "SUBSCRIPTION_LIMIT",
             Self::SelfTarget => "SELF_TARGET",
+            Self::GroupNotFound => "GROUP_NOT_FOUND",
+            Self::GroupExists => "GROUP_EXISTS",
+            Self::NotGroupMember => "NOT_GROUP_MEMBER",
+            Self::AlreadyGroupMember => "ALREADY_GROUP_MEMBER",
+            Self::GroupPermissionDenied => "GROUP_PERMISSION_DENIED",
+            Self::GroupFull => "GROUP_FULL",
+            Self::JoinedGroupLimit => "JOINED_GROUP_LIMIT",
+            Self::JoinDenied => "JOIN_DENIED",
+            Self::NoPendingApplication => "NO_PENDING_APPLICATION",
+            Self::OwnerCannotQuit => "OWNER_CANNOT_QUIT",
+            Self::MemberMuted => "MEMBER_MUTED",
+            Self::GroupMuted => "GROUP_MUTED",
+            Self::ReceiptGroupTooLarge => "RECEIPT_GROUP_TOO_LARGE",
             Self::Internal => "INTERNAL",
             Self::Storage => "STORAGE",
             Self::Overloaded => "OVERLOADED",

@@ -110,6 +110,26 @@ pub(crate) fn rel_prefix(owner: &UserId, kind: u8) -> Vec<u8> {
     user_pair_prefix(owner, kind)
 }
 
+/// `group`: `group 0x00 tag` — one per-group record (info, version).
+pub(crate) fn group_record(group: &str, tag: u8) -> Vec<u8> {
+    let mut k = with_parts(&[group.as_bytes()], 1);
+    k.push(tag);
+    k
+}
+
+/// `group`: `group 0x00 tag 0x00 user` — one per-(group, user) record
+/// (member, departed member, application).
+pub(crate) fn group_user(group: &str, tag: u8, user: &str) -> Vec<u8> {
+    let mut k = with_parts(&[group.as_bytes(), &[tag]], user.len());
+    k.extend_from_slice(user.as_bytes());
+    k
+}
+
+/// Prefix of every [`group_user`] key of `group` with `tag`.
+pub(crate) fn group_user_prefix(group: &str, tag: u8) -> Vec<u8> {
+    with_parts(&[group.as_bytes(), &[tag]], 0)
+}
+
 /// `meta`: `"ver" 0x00 shard:be32` — highest feed version a shard committed.
 pub(crate) fn version_mark(shard: u32) -> Vec<u8> {
     let mut k = with_parts(&[b"ver"], 4);
@@ -184,6 +204,20 @@ mod tests {
         // Per-user records never collide with pair keys or settings.
         assert_ne!(user_record(&u, b'a'), user_settings(&u));
         assert!(!user_record(&u, b'S').starts_with(&user_pair_prefix(&u, b'S')));
+    }
+
+    #[test]
+    fn group_keys_group_by_group_and_tag() {
+        let p = group_user_prefix("g1", b'm');
+        assert!(group_user("g1", b'm', "alice").starts_with(&p));
+        assert!(!group_user("g1", b'x', "alice").starts_with(&p));
+        assert!(!group_user("g11", b'm', "alice").starts_with(&p));
+        assert!(group_user("g1", b'm', "a") < group_user("g1", b'm', "b"));
+        assert!(group_user("g1", b'm', "zzz") < prefix_end(&p));
+        // Per-group records never fall under a per-user prefix.
+        assert!(!group_record("g1", b'm').starts_with(&p));
+        assert_ne!(group_record("g1", b'i'), group_record("g1", b'v'));
+        assert!(!group_record("g1", b'i').starts_with(&group_user_prefix("g", b'i')));
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //! | `user`  | `user 00 'a'` / `'p'` / `'t'`                | [`AccountRecord`] / [`ProfileRecord`] / [`StatusRecord`] |
 //! | `user`  | `user 00 'S' 00 target` / `user 00 'R' 00 subscriber` | presence subscription index (empty) |
 //! | `user`  | `reader 00 'v' 00 subject`                   | [`VersionRecord`]: live friend-profile feed entry |
+//! | `user`  | `user 00 'G' 00 group` / `user 00 'A' 00 group` | joined-groups index / the user's group applications (empty) |
 //! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
+//! | `group` | `group 00 'i'` / `group 00 'v'`              | [`GroupRecord`] / [`VersionRecord`]: last change of the group's log or info |
+//! | `group` | `group 00 'm'/'x'/'a' 00 user`               | [`GroupMemberRecord`] / [`GroupDepartedRecord`] / [`GroupApplicationRecord`] |
 //! | `rel`   | `owner 00 kind 00 peer` (kind F/B/I/O/V/H)   | [`FriendRecord`] / [`BlockRecord`] / [`RequestRecord`] ×2 / [`VersionRecord`] / empty (H: peer lists owner) |
 //!
 //! # Invariants
@@ -40,8 +43,9 @@ pub mod records;
 mod store;
 
 pub use records::{
-    AccountRecord, BlockRecord, DedupRecord, DeviceRecord, FeedRecord, FriendRecord, ProfileRecord,
-    RequestRecord, SettingsRecord, StatusRecord, UserConvRecord, VersionRecord,
+    AccountRecord, BlockRecord, DedupRecord, DeviceRecord, FeedRecord, FriendRecord, GroupApplicationRecord,
+    GroupDepartedRecord, GroupMemberRecord, GroupRecord, ProfileRecord, RequestRecord, SettingsRecord,
+    StatusRecord, UserConvRecord, VersionRecord,
 };
 pub use store::{Batch, Durability, RelKind, Store, StoreOptions};
 

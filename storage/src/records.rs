@@ -40,6 +40,12 @@ pub struct UserConvRecord {
     /// When it was pinned (unix ms), for ordering.
     #[prost(uint64, tag = "7")]
     pub pin_time_ms: u64,
+    /// Groups: highest seq of a message mentioning this user (0 = none).
+    #[prost(uint64, tag = "8")]
+    pub mention_seq: u64,
+    /// Groups: max seq when the conversation was hidden (a later message un-hides it).
+    #[prost(uint64, tag = "9")]
+    pub hidden_seq: u64,
 }
 
 /// `feed` value: what changed at that version.
@@ -181,4 +187,105 @@ pub struct RequestRecord {
 pub struct VersionRecord {
     #[prost(uint64, tag = "1")]
     pub feed_version: u64,
+}
+
+/// `group` info record: a group's info, settings and counters.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupRecord {
+    /// Wire `GroupType` value.
+    #[prost(int32, tag = "1")]
+    pub group_type: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub avatar_url: String,
+    #[prost(string, tag = "4")]
+    pub introduction: String,
+    #[prost(string, tag = "5")]
+    pub notice: String,
+    #[prost(btree_map = "string, string", tag = "6")]
+    pub ex: std::collections::BTreeMap<String, String>,
+    /// Wire `JoinMode` value (never unspecified once stored).
+    #[prost(int32, tag = "7")]
+    pub join_mode: i32,
+    /// Wire `InviteMode` value.
+    #[prost(int32, tag = "8")]
+    pub invite_mode: i32,
+    #[prost(bool, tag = "9")]
+    pub invitee_consent: bool,
+    /// Wire `EditMode` value.
+    #[prost(int32, tag = "10")]
+    pub edit_mode: i32,
+    /// Wire `HistoryVisibility` value.
+    #[prost(int32, tag = "11")]
+    pub history_visibility: i32,
+    #[prost(string, tag = "12")]
+    pub owner: String,
+    #[prost(uint32, tag = "13")]
+    pub max_members: u32,
+    #[prost(bool, tag = "14")]
+    pub mute_all: bool,
+    #[prost(uint64, tag = "15")]
+    pub created_ms: u64,
+    #[prost(uint64, tag = "16")]
+    pub updated_ms: u64,
+    #[prost(bool, tag = "17")]
+    pub dismissed: bool,
+    /// Highest seq of an @all message (0 = none).
+    #[prost(uint64, tag = "18")]
+    pub all_mention_seq: u64,
+    /// Current members.
+    #[prost(uint32, tag = "19")]
+    pub member_count: u32,
+}
+
+/// `group` member record: one current member.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupMemberRecord {
+    /// Wire `GroupRole` value.
+    #[prost(int32, tag = "1")]
+    pub role: i32,
+    #[prost(uint64, tag = "2")]
+    pub join_ms: u64,
+    /// Seq of the tip that recorded the join.
+    #[prost(uint64, tag = "3")]
+    pub join_seq: u64,
+    #[prost(string, tag = "4")]
+    pub nickname: String,
+    #[prost(uint64, tag = "5")]
+    pub mute_until_ms: u64,
+    /// Wire `GroupNotify` value.
+    #[prost(int32, tag = "6")]
+    pub notify: i32,
+}
+
+/// `group` departed-member record: a former member's readable window.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupDepartedRecord {
+    #[prost(uint64, tag = "1")]
+    pub join_seq: u64,
+    /// Seq of the tip that recorded the departure: the last readable seq.
+    #[prost(uint64, tag = "2")]
+    pub leave_seq: u64,
+    #[prost(uint64, tag = "3")]
+    pub left_ms: u64,
+}
+
+/// `group` application record (or invitation waiting for consent).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupApplicationRecord {
+    #[prost(string, tag = "1")]
+    pub reason: String,
+    /// "" for an application; the inviting member for an invitation.
+    #[prost(string, tag = "2")]
+    pub inviter: String,
+    /// Wire `ApplicationState` value.
+    #[prost(int32, tag = "3")]
+    pub state: i32,
+    #[prost(uint64, tag = "4")]
+    pub created_ms: u64,
+    #[prost(uint64, tag = "5")]
+    pub handled_ms: u64,
+    #[prost(string, tag = "6")]
+    pub handled_by: String,
 }

@@ -12,8 +12,9 @@ use rocksdb::{
 
 use crate::keys;
 use crate::records::{
-    AccountRecord, DedupRecord, DeviceRecord, FeedRecord, ProfileRecord, SettingsRecord, StatusRecord,
-    UserConvRecord, VersionRecord,
+    AccountRecord, DedupRecord, DeviceRecord, FeedRecord, GroupApplicationRecord, GroupDepartedRecord,
+    GroupMemberRecord, GroupRecord, ProfileRecord, SettingsRecord, StatusRecord, UserConvRecord,
+    VersionRecord,
 };
 use crate::{Result, StorageError};
 
@@ -24,7 +25,8 @@ const CF_FEED: &str = "feed";
 const CF_USER: &str = "user";
 const CF_META: &str = "meta";
 const CF_REL: &str = "rel";
-const ALL_CFS: [&str; 7] = [CF_MSG, CF_DEDUP, CF_UCONV, CF_FEED, CF_USER, CF_META, CF_REL];
+const CF_GROUP: &str = "group";
+const ALL_CFS: [&str; 8] = [CF_MSG, CF_DEDUP, CF_UCONV, CF_FEED, CF_USER, CF_META, CF_REL, CF_GROUP];
 
 /// Record tags in the `user` keyspace.
 const TAG_ACCOUNT: u8 = b'a';
@@ -33,6 +35,15 @@ const TAG_STATUS: u8 = b't';
 const TAG_SUBSCRIPTION: u8 = b'S';
 const TAG_SUBSCRIBER: u8 = b'R';
 const TAG_PROFILE_FEED: u8 = b'v';
+const TAG_JOINED: u8 = b'G';
+const TAG_USER_APPLICATION: u8 = b'A';
+
+/// Record tags in the `group` keyspace.
+const GTAG_INFO: u8 = b'i';
+const GTAG_VERSION: u8 = b'v';
+const GTAG_MEMBER: u8 = b'm';
+const GTAG_DEPARTED: u8 = b'x';
+const GTAG_APPLICATION: u8 = b'a';
 
 /// The kinds of pair records in the `rel` keyspace (the owner's side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,17 +408,92 @@ impl Store {
 
     /// Number of the owner's pair records of `kind` (a prefix scan).
     pub fn rel_count(&self, owner: &UserId, kind: RelKind) -> Result<usize> {
-        let prefix = keys::rel_prefix(owner, kind.tag());
+        self.count_prefix(CF_REL, &keys::rel_prefix(owner, kind.tag()))
+    }
+
+    fn count_prefix(&self, cf: &'static str, prefix: &[u8]) -> Result<usize> {
         let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
+        ro.set_iterate_upper_bound(keys::prefix_end(prefix));
         let mut n = 0;
-        for item in
-            self.db.iterator_cf_opt(self.cf(CF_REL), ro, IteratorMode::From(&prefix, Direction::Forward))
-        {
+        for item in self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(prefix, Direction::Forward)) {
             item?;
             n += 1;
         }
         Ok(n)
+    }
+
+    fn decode_rows<T: prost::Message + Default>(
+        cf: &'static str,
+        rows: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<(String, T)>> {
+        rows.into_iter().map(|(k, v)| decode(cf, &v).map(|r| (k, r))).collect()
+    }
+
+    /// A group's info record (`None` if it never existed).
+    pub fn group(&self, group: &str) -> Result<Option<GroupRecord>> {
+        self.get_decoded(CF_GROUP, &keys::group_record(group, GTAG_INFO))
+    }
+
+    /// Version of the group's last change (message, tip or info; 0 = none).
+    pub fn group_version(&self, group: &str) -> Result<u64> {
+        let rec: Option<VersionRecord> =
+            self.get_decoded(CF_GROUP, &keys::group_record(group, GTAG_VERSION))?;
+        Ok(rec.map_or(0, |r| r.feed_version))
+    }
+
+    /// A current member's record.
+    pub fn group_member(&self, group: &str, user: &str) -> Result<Option<GroupMemberRecord>> {
+        self.get_decoded(CF_GROUP, &keys::group_user(group, GTAG_MEMBER, user))
+    }
+
+    /// Current members after `after` ("" = from the start), ascending, at most `limit`.
+    pub fn group_members(
+        &self,
+        group: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, GroupMemberRecord)>> {
+        let rows =
+            self.scan_suffixes(CF_GROUP, &keys::group_user_prefix(group, GTAG_MEMBER), after, limit)?;
+        Self::decode_rows(CF_GROUP, rows)
+    }
+
+    /// A former member's record (`None` if the user never left or rejoined since).
+    pub fn group_departed(&self, group: &str, user: &str) -> Result<Option<GroupDepartedRecord>> {
+        self.get_decoded(CF_GROUP, &keys::group_user(group, GTAG_DEPARTED, user))
+    }
+
+    /// The latest application (or invitation) of `user` to `group`.
+    pub fn group_application(&self, group: &str, user: &str) -> Result<Option<GroupApplicationRecord>> {
+        self.get_decoded(CF_GROUP, &keys::group_user(group, GTAG_APPLICATION, user))
+    }
+
+    /// Applications of `group` after `after`, ascending by user, at most `limit`.
+    pub fn group_applications(
+        &self,
+        group: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, GroupApplicationRecord)>> {
+        let prefix = keys::group_user_prefix(group, GTAG_APPLICATION);
+        Self::decode_rows(CF_GROUP, self.scan_suffixes(CF_GROUP, &prefix, after, limit)?)
+    }
+
+    /// Groups `user` belongs to after `after`, ascending, at most `limit`.
+    pub fn joined_groups(&self, user: &UserId, after: &str, limit: usize) -> Result<Vec<String>> {
+        let prefix = keys::user_pair_prefix(user, TAG_JOINED);
+        Ok(self.scan_suffixes(CF_USER, &prefix, after, limit)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Number of groups `user` belongs to (a prefix count).
+    pub fn joined_count(&self, user: &UserId) -> Result<usize> {
+        self.count_prefix(CF_USER, &keys::user_pair_prefix(user, TAG_JOINED))
+    }
+
+    /// Groups `user` applied to or was invited to, after `after`, ascending.
+    pub fn user_group_applications(&self, user: &UserId, after: &str, limit: usize) -> Result<Vec<String>> {
+        let prefix = keys::user_pair_prefix(user, TAG_USER_APPLICATION);
+        Ok(self.scan_suffixes(CF_USER, &prefix, after, limit)?.into_iter().map(|(k, _)| k).collect())
     }
 
     /// The highest feed version any shard ever committed (0 for a new store).
@@ -600,6 +686,56 @@ impl Batch {
         self.put_rel(owner, RelKind::FeedVersion, peer, Some(&VersionRecord { feed_version: new }));
     }
 
+    /// Stores a group's info record.
+    pub fn put_group(&mut self, group: &str, rec: &GroupRecord) {
+        self.inner.put_cf(self.store.cf(CF_GROUP), keys::group_record(group, GTAG_INFO), rec.encode_to_vec());
+    }
+
+    /// Records the version of the group's last change.
+    pub fn put_group_version(&mut self, group: &str, version: u64) {
+        let v = VersionRecord { feed_version: version }.encode_to_vec();
+        self.inner.put_cf(self.store.cf(CF_GROUP), keys::group_record(group, GTAG_VERSION), v);
+    }
+
+    fn put_group_user<T: prost::Message>(&mut self, group: &str, tag: u8, user: &str, rec: Option<&T>) {
+        let key = keys::group_user(group, tag, user);
+        match rec {
+            Some(r) => self.inner.put_cf(self.store.cf(CF_GROUP), key, r.encode_to_vec()),
+            None => self.inner.delete_cf(self.store.cf(CF_GROUP), key),
+        }
+    }
+
+    /// Stores (`Some`) or deletes a member record, and the member's
+    /// joined-groups index entry with it.
+    pub fn put_group_member(&mut self, group: &str, user: &UserId, rec: Option<&GroupMemberRecord>) {
+        self.put_group_user(group, GTAG_MEMBER, user.as_str(), rec);
+        let key = keys::user_pair(user, TAG_JOINED, group);
+        match rec {
+            Some(_) => self.inner.put_cf(self.store.cf(CF_USER), key, []),
+            None => self.inner.delete_cf(self.store.cf(CF_USER), key),
+        }
+    }
+
+    /// Stores (`Some`) or deletes a departed-member record.
+    pub fn put_group_departed(&mut self, group: &str, user: &UserId, rec: Option<&GroupDepartedRecord>) {
+        self.put_group_user(group, GTAG_DEPARTED, user.as_str(), rec);
+    }
+
+    /// Stores (`Some`) or deletes an application, and the user's index entry.
+    pub fn put_group_application(
+        &mut self,
+        group: &str,
+        user: &UserId,
+        rec: Option<&GroupApplicationRecord>,
+    ) {
+        self.put_group_user(group, GTAG_APPLICATION, user.as_str(), rec);
+        let key = keys::user_pair(user, TAG_USER_APPLICATION, group);
+        match rec {
+            Some(_) => self.inner.put_cf(self.store.cf(CF_USER), key, []),
+            None => self.inner.delete_cf(self.store.cf(CF_USER), key),
+        }
+    }
+
     /// Records the highest feed version this shard has written.
     pub fn put_version_mark(&mut self, shard: u32, version: u64) {
         self.inner.put_cf(self.store.cf(CF_META), keys::version_mark(shard), version.to_be_bytes());
@@ -677,6 +813,37 @@ mod tests {
         assert_eq!(s.feed(&u, 0, 2, 100).expect("feed").len(), 1);
         assert_eq!(s.user_conv(&u, &c1).expect("get"), Some(rec));
         assert_eq!(s.max_version().expect("max"), 3);
+    }
+
+    #[test]
+    fn group_records_and_joined_index() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = open(dir.path());
+        let (a, b) = (UserId::new("a").expect("valid"), UserId::new("b").expect("valid"));
+        let mut batch = s.batch();
+        batch.put_group("g1", &GroupRecord { owner: "a".into(), member_count: 2, ..Default::default() });
+        batch.put_group_version("g1", 7);
+        batch.put_group_member("g1", &a, Some(&GroupMemberRecord { role: 3, ..Default::default() }));
+        batch.put_group_member("g1", &b, Some(&GroupMemberRecord { role: 1, ..Default::default() }));
+        batch.put_group_member("g2", &a, Some(&GroupMemberRecord::default()));
+        s.write(batch).expect("write");
+        assert_eq!(s.group("g1").expect("get").map(|g| g.member_count), Some(2));
+        assert_eq!(s.group_version("g1").expect("get"), 7);
+        assert_eq!(s.group_members("g1", "", 10).expect("scan").len(), 2);
+        assert_eq!(s.group_members("g1", "a", 10).expect("scan").len(), 1);
+        assert_eq!(s.joined_groups(&a, "", 10).expect("scan"), vec!["g1".to_owned(), "g2".to_owned()]);
+        assert_eq!(s.joined_count(&a).expect("count"), 2);
+        let mut batch = s.batch();
+        batch.put_group_member("g1", &b, None);
+        batch.put_group_departed(
+            "g1",
+            &b,
+            Some(&GroupDepartedRecord { join_seq: 1, leave_seq: 5, left_ms: 1 }),
+        );
+        s.write(batch).expect("write");
+        assert_eq!(s.joined_count(&b).expect("count"), 0);
+        assert_eq!(s.group_departed("g1", "b").expect("get").map(|d| d.leave_seq), Some(5));
+        assert!(s.group_member("g1", "b").expect("get").is_none());
     }
 
     #[test]

@@ -1800,3 +1800,102 @@ pub fn assert_batch_bounds(
 fn strings(users: &[&str]) -> Vec<String> {
     users.iter().map(|u| (*u).to_owned()).collect()
 }
+
+// ---------------------------------------------------------------------------
+// Groups (shared helpers of tests/tests/groups*.rs)
+// ---------------------------------------------------------------------------
+
+/// The conversation id of a group.
+pub fn gconv(group: &str) -> String {
+    format!("g:{group}")
+}
+
+/// The total size in bytes of the files under `dir` (recursively).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl RawClient {
+    /// Connects as an admin session.
+    pub fn login_admin(addr: SocketAddr, user: &str) -> Self {
+        let mut c = Self::connect(addr);
+        if let Err(close) = c.hello(&mint_admin(user), "admin-dev", Platform::Linux) {
+            panic!("admin hello refused: {close:?}");
+        }
+        c
+    }
+
+    /// Any request, split into result or error.
+    pub fn call(&mut self, op: request::Op) -> Result<response::Result, pb::Error> {
+        outcome(self.request(op))
+    }
+
+    /// Sends every op pipelined (up to `window` in flight); panics on any error.
+    pub fn call_all_ok(&mut self, ops: Vec<request::Op>, window: usize) {
+        let mut pending = 0;
+        let mut ops = ops.into_iter();
+        loop {
+            while pending < window {
+                let Some(op) = ops.next() else { break };
+                self.send_request(op);
+                pending += 1;
+            }
+            if pending == 0 {
+                return;
+            }
+            let r = self.next_response(WAIT).expect("a response to a pipelined request");
+            if let Err(e) = outcome(r) {
+                panic!("pipelined request failed: {e:?}");
+            }
+            pending -= 1;
+        }
+    }
+
+    /// Imports (registers) users as an admin, pipelined.
+    pub fn import_users(&mut self, users: &[String]) {
+        let ops = users
+            .iter()
+            .map(|u| request::Op::ImportUser(pb::ImportUser { user_id: u.clone(), profile: None }))
+            .collect();
+        self.call_all_ok(ops, 256);
+    }
+
+    /// CreateGroup; returns the group's info.
+    pub fn create_group(
+        &mut self,
+        group: &str,
+        ty: pb::GroupType,
+        members: &[&str],
+        patch: Option<pb::GroupPatch>,
+    ) -> Result<pb::GroupInfo, pb::Error> {
+        let op = request::Op::CreateGroup(pb::CreateGroup {
+            group_id: group.to_owned(),
+            r#type: ty as i32,
+            info: patch,
+            member_ids: members.iter().map(|s| (*s).to_owned()).collect(),
+            max_members: 0,
+        });
+        match self.call(op)? {
+            response::Result::Group(g) => Ok(g),
+            other => panic!("CreateGroup answered with {other:?}"),
+        }
+    }
+
+    /// Waits for the pushed message of `conv` with `seq` (other pushes are dropped).
+    pub fn expect_message(&mut self, conv: &str, seq: u64) -> pb::Message {
+        self.expect_push(&format!("message {conv}#{seq}"), WAIT, |e| match e {
+            pb::push::Event::Message(m) if m.conv_id == conv && m.seq == seq => Some(m.clone()),
+            _ => None,
+        })
+    }
+}

@@ -238,13 +238,15 @@ fn send_validation_errors() {
             &format!("conv id {bad:?}"),
         );
     }
-    for unsupported in ["g:x", "r:lobby", "c:big:general"] {
+    for unsupported in ["r:lobby", "c:big:general"] {
         assert_error(
             alice.send_text(unsupported, "a-1", "hi"),
             ErrorCode::UnsupportedConversation,
             &format!("conv {unsupported}"),
         );
     }
+    // Groups are served (spec 14): a group the user is not a member of is refused.
+    assert_error(alice.send_text("g:x", "a-1", "hi"), ErrorCode::NotParticipant, "conv g:x");
 
     assert_error(alice.send_text(&conv, "a-1", ""), ErrorCode::InvalidArgument, "empty text");
     assert_error(alice.send_text(&conv, "", "hi"), ErrorCode::InvalidArgument, "empty client_msg_id");

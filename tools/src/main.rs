@@ -14,6 +14,7 @@
 //! - the default device id is `missivectl`, the platform linux.
 
 mod commands;
+mod groups;
 mod output;
 mod social;
 
@@ -148,6 +149,12 @@ enum Command {
         #[command(subcommand)]
         cmd: social::PresenceCmd,
     },
+    /// Groups: create, info, join, approve, invite, kick, quit, dismiss, transfer, admin,
+    /// mute, mute-all, members, joined, send.
+    Group {
+        #[command(subcommand)]
+        cmd: groups::GroupCmd,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -167,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Friend { cmd } => social::friend(json, cmd),
         Command::Black { cmd } => social::black(json, cmd),
         Command::Presence { cmd } => social::presence(json, cmd),
+        Command::Group { cmd } => groups::group(json, cmd),
     }
 }
 

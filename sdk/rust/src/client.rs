@@ -130,6 +130,8 @@ pub enum ClientEvent {
     Relation(pb::Relation),
     /// A subscribed user's (or this user's own) presence changed.
     Presence(pb::Presence),
+    /// A group application or invitation (see `Event::GroupApplication`).
+    GroupApplication(pb::GroupApplication),
 }
 
 fn is_auth_code(code: u32) -> bool {
@@ -504,6 +506,7 @@ impl Inner {
             Event::Profile(p) => self.emit(ClientEvent::Profile(p)),
             Event::Relation(r) => self.emit(ClientEvent::Relation(r)),
             Event::Presence(p) => self.emit(ClientEvent::Presence(p)),
+            Event::GroupApplication(a) => self.emit(ClientEvent::GroupApplication(a)),
             Event::Closed { code, message } => return Err(SdkError::Closed { code, message }),
         }
         Ok(())

@@ -105,6 +105,9 @@ pub enum Event {
     Relation(pb::Relation),
     /// `Push{presence}`: a subscribed user's (or the user's own) presence changed.
     Presence(pb::Presence),
+    /// `Push{group_application}`: a join application (to group managers) or
+    /// an invitation / application outcome (to the applicant).
+    GroupApplication(pb::GroupApplication),
     /// The connection ended: the server's `Close{code, message}`, or code 0
     /// when the TCP connection ended without one. Always the last event.
     Closed {
@@ -224,6 +227,14 @@ fn result_name(r: &response::Result) -> &'static str {
         response::Result::FriendRequests(_) => "friend_requests",
         response::Result::Relations(_) => "relations",
         response::Result::Blacklist(_) => "blacklist",
+        response::Result::Group(_) => "group",
+        response::Result::Groups(_) => "groups",
+        response::Result::GroupMembers(_) => "group_members",
+        response::Result::JoinGroup(_) => "join_group",
+        response::Result::GroupApplications(_) => "group_applications",
+        response::Result::JoinedGroups(_) => "joined_groups",
+        response::Result::GroupReceipt(_) => "group_receipt",
+        response::Result::GroupMember(_) => "group_member",
     }
 }
 
@@ -654,6 +665,7 @@ fn dispatch(shared: &Shared, events: &Sender<Event>, frame: pb::Frame) {
                 Some(push::Event::Profile(p)) => Event::Profile(p),
                 Some(push::Event::Relation(r)) => Event::Relation(r),
                 Some(push::Event::Presence(p)) => Event::Presence(p),
+                Some(push::Event::GroupApplication(a)) => Event::GroupApplication(a),
                 None => return, // [V-4]
             };
             send_event(shared, events, ev);
