@@ -46,6 +46,13 @@ pub struct Config {
     pub accounts: Accounts,
     /// Profiles, friends, blacklist and presence limits.
     pub relations: Relations,
+    /// WebSocket + HTTP listener (`GET /ws` upgrades, other `GET`s serve the
+    /// chat page); unset = off.
+    pub ws: Option<SocketAddr>,
+    /// QUIC listener (UDP): raw QUIC and WebTransport; unset = off.
+    pub quic: Option<SocketAddr>,
+    /// Web and QUIC settings.
+    pub web: WebConfig,
 }
 
 /// Multi-device login policy (spec "Login policies").
@@ -167,6 +174,9 @@ impl Default for Config {
             storage: StorageConfig::default(),
             accounts: Accounts::default(),
             relations: Relations::default(),
+            ws: None,
+            quic: None,
+            web: WebConfig::default(),
         }
     }
 }
@@ -293,8 +303,35 @@ impl Config {
         if profile_bound + 1024 > l.max_frame_size as usize / 8 {
             return bad("relations size limits must keep a profile below max_frame_size / 8");
         }
+        self.web.validate()?;
         if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
             return bad("storage sizes must be > 0");
+        }
+        Ok(())
+    }
+}
+
+/// Web (WebSocket/HTTP) and QUIC settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Directory of the chat page, served at `/` (read into memory at start).
+    pub static_dir: Option<PathBuf>,
+    /// Development mode: the page may mint tokens (`/api/dev-token`). Never in production.
+    pub dev_mode: bool,
+    /// Serve the `/echo` WebSocket endpoint (conformance testing only).
+    pub ws_echo: bool,
+    /// TLS certificate chain (PEM) for QUIC; unset = generate a self-signed
+    /// development certificate (valid 13 days) and print its SHA-256.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for QUIC; set together with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl WebConfig {
+    fn validate(&self) -> Result<(), BrokerError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(BrokerError::Config("web.tls_cert and web.tls_key must be set together".into()));
         }
         Ok(())
     }
