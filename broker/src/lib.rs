@@ -3,7 +3,10 @@
 //!
 //! Threads: `workers` event-loop threads ([`worker`]), each with its own
 //! SO_REUSEPORT listener, connections and owner shard ([`shard`]); plus the
-//! caller's thread, which only waits. See `docs/ARCHITECTURE.md`.
+//! caller's thread, which only waits. See `docs/ARCHITECTURE.md`. With `ws`
+//! set, each worker also owns a SO_REUSEPORT web listener (HTTP + WebSocket
+//! framed in the worker, [`ws`], [`http`]); with `quic` set, one `missive-quic`
+//! thread bridges QUIC streams to the TCP listener ([`quic`]).
 //!
 //! Invariants: the library never reads files, flags or environment; it gets a
 //! validated [`Config`]. Shared state ([`Shared`]) is read-mostly: the online
@@ -21,6 +24,7 @@ pub mod error;
 mod frames;
 mod http;
 mod queries;
+mod quic;
 mod relations;
 mod route;
 mod shard;
@@ -76,6 +80,7 @@ pub struct Broker {
     threads: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     ws_addr: Option<SocketAddr>,
+    quic: Option<quic::QuicHandle>,
 }
 
 /// The process's open-file limit (soft), for error messages.
@@ -185,8 +190,12 @@ impl Broker {
             let t = std::thread::Builder::new().name(format!("missive-w{idx}")).spawn(move || w.run())?;
             threads.push(t);
         }
+        let quic = match shared.config.quic {
+            Some(addr) => Some(quic::start(&shared.config, addr, local_addr)?),
+            None => None,
+        };
         tracing::info!(%local_addr, ?ws_addr, workers = n, "listening");
-        Ok(Self { shared, threads, local_addr, ws_addr })
+        Ok(Self { shared, threads, local_addr, ws_addr, quic })
     }
 
     /// The bound WebSocket/HTTP address, if `ws` is configured.
@@ -199,6 +208,9 @@ impl Broker {
         let mut line = format!("missive listening tcp={}", self.local_addr);
         if let Some(a) = self.ws_addr {
             line.push_str(&format!(" ws={a}"));
+        }
+        if let Some(q) = &self.quic {
+            line.push_str(&format!(" quic={} cert_sha256={}", q.addr, q.cert_sha256));
         }
         line
     }
@@ -221,6 +233,9 @@ impl Broker {
     pub fn join(self) -> Result<(), BrokerError> {
         for t in self.threads {
             let _ = t.join();
+        }
+        if let Some(mut q) = self.quic {
+            q.stop();
         }
         self.shared.store.flush()?;
         Ok(())
