@@ -21,6 +21,11 @@ DATA_DIR ?= data
 DEV_SECRET_FILE := $(DATA_DIR)/dev-secret
 # Extra flags for the broker in `make run`, e.g. `make run BROKER_ARGS='--tcp 0.0.0.0:7700'`.
 BROKER_ARGS ?=
+# `make run` serves the chat page on WS_ADDR (http://WS_ADDR/) in development mode (the page
+# mints tokens); `make run DEV=0` turns dev mode off (then paste a token from missivectl).
+WS_ADDR ?= 127.0.0.1:7780
+DEV ?= 1
+WEB_DIR := sdk/web
 
 # Fuzzing: its own target dir (sanitizer RUSTFLAGS would otherwise invalidate the release
 # build), and RUSTC_BOOTSTRAP=1 because cargo-fuzz passes nightly-only flags
@@ -31,7 +36,7 @@ FUZZ_SECONDS ?= 60
 CARGO_FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir fuzz --target-dir $(FUZZ_TARGET_DIR)
 
-.PHONY: help bootstrap run test lint fmt bench ctl fuzz-build fuzz
+.PHONY: help bootstrap run test lint fmt bench ctl fuzz-build fuzz web web-test
 
 ## help: list the targets
 help:
@@ -45,7 +50,7 @@ bootstrap:
 ## run: build and start the broker on ./data with a development secret
 # MISSIVE_SECRET wins if set; otherwise a random secret is generated once into
 # $(DEV_SECRET_FILE) (mode 600) and reused on every later `make run`.
-run: bootstrap
+run: bootstrap web
 	$(CARGO) build --release -p missive-broker --bin missive
 	@mkdir -p $(DATA_DIR)
 	@secret="$${MISSIVE_SECRET:-}"; \
@@ -60,9 +65,11 @@ run: bootstrap
 	  echo "   $$secret"; \
 	  echo " Mint a token (build missivectl with 'make ctl'):"; \
 	  echo "   $(RELEASE_DIR)/missivectl token --secret $$secret --user alice"; \
+	  echo " Chat page: http://$(WS_ADDR)/"; \
 	  echo "=================================================================================="; \
 	fi; \
-	exec $(RELEASE_DIR)/missive --data $(DATA_DIR) --secret "$$secret" $(BROKER_ARGS)
+	exec $(RELEASE_DIR)/missive --data $(DATA_DIR) --secret "$$secret" --ws $(WS_ADDR) \
+	  --static-dir $(WEB_DIR)/demo/dist $(if $(filter 1,$(DEV)),--dev) $(BROKER_ARGS)
 
 ## test: everything CI checks: lint (fmt, clippy), tests, benches run once as tests
 # Benches: `cargo bench` after `cargo test --release` does NOT recompile librocksdb-sys (or any
@@ -78,6 +85,18 @@ test: lint
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
 	$(CARGO) bench --workspace --bench '*' -- --test
+	$(MAKE) web-test
+
+## web: install the web SDK's npm packages (npm ci) and build the SDK and the chat page
+web: bootstrap
+	@scripts/bootstrap.sh browser
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund && npm run build
+
+## web-test: SDK unit tests, then the browser end-to-end tests (headless Chromium)
+web-test: web
+	$(CARGO) build --release -p missive-broker --bin missive
+	cd $(WEB_DIR) && npm test
+	cd $(WEB_DIR) && MISSIVE_BIN=$(RELEASE_DIR)/missive npm run test:browser
 
 ## lint: rustfmt check and clippy (warnings are errors)
 lint: bootstrap

@@ -1,5 +1,5 @@
 //! Command line of the broker binary: reads `missive.toml` and flags, starts
-//! the broker, prints `missive listening tcp=ADDR` on stdout, and stops it
+//! the broker, prints `missive listening tcp=ADDR [ws=ADDR] [quic=ADDR]` on stdout, and stops it
 //! cleanly on SIGINT/SIGTERM. Shared by the `missive` binary and the tests'
 //! broker-under-test binary.
 
@@ -32,6 +32,18 @@ pub(crate) struct Args {
     /// Durability: fsync or buffered.
     #[arg(long, value_parser = ["fsync", "buffered"])]
     durability: Option<String>,
+    /// WebSocket/HTTP listen address, e.g. 127.0.0.1:7780 (port 0 picks a free port).
+    #[arg(long)]
+    ws: Option<SocketAddr>,
+    /// QUIC (UDP) listen address for raw QUIC and WebTransport.
+    #[arg(long)]
+    quic: Option<SocketAddr>,
+    /// Directory of the chat page served on the ws listener at `/`.
+    #[arg(long)]
+    static_dir: Option<PathBuf>,
+    /// Development mode: the chat page may mint tokens. Never in production.
+    #[arg(long)]
+    dev: bool,
 }
 
 /// Runs the broker until a signal; returns when it stopped cleanly.
@@ -68,12 +80,22 @@ pub fn run() -> anyhow::Result<()> {
     if let Some(d) = args.durability.as_deref() {
         config.durability = if d == "buffered" { DurabilityMode::Buffered } else { DurabilityMode::Fsync };
     }
+    if args.ws.is_some() {
+        config.ws = args.ws;
+    }
+    if args.quic.is_some() {
+        config.quic = args.quic;
+    }
+    if args.static_dir.is_some() {
+        config.web.static_dir = args.static_dir;
+    }
+    config.web.dev_mode |= args.dev;
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let broker = Broker::start(config)?;
     // Machine-readable line for scripts and tests (stdout; logs go to stderr).
-    println!("missive listening tcp={}", broker.local_addr());
+    println!("{}", broker.listening_line());
     let mut signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     if let Some(sig) = signals.forever().next() {

@@ -48,6 +48,13 @@ pub struct Config {
     pub relations: Relations,
     /// Group limits.
     pub groups: Groups,
+    /// WebSocket + HTTP listener (`GET /ws` upgrades, other `GET`s serve the
+    /// chat page); unset = off.
+    pub ws: Option<SocketAddr>,
+    /// QUIC listener (UDP): raw QUIC and WebTransport; unset = off.
+    pub quic: Option<SocketAddr>,
+    /// Web and QUIC settings.
+    pub web: WebConfig,
 }
 
 /// Group limits (spec "Groups").
@@ -191,6 +198,9 @@ impl Default for Config {
             accounts: Accounts::default(),
             relations: Relations::default(),
             groups: Groups::default(),
+            ws: None,
+            quic: None,
+            web: WebConfig::default(),
         }
     }
 }
@@ -321,8 +331,35 @@ impl Config {
         if g.max_members < 2 || g.max_members > 100_000 || g.max_joined == 0 || g.cache_entries == 0 {
             return bad("groups.max_members must be within 2..=100000, max_joined and cache_entries > 0");
         }
+        self.web.validate()?;
         if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
             return bad("storage sizes must be > 0");
+        }
+        Ok(())
+    }
+}
+
+/// Web (WebSocket/HTTP) and QUIC settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Directory of the chat page, served at `/` (read into memory at start).
+    pub static_dir: Option<PathBuf>,
+    /// Development mode: the page may mint tokens (`/api/dev-token`). Never in production.
+    pub dev_mode: bool,
+    /// Serve the `/echo` WebSocket endpoint (conformance testing only).
+    pub ws_echo: bool,
+    /// TLS certificate chain (PEM) for QUIC; unset = generate a self-signed
+    /// development certificate (valid 13 days) and print its SHA-256.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for QUIC; set together with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl WebConfig {
+    fn validate(&self) -> Result<(), BrokerError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(BrokerError::Config("web.tls_cert and web.tls_key must be set together".into()));
         }
         Ok(())
     }

@@ -3,7 +3,10 @@
 //!
 //! Threads: `workers` event-loop threads ([`worker`]), each with its own
 //! SO_REUSEPORT listener, connections and owner shard ([`shard`]); plus the
-//! caller's thread, which only waits. See `docs/ARCHITECTURE.md`.
+//! caller's thread, which only waits. See `docs/ARCHITECTURE.md`. With `ws`
+//! set, each worker also owns a SO_REUSEPORT web listener (HTTP + WebSocket
+//! framed in the worker, [`ws`], [`http`]); with `quic` set, one `missive-quic`
+//! thread bridges QUIC streams to the TCP listener ([`quic`]).
 //!
 //! Invariants: the library never reads files, flags or environment; it gets a
 //! validated [`Config`]. Shared state ([`Shared`]) is read-mostly: the online
@@ -20,12 +23,15 @@ mod directory;
 pub mod error;
 mod frames;
 mod groups;
+mod http;
 mod queries;
+mod quic;
 mod relations;
 mod route;
 mod shard;
 mod sync;
 mod worker;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) token_key: sync::TokenKey,
     /// Friend and blacklist counts behind the relation limits.
     pub(crate) counters: counters::Counters,
+    /// Routes and files of the web listener (set when `ws` is configured).
+    pub(crate) web: Option<Arc<http::WebCtx>>,
 }
 
 /// A running broker.
@@ -72,6 +80,8 @@ pub struct Broker {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
+    ws_addr: Option<SocketAddr>,
+    quic: Option<quic::QuicHandle>,
 }
 
 /// The process's open-file limit (soft), for error messages.
@@ -91,6 +101,34 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, BrokerError> {
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
     Ok(sock.into())
+}
+
+/// Web listeners (one per worker, SO_REUSEPORT), their address, and the web context.
+type WebParts = (Vec<std::net::TcpListener>, Option<SocketAddr>, Option<Arc<http::WebCtx>>);
+
+fn web_listeners(config: &Config, n: usize) -> Result<WebParts, BrokerError> {
+    let Some(addr) = config.ws else { return Ok((Vec::new(), None, None)) };
+    let site = match &config.web.static_dir {
+        Some(dir) => http::Site::load(dir)?,
+        None => http::Site::default(),
+    };
+    let first = listener(addr)?;
+    let bound = first.local_addr()?;
+    let mut ls = vec![first];
+    for _ in 1..n {
+        ls.push(listener(bound)?);
+    }
+    let ctx = http::WebCtx {
+        site,
+        dev_mode: config.web.dev_mode,
+        ws_echo: config.web.ws_echo,
+        secret: config.secret.clone(),
+        webtransport: None,
+    };
+    if ctx.dev_mode {
+        tracing::warn!("web.dev_mode is on: the page can mint tokens for any user");
+    }
+    Ok((ls, Some(bound), Some(Arc::new(ctx))))
 }
 
 impl Broker {
@@ -117,6 +155,7 @@ impl Broker {
         for _ in 1..n {
             listeners.push(listener(local_addr)?);
         }
+        let (web_listeners, ws_addr, web) = web_listeners(&config, n)?;
         let mut polls = Vec::with_capacity(n);
         let mut wakers = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);
@@ -142,15 +181,39 @@ impl Broker {
             in_flight_ops: AtomicUsize::new(0),
             token_key,
             counters: counters::Counters::new(),
+            web,
         });
         let mut threads = Vec::with_capacity(n);
+        let mut web_listeners = web_listeners.into_iter();
         for (idx, ((poll, l), rx)) in polls.into_iter().zip(listeners).zip(receivers).enumerate() {
-            let w = Worker::new(idx, Arc::clone(&shared), poll, mio::net::TcpListener::from_std(l), rx)?;
+            let wl = web_listeners.next().map(mio::net::TcpListener::from_std);
+            let w = Worker::new(idx, Arc::clone(&shared), poll, mio::net::TcpListener::from_std(l), wl, rx)?;
             let t = std::thread::Builder::new().name(format!("missive-w{idx}")).spawn(move || w.run())?;
             threads.push(t);
         }
-        tracing::info!(%local_addr, workers = n, "listening");
-        Ok(Self { shared, threads, local_addr })
+        let quic = match shared.config.quic {
+            Some(addr) => Some(quic::start(&shared.config, addr, local_addr)?),
+            None => None,
+        };
+        tracing::info!(%local_addr, ?ws_addr, workers = n, "listening");
+        Ok(Self { shared, threads, local_addr, ws_addr, quic })
+    }
+
+    /// The bound WebSocket/HTTP address, if `ws` is configured.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    /// The `missive listening tcp=ADDR [ws=ADDR]` line printed on stdout.
+    pub fn listening_line(&self) -> String {
+        let mut line = format!("missive listening tcp={}", self.local_addr);
+        if let Some(a) = self.ws_addr {
+            line.push_str(&format!(" ws={a}"));
+        }
+        if let Some(q) = &self.quic {
+            line.push_str(&format!(" quic={} cert_sha256={}", q.addr, q.cert_sha256));
+        }
+        line
     }
 
     /// The bound TCP address (useful with port 0).
@@ -171,6 +234,9 @@ impl Broker {
     pub fn join(self) -> Result<(), BrokerError> {
         for t in self.threads {
             let _ = t.join();
+        }
+        if let Some(mut q) = self.quic {
+            q.stop();
         }
         self.shared.store.flush()?;
         Ok(())

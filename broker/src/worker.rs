@@ -44,8 +44,12 @@ use crate::error::Reject;
 use crate::frames;
 use crate::shard::{Effect, OpKind, Shard, ShardOp};
 
+mod web;
+
 /// Token of the listener.
 const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the web (WebSocket/HTTP) listener.
+const WEB_LISTENER: Token = Token(usize::MAX - 2);
 /// Token of the cross-worker waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Inbox messages handled per turn before the loop services sockets again.
@@ -121,6 +125,8 @@ struct Conn {
     close_deadline: Option<Instant>,
     /// Queued in the worker's `ready` list (there may be unread bytes).
     readable: bool,
+    /// Set for connections of the web listener (HTTP, then WebSocket framing).
+    web: Option<Box<web::WebConn>>,
 }
 
 pub(crate) struct Worker {
@@ -128,6 +134,7 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     poll: Poll,
     listener: Option<TcpListener>,
+    web_listener: Option<TcpListener>,
     accept_paused_until: Option<Instant>,
     conns: HashMap<u64, Conn>,
     next_id: u64,
@@ -169,10 +176,15 @@ impl Worker {
         shared: Arc<Shared>,
         poll: Poll,
         listener: TcpListener,
+        web_listener: Option<TcpListener>,
         inbox: Receiver<WorkerMsg>,
     ) -> io::Result<Self> {
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut web_listener = web_listener;
+        if let Some(l) = web_listener.as_mut() {
+            poll.registry().register(l, WEB_LISTENER, Interest::READABLE)?;
+        }
         let shard = Shard::new(idx, Arc::clone(&shared));
         let n = shared.senders.len();
         let codec = FrameCodec::new(shared.config.limits.max_frame_size);
@@ -181,6 +193,7 @@ impl Worker {
             shared,
             poll,
             listener: Some(listener),
+            web_listener,
             accept_paused_until: None,
             conns: HashMap::new(),
             next_id: 1,
@@ -215,7 +228,7 @@ impl Worker {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER | WEB_LISTENER => self.accept(),
                     WAKER => {}
                     Token(t) => {
                         let id = t as u64;
@@ -238,7 +251,7 @@ impl Worker {
             let stopping = self.shared.shutdown.load(Ordering::Acquire);
             if stopping && shutdown_started.is_none() {
                 shutdown_started = Some(Instant::now());
-                if let Some(mut l) = self.listener.take() {
+                for mut l in [self.listener.take(), self.web_listener.take()].into_iter().flatten() {
                     let _ = self.poll.registry().deregister(&mut l);
                 }
             }
@@ -293,11 +306,18 @@ impl Worker {
     }
 
     fn accept(&mut self) {
+        self.accept_from(false);
+        self.accept_from(true);
+    }
+
+    /// Accepts from the TCP listener, or (`web`) from the web listener.
+    fn accept_from(&mut self, web: bool) {
         if self.accept_paused_until.is_some() {
             return;
         }
         loop {
-            let Some(listener) = self.listener.as_ref() else { return };
+            let listener = if web { self.web_listener.as_ref() } else { self.listener.as_ref() };
+            let Some(listener) = listener else { return };
             match listener.accept() {
                 Ok((mut sock, peer)) => {
                     let limit = self.shared.config.limits.max_connections;
@@ -323,6 +343,7 @@ impl Worker {
                         in_flight: 0,
                         close_deadline: None,
                         readable: true,
+                        web: web.then(|| Box::new(web::WebConn::new())),
                     };
                     self.conns.insert(id, conn);
                     self.ready.push(id);
@@ -424,6 +445,9 @@ impl Worker {
     }
 
     fn decode_frames(&mut self, id: u64) {
+        if self.conns.get(&id).is_some_and(|c| c.web.is_some()) {
+            return self.decode_web(id);
+        }
         for _ in 0..FRAME_BUDGET {
             let decoded = {
                 let Some(c) = self.conns.get_mut(&id) else { return };
@@ -825,6 +849,16 @@ impl Worker {
 
     /// Queues an encoded frame for a local connection.
     fn enqueue(&mut self, id: u64, frame: Bytes) {
+        let Some(c) = self.conns.get(&id) else { return };
+        let frame = match &c.web {
+            Some(w) if w.is_ws() => crate::ws::wrap(&frame),
+            _ => frame,
+        };
+        self.enqueue_raw(id, frame);
+    }
+
+    /// Queues bytes exactly as they go on the wire.
+    fn enqueue_raw(&mut self, id: u64, frame: Bytes) {
         let limit = self.shared.config.limits.write_queue_bytes;
         let Some(c) = self.conns.get_mut(&id) else { return };
         if c.close_deadline.is_some() {
@@ -853,11 +887,21 @@ impl Worker {
 
     /// Queues a Close frame; the connection is dropped once it is flushed.
     fn close(&mut self, id: u64, code: ErrorCode, message: &str) {
+        let Some(c) = self.conns.get(&id) else { return };
+        let frame = match &c.web {
+            None => frames::close(code, message),
+            Some(w) => w.close_bytes(code, message),
+        };
+        self.close_with(id, frame);
+    }
+
+    /// Queues `frame` (wire bytes) as the last output; the connection is
+    /// dropped once it is flushed.
+    fn close_with(&mut self, id: u64, frame: Bytes) {
         let Some(c) = self.conns.get_mut(&id) else { return };
         if c.close_deadline.is_some() {
             return;
         }
-        let frame = frames::close(code, message);
         if c.out.is_empty() {
             self.dirty.push(id);
         }

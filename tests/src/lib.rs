@@ -23,6 +23,8 @@
 //! to "let things settle"; no timing is asserted (performance is measured by
 //! the bench crate).
 
+pub mod ws;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -136,11 +138,45 @@ impl BrokerOpts {
     }
 }
 
+/// The addresses of a broker's `missive listening tcp=ADDR [ws=ADDR] [quic=ADDR] ...` line.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// The TCP listener.
+    pub tcp: SocketAddr,
+    /// The WebSocket/HTTP listener, if any.
+    pub ws: Option<SocketAddr>,
+    /// The QUIC listener, if any.
+    pub quic: Option<SocketAddr>,
+    /// Every `key=value` of the line (e.g. `cert_sha256`).
+    pub fields: HashMap<String, String>,
+}
+
+impl Listening {
+    /// Parses the line; `None` if it is not the listening line or has no valid `tcp=`.
+    pub fn parse(line: &str) -> Option<Self> {
+        let rest = line.trim().strip_prefix("missive listening ")?;
+        let fields: HashMap<String, String> = rest
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let addr = |k: &str| fields.get(k).and_then(|v| v.parse::<SocketAddr>().ok());
+        Some(Self { tcp: addr("tcp")?, ws: addr("ws"), quic: addr("quic"), fields })
+    }
+
+    /// The WebSocket address; panics if the broker has none.
+    pub fn ws(&self) -> SocketAddr {
+        self.ws.expect("broker printed no ws= address")
+    }
+}
+
 /// A running broker process (the `missive-under-test` binary).
 pub struct BrokerProc {
     child: Child,
     /// The TCP address the broker listens on.
     pub addr: SocketAddr,
+    /// Every address the broker printed (`tcp`, `ws`, `quic`, ...).
+    pub listening: Listening,
     root: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     opts: BrokerOpts,
@@ -185,16 +221,17 @@ impl BrokerProc {
     /// directory is not deleted afterwards.
     pub fn spawn_in(root: &Path, opts: BrokerOpts) -> Self {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (child, addr) = Self::launch(root, &opts, &log);
-        Self { child, addr, root: root.to_path_buf(), _tmp: None, opts, log, exited: None }
+        let (child, listening) = Self::launch(root, &opts, &log);
+        let addr = listening.tcp;
+        Self { child, addr, listening, root: root.to_path_buf(), _tmp: None, opts, log, exited: None }
     }
 
-    fn launch(root: &Path, opts: &BrokerOpts, log: &Arc<Mutex<Vec<u8>>>) -> (Child, SocketAddr) {
+    fn launch(root: &Path, opts: &BrokerOpts, log: &Arc<Mutex<Vec<u8>>>) -> (Child, Listening) {
         let data = root.join("data");
         let mut cmd = Command::new(broker_binary());
         cmd.arg("--data")
             .arg(&data)
-            .args(["--tcp", "127.0.0.1:0", "--secret", SECRET])
+            .args(["--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--secret", SECRET])
             .args(["--workers", &opts.workers.to_string()])
             .args(["--durability", &opts.durability]);
         if let Some(toml) = &opts.config_toml {
@@ -222,17 +259,15 @@ impl BrokerProc {
             }
         });
         let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        let (tx, rx) = mpsc::channel::<Listening>();
         let l3 = Arc::clone(log);
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
             let mut line = String::new();
             while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
                 push_log(&l3, format!("[stdout] {line}").as_bytes());
-                if let Some(rest) = line.trim().strip_prefix("missive listening tcp=")
-                    && let Ok(addr) = rest.trim().parse::<SocketAddr>()
-                {
-                    let _ = tx.send(addr);
+                if let Some(l) = Listening::parse(&line) {
+                    let _ = tx.send(l);
                 }
                 line.clear();
             }
@@ -336,9 +371,10 @@ impl BrokerProc {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let (child, addr) = Self::launch(&self.root, &self.opts, &self.log);
+        let (child, listening) = Self::launch(&self.root, &self.opts, &self.log);
         self.child = child;
-        self.addr = addr;
+        self.addr = listening.tcp;
+        self.listening = listening;
         self.exited = None;
     }
 

@@ -18,6 +18,8 @@
 pub mod client;
 pub mod conn;
 pub mod error;
+#[cfg(feature = "quic")]
+pub mod quic;
 
 pub use client::{Client, ClientConfig, ClientEvent, LocalState};
 pub use conn::{ConnectOptions, Connection, EVENT_CHANNEL_CAPACITY, Event};

@@ -1,0 +1,58 @@
+// Starts a real broker (the `missive` binary) on loopback for browser tests:
+// temp data dir, `--ws 127.0.0.1:0`, dev mode, the built chat page; parses the
+// `missive listening tcp=ADDR ws=ADDR ...` line. Stop with `await b.stop()`.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir, homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repo = resolve(here, "../../..");
+
+export function brokerBinary() {
+  if (process.env.MISSIVE_BIN) return process.env.MISSIVE_BIN;
+  const target = process.env.CARGO_TARGET_DIR || join(homedir(), ".cache/missive/target");
+  const bin = join(target, "release", "missive");
+  if (!existsSync(bin)) throw new Error(`broker binary not found at ${bin}; build it (cargo build --release -p missive-broker) or set MISSIVE_BIN`);
+  return bin;
+}
+
+export async function startBroker(extraArgs = []) {
+  const dir = mkdtempSync(join(tmpdir(), "missive-e2e-"));
+  const args = ["--data", join(dir, "data"), "--secret", "missive-e2e-secret-0123456789", "--workers", "2",
+    "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--static-dir", join(here, "../demo/dist"), "--dev", ...extraArgs];
+  const child = spawn(brokerBinary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
+  let log = "";
+  child.stderr.on("data", (d) => (log += d));
+  const fields = await new Promise((resolveLine, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker did not start:\n${log}`)), 60_000);
+    let buf = "";
+    child.stdout.on("data", (d) => {
+      buf += d;
+      for (const line of buf.split("\n")) {
+        if (line.startsWith("missive listening ")) {
+          clearTimeout(timer);
+          resolveLine(Object.fromEntries(line.slice(18).trim().split(/\s+/).map((kv) => kv.split("="))));
+        }
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`broker exited ${code}:\n${log}`)));
+  });
+  return {
+    ...fields,
+    log: () => log,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+
+export function chromiumPath() {
+  return process.env.CHROMIUM || "/usr/bin/chromium";
+}

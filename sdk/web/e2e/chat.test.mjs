@@ -1,0 +1,108 @@
+// Browser end-to-end test: headless Debian Chromium (playwright-core) against a
+// real broker. Two browser contexts are two users; one goes offline, messages
+// arrive while it is away and appear in order after it reconnects; a read
+// receipt shows on the sender's page; screenshots land in test-results/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+
+const out = join(repo, "sdk/web/test-results");
+let broker, browser;
+
+before(async () => {
+  mkdirSync(out, { recursive: true });
+  broker = await startBroker();
+  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
+});
+
+after(async () => {
+  await browser?.close();
+  await broker?.stop();
+});
+
+async function login(context, user) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
+  await page.goto(`http://${broker.ws}/`);
+  await page.getByTestId("login-user").fill(user);
+  await page.getByTestId("login-submit").click();
+  await page.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
+  return page;
+}
+
+async function texts(page) {
+  return page.getByTestId("message").evaluateAll((els) => els.map((e) => e.firstChild?.textContent ?? ""));
+}
+
+async function send(page, text) {
+  await page.getByTestId("composer").fill(text);
+  await page.getByTestId("composer").press("Enter");
+  await page.getByTestId("message").filter({ hasText: text }).waitFor();
+}
+
+test("two users chat; offline messages arrive in order; read receipts show", async () => {
+  const ctxA = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const ctxB = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const alice = await login(ctxA, "alice");
+  let bob = await login(ctxB, "bob");
+
+  // Alice opens a chat with bob and writes.
+  await alice.getByTestId("new-chat-user").fill("bob");
+  await alice.getByTestId("new-chat-go").click();
+  await send(alice, "Hi Bob!");
+
+  // Bob sees the conversation with an unread badge, opens it, reads it.
+  await bob.getByTestId("unread-alice").filter({ hasText: "1" }).waitFor().catch(async (e) => {
+    await bob.screenshot({ path: join(out, "fail-bob.png") });
+    throw e;
+  });
+  await bob.getByTestId("conv-alice").click();
+  await bob.getByTestId("message").filter({ hasText: "Hi Bob!" }).waitFor();
+  // ... and alice's page shows the read receipt.
+  await alice.getByTestId("receipt-read").first().waitFor();
+  await send(bob, "Hey Alice, how are you?");
+  await alice.getByTestId("message").filter({ hasText: "Hey Alice" }).waitFor();
+
+  // Bob goes away (page closed); alice writes three messages meanwhile.
+  await bob.close();
+  for (const t of ["first while away", "second while away", "third while away"]) await send(alice, t);
+  assert.equal(await alice.getByTestId("receipt-read").count(), 1, "only the first message was read");
+
+  // Bob comes back (same browser profile: stored session and sync token).
+  bob = await ctxB.newPage();
+  await bob.goto(`http://${broker.ws}/`);
+  await bob.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
+  await bob.getByTestId("unread-alice").filter({ hasText: "3" }).waitFor();
+  await bob.getByTestId("conv-alice").click();
+  await bob.getByTestId("message").filter({ hasText: "third while away" }).waitFor();
+  assert.deepEqual(await texts(bob), ["Hi Bob!", "Hey Alice, how are you?", "first while away", "second while away", "third while away"]);
+
+  // The connection drops without the page closing: the client reconnects and catches up.
+  await bob.evaluate(() => window.missive.client.stop());
+  await bob.getByTestId("conn-state").filter({ hasText: "offline" }).waitFor();
+  await send(alice, "fourth");
+  await send(alice, "fifth");
+  await bob.evaluate(() => window.missive.client.start());
+  await bob.getByTestId("message").filter({ hasText: "fifth" }).waitFor();
+  const all = await texts(bob);
+  assert.deepEqual(all.slice(-3), ["third while away", "fourth", "fifth"]);
+
+  // Bob has read everything: alice sees every message of hers as read.
+  await alice.waitForFunction(() => document.querySelectorAll('[data-testid="receipt-sent"]').length === 0);
+  assert.equal(await alice.getByTestId("receipt-read").count(), 6);
+
+  await alice.screenshot({ path: join(out, "chat-alice.png") });
+  await bob.screenshot({ path: join(out, "chat-bob.png") });
+  await ctxA.close();
+  await ctxB.close();
+});
+
+test("the page refuses dev tokens when the broker is not in dev mode", async () => {
+  const res = await fetch(`http://${broker.ws}/api/info`);
+  assert.equal((await res.json()).dev, true, "this broker runs in dev mode");
+  // The static route and WebSocket upgrade path exist; a non-dev broker is covered by the Rust tests.
+  assert.equal((await fetch(`http://${broker.ws}/nope`)).status, 404);
+});

@@ -1,0 +1,229 @@
+/**
+ * One protocol session over one transport: handshake (Hello -> HelloOk),
+ * requests matched to responses by id, protocol keep-alive, pushes.
+ *
+ * Invariants: every request settles exactly once (response, timeout, or the
+ * connection ending); after the connection ended `onClose` has fired exactly
+ * once and new requests fail at once; unknown frame kinds, push events and
+ * result cases are ignored ([V-3], [V-4], [V-6]).
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { decodeFrame, encodeFrame } from "./codec.ts";
+import { Platform } from "./gen/platform_pb.ts";
+import { type HelloOk, type Push, RequestSchema, type Response } from "./gen/frame_pb.ts";
+import type { Transport, TransportFactory } from "./transport.ts";
+
+export type RequestOp = MessageInitShape<typeof RequestSchema>["op"];
+export type ResponseResult = Response["result"];
+
+/** A protocol error (a failed response or a Close), or a local one (code 0). */
+export class MissiveError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = "MissiveError";
+  }
+}
+
+export const ErrorCodes = {
+  CONNECTION_LOST: 0,
+  UNKNOWN_REQUEST: 1006,
+  SERVER_SHUTDOWN: 1009,
+  TOKEN_INVALID: 2000,
+  TOKEN_EXPIRED: 2001,
+  ACCOUNT_DISABLED: 2004,
+  KICKED: 2005,
+  TOKEN_REVOKED: 2007,
+  INVALID_SYNC_TOKEN: 3005,
+} as const;
+
+export interface SessionOptions {
+  token: string;
+  deviceId: string;
+  platform?: Platform;
+  clientVersion?: string;
+  requestTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+}
+
+interface Pending {
+  resolve: (r: ResponseResult) => void;
+  reject: (e: MissiveError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class Connection {
+  onPush: (p: Push) => void = () => {};
+  /** Fires once when the session ends: the server's Close code, or 0 if lost. */
+  onClose: (code: number, message: string) => void = () => {};
+  private nextId = 1;
+  private pending = new Map<bigint, Pending>();
+  private ended = false;
+  private keepalive?: ReturnType<typeof setInterval>;
+  private lastFrame = Date.now();
+
+  private constructor(
+    private readonly t: Transport,
+    readonly hello: HelloOk,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Opens a transport and performs the handshake. Rejects with the server's Close code. */
+  static async open(factory: TransportFactory, o: SessionOptions): Promise<Connection> {
+    const t = await factory();
+    // Frames that arrive after HelloOk but before the session is attached.
+    const early: Uint8Array[] = [];
+    let done = false;
+    const hello = await new Promise<HelloOk>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        t.close();
+        reject(new MissiveError(0, "handshake timed out", true));
+      }, o.handshakeTimeoutMs ?? 10_000);
+      t.onMessage = (bytes) => {
+        if (done) {
+          early.push(bytes);
+          return;
+        }
+        done = true;
+        clearTimeout(timer);
+        try {
+          const f = decodeFrame(bytes);
+          if (f.body.case === "helloOk") resolve(f.body.value);
+          else if (f.body.case === "close")
+            reject(new MissiveError(f.body.value.code, f.body.value.message, isRetryableClose(f.body.value.code)));
+          else reject(new MissiveError(0, `unexpected ${f.body.case} before HelloOk`, true));
+        } catch (e) {
+          reject(new MissiveError(0, `bad frame: ${e}`, true));
+        }
+      };
+      t.onClose = (reason) => {
+        clearTimeout(timer);
+        if (!done) reject(new MissiveError(0, reason, true));
+        done = true;
+        early.push(new Uint8Array()); // marks "closed" for attach()
+      };
+      t.send(
+        encodeFrame({
+          body: {
+            case: "hello",
+            value: {
+              minVersion: 1,
+              maxVersion: 1,
+              token: o.token,
+              deviceId: o.deviceId,
+              platform: o.platform ?? Platform.WEB,
+              clientVersion: o.clientVersion ?? "missive-sdk-web/0.1.0",
+            },
+          },
+        }),
+      );
+    });
+    const c = new Connection(t, hello, o.requestTimeoutMs ?? 10_000);
+    c.attach(early);
+    return c;
+  }
+
+  private attach(early: Uint8Array[]) {
+    // What arrived before the caller could set its handlers is replayed on
+    // the next task, in order; later frames queue behind it meanwhile.
+    let replaying = early.length > 0;
+    this.t.onMessage = (bytes) => (replaying ? early.push(bytes) : this.onFrame(bytes));
+    this.t.onClose = (reason) => (replaying ? early.push(new Uint8Array()) : this.end(0, reason));
+    if (replaying)
+      setTimeout(() => {
+        for (const b of early) {
+          if (b.length === 0) this.end(0, "transport closed");
+          else this.onFrame(b);
+        }
+        replaying = false;
+      }, 0);
+    const pingMs = Math.max(1, this.hello.pingIntervalSecs || 30) * 1000;
+    const idleMs = Math.max(2, this.hello.idleTimeoutSecs || 90) * 1000;
+    this.keepalive = setInterval(() => {
+      if (Date.now() - this.lastFrame > idleMs) {
+        this.t.close();
+        this.end(0, "no frame from the server within the idle timeout");
+        return;
+      }
+      this.t.send(encodeFrame({ body: { case: "ping", value: { nonce: BigInt(Date.now()) } } }));
+    }, pingMs);
+    (this.keepalive as { unref?: () => void }).unref?.();
+  }
+
+  private onFrame(bytes: Uint8Array) {
+    this.lastFrame = Date.now();
+    let f;
+    try {
+      f = decodeFrame(bytes);
+    } catch (e) {
+      this.t.close();
+      this.end(0, `undecodable frame from server: ${e}`);
+      return;
+    }
+    switch (f.body.case) {
+      case "response": {
+        const r = f.body.value;
+        const p = this.pending.get(r.id);
+        if (!p) return;
+        this.pending.delete(r.id);
+        clearTimeout(p.timer);
+        if (r.error) p.reject(new MissiveError(r.error.code, r.error.message, r.error.retryable));
+        else p.resolve(r.result);
+        return;
+      }
+      case "push":
+        this.onPush(f.body.value);
+        return;
+      case "close":
+        this.t.close();
+        this.end(f.body.value.code, f.body.value.message);
+        return;
+      default:
+        return; // pong, unknown kinds: ignored
+    }
+  }
+
+  private end(code: number, message: string) {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.keepalive) clearInterval(this.keepalive);
+    const err = new MissiveError(0, `connection ended: ${message}`, true);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    this.onClose(code, message);
+  }
+
+  get isOpen(): boolean {
+    return !this.ended;
+  }
+
+  /** Sends a request; resolves with its result or rejects with a MissiveError. */
+  request(op: RequestOp): Promise<ResponseResult> {
+    if (this.ended) return Promise.reject(new MissiveError(0, "connection ended", true));
+    const id = BigInt(this.nextId++);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new MissiveError(0, "request timed out", true));
+      }, this.timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.t.send(encodeFrame({ body: { case: "request", value: create(RequestSchema, { id, op }) } }));
+    });
+  }
+
+  close() {
+    this.t.close();
+    this.end(0, "closed by the client");
+  }
+}
+
+/** Close codes after which reconnecting (with the same token) makes sense. */
+export function isRetryableClose(code: number): boolean {
+  return code === 0 || (code >= 1000 && code < 2000) || code >= 5000;
+}

@@ -1,0 +1,256 @@
+/**
+ * Unit tests of the SDK against an in-process fake server speaking the real
+ * protobuf frames (no network): codec, handshake, request matching, retry of
+ * unacknowledged sends across reconnects, persisted sync token, gap filling,
+ * terminal closes, backoff.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import {
+  FrameReader,
+  MemoryStore,
+  MissiveClient,
+  backoffDelay,
+  decodeFrame,
+  directConvId,
+  encodeFrame,
+  lengthPrefixed,
+  Connection,
+  MissiveError,
+  MessageSchema,
+  ConversationStateSchema,
+  type Frame,
+  type FrameInit,
+  type Transport,
+  type TransportFactory,
+} from "../src/index.ts";
+
+type Reply = (f: FrameInit) => void;
+type Handler = (f: Frame, reply: Reply, conn: FakeConn) => void;
+
+class FakeConn {
+  closed = false;
+  constructor(readonly t: Transport) {}
+  push(f: FrameInit) {
+    if (!this.closed) queueMicrotask(() => this.t.onMessage(encodeFrame(f)));
+  }
+  drop(reason = "network down") {
+    if (this.closed) return;
+    this.closed = true;
+    queueMicrotask(() => this.t.onClose(reason));
+  }
+}
+
+/** A transport factory whose server side is `handler`; records every connection. */
+function fakeServer(handler: Handler) {
+  const conns: FakeConn[] = [];
+  const factory: TransportFactory = async () => {
+    let conn!: FakeConn;
+    const t: Transport = {
+      send(payload) {
+        if (conn.closed) return;
+        const f = decodeFrame(payload);
+        queueMicrotask(() => handler(f, (r) => conn.push(r), conn));
+      },
+      close() {
+        conn.drop("client closed");
+      },
+      onMessage: () => {},
+      onClose: () => {},
+    };
+    conn = new FakeConn(t);
+    conns.push(conn);
+    return t;
+  };
+  return { factory, conns };
+}
+
+const helloOk = (user: string): FrameInit => ({
+  body: { case: "helloOk", value: { version: 1, userId: user, sessionId: "s", maxFrameSize: 1 << 20, pingIntervalSecs: 30, idleTimeoutSecs: 90 } },
+});
+
+const until = async (cond: () => boolean, what: string, ms = 2000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+test("frames round-trip; stream reader splits and bounds lengths", () => {
+  const bytes = encodeFrame({ body: { case: "ping", value: { nonce: 7n } } });
+  const f = decodeFrame(bytes);
+  assert.equal(f.body.case, "ping");
+  assert.equal(f.body.value?.nonce, 7n);
+  const r = new FrameReader(100);
+  const two = new Uint8Array([...lengthPrefixed(bytes), ...lengthPrefixed(bytes)]);
+  assert.equal(r.push(two.slice(0, 3)).length, 0);
+  assert.equal(r.push(two.slice(3)).length, 2);
+  assert.throws(() => new FrameReader(10).push(new Uint8Array([0, 0, 0, 11])), /bad frame length/);
+  assert.throws(() => decodeFrame(new Uint8Array()), /empty/);
+});
+
+test("direct conversation ids sort bytewise", () => {
+  assert.equal(directConvId("bob", "alice"), "p:alice:bob");
+  assert.equal(directConvId("bob", "Alice"), "p:Alice:bob");
+});
+
+test("backoff grows exponentially, is jittered and capped", () => {
+  assert.equal(backoffDelay(0, 500, 30_000, () => 0), 250);
+  assert.equal(backoffDelay(0, 500, 30_000, () => 1), 500);
+  assert.equal(backoffDelay(3, 500, 30_000, () => 1), 4000);
+  assert.equal(backoffDelay(50, 500, 30_000, () => 1), 30_000);
+});
+
+test("handshake refused with the server's close code; responses matched by id", async () => {
+  const refuse = fakeServer((_f, reply) => reply({ body: { case: "close", value: { code: 2000, message: "bad token" } } }));
+  await assert.rejects(Connection.open(refuse.factory, { token: "x", deviceId: "d" }), (e: MissiveError) => e.code === 2000);
+
+  const held: Frame[] = [];
+  const s = fakeServer((f, reply) => {
+    if (f.body.case === "hello") return reply(helloOk("alice"));
+    held.push(f);
+    if (held.length === 2) {
+      // Answer out of order, the second with an error.
+      for (const h of [held[1], held[0]]) {
+        const id = h.body.case === "request" ? h.body.value.id : 0n;
+        reply(
+          id === 2n
+            ? { body: { case: "response", value: { id, error: { code: 3002, message: "nope" } } } }
+            : { body: { case: "response", value: { id, result: { case: "ok", value: {} } } } },
+        );
+      }
+    }
+  });
+  const c = await Connection.open(s.factory, { token: "t", deviceId: "d" });
+  assert.equal(c.hello.userId, "alice");
+  const a = c.request({ case: "setGlobalDnd", value: { enabled: true } });
+  const b = c.request({ case: "setGlobalDnd", value: { enabled: false } });
+  assert.equal((await a).case, "ok");
+  await assert.rejects(b, (e: MissiveError) => e.code === 3002);
+  const lost = c.request({ case: "setGlobalDnd", value: {} });
+  s.conns[0].drop();
+  await assert.rejects(lost, (e: MissiveError) => e.code === 0);
+  c.close();
+});
+
+/** A tiny in-memory broker for one conversation. */
+function miniBroker(opts: { dropFirstSend?: boolean } = {}) {
+  const conv = directConvId("alice", "bob");
+  const stored: { clientMsgId: string; text: string }[] = [];
+  const syncTokens: string[] = [];
+  let dropped = false;
+  const s = fakeServer((f, reply, conn) => {
+    if (f.body.case === "hello") return reply(helloOk("alice"));
+    if (f.body.case !== "request") return;
+    const { id, op } = f.body.value;
+    const ok = (result: any) => reply({ body: { case: "response", value: { id, result } } });
+    switch (op.case) {
+      case "sync":
+        syncTokens.push(op.value.syncToken);
+        return ok({ case: "sync", value: { conversations: [{ convId: conv, maxSeq: BigInt(stored.length) }], syncToken: `t${stored.length}` } });
+      case "send": {
+        let seq = stored.findIndex((m) => m.clientMsgId === op.value.clientMsgId) + 1;
+        const duplicate = seq > 0;
+        if (!duplicate) {
+          stored.push({ clientMsgId: op.value.clientMsgId, text: op.value.content?.body.case === "text" ? op.value.content.body.value.text : "" });
+          seq = stored.length;
+        }
+        if (opts.dropFirstSend && !dropped) {
+          dropped = true; // stored, but the ack is lost with the connection
+          return conn.drop();
+        }
+        return ok({ case: "sendAck", value: { convId: conv, seq: BigInt(seq), duplicate } });
+      }
+      case "pull": {
+        const msgs = [];
+        for (let q = op.value.fromSeq; q <= op.value.toSeq && q <= BigInt(stored.length); q++) {
+          msgs.push(create(MessageSchema, { convId: conv, seq: q, sender: "bob", content: { body: { case: "text", value: { text: stored[Number(q) - 1].text } } } }));
+        }
+        return ok({ case: "messages", value: { convId: conv, messages: msgs, maxSeq: BigInt(stored.length) } });
+      }
+      default:
+        return reply({ body: { case: "response", value: { id, error: { code: 1006, message: "unknown" } } } });
+    }
+  });
+  return { ...s, conv, stored, syncTokens };
+}
+
+test("a send whose ack was lost is resent with the same id after reconnect and stored once", async () => {
+  const b = miniBroker({ dropFirstSend: true });
+  const client = new MissiveClient({ transports: [b.factory], token: "t", deviceId: "web1", backoffMs: { initial: 5, max: 20 } });
+  const states: string[] = [];
+  client.on("state", (s) => states.push(s));
+  client.start();
+  const ack = await client.sendText(b.conv, "hello");
+  assert.equal(ack.seq, 1n);
+  assert.equal(ack.duplicate, true, "the retry hit the stored copy");
+  assert.equal(b.stored.length, 1);
+  assert.ok(b.conns.length >= 2, "reconnected");
+  assert.deepEqual(states.slice(0, 4), ["connecting", "online", "offline", "connecting"]);
+  client.stop();
+});
+
+test("sync token is persisted and reused; missed messages are pulled in order", async () => {
+  const b = miniBroker();
+  const store = new MemoryStore();
+  const mk = () => new MissiveClient({ transports: [b.factory], token: "t", deviceId: "web1", store, backoffMs: { initial: 5, max: 20 } });
+  const c1 = mk();
+  c1.start();
+  await until(() => b.syncTokens.length === 1, "first sync");
+  await until(() => store.getItem("missive:alice:web1:sync") === "t0", "token stored");
+  c1.stop();
+  b.stored.push({ clientMsgId: "x1", text: "one" }, { clientMsgId: "x2", text: "two" }, { clientMsgId: "x3", text: "three" });
+  const c2 = mk();
+  const got: string[] = [];
+  c2.on("message", (m) => got.push(`${m.seq}:${m.content?.body.case === "text" ? m.content.body.value.text : ""}`));
+  c2.start();
+  await until(() => got.length === 3, "pulled messages");
+  assert.equal(b.syncTokens[1], "t0", "second session syncs from the stored token");
+  assert.deepEqual(got, ["1:one", "2:two", "3:three"]);
+  assert.equal(c2.conversations()[0].maxSeq, 3n);
+  c2.stop();
+});
+
+test("a pushed message after a gap triggers a pull of the gap", async () => {
+  const b = miniBroker();
+  const c = new MissiveClient({ transports: [b.factory], token: "t", deviceId: "w", backoffMs: { initial: 5, max: 20 } });
+  const seqs: bigint[] = [];
+  c.on("message", (m) => seqs.push(m.seq));
+  c.start();
+  await until(() => b.syncTokens.length === 1, "sync");
+  await until(() => c.conversations().length === 1, "conversation known");
+  b.stored.push({ clientMsgId: "a", text: "1" }, { clientMsgId: "b", text: "2" }, { clientMsgId: "c", text: "3" });
+  b.conns.at(-1)!.push({
+    body: { case: "push", value: { event: { case: "message", value: { convId: b.conv, seq: 3n, sender: "bob", content: { body: { case: "text", value: { text: "3" } } } } } } },
+  });
+  await until(() => seqs.length === 3, "gap filled");
+  assert.deepEqual([...seqs].sort(), [1n, 2n, 3n]);
+  assert.deepEqual(c.messages(b.conv).map((m) => m.seq), [1n, 2n, 3n]);
+  c.stop();
+});
+
+test("kicked and token-expired closes end the client instead of reconnecting", async () => {
+  for (const [code, expired] of [[2005, false], [2001, true]] as const) {
+    const s = fakeServer((f, reply) => {
+      if (f.body.case === "hello") {
+        reply(helloOk("alice"));
+        reply({ body: { case: "close", value: { code, message: "bye" } } });
+      }
+    });
+    const c = new MissiveClient({ transports: [s.factory], token: "t", deviceId: "w", backoffMs: { initial: 5, max: 20 } });
+    let sawExpired = false;
+    c.on("tokenExpired", () => (sawExpired = true));
+    c.start();
+    await until(() => c.state === "ended", `ended after ${code}`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(s.conns.length, 1, "no reconnect");
+    assert.equal(sawExpired, expired);
+  }
+});
+
+test("conversation states survive in the store", () => {
+  const s = create(ConversationStateSchema, { convId: "p:a:b", maxSeq: 5n, unread: 2n });
+  assert.equal(s.unread, 2n);
+});
