@@ -2,15 +2,19 @@
 //!
 //! Role: one subcommand per group request; each opens one connection, sends
 //! one request (member lists and joined groups page until complete), prints
-//! the result (one line, or one JSON object with `--json`) and closes.
-//! Invariant: errors from the server exit non-zero with their code name.
+//! the result and closes. Output as the other subcommands (see `output`):
+//! human-readable lines, or with `--json` one object per line with stable
+//! field names and enums as lowercase names (`work`, `invite_only`, `admin`).
+//!
+//! Invariant: server errors are returned as the SDK's `SdkError`, so `main`
+//! prints `error: NAME (code): message` and exits 2.
 
 use clap::Subcommand;
 use missive_sdk::pb::{self, request::Op, response};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::ConnArgs;
 use crate::commands::connect;
+use crate::{ConnArgs, output};
 
 /// Page size for listings.
 const PAGE: u32 = 500;
@@ -21,11 +25,12 @@ pub(crate) enum GroupCmd {
     Create {
         #[command(flatten)]
         conn: ConnArgs,
-        /// Group id ("" = server-chosen).
+        /// Group id ("" = the server picks one).
         id: String,
-        /// work or public.
-        #[arg(long, default_value = "work")]
+        /// Group type: work or public.
+        #[arg(long, default_value = "work", value_parser = ["work", "public"])]
         r#type: String,
+        /// Group name.
         #[arg(long)]
         name: Option<String>,
         /// Initial members (repeatable).
@@ -36,6 +41,7 @@ pub(crate) enum GroupCmd {
     Info {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group ids (1 to 100).
         #[arg(required = true)]
         ids: Vec<String>,
     },
@@ -43,7 +49,9 @@ pub(crate) enum GroupCmd {
     Join {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// Application reason (at most 256 bytes).
         #[arg(long, default_value = "")]
         reason: String,
     },
@@ -51,8 +59,11 @@ pub(crate) enum GroupCmd {
     Approve {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// The applicant.
         user: String,
+        /// Reject instead of approving.
         #[arg(long)]
         reject: bool,
     },
@@ -60,7 +71,9 @@ pub(crate) enum GroupCmd {
     Invite {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// User ids (1 to 100).
         #[arg(required = true)]
         users: Vec<String>,
     },
@@ -68,7 +81,9 @@ pub(crate) enum GroupCmd {
     Kick {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// User ids (1 to 100).
         #[arg(required = true)]
         users: Vec<String>,
     },
@@ -76,20 +91,25 @@ pub(crate) enum GroupCmd {
     Quit {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
     },
     /// Dismiss a group (owner).
     Dismiss {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
     },
     /// Transfer ownership (optionally leaving at once).
     Transfer {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// The new owner (a member).
         to: String,
+        /// Leave the group at the same time.
         #[arg(long)]
         quit: bool,
     },
@@ -97,8 +117,11 @@ pub(crate) enum GroupCmd {
     Admin {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// The member.
         user: String,
+        /// Make them an ordinary member again.
         #[arg(long)]
         unset: bool,
     },
@@ -106,15 +129,20 @@ pub(crate) enum GroupCmd {
     Mute {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// The member.
         user: String,
+        /// Seconds (0 unmutes).
         secs: u64,
     },
     /// Mute (or with --off, unmute) the whole group.
     MuteAll {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// Unmute instead.
         #[arg(long)]
         off: bool,
     },
@@ -122,6 +150,7 @@ pub(crate) enum GroupCmd {
     Members {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
     },
     /// List the caller's groups (all pages) and their count.
@@ -133,178 +162,219 @@ pub(crate) enum GroupCmd {
     Send {
         #[command(flatten)]
         conn: ConnArgs,
+        /// Group id.
         id: String,
+        /// Message text.
         text: String,
     },
 }
 
-fn group_type(s: &str) -> anyhow::Result<pb::GroupType> {
-    match s {
-        "work" => Ok(pb::GroupType::Work),
-        "public" => Ok(pb::GroupType::Public),
-        other => anyhow::bail!("--type: work or public, not {other:?}"),
-    }
+fn group_type(s: &str) -> pb::GroupType {
+    if s == "public" { pb::GroupType::Public } else { pb::GroupType::Work }
 }
 
-fn print(json: bool, what: &str, r: &response::Result) {
-    let text = format!("{r:?}");
+fn unexpected(what: &str, got: &response::Result) -> anyhow::Error {
+    anyhow::anyhow!("{what}: unexpected result from the server: {got:?}")
+}
+
+/// Prints one result: `v` with `--json`, else `line`.
+fn emit(json: bool, v: Value, line: String) -> anyhow::Result<()> {
     if json {
-        println!("{}", json!({ "request": what, "result": text }));
+        println!("{v}");
     } else {
-        println!("{what}: {text}");
+        println!("{line}");
     }
-}
-
-fn one(json: bool, c: &ConnArgs, what: &str, op: Op) -> anyhow::Result<()> {
-    let conn = connect(c)?;
-    let r = conn.request(op);
-    conn.close();
-    print(json, what, &r?);
     Ok(())
 }
 
-fn member_line(json: bool, m: &pb::GroupMember) {
-    let role = pb::GroupRole::try_from(m.role).map(|r| r.as_str_name()).unwrap_or("?");
-    if json {
-        println!(
-            "{}",
-            json!({ "user": m.user_id, "role": role, "nickname": m.nickname, "join_seq": m.join_seq })
-        );
-    } else {
-        println!("{} {role} {}", m.user_id, m.nickname);
+fn emit_group(json: bool, g: &pb::GroupInfo) -> anyhow::Result<()> {
+    emit(json, output::group_json(g), output::group_line(g))
+}
+
+fn emit_member(json: bool, m: &pb::GroupMember) -> anyhow::Result<()> {
+    emit(json, output::member_json(m), output::member_line(m))
+}
+
+/// Connects, sends one request, closes; server errors stay `SdkError`s.
+fn request(c: &ConnArgs, op: Op) -> anyhow::Result<response::Result> {
+    let conn = connect(c)?;
+    let r = conn.request(op);
+    conn.close();
+    Ok(r?)
+}
+
+/// A request answered with `group`: prints the group.
+fn group_reply(json: bool, c: &ConnArgs, what: &str, op: Op) -> anyhow::Result<()> {
+    match request(c, op)? {
+        response::Result::Group(g) => emit_group(json, &g),
+        other => Err(unexpected(what, &other)),
     }
 }
 
+/// A request answered with `group_member`: prints the member.
+fn member_reply(json: bool, c: &ConnArgs, what: &str, op: Op) -> anyhow::Result<()> {
+    match request(c, op)? {
+        response::Result::GroupMember(m) => emit_member(json, &m),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
+/// A request answered with `ok`: prints `v` / `line`.
+fn ok_reply(json: bool, c: &ConnArgs, what: &str, op: Op, v: Value, line: String) -> anyhow::Result<()> {
+    match request(c, op)? {
+        response::Result::Ok(_) => emit(json, v, line),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
+/// Follows a paged listing to its end on one connection: `page` handles one
+/// result and returns the next cursor ("" = done).
+fn paged(
+    c: &ConnArgs,
+    op: impl Fn(String) -> Op,
+    mut page: impl FnMut(response::Result) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let conn = connect(c)?;
+    let mut cursor = String::new();
+    let out = loop {
+        match conn.request(op(cursor)).map_err(anyhow::Error::from).and_then(&mut page) {
+            Ok(next) if next.is_empty() => break Ok(()),
+            Ok(next) => cursor = next,
+            Err(e) => break Err(e),
+        }
+    };
+    conn.close();
+    out
+}
+
 pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
-    let ids = |v: Vec<String>| v;
     match cmd {
         GroupCmd::Create { conn, id, r#type, name, members } => {
             let op = Op::CreateGroup(pb::CreateGroup {
                 group_id: id,
-                r#type: group_type(&r#type)? as i32,
+                r#type: group_type(&r#type) as i32,
                 info: Some(pb::GroupPatch { name, ..Default::default() }),
                 member_ids: members,
                 max_members: 0,
             });
-            one(json, &conn, "CreateGroup", op)
+            group_reply(json, &conn, "CreateGroup", op)
         }
-        GroupCmd::Info { conn, ids: g } => {
-            one(json, &conn, "GetGroups", Op::GetGroups(pb::GetGroups { group_ids: g }))
+        GroupCmd::Info { conn, ids } => {
+            match request(&conn, Op::GetGroups(pb::GetGroups { group_ids: ids }))? {
+                response::Result::Groups(gs) => gs.groups.iter().try_for_each(|g| emit_group(json, g)),
+                other => Err(unexpected("GetGroups", &other)),
+            }
         }
         GroupCmd::Join { conn, id, reason } => {
-            one(json, &conn, "JoinGroup", Op::JoinGroup(pb::JoinGroup { group_id: id, reason }))
+            let op = Op::JoinGroup(pb::JoinGroup { group_id: id.clone(), reason });
+            let j = match request(&conn, op)? {
+                response::Result::JoinGroup(j) => j,
+                other => return Err(unexpected("JoinGroup", &other)),
+            };
+            let status = output::join_status_name(j.status);
+            let line = match &j.group {
+                Some(g) => format!("{status}: {}", output::group_line(g)),
+                None => format!("{status}: {id}"),
+            };
+            let info = j.group.as_ref().map_or(Value::Null, output::group_json);
+            emit(json, json!({ "group": id, "status": status, "info": info }), line)
         }
-        GroupCmd::Approve { conn, id, user, reject } => one(
-            json,
-            &conn,
-            "RespondGroupApplication",
-            Op::RespondGroupApplication(pb::RespondGroupApplication {
-                group_id: id,
-                user_id: user,
+        GroupCmd::Approve { conn, id, user, reject } => {
+            let op = Op::RespondGroupApplication(pb::RespondGroupApplication {
+                group_id: id.clone(),
+                user_id: user.clone(),
                 accept: !reject,
-            }),
-        ),
-        GroupCmd::Invite { conn, id, users } => one(
-            json,
-            &conn,
-            "InviteToGroup",
-            Op::InviteToGroup(pb::InviteToGroup { group_id: id, user_ids: ids(users) }),
-        ),
-        GroupCmd::Kick { conn, id, users } => one(
-            json,
-            &conn,
-            "KickFromGroup",
-            Op::KickFromGroup(pb::KickFromGroup { group_id: id, user_ids: users }),
-        ),
+            });
+            let verb = if reject { "rejected" } else { "approved" };
+            let line = format!("{verb} the application of {user} to {id}");
+            let v = json!({ "group": id, "user": user, "accepted": !reject });
+            ok_reply(json, &conn, "RespondGroupApplication", op, v, line)
+        }
+        GroupCmd::Invite { conn, id, users } => {
+            let op = Op::InviteToGroup(pb::InviteToGroup { group_id: id.clone(), user_ids: users.clone() });
+            // `ok`: they joined; `group`: invitations wait for their JoinGroup.
+            let pending = match request(&conn, op)? {
+                response::Result::Ok(_) => false,
+                response::Result::Group(_) => true,
+                other => return Err(unexpected("InviteToGroup", &other)),
+            };
+            let wait = if pending { " (waiting for their consent)" } else { "" };
+            let line = format!("invited {} to {id}{wait}", users.join(", "));
+            emit(json, json!({ "group": id, "invited": users, "pending": pending }), line)
+        }
+        GroupCmd::Kick { conn, id, users } => {
+            let line = format!("removed {} from {id}", users.join(", "));
+            let v = json!({ "group": id, "kicked": users });
+            let op = Op::KickFromGroup(pb::KickFromGroup { group_id: id, user_ids: users });
+            ok_reply(json, &conn, "KickFromGroup", op, v, line)
+        }
         GroupCmd::Quit { conn, id } => {
-            one(json, &conn, "QuitGroup", Op::QuitGroup(pb::QuitGroup { group_id: id }))
+            let (v, line) = (json!({ "group": id, "quit": true }), format!("left {id}"));
+            ok_reply(json, &conn, "QuitGroup", Op::QuitGroup(pb::QuitGroup { group_id: id }), v, line)
         }
         GroupCmd::Dismiss { conn, id } => {
-            one(json, &conn, "DismissGroup", Op::DismissGroup(pb::DismissGroup { group_id: id }))
+            let (v, line) = (json!({ "group": id, "dismissed": true }), format!("dismissed {id}"));
+            let op = Op::DismissGroup(pb::DismissGroup { group_id: id });
+            ok_reply(json, &conn, "DismissGroup", op, v, line)
         }
-        GroupCmd::Transfer { conn, id, to, quit } => one(
-            json,
-            &conn,
-            "TransferGroup",
-            Op::TransferGroup(pb::TransferGroup { group_id: id, new_owner: to, quit }),
-        ),
+        GroupCmd::Transfer { conn, id, to, quit } => {
+            let op = Op::TransferGroup(pb::TransferGroup { group_id: id, new_owner: to, quit });
+            group_reply(json, &conn, "TransferGroup", op)
+        }
         GroupCmd::Admin { conn, id, user, unset } => {
             let role = if unset { pb::GroupRole::Member } else { pb::GroupRole::Admin };
             let op = Op::SetGroupRole(pb::SetGroupRole { group_id: id, user_id: user, role: role as i32 });
-            one(json, &conn, "SetGroupRole", op)
+            member_reply(json, &conn, "SetGroupRole", op)
         }
-        GroupCmd::Mute { conn, id, user, secs } => one(
-            json,
-            &conn,
-            "MuteGroupMember",
-            Op::MuteGroupMember(pb::MuteGroupMember { group_id: id, user_id: user, duration_secs: secs }),
-        ),
+        GroupCmd::Mute { conn, id, user, secs } => {
+            let op =
+                Op::MuteGroupMember(pb::MuteGroupMember { group_id: id, user_id: user, duration_secs: secs });
+            member_reply(json, &conn, "MuteGroupMember", op)
+        }
         GroupCmd::MuteAll { conn, id, off } => {
-            one(json, &conn, "MuteGroupAll", Op::MuteGroupAll(pb::MuteGroupAll { group_id: id, muted: !off }))
+            let op = Op::MuteGroupAll(pb::MuteGroupAll { group_id: id, muted: !off });
+            group_reply(json, &conn, "MuteGroupAll", op)
         }
-        GroupCmd::Members { conn: c, id } => {
-            let conn = connect(&c)?;
-            let mut cursor = String::new();
-            let out = loop {
-                let op =
-                    Op::ListGroupMembers(pb::ListGroupMembers { group_id: id.clone(), cursor, limit: PAGE });
-                let page = match conn.request(op) {
-                    Ok(response::Result::GroupMembers(p)) => p,
-                    Ok(other) => break Err(anyhow::anyhow!("ListGroupMembers: unexpected {other:?}")),
-                    Err(e) => break Err(e.into()),
-                };
-                page.members.iter().for_each(|m| member_line(json, m));
-                if page.next_cursor.is_empty() || page.members.is_empty() {
-                    break Ok(());
+        GroupCmd::Members { conn, id } => paged(
+            &conn,
+            |cursor| Op::ListGroupMembers(pb::ListGroupMembers { group_id: id.clone(), cursor, limit: PAGE }),
+            |r| match r {
+                response::Result::GroupMembers(p) => {
+                    p.members.iter().try_for_each(|m| emit_member(json, m))?;
+                    Ok(if p.members.is_empty() { String::new() } else { p.next_cursor })
                 }
-                cursor = page.next_cursor;
-            };
-            conn.close();
-            out
-        }
-        GroupCmd::Joined { conn: c } => {
-            let conn = connect(&c)?;
-            let mut cursor = String::new();
-            let out = loop {
-                let op = Op::ListJoinedGroups(pb::ListJoinedGroups { cursor, limit: PAGE });
-                let page = match conn.request(op) {
-                    Ok(response::Result::JoinedGroups(p)) => p,
-                    Ok(other) => break Err(anyhow::anyhow!("ListJoinedGroups: unexpected {other:?}")),
-                    Err(e) => break Err(e.into()),
-                };
-                for g in &page.groups {
-                    if json {
-                        println!(
-                            "{}",
-                            json!({ "group": g.group_id, "name": g.name, "members": g.member_count, "total": page.total })
-                        );
-                    } else {
-                        println!("{} {:?} ({} members)", g.group_id, g.name, g.member_count);
+                other => Err(unexpected("ListGroupMembers", &other)),
+            },
+        ),
+        GroupCmd::Joined { conn } => {
+            let mut total = 0;
+            paged(
+                &conn,
+                |cursor| Op::ListJoinedGroups(pb::ListJoinedGroups { cursor, limit: PAGE }),
+                |r| match r {
+                    response::Result::JoinedGroups(p) => {
+                        total = p.total;
+                        for g in &p.groups {
+                            let mut v = output::group_json(g);
+                            v["total"] = json!(p.total);
+                            emit(json, v, output::group_line(g))?;
+                        }
+                        Ok(if p.groups.is_empty() { String::new() } else { p.next_cursor })
                     }
-                }
-                if page.next_cursor.is_empty() || page.groups.is_empty() {
-                    break Ok(());
-                }
-                cursor = page.next_cursor;
-            };
-            conn.close();
-            out
+                    other => Err(unexpected("ListJoinedGroups", &other)),
+                },
+            )?;
+            if !json {
+                println!("{total} groups");
+            }
+            Ok(())
         }
-        GroupCmd::Send { conn, id, text } => {
-            let op = Op::Send(pb::SendMessage {
-                conv_id: format!("g:{id}"),
-                client_msg_id: format!("ctl-{:x}", rand_id()),
-                content: Some(pb::Content {
-                    body: Some(pb::content::Body::Text(pb::Text { text })),
-                    ..Default::default()
-                }),
-            });
-            one(json, &conn, "SendMessage", op)
+        GroupCmd::Send { conn: c, id, text } => {
+            let conn = connect(&c)?;
+            let ack = conn.send_text(&format!("g:{id}"), &missive_sdk::new_client_msg_id(), &text);
+            conn.close();
+            let ack = ack?;
+            emit(json, output::ack_json(&ack), output::ack_line(&ack))
         }
     }
-}
-
-/// A client_msg_id suffix from the clock (unique enough per invocation).
-fn rand_id() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }

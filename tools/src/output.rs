@@ -272,6 +272,135 @@ pub(crate) fn presence_line(p: &pb::Presence) -> String {
     line
 }
 
+// ---------------------------------------------------------------- groups
+
+/// Defines `fn name(v: i32) -> String` for a proto enum: its lowercase value
+/// names without `prefix`, as [`enum_name`].
+macro_rules! enum_names {
+    ($($(#[$doc:meta])* $f:ident: $t:ident, $prefix:literal;)*) => {$(
+        $(#[$doc])*
+        pub(crate) fn $f(v: i32) -> String {
+            enum_name(v, pb::$t::try_from(v).ok().map(|e| e.as_str_name()), $prefix)
+        }
+    )*};
+}
+
+enum_names! {
+    /// `work`, `public` (`meeting`, `live` reserved).
+    group_type_name: GroupType, "GROUP_TYPE_";
+    /// `anyone`, `approval`, `invite_only`, `nobody`.
+    join_mode_name: JoinMode, "JOIN_MODE_";
+    /// `any_member`, `admins`.
+    invite_mode_name: InviteMode, "INVITE_MODE_";
+    /// `admins`, `everyone`.
+    edit_mode_name: EditMode, "EDIT_MODE_";
+    /// `from_join`, `full`.
+    history_visibility_name: HistoryVisibility, "HISTORY_VISIBILITY_";
+    /// `member`, `admin`, `owner`.
+    group_role_name: GroupRole, "GROUP_ROLE_";
+    /// `notify`, `silent`, `block`.
+    group_notify_name: GroupNotify, "GROUP_NOTIFY_";
+    /// `joined`, `applied`.
+    join_status_name: JoinStatus, "JOIN_STATUS_";
+}
+
+/// `{"group","type","name","avatar_url","introduction","notice","ex","join_mode",
+/// "invite_mode","invitee_consent","edit_mode","history_visibility","owner",
+/// "member_count","max_members","mute_all","created_ms","updated_ms","dismissed"}`.
+pub(crate) fn group_json(g: &pb::GroupInfo) -> Value {
+    json!({
+        "group": g.group_id,
+        "type": group_type_name(g.r#type),
+        "name": g.name,
+        "avatar_url": g.avatar_url,
+        "introduction": g.introduction,
+        "notice": g.notice,
+        "ex": g.ex,
+        "join_mode": join_mode_name(g.join_mode),
+        "invite_mode": invite_mode_name(g.invite_mode),
+        "invitee_consent": g.invitee_consent,
+        "edit_mode": edit_mode_name(g.edit_mode),
+        "history_visibility": history_visibility_name(g.history_visibility),
+        "owner": g.owner,
+        "member_count": g.member_count,
+        "max_members": g.max_members,
+        "mute_all": g.mute_all,
+        "created_ms": g.created_ms,
+        "updated_ms": g.updated_ms,
+        "dismissed": g.dismissed,
+    })
+}
+
+/// `team "Team" (work, owner alice, 3/500 members, join invite_only) [muted]`.
+pub(crate) fn group_line(g: &pb::GroupInfo) -> String {
+    let mut line = format!(
+        "{} {:?} ({}, owner {}, {}/{} members, join {})",
+        g.group_id,
+        g.name,
+        group_type_name(g.r#type),
+        g.owner,
+        g.member_count,
+        g.max_members,
+        join_mode_name(g.join_mode)
+    );
+    for (on, flag) in [(g.mute_all, " [muted]"), (g.dismissed, " [dismissed]")] {
+        if on {
+            line.push_str(flag);
+        }
+    }
+    line
+}
+
+/// `{"group","user","role","nickname","join_ms","join_seq","mute_until_ms","notify"}`.
+pub(crate) fn member_json(m: &pb::GroupMember) -> Value {
+    json!({
+        "group": m.group_id,
+        "user": m.user_id,
+        "role": group_role_name(m.role),
+        "nickname": m.nickname,
+        "join_ms": m.join_ms,
+        "join_seq": m.join_seq,
+        "mute_until_ms": m.mute_until_ms,
+        "notify": group_notify_name(m.notify),
+    })
+}
+
+/// `bob admin "Bobby" joined at #3 [muted until 2026-01-02T03:04:05.678Z]`.
+pub(crate) fn member_line(m: &pb::GroupMember) -> String {
+    let mut line = format!("{} {}", m.user_id, group_role_name(m.role));
+    if !m.nickname.is_empty() {
+        line.push_str(&format!(" {:?}", m.nickname));
+    }
+    line.push_str(&format!(" joined at #{}", m.join_seq));
+    if m.mute_until_ms != 0 {
+        line.push_str(&format!(" [muted until {}]", rfc3339_ms(m.mute_until_ms)));
+    }
+    line
+}
+
+/// `{"conv","seq","server_msg_id","server_time_ms","duplicate"}`.
+pub(crate) fn ack_json(a: &pb::SendAck) -> Value {
+    json!({
+        "conv": a.conv_id,
+        "seq": a.seq,
+        "server_msg_id": a.server_msg_id,
+        "server_time_ms": a.server_time_ms,
+        "duplicate": a.duplicate,
+    })
+}
+
+/// `sent to g:team seq 4 server_msg_id 9 at 2026-01-02T03:04:05.678Z`.
+pub(crate) fn ack_line(a: &pb::SendAck) -> String {
+    format!(
+        "sent to {} seq {} server_msg_id {} at {}{}",
+        a.conv_id,
+        a.seq,
+        a.server_msg_id,
+        rfc3339_ms(a.server_time_ms),
+        if a.duplicate { " (duplicate)" } else { "" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +440,40 @@ mod tests {
         assert_eq!(gender_name(pb::Gender::Female as i32), "female");
         assert_eq!(verification_name(pb::FriendVerification::AllowAnyone as i32), "allow_anyone");
         assert_eq!(add_status_name(pb::AddFriendStatus::Requested as i32), "requested");
+    }
+
+    #[test]
+    fn renders_groups() {
+        let g = pb::GroupInfo {
+            group_id: "team".into(),
+            r#type: pb::GroupType::Public as i32,
+            name: "Team".into(),
+            join_mode: pb::JoinMode::InviteOnly as i32,
+            owner: "alice".into(),
+            member_count: 3,
+            max_members: 500,
+            mute_all: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            group_line(&g),
+            "team \"Team\" (public, owner alice, 3/500 members, join invite_only) [muted]"
+        );
+        let v = group_json(&g);
+        assert_eq!((v["type"].as_str(), v["join_mode"].as_str()), (Some("public"), Some("invite_only")));
+        assert_eq!(v["history_visibility"], "from_join");
+        let m = pb::GroupMember {
+            user_id: "bob".into(),
+            role: pb::GroupRole::Admin as i32,
+            join_seq: 3,
+            ..Default::default()
+        };
+        assert_eq!(member_line(&m), "bob admin joined at #3");
+        assert_eq!(
+            (member_json(&m)["role"].as_str(), member_json(&m)["notify"].as_str()),
+            (Some("admin"), Some("notify"))
+        );
+        assert_eq!(join_status_name(pb::JoinStatus::Applied as i32), "applied");
     }
 
     #[test]
