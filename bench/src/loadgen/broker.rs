@@ -1,0 +1,241 @@
+//! The broker under load: either spawned by loadgen (`--spawn`: the `missive`
+//! binary on a fresh temporary data directory, loopback, port 0) or an
+//! already running one (`--addr`, with `--broker-pid` for memory figures).
+//!
+//! Invariants:
+//! - a spawned broker's stderr goes to a file in its temp directory (never a
+//!   pipe nobody reads, which would stall it); its stdout is read only for the
+//!   `missive listening tcp=ADDR` line, bounded by [`STARTUP_TIMEOUT`];
+//! - a spawned broker never outlives the [`Broker`]: `stop` sends SIGTERM and
+//!   waits (bounded), then SIGKILL; `Drop` kills it if `stop` was not called;
+//! - the temp directory (RocksDB data and log) is removed after the process is
+//!   gone, unless `--keep-data` asked to keep it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a spawned broker may take to print its listening line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a spawned broker may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to start a broker.
+#[derive(Debug, Clone)]
+pub(crate) struct SpawnOpts {
+    /// The `missive` binary.
+    pub(crate) bin: PathBuf,
+    /// `--durability` (fsync or buffered).
+    pub(crate) durability: String,
+    /// `--workers` (None: the broker's default, one per core).
+    pub(crate) workers: Option<usize>,
+    /// Keep the data directory (its path is printed).
+    pub(crate) keep_data: bool,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Spawned { child: Child, dir: Option<tempfile::TempDir>, log: PathBuf },
+    External { pid: Option<u32> },
+}
+
+/// A broker to send load to.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    /// Where clients connect.
+    pub(crate) addr: SocketAddr,
+    kind: Kind,
+}
+
+/// The `missive` binary next to this executable (cargo puts every binary of
+/// a profile in the same directory).
+pub(crate) fn default_broker_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the loadgen executable")?;
+    let dir = exe.parent().context("loadgen executable has no directory")?;
+    let bin = dir.join(format!("missive{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        bail!(
+            "broker binary not found at {} — build it with `cargo build --release -p missive-broker --bin missive` \
+             (same CARGO_TARGET_DIR) or pass --broker-bin",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+impl Broker {
+    /// Starts a broker on a fresh temporary directory with `secret`.
+    pub(crate) fn spawn(opts: &SpawnOpts, secret: &str) -> anyhow::Result<Self> {
+        let dir =
+            tempfile::Builder::new().prefix("missive-loadgen-").tempdir().context("creating temp dir")?;
+        let log = dir.path().join("broker.log");
+        let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(&opts.bin);
+        cmd.arg("--data")
+            .arg(dir.path().join("data"))
+            .args(["--tcp", "127.0.0.1:0", "--durability", &opts.durability])
+            .env("MISSIVE_SECRET", secret)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        if let Some(w) = opts.workers {
+            cmd.args(["--workers", &w.to_string()]);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", opts.bin.display()))?;
+        let stdout = child.stdout.take().context("broker stdout not piped")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut line = String::new();
+            // Read to EOF so the broker never blocks on a full stdout pipe.
+            while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
+                if let Some(rest) = line.trim().strip_prefix("missive listening tcp=")
+                    && let Ok(addr) = rest.trim().parse::<SocketAddr>()
+                {
+                    let _ = tx.send(addr);
+                }
+                line.clear();
+            }
+        });
+        let addr = match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                bail!("broker did not print its listening line; its log:\n{}", last_lines(&tail, 20));
+            }
+        };
+        let dir = if opts.keep_data {
+            eprintln!("loadgen: broker data kept in {}", dir.path().display());
+            let _ = dir.keep();
+            None
+        } else {
+            Some(dir)
+        };
+        Ok(Self { addr, kind: Kind::Spawned { child, dir, log } })
+    }
+
+    /// A broker that is already running at `addr`.
+    pub(crate) fn external(addr: SocketAddr, pid: Option<u32>) -> Self {
+        Self { addr, kind: Kind::External { pid } }
+    }
+
+    /// Whether loadgen started this broker.
+    pub(crate) fn spawned(&self) -> bool {
+        matches!(self.kind, Kind::Spawned { .. })
+    }
+
+    /// The broker's process id, if known.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match &self.kind {
+            Kind::Spawned { child, .. } => Some(child.id()),
+            Kind::External { pid } => *pid,
+        }
+    }
+
+    /// Resident memory of the broker process in KiB, if its pid is known.
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.pid()?)
+    }
+
+    /// Whether the spawned broker is still running (external: assumed yes).
+    pub(crate) fn alive(&mut self) -> bool {
+        match &mut self.kind {
+            Kind::Spawned { child, .. } => matches!(child.try_wait(), Ok(None)),
+            Kind::External { .. } => true,
+        }
+    }
+
+    /// Lines of the spawned broker's log that contain `needle` (at most `max`).
+    pub(crate) fn log_lines(&self, needle: &str, max: usize) -> Vec<String> {
+        let Kind::Spawned { log, .. } = &self.kind else { return Vec::new() };
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.lines().filter(|l| l.contains(needle)).take(max).map(str::to_owned).collect()
+    }
+
+    /// Stops a spawned broker (SIGTERM, bounded wait, then SIGKILL). Returns
+    /// whether it exited cleanly; an external broker is left alone.
+    pub(crate) fn stop(mut self) -> bool {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> bool {
+        let Kind::Spawned { child, .. } = &mut self.kind else { return true };
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.success();
+        }
+        terminate(child.id());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Kind::Spawned { child, dir, .. } = &mut self.kind {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            // Remove the data only once the process is gone.
+            drop(dir.take());
+        }
+    }
+}
+
+/// Sends SIGTERM to `pid` (our own child).
+fn terminate(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: kill(2) only sends a signal to a process; it touches no memory
+    // of this one. `pid` is our own child, not yet reaped, so it is not reused.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// `VmRSS` of process `pid` in KiB (from `/proc/PID/status`).
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
+    parse_vmrss(&status)
+}
+
+fn parse_vmrss(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_vmrss() {
+        assert_eq!(parse_vmrss("Name:\tx\nVmRSS:\t   12345 kB\nVmSwap: 0 kB\n"), Some(12345));
+        assert_eq!(parse_vmrss("Name:\tx\n"), None);
+        assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+    }
+}

@@ -1,0 +1,193 @@
+//! Command line of `loadgen`: the target broker (global flags, accepted
+//! before or after the scenario name) and one subcommand per scenario.
+//!
+//! Invariants: every scenario is bounded in time and count by its flags (the
+//! value parsers reject zero and unbounded sizes); defaults are the issue's
+//! target sizes, `make bench` passes smaller ones.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator for the Missive broker: real protocol over TCP on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    #[command(subcommand)]
+    pub(crate) scenario: Scenario,
+}
+
+/// Which broker to load, and how to report.
+#[derive(Debug, Args)]
+pub(crate) struct TargetArgs {
+    /// Start a broker for this run (temp data dir, 127.0.0.1, port 0).
+    #[arg(long, global = true)]
+    pub(crate) spawn: bool,
+    /// Load an already running broker at HOST:PORT instead of --spawn.
+    #[arg(long, global = true)]
+    pub(crate) addr: Option<SocketAddr>,
+    /// Broker binary for --spawn (default: `missive` next to this executable).
+    #[arg(long, global = true)]
+    pub(crate) broker_bin: Option<PathBuf>,
+    /// Pid of the --addr broker, for its memory (idle scenario).
+    #[arg(long, global = true)]
+    pub(crate) broker_pid: Option<u32>,
+    /// Token secret of the broker (--spawn: random if unset).
+    #[arg(long, global = true, env = "MISSIVE_SECRET", hide_env_values = true)]
+    pub(crate) secret: Option<String>,
+    /// Durability of the spawned broker (default fsync); with --addr, only a label.
+    #[arg(long, global = true, value_parser = ["fsync", "buffered"])]
+    pub(crate) durability: Option<String>,
+    /// Worker threads of the spawned broker (default: the broker's, one per core).
+    #[arg(long, global = true)]
+    pub(crate) workers: Option<usize>,
+    /// Keep the spawned broker's data directory (its path is printed).
+    #[arg(long, global = true)]
+    pub(crate) keep_data: bool,
+    /// One JSON object per run on stdout instead of a table.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Scenario {
+    /// P sender→receiver pairs, each sender with at most W unacknowledged messages.
+    Pairs(PairsArgs),
+    /// A fixed send rate; delivery latency percentiles.
+    Latency(LatencyArgs),
+    /// One group with N online members (needs groups in the protocol; not yet).
+    Fanout(FanoutArgs),
+    /// N authenticated idle connections; broker memory per connection.
+    Idle(IdleArgs),
+    /// A user offline while C conversations get M messages; time for a fresh device to catch up.
+    Sync(SyncArgs),
+    /// Internal: one idle-connection generator process (spawned by `idle`).
+    #[command(hide = true)]
+    IdleChild(IdleChildArgs),
+}
+
+fn secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err("expected seconds in (0, 3600]".to_owned()),
+    }
+}
+
+/// Load-loop knobs shared by pairs and latency.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LoadArgs {
+    /// Seconds of sending.
+    #[arg(long, default_value = "10", value_parser = secs)]
+    pub(crate) secs: f64,
+    /// Text size of each message, bytes (at least the ~17-byte time stamp).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub(crate) size: u32,
+    /// Generator threads (each drives its share of the pairs on one event loop).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) threads: u32,
+    /// After sending stops, seconds to wait for outstanding acks and deliveries.
+    #[arg(long, default_value = "10", value_parser = secs)]
+    pub(crate) drain_secs: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PairsArgs {
+    /// Sender→receiver pairs (one direct conversation each).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub(crate) pairs: u32,
+    /// Unacknowledged messages each sender keeps in flight (broker allows 1024).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) window: u32,
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LatencyArgs {
+    /// Messages per second, in total, on a fixed schedule.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=2_000_000))]
+    pub(crate) rate: u32,
+    /// Sender→receiver pairs sharing the rate (round robin).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub(crate) pairs: u32,
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FanoutArgs {
+    /// Online members of the group.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) members: u32,
+    /// Seconds of sending.
+    #[arg(long, default_value = "10", value_parser = secs)]
+    pub(crate) secs: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdleArgs {
+    /// Idle connections to hold open.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    pub(crate) conns: u32,
+    /// Source addresses used, 127.0.0.2 upwards (round robin).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=250))]
+    pub(crate) sources: u32,
+    /// Connections per generator process (a process may open 20 000 files at most).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=19_000))]
+    pub(crate) per_process: u32,
+    /// Seconds to hold the connections after all are up, before measuring memory.
+    #[arg(long, default_value = "2", value_parser = secs)]
+    pub(crate) settle_secs: f64,
+    /// Seconds allowed for all connections to complete their handshake.
+    #[arg(long, default_value = "120", value_parser = secs)]
+    pub(crate) connect_secs: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// Conversations (peers) that message the offline user.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub(crate) convs: u32,
+    /// Messages in total, spread evenly over the conversations.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub(crate) msgs: u32,
+    /// Unacknowledged sends per peer while filling.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) window: u32,
+    /// Text size of each message, bytes.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub(crate) size: u32,
+    /// Pull requests the syncing device keeps in flight.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) pulls_in_flight: u32,
+    /// Seconds allowed for filling, and again for the sync itself.
+    #[arg(long, default_value = "300", value_parser = secs)]
+    pub(crate) timeout_secs: f64,
+}
+
+/// One idle generator process: its share of the connections.
+#[derive(Debug, Args)]
+pub(crate) struct IdleChildArgs {
+    /// Broker address.
+    #[arg(long)]
+    pub(crate) to: SocketAddr,
+    /// User id prefix of the run.
+    #[arg(long)]
+    pub(crate) prefix: String,
+    /// Index of this process's first connection.
+    #[arg(long)]
+    pub(crate) first: u32,
+    /// Connections this process opens.
+    #[arg(long)]
+    pub(crate) count: u32,
+    /// Source addresses (127.0.0.2 upwards).
+    #[arg(long)]
+    pub(crate) sources: u32,
+    /// Seconds allowed for all handshakes.
+    #[arg(long)]
+    pub(crate) connect_secs: f64,
+}

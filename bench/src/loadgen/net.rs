@@ -1,0 +1,275 @@
+//! Many non-blocking client connections driven by one `mio` event loop.
+//!
+//! Role: the generator's transport. A scenario thread owns one [`Net`],
+//! opens connections on it (optionally from a chosen 127.0.0.x source
+//! address), queues frames with [`Net::send`] and collects decoded frames and
+//! closes with [`Net::poll`]. No threads, no locks: one `Net` per thread.
+//!
+//! Invariants:
+//! - a frame queued with `send` is written in order, whole, before any later
+//!   frame of the same connection (the queue is one byte buffer per connection);
+//! - queued output is flushed at the start of every `poll`, so a scenario that
+//!   queues frames and then polls never waits a poll timeout before they leave;
+//! - each connection produces at most one [`Event::Closed`], after every frame
+//!   decoded from it; its file descriptor is released at that point;
+//! - a malformed frame from the server closes that connection (reported as a
+//!   close reason), it never panics the generator.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use missive_protocol::FrameCodec;
+use missive_protocol::pb;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Index of a connection in its [`Net`].
+pub(crate) type ConnId = usize;
+
+/// Largest frame accepted from the server: pull pages are bounded by page
+/// size × content size, not by the broker's `max_frame_size`.
+const CLIENT_MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Something that happened on a connection.
+// Frames are the common case and live in a reused Vec: boxing them would add
+// one allocation per frame to save space only on the rare `Closed`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A decoded frame from the server (including `HelloOk` and `Close`).
+    Frame(ConnId, pb::Frame),
+    /// The connection is gone (peer closed, I/O or protocol error); the reason
+    /// is human-readable. Emitted once per connection.
+    Closed(ConnId, String),
+}
+
+#[derive(Debug)]
+struct Conn {
+    sock: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// The TCP handshake completed.
+    connected: bool,
+    /// In the dirty list (has queued output to try).
+    dirty: bool,
+}
+
+/// One event loop and its connections.
+#[derive(Debug)]
+pub(crate) struct Net {
+    poll: Poll,
+    events: Events,
+    /// `None` once closed (the descriptor is released).
+    conns: Vec<Option<Conn>>,
+    codec: FrameCodec,
+    dirty: Vec<ConnId>,
+    scratch: Vec<u8>,
+    open: usize,
+    /// Closes found while flushing, reported by the next `poll`.
+    pending_closed: Vec<(ConnId, String)>,
+    /// Reused list of (connection, readable, writable) of one poll.
+    ready: Vec<(ConnId, bool, bool)>,
+}
+
+impl Net {
+    /// An empty event loop.
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self {
+            poll: Poll::new()?,
+            events: Events::with_capacity(4096),
+            conns: Vec::new(),
+            codec: FrameCodec::new(CLIENT_MAX_FRAME),
+            dirty: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            open: 0,
+            pending_closed: Vec::new(),
+            ready: Vec::new(),
+        })
+    }
+
+    /// Starts a non-blocking connect to `addr`, from `source` (port chosen by
+    /// the kernel) if given. Frames may be queued at once; they leave when the
+    /// TCP handshake completes. Errors here are local (e.g. out of file
+    /// descriptors or ports); a refused connection shows up as `Event::Closed`.
+    pub(crate) fn connect(&mut self, addr: SocketAddr, source: Option<IpAddr>) -> io::Result<ConnId> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_nonblocking(true)?;
+        sock.set_tcp_nodelay(true)?;
+        if let Some(ip) = source {
+            sock.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
+        }
+        match sock.connect(&SockAddr::from(addr)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let mut stream = TcpStream::from_std(std::net::TcpStream::from(sock));
+        let id = self.conns.len();
+        self.poll.registry().register(&mut stream, Token(id), Interest::READABLE | Interest::WRITABLE)?;
+        self.conns.push(Some(Conn {
+            sock: stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            connected: false,
+            dirty: false,
+        }));
+        self.open += 1;
+        Ok(id)
+    }
+
+    /// Queues `frame` on connection `id` (ignored if it is closed).
+    pub(crate) fn send(&mut self, id: ConnId, frame: &pb::Frame) {
+        let Some(Some(c)) = self.conns.get_mut(id) else { return };
+        if let Err(e) = self.codec.encode(frame, &mut c.wbuf) {
+            // Only an oversized frame can fail; scenarios never build one.
+            self.pending_closed.push((id, format!("generator built an unencodable frame: {e}")));
+            return;
+        }
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Whether connection `id` is still open.
+    pub(crate) fn is_open(&self, id: ConnId) -> bool {
+        matches!(self.conns.get(id), Some(Some(_)))
+    }
+
+    /// Connections currently open.
+    pub(crate) fn open_count(&self) -> usize {
+        self.open
+    }
+
+    /// Closes connection `id` (no event is reported for it).
+    pub(crate) fn close(&mut self, id: ConnId) {
+        if let Some(slot) = self.conns.get_mut(id)
+            && let Some(mut c) = slot.take()
+        {
+            let _ = self.poll.registry().deregister(&mut c.sock);
+            self.open -= 1;
+        }
+    }
+
+    /// Flushes queued output, waits up to `timeout` for socket events, and
+    /// appends what happened to `out`.
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>, out: &mut Vec<Event>) -> io::Result<()> {
+        self.flush();
+        let timeout = if self.pending_closed.is_empty() { timeout } else { Some(Duration::ZERO) };
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(
+            self.events.iter().map(|e| (e.token().0, e.is_readable() || e.is_read_closed(), e.is_writable())),
+        );
+        for &(id, readable, writable) in &ready {
+            if writable && let Err(reason) = self.on_writable(id) {
+                self.finish(id, reason, out);
+                continue;
+            }
+            if readable && let Err(reason) = self.on_readable(id, out) {
+                self.finish(id, reason, out);
+            }
+        }
+        self.ready = ready;
+        for (id, reason) in std::mem::take(&mut self.pending_closed) {
+            self.finish(id, reason, out);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, id: ConnId, reason: String, out: &mut Vec<Event>) {
+        if self.is_open(id) {
+            self.close(id);
+            out.push(Event::Closed(id, reason));
+        }
+    }
+
+    fn flush(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(Some(c)) = self.conns.get_mut(id) else { continue };
+            c.dirty = false;
+            if let Err(reason) = write_out(c) {
+                self.pending_closed.push((id, reason));
+            }
+        }
+    }
+
+    fn on_writable(&mut self, id: ConnId) -> Result<(), String> {
+        let Some(Some(c)) = self.conns.get_mut(id) else { return Ok(()) };
+        if !c.connected {
+            if let Ok(Some(e)) | Err(e) = c.sock.take_error() {
+                return Err(format!("connect: {e}"));
+            }
+            match c.sock.peer_addr() {
+                Ok(_) => c.connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(format!("connect: {e}")),
+            }
+        }
+        write_out(c)
+    }
+
+    fn on_readable(&mut self, id: ConnId, out: &mut Vec<Event>) -> Result<(), String> {
+        let Some(Some(c)) = self.conns.get_mut(id) else { return Ok(()) };
+        loop {
+            match c.sock.read(&mut self.scratch) {
+                Ok(0) => {
+                    decode_all(&self.codec, id, &mut c.rbuf, out)?;
+                    return Err("closed by the server".to_owned());
+                }
+                Ok(n) => {
+                    c.rbuf.extend_from_slice(&self.scratch[..n]);
+                    decode_all(&self.codec, id, &mut c.rbuf, out)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    }
+}
+
+fn decode_all(
+    codec: &FrameCodec,
+    id: ConnId,
+    rbuf: &mut BytesMut,
+    out: &mut Vec<Event>,
+) -> Result<(), String> {
+    loop {
+        match codec.decode(rbuf) {
+            Ok(Some(f)) => out.push(Event::Frame(id, f)),
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("bad frame from the server: {e}")),
+        }
+    }
+}
+
+/// Writes as much queued output as the socket takes.
+fn write_out(c: &mut Conn) -> Result<(), String> {
+    if !c.connected {
+        return Ok(());
+    }
+    while !c.wbuf.is_empty() {
+        match c.sock.write(&c.wbuf) {
+            Ok(0) => return Err("write returned 0".to_owned()),
+            Ok(n) => c.wbuf.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,522 @@
+//! `pairs` and `latency`: sender→receiver pairs, one direct conversation each.
+//!
+//! `pairs` is closed-loop: each sender keeps at most `window` sends
+//! unacknowledged and sends the next one when an ack arrives. `latency` is
+//! open-loop: messages leave on a fixed schedule (`rate` per second in total,
+//! round robin over the pairs) whatever the broker's speed; the schedule lag
+//! is reported so a generator that cannot keep up is visible.
+//!
+//! Measurement: ack latency = send → `SendAck` on the sender; delivery latency
+//! = send → `Push{message}` on the receiver (the send time travels in the
+//! text, see `proto::stamp_text`; both ends share the process clock). Rates
+//! count acks and deliveries that arrive during the sending window only.
+//!
+//! Invariants:
+//! - each generator thread owns whole pairs (both connections on its event
+//!   loop), so its [`Ledger`] sees both the acks and the deliveries;
+//! - after sending stops, the drain phase waits (bounded by `--drain-secs`)
+//!   until every send is answered and every acked message is delivered; what
+//!   is still missing then is counted as lost;
+//! - a connection closed mid-run, an error response or a `Close` is an
+//!   error: the run fails, it is never retried silently.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use missive_protocol::pb::{self, frame, push, response};
+
+use super::Ctx;
+use super::cli::{LatencyArgs, LoadArgs, PairsArgs};
+use super::ledger::{Ledger, Verdict};
+use super::net::{ConnId, Event, Net};
+use super::proto::{self, now_ns};
+use super::report::Report;
+use super::session;
+use super::stats::{Counters, Hist, Progress};
+
+/// Sends a sender may have unanswered in open-loop mode (the broker refuses
+/// more than 1024 per connection).
+const RATE_MAX_IN_FLIGHT: usize = 1000;
+/// How often receivers send a cumulative `PushAck`, and counters are published.
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
+
+/// How sends are paced.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// Closed loop: at most this many unacked sends per sender.
+    Window(usize),
+    /// Open loop: this many sends per second for the thread's pairs.
+    Rate(f64),
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    pace: Pace,
+    size: usize,
+    secs: Duration,
+    drain: Duration,
+}
+
+#[derive(Debug)]
+struct Pair {
+    conv: String,
+    sender: ConnId,
+    receiver: ConnId,
+    next_msg: u32,
+    next_req: u64,
+    /// (request id, message number, send time ns), in send order.
+    in_flight: VecDeque<(u64, u32, u64)>,
+    last_seen: u64,
+    last_push_acked: u64,
+    alive: bool,
+}
+
+/// What one generator thread measured.
+#[derive(Debug)]
+struct ThreadOut {
+    verdict: Verdict,
+    ack: Hist,
+    deliver: Hist,
+    lag: Hist,
+    sent: u64,
+    acked_in_window: u64,
+    delivered_in_window: u64,
+    window: Duration,
+    errors: BTreeMap<String, u64>,
+    backlog_skips: u64,
+}
+
+/// `pairs`: closed-loop throughput.
+pub(crate) fn run_pairs(ctx: &mut Ctx<'_>, a: &PairsArgs) -> anyhow::Result<Report> {
+    let plan = plan(&a.load, Pace::Window(a.window as usize), 1.0);
+    let mut r = Report::new("pairs");
+    r.param("pairs", a.pairs).param("window", a.window);
+    let out = drive(ctx, a.pairs as usize, &a.load, &plan, &mut r)?;
+    let secs = out.window.as_secs_f64().max(1e-9);
+    r.metric("acked_per_s", (out.acked_in_window as f64 / secs).round())
+        .metric("delivered_per_s", (out.delivered_in_window as f64 / secs).round())
+        .quantile("ack_p50_us", &out.ack, 0.5)
+        .quantile("ack_p99_us", &out.ack, 0.99)
+        .quantile("deliver_p50_us", &out.deliver, 0.5)
+        .quantile("deliver_p99_us", &out.deliver, 0.99);
+    finish(&mut r, &out);
+    Ok(r)
+}
+
+/// `latency`: open-loop delivery latency at a fixed rate.
+pub(crate) fn run_latency(ctx: &mut Ctx<'_>, a: &LatencyArgs) -> anyhow::Result<Report> {
+    let threads = a.load.threads.min(a.pairs);
+    let plan = plan(&a.load, Pace::Rate(f64::from(a.rate)), f64::from(threads));
+    let mut r = Report::new("latency");
+    r.param("rate", a.rate).param("pairs", a.pairs);
+    let out = drive(ctx, a.pairs as usize, &a.load, &plan, &mut r)?;
+    let secs = out.window.as_secs_f64().max(1e-9);
+    r.metric("sent_per_s", (out.sent as f64 / secs).round())
+        .quantile("deliver_p50_us", &out.deliver, 0.5)
+        .quantile("deliver_p99_us", &out.deliver, 0.99)
+        .quantile("deliver_p999_us", &out.deliver, 0.999)
+        .quantile("deliver_max_us", &out.deliver, 1.0)
+        .quantile("ack_p50_us", &out.ack, 0.5)
+        .quantile("ack_p99_us", &out.ack, 0.99)
+        .quantile("send_lag_p99_us", &out.lag, 0.99)
+        .metric("backlog_skips", out.backlog_skips);
+    if out.backlog_skips > 0 {
+        r.problem(format!(
+            "{} scheduled sends skipped: a sender had {RATE_MAX_IN_FLIGHT} unacked",
+            out.backlog_skips
+        ));
+    }
+    finish(&mut r, &out);
+    Ok(r)
+}
+
+fn plan(l: &LoadArgs, pace: Pace, threads: f64) -> Plan {
+    let pace = match pace {
+        Pace::Rate(total) => Pace::Rate(total / threads),
+        w => w,
+    };
+    Plan {
+        pace,
+        size: l.size as usize,
+        secs: Duration::from_secs_f64(l.secs),
+        drain: Duration::from_secs_f64(l.drain_secs),
+    }
+}
+
+fn finish(r: &mut Report, out: &ThreadOut) {
+    let errors: u64 = out.errors.values().sum();
+    r.metric("sent", out.sent)
+        .metric("acked", out.verdict.acked)
+        .metric("delivered", out.verdict.delivered)
+        .metric("latency_samples", out.deliver.count())
+        .metric("errors", errors)
+        .metric("error_kinds", serde_json::to_value(&out.errors).unwrap_or_default());
+    r.verdict(&out.verdict);
+    if errors > 0 {
+        r.problem(format!("{errors} errors: {:?}", out.errors));
+    }
+    if out.verdict.acked == 0 {
+        r.problem("nothing was acknowledged");
+    }
+}
+
+/// Logs in every pair on `threads` event loops, runs them in step, merges.
+fn drive(
+    ctx: &mut Ctx<'_>,
+    pairs: usize,
+    l: &LoadArgs,
+    plan: &Plan,
+    r: &mut Report,
+) -> anyhow::Result<ThreadOut> {
+    let threads = (l.threads as usize).min(pairs);
+    r.param("secs", l.secs).param("size", l.size).param("threads", threads as u64);
+    let counters = Arc::new(Counters::default());
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let mine: Vec<usize> = (t..pairs).step_by(threads).collect();
+        let (addr, secret, prefix) = (ctx.addr, ctx.secret.clone(), ctx.prefix.clone());
+        let (plan, counters, barrier) = (plan.clone(), Arc::clone(&counters), Arc::clone(&barrier));
+        let h = std::thread::Builder::new()
+            .name(format!("loadgen-{t}"))
+            .spawn(move || run_thread(addr, &secret, &prefix, &mine, &plan, &counters, &barrier))
+            .context("starting a generator thread")?;
+        handles.push(h);
+    }
+    // Everyone logged in (or failed) before the clock starts.
+    barrier.wait();
+    let progress = Progress::start(
+        if matches!(plan.pace, Pace::Rate(_)) { "latency" } else { "pairs" },
+        Progress::rates(Arc::clone(&counters)),
+    );
+    let mut merged: Option<ThreadOut> = None;
+    let mut failure = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(out)) => merged = Some(merge(merged, out)),
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some(anyhow::anyhow!("a generator thread panicked")),
+        }
+    }
+    drop(progress);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    merged.context("no generator thread ran")
+}
+
+fn merge(acc: Option<ThreadOut>, mut o: ThreadOut) -> ThreadOut {
+    let Some(mut a) = acc else { return o };
+    a.verdict += o.verdict;
+    a.ack.merge(&o.ack);
+    a.deliver.merge(&o.deliver);
+    a.lag.merge(&o.lag);
+    a.sent += o.sent;
+    a.acked_in_window += o.acked_in_window;
+    a.delivered_in_window += o.delivered_in_window;
+    a.window = a.window.max(o.window);
+    for (k, v) in std::mem::take(&mut o.errors) {
+        *a.errors.entry(k).or_default() += v;
+    }
+    a.backlog_skips += o.backlog_skips;
+    a
+}
+
+/// Which pair a connection belongs to, and whether it is the sender.
+#[derive(Debug, Clone, Copy)]
+struct Role {
+    pair: usize,
+    sender: bool,
+}
+
+struct Thread<'a> {
+    plan: &'a Plan,
+    net: Net,
+    pairs: Vec<Pair>,
+    roles: Vec<Role>,
+    ledger: Ledger,
+    out: ThreadOut,
+    /// While true, acks trigger new sends (window mode) and the schedule runs.
+    sending: bool,
+    start: Instant,
+    /// `start` on the stamp clock.
+    start_ns: u64,
+    end: Instant,
+    in_flight: usize,
+    rr: usize,
+}
+
+fn run_thread(
+    addr: SocketAddr,
+    secret: &str,
+    prefix: &str,
+    mine: &[usize],
+    plan: &Plan,
+    counters: &Counters,
+    barrier: &Barrier,
+) -> anyhow::Result<ThreadOut> {
+    // Log in first; whatever happens, reach the barrier exactly once.
+    let setup = setup(addr, secret, prefix, mine);
+    barrier.wait();
+    let (net, pairs, roles) = setup?;
+    let now = Instant::now();
+    let mut t = Thread {
+        plan,
+        net,
+        ledger: Ledger::new(pairs.len()),
+        pairs,
+        roles,
+        out: ThreadOut {
+            verdict: Verdict::default(),
+            ack: Hist::new(),
+            deliver: Hist::new(),
+            lag: Hist::new(),
+            sent: 0,
+            acked_in_window: 0,
+            delivered_in_window: 0,
+            window: plan.secs,
+            errors: BTreeMap::new(),
+            backlog_skips: 0,
+        },
+        sending: true,
+        start: now,
+        start_ns: now_ns(),
+        end: now + plan.secs,
+        in_flight: 0,
+        rr: 0,
+    };
+    t.run(counters)?;
+    t.out.verdict = t.ledger.verdict();
+    Ok(t.out)
+}
+
+type Setup = (Net, Vec<Pair>, Vec<Role>);
+
+fn setup(addr: SocketAddr, secret: &str, prefix: &str, mine: &[usize]) -> anyhow::Result<Setup> {
+    let mut net = Net::new()?;
+    let mut users = Vec::with_capacity(mine.len() * 2);
+    for &i in mine {
+        users.push((format!("{prefix}s{i}"), "d1".to_owned()));
+        users.push((format!("{prefix}r{i}"), "d1".to_owned()));
+    }
+    let mut early = Vec::new();
+    let ids = session::login_all(&mut net, addr, secret, &users, &mut early)?;
+    let mut pairs = Vec::with_capacity(mine.len());
+    let mut roles = vec![Role { pair: usize::MAX, sender: false }; ids.iter().max().map_or(0, |m| m + 1)];
+    for (k, ch) in ids.chunks(2).enumerate() {
+        let (s, rc) = (ch[0], ch[1]);
+        roles[s] = Role { pair: k, sender: true };
+        roles[rc] = Role { pair: k, sender: false };
+        pairs.push(Pair {
+            conv: proto::direct_conv(&users[2 * k].0, &users[2 * k + 1].0),
+            sender: s,
+            receiver: rc,
+            next_msg: 0,
+            next_req: 1,
+            in_flight: VecDeque::new(),
+            last_seen: 0,
+            last_push_acked: 0,
+            alive: true,
+        });
+    }
+    Ok((net, pairs, roles))
+}
+
+impl Thread<'_> {
+    fn run(&mut self, counters: &Counters) -> anyhow::Result<()> {
+        let mut events = Vec::new();
+        let mut next_housekeeping = self.start + HOUSEKEEPING;
+        let mut published = (0u64, 0u64, 0u64, 0u64);
+        let mut drain_deadline = None;
+        if let Pace::Window(w) = self.plan.pace {
+            for p in 0..self.pairs.len() {
+                for _ in 0..w {
+                    self.send(p, now_ns());
+                }
+            }
+        }
+        loop {
+            let now = Instant::now();
+            if self.sending && now >= self.end {
+                self.sending = false;
+                self.out.window = now - self.start;
+                drain_deadline = Some(now + self.plan.drain);
+            }
+            if let Some(d) = drain_deadline
+                && ((self.in_flight == 0 && self.ledger.outstanding() == 0) || now >= d)
+            {
+                break;
+            }
+            let mut timeout = next_housekeeping.saturating_duration_since(now);
+            if self.sending {
+                timeout = timeout.min(self.end - now);
+                if let Pace::Rate(rate) = self.plan.pace {
+                    timeout = timeout.min(self.send_due(rate, now));
+                }
+            }
+            self.net.poll(Some(timeout), &mut events)?;
+            let recv_ns = now_ns();
+            for ev in events.drain(..) {
+                self.on_event(ev, recv_ns);
+            }
+            if Instant::now() >= next_housekeeping {
+                next_housekeeping += HOUSEKEEPING;
+                self.push_acks();
+                let errors: u64 = self.out.errors.values().sum();
+                let now_counts =
+                    (self.out.sent, self.out.acked_in_window, self.out.delivered_in_window, errors);
+                Counters::add(&counters.sent, now_counts.0 - published.0);
+                Counters::add(&counters.acked, now_counts.1 - published.1);
+                Counters::add(&counters.delivered, now_counts.2 - published.2);
+                Counters::add(&counters.errors, now_counts.3 - published.3);
+                published = now_counts;
+            }
+            if self.net.open_count() == 0 {
+                break;
+            }
+        }
+        // Whatever is still unanswered now will never be: count it.
+        if self.in_flight > 0 {
+            self.error(
+                format!("sends unanswered after the drain ({:?})", self.plan.drain),
+                self.in_flight as u64,
+            );
+        }
+        Ok(())
+    }
+
+    /// Open loop: sends everything due by `now`; returns the time to the next one.
+    fn send_due(&mut self, rate: f64, now: Instant) -> Duration {
+        let elapsed = (now - self.start).as_secs_f64();
+        let due = (elapsed * rate) as u64;
+        while self.out.sent + self.out.backlog_skips < due {
+            let k = self.out.sent + self.out.backlog_skips;
+            let scheduled = self.start_ns + (k as f64 / rate * 1e9) as u64;
+            let p = self.rr % self.pairs.len();
+            self.rr += 1;
+            if !self.pairs[p].alive || self.pairs[p].in_flight.len() >= RATE_MAX_IN_FLIGHT {
+                self.out.backlog_skips += 1;
+                continue;
+            }
+            let t = now_ns();
+            self.out.lag.record_ns(t.saturating_sub(scheduled));
+            self.send(p, t);
+        }
+        let next = (due + 1) as f64 / rate;
+        Duration::from_secs_f64((next - elapsed).max(0.0))
+    }
+
+    fn send(&mut self, p: usize, t_ns: u64) {
+        let size = self.plan.size;
+        let pair = &mut self.pairs[p];
+        if !pair.alive {
+            return;
+        }
+        let (req, msg) = (pair.next_req, pair.next_msg);
+        pair.next_req += 1;
+        pair.next_msg += 1;
+        pair.in_flight.push_back((req, msg, t_ns));
+        let f = proto::send_text(req, &pair.conv, msg.to_string(), proto::stamp_text(t_ns, size));
+        self.net.send(pair.sender, &f);
+        self.in_flight += 1;
+        self.out.sent += 1;
+    }
+
+    fn push_acks(&mut self) {
+        for p in &mut self.pairs {
+            if p.alive && p.last_seen > p.last_push_acked {
+                p.last_push_acked = p.last_seen;
+                self.net.send(p.receiver, &proto::push_ack(&p.conv, p.last_seen));
+            }
+        }
+    }
+
+    fn error(&mut self, kind: String, n: u64) {
+        *self.out.errors.entry(kind).or_default() += n;
+    }
+
+    fn on_event(&mut self, ev: Event, recv_ns: u64) {
+        match ev {
+            Event::Frame(id, f) => {
+                let Some(&role) = self.roles.get(id) else { return };
+                match f.body {
+                    Some(frame::Body::Response(resp)) if role.sender => {
+                        self.on_response(role.pair, resp, recv_ns)
+                    }
+                    Some(frame::Body::Push(pb::Push { event: Some(push::Event::Message(m)) }))
+                        if !role.sender =>
+                    {
+                        self.on_message(role.pair, &m, recv_ns);
+                    }
+                    Some(frame::Body::Close(c)) => self.error(format!("Close {}", c.code), 1),
+                    // Other pushes (receipts, states) and pongs are not measured.
+                    _ => {}
+                }
+            }
+            Event::Closed(id, reason) => {
+                let Some(&role) = self.roles.get(id) else { return };
+                let p = &mut self.pairs[role.pair];
+                if p.alive {
+                    p.alive = false;
+                    let lost_sends = p.in_flight.len();
+                    p.in_flight.clear();
+                    self.in_flight -= lost_sends;
+                    let (s, r) = (p.sender, p.receiver);
+                    self.net.close(s);
+                    self.net.close(r);
+                    self.error(format!("connection closed: {reason}"), 1);
+                }
+            }
+        }
+    }
+
+    fn on_response(&mut self, p: usize, resp: pb::Response, recv_ns: u64) {
+        let pair = &mut self.pairs[p];
+        // Same conversation: answers come in request order; search otherwise.
+        let pos = pair.in_flight.iter().position(|e| e.0 == resp.id);
+        let Some((_, msg, sent_ns)) = pos.and_then(|i| pair.in_flight.remove(i)) else {
+            self.error("response to an unknown request id".to_owned(), 1);
+            return;
+        };
+        self.in_flight -= 1;
+        match (resp.error, resp.result) {
+            (Some(e), _) => self.error(format!("error {}", e.code), 1),
+            (None, Some(response::Result::SendAck(ack))) => {
+                if ack.duplicate {
+                    self.error("SendAck duplicate=true for a first send".to_owned(), 1);
+                }
+                self.ledger.ack(p, ack.seq, msg);
+                self.out.ack.record_ns(recv_ns.saturating_sub(sent_ns));
+                if self.sending {
+                    self.out.acked_in_window += 1;
+                    if matches!(self.plan.pace, Pace::Window(_)) {
+                        self.send(p, now_ns());
+                    }
+                }
+            }
+            (None, other) => self.error(format!("unexpected send result {other:?}"), 1),
+        }
+    }
+
+    fn on_message(&mut self, p: usize, m: &pb::Message, recv_ns: u64) {
+        if m.conv_id != self.pairs[p].conv {
+            self.error("push for a conversation the receiver is not in".to_owned(), 1);
+            return;
+        }
+        // A client_msg_id that is not ours maps to a number no ack carries:
+        // the ledger counts it as mismatched.
+        let msg = m.client_msg_id.parse::<u32>().unwrap_or(u32::MAX - 1);
+        self.ledger.deliver(p, m.seq, msg);
+        let pair = &mut self.pairs[p];
+        pair.last_seen = pair.last_seen.max(m.seq);
+        if let Some(sent) = proto::message_text(m).and_then(proto::parse_stamp) {
+            self.out.deliver.record_ns(recv_ns.saturating_sub(sent));
+        }
+        if self.sending {
+            self.out.delivered_in_window += 1;
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Protocol pieces the scenarios share: frame builders, token minting, the
+//! run's user naming, and the send-time stamp carried in message text.
+//!
+//! Invariants:
+//! - every user id built here is valid (`[A-Za-z0-9_.@-]`, at most 64 bytes)
+//!   and unique to one run (a random run prefix), so conversations on a
+//!   long-running broker start empty and their seqs start at 1;
+//! - a stamped text starts with `<nanoseconds since the process epoch, hex>.`
+//!   and is padded with `x` to the requested size; [`parse_stamp`] never
+//!   panics on text it did not produce.
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use missive_protocol::pb::{self, content, frame, request};
+use missive_protocol::token::{self, Claims, Role};
+use missive_protocol::{PROTOCOL_VERSION, UserId};
+
+/// Lifetime of minted tokens (the longest run is far shorter).
+const TOKEN_TTL_SECS: u64 = 6 * 3600;
+
+/// The instant all stamps are measured from (one per process).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since the process epoch (monotonic).
+pub(crate) fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+/// Unix time in seconds.
+pub(crate) fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A short random prefix that makes this run's user ids unique.
+pub(crate) fn run_prefix() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mix = (u64::from(nanos) ^ (u64::from(std::process::id()) << 32) ^ unix_secs())
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("lg{:08x}", mix >> 32)
+}
+
+/// The direct conversation id of two users (`p:{lower}:{higher}`, bytewise).
+pub(crate) fn direct_conv(a: &str, b: &str) -> String {
+    if a <= b { format!("p:{a}:{b}") } else { format!("p:{b}:{a}") }
+}
+
+/// Mints a user token for `user` with `secret`.
+pub(crate) fn mint(secret: &str, user: &str) -> anyhow::Result<String> {
+    let now = unix_secs();
+    let claims = Claims {
+        user: UserId::new(user).with_context(|| format!("user id {user:?}"))?,
+        expires_at: now + TOKEN_TTL_SECS,
+        // A little in the past: tolerate clock skew with a remote broker.
+        issued_at: now.saturating_sub(60),
+        role: Role::User,
+        device: None,
+        platform: None,
+    };
+    Ok(token::mint(secret.as_bytes(), &claims))
+}
+
+/// `Hello` for `token` on `device`.
+pub(crate) fn hello(token: String, device: &str) -> pb::Frame {
+    pb::Frame {
+        body: Some(frame::Body::Hello(pb::Hello {
+            min_version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+            token,
+            device_id: device.to_owned(),
+            platform: pb::Platform::Linux as i32,
+            client_version: concat!("missive-loadgen/", env!("CARGO_PKG_VERSION")).to_owned(),
+        })),
+    }
+}
+
+fn request(id: u64, op: request::Op) -> pb::Frame {
+    pb::Frame { body: Some(frame::Body::Request(pb::Request { id, op: Some(op) })) }
+}
+
+/// `SendMessage` of a text.
+pub(crate) fn send_text(id: u64, conv: &str, client_msg_id: String, text: String) -> pb::Frame {
+    request(
+        id,
+        request::Op::Send(pb::SendMessage {
+            conv_id: conv.to_owned(),
+            client_msg_id,
+            content: Some(pb::Content {
+                body: Some(content::Body::Text(pb::Text { text })),
+                ..Default::default()
+            }),
+        }),
+    )
+}
+
+/// `SyncRequest`.
+pub(crate) fn sync(id: u64, sync_token: String, limit: u32) -> pb::Frame {
+    request(id, request::Op::Sync(pb::SyncRequest { sync_token, limit }))
+}
+
+/// `PullRequest` for `from..=to`.
+pub(crate) fn pull(id: u64, conv: &str, from_seq: u64, to_seq: u64, limit: u32) -> pb::Frame {
+    request(id, request::Op::Pull(pb::PullRequest { conv_id: conv.to_owned(), from_seq, to_seq, limit }))
+}
+
+/// Cumulative `PushAck` for one conversation.
+pub(crate) fn push_ack(conv: &str, seq: u64) -> pb::Frame {
+    pb::Frame {
+        body: Some(frame::Body::PushAck(pb::PushAck {
+            delivered: vec![pb::Delivered { conv_id: conv.to_owned(), seq }],
+        })),
+    }
+}
+
+/// `Ping`.
+pub(crate) fn ping(nonce: u64) -> pb::Frame {
+    pb::Frame { body: Some(frame::Body::Ping(pb::Ping { nonce })) }
+}
+
+/// A text of `size` bytes (at least the stamp) that carries `sent_ns`.
+pub(crate) fn stamp_text(sent_ns: u64, size: usize) -> String {
+    let mut s = format!("{sent_ns:x}.");
+    if s.len() < size {
+        s.extend(std::iter::repeat_n('x', size - s.len()));
+    }
+    s
+}
+
+/// The send time carried by a stamped text, if it is one.
+pub(crate) fn parse_stamp(text: &str) -> Option<u64> {
+    let (hex, _) = text.split_once('.')?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The text of a message, if its content is a text.
+pub(crate) fn message_text(m: &pb::Message) -> Option<&str> {
+    match m.content.as_ref()?.body.as_ref()? {
+        content::Body::Text(t) => Some(&t.text),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_round_trips_and_pads() {
+        let t = stamp_text(0xdead_beef, 64);
+        assert_eq!(t.len(), 64);
+        assert_eq!(parse_stamp(&t), Some(0xdead_beef));
+        assert_eq!(parse_stamp("no stamp"), None);
+        assert_eq!(parse_stamp("zz.x"), None);
+        // A size smaller than the stamp keeps the stamp whole.
+        assert_eq!(parse_stamp(&stamp_text(u64::MAX, 1)), Some(u64::MAX));
+    }
+
+    #[test]
+    fn direct_conv_sorts_and_ids_are_valid() {
+        assert_eq!(direct_conv("b", "a"), "p:a:b");
+        let p = run_prefix();
+        assert!(UserId::new(format!("{p}r99999")).is_ok());
+        assert!(mint("0123456789abcdef0123", &format!("{p}s1")).is_ok());
+    }
+}
