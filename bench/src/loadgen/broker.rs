@@ -216,6 +216,22 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     parse_vmrss(&status)
 }
 
+/// User + system CPU seconds used so far by process `pid` (`/proc/PID/stat`;
+/// Linux reports them in USER_HZ = 100 ticks per second).
+pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may contain spaces, closed by the last ')').
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 fn parse_vmrss(status: &str) -> Option<u64> {
     status
         .lines()
@@ -237,5 +253,13 @@ mod tests {
         assert_eq!(parse_vmrss("Name:\tx\nVmRSS:\t   12345 kB\nVmSwap: 0 kB\n"), Some(12345));
         assert_eq!(parse_vmrss("Name:\tx\n"), None);
         assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+    }
+
+    #[test]
+    fn parses_cpu_ticks() {
+        let stat = "42 (a b) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        assert!(cpu_secs(std::process::id()).is_some());
     }
 }

@@ -105,6 +105,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     let env = RunEnv::capture(durability, broker.spawned());
     let addr = broker.addr;
+    let cpu = |pid: Option<u32>| pid.and_then(broker::cpu_secs);
+    let (self_cpu0, broker_cpu0) = (cpu(Some(std::process::id())), cpu(broker.pid()));
+    let started = std::time::Instant::now();
     let mut ctx = Ctx { addr, secret, prefix: proto::run_prefix(), broker: &mut broker };
     let mut report = match &cli.scenario {
         Scenario::Pairs(a) => pairs::run_pairs(&mut ctx, a)?,
@@ -113,6 +116,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Scenario::Sync(a) => sync::run(&mut ctx, a)?,
         Scenario::Fanout(_) | Scenario::IdleChild(_) => unreachable!("handled above"),
     };
+    // Who used the CPU (2 cores shared by generator and broker): seconds over the whole run.
+    let used = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| ((b - a) * 100.0).round() / 100.0);
+    report
+        .metric("run_secs", (started.elapsed().as_secs_f64() * 100.0).round() / 100.0)
+        .metric("loadgen_cpu_s", used(self_cpu0, cpu(Some(std::process::id()))))
+        .metric("broker_cpu_s", used(broker_cpu0, cpu(broker.pid())));
     broker_health(&mut broker, &mut report);
     if broker.spawned() && !broker.stop() {
         report.problem("the spawned broker did not exit cleanly on SIGTERM");
