@@ -251,6 +251,10 @@ pub(crate) fn child_main(a: &IdleChildArgs, secret: Option<&str>) -> anyhow::Res
         if now >= deadline {
             // Give up on the stragglers: they are reported, never counted later.
             c.timed_out = handshaking as u64;
+            c.first_error.get_or_insert(format!(
+                "{handshaking} connections got no HelloOk within {}s (TCP connected: the broker never answered)",
+                a.connect_secs
+            ));
             for (id, s) in state.iter_mut().enumerate() {
                 if *s == 0 {
                     net.close(id);
