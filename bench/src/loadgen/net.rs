@@ -364,17 +364,17 @@ mod tests {
         let mut out = Vec::new();
         // epoll alone rounds 200 us up to 1 ms, every time. The fastest of a
         // few tries is robust against a loaded machine.
-        let fastest = (0..20)
+        let fastest = (0..50)
             .map(|_| {
                 let t0 = Instant::now();
                 net.poll(Some(Duration::from_micros(200)), &mut out).expect("poll");
                 t0.elapsed()
             })
             .min()
-            .expect("20 tries");
+            .expect("50 tries");
         assert!(fastest >= Duration::from_micros(200), "woke early: {fastest:?}");
         assert!(
-            fastest < Duration::from_micros(900),
+            fastest < Duration::from_micros(950),
             "timeout rounded up to epoll's millisecond: {fastest:?}"
         );
         assert!(out.is_empty());

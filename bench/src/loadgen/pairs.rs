@@ -306,7 +306,7 @@ fn setup(addr: SocketAddr, secret: &str, prefix: &str, mine: &[usize]) -> anyhow
     let ids = session::login_all(&mut net, addr, secret, &users, &mut early)?;
     let mut pairs = Vec::with_capacity(mine.len());
     let mut roles = vec![Role { pair: usize::MAX, sender: false }; ids.iter().max().map_or(0, |m| m + 1)];
-    for (k, ch) in ids.chunks(2).enumerate() {
+    for (k, ch) in ids.chunks_exact(2).enumerate() {
         let (s, rc) = (ch[0], ch[1]);
         roles[s] = Role { pair: k, sender: true };
         roles[rc] = Role { pair: k, sender: false };
