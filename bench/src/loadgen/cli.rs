@@ -59,7 +59,7 @@ pub(crate) enum Scenario {
     Pairs(PairsArgs),
     /// A fixed send rate; delivery latency percentiles.
     Latency(LatencyArgs),
-    /// One group with N online members (needs groups in the protocol; not yet).
+    /// One group with N online members: one sends, every other member must receive.
     Fanout(FanoutArgs),
     /// N authenticated idle connections; broker memory per connection.
     Idle(IdleArgs),
@@ -120,12 +120,21 @@ pub(crate) struct LatencyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct FanoutArgs {
-    /// Online members of the group.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Online members of the group, the sender included (the broker allows 10 000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=10_000))]
     pub(crate) members: u32,
     /// Seconds of sending.
     #[arg(long, default_value = "10", value_parser = secs)]
     pub(crate) secs: f64,
+    /// Unacknowledged messages the sender keeps in flight.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) window: u32,
+    /// Text size of each message, bytes.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub(crate) size: u32,
+    /// After sending stops, seconds to wait for outstanding acks and deliveries.
+    #[arg(long, default_value = "10", value_parser = secs)]
+    pub(crate) drain_secs: f64,
 }
 
 #[derive(Debug, Args)]

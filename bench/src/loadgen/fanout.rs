@@ -1,51 +1,291 @@
-//! `fanout`: one group conversation with N online members; one member sends,
-//! every other member's connection must receive each message.
+//! `fanout`: one group conversation with N online members; one member sends
+//! (closed loop, at most `--window` unacknowledged), every other member's
+//! connection must receive each message.
 //!
-//! Not runnable yet: protocol v1 core serves direct conversations only (a
-//! send to `g:…` is answered `3006 UNSUPPORTED_CONVERSATION`) and has no
-//! request to create a group or add members. Until then the scenario reports
-//! itself skipped (exit code 2) with [`UNSUPPORTED`], before touching any
-//! broker, and `make bench` records that line.
+//! Setup (not timed): N users log in (auto-registration makes them
+//! accounts), the sender creates a WORK group `g:{prefix}g` with the first
+//! 100 members and invites the rest 100 at a time (no consent needed, they
+//! join at once). Tips of the setup are pushed too; only text messages count.
 //!
-//! To enable it when groups land: create the group (N members) through the
-//! new request, log the members in with `session::login_all`, and drive one
-//! sender with the closed-loop window of `pairs` while the N - 1 receivers
-//! feed one shared `Ledger` conversation each (a `Ledger` tracks one receiver
-//! per conversation, so give each receiver its own index for the same group).
-//! Report `deliveries_per_s`, `deliver_p99_us` and `lost` as named below.
+//! Measurement: `deliveries_per_s` counts pushes of the sender's messages
+//! received by the N - 1 receivers during the sending window; delivery
+//! latency is send → push (stamp in the text, as in `pairs`).
 //!
-//! Invariant: the metric names are already reserved (null while skipped), so
-//! result files keep one schema.
+//! Invariants: each receiver has its own [`Ledger`] conversation index and
+//! every ack is recorded for each of them, so `lost` counts (receiver, message)
+//! pairs that were acked but never pushed; the drain phase is bounded by
+//! `--drain-secs`; a broker without groups makes the setup fail with its error
+//! (exit 3), never a silent pass. Single-threaded: one event loop drives the
+//! sender and every receiver.
 
-use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use anyhow::bail;
+use missive_protocol::pb::{self, frame, request, response};
+
+use super::Ctx;
 use super::cli::FanoutArgs;
+use super::ledger::Ledger;
+use super::net::{ConnId, Event, Net};
+use super::proto::{self, now_ns};
 use super::report::Report;
+use super::session;
+use super::stats::{Counters, Hist, Progress};
+use super::wire::{self, RawPush};
 
-/// Why the scenario cannot run yet.
-pub(crate) const UNSUPPORTED: &str = "fanout needs group conversations, which the protocol does not have yet \
-     (v1 core serves p: conversations only; g: is answered 3006 UNSUPPORTED_CONVERSATION). \
-     It will be enabled when groups land.";
+/// Ids per `CreateGroup` / `InviteToGroup` (the protocol's batch limit).
+const BATCH: usize = 100;
+/// Bound on each setup request.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often receivers acknowledge pushes and counters are published.
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
-/// The (skipped) report.
-pub(crate) fn run(a: &FanoutArgs) -> Report {
-    let mut r = Report::new("fanout");
-    r.param("members", a.members).param("secs", a.secs);
-    for k in ["deliveries_per_s", "deliver_p99_us", "lost"] {
-        r.metric(k, Value::Null);
+/// Sends `f` on `conn` and waits for the response to request `id`; every
+/// other event is dropped (setup pushes are not measured).
+fn call(net: &mut Net, conn: ConnId, id: u64, f: &pb::Frame, what: &str) -> anyhow::Result<pb::Response> {
+    net.send(conn, f);
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut events = Vec::new();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            bail!("{what}: no response within {SETUP_TIMEOUT:?}");
+        }
+        net.poll(Some(deadline - now), &mut events)?;
+        for ev in events.drain(..) {
+            match ev {
+                Event::Frame(c, pb::Frame { body: Some(frame::Body::Response(r)) })
+                    if c == conn && r.id == id =>
+                {
+                    if let Some(e) = &r.error {
+                        bail!("{what}: error {} {}", e.code, e.message);
+                    }
+                    return Ok(r);
+                }
+                Event::Closed(c, reason) => bail!("{what}: connection {c} closed: {reason}"),
+                _ => {}
+            }
+        }
     }
-    r.skip(UNSUPPORTED);
-    r
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::loadgen::report::Status;
+/// What the run measured.
+#[derive(Debug)]
+struct Run {
+    ack: Hist,
+    deliver: Hist,
+    sent: u64,
+    acked_in_window: u64,
+    delivered_in_window: u64,
+    window: Duration,
+    errors: BTreeMap<String, u64>,
+}
 
-    #[test]
-    fn fanout_is_skipped_not_passed() {
-        let r = run(&FanoutArgs { members: 10, secs: 1.0 });
-        assert_eq!(r.status(), Status::Skipped);
+pub(crate) fn run(ctx: &mut Ctx<'_>, a: &FanoutArgs) -> anyhow::Result<Report> {
+    let mut r = Report::new("fanout");
+    r.param("members", a.members).param("secs", a.secs).param("window", a.window).param("size", a.size);
+    let sender = format!("{}o", ctx.prefix);
+    let mut users = vec![(sender, "d1".to_owned())];
+    users.extend((1..a.members).map(|i| (format!("{}m{i}", ctx.prefix), "d1".to_owned())));
+    let setup_start = Instant::now();
+    let mut net = Net::new()?;
+    let mut early = Vec::new();
+    let ids = session::login_all(&mut net, ctx.addr, &ctx.secret, &users, &mut early)?;
+    let (s_conn, first_rx) = (ids[0], ids[1]);
+    let group = format!("{}g", ctx.prefix);
+    let conv = format!("g:{group}");
+    let names: Vec<String> = users[1..].iter().map(|u| u.0.clone()).collect();
+    let mut batches = names.chunks(BATCH);
+    let mut req = 1u64;
+    let create = pb::CreateGroup {
+        group_id: group.clone(),
+        r#type: pb::GroupType::Work as i32,
+        member_ids: batches.next().map(<[String]>::to_vec).unwrap_or_default(),
+        ..Default::default()
+    };
+    let resp =
+        call(&mut net, s_conn, req, &proto::request(req, request::Op::CreateGroup(create)), "CreateGroup")?;
+    let members = match resp.result {
+        Some(response::Result::Group(g)) => u64::from(g.member_count),
+        other => bail!("CreateGroup: unexpected result {other:?}"),
+    };
+    for b in batches {
+        req += 1;
+        let invite = pb::InviteToGroup { group_id: group.clone(), user_ids: b.to_vec() };
+        call(
+            &mut net,
+            s_conn,
+            req,
+            &proto::request(req, request::Op::InviteToGroup(invite)),
+            "InviteToGroup",
+        )?;
     }
+    r.metric("setup_ms", setup_start.elapsed().as_millis() as u64).metric("created_with", members);
+
+    let receivers = names.len();
+    net.raw_pushes(true);
+    let mut ledger = Ledger::new(receivers);
+    let counters = Arc::new(Counters::default());
+    let progress = Progress::start("fanout", Progress::rates(Arc::clone(&counters)));
+    let out = drive(&mut net, s_conn, first_rx, receivers, &conv, a, req + 1, &mut ledger, &counters);
+    drop(progress);
+    let out = out?;
+    let secs = out.window.as_secs_f64().max(1e-9);
+    r.metric("deliveries_per_s", (out.delivered_in_window as f64 / secs).round())
+        .metric("messages_per_s", (out.acked_in_window as f64 / secs).round())
+        .quantile("deliver_p50_us", &out.deliver, 0.5)
+        .quantile("deliver_p99_us", &out.deliver, 0.99)
+        .quantile("ack_p99_us", &out.ack, 0.99)
+        .metric("sent", out.sent);
+    // Per receiver: `acked` and `delivered` count (receiver, message) pairs.
+    r.outcome(&ledger.verdict(), &out.errors);
+    Ok(r)
+}
+
+/// The timed part: closed-loop sends, pushes checked per receiver.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    net: &mut Net,
+    s_conn: ConnId,
+    first_rx: ConnId,
+    receivers: usize,
+    conv: &str,
+    a: &FanoutArgs,
+    mut next_req: u64,
+    ledger: &mut Ledger,
+    counters: &Counters,
+) -> anyhow::Result<Run> {
+    let mut out = Run {
+        ack: Hist::new(),
+        deliver: Hist::new(),
+        sent: 0,
+        acked_in_window: 0,
+        delivered_in_window: 0,
+        window: Duration::from_secs_f64(a.secs),
+        errors: BTreeMap::new(),
+    };
+    let size = a.size as usize;
+    let mut in_flight: VecDeque<(u64, u32, u64)> = VecDeque::new();
+    let mut next_msg = 0u32;
+    let mut send = |net: &mut Net, in_flight: &mut VecDeque<(u64, u32, u64)>, out: &mut Run| {
+        let t = now_ns();
+        net.send(s_conn, &proto::send_text(next_req, conv, next_msg.to_string(), proto::stamp_text(t, size)));
+        in_flight.push_back((next_req, next_msg, t));
+        next_req += 1;
+        next_msg += 1;
+        out.sent += 1;
+    };
+    for _ in 0..a.window {
+        send(net, &mut in_flight, &mut out);
+    }
+    let mut last_seen = vec![0u64; receivers];
+    let mut acked_seen = vec![0u64; receivers];
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(a.secs);
+    let mut sending = true;
+    let mut drain_deadline = None;
+    let mut next_housekeeping = start + HOUSEKEEPING;
+    let mut published = (0u64, 0u64, 0u64);
+    let mut events = Vec::new();
+    loop {
+        let now = Instant::now();
+        if sending && now >= end {
+            sending = false;
+            out.window = now - start;
+            drain_deadline = Some(now + Duration::from_secs_f64(a.drain_secs));
+        }
+        if let Some(d) = drain_deadline
+            && ((in_flight.is_empty() && ledger.outstanding() == 0) || now >= d)
+        {
+            break;
+        }
+        let mut timeout = next_housekeeping.saturating_duration_since(now);
+        if sending {
+            timeout = timeout.min(end - now);
+        }
+        net.poll(Some(timeout), &mut events)?;
+        let recv_ns = now_ns();
+        for ev in events.drain(..) {
+            let (id, f) = match ev {
+                Event::Frame(id, f) => (id, f),
+                Event::Push(id, payload) => {
+                    let Some(rx) = id.checked_sub(first_rx).filter(|&r| r < receivers) else { continue };
+                    let m = match wire::read_push(&payload) {
+                        Ok(RawPush::Message(m)) => m,
+                        Ok(RawPush::Other) => continue,
+                        Err(e) => {
+                            *out.errors.entry(e).or_default() += 1;
+                            continue;
+                        }
+                    };
+                    // Setup tips (group created, members invited) are not ours.
+                    let Some(text) = m.text else { continue };
+                    if m.conv_id != conv.as_bytes() {
+                        *out.errors.entry("push for another conversation".to_owned()).or_default() += 1;
+                        continue;
+                    }
+                    ledger.deliver(rx, m.seq, m.msg_number());
+                    last_seen[rx] = last_seen[rx].max(m.seq);
+                    if let Some(sent) = proto::parse_stamp(text) {
+                        out.deliver.record_ns(recv_ns.saturating_sub(sent));
+                    }
+                    if sending {
+                        out.delivered_in_window += 1;
+                    }
+                    continue;
+                }
+                Event::Closed(id, reason) => {
+                    *out.errors.entry(format!("connection {id} closed: {reason}")).or_default() += 1;
+                    continue;
+                }
+            };
+            match f.body {
+                Some(frame::Body::Response(resp)) if id == s_conn => {
+                    let Some(pos) = in_flight.iter().position(|e| e.0 == resp.id) else { continue };
+                    let Some((_, msg, t)) = in_flight.remove(pos) else { continue };
+                    match (resp.error, resp.result) {
+                        (None, Some(response::Result::SendAck(ack))) => {
+                            for rx in 0..receivers {
+                                ledger.ack(rx, ack.seq, msg);
+                            }
+                            out.ack.record_ns(recv_ns.saturating_sub(t));
+                            if sending {
+                                out.acked_in_window += 1;
+                                send(net, &mut in_flight, &mut out);
+                            }
+                        }
+                        (Some(e), _) => *out.errors.entry(format!("error {}", e.code)).or_default() += 1,
+                        (None, other) => {
+                            *out.errors.entry(format!("unexpected result {other:?}")).or_default() += 1
+                        }
+                    }
+                }
+                Some(frame::Body::Close(c)) => {
+                    *out.errors.entry(format!("Close {}", c.code)).or_default() += 1
+                }
+                _ => {}
+            }
+        }
+        if Instant::now() >= next_housekeeping {
+            next_housekeeping += HOUSEKEEPING;
+            for rx in 0..receivers {
+                if last_seen[rx] > acked_seen[rx] {
+                    acked_seen[rx] = last_seen[rx];
+                    net.send(first_rx + rx, &proto::push_ack(conv, last_seen[rx]));
+                }
+            }
+            let now_counts = (out.sent, out.acked_in_window, out.delivered_in_window);
+            Counters::add(&counters.sent, now_counts.0 - published.0);
+            Counters::add(&counters.acked, now_counts.1 - published.1);
+            Counters::add(&counters.delivered, now_counts.2 - published.2);
+            published = now_counts;
+        }
+    }
+    if !in_flight.is_empty() {
+        *out.errors.entry("sends unanswered after the drain".to_owned()).or_default() +=
+            in_flight.len() as u64;
+    }
+    Ok(out)
 }

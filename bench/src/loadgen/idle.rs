@@ -350,6 +350,7 @@ impl ChildCounts {
 
     fn on_event(&mut self, ev: Event, state: &mut [u8], handshaking: &mut usize, pongs: Option<&mut u64>) {
         match ev {
+            Event::Push(..) => {}
             Event::Frame(id, f) => {
                 let Some(s) = state.get_mut(id) else { return };
                 match f.body {

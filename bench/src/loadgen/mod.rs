@@ -4,7 +4,8 @@
 //! one or target `--addr`), run one scenario, print its [`report`] and exit
 //! with its status. Scenarios: [`pairs`] (`pairs` and `latency`), [`fanout`],
 //! [`idle`], [`sync`]. Transport: [`net`] (mio, many connections per thread);
-//! verification: [`ledger`]; measurement: [`stats`].
+//! verification: [`ledger`]; measurement: [`stats`]; allocation-free push
+//! reading: [`wire`].
 //!
 //! Invariants:
 //! - traffic goes to loopback only when spawning (127.0.0.1, sources
@@ -12,8 +13,8 @@
 //! - every run is bounded in time and count (see [`cli`]); a spawned broker is
 //!   stopped before loadgen exits;
 //! - exit code: 0 every check passed, 1 a check failed (loss, duplicates,
-//!   order, errors, refused connections, broker died), 2 scenario not
-//!   supported by the broker (skipped), 3 setup error (no broker, bad flags).
+//!   order, errors, refused connections, broker died), 3 setup error (no
+//!   broker, bad flags, a setup request refused).
 
 mod broker;
 mod cli;
@@ -27,6 +28,7 @@ mod report;
 mod session;
 mod stats;
 mod sync;
+mod wire;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -69,14 +71,6 @@ pub fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let t = &cli.target;
-    if let Scenario::Fanout(a) = &cli.scenario {
-        // Needs groups: nothing to connect to yet (see fanout.rs).
-        let env = RunEnv::capture(t.durability.clone().unwrap_or_else(|| "fsync".to_owned()), t.spawn);
-        let report = fanout::run(a);
-        eprintln!("loadgen: fanout skipped: {}", fanout::UNSUPPORTED);
-        report.print(&env, t.json);
-        return Ok(report.status().exit_code());
-    }
     let (mut broker, secret, durability) = match (t.spawn, t.addr) {
         (true, Some(_)) => bail!("--spawn and --addr exclude each other"),
         (false, None) => bail!("say which broker: --spawn, or --addr HOST:PORT"),
@@ -114,7 +108,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Scenario::Latency(a) => pairs::run_latency(&mut ctx, a)?,
         Scenario::Idle(a) => idle::run(&mut ctx, a)?,
         Scenario::Sync(a) => sync::run(&mut ctx, a)?,
-        Scenario::Fanout(_) | Scenario::IdleChild(_) => unreachable!("handled above"),
+        Scenario::Fanout(a) => fanout::run(&mut ctx, a)?,
+        Scenario::IdleChild(_) => unreachable!("handled in main"),
     };
     // Who used the CPU (2 cores shared by generator and broker): seconds over the whole run.
     let used = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| ((b - a) * 100.0).round() / 100.0);

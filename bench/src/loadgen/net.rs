@@ -24,11 +24,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use missive_protocol::FrameCodec;
+use missive_protocol::{CodecError, FrameCodec};
+
+use super::wire::PUSH_TAG;
 use missive_protocol::pb;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -56,6 +58,9 @@ const TIMER: Token = Token(usize::MAX);
 pub(crate) enum Event {
     /// A decoded frame from the server (including `HelloOk` and `Close`).
     Frame(ConnId, pb::Frame),
+    /// With [`Net::raw_pushes`]: the undecoded payload of a `Push` frame, to be
+    /// read with `wire::push_message` (or decoded by the caller).
+    Push(ConnId, Bytes),
     /// The connection is gone (peer closed, I/O or protocol error); the reason
     /// is human-readable. Emitted once per connection.
     Closed(ConnId, String),
@@ -88,6 +93,7 @@ pub(crate) struct Net {
     /// Reused list of (connection, readable, writable) of one poll.
     ready: Vec<(ConnId, bool, bool)>,
     timer: Timer,
+    raw_pushes: bool,
 }
 
 impl Net {
@@ -107,6 +113,7 @@ impl Net {
             open: 0,
             pending_closed: Vec::new(),
             ready: Vec::new(),
+            raw_pushes: false,
         })
     }
 
@@ -153,6 +160,12 @@ impl Net {
             c.dirty = true;
             self.dirty.push(id);
         }
+    }
+
+    /// Hands `Push` frames over undecoded ([`Event::Push`]): receivers of
+    /// bulk traffic read them without allocating.
+    pub(crate) fn raw_pushes(&mut self, on: bool) {
+        self.raw_pushes = on;
     }
 
     /// Whether connection `id` is still open.
@@ -256,12 +269,12 @@ impl Net {
         loop {
             match c.sock.read(&mut self.scratch) {
                 Ok(0) => {
-                    decode_all(&self.codec, id, &mut c.rbuf, out)?;
+                    decode_all(&self.codec, self.raw_pushes, id, &mut c.rbuf, out)?;
                     return Err("closed by the server".to_owned());
                 }
                 Ok(n) => {
                     c.rbuf.extend_from_slice(&self.scratch[..n]);
-                    decode_all(&self.codec, id, &mut c.rbuf, out)?;
+                    decode_all(&self.codec, self.raw_pushes, id, &mut c.rbuf, out)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -274,15 +287,17 @@ impl Net {
 
 fn decode_all(
     codec: &FrameCodec,
+    raw_pushes: bool,
     id: ConnId,
     rbuf: &mut BytesMut,
     out: &mut Vec<Event>,
 ) -> Result<(), String> {
+    let bad = |e: CodecError| format!("bad frame from the server: {e}");
     loop {
-        match codec.decode(rbuf) {
-            Ok(Some(f)) => out.push(Event::Frame(id, f)),
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("bad frame from the server: {e}")),
+        match codec.split_payload(rbuf).map_err(bad)? {
+            None => return Ok(()),
+            Some(p) if raw_pushes && p.first() == Some(&PUSH_TAG) => out.push(Event::Push(id, p)),
+            Some(p) => out.push(Event::Frame(id, codec.decode_payload(p).map_err(bad)?)),
         }
     }
 }

@@ -78,7 +78,8 @@ pub(crate) fn hello(token: String, device: &str) -> pb::Frame {
     }
 }
 
-fn request(id: u64, op: request::Op) -> pb::Frame {
+/// A `Request` frame.
+pub(crate) fn request(id: u64, op: request::Op) -> pb::Frame {
     pb::Frame { body: Some(frame::Body::Request(pb::Request { id, op: Some(op) })) }
 }
 
@@ -131,17 +132,9 @@ pub(crate) fn stamp_text(sent_ns: u64, size: usize) -> String {
 }
 
 /// The send time carried by a stamped text, if it is one.
-pub(crate) fn parse_stamp(text: &str) -> Option<u64> {
-    let (hex, _) = text.split_once('.')?;
-    u64::from_str_radix(hex, 16).ok()
-}
-
-/// The text of a message, if its content is a text.
-pub(crate) fn message_text(m: &pb::Message) -> Option<&str> {
-    match m.content.as_ref()?.body.as_ref()? {
-        content::Body::Text(t) => Some(&t.text),
-        _ => None,
-    }
+pub(crate) fn parse_stamp(text: &[u8]) -> Option<u64> {
+    let end = text.iter().position(|&b| b == b'.')?;
+    u64::from_str_radix(std::str::from_utf8(&text[..end]).ok()?, 16).ok()
 }
 
 #[cfg(test)]
@@ -152,11 +145,12 @@ mod tests {
     fn stamp_round_trips_and_pads() {
         let t = stamp_text(0xdead_beef, 64);
         assert_eq!(t.len(), 64);
-        assert_eq!(parse_stamp(&t), Some(0xdead_beef));
-        assert_eq!(parse_stamp("no stamp"), None);
-        assert_eq!(parse_stamp("zz.x"), None);
+        assert_eq!(parse_stamp(t.as_bytes()), Some(0xdead_beef));
+        assert_eq!(parse_stamp(b"no stamp"), None);
+        assert_eq!(parse_stamp(b"zz.x"), None);
+        assert_eq!(parse_stamp(b".x"), None);
         // A size smaller than the stamp keeps the stamp whole.
-        assert_eq!(parse_stamp(&stamp_text(u64::MAX, 1)), Some(u64::MAX));
+        assert_eq!(parse_stamp(stamp_text(u64::MAX, 1).as_bytes()), Some(u64::MAX));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! printed as one JSON object per line (`--json`) or as a readable table.
 //!
 //! Invariants: `status` is `ok` only when every verification count is zero
-//! and no error occurred (`fail` otherwise, `skipped` when the scenario cannot
-//! run on this broker); the process exit code follows it ([`Status::exit_code`]).
+//! and no error occurred (`fail` otherwise); the process exit code follows it
+//! ([`Status::exit_code`]).
 //! Metric and parameter names are stable: `bench/results/*.jsonl` and the
 //! README table are built from them.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
@@ -23,8 +24,6 @@ pub(crate) enum Status {
     Ok,
     /// Ran, but a check failed (loss, duplicate, order, error, refused connection…).
     Fail,
-    /// Cannot run against this broker (e.g. a protocol feature is missing).
-    Skipped,
 }
 
 impl Status {
@@ -32,16 +31,14 @@ impl Status {
         match self {
             Self::Ok => "ok",
             Self::Fail => "fail",
-            Self::Skipped => "skipped",
         }
     }
 
-    /// 0 ok, 1 fail, 2 skipped (3 is a setup error, see `loadgen::main`).
+    /// 0 ok, 1 fail (3 is a setup error, see `loadgen::main`).
     pub(crate) fn exit_code(self) -> ExitCode {
         match self {
             Self::Ok => ExitCode::SUCCESS,
             Self::Fail => ExitCode::from(1),
-            Self::Skipped => ExitCode::from(2),
         }
     }
 }
@@ -54,12 +51,11 @@ pub(crate) struct Report {
     /// In insertion order (the table shows them so); a repeated name replaces.
     metrics: Vec<(String, Value)>,
     problems: Vec<String>,
-    skipped: Option<String>,
 }
 
 impl Report {
     pub(crate) fn new(scenario: &'static str) -> Self {
-        Self { scenario, params: Map::new(), metrics: Vec::new(), problems: Vec::new(), skipped: None }
+        Self { scenario, params: Map::new(), metrics: Vec::new(), problems: Vec::new() }
     }
 
     /// Records a run parameter.
@@ -88,11 +84,6 @@ impl Report {
         self.problems.push(what.into());
     }
 
-    /// Marks the run skipped with a reason.
-    pub(crate) fn skip(&mut self, why: impl Into<String>) {
-        self.skipped = Some(why.into());
-    }
-
     /// Records the ledger's counts and turns every violation into a problem.
     pub(crate) fn verdict(&mut self, v: &Verdict) {
         let fields = [
@@ -112,14 +103,25 @@ impl Report {
         }
     }
 
-    pub(crate) fn status(&self) -> Status {
-        if self.skipped.is_some() {
-            Status::Skipped
-        } else if self.problems.is_empty() {
-            Status::Ok
-        } else {
-            Status::Fail
+    /// Records a load run's outcome: the ledger's counts, the errors by kind,
+    /// and a problem for any error or for a run where nothing was acknowledged.
+    pub(crate) fn outcome(&mut self, v: &Verdict, errors: &BTreeMap<String, u64>) {
+        let total: u64 = errors.values().sum();
+        self.metric("acked", v.acked)
+            .metric("delivered", v.delivered)
+            .metric("errors", total)
+            .metric("error_kinds", json!(errors));
+        self.verdict(v);
+        if total > 0 {
+            self.problem(format!("{total} errors: {errors:?}"));
         }
+        if v.acked == 0 {
+            self.problem("nothing was acknowledged");
+        }
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        if self.problems.is_empty() { Status::Ok } else { Status::Fail }
     }
 
     /// The JSON object, common fields first.
@@ -136,9 +138,6 @@ impl Report {
         o.insert("load_avg_1m".into(), env.load_1m.map_or(Value::Null, Value::from));
         for (k, v) in &self.metrics {
             o.insert(k.clone(), v.clone());
-        }
-        if let Some(why) = &self.skipped {
-            o.insert("skipped_reason".into(), json!(why));
         }
         o.insert("problems".into(), json!(self.problems));
         Value::Object(o)
@@ -168,9 +167,6 @@ impl Report {
         );
         for (k, v) in &self.metrics {
             println!("  {k:<20} {}", show(v));
-        }
-        if let Some(why) = &self.skipped {
-            println!("  skipped: {why}");
         }
         for p in &self.problems {
             println!("  PROBLEM: {p}");

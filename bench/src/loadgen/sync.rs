@@ -159,6 +159,8 @@ fn fill(
         net.poll(Some((deadline - now).min(Duration::from_millis(200))), &mut events)?;
         for ev in events.drain(..) {
             match ev {
+                // Raw pushes are off on this loop; peers get no pushes anyway.
+                Event::Push(..) => {}
                 Event::Frame(id, f) => {
                     let Some(&i) = by_conn.get(&id) else { continue };
                     let Some(frame::Body::Response(resp)) = f.body else { continue };
@@ -238,6 +240,7 @@ fn catch_up(
         for ev in events.drain(..) {
             let f = match ev {
                 Event::Frame(_, f) => f,
+                Event::Push(..) => continue,
                 Event::Closed(_, reason) => bail!("syncing device's connection closed: {reason}"),
             };
             let resp = match f.body {
