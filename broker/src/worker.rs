@@ -62,6 +62,8 @@ const FRAME_BUDGET: usize = 256;
 const MAX_IOV: usize = 64;
 /// Messages spilled towards one busy worker before this worker stops reading sockets.
 const OVERFLOW_PAUSE: usize = 1024;
+/// A connection without input for this long releases its empty buffers.
+const BUFFER_RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// How long a closing connection may take to flush its Close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
@@ -140,6 +142,8 @@ pub(crate) struct Worker {
     next_id: u64,
     inbox: Receiver<WorkerMsg>,
     overflow: Vec<VecDeque<WorkerMsg>>,
+    /// Workers sent to since the last `flush_wakes` (woken once per turn).
+    wake: Vec<bool>,
     shard: Shard,
     ops: Vec<ShardOp>,
     dirty: Vec<u64>,
@@ -199,6 +203,7 @@ impl Worker {
             next_id: 1,
             inbox,
             overflow: (0..n).map(|_| VecDeque::new()).collect(),
+            wake: vec![false; n],
             shard,
             ops: Vec::new(),
             dirty: Vec::new(),
@@ -221,6 +226,7 @@ impl Worker {
                 || !self.ready.is_empty()
                 || self.overflow.iter().any(|q| !q.is_empty());
             let timeout = if busy { Duration::ZERO } else { Duration::from_millis(200) };
+            self.flush_wakes();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -334,7 +340,7 @@ impl Worker {
                     let conn = Conn {
                         sock,
                         peer,
-                        rbuf: BytesMut::with_capacity(4096),
+                        rbuf: BytesMut::new(),
                         out: VecDeque::new(),
                         out_bytes: 0,
                         front_partial: false,
@@ -756,11 +762,19 @@ impl Worker {
             return;
         }
         match self.shared.senders[worker].try_send(msg) {
-            Ok(()) => {
-                let _ = self.shared.wakers[worker].wake();
-            }
+            Ok(()) => self.wake[worker] = true,
             Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
                 self.overflow[worker].push_back(m);
+            }
+        }
+    }
+
+    /// Wakes every worker this one sent to since the last call: one eventfd
+    /// write per destination per loop turn, not one per message.
+    fn flush_wakes(&mut self) {
+        for (w, pending) in self.wake.iter_mut().enumerate() {
+            if std::mem::take(pending) {
+                let _ = self.shared.wakers[w].wake();
             }
         }
     }
@@ -778,7 +792,7 @@ impl Worker {
                 }
             }
             if sent {
-                let _ = self.shared.wakers[w].wake();
+                self.wake[w] = true;
             }
         }
     }
@@ -976,6 +990,18 @@ impl Worker {
         let idle = Duration::from_secs(self.shared.config.limits.idle_timeout_secs);
         let mut to_close = Vec::new();
         let mut to_drop = Vec::new();
+        // Quiet connections give their buffers back: an idle session costs only its
+        // state, not a read buffer or an emptied write queue's capacity.
+        for c in self.conns.values_mut() {
+            if now.duration_since(c.last_frame) >= BUFFER_RELEASE_AFTER {
+                if c.rbuf.is_empty() && c.rbuf.capacity() > 0 {
+                    c.rbuf = BytesMut::new();
+                }
+                if c.out.is_empty() && c.out.capacity() > 0 {
+                    c.out = VecDeque::new();
+                }
+            }
+        }
         for (id, c) in &self.conns {
             if let Some(d) = c.close_deadline {
                 if now >= d {
