@@ -152,6 +152,9 @@ pub(crate) struct Worker {
     codec: FrameCodec,
     last_timer: Instant,
     last_fd_warning: Option<Instant>,
+    /// One descriptor kept in reserve so that, at the open-file limit, a waiting
+    /// connection can still be accepted and told why it is refused.
+    spare_fd: Option<std::fs::File>,
     /// Reused read buffer (one per worker, not per connection).
     scratch: Box<[u8]>,
 }
@@ -211,6 +214,7 @@ impl Worker {
             codec,
             last_timer: Instant::now(),
             last_fd_warning: None,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
         })
     }
@@ -374,9 +378,39 @@ impl Worker {
                             "cannot accept: open-file limit reached (RLIMIT_NOFILE); raise `ulimit -n` or lower limits.max_connections"
                         );
                     }
+                    self.refuse_backlog(web);
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
                 }
+            }
+        }
+    }
+
+    /// Out of file descriptors: frees the spare descriptor to accept waiting
+    /// connections one at a time and tell each `Close{TOO_MANY_CONNECTIONS}`
+    /// (a raw TCP frame; WebSocket clients just see the connection close), so
+    /// clients in the kernel's backlog fail fast instead of hanging.
+    fn refuse_backlog(&mut self, web: bool) {
+        const MAX_REFUSED_PER_TURN: usize = 64;
+        let close =
+            frames::close(ErrorCode::TooManyConnections, "server open-file limit reached; retry later");
+        for _ in 0..MAX_REFUSED_PER_TURN {
+            let Some(spare) = self.spare_fd.take() else { return };
+            drop(spare);
+            let listener = if web { self.web_listener.as_ref() } else { self.listener.as_ref() };
+            let accepted = match listener.map(|l| l.accept()) {
+                Some(Ok((mut sock, _))) => {
+                    if !web {
+                        let _ = sock.write(&close);
+                    }
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                    true
+                }
+                _ => false,
+            };
+            self.spare_fd = std::fs::File::open("/dev/null").ok();
+            if !accepted {
+                return;
             }
         }
     }
