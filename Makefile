@@ -126,7 +126,9 @@ bench: bootstrap
 	  if [ "$$rc" -ne 0 ]; then echo "   FAILED: exit $$rc" >&2; failed=1; fi; \
 	}; \
 	run pairs --pairs 100 --secs 10; \
+	run pairs --pairs 100 --secs 10 --transport ws; \
 	run latency --rate 10000 --secs 10; \
+	run latency --rate 10000 --secs 10 --transport ws; \
 	run fanout --members 1000 --secs 10; \
 	run idle --conns 2000; \
 	run sync --convs 50 --msgs 5000; \

@@ -36,6 +36,8 @@ pub(crate) struct SpawnOpts {
     pub(crate) workers: Option<usize>,
     /// Keep the data directory (its path is printed).
     pub(crate) keep_data: bool,
+    /// Give the broker a WebSocket listener and load that (`--transport ws`).
+    pub(crate) ws: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +88,10 @@ impl Broker {
         if let Some(w) = opts.workers {
             cmd.args(["--workers", &w.to_string()]);
         }
+        if opts.ws {
+            cmd.args(["--ws", "127.0.0.1:0"]);
+        }
+        let want_ws = opts.ws;
         let mut child = cmd.spawn().with_context(|| format!("starting {}", opts.bin.display()))?;
         let stdout = child.stdout.take().context("broker stdout not piped")?;
         let (tx, rx) = mpsc::channel();
@@ -94,10 +100,13 @@ impl Broker {
             let mut line = String::new();
             // Read to EOF so the broker never blocks on a full stdout pipe.
             while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
-                if let Some(rest) = line.trim().strip_prefix("missive listening tcp=")
-                    && let Ok(addr) = rest.trim().parse::<SocketAddr>()
-                {
-                    let _ = tx.send(addr);
+                // `missive listening tcp=ADDR [ws=ADDR] ...`: the address clients use.
+                if let Some(rest) = line.trim().strip_prefix("missive listening ") {
+                    let key = if want_ws { "ws=" } else { "tcp=" };
+                    let found = rest.split_whitespace().find_map(|w| w.strip_prefix(key));
+                    if let Some(addr) = found.and_then(|a| a.parse::<SocketAddr>().ok()) {
+                        let _ = tx.send(addr);
+                    }
                 }
                 line.clear();
             }

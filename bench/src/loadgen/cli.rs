@@ -50,6 +50,11 @@ pub(crate) struct TargetArgs {
     /// One JSON object per run on stdout instead of a table.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Transport of every client connection: `tcp` (length-prefixed frames) or `ws`
+    /// (WebSocket `GET /ws`, one binary message per frame). With --spawn the broker
+    /// gets a WebSocket listener; with --addr, pass the broker's `ws=` address.
+    #[arg(long, global = true, default_value = "tcp", value_parser = ["tcp", "ws"])]
+    pub(crate) transport: String,
 }
 
 /// The scenarios.

@@ -84,8 +84,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 Some(b) => b.clone(),
                 None => broker::default_broker_bin()?,
             };
-            let opts =
-                SpawnOpts { bin, durability: durability.clone(), workers: t.workers, keep_data: t.keep_data };
+            let opts = SpawnOpts {
+                bin,
+                durability: durability.clone(),
+                workers: t.workers,
+                keep_data: t.keep_data,
+                ws: t.transport == "ws",
+            };
             let b = Broker::spawn(&opts, &secret)?;
             eprintln!("loadgen: spawned broker pid {} on {} ({durability})", b.pid().unwrap_or(0), b.addr);
             (b, secret, durability)
@@ -97,6 +102,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             (Broker::external(addr, t.broker_pid), secret, durability)
         }
     };
+    if t.transport == "ws" {
+        if matches!(cli.scenario, Scenario::Idle(_)) {
+            bail!("--transport ws is supported by pairs, latency, fanout and sync, not idle");
+        }
+        net::use_websocket();
+    }
     let env = RunEnv::capture(durability, broker.spawned());
     let addr = broker.addr;
     let cpu = |pid: Option<u32>| pid.and_then(broker::cpu_secs);
@@ -121,6 +132,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if broker.spawned() && !broker.stop() {
         report.problem("the spawned broker did not exit cleanly on SIGTERM");
     }
+    report.metric("transport", t.transport.clone());
     report.print(&env, t.json);
     Ok(report.status().exit_code())
 }

@@ -17,11 +17,15 @@
 //! - a `poll` timeout below [`FINE_TIMEOUT`] is honoured to the microsecond
 //!   (a one-shot timerfd), not rounded up to epoll's millisecond, so an
 //!   open-loop sender can keep a smooth schedule at 10 000+ sends per second.
+//! - with [`use_websocket`] every connection speaks WebSocket (spec 2.2): an
+//!   HTTP upgrade on `GET /ws` first, then one masked binary message per frame
+//!   (no length prefix); the server's messages are unmasked binary messages.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -33,6 +37,18 @@ use missive_protocol::{CodecError, FrameCodec};
 use super::wire::PUSH_TAG;
 use missive_protocol::pb;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Whether new [`Net`]s speak WebSocket (`--transport ws`); set once at start.
+static WEBSOCKET: AtomicBool = AtomicBool::new(false);
+
+/// Makes every [`Net`] created from now on use WebSocket connections.
+pub(crate) fn use_websocket() {
+    WEBSOCKET.store(true, Ordering::Relaxed);
+}
+
+/// The client's masking key. RFC 6455 wants it unpredictable to defend
+/// proxies against cache poisoning; a load generator on loopback has none.
+const WS_MASK: [u8; 4] = [0x6d, 0x69, 0x73, 0x76];
 
 /// Index of a connection in its [`Net`].
 pub(crate) type ConnId = usize;
@@ -75,6 +91,8 @@ struct Conn {
     connected: bool,
     /// In the dirty list (has queued output to try).
     dirty: bool,
+    /// WebSocket only: the server's `101 Switching Protocols` was read.
+    upgraded: bool,
 }
 
 /// One event loop and its connections.
@@ -94,6 +112,10 @@ pub(crate) struct Net {
     ready: Vec<(ConnId, bool, bool)>,
     timer: Timer,
     raw_pushes: bool,
+    /// Connections speak WebSocket.
+    ws: bool,
+    /// Reused encoding buffer for WebSocket frames.
+    ws_scratch: BytesMut,
 }
 
 impl Net {
@@ -114,6 +136,8 @@ impl Net {
             pending_closed: Vec::new(),
             ready: Vec::new(),
             raw_pushes: false,
+            ws: WEBSOCKET.load(Ordering::Relaxed),
+            ws_scratch: BytesMut::new(),
         })
     }
 
@@ -137,12 +161,21 @@ impl Net {
         let mut stream = TcpStream::from_std(std::net::TcpStream::from(sock));
         let id = self.conns.len();
         self.poll.registry().register(&mut stream, Token(id), Interest::READABLE | Interest::WRITABLE)?;
+        let mut wbuf = BytesMut::new();
+        if self.ws {
+            let req = format!(
+                "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            );
+            wbuf.extend_from_slice(req.as_bytes());
+        }
         self.conns.push(Some(Conn {
             sock: stream,
             rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
+            wbuf,
             connected: false,
             dirty: false,
+            upgraded: false,
         }));
         self.open += 1;
         Ok(id)
@@ -151,7 +184,14 @@ impl Net {
     /// Queues `frame` on connection `id` (ignored if it is closed).
     pub(crate) fn send(&mut self, id: ConnId, frame: &pb::Frame) {
         let Some(Some(c)) = self.conns.get_mut(id) else { return };
-        if let Err(e) = self.codec.encode(frame, &mut c.wbuf) {
+        if self.ws {
+            self.ws_scratch.clear();
+            if let Err(e) = self.codec.encode(frame, &mut self.ws_scratch) {
+                self.pending_closed.push((id, format!("generator built an unencodable frame: {e}")));
+                return;
+            }
+            ws_message(&self.ws_scratch[4..], &mut c.wbuf);
+        } else if let Err(e) = self.codec.encode(frame, &mut c.wbuf) {
             // Only an oversized frame can fail; scenarios never build one.
             self.pending_closed.push((id, format!("generator built an unencodable frame: {e}")));
             return;
@@ -269,12 +309,12 @@ impl Net {
         loop {
             match c.sock.read(&mut self.scratch) {
                 Ok(0) => {
-                    decode_all(&self.codec, self.raw_pushes, id, &mut c.rbuf, out)?;
+                    decode_any(&self.codec, self.raw_pushes, self.ws, id, c, out)?;
                     return Err("closed by the server".to_owned());
                 }
                 Ok(n) => {
                     c.rbuf.extend_from_slice(&self.scratch[..n]);
-                    decode_all(&self.codec, self.raw_pushes, id, &mut c.rbuf, out)?;
+                    decode_any(&self.codec, self.raw_pushes, self.ws, id, c, out)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -283,6 +323,94 @@ impl Net {
             }
         }
     }
+}
+
+/// Appends one masked binary WebSocket message carrying `payload` to `out`.
+fn ws_message(payload: &[u8], out: &mut BytesMut) {
+    out.extend_from_slice(&[0x82]);
+    let n = payload.len();
+    if n < 126 {
+        out.extend_from_slice(&[0x80 | n as u8]);
+    } else if n <= usize::from(u16::MAX) {
+        out.extend_from_slice(&[0x80 | 126]);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.extend_from_slice(&[0x80 | 127]);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&WS_MASK);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ WS_MASK[i % 4]));
+}
+
+/// Decodes what the connection has buffered, for either transport.
+fn decode_any(
+    codec: &FrameCodec,
+    raw_pushes: bool,
+    ws: bool,
+    id: ConnId,
+    c: &mut Conn,
+    out: &mut Vec<Event>,
+) -> Result<(), String> {
+    if !ws {
+        return decode_all(codec, raw_pushes, id, &mut c.rbuf, out);
+    }
+    if !c.upgraded {
+        let Some(end) = c.rbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            if c.rbuf.len() > 16 * 1024 {
+                return Err("WebSocket upgrade response too long".to_owned());
+            }
+            return Ok(());
+        };
+        if !c.rbuf.starts_with(b"HTTP/1.1 101") {
+            let head = String::from_utf8_lossy(&c.rbuf[..end]).into_owned();
+            return Err(format!("WebSocket upgrade refused: {head}"));
+        }
+        c.rbuf.advance(end + 4);
+        c.upgraded = true;
+    }
+    let bad = |e: CodecError| format!("bad frame from the server: {e}");
+    loop {
+        let Some((opcode, header, len)) = ws_header(&c.rbuf)? else { return Ok(()) };
+        if c.rbuf.len() < header + len {
+            return Ok(());
+        }
+        c.rbuf.advance(header);
+        let payload = c.rbuf.split_to(len).freeze();
+        match opcode {
+            0x2 if raw_pushes && payload.first() == Some(&PUSH_TAG) => out.push(Event::Push(id, payload)),
+            0x2 => out.push(Event::Frame(id, codec.decode_payload(payload).map_err(bad)?)),
+            0x8 => return Err("WebSocket closed by the server".to_owned()),
+            0x9 | 0xA => {}
+            other => return Err(format!("unexpected WebSocket opcode {other:#x}")),
+        }
+    }
+}
+
+/// Parses a server WebSocket frame header: (opcode, header length, payload
+/// length), or `None` until enough bytes arrived. Fragmented and masked
+/// server frames are refused (the broker sends neither).
+fn ws_header(b: &[u8]) -> Result<Option<(u8, usize, usize)>, String> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    if b[0] & 0x80 == 0 || b[1] & 0x80 != 0 {
+        return Err("fragmented or masked WebSocket frame from the server".to_owned());
+    }
+    let opcode = b[0] & 0x0f;
+    let (header, len) = match b[1] & 0x7f {
+        126 if b.len() >= 4 => (4, usize::from(u16::from_be_bytes([b[2], b[3]]))),
+        127 if b.len() >= 10 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[2..10]);
+            (10, usize::try_from(u64::from_be_bytes(a)).map_err(|_| "WebSocket frame too long".to_owned())?)
+        }
+        126 | 127 => return Ok(None),
+        n => (2, usize::from(n)),
+    };
+    if len > CLIENT_MAX_FRAME as usize {
+        return Err(format!("WebSocket message of {len} bytes"));
+    }
+    Ok(Some((opcode, header, len)))
 }
 
 fn decode_all(
@@ -370,6 +498,32 @@ impl Timer {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn websocket_messages_are_masked_and_headers_parse() {
+        for n in [0usize, 125, 126, 65_535, 65_536] {
+            let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut out = BytesMut::new();
+            ws_message(&payload, &mut out);
+            assert_eq!(out[0], 0x82, "FIN + binary");
+            assert_ne!(out[1] & 0x80, 0, "client frames are masked");
+            // The same header unmasked, as a server would send it, parses back.
+            let mut server = out.clone();
+            server[1] &= 0x7f;
+            let header = match n {
+                0..=125 => 2,
+                126..=65_535 => 4,
+                _ => 10,
+            };
+            assert_eq!(ws_header(&server).ok().flatten(), Some((2, header, n)));
+            let masked = &out[header + 4..];
+            let unmasked: Vec<u8> = masked.iter().enumerate().map(|(i, b)| b ^ WS_MASK[i % 4]).collect();
+            assert_eq!(unmasked, payload);
+        }
+        assert_eq!(ws_header(&[0x82]).ok().flatten(), None, "incomplete");
+        assert!(ws_header(&[0x02, 0x01]).is_err(), "fragments are refused");
+        assert!(ws_header(&[0x82, 0x81]).is_err(), "masked server frames are refused");
+    }
     use super::*;
     use std::time::Instant;
 
