@@ -340,7 +340,11 @@ impl Shard {
             .filter_map(|s| UserId::new(s).ok())
             .collect();
         users.push(user.clone());
-        t.effects.push(Effect::Fanout { users, exclude, frame: frames::push(push::Event::Presence(p)) });
+        t.effects.push(Effect::Fanout {
+            users: users.into(),
+            exclude,
+            frame: frames::push(push::Event::Presence(p)),
+        });
         Ok(())
     }
 
@@ -393,7 +397,7 @@ impl Shard {
         users.push(user.clone());
         let view = profile_view(user, &rec);
         t.effects.push(Effect::Fanout {
-            users,
+            users: users.into(),
             exclude: Some(op.origin),
             frame: frames::push(push::Event::Profile(view.clone())),
         });

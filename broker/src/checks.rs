@@ -49,6 +49,18 @@ pub(crate) fn page(limit: u32, r: &Relations) -> usize {
     (if limit == 0 { r.page_default } else { limit.min(r.page_max) }) as usize
 }
 
+/// Cuts `limit + 1` rows fetched after a cursor to one page, and the next
+/// cursor: the key of the page's last row, or "" when nothing follows ([RL-1]).
+pub(crate) fn cut_page<T>(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> &str) -> (Vec<T>, String) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = match rows.last() {
+        Some(last) if more => key(last).to_owned(),
+        _ => String::new(),
+    };
+    (rows, next)
+}
+
 /// A text field of at most `max` bytes.
 pub(crate) fn text(s: &str, max: usize, field: &str) -> Result<(), Reject> {
     if s.len() > max {

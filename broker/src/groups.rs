@@ -32,6 +32,7 @@ use missive_storage::{
 };
 use prost::Message as _;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::checks;
 use crate::clock::now_ms;
@@ -107,6 +108,9 @@ pub(crate) struct GroupEntry {
     max_seq: u64,
     /// Encoded message at `max_seq`.
     last: Option<Bytes>,
+    /// Members whose devices get messages pushed; rebuilt after any group op
+    /// (the only writer of membership and notify settings).
+    recipients: Option<Arc<[UserId]>>,
 }
 
 /// A user's relation to a group, for their view of its conversation.
@@ -303,6 +307,20 @@ impl Outcome {
     }
 }
 
+/// Stages a changed member record (storage and cache); returns its wire view.
+fn store_member(
+    e: &mut GroupEntry,
+    t: &mut Turn,
+    group: &str,
+    user: &UserId,
+    m: GroupMemberRecord,
+) -> pb::GroupMember {
+    let view = member_view(group, user.as_str(), &m);
+    t.batch.put_group_member(group, user, Some(&m));
+    e.members.insert(user.clone(), m);
+    view
+}
+
 /// Membership changes staged by an op, applied once its tip's seq is known.
 #[derive(Default)]
 struct Changes {
@@ -329,7 +347,7 @@ impl Shard {
         }
         let max_seq = self.store.max_seq(conv)?.0;
         let last = if max_seq > 0 { self.store.message(conv, Seq(max_seq))?.map(Bytes::from) } else { None };
-        Ok(GroupEntry { info, members, uconv: HashMap::new(), max_seq, last })
+        Ok(GroupEntry { info, members, uconv: HashMap::new(), max_seq, last, recipients: None })
     }
 
     fn put_group_entry(&mut self, conv: ConvId, e: GroupEntry) {
@@ -400,13 +418,17 @@ impl Shard {
         msg
     }
 
-    /// Users whose devices get a group message pushed.
-    fn recipients(e: &GroupEntry) -> Vec<UserId> {
-        e.members
-            .iter()
-            .filter(|(_, m)| m.notify != pb::GroupNotify::Block as i32)
-            .map(|(u, _)| u.clone())
-            .collect()
+    /// Users whose devices get a group message pushed (cached until the next group op).
+    fn recipients(e: &mut GroupEntry) -> Arc<[UserId]> {
+        let members = &e.members;
+        let list = e.recipients.get_or_insert_with(|| {
+            members
+                .iter()
+                .filter(|(_, m)| m.notify != pb::GroupNotify::Block as i32)
+                .map(|(u, _)| u.clone())
+                .collect()
+        });
+        Arc::clone(list)
     }
 
     /// A member's view from the cached entry.
@@ -470,8 +492,7 @@ impl Shard {
                 format!("you are muted in this group until {} (unix ms)", me.mute_until_ms),
             ));
         }
-        let info = e.info.clone().unwrap_or_default();
-        if info.mute_all && !is_manager(me) {
+        if e.info.as_ref().is_some_and(|i| i.mute_all) && !is_manager(me) {
             return Err(Reject::new(
                 ErrorCode::GroupMuted,
                 "the group is muted: only the owner and admins may send",
@@ -561,7 +582,7 @@ impl Shard {
         let state = self.cached_state(e, &op.user, conv)?;
         if changed {
             t.effects.push(Effect::Fanout {
-                users: vec![op.user.clone()],
+                users: vec![op.user.clone()].into(),
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::Conversation(state.clone())),
             });
@@ -576,7 +597,7 @@ impl Shard {
                     reader_device: op.device.to_string(),
                 };
                 t.effects.push(Effect::Fanout {
-                    users,
+                    users: users.into(),
                     exclude: Some(op.origin),
                     frame: frames::push(push::Event::ReadReceipt(r)),
                 });
@@ -672,6 +693,7 @@ impl Shard {
         }
         let conv = conv.clone();
         let mut e = self.group_entry(&conv)?;
+        e.recipients = None;
         let snapshot_len = t.reservations.len();
         let r = self.group_op(&op, &conv, gop, &mut e, t);
         if r.is_err() {
@@ -1057,9 +1079,7 @@ impl Shard {
                 }
                 let mut tm = target_member(target)?;
                 tm.role = *role as i32;
-                let view = member_view(&group, target.as_str(), &tm);
-                e.members.insert(target.clone(), tm.clone());
-                t.batch.put_group_member(&group, target, Some(&tm));
+                let view = store_member(e, t, &group, target, tm);
                 Outcome::with_tip(
                     response::Result::GroupMember(view),
                     "group.role_changed",
@@ -1080,9 +1100,7 @@ impl Shard {
                     return Err(denied("change this member's group nickname"));
                 }
                 tm.nickname = nickname.clone();
-                let view = member_view(&group, target.as_str(), &tm);
-                e.members.insert(target.clone(), tm.clone());
-                t.batch.put_group_member(&group, target, Some(&tm));
+                let view = store_member(e, t, &group, target, tm);
                 Outcome::with_tip(
                     response::Result::GroupMember(view),
                     "group.nickname_changed",
@@ -1106,17 +1124,12 @@ impl Shard {
                 } else {
                     now.saturating_add(duration_secs.saturating_mul(1000))
                 };
-                let view = member_view(&group, target.as_str(), &tm);
-                e.members.insert(target.clone(), tm.clone());
-                t.batch.put_group_member(&group, target, Some(&tm));
+                let view = store_member(e, t, &group, target, tm);
+                let until = view.mute_until_ms.to_string();
                 Outcome::with_tip(
                     response::Result::GroupMember(view),
                     "group.member_muted",
-                    &[
-                        ("user", target.to_string()),
-                        ("until_ms", tm.mute_until_ms.to_string()),
-                        ("by", me.to_string()),
-                    ],
+                    &[("user", target.to_string()), ("until_ms", until), ("by", me.to_string())],
                 )
             }
             GroupOp::MuteAll { muted } => {
@@ -1231,10 +1244,10 @@ impl Shard {
                     i.member_count = 0;
                 }
             }
-            let mut users = Self::recipients(e);
+            let mut users = Self::recipients(e).to_vec();
             users.extend(extra);
             t.effects.push(Effect::Fanout {
-                users,
+                users: users.into(),
                 exclude: None,
                 frame: frames::push(push::Event::Message(tip)),
             });
@@ -1255,12 +1268,16 @@ impl Shard {
             t.batch.put_group_application(group, &u, a.as_ref());
         }
         for (users, ev) in pushes {
-            t.effects.push(Effect::Fanout { users, exclude: Some(op.origin), frame: frames::push(ev) });
+            t.effects.push(Effect::Fanout {
+                users: users.into(),
+                exclude: Some(op.origin),
+                frame: frames::push(ev),
+            });
         }
         if state_reply {
             let s = self.cached_state(e, &op.user, conv)?;
             t.effects.push(Effect::Fanout {
-                users: vec![op.user.clone()],
+                users: vec![op.user.clone()].into(),
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::Conversation(s.clone())),
             });
@@ -1454,12 +1471,7 @@ pub(crate) fn serve_query(
     let store = &shared.store;
     let r = &shared.config.relations;
     let page = |limit: u32| checks::page(limit, r);
-    let cut = |mut rows: Vec<String>, limit: usize| {
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = if more { rows.last().cloned().unwrap_or_default() } else { String::new() };
-        (rows, next)
-    };
+    let cut = |rows: Vec<String>, limit: usize| checks::cut_page(rows, limit, |g| g.as_str());
     Ok(match op {
         Op::GetGroups(req) => {
             if req.group_ids.is_empty() || req.group_ids.len() > checks::MAX_BATCH_IDS {
@@ -1482,11 +1494,10 @@ pub(crate) fn serve_query(
                 return Err(not_member(user));
             }
             let limit = page(req.limit);
-            let mut rows = store.group_members(&g, &req.cursor, limit + 1)?;
-            let more = rows.len() > limit;
-            rows.truncate(limit);
-            let next_cursor =
-                if more { rows.last().map(|(u, _)| u.clone()).unwrap_or_default() } else { String::new() };
+            let (rows, next_cursor) =
+                checks::cut_page(store.group_members(&g, &req.cursor, limit + 1)?, limit, |(u, _)| {
+                    u.as_str()
+                });
             let members = rows.iter().map(|(u, m)| member_view(&g, u, m)).collect();
             response::Result::GroupMembers(pb::GroupMembers {
                 members,
@@ -1532,14 +1543,12 @@ pub(crate) fn serve_query(
                 if !is_manager(&m) {
                     return Err(denied("list applications"));
                 }
-                let mut rows = store.group_applications(&g, &req.cursor, limit + 1)?;
-                let more = rows.len() > limit;
-                rows.truncate(limit);
-                next_cursor = if more {
-                    rows.last().map(|(u, _)| u.clone()).unwrap_or_default()
-                } else {
-                    String::new()
-                };
+                let (rows, next) = checks::cut_page(
+                    store.group_applications(&g, &req.cursor, limit + 1)?,
+                    limit,
+                    |(u, _)| u.as_str(),
+                );
+                next_cursor = next;
                 applications = rows.iter().map(|(u, a)| application_view(&g, u, a)).collect();
             }
             response::Result::GroupApplications(pb::GroupApplications { applications, next_cursor })

@@ -182,12 +182,9 @@ pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Resu
     })
 }
 
-/// Cuts `limit + 1` fetched rows to one page and its next cursor ([RL-1]).
-fn cut_page(mut rows: Vec<(String, Vec<u8>)>, limit: usize) -> (Vec<(String, Vec<u8>)>, String) {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = if more { rows.last().map(|(p, _)| p.clone()).unwrap_or_default() } else { String::new() };
-    (rows, next)
+/// One page of `(peer, record)` rows ([`checks::cut_page`]).
+fn cut_page(rows: Vec<(String, Vec<u8>)>, limit: usize) -> (Vec<(String, Vec<u8>)>, String) {
+    checks::cut_page(rows, limit, |(peer, _)| peer.as_str())
 }
 
 /// Builds one friend-list page from `limit + 1` raw rows.

@@ -283,7 +283,7 @@ impl Shard {
             let v = self.clock.alloc(&mut t.versions);
             t.batch.move_rel_feed(owner, other, own_before.feed_version, v);
             t.effects.push(Effect::Fanout {
-                users: vec![owner.clone()],
+                users: vec![owner.clone()].into(),
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::Relation(after_view.clone())),
             });

@@ -130,8 +130,9 @@ pub(crate) enum OpKind {
 pub(crate) enum Effect {
     /// Answer a request.
     Reply { conn: ConnRef, request_id: u64, frame: Bytes },
-    /// Deliver a push to every online device of `users`, except `exclude`.
-    Fanout { users: Vec<UserId>, exclude: Option<ConnRef>, frame: Bytes },
+    /// Deliver a push to every online device of `users`, except `exclude`
+    /// (shared: a group's recipient list is built once, not per message).
+    Fanout { users: Arc<[UserId]>, exclude: Option<ConnRef>, frame: Bytes },
     /// End a session: push `frame` (a `Kicked`), then Close{code, message}.
     Kick { conn: ConnRef, frame: Bytes, code: ErrorCode, message: String },
     /// Finish a handshake: HelloOk with this sync token, or Close with the reject.
@@ -540,7 +541,7 @@ impl Shard {
             frame: frames::response(op.request_id, response::Result::SendAck(ack)),
         });
         t.effects.push(Effect::Fanout {
-            users: recipients,
+            users: recipients.into(),
             exclude: Some(op.origin),
             frame: frames::push(push::Event::Message(msg)),
         });
@@ -583,7 +584,7 @@ impl Shard {
                 reader_device: op.device.to_string(),
             };
             t.effects.push(Effect::Fanout {
-                users,
+                users: users.into(),
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::ReadReceipt(receipt)),
             });
@@ -633,7 +634,7 @@ impl Shard {
             rec.feed_version = self.clock.alloc(&mut t.versions);
             t.batch.put_settings(&op.user, old, &rec);
             t.effects.push(Effect::Fanout {
-                users: vec![op.user.clone()],
+                users: vec![op.user.clone()].into(),
                 exclude: Some(op.origin),
                 frame: frames::push(push::Event::Settings(pb::UserSettings { global_dnd: enabled })),
             });
@@ -722,7 +723,7 @@ impl Shard {
 fn reply_with_state(op: &ShardOp, state: pb::ConversationState, changed: bool, effects: &mut Vec<Effect>) {
     if changed {
         effects.push(Effect::Fanout {
-            users: vec![op.user.clone()],
+            users: vec![op.user.clone()].into(),
             exclude: Some(op.origin),
             frame: frames::push(push::Event::Conversation(state.clone())),
         });

@@ -860,7 +860,7 @@ impl Worker {
                 }
                 Effect::Fanout { users, exclude, frame } => {
                     let mut targets = Vec::new();
-                    for u in &users {
+                    for u in users.iter() {
                         self.shared.directory.for_each_session(u, |p| {
                             if Some(p.conn) != exclude {
                                 targets.push(p.conn);
