@@ -456,3 +456,30 @@ fn messages_history_mentions_receipts_notify_and_sync() {
     assert_error(x.pull(&conv, 1, 0, 10), ErrorCode::NotParticipant, "outsider pulls");
     assert_error(x.send_text(&conv, "x", "x"), ErrorCode::NotParticipant, "outsider sends");
 }
+
+/// Invariant 3 in a group: a resent SendMessage (same device, same
+/// client_msg_id) is stored once, gets the original ack back and is pushed once.
+#[test]
+fn group_retry_is_stored_and_pushed_once() {
+    let b = BrokerProc::start();
+    let [mut o, _a, _a2, mut m, _m2, _x] = setup(&b);
+    let conv = gconv("w");
+    let first = o.send_ok(&conv, "retry-1", "hello");
+    let again = o.send_text(&conv, "retry-1", "hello").expect("resend");
+    assert!(again.duplicate, "{again:?}");
+    assert_eq!((again.seq, again.server_msg_id), (first.seq, first.server_msg_id));
+    let seq = first.seq;
+    m.expect_push("the message", WAIT, |e| match e {
+        pb::push::Event::Message(msg) if msg.seq == seq => Some(()),
+        _ => None,
+    });
+    m.assert_no_push(
+        "a second copy",
+        Duration::from_millis(300),
+        |e| matches!(e, pb::push::Event::Message(msg) if msg.client_msg_id == "retry-1"),
+    );
+    let page = m.pull(&conv, 1, 0, 100).expect("pull");
+    let copies = page.messages.iter().filter(|x| x.client_msg_id == "retry-1").count();
+    assert_eq!(copies, 1, "stored once: {page:?}");
+    assert_eq!(page.max_seq, seq, "nothing appended by the resend");
+}
