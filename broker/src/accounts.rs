@@ -183,7 +183,6 @@ impl Shard {
                 let current = self.store.subscriptions(&subject, max + 1)?;
                 let mut added: Vec<&UserId> =
                     targets.iter().filter(|u| !current.iter().any(|c| c == u.as_str())).collect();
-                added.dedup();
                 added.sort();
                 added.dedup();
                 if current.len() + added.len() > max {
