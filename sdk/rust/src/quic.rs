@@ -92,7 +92,9 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
-fn client_config(trust: &Trust) -> Result<(quinn::ClientConfig, String), SdkError> {
+/// The quinn client configuration for `trust` (TLS 1.3, ALPN `missive/1`) and
+/// the server name to connect with; for callers that drive quinn themselves.
+pub fn client_config(trust: &Trust) -> Result<(quinn::ClientConfig, String), SdkError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
