@@ -24,6 +24,8 @@ BROKER_ARGS ?=
 # `make run` serves the chat page on WS_ADDR (http://WS_ADDR/) in development mode (the page
 # mints tokens); `make run DEV=0` turns dev mode off (then paste a token from missivectl).
 WS_ADDR ?= 127.0.0.1:7780
+# Raw QUIC and WebTransport (UDP) for `make run`; `make run QUIC_ADDR=` turns QUIC off.
+QUIC_ADDR ?= 127.0.0.1:7443
 DEV ?= 1
 WEB_DIR := sdk/web
 
@@ -69,6 +71,7 @@ run: bootstrap web
 	  echo "=================================================================================="; \
 	fi; \
 	exec $(RELEASE_DIR)/missive --data $(DATA_DIR) --secret "$$secret" --ws $(WS_ADDR) \
+	  $(if $(QUIC_ADDR),--quic $(QUIC_ADDR)) \
 	  --static-dir $(WEB_DIR)/demo/dist $(if $(filter 1,$(DEV)),--dev) $(BROKER_ARGS)
 
 ## test: everything CI checks: lint (fmt, clippy), tests, benches run once as tests
@@ -94,9 +97,9 @@ web: bootstrap
 
 ## web-test: SDK unit tests, then the browser end-to-end tests (headless Chromium)
 web-test: web
-	$(CARGO) build --release -p missive-broker --bin missive
+	$(CARGO) build --release --workspace --bins
 	cd $(WEB_DIR) && npm test
-	cd $(WEB_DIR) && MISSIVE_BIN=$(RELEASE_DIR)/missive npm run test:browser
+	cd $(WEB_DIR) && MISSIVE_BIN=$(RELEASE_DIR)/missive MISSIVECTL_BIN=$(RELEASE_DIR)/missivectl npm run test:browser
 
 ## lint: rustfmt check and clippy (warnings are errors)
 lint: bootstrap

@@ -354,12 +354,21 @@ pub struct WebConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for QUIC; set together with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Public WebTransport URL reported by `/api/info` (e.g. behind a load
+    /// balancer); unset = `https://HOST:QUIC_PORT/wt` with the host of the
+    /// listener, or of the page's request when the listener is a wildcard.
+    pub webtransport_url: Option<String>,
 }
 
 impl WebConfig {
     fn validate(&self) -> Result<(), BrokerError> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(BrokerError::Config("web.tls_cert and web.tls_key must be set together".into()));
+        }
+        if let Some(u) = &self.webtransport_url
+            && (!u.starts_with("https://") || u.len() > 2048 || u.chars().any(|c| c.is_control() || c == '"'))
+        {
+            return Err(BrokerError::Config("web.webtransport_url must be an https:// URL".into()));
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 //! - paths are looked up in the in-memory map only, so `..` cannot escape.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -108,8 +109,48 @@ pub(crate) struct WebCtx {
     pub(crate) ws_echo: bool,
     /// Token secret (for dev tokens).
     pub(crate) secret: String,
-    /// WebTransport URL and certificate hash for `/api/info`, when QUIC runs.
-    pub(crate) webtransport: Option<(String, String)>,
+    /// Where pages find WebTransport (`/api/info`), when QUIC runs.
+    pub(crate) webtransport: Option<WebTransportInfo>,
+}
+
+/// What `/api/info` says about WebTransport.
+#[derive(Debug, Clone)]
+pub(crate) struct WebTransportInfo {
+    /// The configured public URL (`web.webtransport_url`), used as is.
+    pub(crate) url: Option<String>,
+    /// The QUIC listener's address; a wildcard IP means "the page's host".
+    pub(crate) addr: SocketAddr,
+    /// SHA-256 (hex) of a generated development certificate, for
+    /// `serverCertificateHashes`; `None` for a configured certificate.
+    pub(crate) cert_hash: Option<String>,
+}
+
+impl WebTransportInfo {
+    /// The session URL for a page loaded from `host` (the request's `Host`).
+    fn url_for(&self, host: Option<&str>) -> String {
+        if let Some(u) = &self.url {
+            return u.clone();
+        }
+        let ip = self.addr.ip();
+        let name = match host.map(host_name).filter(|h| !h.is_empty()) {
+            Some(h) if ip.is_unspecified() => h.to_owned(),
+            _ if ip.is_ipv6() => format!("[{ip}]"),
+            _ => ip.to_string(),
+        };
+        format!("https://{name}:{}{}", self.addr.port(), crate::quic::WT_PATH)
+    }
+}
+
+/// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`),
+/// or `""` when it contains anything a URL host may not.
+fn host_name(host: &str) -> &str {
+    let name = if host.starts_with('[') {
+        host.find(']').map_or("", |end| &host[..=end])
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, _)| n)
+    };
+    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    if ok { name } else { "" }
 }
 
 /// A parsed request head.
@@ -121,6 +162,7 @@ struct Head {
     upgrade_ws: bool,
     ws_key: Option<String>,
     ws_version: Option<String>,
+    host: Option<String>,
 }
 
 /// The outcome of a request head.
@@ -156,6 +198,7 @@ fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, u16> {
         upgrade_ws: false,
         ws_key: None,
         ws_version: None,
+        host: None,
     };
     let mut conn_upgrade = false;
     let mut upgrade = false;
@@ -174,6 +217,8 @@ fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, u16> {
             head.ws_key = Some(v.to_owned());
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             head.ws_version = Some(v.to_owned());
+        } else if name.eq_ignore_ascii_case("host") {
+            head.host = Some(v.to_owned());
         }
     }
     head.upgrade_ws = conn_upgrade && upgrade;
@@ -266,7 +311,10 @@ impl WebCtx {
         match head.path.as_str() {
             "/api/info" => {
                 let (wt, hash) = match &self.webtransport {
-                    Some((url, hash)) => (json_escape(url), json_escape(hash)),
+                    Some(info) => (
+                        json_escape(&info.url_for(head.host.as_deref())),
+                        info.cert_hash.as_deref().map_or_else(|| "null".to_owned(), json_escape),
+                    ),
                     None => ("null".to_owned(), "null".to_owned()),
                 };
                 let body = format!(
@@ -360,5 +408,35 @@ mod tests {
         let bad = "GET /api/dev-token?user= HTTP/1.1\r\n\r\n";
         assert!(body(route(&ctx(true), bad)).starts_with("HTTP/1.1 400"));
         assert!(body(route(&ctx(true), "GET /api/info HTTP/1.1\r\n\r\n")).contains("\"dev\":true"));
+    }
+
+    fn info(c: &WebCtx, host: &str) -> serde_json::Value {
+        let r = body(route(c, &format!("GET /api/info HTTP/1.1\r\nHost: {host}\r\n\r\n")));
+        serde_json::from_str(&r[r.find("\r\n\r\n").map_or(0, |i| i + 4)..]).expect("json")
+    }
+
+    #[test]
+    fn info_reports_webtransport() {
+        let mut c = ctx(true);
+        assert_eq!(info(&c, "x")["webtransport"], serde_json::Value::Null);
+        let wt = |ip: &str| WebTransportInfo {
+            url: None,
+            addr: format!("{ip}:4433").parse().expect("addr"),
+            cert_hash: Some("ab12".into()),
+        };
+        c.webtransport = Some(wt("0.0.0.0"));
+        let v = info(&c, "chat.example:8080");
+        assert_eq!(v["webtransport"], "https://chat.example:4433/wt");
+        assert_eq!(v["certHash"], "ab12");
+        assert_eq!(info(&c, "[::1]:80")["webtransport"], "https://[::1]:4433/wt");
+        // A host with characters a URL may not carry falls back to the bound IP.
+        assert_eq!(info(&c, "a/b\"<x>")["webtransport"], "https://0.0.0.0:4433/wt");
+        c.webtransport = Some(wt("127.0.0.1"));
+        assert_eq!(info(&c, "localhost:80")["webtransport"], "https://127.0.0.1:4433/wt");
+        c.webtransport =
+            Some(WebTransportInfo { url: Some("https://h.example/wt".into()), cert_hash: None, ..wt("::") });
+        let v = info(&c, "x");
+        assert_eq!(v["webtransport"], "https://h.example/wt");
+        assert_eq!(v["certHash"], serde_json::Value::Null);
     }
 }

@@ -106,7 +106,11 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, BrokerError> {
 /// Web listeners (one per worker, SO_REUSEPORT), their address, and the web context.
 type WebParts = (Vec<std::net::TcpListener>, Option<SocketAddr>, Option<Arc<http::WebCtx>>);
 
-fn web_listeners(config: &Config, n: usize) -> Result<WebParts, BrokerError> {
+fn web_listeners(
+    config: &Config,
+    n: usize,
+    webtransport: Option<http::WebTransportInfo>,
+) -> Result<WebParts, BrokerError> {
     let Some(addr) = config.ws else { return Ok((Vec::new(), None, None)) };
     let site = match &config.web.static_dir {
         Some(dir) => http::Site::load(dir)?,
@@ -123,7 +127,7 @@ fn web_listeners(config: &Config, n: usize) -> Result<WebParts, BrokerError> {
         dev_mode: config.web.dev_mode,
         ws_echo: config.web.ws_echo,
         secret: config.secret.clone(),
-        webtransport: None,
+        webtransport,
     };
     if ctx.dev_mode {
         tracing::warn!("web.dev_mode is on: the page can mint tokens for any user");
@@ -155,7 +159,18 @@ impl Broker {
         for _ in 1..n {
             listeners.push(listener(local_addr)?);
         }
-        let (web_listeners, ws_addr, web) = web_listeners(&config, n)?;
+        // QUIC bridges to the TCP listener, which queues connections until the workers run.
+        let quic = match config.quic {
+            Some(addr) => Some(quic::start(&config, addr, local_addr)?),
+            None => None,
+        };
+        let wt = quic.as_ref().map(|q| http::WebTransportInfo {
+            url: config.web.webtransport_url.clone(),
+            addr: q.addr,
+            cert_hash: q.generated.then(|| q.cert_sha256.clone()),
+        });
+        // On an error below, dropping `quic` stops its thread.
+        let (web_listeners, ws_addr, web) = web_listeners(&config, n, wt)?;
         let mut polls = Vec::with_capacity(n);
         let mut wakers = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);
@@ -191,10 +206,6 @@ impl Broker {
             let t = std::thread::Builder::new().name(format!("missive-w{idx}")).spawn(move || w.run())?;
             threads.push(t);
         }
-        let quic = match shared.config.quic {
-            Some(addr) => Some(quic::start(&shared.config, addr, local_addr)?),
-            None => None,
-        };
         tracing::info!(%local_addr, ?ws_addr, workers = n, "listening");
         Ok(Self { shared, threads, local_addr, ws_addr, quic })
     }

@@ -24,6 +24,7 @@
 //! the bench crate).
 
 pub mod ws;
+pub mod wt;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +19,10 @@ use anyhow::{Context, anyhow, bail};
 use crossbeam_channel::RecvTimeoutError;
 use missive_protocol::token::{self, Claims, Role};
 use missive_protocol::{DeviceId, UserId};
-use missive_sdk::{Client, ClientEvent, ConnectOptions, Connection, LocalState, SdkError, direct_conv};
+use missive_sdk::quic::Trust;
+use missive_sdk::{
+    Client, ClientConfig, ClientEvent, ConnectOptions, Connection, Dial, LocalState, SdkError, direct_conv,
+};
 use serde_json::json;
 
 use crate::ConnArgs;
@@ -33,7 +37,7 @@ pub(crate) fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
 }
 
 fn options(c: &ConnArgs) -> anyhow::Result<ConnectOptions> {
-    let mut o = ConnectOptions::new(&c.addr, &c.token, &c.device);
+    let mut o = ConnectOptions::new(c.addr.as_deref().unwrap_or(""), &c.token, &c.device);
     o.platform =
         token::parse_platform(&c.platform).ok_or_else(|| anyhow!("unknown platform {:?}", c.platform))?;
     o.client_version = concat!("missivectl/", env!("CARGO_PKG_VERSION")).to_owned();
@@ -43,8 +47,23 @@ fn options(c: &ConnArgs) -> anyhow::Result<ConnectOptions> {
     Ok(o)
 }
 
+/// How to open connections: TCP to `--addr`, or raw QUIC to `--quic`.
+fn dial(c: &ConnArgs) -> anyhow::Result<Dial> {
+    let Some(quic) = &c.quic else { return Ok(Dial::new(Connection::connect)) };
+    let server = quic
+        .to_socket_addrs()
+        .map_err(|e| anyhow!("--quic {quic:?}: {e}"))?
+        .next()
+        .ok_or_else(|| anyhow!("--quic {quic:?} resolves to no address"))?;
+    let hash = c.cert_sha256.clone().ok_or_else(|| anyhow!("--quic needs --cert-sha256"))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("--cert-sha256 must be 64 hex digits");
+    }
+    Ok(missive_sdk::quic::dialer(server, Trust::Sha256(hash)))
+}
+
 pub(crate) fn connect(c: &ConnArgs) -> anyhow::Result<Connection> {
-    Ok(Connection::connect(&options(c)?)?)
+    Ok(dial(c)?.connect(&options(c)?)?)
 }
 
 fn print_json(v: &serde_json::Value) {
@@ -112,11 +131,12 @@ pub(crate) fn ping(json: bool, c: &ConnArgs) -> anyhow::Result<()> {
 
 pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str) -> anyhow::Result<()> {
     let opts = options(c)?;
+    let dial = dial(c)?;
     let client_msg_id = missive_sdk::new_client_msg_id();
     // Resend the same client_msg_id on transient failures: stored exactly once.
     let mut attempt = 0u32;
     let ack = loop {
-        let res = Connection::connect(&opts).and_then(|conn| {
+        let res = dial.connect(&opts).and_then(|conn| {
             let conv = direct_conv(conn.user_id(), to);
             conn.send_text(&conv, &client_msg_id, text)
         });
@@ -185,7 +205,8 @@ pub(crate) fn tail(
         Some(p) => load_state(p)?,
         None => LocalState::default(),
     };
-    let client = Client::connect(options(c)?, state)?;
+    let config = ClientConfig { dial: Some(dial(c)?), ..ClientConfig::default() };
+    let client = Client::connect_with(options(c)?, state, config)?;
     let events = client.events();
     let mut printed = 0u64;
     let mut failure: Option<SdkError> = None;

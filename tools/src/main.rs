@@ -11,7 +11,9 @@
 //! - errors go to stderr; errors reported by the server (a `Close` or an error
 //!   `Response`) print `error: NAME (code): message` and exit with status 2,
 //!   other failures exit with status 1 (usage errors: clap's status 2);
-//! - the default device id is `missivectl`, the platform linux.
+//! - the default device id is `missivectl`, the platform linux;
+//! - every command that talks to a server does so over TCP (`--addr`) or raw
+//!   QUIC (`--quic` with `--cert-sha256`), with the same behaviour.
 
 mod commands;
 mod groups;
@@ -39,8 +41,14 @@ struct Cli {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnArgs {
     /// Server TCP address, HOST:PORT.
-    #[arg(long, env = "MISSIVE_ADDR")]
-    pub(crate) addr: String,
+    #[arg(long, env = "MISSIVE_ADDR", required_unless_present = "quic")]
+    pub(crate) addr: Option<String>,
+    /// Connect over raw QUIC to this UDP address, HOST:PORT, instead of TCP.
+    #[arg(long, env = "MISSIVE_QUIC", requires = "cert_sha256", conflicts_with = "addr")]
+    pub(crate) quic: Option<String>,
+    /// With --quic: the server certificate's SHA-256 (hex), as the broker prints it.
+    #[arg(long, env = "MISSIVE_CERT_SHA256")]
+    pub(crate) cert_sha256: Option<String>,
     /// Access token (see `missivectl token`).
     #[arg(long, env = "MISSIVE_TOKEN", hide_env_values = true)]
     pub(crate) token: String,

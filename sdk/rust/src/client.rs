@@ -67,6 +67,35 @@ pub struct ClientConfig {
     pub page_limit: u32,
     /// Conversations per sync page (0 = server default).
     pub sync_limit: u32,
+    /// How every (re)connection is opened; `None` = TCP to `ConnectOptions::addr`
+    /// (e.g. [`crate::quic::dialer`] for raw QUIC).
+    pub dial: Option<Dial>,
+}
+
+/// Opens one handshaken [`Connection`] from [`ConnectOptions`]: the transport
+/// a [`Client`] uses for each (re)connection.
+#[derive(Clone)]
+pub struct Dial(Arc<DialFn>);
+
+/// The connect function inside a [`Dial`].
+type DialFn = dyn Fn(&ConnectOptions) -> Result<Connection, SdkError> + Send + Sync;
+
+impl Dial {
+    /// Wraps a connect function.
+    pub fn new(f: impl Fn(&ConnectOptions) -> Result<Connection, SdkError> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Opens a connection.
+    pub fn connect(&self, opts: &ConnectOptions) -> Result<Connection, SdkError> {
+        (self.0)(opts)
+    }
+}
+
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dial(..)")
+    }
 }
 
 impl Default for ClientConfig {
@@ -77,6 +106,7 @@ impl Default for ClientConfig {
             backoff_max: Duration::from_secs(5),
             page_limit: 100,
             sync_limit: 0,
+            dial: None,
         }
     }
 }
@@ -326,6 +356,14 @@ fn jitter(d: Duration) -> Duration {
 }
 
 impl Inner {
+    /// Opens a connection with the configured [`Dial`], or over TCP.
+    fn dial(&self) -> Result<Connection, SdkError> {
+        match &self.config.dial {
+            Some(d) => d.connect(&self.opts),
+            None => Connection::connect(&self.opts),
+        }
+    }
+
     fn emit(&self, ev: ClientEvent) {
         let _ = self.events.send(ev);
     }
@@ -374,7 +412,7 @@ impl Inner {
     /// Handshake, publish, catch up. On a catch-up failure the connection is
     /// dropped again (and `Disconnected` emitted).
     fn establish(&self) -> Result<Arc<Connection>, SdkError> {
-        let conn = Arc::new(Connection::connect(&self.opts)?);
+        let conn = Arc::new(self.dial()?);
         self.publish(&conn)?;
         if let Err(e) = self.catch_up(&conn) {
             self.unpublish(&conn);
@@ -710,7 +748,7 @@ impl Client {
             track: Mutex::new(Tracker { state, ..Default::default() }),
             events: tx,
         });
-        let conn = Arc::new(Connection::connect(&inner.opts)?);
+        let conn = Arc::new(inner.dial()?);
         inner.publish(&conn)?;
         if let Err(e) = inner.catch_up(&conn) {
             conn.shutdown();

@@ -21,7 +21,7 @@ pub mod error;
 #[cfg(feature = "quic")]
 pub mod quic;
 
-pub use client::{Client, ClientConfig, ClientEvent, LocalState};
+pub use client::{Client, ClientConfig, ClientEvent, Dial, LocalState};
 pub use conn::{ConnectOptions, Connection, EVENT_CHANNEL_CAPACITY, Event};
 pub use error::{SdkError, close_code_retryable, code_name};
 pub use missive_protocol::pb;

@@ -22,6 +22,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
+use crate::client::Dial;
 use crate::conn::{ConnectOptions, Connection};
 use crate::error::SdkError;
 
@@ -163,6 +164,12 @@ pub fn connect(opts: &ConnectOptions, server: SocketAddr, trust: &Trust) -> Resu
     let mut o = opts.clone();
     o.addr = local_addr.to_string();
     Connection::connect(&o)
+}
+
+/// A [`Dial`] that opens every connection of a [`crate::Client`] over raw
+/// QUIC to `server` (see [`connect`]).
+pub fn dialer(server: SocketAddr, trust: Trust) -> Dial {
+    Dial::new(move |opts| connect(opts, server, &trust))
 }
 
 async fn pipe(sock: tokio::net::TcpStream, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {

@@ -136,6 +136,10 @@ function enter(user: string, token: string) {
     const el = $("conn-state");
     el.textContent = s === "online" ? "online" : s === "connecting" ? "connecting…" : s === "ended" ? `signed out: ${detail}` : "offline — reconnecting";
     el.className = `conn ${s}`;
+    const via = client!.transport;
+    const tr = $("conn-transport");
+    tr.textContent = s === "online" && via ? (via === "webtransport" ? "WebTransport" : "WebSocket") : "";
+    tr.dataset.kind = s === "online" && via ? via : "";
     if (s === "online") {
       const peers = client!.conversations().map((c) => peerOf(c.convId));
       if (peers.length) void client!.subscribePresence(peers).then(applyPresence);

@@ -18,9 +18,19 @@ export function brokerBinary() {
   return bin;
 }
 
+/** The `missivectl` binary (native Rust SDK client: TCP or raw QUIC). */
+export function ctlBinary() {
+  if (process.env.MISSIVECTL_BIN) return process.env.MISSIVECTL_BIN;
+  const bin = join(process.env.CARGO_TARGET_DIR || join(homedir(), ".cache/missive/target"), "release", "missivectl");
+  if (!existsSync(bin)) throw new Error(`missivectl not found at ${bin}; build it (cargo build --release -p missive-tools) or set MISSIVECTL_BIN`);
+  return bin;
+}
+
+export const SECRET = "missive-e2e-secret-0123456789";
+
 export async function startBroker(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), "missive-e2e-"));
-  const args = ["--data", join(dir, "data"), "--secret", "missive-e2e-secret-0123456789", "--workers", "2",
+  const args = ["--data", join(dir, "data"), "--secret", SECRET, "--workers", "2",
     "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--static-dir", join(here, "../demo/dist"), "--dev", ...extraArgs];
   const child = spawn(brokerBinary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let log = "";

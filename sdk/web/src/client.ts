@@ -101,6 +101,10 @@ export class MissiveClient {
   private seqCounter = 0;
   private readonly store: KeyValueStore;
   state: ConnectionState = "offline";
+  /** The transport of the current session ("websocket", "webtransport"), if online. */
+  get transport(): string | undefined {
+    return this.conn?.transport;
+  }
   userId = "";
 
   constructor(private readonly o: ClientOptions) {

@@ -71,6 +71,11 @@ export class Connection {
     private readonly timeoutMs: number,
   ) {}
 
+  /** The transport carrying this session ("websocket" or "webtransport"). */
+  get transport(): string {
+    return this.t.kind;
+  }
+
   /** Opens a transport and performs the handshake. Rejects with the server's Close code. */
   static async open(factory: TransportFactory, o: SessionOptions): Promise<Connection> {
     const t = await factory();

@@ -9,6 +9,8 @@
 import { FrameReader, lengthPrefixed } from "./codec.ts";
 
 export interface Transport {
+  /** Which transport this is ("websocket" or "webtransport"). */
+  readonly kind: string;
   send(payload: Uint8Array): void;
   close(): void;
   onMessage: (payload: Uint8Array) => void;
@@ -47,6 +49,7 @@ export function webSocketTransport(
       let closed = false;
       let opened = false;
       const t: Transport = {
+        kind: "websocket",
         send(payload) {
           if (!closed) ws.send(payload);
         },
@@ -102,6 +105,7 @@ export function webTransportTransport(url: string, certHash?: string, maxFrameSi
     const reader = stream.readable.getReader();
     let closed = false;
     const t: Transport = {
+      kind: "webtransport",
       send(payload) {
         if (!closed) writer.write(lengthPrefixed(payload)).catch(() => finish("write failed"));
       },

@@ -48,6 +48,7 @@ function fakeServer(handler: Handler) {
   const factory: TransportFactory = async () => {
     let conn!: FakeConn;
     const t: Transport = {
+      kind: "fake",
       send(payload) {
         if (conn.closed) return;
         const f = decodeFrame(payload);
