@@ -132,13 +132,24 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let (self_cpu0, broker_cpu0) = (cpu(Some(std::process::id())), cpu(broker.pid()));
     let started = std::time::Instant::now();
     let mut ctx = Ctx { addr, secret, prefix: proto::run_prefix(), broker: &mut broker };
-    let mut report = match &cli.scenario {
-        Scenario::Pairs(a) => pairs::run_pairs(&mut ctx, a)?,
-        Scenario::Latency(a) => pairs::run_latency(&mut ctx, a)?,
-        Scenario::Idle(a) => idle::run(&mut ctx, a)?,
-        Scenario::Sync(a) => sync::run(&mut ctx, a)?,
-        Scenario::Fanout(a) => fanout::run(&mut ctx, a)?,
+    let ran = match &cli.scenario {
+        Scenario::Pairs(a) => pairs::run_pairs(&mut ctx, a),
+        Scenario::Latency(a) => pairs::run_latency(&mut ctx, a),
+        Scenario::Idle(a) => idle::run(&mut ctx, a),
+        Scenario::Sync(a) => sync::run(&mut ctx, a),
+        Scenario::Fanout(a) => fanout::run(&mut ctx, a),
         Scenario::IdleChild(_) => unreachable!("handled in main"),
+    };
+    let mut report = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            // Logins refused because the relay could not reach the broker: say why.
+            let why = relay.and_then(|r| r.stop().problem());
+            return Err(match why {
+                Some(p) => e.context(p),
+                None => e,
+            });
+        }
     };
     // Who used the CPU (2 cores shared by generator and broker): seconds over the whole run.
     let used = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| ((b - a) * 100.0).round() / 100.0);
@@ -147,7 +158,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .metric("loadgen_cpu_s", used(self_cpu0, cpu(Some(std::process::id()))))
         .metric("broker_cpu_s", used(broker_cpu0, cpu(broker.pid())));
     if let Some(relay) = relay {
-        relay_health(relay, t.quic_threads, &mut report);
+        let out = relay.stop();
+        report.metric("quic_relay_threads", t.quic_threads).metric("quic_sessions", out.opened);
+        if let Some(p) = out.problem() {
+            report.problem(p);
+        }
     }
     broker_health(&mut broker, &mut report);
     if broker.spawned() && !broker.stop() {
@@ -172,16 +187,6 @@ fn start_relay(t: &cli::TargetArgs, broker: &Broker) -> anyhow::Result<relay::Re
     let r = relay::Relay::start(addr, &hash, t.quic_threads as usize)?;
     eprintln!("loadgen: QUIC relay on {} -> {addr} ({} thread(s))", r.addr(), t.quic_threads);
     Ok(r)
-}
-
-/// Stops the QUIC relay; sessions it could not open fail the run.
-fn relay_health(relay: relay::Relay, threads: u32, report: &mut Report) {
-    let out = relay.stop();
-    report.metric("quic_relay_threads", threads).metric("quic_sessions", out.opened);
-    if out.failed > 0 {
-        let first = out.first_failure.unwrap_or_default();
-        report.problem(format!("{} QUIC sessions could not be opened; first: {first}", out.failed));
-    }
 }
 
 /// Failures of the broker itself: it died, or it hit the open-file limit.

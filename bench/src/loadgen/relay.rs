@@ -86,6 +86,16 @@ pub(crate) struct RelayOutcome {
     pub(crate) first_failure: Option<String>,
 }
 
+impl RelayOutcome {
+    /// A problem for the report if any session could not be opened.
+    pub(crate) fn problem(&self) -> Option<String> {
+        (self.failed > 0).then(|| {
+            let first = self.first_failure.as_deref().unwrap_or("");
+            format!("{} QUIC sessions could not be opened; first: {first}", self.failed)
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Worker {
     endpoint: quinn::Endpoint,
