@@ -130,8 +130,10 @@ bench: bootstrap
 	}; \
 	run pairs --pairs 100 --secs 10; \
 	run pairs --pairs 100 --secs 10 --transport ws; \
+	run pairs --pairs 100 --secs 10 --transport quic; \
 	run latency --rate 10000 --secs 10; \
 	run latency --rate 10000 --secs 10 --transport ws; \
+	run latency --rate 10000 --secs 10 --transport quic; \
 	run fanout --members 1000 --secs 10; \
 	run idle --conns 2000; \
 	run sync --convs 50 --msgs 5000; \

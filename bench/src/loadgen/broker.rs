@@ -5,7 +5,8 @@
 //! Invariants:
 //! - a spawned broker's stderr goes to a file in its temp directory (never a
 //!   pipe nobody reads, which would stall it); its stdout is read only for the
-//!   `missive listening tcp=ADDR` line, bounded by [`STARTUP_TIMEOUT`];
+//!   `missive listening tcp=ADDR [ws=ADDR] [quic=ADDR cert_sha256=HEX]` line,
+//!   bounded by [`STARTUP_TIMEOUT`];
 //! - a spawned broker never outlives the [`Broker`]: `stop` sends SIGTERM and
 //!   waits (bounded), then SIGKILL; `Drop` kills it if `stop` was not called;
 //! - the temp directory (RocksDB data and log) is removed after the process is
@@ -38,6 +39,17 @@ pub(crate) struct SpawnOpts {
     pub(crate) keep_data: bool,
     /// Give the broker a WebSocket listener and load that (`--transport ws`).
     pub(crate) ws: bool,
+    /// Give the broker a raw QUIC listener (`--transport quic`).
+    pub(crate) quic: bool,
+}
+
+/// The broker's raw QUIC listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QuicTarget {
+    /// UDP address (`quic=`).
+    pub(crate) addr: SocketAddr,
+    /// Hex SHA-256 of its certificate (`cert_sha256=`).
+    pub(crate) cert_sha256: String,
 }
 
 #[derive(Debug)]
@@ -49,8 +61,10 @@ enum Kind {
 /// A broker to send load to.
 #[derive(Debug)]
 pub(crate) struct Broker {
-    /// Where clients connect.
+    /// Where clients connect (TCP or WebSocket).
     pub(crate) addr: SocketAddr,
+    /// The QUIC listener, if the broker was spawned with one.
+    pub(crate) quic: Option<QuicTarget>,
     kind: Kind,
 }
 
@@ -91,7 +105,10 @@ impl Broker {
         if opts.ws {
             cmd.args(["--ws", "127.0.0.1:0"]);
         }
-        let want_ws = opts.ws;
+        if opts.quic {
+            cmd.args(["--quic", "127.0.0.1:0"]);
+        }
+        let (want_ws, want_quic) = (opts.ws, opts.quic);
         let mut child = cmd.spawn().with_context(|| format!("starting {}", opts.bin.display()))?;
         let stdout = child.stdout.take().context("broker stdout not piped")?;
         let (tx, rx) = mpsc::channel();
@@ -100,18 +117,13 @@ impl Broker {
             let mut line = String::new();
             // Read to EOF so the broker never blocks on a full stdout pipe.
             while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
-                // `missive listening tcp=ADDR [ws=ADDR] ...`: the address clients use.
-                if let Some(rest) = line.trim().strip_prefix("missive listening ") {
-                    let key = if want_ws { "ws=" } else { "tcp=" };
-                    let found = rest.split_whitespace().find_map(|w| w.strip_prefix(key));
-                    if let Some(addr) = found.and_then(|a| a.parse::<SocketAddr>().ok()) {
-                        let _ = tx.send(addr);
-                    }
+                if let Some(found) = parse_listening(&line, want_ws, want_quic) {
+                    let _ = tx.send(found);
                 }
                 line.clear();
             }
         });
-        let addr = match rx.recv_timeout(STARTUP_TIMEOUT) {
+        let (addr, quic) = match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -127,12 +139,12 @@ impl Broker {
         } else {
             Some(dir)
         };
-        Ok(Self { addr, kind: Kind::Spawned { child, dir, log } })
+        Ok(Self { addr, quic, kind: Kind::Spawned { child, dir, log } })
     }
 
     /// A broker that is already running at `addr`.
     pub(crate) fn external(addr: SocketAddr, pid: Option<u32>) -> Self {
-        Self { addr, kind: Kind::External { pid } }
+        Self { addr, quic: None, kind: Kind::External { pid } }
     }
 
     /// Whether loadgen started this broker.
@@ -248,6 +260,24 @@ fn parse_vmrss(status: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// From `missive listening tcp=ADDR [ws=ADDR] [quic=ADDR cert_sha256=HEX]`:
+/// the address clients use (`ws=` if `ws`, else `tcp=`) and, if `quic`, the
+/// QUIC listener; `None` for any other line or a missing field.
+fn parse_listening(line: &str, ws: bool, quic: bool) -> Option<(SocketAddr, Option<QuicTarget>)> {
+    let rest = line.trim().strip_prefix("missive listening ")?;
+    let field = |key: &str| rest.split_whitespace().find_map(|w| w.strip_prefix(key));
+    let addr = field(if ws { "ws=" } else { "tcp=" })?.parse().ok()?;
+    let quic = if quic {
+        Some(QuicTarget {
+            addr: field("quic=")?.parse().ok()?,
+            cert_sha256: field("cert_sha256=")?.to_owned(),
+        })
+    } else {
+        None
+    };
+    Some((addr, quic))
+}
+
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -262,6 +292,19 @@ mod tests {
         assert_eq!(parse_vmrss("Name:\tx\nVmRSS:\t   12345 kB\nVmSwap: 0 kB\n"), Some(12345));
         assert_eq!(parse_vmrss("Name:\tx\n"), None);
         assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+    }
+
+    #[test]
+    fn parses_the_listening_line() {
+        let line = "missive listening tcp=127.0.0.1:5 ws=127.0.0.1:6 quic=127.0.0.1:7 cert_sha256=ab12\n";
+        let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        assert_eq!(parse_listening(line, false, false), Some((at(5), None)));
+        assert_eq!(parse_listening(line, true, false), Some((at(6), None)));
+        let quic = QuicTarget { addr: at(7), cert_sha256: "ab12".to_owned() };
+        assert_eq!(parse_listening(line, false, true), Some((at(5), Some(quic))));
+        assert_eq!(parse_listening("missive listening tcp=127.0.0.1:5", false, true), None);
+        assert_eq!(parse_listening("missive listening tcp=127.0.0.1:5", true, false), None);
+        assert_eq!(parse_listening("something else", false, false), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Load generator for the Missive broker: real protocol over TCP on loopback.
+/// Load generator for the Missive broker: real protocol over TCP, WebSocket or QUIC on loopback.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, about, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -50,11 +50,36 @@ pub(crate) struct TargetArgs {
     /// One JSON object per run on stdout instead of a table.
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// Transport of every client connection: `tcp` (length-prefixed frames) or `ws`
-    /// (WebSocket `GET /ws`, one binary message per frame). With --spawn the broker
-    /// gets a WebSocket listener; with --addr, pass the broker's `ws=` address.
-    #[arg(long, global = true, default_value = "tcp", value_parser = ["tcp", "ws"])]
+    /// Transport of every client connection: `tcp` (length-prefixed frames), `ws`
+    /// (WebSocket `GET /ws`, one binary message per frame) or `quic` (raw QUIC, one
+    /// stream per connection; not for idle). With --spawn the broker gets a WebSocket
+    /// or QUIC listener; with --addr, pass the broker's `ws=` address as --addr, or
+    /// its `quic=` and `cert_sha256=` as --quic-addr and --cert-sha256. QUIC goes
+    /// through an in-process relay (loopback TCP -> QUIC, see --quic-threads) whose
+    /// CPU counts in loadgen's, on the broker's machine; the broker bridges QUIC to
+    /// its TCP listener over loopback too: QUIC rows measure both relays.
+    #[arg(long, global = true, default_value = "tcp", value_parser = ["tcp", "ws", "quic"])]
     pub(crate) transport: String,
+    /// --transport quic with --addr: the broker's QUIC (UDP) address, its `quic=`.
+    /// --addr may then be omitted.
+    #[arg(long, global = true)]
+    pub(crate) quic_addr: Option<SocketAddr>,
+    /// --transport quic with --addr: SHA-256 (hex) of the broker's certificate, its
+    /// `cert_sha256=`; the relay pins it.
+    #[arg(long, global = true, value_parser = sha256_hex)]
+    pub(crate) cert_sha256: Option<String>,
+    /// --transport quic: threads of the relay (each one tokio runtime and one QUIC
+    /// endpoint).
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) quic_threads: u32,
+}
+
+fn sha256_hex(s: &str) -> Result<String, String> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err("expected 64 hexadecimal digits (the broker's cert_sha256=)".to_owned())
+    }
 }
 
 /// The scenarios.

@@ -1,11 +1,15 @@
-//! `loadgen`: whole-system load generation against a real broker over TCP.
+//! `loadgen`: whole-system load generation against a real broker over TCP,
+//! WebSocket or raw QUIC.
 //!
 //! Role: parse the command line ([`cli`]), obtain a broker ([`broker`]: spawn
 //! one or target `--addr`), run one scenario, print its [`report`] and exit
 //! with its status. Scenarios: [`pairs`] (`pairs` and `latency`), [`fanout`],
-//! [`idle`], [`sync`]. Transport: [`net`] (mio, many connections per thread);
-//! verification: [`ledger`]; measurement: [`stats`]; allocation-free push
-//! reading: [`wire`].
+//! [`idle`], [`sync`]. Transport: [`net`] (mio, many connections per thread;
+//! TCP or WebSocket), and for `--transport quic` the [`relay`] (the scenarios'
+//! TCP connections go to an in-process loopback relay that carries each over
+//! its own QUIC connection, so QUIC figures include that relay's CPU, spent on
+//! the broker's machine); verification: [`ledger`]; measurement: [`stats`];
+//! allocation-free push reading: [`wire`].
 //!
 //! Invariants:
 //! - traffic goes to loopback only when spawning (127.0.0.1, sources
@@ -24,6 +28,7 @@ mod ledger;
 mod net;
 mod pairs;
 mod proto;
+mod relay;
 mod report;
 mod session;
 mod stats;
@@ -44,6 +49,8 @@ use report::{Report, RunEnv};
 /// What a scenario gets: where the broker is and how to authenticate.
 #[derive(Debug)]
 pub(crate) struct Ctx<'a> {
+    /// Where the scenario's connections go: the broker's TCP or WebSocket
+    /// listener, or the QUIC [`relay`].
     pub(crate) addr: SocketAddr,
     pub(crate) secret: String,
     /// Unique prefix of this run's user ids.
@@ -71,7 +78,19 @@ pub fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let t = &cli.target;
-    let (mut broker, secret, durability) = match (t.spawn, t.addr) {
+    let quic = t.transport == "quic";
+    if !quic && (t.quic_addr.is_some() || t.cert_sha256.is_some()) {
+        bail!("--quic-addr and --cert-sha256 go with --transport quic");
+    }
+    if t.spawn && (t.quic_addr.is_some() || t.cert_sha256.is_some()) {
+        bail!("--quic-addr and --cert-sha256 are for --addr; --spawn reads them from the broker");
+    }
+    if t.transport != "tcp" && matches!(cli.scenario, Scenario::Idle(_)) {
+        bail!("--transport {} is supported by pairs, latency, fanout and sync, not idle", t.transport);
+    }
+    // An external QUIC broker may be named by its QUIC address alone.
+    let external = t.addr.or(t.quic_addr.filter(|_| quic));
+    let (mut broker, secret, durability) = match (t.spawn, external) {
         (true, Some(_)) => bail!("--spawn and --addr exclude each other"),
         (false, None) => bail!("say which broker: --spawn, or --addr HOST:PORT"),
         (true, None) => {
@@ -90,6 +109,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 workers: t.workers,
                 keep_data: t.keep_data,
                 ws: t.transport == "ws",
+                quic,
             };
             let b = Broker::spawn(&opts, &secret)?;
             eprintln!("loadgen: spawned broker pid {} on {} ({durability})", b.pid().unwrap_or(0), b.addr);
@@ -103,24 +123,33 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     };
     if t.transport == "ws" {
-        if matches!(cli.scenario, Scenario::Idle(_)) {
-            bail!("--transport ws is supported by pairs, latency, fanout and sync, not idle");
-        }
         net::use_websocket();
     }
+    let relay = if quic { Some(start_relay(t, &broker)?) } else { None };
     let env = RunEnv::capture(durability, broker.spawned());
-    let addr = broker.addr;
+    let addr = relay.as_ref().map_or(broker.addr, relay::Relay::addr);
     let cpu = |pid: Option<u32>| pid.and_then(broker::cpu_secs);
     let (self_cpu0, broker_cpu0) = (cpu(Some(std::process::id())), cpu(broker.pid()));
     let started = std::time::Instant::now();
     let mut ctx = Ctx { addr, secret, prefix: proto::run_prefix(), broker: &mut broker };
-    let mut report = match &cli.scenario {
-        Scenario::Pairs(a) => pairs::run_pairs(&mut ctx, a)?,
-        Scenario::Latency(a) => pairs::run_latency(&mut ctx, a)?,
-        Scenario::Idle(a) => idle::run(&mut ctx, a)?,
-        Scenario::Sync(a) => sync::run(&mut ctx, a)?,
-        Scenario::Fanout(a) => fanout::run(&mut ctx, a)?,
+    let ran = match &cli.scenario {
+        Scenario::Pairs(a) => pairs::run_pairs(&mut ctx, a),
+        Scenario::Latency(a) => pairs::run_latency(&mut ctx, a),
+        Scenario::Idle(a) => idle::run(&mut ctx, a),
+        Scenario::Sync(a) => sync::run(&mut ctx, a),
+        Scenario::Fanout(a) => fanout::run(&mut ctx, a),
         Scenario::IdleChild(_) => unreachable!("handled in main"),
+    };
+    let mut report = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            // Logins refused because the relay could not reach the broker: say why.
+            let why = relay.and_then(|r| r.stop().problem());
+            return Err(match why {
+                Some(p) => e.context(p),
+                None => e,
+            });
+        }
     };
     // Who used the CPU (2 cores shared by generator and broker): seconds over the whole run.
     let used = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| ((b - a) * 100.0).round() / 100.0);
@@ -128,6 +157,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .metric("run_secs", (started.elapsed().as_secs_f64() * 100.0).round() / 100.0)
         .metric("loadgen_cpu_s", used(self_cpu0, cpu(Some(std::process::id()))))
         .metric("broker_cpu_s", used(broker_cpu0, cpu(broker.pid())));
+    if let Some(relay) = relay {
+        let out = relay.stop();
+        report.metric("quic_relay_threads", t.quic_threads).metric("quic_sessions", out.opened);
+        if let Some(p) = out.problem() {
+            report.problem(p);
+        }
+    }
     broker_health(&mut broker, &mut report);
     if broker.spawned() && !broker.stop() {
         report.problem("the spawned broker did not exit cleanly on SIGTERM");
@@ -135,6 +171,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     report.metric("transport", t.transport.clone());
     report.print(&env, t.json);
     Ok(report.status().exit_code())
+}
+
+/// The QUIC relay towards the spawned broker's listener, or `--quic-addr`.
+fn start_relay(t: &cli::TargetArgs, broker: &Broker) -> anyhow::Result<relay::Relay> {
+    let (addr, hash) = match &broker.quic {
+        Some(q) => (q.addr, q.cert_sha256.clone()),
+        None => (
+            t.quic_addr.context("--transport quic with --addr needs --quic-addr (the broker's quic=)")?,
+            t.cert_sha256
+                .clone()
+                .context("--transport quic with --addr needs --cert-sha256 (the broker's cert_sha256=)")?,
+        ),
+    };
+    let r = relay::Relay::start(addr, &hash, t.quic_threads as usize)?;
+    eprintln!("loadgen: QUIC relay on {} -> {addr} ({} thread(s))", r.addr(), t.quic_threads);
+    Ok(r)
 }
 
 /// Failures of the broker itself: it died, or it hit the open-file limit.

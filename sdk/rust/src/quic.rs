@@ -172,7 +172,12 @@ pub fn dialer(server: SocketAddr, trust: Trust) -> Dial {
     Dial::new(move |opts| connect(opts, server, &trust))
 }
 
-async fn pipe(sock: tokio::net::TcpStream, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+/// Copies bytes both ways between a local TCP socket and one QUIC stream
+/// (TCP_NODELAY, fixed 8 KiB buffers) until both directions ended; the end of
+/// either direction is passed on (TCP end of file finishes the QUIC stream, the
+/// stream's end shuts the TCP socket down for writing). For callers that relay
+/// TCP connections themselves (loadgen).
+pub async fn pipe(sock: tokio::net::TcpStream, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
     let _ = sock.set_nodelay(true);
     let (mut r, mut w) = sock.into_split();
     let up = async {
