@@ -433,8 +433,11 @@ mod tests {
         assert_eq!(info(&c, "a/b\"<x>")["webtransport"], "https://0.0.0.0:4433/wt");
         c.webtransport = Some(wt("127.0.0.1"));
         assert_eq!(info(&c, "localhost:80")["webtransport"], "https://127.0.0.1:4433/wt");
-        c.webtransport =
-            Some(WebTransportInfo { url: Some("https://h.example/wt".into()), cert_hash: None, ..wt("::") });
+        c.webtransport = Some(WebTransportInfo {
+            url: Some("https://h.example/wt".into()),
+            cert_hash: None,
+            ..wt("[::]")
+        });
         let v = info(&c, "x");
         assert_eq!(v["webtransport"], "https://h.example/wt");
         assert_eq!(v["certHash"], serde_json::Value::Null);
