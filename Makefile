@@ -115,12 +115,12 @@ fmt:
 ## bench: build loadgen, run every scenario small (--spawn, fsync), write bench/results/latest.jsonl
 # One JSON line per scenario (fields: README "Performance"). A scenario that fails (exit 1: a
 # check failed, 3: setup error) fails the target, after every scenario ran and the file was
-# written. The whole run takes about a minute.
+# written. The whole run takes about a minute and a half.
 BENCH_OUT := bench/results/latest.jsonl
 LOADGEN := $(RELEASE_DIR)/loadgen
 LOADGEN_FLAGS := --spawn --durability fsync --json
 bench: bootstrap
-	$(CARGO) build --release -p missive-broker --bin missive -p missive-bench --bin loadgen
+	$(CARGO) build --release --workspace --bins
 	@mkdir -p bench/results
 	@tmp="$(BENCH_OUT).tmp"; : > "$$tmp"; failed=0; \
 	run() { \
