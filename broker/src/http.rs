@@ -144,12 +144,14 @@ impl WebTransportInfo {
 /// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`),
 /// or `""` when it contains anything a URL host may not.
 fn host_name(host: &str) -> &str {
-    let name = if host.starts_with('[') {
-        host.find(']').map_or("", |end| &host[..=end])
-    } else {
-        host.rsplit_once(':').map_or(host, |(n, _)| n)
-    };
-    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    if let Some(rest) = host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`: hex digits, colons and dots inside the brackets.
+        let Some(end) = rest.find(']') else { return "" };
+        let ok = rest[..end].bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        return if ok && end > 0 { &host[..end + 2] } else { "" };
+    }
+    let name = host.split_once(':').map_or(host, |(n, _)| n);
+    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if ok { name } else { "" }
 }
 
@@ -431,6 +433,7 @@ mod tests {
         assert_eq!(info(&c, "[::1]:80")["webtransport"], "https://[::1]:4433/wt");
         // A host with characters a URL may not carry falls back to the bound IP.
         assert_eq!(info(&c, "a/b\"<x>")["webtransport"], "https://0.0.0.0:4433/wt");
+        assert_eq!(info(&c, "[::1/x]:80")["webtransport"], "https://0.0.0.0:4433/wt");
         c.webtransport = Some(wt("127.0.0.1"));
         assert_eq!(info(&c, "localhost:80")["webtransport"], "https://127.0.0.1:4433/wt");
         c.webtransport = Some(WebTransportInfo {

@@ -215,7 +215,6 @@ async fn serve_webtransport(connecting: quinn::Connecting, tcp: SocketAddr) {
         }
     };
     let Ok((mut send, mut recv)) = session.accept_bi().await else { return };
-    let quic = session.quic_connection().clone();
     tokio::select! {
         () = bridge(send.quic_stream_mut(), recv.quic_stream_mut(), tcp) => {
             session.close(0u32.into(), b"session ended");
@@ -224,8 +223,6 @@ async fn serve_webtransport(connecting: quinn::Connecting, tcp: SocketAddr) {
             session.close(STREAM_LIMIT.into(), b"one stream per session");
         }
     }
-    // Let the close reach the browser before the connection is dropped.
-    let _ = tokio::time::timeout(Duration::from_secs(2), quic.closed()).await;
 }
 
 /// Resolves when the peer opens another stream (or the connection ends).

@@ -86,6 +86,8 @@ fn spawn(args: &[&str]) -> Child {
         .env_remove("MISSIVE_ADDR")
         .env_remove("MISSIVE_TOKEN")
         .env_remove("MISSIVE_SECRET")
+        .env_remove("MISSIVE_QUIC")
+        .env_remove("MISSIVE_CERT_SHA256")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -193,6 +195,36 @@ fn ping_json_with_a_minted_token() {
     assert_eq!(str_field(&v, "user"), "alice");
     assert!(v.get("rtt_us").and_then(Value::as_u64).is_some(), "{v}");
     assert!(v.get("session_id").is_some(), "{v}");
+}
+
+#[test]
+fn ping_over_raw_quic_and_its_bad_input() {
+    let b = BrokerOpts::default().config("quic = \"127.0.0.1:0\"\n").spawn();
+    let quic = b.listening.quic.expect("quic=").to_string();
+    let hash = b.listening.fields.get("cert_sha256").expect("cert_sha256=").clone();
+    let tok = mint("alice");
+    let ping = |extra: &[&str]| {
+        let mut args = vec!["--json", "ping", "--token", tok.as_str()];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let r = ping(&["--quic", &quic, "--cert-sha256", &hash]);
+    r.assert_ok("ping over QUIC");
+    assert_eq!(str_field(&r.json(), "user"), "alice");
+    // --quic needs the pin, and excludes --addr (usage errors: status 2).
+    let r = ping(&["--quic", &quic]);
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+    let tcp = b.listening.tcp.to_string();
+    let r = ping(&["--quic", &quic, "--cert-sha256", &hash, "--addr", &tcp]);
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+    // A malformed pin and a wrong one fail before any session (status 1).
+    let r = ping(&["--quic", &quic, "--cert-sha256", "xyz"]);
+    assert_eq!(r.status.code(), Some(1), "{r:#?}");
+    assert!(r.stderr.contains("64 hex digits"), "stderr: {:?}", r.stderr);
+    let wrong = "00".repeat(32);
+    let r = ping(&["--quic", &quic, "--cert-sha256", &wrong]);
+    assert_eq!(r.status.code(), Some(1), "{r:#?}");
+    assert!(r.stdout.trim().is_empty(), "nothing on stdout: {r:#?}");
 }
 
 #[test]
