@@ -3,18 +3,22 @@
 #
 #   scripts/bootstrap.sh            # build prerequisites (RocksDB needs libclang, g++, make)
 #   scripts/bootstrap.sh browser    # ... plus chromium and nodejs/npm for browser tests
+#   scripts/bootstrap.sh --check-libclang   # only report: exit 0 if clang-sys would find
+#                                           # libclang (LIBCLANG_SEARCH_DIRS overrides dirs)
 #
 # Idempotent and silent when everything is already there. Missing Debian packages are
 # installed when running as root (one `apt-get update`, then `apt-get install -y`);
 # otherwise the exact command to run is printed and the script exits 1.
 set -euo pipefail
 
-usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
 
 want_browser=0
+check_libclang=0
 for arg in "$@"; do
     case "$arg" in
         browser) want_browser=1 ;;
+        --check-libclang) check_libclang=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bootstrap: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
     esac
@@ -23,11 +27,11 @@ done
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # --- Rust toolchain: not an apt package; rustup owns it. ---------------------------
-if ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then
+if [ "$check_libclang" = 0 ] && ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"
     echo "bootstrap: cargo found in ~/.cargo/bin but not on PATH; add it: . \"\$HOME/.cargo/env\"" >&2
 fi
-if ! have cargo; then
+if [ "$check_libclang" = 0 ] && ! have cargo; then
     cat >&2 <<'MSG'
 bootstrap: cargo not found. Install the stable Rust toolchain with rustup:
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
@@ -37,6 +41,7 @@ MSG
 fi
 # `make test` needs rustfmt and clippy.
 for comp in fmt clippy; do
+    [ "$check_libclang" = 1 ] && break
     if ! cargo "$comp" --version >/dev/null 2>&1; then
         name=$([ "$comp" = fmt ] && echo rustfmt || echo clippy)
         echo "bootstrap: cargo $comp not found; install it with: rustup component add $name" >&2
@@ -46,15 +51,39 @@ done
 
 # --- Debian packages ----------------------------------------------------------------
 # libclang: librocksdb-sys runs bindgen at build time (clang-sys loads libclang.so).
-have_libclang() {
-    local d
-    # clang-sys honours LIBCLANG_PATH (a directory or the library file itself).
-    [ -n "${LIBCLANG_PATH:-}" ] && [ -f "$LIBCLANG_PATH" ] && return 0
-    for d in "${LIBCLANG_PATH:-}" /usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do
-        [ -n "$d" ] && compgen -G "$d/libclang*.so*" >/dev/null && return 0
+# clang-sys loads the C API library: libclang.so, libclang-N.so or libclang.so.N (never the
+# C++ library libclang-cpp.so.N, which a plain `libclang*.so*` glob would also match).
+# LIBCLANG_SEARCH_DIRS overrides the directories searched (tests point it at a fake tree).
+libclang_in_dir() {
+    local d=$1 f base
+    for f in "$d"/libclang.so "$d"/libclang.so.* "$d"/libclang-*.so "$d"/libclang-*.so.*; do
+        [ -e "$f" ] || continue
+        base=${f##*/}
+        case "$base" in libclang-cpp*) continue ;; esac
+        return 0
     done
     return 1
 }
+have_libclang() {
+    local d dirs
+    # clang-sys honours LIBCLANG_PATH (a directory or the library file itself).
+    [ -n "${LIBCLANG_PATH:-}" ] && [ -f "$LIBCLANG_PATH" ] && return 0
+    dirs=${LIBCLANG_SEARCH_DIRS:-"${LIBCLANG_PATH:-} $(echo /usr/lib/llvm-*/lib) /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib"}
+    for d in $dirs; do
+        [ -d "$d" ] && libclang_in_dir "$d" && return 0
+    done
+    # Without an override, Debian's package is the last word (it may install elsewhere).
+    if [ -z "${LIBCLANG_SEARCH_DIRS:-}" ] && command -v dpkg-query >/dev/null 2>&1; then
+        dpkg-query -W -f='${Status}\n' 'libclang1-*' 'libclang1' 2>/dev/null | grep -q 'install ok installed' && return 0
+    fi
+    return 1
+}
+
+# `scripts/bootstrap.sh --check-libclang`: exit 0 if libclang is found, 1 if not (tests).
+if [ "$check_libclang" = 1 ]; then
+    have_libclang
+    exit $?
+fi
 
 missing=()
 have_libclang || missing+=(libclang-dev)
