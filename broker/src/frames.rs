@@ -1,47 +1,81 @@
 //! Builders of encoded server frames. Frames are encoded once and shared
 //! (`Bytes`) by every connection they go to.
+//!
+//! Invariant: a builder never returns bytes that are not a whole frame. A
+//! frame the codec refuses (only a payload over 4 GiB could be) is logged and
+//! replaced by a small frame that says so: an INTERNAL error for a response,
+//! an empty push (ignored by clients, [V-4]) for a push.
 
 use bytes::Bytes;
 use missive_protocol::pb::{self, frame, push, response};
 use missive_protocol::{ErrorCode, FrameCodec};
 
 use crate::error::Reject;
+use crate::shard::Reply;
 
-/// Frames the server builds are far below any configured maximum except for
-/// message pages, which are bounded by page size × max content size; encode
-/// with an unbounded codec so a page never fails to encode.
-fn encode(body: frame::Body) -> Bytes {
-    let frame = pb::Frame { body: Some(body) };
-    match FrameCodec::new(u32::MAX).encode_to_bytes(&frame) {
+/// Server frames are bounded by the configured limits except for message
+/// pages, which are bounded by page size × max content size; encode with an
+/// unbounded codec so a page never fails to encode.
+fn try_encode(body: frame::Body) -> Result<Bytes, missive_protocol::CodecError> {
+    FrameCodec::new(u32::MAX).encode_to_bytes(&pb::Frame { body: Some(body) })
+}
+
+/// Encodes a frame the codec cannot refuse (small, fixed-size fields only).
+fn encode_small(body: frame::Body) -> Bytes {
+    match try_encode(body) {
         Ok(b) => b,
-        Err(_) => Bytes::new(),
+        Err(e) => {
+            // Unreachable for these frames; never put a partial frame on the wire.
+            tracing::error!(error = %e, "small frame failed to encode");
+            Bytes::from_static(&[0, 0, 0, 0])
+        }
     }
 }
 
 pub(crate) fn response(request_id: u64, result: response::Result) -> Bytes {
-    encode(frame::Body::Response(pb::Response { id: request_id, error: None, result: Some(result) }))
+    match try_encode(frame::Body::Response(pb::Response { id: request_id, error: None, result: Some(result) })) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, request_id, "response failed to encode");
+            error(request_id, &Reject::new(ErrorCode::Internal, "response too large to encode"))
+        }
+    }
 }
 
 pub(crate) fn error(request_id: u64, r: &Reject) -> Bytes {
-    encode(frame::Body::Response(pb::Response {
+    encode_small(frame::Body::Response(pb::Response {
         id: request_id,
         error: Some(r.code.with_message(r.message.clone())),
         result: None,
     }))
 }
 
+/// The frame of a typed reply.
+pub(crate) fn reply(request_id: u64, reply: Reply) -> Bytes {
+    match reply {
+        Ok(res) => response(request_id, res),
+        Err(r) => error(request_id, &r),
+    }
+}
+
 pub(crate) fn push(event: push::Event) -> Bytes {
-    encode(frame::Body::Push(pb::Push { event: Some(event) }))
+    match try_encode(frame::Body::Push(pb::Push { event: Some(event) })) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "push failed to encode; sending an empty push");
+            encode_small(frame::Body::Push(pb::Push { event: None }))
+        }
+    }
 }
 
 pub(crate) fn close(code: ErrorCode, message: &str) -> Bytes {
-    encode(frame::Body::Close(pb::Close { code: code.as_u32(), message: message.to_owned() }))
+    encode_small(frame::Body::Close(pb::Close { code: code.as_u32(), message: message.to_owned() }))
 }
 
 pub(crate) fn hello_ok(ok: pb::HelloOk) -> Bytes {
-    encode(frame::Body::HelloOk(ok))
+    encode_small(frame::Body::HelloOk(ok))
 }
 
 pub(crate) fn pong(nonce: u64, server_time_ms: u64) -> Bytes {
-    encode(frame::Body::Pong(pb::Pong { nonce, server_time_ms }))
+    encode_small(frame::Body::Pong(pb::Pong { nonce, server_time_ms }))
 }

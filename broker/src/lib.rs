@@ -1,37 +1,32 @@
-//! Missive broker: listeners, thread-per-core event loops, sessions, routing
-//! and the conversation services.
+//! Missive broker: wiring only. The path of a request, one folder each:
 //!
-//! Threads: `workers` event-loop threads ([`worker`]), each with its own
-//! SO_REUSEPORT listener, connections and owner shard ([`shard`]); plus the
-//! caller's thread, which only waits. See `docs/ARCHITECTURE.md`. With `ws`
-//! set, each worker also owns a SO_REUSEPORT web listener (HTTP + WebSocket
-//! framed in the worker, [`ws`], [`http`]); with `quic` set, one `missive-quic`
-//! thread bridges QUIC streams to the TCP listener ([`quic`]).
+//! `net` (event loops, connections, framing, mailbox, bridges) → `session`
+//! (handshake, login, typed requests) → `route` (ONE exhaustive match:
+//! request → local query | owner shard op) → `shard` (the transactional turn
+//! engine: save points, one RocksDB batch per turn, effects) → `services`
+//! (one folder per service) → `missive_storage` (keyspaces). `node` holds the
+//! shared node state (config, store, clock, directory, counters, owner hash).
+//! See `docs/ARCHITECTURE.md`.
+//!
+//! Threads: `workers` event-loop threads ([`net`]), each with its own
+//! SO_REUSEPORT listeners, connections and owner shard; plus the caller's
+//! thread, which only waits; with `quic` set, one `missive-quic` thread
+//! bridges QUIC streams to the TCP listener.
 //!
 //! Invariants: the library never reads files, flags or environment; it gets a
-//! validated [`Config`]. Shared state ([`Shared`]) is read-mostly: the online
-//! directory (sharded locks), the version clock (one short lock per batch),
-//! channel senders and wakers.
+//! validated [`Config`]. Module dependencies point one way: net → session →
+//! route → services → shard → node (frames and error are leaves).
 
-mod accounts;
-mod checks;
 pub mod cli;
-mod clock;
 pub mod config;
-mod counters;
-mod directory;
 pub mod error;
 mod frames;
-mod groups;
-mod http;
-mod queries;
-mod quic;
-mod relations;
+mod net;
+mod node;
 mod route;
+mod services;
+mod session;
 mod shard;
-mod sync;
-mod worker;
-mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,38 +41,17 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub use config::{Config, DurabilityMode};
 pub use error::BrokerError;
 
-use clock::VersionClock;
-use directory::Directory;
-use worker::{WAKER, Worker, WorkerMsg};
+use net::{Mesh, WAKER, Worker, http, quic};
+use node::Node;
 
 /// Capacity of each worker's inbox channel (messages). Memory: ~100 bytes each.
 const INBOX_CAPACITY: usize = 65_536;
 
-/// State shared by every worker.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Arc<Config>,
-    pub(crate) store: Store,
-    pub(crate) clock: Arc<VersionClock>,
-    pub(crate) directory: Directory,
-    pub(crate) senders: Vec<Sender<WorkerMsg>>,
-    pub(crate) wakers: Vec<Arc<Waker>>,
-    pub(crate) shutdown: AtomicBool,
-    /// Open connections across workers (for `limits.max_connections`).
-    pub(crate) conn_count: AtomicUsize,
-    /// Requests routed to a shard and not yet answered (graceful shutdown waits for 0).
-    pub(crate) in_flight_ops: AtomicUsize,
-    pub(crate) token_key: sync::TokenKey,
-    /// Friend and blacklist counts behind the relation limits.
-    pub(crate) counters: counters::Counters,
-    /// Routes and files of the web listener (set when `ws` is configured).
-    pub(crate) web: Option<Arc<http::WebCtx>>,
-}
-
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
-    shared: Arc<Shared>,
+    node: Arc<Node>,
+    mesh: Arc<Mesh>,
     threads: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     ws_addr: Option<SocketAddr>,
@@ -151,7 +125,7 @@ impl Broker {
                 write_buffer_bytes: config.storage.write_buffer_mb << 20,
             },
         )?;
-        let clock = Arc::new(VersionClock::new(store.max_version()?));
+        let committed_version = store.max_version()?;
         // The first listener resolves port 0; the others share its port.
         let first = listener(config.tcp)?;
         let local_addr = first.local_addr()?;
@@ -183,31 +157,26 @@ impl Broker {
             senders.push(tx);
             receivers.push(rx);
         }
-        let token_key = sync::TokenKey::derive(&config.secret);
-        let shared = Arc::new(Shared {
-            config: Arc::new(config),
-            store,
-            clock,
-            directory: Directory::new(),
+        let node = Arc::new(Node::new(Arc::new(config), store, committed_version, n));
+        let mesh = Arc::new(Mesh {
             senders,
             wakers,
             shutdown: AtomicBool::new(false),
             conn_count: AtomicUsize::new(0),
             in_flight_ops: AtomicUsize::new(0),
-            token_key,
-            counters: counters::Counters::new(),
             web,
         });
         let mut threads = Vec::with_capacity(n);
         let mut web_listeners = web_listeners.into_iter();
         for (idx, ((poll, l), rx)) in polls.into_iter().zip(listeners).zip(receivers).enumerate() {
             let wl = web_listeners.next().map(mio::net::TcpListener::from_std);
-            let w = Worker::new(idx, Arc::clone(&shared), poll, mio::net::TcpListener::from_std(l), wl, rx)?;
+            let tcp = mio::net::TcpListener::from_std(l);
+            let w = Worker::new(idx, Arc::clone(&node), Arc::clone(&mesh), poll, tcp, wl, rx)?;
             let t = std::thread::Builder::new().name(format!("missive-w{idx}")).spawn(move || w.run())?;
             threads.push(t);
         }
         tracing::info!(%local_addr, ?ws_addr, workers = n, "listening");
-        Ok(Self { shared, threads, local_addr, ws_addr, quic })
+        Ok(Self { node, mesh, threads, local_addr, ws_addr, quic })
     }
 
     /// The bound WebSocket/HTTP address, if `ws` is configured.
@@ -235,8 +204,8 @@ impl Broker {
     /// Asks every worker to stop: stop accepting and reading, finish and
     /// acknowledge every request already received, send SERVER_SHUTDOWN, flush.
     pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::Release);
-        for w in &self.shared.wakers {
+        self.mesh.shutdown.store(true, Ordering::Release);
+        for w in &self.mesh.wakers {
             let _ = w.wake();
         }
     }
@@ -249,7 +218,7 @@ impl Broker {
         if let Some(mut q) = self.quic {
             q.stop();
         }
-        self.shared.store.flush()?;
+        self.node.store.flush()?;
         Ok(())
     }
 }

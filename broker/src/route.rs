@@ -1,36 +1,50 @@
-//! Checks and routing of the account, profile, presence and relation writes.
+//! THE route table: one exhaustive match from a request to where it runs.
 //!
-//! Role: the stateless half of each request (input checks, the admin check)
-//! runs on the connection's worker; the op then goes to its owner shard: the
-//! subject user's shard (`hash(USER_TAG, user)`) for per-user records, the
-//! direct conversation's shard for pair relations (see `relations`).
+//! Role: for every request kind of the protocol, the stateless checks of its
+//! service (ids parse, texts and lists are bounded, the admin role where
+//! required) and its destination:
+//! - [`Route::Owner`]: an op for the owner shard of its [`OwnerKey`]
+//!   (`node::owner`), staged transactionally there;
+//! - [`Route::Local`]: a read-only query served on the connection's worker
+//!   from committed storage;
+//! - [`Route::Sync`]: served on the connection's worker; the new sync token is
+//!   then recorded by the user's owner shard.
 //!
-//! Invariants: permission (admin role) is checked before anything is routed;
-//! every id, text and map is bounded here, so owner shards only see valid input.
+//! Invariants: the match has no wildcard arm, so a request kind added to
+//! `spec/proto` without a route here does not compile; permission checks that
+//! need no stored state (admin role) happen before anything is routed; every
+//! check that needs state happens on the owner, at the moment of the write.
 
-use std::collections::BTreeMap;
+use missive_protocol::pb::{self, request::Op};
+use missive_protocol::{ErrorCode, UserId};
 
-use missive_protocol::pb::request::Op;
-use missive_protocol::{ConvId, ErrorCode, UserId};
-
-use crate::Shared;
-use crate::checks;
 use crate::error::Reject;
-use crate::relations::PairOp;
-use crate::shard::OpKind;
-use crate::worker::{USER_TAG, owner_of};
+use crate::node::{Node, OwnerKey};
+use crate::services::accounts::{self, AccountsOp};
+use crate::services::conversations::ConversationsOp;
+use crate::services::relations::{self, PairOp, RelationsOp};
+use crate::services::{LocalQuery, ServiceOp, checks, groups, messages, presence};
 
-/// Where a request goes.
-#[derive(Debug)]
-pub(crate) enum Routed {
-    /// An op for this owner shard.
-    Owner(usize, OpKind),
-    /// Not an account/relation request: a conversation request, routed by the caller.
-    Conversation(Op),
+/// Who is asking (from the session).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub(crate) user: &'a UserId,
+    pub(crate) admin: bool,
 }
 
-fn admin_only(admin: bool) -> Result<(), Reject> {
-    if admin { Ok(()) } else { Err(Reject::new(ErrorCode::PermissionDenied, "admin token required")) }
+/// Where a checked request goes.
+#[derive(Debug)]
+pub(crate) enum Route {
+    /// To the owner shard (index) with this op.
+    Owner(usize, ServiceOp),
+    /// Served on the connection's worker.
+    Local(LocalQuery),
+    /// Sync, served on the connection's worker.
+    Sync(pb::SyncRequest),
+}
+
+fn admin_only(c: Caller<'_>) -> Result<(), Reject> {
+    if c.admin { Ok(()) } else { Err(Reject::new(ErrorCode::PermissionDenied, "admin token required")) }
 }
 
 fn not_self(user: &UserId, other: &UserId) -> Result<(), Reject> {
@@ -40,115 +54,157 @@ fn not_self(user: &UserId, other: &UserId) -> Result<(), Reject> {
     Ok(())
 }
 
-/// Checks an account/relation write and picks its owner shard.
-pub(crate) fn user_op(shared: &Shared, user: &UserId, admin: bool, op: Op) -> Result<Routed, Reject> {
-    let workers = shared.senders.len();
-    let r = &shared.config.relations;
-    let user_shard = |u: &UserId| owner_of((USER_TAG, u.as_str()), workers);
-    let pair = |me: UserId, peer: UserId, op: PairOp| -> Result<Routed, Reject> {
-        let conv =
-            ConvId::direct(&me, &peer).map_err(|e| Reject::new(ErrorCode::SelfTarget, e.to_string()))?;
-        Ok(Routed::Owner(owner_of(conv.as_str(), workers), OpKind::Pair { me, peer, op }))
+/// Checks `op` and picks where it runs.
+pub(crate) fn route(node: &Node, c: Caller<'_>, op: Op) -> Result<Route, Reject> {
+    let user = c.user;
+    let rel = &node.config.relations;
+    let owner = |key: OwnerKey<'_>| node.owner(key);
+    let to_conv = |o: ConversationsOp| Route::Owner(owner(o.owner(user)), ServiceOp::Conversations(o));
+    let to_msgs = |o: messages::MessagesOp| Route::Owner(owner(OwnerKey::Conv(o.conv())), ServiceOp::Messages(o));
+    let to_accounts = |o: AccountsOp| Route::Owner(owner(o.owner(user)), ServiceOp::Accounts(o));
+    let to_presence = |o: presence::PresenceOp| Route::Owner(owner(o.owner(user)), ServiceOp::Presence(o));
+    let to_pair = |me: UserId, peer: UserId, op: PairOp| -> Result<Route, Reject> {
+        let o = RelationsOp::new(me, peer, op)?;
+        Ok(Route::Owner(owner(o.owner()), ServiceOp::Relations(o)))
     };
-    let ex_checked = |ex: BTreeMap<String, String>| -> Result<BTreeMap<String, String>, Reject> {
-        // Entries and total size; the merge with stored entries is checked again by the owner.
-        let mut probe = BTreeMap::new();
-        checks::merge_ex(&mut probe, &ex, r, "ex")?;
-        Ok(ex)
+    let to_groups = |o: groups::GroupsOp| Route::Owner(owner(o.owner()), ServiceOp::Groups(o));
+    let peer_of = |s: String| -> Result<UserId, Reject> {
+        let peer = checks::user_id(s, "user_id")?;
+        not_self(user, &peer)?;
+        Ok(peer)
     };
     Ok(match op {
+        // --- messages and conversations (spec section 8) ---
+        Op::Send(m) => to_msgs(messages::check::send(user, m, node.config.limits.max_content_bytes)?),
+        Op::Pull(req) => to_msgs(messages::check::pull(user, req)?),
+        Op::History(req) => to_msgs(messages::check::history(user, req)?),
+        Op::Sync(req) => Route::Sync(req),
+        Op::MarkRead(req) => {
+            to_conv(ConversationsOp::MarkRead { conv: checks::conversation(user, &req.conv_id)?, seq: req.seq })
+        }
+        Op::UpdateConversation(req) => {
+            if req.pinned.is_none() && req.muted.is_none() && req.hidden.is_none() {
+                return Err(Reject::new(ErrorCode::InvalidArgument, "nothing to update"));
+            }
+            to_conv(ConversationsOp::Update { conv: checks::conversation(user, &req.conv_id)?, req })
+        }
+        Op::ClearHistory(req) => {
+            to_conv(ConversationsOp::Clear { conv: checks::conversation(user, &req.conv_id)?, up_to: req.up_to_seq })
+        }
+        Op::SetGlobalDnd(req) => to_conv(ConversationsOp::GlobalDnd { enabled: req.enabled }),
+
+        // --- accounts and profiles (section 12) ---
         Op::ImportUser(req) => {
-            admin_only(admin)?;
+            admin_only(c)?;
             let target = checks::user_id(req.user_id, "user_id")?;
             let patch = req.profile.unwrap_or_default();
-            checks::profile_patch(&patch, r)?;
-            Routed::Owner(user_shard(&target), OpKind::ImportUser { target, patch })
+            checks::profile_patch(&patch, rel)?;
+            to_accounts(AccountsOp::ImportUser { target, patch })
         }
         Op::SetAccountDisabled(req) => {
-            admin_only(admin)?;
+            admin_only(c)?;
             let target = checks::user_id(req.user_id, "user_id")?;
-            checks::text(&req.reason, r.max_text_bytes, "reason")?;
-            Routed::Owner(
-                user_shard(&target),
-                OpKind::SetDisabled { target, disabled: req.disabled, reason: req.reason },
-            )
+            checks::text(&req.reason, rel.max_text_bytes, "reason")?;
+            to_accounts(AccountsOp::SetDisabled { target, disabled: req.disabled, reason: req.reason })
         }
         Op::RevokeTokens(req) => {
-            admin_only(admin)?;
-            let target = checks::user_id(req.user_id, "user_id")?;
-            Routed::Owner(user_shard(&target), OpKind::RevokeTokens { target })
+            admin_only(c)?;
+            to_accounts(AccountsOp::RevokeTokens { target: checks::user_id(req.user_id, "user_id")? })
         }
+        Op::AccountsExist(req) => Route::Local(LocalQuery::Accounts(accounts::Query::Exist(req))),
         Op::SetProfile(req) => {
             let patch = req.patch.unwrap_or_default();
-            checks::profile_patch(&patch, r)?;
-            Routed::Owner(user_shard(user), OpKind::SetProfile { patch })
+            checks::profile_patch(&patch, rel)?;
+            to_accounts(AccountsOp::SetProfile { patch })
         }
+        Op::GetProfiles(req) => Route::Local(LocalQuery::Accounts(accounts::Query::Profiles(req))),
+
+        // --- presence (section 12) ---
+        Op::GetPresence(req) => Route::Local(LocalQuery::Presence(presence::Query::Get(req))),
         Op::SubscribePresence(req) => {
             let targets = checks::user_ids(req.user_ids, "user_ids")?;
             for t in &targets {
                 not_self(user, t)?;
             }
-            Routed::Owner(user_shard(user), OpKind::Subscribe { targets })
+            to_presence(presence::PresenceOp::Subscribe { targets })
         }
         Op::UnsubscribePresence(req) => {
-            let targets = checks::user_ids(req.user_ids, "user_ids")?;
-            Routed::Owner(user_shard(user), OpKind::Unsubscribe { targets })
+            to_presence(presence::PresenceOp::Unsubscribe { targets: checks::user_ids(req.user_ids, "user_ids")? })
+        }
+        Op::ListPresenceSubscriptions(req) => {
+            Route::Local(LocalQuery::Presence(presence::Query::Subscriptions(req)))
         }
         Op::SetPresenceStatus(req) => {
-            checks::text(&req.text, r.max_text_bytes, "text")?;
-            Routed::Owner(user_shard(user), OpKind::SetStatus { text: req.text })
+            checks::text(&req.text, rel.max_text_bytes, "text")?;
+            to_presence(presence::PresenceOp::SetStatus { text: req.text })
         }
+
+        // --- friends and blacklist (section 13) ---
         Op::AddFriend(req) => {
-            let peer = checks::user_id(req.user_id, "user_id")?;
-            not_self(user, &peer)?;
-            checks::text(&req.message, r.max_text_bytes, "message")?;
-            checks::text(&req.remark, r.max_name_bytes, "remark")?;
-            let ex = ex_checked(req.ex)?;
-            pair(user.clone(), peer, PairOp::Add { message: req.message, remark: req.remark, ex })?
+            let peer = peer_of(req.user_id)?;
+            checks::text(&req.message, rel.max_text_bytes, "message")?;
+            checks::text(&req.remark, rel.max_name_bytes, "remark")?;
+            let ex = checks::ex_map(req.ex, rel)?;
+            to_pair(user.clone(), peer, PairOp::Add { message: req.message, remark: req.remark, ex })?
         }
         Op::RespondFriendRequest(req) => {
-            let peer = checks::user_id(req.user_id, "user_id")?;
-            not_self(user, &peer)?;
-            checks::text(&req.remark, r.max_name_bytes, "remark")?;
-            let ex = ex_checked(req.ex)?;
-            pair(user.clone(), peer, PairOp::Respond { accept: req.accept, remark: req.remark, ex })?
+            let peer = peer_of(req.user_id)?;
+            checks::text(&req.remark, rel.max_name_bytes, "remark")?;
+            let ex = checks::ex_map(req.ex, rel)?;
+            to_pair(user.clone(), peer, PairOp::Respond { accept: req.accept, remark: req.remark, ex })?
         }
-        Op::DeleteFriend(req) => {
-            let peer = checks::user_id(req.user_id, "user_id")?;
-            not_self(user, &peer)?;
-            pair(user.clone(), peer, PairOp::Delete { both: req.both_sides })?
-        }
+        Op::DeleteFriend(req) => to_pair(user.clone(), peer_of(req.user_id)?, PairOp::Delete { both: req.both_sides })?,
         Op::UpdateFriend(req) => {
-            let peer = checks::user_id(req.user_id, "user_id")?;
-            not_self(user, &peer)?;
+            let peer = peer_of(req.user_id)?;
             if let Some(remark) = &req.remark {
-                checks::text(remark, r.max_name_bytes, "remark")?;
+                checks::text(remark, rel.max_name_bytes, "remark")?;
             }
             if req.remark.is_none() && req.ex.is_empty() {
                 return Err(checks::invalid("nothing to update"));
             }
-            let ex = ex_checked(req.ex)?;
-            pair(user.clone(), peer, PairOp::Update { remark: req.remark, ex })?
+            let ex = checks::ex_map(req.ex, rel)?;
+            to_pair(user.clone(), peer, PairOp::Update { remark: req.remark, ex })?
         }
+        Op::ListFriends(req) => Route::Local(LocalQuery::Relations(relations::Query::ListFriends(req))),
+        Op::ListFriendRequests(req) => {
+            Route::Local(LocalQuery::Relations(relations::Query::ListFriendRequests(req)))
+        }
+        Op::CheckRelations(req) => Route::Local(LocalQuery::Relations(relations::Query::CheckRelations(req))),
+        Op::SearchFriends(req) => Route::Local(LocalQuery::Relations(relations::Query::SearchFriends(req))),
         Op::ImportFriendship(req) => {
-            admin_only(admin)?;
+            admin_only(c)?;
             let a = checks::user_id(req.user_a, "user_a")?;
             let b = checks::user_id(req.user_b, "user_b")?;
             if a == b {
                 return Err(Reject::new(ErrorCode::SelfTarget, "user_a and user_b must differ"));
             }
-            pair(a, b, PairOp::Import)?
+            to_pair(a, b, PairOp::Import)?
         }
-        Op::AddToBlacklist(req) => {
-            let peer = checks::user_id(req.user_id, "user_id")?;
-            not_self(user, &peer)?;
-            pair(user.clone(), peer, PairOp::Block)?
+        Op::AddToBlacklist(req) => to_pair(user.clone(), peer_of(req.user_id)?, PairOp::Block)?,
+        Op::RemoveFromBlacklist(req) => to_pair(user.clone(), peer_of(req.user_id)?, PairOp::Unblock)?,
+        Op::ListBlacklist(req) => Route::Local(LocalQuery::Relations(relations::Query::ListBlacklist(req))),
+
+        // --- groups (section 14) ---
+        Op::CreateGroup(req) => to_groups(groups::check::create(req, rel)?),
+        Op::GetGroups(req) => Route::Local(LocalQuery::Groups(groups::Query::GetGroups(req))),
+        Op::UpdateGroup(req) => to_groups(groups::check::update(req, rel)?),
+        Op::DismissGroup(req) => to_groups(groups::check::dismiss(req)?),
+        Op::JoinGroup(req) => to_groups(groups::check::join(req, rel)?),
+        Op::RespondGroupApplication(req) => to_groups(groups::check::respond(req)?),
+        Op::ListGroupApplications(req) => {
+            Route::Local(LocalQuery::Groups(groups::Query::ListGroupApplications(req)))
         }
-        Op::RemoveFromBlacklist(req) => {
-            let peer = checks::user_id(req.user_id, "user_id")?;
-            not_self(user, &peer)?;
-            pair(user.clone(), peer, PairOp::Unblock)?
-        }
-        other => Routed::Conversation(other),
+        Op::InviteToGroup(req) => to_groups(groups::check::invite(req)?),
+        Op::KickFromGroup(req) => to_groups(groups::check::kick(req)?),
+        Op::QuitGroup(req) => to_groups(groups::check::quit(req)?),
+        Op::TransferGroup(req) => to_groups(groups::check::transfer(req)?),
+        Op::SetGroupRole(req) => to_groups(groups::check::set_role(req)?),
+        Op::SetGroupNickname(req) => to_groups(groups::check::set_nickname(req, user, rel)?),
+        Op::MuteGroupMember(req) => to_groups(groups::check::mute(req)?),
+        Op::MuteGroupAll(req) => to_groups(groups::check::mute_all(req)?),
+        Op::SetGroupNotify(req) => to_groups(groups::check::set_notify(req)?),
+        Op::ListGroupMembers(req) => Route::Local(LocalQuery::Groups(groups::Query::ListGroupMembers(req))),
+        Op::ListJoinedGroups(req) => Route::Local(LocalQuery::Groups(groups::Query::ListJoinedGroups(req))),
+        Op::GetGroupReceipt(req) => to_groups(groups::check::receipt(req)?),
     })
 }

@@ -1,88 +1,52 @@
-//! The sync service: conversations changed since a sync token.
+//! The sync service: conversations (and relations, profiles, settings)
+//! changed since a sync token.
 //!
-//! Runs on the connection's own worker and reads only committed state from
-//! storage. A token encodes a feed version plus a MAC binding it to the user,
-//! so a token of another user (or garbage) is refused. The returned token never
-//! exceeds the [`VersionClock`](crate::clock::VersionClock) watermark, so no change is ever skipped.
+//! Role: [`serve`] runs on the connection's own worker and reads only
+//! committed state. The token it returns is recorded as the device's last
+//! sync token by the user's OWNER shard ([`SyncOp::RecordToken`], sent by the
+//! session after the reply), so the I/O loop never writes and the device
+//! record keeps one writer.
+//!
+//! Invariants: a token encodes a feed version plus a MAC binding it to the
+//! user (`node::token`), so another user's token is refused; the returned
+//! token never exceeds the version clock's watermark, so no change is skipped.
 
-use hmac::{Hmac, Mac};
 use missive_protocol::pb;
-use missive_protocol::{ConvId, DeviceId, ErrorCode, UserId};
+use missive_protocol::{ConvId, ErrorCode, UserId};
 use missive_storage::{DeviceRecord, FeedRecord};
 use prost::Message as _;
-use sha2::Sha256;
 
-use crate::Shared;
-use crate::clock::{now_ms, roam_floor_ms};
 use crate::error::Reject;
-use crate::queries::{profile_of, relation_of};
-use crate::shard::state_from_parts;
+use crate::node::Node;
+use crate::node::clock::roam_floor_ms;
+use crate::services::conversations::state::state_from_parts;
+use crate::services::{Services, Undo, accounts, groups, relations};
+use crate::shard::{Answer, ShardOp, Staged, Turn};
 
-/// Key for sync-token MACs, derived from the shared secret.
-#[derive(Clone)]
-pub(crate) struct TokenKey([u8; 32]);
-
-impl std::fmt::Debug for TokenKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenKey(..)")
-    }
+/// A sync op for the user's owner shard.
+#[derive(Debug)]
+pub(crate) enum SyncOp {
+    /// Record `token` as the device's last sync token (no answer).
+    RecordToken { token: String },
 }
 
-impl TokenKey {
-    pub(crate) fn derive(secret: &str) -> Self {
-        let mut m = mac_with(secret.as_bytes());
-        m.update(b"missive sync token key v1");
-        let mut out = [0u8; 32];
-        out.copy_from_slice(&m.finalize().into_bytes());
-        Self(out)
-    }
-
-    fn tag(&self, user: &UserId, version: u64) -> String {
-        let mut m = mac_with(&self.0);
-        m.update(user.as_str().as_bytes());
-        m.update(&version.to_be_bytes());
-        hex::encode(&m.finalize().into_bytes()[..8])
-    }
-
-    /// Formats a token: `{version}.{tag}`.
-    pub(crate) fn make(&self, user: &UserId, version: u64) -> String {
-        format!("{version}.{}", self.tag(user, version))
-    }
-
-    /// Parses a token of `user`; "" is version 0.
-    pub(crate) fn parse(&self, user: &UserId, token: &str) -> Result<u64, Reject> {
-        if token.is_empty() {
-            return Ok(0);
+/// Stages a [`SyncOp`] (owner: the user).
+pub(crate) fn stage(s: &mut Services, op: ShardOp<SyncOp>, t: &mut Turn<Undo>) -> Result<Staged<SyncOp>, Reject> {
+    let _ = s;
+    match &op.op {
+        SyncOp::RecordToken { token } => {
+            let rec = DeviceRecord { sync_token: token.clone(), platform: 0, last_login_ms: t.now_ms };
+            t.batch.put_device(&op.user, op.device.as_str(), &rec);
         }
-        let bad = || {
-            Reject::new(ErrorCode::InvalidSyncToken, "sync token not issued for this user; sync from \"\"")
-        };
-        let (v, tag) = token.split_once('.').ok_or_else(bad)?;
-        let version: u64 = v.parse().map_err(|_| bad())?;
-        if self.tag(user, version) != tag {
-            return Err(bad());
-        }
-        Ok(version)
     }
-}
-
-fn mac_with(key: &[u8]) -> Hmac<Sha256> {
-    match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts any key length"),
-    }
+    Ok(Staged::Done(Answer::None))
 }
 
 /// Serves one SyncRequest.
-pub(crate) fn serve(
-    shared: &Shared,
-    user: &UserId,
-    device: &DeviceId,
-    req: &pb::SyncRequest,
-) -> Result<pb::SyncResult, Reject> {
-    let (store, clock, key) = (&shared.store, &shared.clock, &shared.token_key);
-    let limits = &shared.config.limits;
-    let roam_days = shared.config.history.roam_days;
+pub(crate) fn serve(node: &Node, user: &UserId, req: &pb::SyncRequest, now_ms: u64) -> Result<pb::SyncResult, Reject> {
+    let (store, clock, key) = (&node.store, &node.clock, &node.token_key);
+    let limits = &node.config.limits;
+    let floor_ms = roam_floor_ms(now_ms, node.config.history.roam_days);
     let since = key.parse(user, &req.sync_token)?;
     let limit =
         if req.limit == 0 { limits.sync_page_default } else { req.limit.min(limits.sync_page_max) } as usize;
@@ -98,7 +62,7 @@ pub(crate) fn serve(
     // each joined group has one version record moved by every message and
     // tip. Groups whose version is in (since, watermark] join the page, in
     // version order with the feed entries: O(joined groups) reads per sync.
-    let cap = shared.config.groups.max_joined + 1;
+    let cap = node.config.groups.max_joined + 1;
     for g in store.joined_groups(user, "", cap)? {
         let v = store.group_version(&g)?;
         if v > since && v <= watermark {
@@ -125,11 +89,11 @@ pub(crate) fn serve(
             last_included = *version;
             if !item.relation_peer.is_empty() {
                 if let Ok(peer) = UserId::new(item.relation_peer.as_str()) {
-                    relations.push(relation_of(store, user, &peer)?);
+                    relations.push(relations::relation_of(store, user, &peer)?);
                 }
             } else if !item.profile_user.is_empty() {
                 if let Ok(subject) = UserId::new(item.profile_user.as_str())
-                    && let Some(p) = profile_of(store, &subject)?
+                    && let Some(p) = accounts::profile_of(store, &subject)?
                 {
                     profiles.push(p);
                 }
@@ -143,7 +107,7 @@ pub(crate) fn serve(
             continue;
         };
         if conv.kind() == missive_protocol::ConvKind::Group {
-            let state = crate::groups::stored_state(store, user, &conv, roam_floor_ms(roam_days))?;
+            let state = groups::views::stored_state(store, user, &conv, floor_ms)?;
             let len = state.as_ref().map_or(0, |s| s.encoded_len() + 8);
             if bytes_used + len > byte_budget && i > 0 {
                 more = true;
@@ -164,7 +128,7 @@ pub(crate) fn serve(
             store
                 .message(&conv, missive_protocol::Seq(max_seq))?
                 .and_then(|b| pb::Message::decode(b.as_slice()).ok())
-                .filter(|m| m.server_time_ms >= roam_floor_ms(roam_days))
+                .filter(|m| m.server_time_ms >= floor_ms)
         } else {
             None
         };
@@ -183,30 +147,6 @@ pub(crate) fn serve(
         settings = Some(pb::UserSettings { global_dnd: store.settings(user)?.global_dnd });
     }
     let sync_token = key.make(user, upto);
-    let mut b = store.batch();
-    b.put_device(
-        user,
-        device.as_str(),
-        &DeviceRecord { sync_token: sync_token.clone(), platform: 0, last_login_ms: now_ms() },
-    );
-    store.write(b)?;
     Ok(pb::SyncResult { conversations, settings, sync_token, more, relations, profiles })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_bind_user_and_version() {
-        let k = TokenKey::derive("0123456789abcdef");
-        let alice = UserId::new("alice").expect("valid");
-        let bob = UserId::new("bob").expect("valid");
-        let t = k.make(&alice, 42);
-        assert_eq!(k.parse(&alice, &t).map_err(|r| r.code), Ok(42));
-        assert_eq!(k.parse(&bob, &t).map_err(|r| r.code), Err(ErrorCode::InvalidSyncToken));
-        assert_eq!(k.parse(&alice, "").map_err(|r| r.code), Ok(0));
-        assert_eq!(k.parse(&alice, "43.deadbeef").map_err(|r| r.code), Err(ErrorCode::InvalidSyncToken));
-        assert_eq!(k.parse(&alice, "junk").map_err(|r| r.code), Err(ErrorCode::InvalidSyncToken));
-    }
-}

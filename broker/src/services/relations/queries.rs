@@ -1,7 +1,8 @@
-//! Read-only account, profile, presence and relation requests.
+//! Read-only relation requests: friend lists, friend search, friend requests,
+//! relation checks and the blacklist.
 //!
-//! Role: served on the connection's own worker, like sync, from committed
-//! storage and the online directory; no owner shard is involved.
+//! Role: served on the connection's own worker from committed storage; no
+//! owner shard is involved.
 //!
 //! Invariants: a read observes every write whose response was sent before
 //! the read arrived (writes answer only after their batch is durable). A read
@@ -9,49 +10,24 @@
 
 use missive_protocol::pb::{self, response};
 use missive_protocol::{ErrorCode, UserId};
-use missive_storage::{BlockRecord, ProfileRecord, RelKind, RequestRecord, Store};
+use missive_storage::{BlockRecord, RelKind, RequestRecord, Store};
 use prost::Message as _;
 
-use crate::Shared;
-use crate::checks::{self, MAX_QUERY};
-use crate::directory::Directory;
 use crate::error::Reject;
-use crate::relations::{load_side, view};
+use crate::node::Node;
+use crate::services::accounts::profile_of;
+use crate::services::checks::{self, MAX_QUERY};
 
-/// The wire profile of `user` from its record.
-pub(crate) fn profile_view(user: &UserId, r: &ProfileRecord) -> pb::Profile {
-    pb::Profile {
-        user_id: user.to_string(),
-        nickname: r.nickname.clone(),
-        avatar_url: r.avatar_url.clone(),
-        gender: r.gender,
-        birthday: r.birthday.clone(),
-        signature: r.signature.clone(),
-        ex: r.ex.clone(),
-        friend_verification: r.friend_verification,
-        updated_ms: r.updated_ms,
-    }
-}
+use super::side::{load_side, view};
 
-/// The profile of a registered user (empty if never set); `None` if unregistered.
-pub(crate) fn profile_of(store: &Store, user: &UserId) -> Result<Option<pb::Profile>, Reject> {
-    if store.account(user)?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(profile_view(user, &store.profile(user)?.unwrap_or_default())))
-}
-
-/// `user`'s presence from the directory and the stored status.
-pub(crate) fn presence_of(store: &Store, dir: &Directory, user: &UserId) -> Result<pb::Presence, Reject> {
-    let online = dir.online(user);
-    let status = store.status(user)?.unwrap_or_default();
-    Ok(pb::Presence {
-        user_id: user.to_string(),
-        online: !online.platforms.is_empty(),
-        platforms: online.platforms.iter().map(|p| *p as i32).collect(),
-        status_text: status.text,
-        changed_ms: online.changed_ms.max(status.changed_ms),
-    })
+/// A read-only relation request.
+#[derive(Debug)]
+pub(crate) enum Query {
+    ListFriends(pb::ListFriends),
+    SearchFriends(pb::SearchFriends),
+    ListFriendRequests(pb::ListFriendRequests),
+    CheckRelations(pb::CheckRelations),
+    ListBlacklist(pb::ListBlacklist),
 }
 
 /// `owner`'s view of the relation with `other`, from storage.
@@ -65,56 +41,19 @@ fn corrupt(e: prost::DecodeError) -> Reject {
     Reject::new(ErrorCode::Internal, format!("stored relation undecodable: {e}"))
 }
 
-/// Serves one read-only request of sections 12 and 13.
-pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Result<response::Result, Reject> {
-    use pb::request::Op;
-    let store = &shared.store;
-    let r = &shared.config.relations;
-    Ok(match op {
-        Op::AccountsExist(req) => {
-            let mut accounts = Vec::new();
-            for u in checks::user_ids(req.user_ids, "user_ids")? {
-                let a = store.account(&u)?;
-                accounts.push(pb::AccountStatus {
-                    user_id: u.to_string(),
-                    exists: a.is_some(),
-                    disabled: a.is_some_and(|a| a.disabled),
-                });
-            }
-            response::Result::Accounts(pb::AccountsExistResult { accounts })
-        }
-        Op::GetProfiles(req) => {
-            let mut profiles = Vec::new();
-            for u in checks::user_ids(req.user_ids, "user_ids")? {
-                profiles.extend(profile_of(store, &u)?);
-            }
-            response::Result::Profiles(pb::Profiles { profiles })
-        }
-        Op::GetPresence(req) => {
-            let ids = checks::user_ids(req.user_ids, "user_ids")?;
-            let presences = ids
-                .iter()
-                .map(|u| presence_of(store, &shared.directory, u))
-                .collect::<Result<Vec<_>, _>>()?;
-            response::Result::Presence(pb::PresenceList { presences })
-        }
-        Op::ListPresenceSubscriptions(_) => {
-            let mut presences = Vec::new();
-            for s in store.subscriptions(user, r.max_subscriptions)? {
-                if let Ok(u) = UserId::new(s) {
-                    presences.push(presence_of(store, &shared.directory, &u)?);
-                }
-            }
-            response::Result::Presence(pb::PresenceList { presences })
-        }
-        Op::ListFriends(req) => {
+/// Serves a read-only relation request from committed storage.
+pub(crate) fn serve(node: &Node, user: &UserId, q: Query) -> Result<response::Result, Reject> {
+    let store = &node.store;
+    let r = &node.config.relations;
+    Ok(match q {
+        Query::ListFriends(req) => {
             checks::cursor(&req.cursor)?;
             let limit = checks::page(req.limit, r);
             let rows = store.rel_page(user, RelKind::Friend, &req.cursor, limit + 1)?;
             let (friends, profiles, next_cursor) = friend_page(store, user, rows, limit, req.with_profiles)?;
             response::Result::Friends(pb::FriendList { friends, profiles, next_cursor })
         }
-        Op::SearchFriends(req) => {
+        Query::SearchFriends(req) => {
             if req.query.is_empty() || req.query.len() > MAX_QUERY {
                 return Err(checks::invalid(format!("query: 1..={MAX_QUERY} bytes")));
             }
@@ -140,7 +79,7 @@ pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Resu
             }
             response::Result::Friends(pb::FriendList { friends, profiles, next_cursor: String::new() })
         }
-        Op::ListFriendRequests(req) => {
+        Query::ListFriendRequests(req) => {
             checks::cursor(&req.cursor)?;
             let limit = checks::page(req.limit, r);
             let kind = if req.outgoing { RelKind::Outgoing } else { RelKind::Incoming };
@@ -161,12 +100,12 @@ pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Resu
             }
             response::Result::FriendRequests(pb::FriendRequestList { requests, next_cursor })
         }
-        Op::CheckRelations(req) => {
+        Query::CheckRelations(req) => {
             let ids = checks::user_ids(req.user_ids, "user_ids")?;
             let relations = ids.iter().map(|u| relation_of(store, user, u)).collect::<Result<Vec<_>, _>>()?;
             response::Result::Relations(pb::Relations { relations })
         }
-        Op::ListBlacklist(req) => {
+        Query::ListBlacklist(req) => {
             checks::cursor(&req.cursor)?;
             let limit = checks::page(req.limit, r);
             let (rows, next_cursor) =
@@ -178,7 +117,6 @@ pub(crate) fn serve(shared: &Shared, user: &UserId, op: pb::request::Op) -> Resu
             }
             response::Result::Blacklist(pb::Blacklist { users, next_cursor })
         }
-        _ => return Err(Reject::new(ErrorCode::Internal, "not a read-only request")),
     })
 }
 
@@ -208,19 +146,29 @@ fn friend_page(
     Ok((friends, profiles, next))
 }
 
-/// Whether `op` is served by [`serve`].
-pub(crate) fn is_query(op: &pb::request::Op) -> bool {
-    use pb::request::Op;
-    matches!(
-        op,
-        Op::AccountsExist(_)
-            | Op::GetProfiles(_)
-            | Op::GetPresence(_)
-            | Op::ListPresenceSubscriptions(_)
-            | Op::ListFriends(_)
-            | Op::SearchFriends(_)
-            | Op::ListFriendRequests(_)
-            | Op::CheckRelations(_)
-            | Op::ListBlacklist(_)
-    )
+/// One page of `(peer, record)` rows ([`checks::cut_page`]).
+fn cut_page(rows: Vec<(String, Vec<u8>)>, limit: usize) -> (Vec<(String, Vec<u8>)>, String) {
+    checks::cut_page(rows, limit, |(peer, _)| peer.as_str())
 }
+
+/// Builds one friend-list page from `limit + 1` raw rows.
+fn friend_page(
+    store: &Store,
+    user: &UserId,
+    rows: Vec<(String, Vec<u8>)>,
+    limit: usize,
+    with_profiles: bool,
+) -> Result<(Vec<pb::Relation>, Vec<pb::Profile>, String), Reject> {
+    let (rows, next) = cut_page(rows, limit);
+    let mut friends = Vec::with_capacity(rows.len());
+    let mut profiles = Vec::new();
+    for (peer, _) in rows {
+        let Ok(peer) = UserId::new(peer) else { continue };
+        friends.push(relation_of(store, user, &peer)?);
+        if with_profiles {
+            profiles.extend(profile_of(store, &peer)?);
+        }
+    }
+    Ok((friends, profiles, next))
+}
+

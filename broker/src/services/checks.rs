@@ -1,4 +1,5 @@
-//! Stateless input checks for the account, profile and relation requests.
+//! Stateless input checks shared by the services (ids, texts, pages, `ex`
+//! maps, profile patches, addressable conversations).
 //!
 //! Every check returns `3000 INVALID_ARGUMENT` with a message naming the
 //! field, so a client can tell exactly what it sent wrong. Bounds come from
@@ -7,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use missive_protocol::pb;
-use missive_protocol::{ErrorCode, UserId};
+use missive_protocol::{ConvId, ConvKind, ErrorCode, UserId};
 
 use crate::config::Relations;
 use crate::error::Reject;
@@ -19,8 +20,33 @@ const MAX_EX_KEY: usize = 64;
 /// Longest friend search query, bytes.
 pub(crate) const MAX_QUERY: usize = 64;
 
+/// A conversation id the caller may address: `p:` with the caller as a
+/// participant, or `g:` (membership is decided by the group's owner shard, at
+/// the moment of the op).
+pub(crate) fn conversation(user: &UserId, s: &str) -> Result<ConvId, Reject> {
+    let conv = ConvId::parse(s).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
+    match conv.kind() {
+        ConvKind::Group => Ok(conv),
+        ConvKind::Direct if conv.peer_of(user).is_some() => Ok(conv),
+        ConvKind::Direct => {
+            Err(Reject::new(ErrorCode::NotParticipant, "you are not a participant of this conversation"))
+        }
+        ConvKind::Room | ConvKind::Channel => {
+            Err(Reject::new(ErrorCode::UnsupportedConversation, "only p: and g: conversations are served"))
+        }
+    }
+}
+
 pub(crate) fn invalid(message: impl Into<String>) -> Reject {
     Reject::new(ErrorCode::InvalidArgument, message)
+}
+
+/// An `ex` map of a request, bounded (entries and total size); the merge
+/// with stored entries is checked again by the owner.
+pub(crate) fn ex_map(ex: BTreeMap<String, String>, r: &Relations) -> Result<BTreeMap<String, String>, Reject> {
+    let mut probe = BTreeMap::new();
+    merge_ex(&mut probe, &ex, r, "ex")?;
+    Ok(ex)
 }
 
 /// One user id field.

@@ -1,6 +1,6 @@
 //! Connections of the web listener, inside the worker's event loop: first an
-//! HTTP request head ([`crate::http`]), then either one HTTP response and
-//! close, or WebSocket framing ([`crate::ws`]) carrying protocol frames.
+//! HTTP request head ([`super::http`]), then either one HTTP response and
+//! close, or WebSocket framing ([`super::ws`]) carrying protocol frames.
 //!
 //! Invariants:
 //! - a WebSocket connection is a protocol session exactly like a TCP one: the
@@ -16,10 +16,10 @@
 use bytes::Bytes;
 use missive_protocol::ErrorCode;
 
+use super::http::{self, Route};
+use super::ws::{self, WsDecoder, WsError, WsEvent};
 use super::{FRAME_BUDGET, Worker};
 use crate::frames;
-use crate::http::{self, Route};
-use crate::ws::{self, WsDecoder, WsError, WsEvent};
 
 #[derive(Debug)]
 enum State {
@@ -81,8 +81,8 @@ impl WebConn {
 impl Worker {
     /// Decodes what a web connection sent (bounded per turn, like TCP).
     pub(super) fn decode_web(&mut self, id: u64) {
-        let Some(ctx) = self.shared.web.clone() else { return };
-        let max = self.shared.config.limits.max_frame_size as usize;
+        let Some(ctx) = self.mesh.web.clone() else { return };
+        let max = self.node.config.limits.max_frame_size as usize;
         for _ in 0..FRAME_BUDGET {
             let step = {
                 let Some(c) = self.conns.get_mut(&id) else { return };
@@ -91,7 +91,7 @@ impl Worker {
                 }
                 let Some(w) = c.web.as_mut() else { return };
                 match &mut w.state {
-                    State::Http => match ctx.route(&mut c.rbuf, crate::clock::now_ms() / 1000) {
+                    State::Http => match ctx.route(&mut c.rbuf, crate::node::clock::now_ms() / 1000) {
                         Route::Incomplete => return,
                         Route::Respond(b) => Step::Finish(b),
                         Route::Upgrade { response, echo } => {

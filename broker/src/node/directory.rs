@@ -17,7 +17,7 @@ use missive_protocol::pb::Platform;
 use missive_protocol::{DeviceId, UserId};
 use parking_lot::RwLock;
 
-use crate::clock::now_ms;
+use crate::node::clock::now_ms;
 
 const SHARDS: usize = 64;
 

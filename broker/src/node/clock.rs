@@ -17,9 +17,9 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// Oldest server time (unix ms) still inside a roaming window of `roam_days`
-/// (0 = unlimited → 0).
-pub(crate) fn roam_floor_ms(roam_days: u64) -> u64 {
-    if roam_days == 0 { 0 } else { now_ms().saturating_sub(roam_days.saturating_mul(86_400_000)) }
+/// at `now_ms` (0 = unlimited → 0).
+pub(crate) fn roam_floor_ms(now_ms: u64, roam_days: u64) -> u64 {
+    if roam_days == 0 { 0 } else { now_ms.saturating_sub(roam_days.saturating_mul(86_400_000)) }
 }
 
 /// Allocates feed versions and tracks which may still be uncommitted.

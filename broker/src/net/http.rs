@@ -137,7 +137,7 @@ impl WebTransportInfo {
             _ if ip.is_ipv6() => format!("[{ip}]"),
             _ => ip.to_string(),
         };
-        format!("https://{name}:{}{}", self.addr.port(), crate::quic::WT_PATH)
+        format!("https://{name}:{}{}", self.addr.port(), super::quic::WT_PATH)
     }
 }
 
@@ -302,7 +302,7 @@ impl WebCtx {
             let Some(key) = head.ws_key.as_deref().filter(|k| !k.is_empty()) else {
                 return Route::Respond(error_response(400));
             };
-            let accept = crate::ws::accept_key(key);
+            let accept = super::ws::accept_key(key);
             let resp = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Accept: {accept}\r\n\r\n"

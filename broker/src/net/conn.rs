@@ -1,0 +1,193 @@
+//! Connections: their state, the bounded write queue, closing and flushing.
+//!
+//! Role: a [`Conn`] is one accepted socket (TCP, or the web listener's
+//! HTTP/WebSocket) with its read buffer, its queue of encoded frames and its
+//! [`Phase`]. Output is queued here and written with `writev` once per turn.
+//!
+//! Invariants:
+//! - a connection's queued output is bounded by `limits.write_queue_bytes`; a
+//!   client that does not read is closed with SLOW_CONSUMER (it re-syncs,
+//!   nothing is lost), and a partly written frame is finished first so the
+//!   Close starts on a frame boundary;
+//! - a connection that queued its Close is dropped once flushed (or after
+//!   [`CLOSE_LINGER`]), and its session leaves the directory at once.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mio::net::TcpStream;
+use missive_protocol::ErrorCode;
+use tracing::{debug, warn};
+
+use super::{CLOSE_LINGER, MAX_IOV, Worker};
+use crate::frames;
+use crate::node::directory::ConnRef;
+use crate::session::Session;
+
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Waiting for Hello until the deadline.
+    Handshake {
+        deadline: Instant,
+    },
+    /// Hello passed the token checks; the user's owner shard decides the
+    /// login. Input is not decoded meanwhile (it stays buffered) and pushes
+    /// are dropped, so HelloOk is the first frame the client gets.
+    LoggingIn {
+        deadline: Instant,
+        session: Session,
+    },
+    Ready(Session),
+}
+
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) sock: TcpStream,
+    pub(super) peer: SocketAddr,
+    pub(super) rbuf: BytesMut,
+    /// Encoded frames not yet written; `out_bytes` is their total size.
+    pub(super) out: VecDeque<Bytes>,
+    pub(super) out_bytes: usize,
+    /// The front of `out` has been partly written: it must be finished before
+    /// anything else goes on the wire, or the stream would be cut mid-frame.
+    pub(super) front_partial: bool,
+    pub(super) phase: Phase,
+    pub(super) last_frame: Instant,
+    /// Requests sent to shards and not yet answered.
+    pub(super) in_flight: usize,
+    /// Set once a Close is queued: flush, then drop by `close_deadline`.
+    pub(super) close_deadline: Option<Instant>,
+    /// Queued in the worker's `ready` list (there may be unread bytes).
+    pub(super) readable: bool,
+    /// Set for connections of the web listener (HTTP, then WebSocket framing).
+    pub(super) web: Option<Box<super::web::WebConn>>,
+}
+
+impl Worker {
+    pub(super) fn enqueue(&mut self, id: u64, frame: Bytes) {
+        let Some(c) = self.conns.get(&id) else { return };
+        let frame = match &c.web {
+            Some(w) if w.is_ws() => super::ws::wrap(&frame),
+            _ => frame,
+        };
+        self.enqueue_raw(id, frame);
+    }
+
+    /// Queues bytes exactly as they go on the wire.
+    pub(super) fn enqueue_raw(&mut self, id: u64, frame: Bytes) {
+        let limit = self.node.config.limits.write_queue_bytes;
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.close_deadline.is_some() {
+            return;
+        }
+        if c.out_bytes + frame.len() > limit {
+            warn!(conn = id, peer = %c.peer, queued = c.out_bytes, "slow consumer: closing");
+            // Drop whole queued frames, but keep a partly written one so the
+            // Close frame starts on a frame boundary.
+            let keep = if c.front_partial { c.out.pop_front() } else { None };
+            c.out.clear();
+            c.out_bytes = 0;
+            if let Some(front) = keep {
+                c.out_bytes = front.len();
+                c.out.push_back(front);
+            }
+            self.close(id, ErrorCode::SlowConsumer, "write queue overflow; reconnect and sync");
+            return;
+        }
+        if c.out.is_empty() {
+            self.dirty.push(id);
+        }
+        c.out_bytes += frame.len();
+        c.out.push_back(frame);
+    }
+
+    /// Queues a Close frame; the connection is dropped once it is flushed.
+    pub(super) fn close(&mut self, id: u64, code: ErrorCode, message: &str) {
+        let Some(c) = self.conns.get(&id) else { return };
+        let frame = match &c.web {
+            None => frames::close(code, message),
+            Some(w) => w.close_bytes(code, message),
+        };
+        self.close_with(id, frame);
+    }
+
+    /// Queues `frame` (wire bytes) as the last output; the connection is
+    /// dropped once it is flushed.
+    pub(super) fn close_with(&mut self, id: u64, frame: Bytes) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.close_deadline.is_some() {
+            return;
+        }
+        if c.out.is_empty() {
+            self.dirty.push(id);
+        }
+        c.out_bytes += frame.len();
+        c.out.push_back(frame);
+        c.close_deadline = Some(Instant::now() + CLOSE_LINGER);
+        if let Phase::Ready(s) = &c.phase {
+            let user = s.user.clone();
+            self.end_session(&user, ConnRef { worker: self.idx, id });
+        }
+    }
+
+    pub(super) fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for id in dirty {
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            let mut failed = false;
+            while !c.out.is_empty() {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let n_iov = c.out.iter().zip(iov.iter_mut()).map(|(b, slot)| *slot = IoSlice::new(b)).count();
+                match c.sock.write_vectored(&iov[..n_iov]) {
+                    Ok(0) => {
+                        failed = true;
+                        break;
+                    }
+                    Ok(mut n) => {
+                        c.out_bytes -= n;
+                        while n > 0 {
+                            let Some(front) = c.out.front_mut() else { break };
+                            if n >= front.len() {
+                                n -= front.len();
+                                c.out.pop_front();
+                                c.front_partial = false;
+                            } else {
+                                front.advance(n);
+                                c.front_partial = true;
+                                n = 0;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            let done_closing = c.close_deadline.is_some() && c.out.is_empty();
+            if failed || done_closing {
+                self.drop_conn(id);
+            }
+        }
+    }
+
+    pub(super) fn drop_conn(&mut self, id: u64) {
+        let Some(mut c) = self.conns.remove(&id) else { return };
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        self.mesh.conn_count.fetch_sub(1, Ordering::AcqRel);
+        if let Phase::Ready(s) = &c.phase {
+            debug!(conn = id, user = %s.user, "closed");
+            let user = s.user.clone();
+            self.end_session(&user, ConnRef { worker: self.idx, id });
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The mailbox: messages between workers, and emitting a turn's effects.
+//!
+//! Role: [`WorkerMsg`] is everything one worker tells another (an op for its
+//! owner shard, a reply, a push, a login decision, a kick). Sends go through
+//! bounded crossbeam channels plus a `mio::Waker`, woken once per destination
+//! per loop turn.
+//!
+//! Invariants: a full channel spills into a FIFO per destination (order kept);
+//! while a FIFO is long the worker stops reading sockets (TCP backpressure)
+//! but keeps draining its own inbox, so workers can never deadlock; messages
+//! between two workers stay in order, so pushes of one conversation reach a
+//! connection in seq order.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use crossbeam_channel::TrySendError;
+use missive_protocol::{ErrorCode, UserId};
+
+use super::conn::Phase;
+use super::{INBOX_BATCH, Worker};
+use crate::error::Reject;
+use crate::frames;
+use crate::services::ServiceOp;
+use crate::shard::{Effect, Reply, ShardOp};
+
+/// A message between workers.
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    /// A request for the receiving worker's owner shard (boxed: ops are large,
+    /// replies and pushes are the common case and stay small).
+    Op(Box<ShardOp<ServiceOp>>),
+    /// The answer to request `request_id` of the receiving worker's connection
+    /// `conn`, still typed (encoded by the receiving worker).
+    Reply { conn: u64, request_id: u64, reply: Box<Reply> },
+    /// A push to the receiving worker's connection `conn`.
+    Push { conn: u64, frame: Bytes },
+    /// The owner shard decided the login of connection `conn`.
+    LoginDone { conn: u64, user: UserId, result: Result<String, Reject> },
+    /// End connection `conn`: push `frame` (a `Kicked`), then Close{code, message}.
+    Kick { conn: u64, frame: Bytes, code: ErrorCode, message: String },
+}
+
+impl Worker {
+    pub(super) fn send_to(&mut self, worker: usize, msg: WorkerMsg) {
+        if worker == self.idx {
+            match msg {
+                WorkerMsg::Op(op) => self.ops.push(*op),
+                WorkerMsg::Reply { conn, request_id, reply } => self.on_reply(conn, request_id, *reply),
+                WorkerMsg::Push { conn, frame } => self.push(conn, frame),
+                WorkerMsg::LoginDone { conn, user, result } => self.on_login_done(conn, user, result),
+                WorkerMsg::Kick { conn, frame, code, message } => self.kick(conn, frame, code, &message),
+            }
+            return;
+        }
+        if !self.overflow[worker].is_empty() {
+            self.overflow[worker].push_back(msg);
+            return;
+        }
+        match self.mesh.senders[worker].try_send(msg) {
+            Ok(()) => self.wake[worker] = true,
+            Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
+                self.overflow[worker].push_back(m);
+            }
+        }
+    }
+
+    /// Wakes every worker this one sent to since the last call: one eventfd
+    /// write per destination per loop turn, not one per message.
+    pub(super) fn flush_wakes(&mut self) {
+        for (w, pending) in self.wake.iter_mut().enumerate() {
+            if std::mem::take(pending) {
+                let _ = self.mesh.wakers[w].wake();
+            }
+        }
+    }
+
+    pub(super) fn retry_overflow(&mut self) {
+        for w in 0..self.overflow.len() {
+            let mut sent = false;
+            while let Some(m) = self.overflow[w].pop_front() {
+                match self.mesh.senders[w].try_send(m) {
+                    Ok(()) => sent = true,
+                    Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
+                        self.overflow[w].push_front(m);
+                        break;
+                    }
+                }
+            }
+            if sent {
+                self.wake[w] = true;
+            }
+        }
+    }
+
+    pub(super) fn drain_inbox(&mut self) {
+        for _ in 0..INBOX_BATCH {
+            match self.inbox.try_recv() {
+                Ok(WorkerMsg::Op(op)) => self.ops.push(*op),
+                Ok(WorkerMsg::Reply { conn, request_id, reply }) => self.on_reply(conn, request_id, *reply),
+                Ok(WorkerMsg::Push { conn, frame }) => self.push(conn, frame),
+                Ok(WorkerMsg::LoginDone { conn, user, result }) => self.on_login_done(conn, user, result),
+                Ok(WorkerMsg::Kick { conn, frame, code, message }) => self.kick(conn, frame, code, &message),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// An owner shard answered a request of connection `id`: encode it here, at the edge.
+    pub(super) fn on_reply(&mut self, id: u64, request_id: u64, reply: Reply) {
+        self.mesh.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        self.enqueue(id, frames::reply(request_id, reply));
+    }
+
+    pub(super) fn emit(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Reply { conn, request_id, reply } => self.send_to(
+                    conn.worker,
+                    WorkerMsg::Reply { conn: conn.id, request_id, reply: Box::new(reply) },
+                ),
+                Effect::Fanout { users, exclude, frame } => {
+                    let mut targets = Vec::new();
+                    for u in users.iter() {
+                        self.node.directory.for_each_session(u, |p| {
+                            if Some(p.conn) != exclude {
+                                targets.push(p.conn);
+                            }
+                        });
+                    }
+                    for c in targets {
+                        self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
+                    }
+                }
+                Effect::Kick { conn, frame, code, message } => {
+                    self.send_to(conn.worker, WorkerMsg::Kick { conn: conn.id, frame, code, message })
+                }
+                Effect::LoginDone { conn, user, result } => {
+                    self.send_to(conn.worker, WorkerMsg::LoginDone { conn: conn.id, user, result })
+                }
+                // The engine applies directory changes itself, after the write.
+                Effect::SessionAdd { .. } | Effect::SessionRemove { .. } => {}
+            }
+        }
+    }
+
+    /// Queues a push for a READY connection (dropped during the handshake:
+    /// HelloOk must come first, and sync recovers anything missed, [PU-1]).
+    pub(super) fn push(&mut self, id: u64, frame: Bytes) {
+        if self.conns.get(&id).is_some_and(|c| matches!(c.phase, Phase::Ready(_))) {
+            self.enqueue(id, frame);
+        }
+    }
+
+    /// Ends a session: the `Kicked` push, then Close.
+    pub(super) fn kick(&mut self, id: u64, frame: Bytes, code: ErrorCode, message: &str) {
+        self.push(id, frame);
+        self.close(id, code, message);
+    }
+
+}

@@ -1,0 +1,405 @@
+//! The network edge: one worker thread per core, each a `mio` event loop
+//! that owns its listeners (SO_REUSEPORT), its connections, and its owner
+//! shard ([`Engine`]).
+//!
+//! Files: `conn.rs` (connection state, write queue, close, flush),
+//! `read.rs` (read, decode, hand frames to `crate::session`), `mailbox.rs`
+//! (messages between workers, emitting effects), `web.rs` + `http.rs` +
+//! `ws.rs` (the web listener: HTTP, WebSocket), `quic.rs` (the QUIC and
+//! WebTransport bridge).
+//!
+//! A loop turn: poll → accept → read and decode frames (bounded per
+//! connection) → drain the inbox (bounded batch) → run the shard turn (one
+//! RocksDB write) → emit effects → flush every connection with output →
+//! timers.
+//!
+//! Invariants:
+//! - nothing blocks except `poll` and the one storage write per turn;
+//! - decoding never allocates more than `limits.max_frame_size` per frame;
+//! - the engine gets the turn's time as an argument (`now_ms`).
+
+mod conn;
+pub(crate) mod http;
+mod mailbox;
+pub(crate) mod quic;
+mod read;
+mod web;
+pub(crate) mod ws;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use missive_protocol::{ErrorCode, FrameCodec};
+use tracing::{debug, info, warn};
+
+use crate::frames;
+use crate::node::Node;
+use crate::node::clock::now_ms;
+use crate::services::{ServiceOp, Services};
+use crate::shard::{Engine, ShardOp};
+
+use conn::{Conn, Phase};
+pub(crate) use mailbox::WorkerMsg;
+
+/// What the workers share besides the node state: how to reach each other,
+/// and the process-wide connection and request counts.
+#[derive(Debug)]
+pub(crate) struct Mesh {
+    pub(crate) senders: Vec<Sender<WorkerMsg>>,
+    pub(crate) wakers: Vec<Arc<Waker>>,
+    pub(crate) shutdown: AtomicBool,
+    /// Open connections across workers (for `limits.max_connections`).
+    pub(crate) conn_count: AtomicUsize,
+    /// Requests routed to a shard and not yet answered (graceful shutdown waits for 0).
+    pub(crate) in_flight_ops: AtomicUsize,
+    /// Routes and files of the web listener (set when `ws` is configured).
+    pub(crate) web: Option<Arc<http::WebCtx>>,
+}
+
+/// Token of the listener.
+pub(super) const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the web (WebSocket/HTTP) listener.
+pub(super) const WEB_LISTENER: Token = Token(usize::MAX - 2);
+/// Token of the cross-worker waker.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Inbox messages handled per turn before the loop services sockets again.
+pub(super) const INBOX_BATCH: usize = 4096;
+/// Bytes read from one connection per turn (fairness between connections).
+pub(super) const READ_BUDGET: usize = 256 * 1024;
+/// Frames decoded from one connection per turn.
+pub(super) const FRAME_BUDGET: usize = 256;
+/// Buffers handed to one `writev`.
+pub(super) const MAX_IOV: usize = 64;
+/// Messages spilled towards one busy worker before this worker stops reading sockets.
+pub(super) const OVERFLOW_PAUSE: usize = 1024;
+/// A connection without input for this long releases its empty buffers.
+pub(super) const BUFFER_RELEASE_AFTER: Duration = Duration::from_secs(1);
+/// How long a closing connection may take to flush its Close frame.
+pub(super) const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// One worker thread (see the module docs).
+pub(crate) struct Worker {
+    idx: usize,
+    node: Arc<Node>,
+    mesh: Arc<Mesh>,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    web_listener: Option<TcpListener>,
+    accept_paused_until: Option<Instant>,
+    conns: HashMap<u64, Conn>,
+    next_id: u64,
+    inbox: Receiver<WorkerMsg>,
+    overflow: Vec<VecDeque<WorkerMsg>>,
+    /// Workers sent to since the last `flush_wakes` (woken once per turn).
+    wake: Vec<bool>,
+    engine: Engine<Services>,
+    ops: Vec<ShardOp<ServiceOp>>,
+    dirty: Vec<u64>,
+    /// Connections that may have unread input (each at most once, see `Conn::readable`).
+    ready: Vec<u64>,
+    codec: FrameCodec,
+    last_timer: Instant,
+    last_fd_warning: Option<Instant>,
+    /// One descriptor kept in reserve so that, at the open-file limit, a waiting
+    /// connection can still be accepted and told why it is refused.
+    spare_fd: Option<std::fs::File>,
+    /// Reused read buffer (one per worker, not per connection).
+    scratch: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("idx", &self.idx).field("conns", &self.conns.len()).finish()
+    }
+}
+
+
+impl Worker {
+    pub(crate) fn new(
+        idx: usize,
+        node: Arc<Node>,
+        mesh: Arc<Mesh>,
+        poll: Poll,
+        listener: TcpListener,
+        web_listener: Option<TcpListener>,
+        inbox: Receiver<WorkerMsg>,
+    ) -> io::Result<Self> {
+        let mut listener = listener;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut web_listener = web_listener;
+        if let Some(l) = web_listener.as_mut() {
+            poll.registry().register(l, WEB_LISTENER, Interest::READABLE)?;
+        }
+        let engine = Engine::new(idx, Arc::clone(&node), Services::new(idx, Arc::clone(&node)));
+        let n = mesh.senders.len();
+        let codec = FrameCodec::new(node.config.limits.max_frame_size);
+        Ok(Self {
+            idx,
+            node,
+            mesh,
+            poll,
+            listener: Some(listener),
+            web_listener,
+            accept_paused_until: None,
+            conns: HashMap::new(),
+            next_id: 1,
+            inbox,
+            overflow: (0..n).map(|_| VecDeque::new()).collect(),
+            wake: vec![false; n],
+            engine,
+            ops: Vec::new(),
+            dirty: Vec::new(),
+            ready: Vec::new(),
+            codec,
+            last_timer: Instant::now(),
+            last_fd_warning: None,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
+            scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+        })
+    }
+
+    /// Runs until shutdown completes.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut shutdown_started: Option<Instant> = None;
+        loop {
+            let busy = !self.ops.is_empty()
+                || self.engine.has_deferred()
+                || !self.inbox.is_empty()
+                || !self.ready.is_empty()
+                || self.overflow.iter().any(|q| !q.is_empty());
+            let timeout = if busy { Duration::ZERO } else { Duration::from_millis(200) };
+            self.flush_wakes();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                warn!(worker = self.idx, error = %e, "poll failed");
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER | WEB_LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(t) => {
+                        let id = t as u64;
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            if (ev.is_readable() || ev.is_read_closed() || ev.is_error()) && !c.readable {
+                                c.readable = true;
+                                self.ready.push(id);
+                            }
+                            if ev.is_writable() && !c.out.is_empty() {
+                                self.dirty.push(id);
+                            }
+                        }
+                    }
+                }
+            }
+            if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+            let stopping = self.mesh.shutdown.load(Ordering::Acquire);
+            if stopping && shutdown_started.is_none() {
+                shutdown_started = Some(Instant::now());
+                for mut l in [self.listener.take(), self.web_listener.take()].into_iter().flatten() {
+                    let _ = self.poll.registry().deregister(&mut l);
+                }
+            }
+            if !stopping && self.overflow.iter().all(|q| q.len() < OVERFLOW_PAUSE) {
+                self.read_all();
+            }
+            self.drain_inbox();
+            self.retry_overflow();
+            let ops = std::mem::take(&mut self.ops);
+            let effects = self.engine.run_turn(ops, now_ms());
+            self.emit(effects);
+            self.flush_dirty();
+            if self.last_timer.elapsed() >= Duration::from_millis(500) {
+                self.last_timer = Instant::now();
+                self.timers();
+            }
+            if let Some(started) = shutdown_started
+                && self.shutdown_step(started)
+            {
+                break;
+            }
+        }
+        info!(worker = self.idx, "worker stopped");
+    }
+
+    /// Returns true once this worker may exit.
+    fn shutdown_step(&mut self, started: Instant) -> bool {
+        let quiet = self.mesh.in_flight_ops.load(Ordering::Acquire) == 0
+            && self.ops.is_empty()
+            && !self.engine.has_deferred()
+            && self.inbox.is_empty()
+            && self.overflow.iter().all(VecDeque::is_empty);
+        let waited = started.elapsed();
+        if (quiet || waited > Duration::from_secs(5))
+            && self.conns.values().any(|c| c.close_deadline.is_none())
+        {
+            let ids: Vec<u64> = self.conns.keys().copied().collect();
+            for id in ids {
+                self.close(id, ErrorCode::ServerShutdown, "server shutting down");
+            }
+            self.flush_dirty();
+        }
+        let closing_done = self.conns.values().all(|c| c.close_deadline.is_some() && c.out.is_empty());
+        if (quiet && closing_done) || waited > Duration::from_secs(8) {
+            let ids: Vec<u64> = self.conns.keys().copied().collect();
+            for id in ids {
+                self.drop_conn(id);
+            }
+            return true;
+        }
+        false
+    }
+
+    fn accept(&mut self) {
+        self.accept_from(false);
+        self.accept_from(true);
+    }
+
+    /// Accepts from the TCP listener, or (`web`) from the web listener.
+    fn accept_from(&mut self, web: bool) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let listener = if web { self.web_listener.as_ref() } else { self.listener.as_ref() };
+            let Some(listener) = listener else { return };
+            match listener.accept() {
+                Ok((mut sock, peer)) => {
+                    let limit = self.node.config.limits.max_connections;
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let _ = sock.set_nodelay(true);
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self.poll.registry().register(&mut sock, Token(id as usize), interest) {
+                        warn!(error = %e, "register failed");
+                        continue;
+                    }
+                    let deadline = Instant::now()
+                        + Duration::from_secs(self.node.config.limits.handshake_timeout_secs);
+                    let conn = Conn {
+                        sock,
+                        peer,
+                        rbuf: BytesMut::new(),
+                        out: VecDeque::new(),
+                        out_bytes: 0,
+                        front_partial: false,
+                        phase: Phase::Handshake { deadline },
+                        last_frame: Instant::now(),
+                        in_flight: 0,
+                        close_deadline: None,
+                        readable: true,
+                        web: web.then(|| Box::new(web::WebConn::new())),
+                    };
+                    self.conns.insert(id, conn);
+                    self.ready.push(id);
+                    let total = self.mesh.conn_count.fetch_add(1, Ordering::AcqRel) + 1;
+                    debug!(worker = self.idx, conn = id, %peer, "accepted");
+                    if total > limit {
+                        self.close(id, ErrorCode::TooManyConnections, "server connection limit reached");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE / ENFILE: out of file descriptors. Say so clearly, back off.
+                    let fd_limit = crate::fd_limit();
+                    if self.last_fd_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        self.last_fd_warning = Some(Instant::now());
+                        tracing::error!(
+                            worker = self.idx,
+                            error = %e,
+                            open_connections = self.mesh.conn_count.load(Ordering::Relaxed),
+                            fd_limit,
+                            "cannot accept: open-file limit reached (RLIMIT_NOFILE); raise `ulimit -n` or lower limits.max_connections"
+                        );
+                    }
+                    self.refuse_backlog(web);
+                    self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of file descriptors: frees the spare descriptor to accept waiting
+    /// connections one at a time and tell each `Close{TOO_MANY_CONNECTIONS}`
+    /// (a raw TCP frame; WebSocket clients just see the connection close), so
+    /// clients in the kernel's backlog fail fast instead of hanging.
+    fn refuse_backlog(&mut self, web: bool) {
+        const MAX_REFUSED_PER_TURN: usize = 64;
+        let close =
+            frames::close(ErrorCode::TooManyConnections, "server open-file limit reached; retry later");
+        for _ in 0..MAX_REFUSED_PER_TURN {
+            let Some(spare) = self.spare_fd.take() else { return };
+            drop(spare);
+            let listener = if web { self.web_listener.as_ref() } else { self.listener.as_ref() };
+            let accepted = match listener.map(|l| l.accept()) {
+                Some(Ok((mut sock, _))) => {
+                    if !web {
+                        let _ = sock.write(&close);
+                    }
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                    true
+                }
+                _ => false,
+            };
+            self.spare_fd = std::fs::File::open("/dev/null").ok();
+            if !accepted {
+                return;
+            }
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        let idle = Duration::from_secs(self.node.config.limits.idle_timeout_secs);
+        let mut to_close = Vec::new();
+        let mut to_drop = Vec::new();
+        // Quiet connections give their buffers back: an idle session costs only its
+        // state, not a read buffer or an emptied write queue's capacity.
+        for c in self.conns.values_mut() {
+            if now.duration_since(c.last_frame) >= BUFFER_RELEASE_AFTER {
+                if c.rbuf.is_empty() && c.rbuf.capacity() > 0 {
+                    c.rbuf = BytesMut::new();
+                }
+                if c.out.is_empty() && c.out.capacity() > 0 {
+                    c.out = VecDeque::new();
+                }
+            }
+        }
+        for (id, c) in &self.conns {
+            if let Some(d) = c.close_deadline {
+                if now >= d {
+                    to_drop.push(*id);
+                }
+                continue;
+            }
+            match &c.phase {
+                Phase::Handshake { deadline } | Phase::LoggingIn { deadline, .. } if now >= *deadline => {
+                    to_close.push((*id, ErrorCode::HandshakeTimeout, "no Hello in time"));
+                }
+                Phase::Ready(_) if now.duration_since(c.last_frame) >= idle => {
+                    to_close.push((*id, ErrorCode::IdleTimeout, "no frame within the idle timeout"));
+                }
+                _ => {}
+            }
+        }
+        for (id, code, msg) in to_close {
+            self.close(id, code, msg);
+        }
+        for id in to_drop {
+            self.drop_conn(id);
+        }
+    }
+}

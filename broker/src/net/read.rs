@@ -1,0 +1,240 @@
+//! Reading connections: bytes → frames → session.
+//!
+//! Role: each readable connection is read (at most [`READ_BUDGET`] bytes and
+//! [`FRAME_BUDGET`] frames per turn, for fairness), its frames decoded, and
+//! each frame handed to the session logic (`crate::session`): `Hello` starts
+//! the login on the user's owner shard, requests are routed, pings answered.
+//!
+//! Invariants: while a login is being decided, input stays buffered and is
+//! not decoded, so `HelloOk` is the first frame the client gets; a request
+//! counts against `limits.max_in_flight` until its owner shard answers.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use missive_protocol::pb::{self, frame};
+use missive_protocol::{ErrorCode, UserId};
+use tracing::{debug, info};
+
+use super::conn::Phase;
+use super::mailbox::WorkerMsg;
+use super::{FRAME_BUDGET, READ_BUDGET, Worker};
+use crate::error::Reject;
+use crate::frames;
+use crate::node::clock::now_ms;
+use crate::node::directory::ConnRef;
+use crate::session;
+use crate::shard::Origin;
+
+impl Worker {
+    fn read_all(&mut self) {
+        let ids = std::mem::take(&mut self.ready);
+        for id in ids {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.readable = false;
+                self.read_conn(id);
+            }
+        }
+    }
+
+    /// Puts a connection back on the ready list (its read budget ran out).
+    fn mark_ready(&mut self, id: u64) {
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.readable
+        {
+            c.readable = true;
+            self.ready.push(id);
+        }
+    }
+
+    fn read_conn(&mut self, id: u64) {
+        let mut total = 0;
+        let mut eof = false;
+        let mut more = false;
+        {
+            let scratch = &mut self.scratch;
+            let Some(c) = self.conns.get_mut(&id) else { return };
+            if c.close_deadline.is_some() {
+                // Discard input of a closing connection.
+                let mut sink = [0u8; 4096];
+                while let Ok(n) = c.sock.read(&mut sink) {
+                    if n == 0 {
+                        eof = true;
+                        break;
+                    }
+                }
+            } else {
+                loop {
+                    if total >= READ_BUDGET {
+                        more = true;
+                        break;
+                    }
+                    match c.sock.read(&mut scratch[..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => {
+                            c.rbuf.extend_from_slice(&scratch[..n]);
+                            total += n;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            eof = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.decode_frames(id);
+        if eof {
+            self.drop_conn(id);
+        } else if more {
+            self.mark_ready(id);
+        }
+    }
+
+    fn decode_frames(&mut self, id: u64) {
+        if self.conns.get(&id).is_some_and(|c| c.web.is_some()) {
+            return self.decode_web(id);
+        }
+        for _ in 0..FRAME_BUDGET {
+            let decoded = {
+                let Some(c) = self.conns.get_mut(&id) else { return };
+                if c.close_deadline.is_some() || matches!(c.phase, Phase::LoggingIn { .. }) {
+                    return;
+                }
+                match self.codec.split_payload(&mut c.rbuf) {
+                    Ok(None) => return,
+                    Ok(Some(payload)) => self.codec.decode_payload(payload),
+                    Err(e) => Err(e),
+                }
+            };
+            match decoded {
+                Ok(frame) => self.on_frame(id, frame),
+                Err(e) => {
+                    debug!(conn = id, error = %e, "bad frame");
+                    self.close(id, e.code(), &e.to_string());
+                    return;
+                }
+            }
+        }
+        // Budget used up: come back next turn even without a new event.
+        self.mark_ready(id);
+    }
+
+    fn on_frame(&mut self, id: u64, frame: pb::Frame) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        c.last_frame = Instant::now();
+        let ready = matches!(c.phase, Phase::Ready(_));
+        match (frame.body, ready) {
+            (Some(frame::Body::Hello(h)), false) => self.on_hello(id, h),
+            (Some(frame::Body::Hello(_)), true) => self.close(id, ErrorCode::UnexpectedFrame, "second Hello"),
+            (_, false) => self.close(id, ErrorCode::HandshakeRequired, "the first frame must be Hello"),
+            (Some(frame::Body::Ping(p)), true) => self.enqueue(id, frames::pong(p.nonce, now_ms())),
+            (Some(frame::Body::PushAck(_)), true) => {}
+            (Some(frame::Body::Request(r)), true) => self.on_request(id, r),
+            (_, true) => self.close(id, ErrorCode::UnexpectedFrame, "frame kind not accepted from clients"),
+        }
+    }
+
+    fn on_hello(&mut self, id: u64, h: pb::Hello) {
+        let conn = ConnRef { worker: self.idx, id };
+        let (session, (owner, op)) = match session::hello(&self.node, conn, &h, now_ms()) {
+            Ok(s) => s,
+            Err(r) => {
+                debug!(conn = id, code = %r.code, "handshake refused");
+                self.close(id, r.code, &r.message);
+                return;
+            }
+        };
+        // The account checks and the login policy run on the user's owner shard ([L-3]).
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let deadline = match c.phase {
+            Phase::Handshake { deadline } => deadline,
+            _ => Instant::now(),
+        };
+        c.phase = Phase::LoggingIn { deadline, session };
+        c.in_flight += 1;
+        self.mesh.in_flight_ops.fetch_add(1, Ordering::AcqRel);
+        self.send_to(owner, WorkerMsg::Op(Box::new(op)));
+    }
+
+    /// The owner shard decided a login: HelloOk (READY) or Close.
+    fn on_login_done(&mut self, id: u64, user: UserId, result: Result<String, Reject>) {
+        self.mesh.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
+        let conn = ConnRef { worker: self.idx, id };
+        let alive = self.conns.get(&id).is_some_and(|c| c.close_deadline.is_none());
+        let Some(c) = self.conns.get_mut(&id).filter(|_| alive) else {
+            // The connection ended while the login was decided: undo its session.
+            if result.is_ok() {
+                self.end_session(&user, conn);
+            }
+            return;
+        };
+        c.in_flight = c.in_flight.saturating_sub(1);
+        let sync_token = match result {
+            Ok(t) => t,
+            Err(r) => {
+                debug!(conn = id, code = %r.code, "login refused");
+                self.close(id, r.code, &r.message);
+                return;
+            }
+        };
+        let session = match std::mem::replace(&mut c.phase, Phase::Handshake { deadline: Instant::now() }) {
+            Phase::LoggingIn { session, .. } => session,
+            other => {
+                c.phase = other;
+                return;
+            }
+        };
+        let session_id = format!("{:016x}{:016x}", rand::random::<u64>(), id);
+        info!(worker = self.idx, conn = id, user = %session.user, device = %session.device, "session ready");
+        let ok = session::hello_ok(&self.node, &session, sync_token, session_id, now_ms());
+        c.phase = Phase::Ready(session);
+        self.enqueue(id, frames::hello_ok(ok));
+        // Frames that arrived during the login are decoded now.
+        self.mark_ready(id);
+    }
+
+    /// Removes an ended session from the directory and, if the user's online
+    /// platforms changed, lets the owner shard publish the new presence.
+    fn end_session(&mut self, user: &UserId, conn: ConnRef) {
+        if let Some((p, changed)) = self.node.directory.remove(user, conn)
+            && changed
+        {
+            let (owner, op) = session::logout(&self.node, user, p.device, conn);
+            self.send_to(owner, WorkerMsg::Op(Box::new(op)));
+        }
+    }
+
+    fn on_request(&mut self, id: u64, r: pb::Request) {
+        let request_id = r.id;
+        let node = Arc::clone(&self.node);
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Phase::Ready(s) = &c.phase else { return };
+        if c.in_flight >= node.config.limits.max_in_flight {
+            let rej = Reject::new(ErrorCode::TooManyInFlight, "too many requests in flight");
+            self.enqueue(id, frames::error(request_id, &rej));
+            return;
+        }
+        let conn = ConnRef { worker: self.idx, id };
+        let d = session::request(&node, s, conn, r, now_ms());
+        if let Some(reply) = d.reply {
+            self.enqueue(id, frames::reply(request_id, reply));
+        }
+        if let Some((owner, op)) = d.op {
+            if matches!(op.origin, Origin::Request { .. }) {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.in_flight += 1;
+                }
+                self.mesh.in_flight_ops.fetch_add(1, Ordering::AcqRel);
+            }
+            self.send_to(owner, WorkerMsg::Op(Box::new(op)));
+        }
+    }
+}

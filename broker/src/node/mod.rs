@@ -1,0 +1,57 @@
+//! Shared node state: what every worker and every service may read.
+//!
+//! Role: the configuration, the store handle, the feed-version clock, the
+//! online directory, the relation/group counters and the sync-token key.
+//! Nothing here does network I/O.
+//!
+//! Invariants: read-mostly; the only locks are the directory's and the
+//! counters' sharded locks and the clock's short critical section. Which shard
+//! owns a record is decided by [`owner`] alone.
+
+pub(crate) mod clock;
+pub(crate) mod counters;
+pub(crate) mod directory;
+pub(crate) mod owner;
+pub(crate) mod token;
+
+use std::sync::Arc;
+
+use missive_storage::Store;
+
+use crate::config::Config;
+
+pub(crate) use owner::OwnerKey;
+
+/// State shared by every worker and service of this node.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Store,
+    pub(crate) clock: clock::VersionClock,
+    pub(crate) directory: directory::Directory,
+    /// Friend, blacklist and joined-group counts behind the cross-shard limits.
+    pub(crate) counters: counters::Counters,
+    pub(crate) token_key: token::TokenKey,
+    /// Number of owner shards (= workers).
+    pub(crate) workers: usize,
+}
+
+impl Node {
+    pub(crate) fn new(config: Arc<Config>, store: Store, committed_version: u64, workers: usize) -> Self {
+        let token_key = token::TokenKey::derive(&config.secret);
+        Self {
+            config,
+            store,
+            clock: clock::VersionClock::new(committed_version),
+            directory: directory::Directory::new(),
+            counters: counters::Counters::new(),
+            token_key,
+            workers,
+        }
+    }
+
+    /// The shard that owns `key`.
+    pub(crate) fn owner(&self, key: OwnerKey<'_>) -> usize {
+        key.shard(self.workers)
+    }
+}

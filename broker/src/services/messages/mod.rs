@@ -1,0 +1,66 @@
+//! The messages service: SendMessage, Pull and History.
+//!
+//! Role: a send runs on the owner shard of its conversation, which alone
+//! assigns the conversation's seqs and writes its log. A 1:1 send is staged
+//! here ([`send`]); a group send goes on to `groups::send` (read diffusion).
+//! Pull and history are reads served after the turn's write ([`read`]).
+//!
+//! Invariants:
+//! - (conv, sender, device, client_msg_id) maps to one stored message: checked
+//!   against this turn's staged sends, then the durable `dedup` keyspace; the
+//!   dedup record is written in the same batch as the message;
+//! - seqs are dense: the cached max seq advances only while staging, and a
+//!   refused op or failed write puts the cache back (undo / reload);
+//! - the blacklist ([B-2]) is checked here, at the moment of the write.
+
+pub(crate) mod check;
+mod read;
+mod send;
+
+use missive_protocol::pb;
+use missive_protocol::{ClientMsgId, ConvId, DeviceId, UserId};
+
+use crate::error::Reject;
+use crate::services::{Services, Undo};
+use crate::shard::{ShardOp, Staged, Turn};
+
+pub(crate) use read::read;
+
+/// A messages op (owner: the conversation).
+#[derive(Debug)]
+pub(crate) enum MessagesOp {
+    Send { conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content },
+    Pull { conv: ConvId, req: pb::PullRequest },
+    History { conv: ConvId, req: pb::HistoryRequest },
+}
+
+impl MessagesOp {
+    pub(crate) fn conv(&self) -> &ConvId {
+        match self {
+            Self::Send { conv, .. } | Self::Pull { conv, .. } | Self::History { conv, .. } => conv,
+        }
+    }
+}
+
+/// The identity of a send for deduplication ([invariant 3]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DedupKey {
+    pub(crate) conv: ConvId,
+    pub(crate) sender: UserId,
+    pub(crate) device: DeviceId,
+    pub(crate) client_msg_id: String,
+}
+
+pub(crate) fn stage(
+    s: &mut Services,
+    op: ShardOp<MessagesOp>,
+    t: &mut Turn<Undo>,
+) -> Result<Staged<MessagesOp>, Reject> {
+    match &op.op {
+        MessagesOp::Pull { .. } | MessagesOp::History { .. } => Ok(Staged::Read(op)),
+        MessagesOp::Send { conv, client_msg_id, content } => {
+            let a = send::stage_send(s, &op, conv, client_msg_id, content, t)?;
+            Ok(Staged::Done(a))
+        }
+    }
+}

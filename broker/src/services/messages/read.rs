@@ -1,0 +1,74 @@
+//! Pull and History: pages of a conversation's log, served after the turn's
+//! write (so a read sees every write requested before it).
+//!
+//! Invariant: a page stops before its frame could exceed the frame limit
+//! (spec ); clients page on `more`, never on the item count.
+
+use missive_protocol::pb::{self, response};
+use missive_protocol::{ConvKind, ErrorCode, Seq};
+use prost::Message as _;
+
+use crate::error::Reject;
+use crate::node::clock::roam_floor_ms;
+use crate::services::{Services, groups};
+use crate::shard::ShardOp;
+
+use super::MessagesOp;
+
+/// Serves a pull or history read from committed state.
+pub(crate) fn read(s: &mut Services, op: ShardOp<MessagesOp>, now_ms: u64) -> Result<response::Result, Reject> {
+    let config = std::sync::Arc::clone(&s.node.config);
+    let lim = &config.limits;
+    let page = |limit: u32| if limit == 0 { lim.pull_page_default } else { limit.min(lim.pull_page_max) } as usize;
+    let (conv, ascending, from, to, limit) = match op.op {
+        MessagesOp::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
+        MessagesOp::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),
+        MessagesOp::Send { .. } => return Err(Reject::new(ErrorCode::Internal, "a send is not a read")),
+    };
+    let store = s.node.store.clone();
+    let (max_seq, min_readable) = if conv.kind() == ConvKind::Group {
+        let (min_readable, top) = groups::window_of(s, &op.user, &conv)?;
+        (top, min_readable)
+    } else {
+        let entry = s.convs.get(&store, &conv)?;
+        let me = entry.participant(&op.user)?;
+        (entry.max_seq, entry.members[me].rec.cleared_seq + 1)
+    };
+    let floor_ms = roam_floor_ms(now_ms, config.history.roam_days);
+    let mut rows = if ascending {
+        let to = if to == 0 { max_seq } else { to.min(max_seq) };
+        store.messages(&conv, Seq(from.max(min_readable)), Seq(to), limit + 1)?
+    } else {
+        let before = if to == 0 { max_seq + 1 } else { to.min(max_seq + 1) };
+        store.messages_before(&conv, Seq(before), Seq(min_readable), limit + 1)?
+    };
+    let mut more = rows.len() > limit;
+    rows.truncate(limit);
+    let byte_budget = (lim.max_frame_size as usize).saturating_sub(64 * 1024);
+    let mut bytes_used = 0;
+    let mut messages = Vec::with_capacity(rows.len());
+    let total = rows.len();
+    // History rows arrive newest-first, so a cut keeps the newest ones.
+    for (i, (_, bytes)) in rows.into_iter().enumerate() {
+        if bytes_used + bytes.len() > byte_budget && i > 0 {
+            more = more || i < total;
+            break;
+        }
+        bytes_used += bytes.len() + 8;
+        let m = pb::Message::decode(bytes.as_slice())
+            .map_err(|e| Reject::new(ErrorCode::Internal, format!("stored message undecodable: {e}")))?;
+        if m.server_time_ms >= floor_ms {
+            messages.push(m);
+        }
+    }
+    if !ascending {
+        messages.reverse();
+    }
+    Ok(response::Result::Messages(pb::Messages {
+        conv_id: conv.to_string(),
+        messages,
+        max_seq,
+        min_readable_seq: min_readable,
+        more,
+    }))
+}

@@ -1,0 +1,121 @@
+//! Staging a SendMessage: dedup, then a 1:1 append or a group send.
+//!
+//! Invariant: the dedup record and the message are staged together; a send
+//! refused at any point (blacklist, membership, mute, a failed read) stages
+//! neither, so a retry is stored exactly once.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use missive_protocol::pb::{self, push, response};
+use missive_protocol::{ClientMsgId, ConvId, ConvKind, ErrorCode, Seq};
+use missive_storage::DedupRecord;
+use prost::Message as _;
+
+use crate::error::Reject;
+use crate::frames;
+use crate::services::{Services, Undo, groups};
+use crate::shard::{Answer, Effect, ShardOp, Turn, failpoint};
+
+use super::{DedupKey, MessagesOp};
+
+pub(super) fn stage_send(
+    s: &mut Services,
+    op: &ShardOp<MessagesOp>,
+    conv: &ConvId,
+    client_msg_id: &ClientMsgId,
+    content: &pb::Content,
+    t: &mut Turn<Undo>,
+) -> Result<Answer, Reject> {
+    let key = DedupKey {
+        conv: conv.clone(),
+        sender: op.user.clone(),
+        device: op.device.clone(),
+        client_msg_id: client_msg_id.as_str().to_owned(),
+    };
+    let prior = match s.dedup.get(&key) {
+        Some(r) => Some(r.clone()),
+        None => s.node.store.dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str())?,
+    };
+    if let Some(r) = prior {
+        return Ok(Answer::Response(response::Result::SendAck(pb::SendAck {
+            conv_id: conv.to_string(),
+            seq: r.seq,
+            server_msg_id: r.server_msg_id,
+            server_time_ms: r.server_time_ms,
+            duplicate: true,
+        })));
+    }
+    let ack = if conv.kind() == ConvKind::Group {
+        let msg = pb::Message {
+            client_msg_id: client_msg_id.as_str().to_owned(),
+            sender: op.user.to_string(),
+            sender_device: op.device.to_string(),
+            content: Some(content.clone()),
+            ..Default::default()
+        };
+        groups::send(s, op.origin.conn(), &op.user, conv, msg, t)?
+    } else {
+        stage_direct(s, op, conv, client_msg_id, content, t)?
+    };
+    failpoint::check("messages.send.before_dedup")?;
+    let rec = DedupRecord { seq: ack.seq, server_msg_id: ack.server_msg_id, server_time_ms: ack.server_time_ms };
+    t.batch.put_dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str(), &rec);
+    t.undo(Undo::Dedup(key.clone()));
+    s.dedup.insert(key, rec);
+    Ok(Answer::Response(response::Result::SendAck(ack)))
+}
+
+/// Appends a 1:1 message: seq, log, both members' `uconv` records, push.
+fn stage_direct(
+    s: &mut Services,
+    op: &ShardOp<MessagesOp>,
+    conv: &ConvId,
+    client_msg_id: &ClientMsgId,
+    content: &pb::Content,
+    t: &mut Turn<Undo>,
+) -> Result<pb::SendAck, Reject> {
+    let now = t.now_ms;
+    let server_msg_id = s.ids.next(now);
+    let node = Arc::clone(&s.node);
+    let entry = s.convs.get_mut(&node.store, conv, t)?;
+    let sender_idx = entry
+        .member(&op.user)
+        .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "sender is not a participant"))?;
+    // [B-2]: checked here, at the moment the message would be stored.
+    if entry.members.len() == 2 && entry.blocked[1 - sender_idx] {
+        return Err(Reject::new(ErrorCode::BlockedByUser, "the recipient has blacklisted you"));
+    }
+    let seq = entry.max_seq + 1;
+    let msg = pb::Message {
+        conv_id: conv.to_string(),
+        seq,
+        server_msg_id,
+        client_msg_id: client_msg_id.as_str().to_owned(),
+        sender: op.user.to_string(),
+        sender_device: op.device.to_string(),
+        server_time_ms: now,
+        content: Some(content.clone()),
+    };
+    let encoded = Bytes::from(msg.encode_to_vec());
+    t.batch.put_message(conv, Seq(seq), &encoded);
+    entry.max_seq = seq;
+    entry.last = Some(encoded);
+    let mut recipients = Vec::with_capacity(entry.members.len());
+    for (i, m) in entry.members.iter_mut().enumerate() {
+        let old = m.rec.feed_version;
+        if i == sender_idx {
+            m.rec.read_seq = seq;
+        }
+        m.rec.hidden = false;
+        m.rec.feed_version = node.clock.alloc(&mut t.versions);
+        t.batch.put_user_conv(&m.user, conv, old, &m.rec);
+        recipients.push(m.user.clone());
+    }
+    t.effect(Effect::Fanout {
+        users: recipients.into(),
+        exclude: Some(op.origin.conn()),
+        frame: frames::push(push::Event::Message(msg)),
+    });
+    Ok(pb::SendAck { conv_id: conv.to_string(), seq, server_msg_id, server_time_ms: now, duplicate: false })
+}

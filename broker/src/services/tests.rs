@@ -1,0 +1,297 @@
+//! Regression tests of the services on the real engine, a real RocksDB in a
+//! temp dir and a fake clock: one test per defect the transactional turn
+//! fixed. Each arms a failpoint after partial staging and proves that nothing
+//! of the op commits, that the op is answered exactly once, and that a retry
+//! behaves as if the failed attempt never happened.
+
+use std::sync::Arc;
+
+use missive_protocol::pb::{self, response};
+use missive_protocol::token::Role;
+use missive_protocol::{ClientMsgId, ConvId, DeviceId, ErrorCode, GroupId, Seq, UserId};
+use missive_storage::{Store, StoreOptions};
+
+use super::*;
+use crate::config::Config;
+use crate::node::directory::ConnRef;
+use crate::shard::{Effect, Engine, Origin, failpoint};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    node: Arc<Node>,
+    engine: Engine<Services>,
+    next_id: u64,
+    now: u64,
+}
+
+const T0: u64 = 1_800_000_000_000;
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+    let config = Config { secret: "0123456789abcdef".into(), ..Config::default() };
+    let node = Arc::new(Node::new(Arc::new(config), store, 0, 1));
+    let engine = Engine::new(0, Arc::clone(&node), Services::new(0, Arc::clone(&node)));
+    Fixture { _dir: dir, node, engine, next_id: 1, now: T0 }
+}
+
+fn user(s: &str) -> UserId {
+    UserId::new(s).expect("valid")
+}
+
+fn device() -> DeviceId {
+    DeviceId::new("phone").expect("valid")
+}
+
+impl Fixture {
+    fn op(&mut self, u: &str, op: ServiceOp) -> ShardOp<ServiceOp> {
+        let id = self.next_id;
+        self.next_id += 1;
+        ShardOp { origin: Origin::Request { conn: ConnRef { worker: 0, id }, request_id: id }, user: user(u), device: device(), op }
+    }
+
+    /// Runs one turn with `ops`; the fake clock moves 1 ms per turn.
+    fn turn(&mut self, ops: Vec<ShardOp<ServiceOp>>) -> Vec<Effect> {
+        self.now += 1;
+        self.engine.run_turn(ops, self.now)
+    }
+
+    /// Runs one op alone; returns its one reply (panics if not exactly one).
+    fn call(&mut self, u: &str, op: ServiceOp) -> Result<response::Result, ErrorCode> {
+        let op = self.op(u, op);
+        let effects = self.turn(vec![op]);
+        let replies: Vec<_> = effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Reply { reply, .. } => Some(reply.map_err(|r| r.code)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies.len(), 1, "exactly one reply per op");
+        replies.into_iter().next().expect("one reply")
+    }
+
+    fn import(&mut self, u: &str) {
+        let op = ServiceOp::Accounts(accounts::AccountsOp::ImportUser { target: user(u), patch: pb::ProfilePatch::default() });
+        self.call("admin", op).expect("import");
+    }
+
+    fn create_group(&mut self, owner: &str, g: &str, members: &[&str]) {
+        let req = pb::CreateGroup { group_id: g.into(), ..Default::default() };
+        let op = groups::GroupsOp {
+            conv: group_conv(g),
+            op: groups::GroupOp::Create { req, members: members.iter().map(|m| user(m)).collect() },
+        };
+        self.call(owner, ServiceOp::Groups(op)).expect("create");
+    }
+}
+
+fn group_conv(g: &str) -> ConvId {
+    ConvId::parse(&format!("g:{g}")).expect("valid")
+}
+
+fn send(conv: &ConvId, cmid: &str, text: &str) -> ServiceOp {
+    ServiceOp::Messages(messages::MessagesOp::Send {
+        conv: conv.clone(),
+        client_msg_id: ClientMsgId::new(cmid).expect("valid"),
+        content: pb::Content {
+            body: Some(pb::content::Body::Text(pb::TextContent { text: text.into(), ..Default::default() })),
+            ..Default::default()
+        },
+    })
+}
+
+fn ack(r: Result<response::Result, ErrorCode>) -> pb::SendAck {
+    match r {
+        Ok(response::Result::SendAck(a)) => a,
+        other => panic!("expected a SendAck, got {other:?}"),
+    }
+}
+
+/// Defect: a group send appended the message, then a later `?` failed; the
+/// client got an error but the message committed without its dedup record,
+/// so a retry stored it twice.
+#[test]
+fn group_send_failing_after_append_commits_nothing_and_the_retry_is_stored_once() {
+    let mut f = fixture();
+    for u in ["alice", "bob"] {
+        f.import(u);
+    }
+    f.create_group("alice", "team", &["bob"]);
+    let conv = group_conv("team");
+    let created_tip = f.node.store.max_seq(&conv).expect("read").0;
+    failpoint::arm("groups.send.after_append");
+    assert_eq!(f.call("alice", send(&conv, "m1", "hi")).err(), Some(ErrorCode::Storage));
+    failpoint::disarm_all();
+    assert_eq!(f.node.store.max_seq(&conv).expect("read").0, created_tip, "nothing appended");
+    assert!(f.node.store.dedup(&conv, "alice", "phone", "m1").expect("read").is_none(), "no dedup record");
+    // The retry gets the next seq (the cache did not keep the failed append) and is stored once.
+    let a = ack(f.call("alice", send(&conv, "m1", "hi")));
+    assert_eq!((a.seq, a.duplicate), (created_tip + 1, false));
+    let again = ack(f.call("alice", send(&conv, "m1", "hi")));
+    assert_eq!((again.seq, again.duplicate), (created_tip + 1, true));
+    assert_eq!(f.node.store.max_seq(&conv).expect("read").0, created_tip + 1);
+}
+
+/// The same defect for 1:1 sends: a failure after the message was staged.
+#[test]
+fn direct_send_failing_before_its_dedup_record_commits_nothing() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    failpoint::arm("messages.send.before_dedup");
+    assert_eq!(f.call("alice", send(&conv, "c1", "hello")).err(), Some(ErrorCode::Storage));
+    failpoint::disarm_all();
+    assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(0));
+    let a = ack(f.call("alice", send(&conv, "c1", "hello")));
+    assert_eq!((a.seq, a.duplicate, a.server_time_ms), (1, false, f.now), "fake clock stamps the message");
+    assert!(ack(f.call("alice", send(&conv, "c1", "hello"))).duplicate);
+    assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(1));
+}
+
+/// Defect: `finish` of a group op appended the tip and changed members, then
+/// a later `?` failed and left them staged.
+#[test]
+fn group_op_failing_in_finish_changes_nothing() {
+    let mut f = fixture();
+    for u in ["alice", "bob", "carol"] {
+        f.import(u);
+    }
+    f.create_group("alice", "team", &["bob"]);
+    let conv = group_conv("team");
+    let gid = GroupId::new("team").expect("valid");
+    let before = f.node.store.max_seq(&conv).expect("read").0;
+    let invite = |who: &str| {
+        ServiceOp::Groups(groups::GroupsOp { conv: group_conv("team"), op: groups::GroupOp::Invite { targets: vec![user(who)] } })
+    };
+    failpoint::arm("groups.finish.after_tip");
+    assert_eq!(f.call("alice", invite("carol")).err(), Some(ErrorCode::Storage));
+    failpoint::disarm_all();
+    assert_eq!(f.node.store.max_seq(&conv).expect("read").0, before, "no tip");
+    assert!(f.node.store.group_member(&gid, "carol").expect("read").is_none(), "no member");
+    assert_eq!(f.node.store.joined_count(&user("carol")).expect("read"), 0);
+    // The cache kept neither the tip nor carol: the retry's tip is the next seq.
+    f.call("alice", invite("carol")).expect("invite");
+    assert_eq!(f.node.store.max_seq(&conv).expect("read").0, before + 1);
+    assert!(f.node.store.group_member(&gid, "carol").expect("read").is_some());
+    let info = f.node.store.group(&gid).expect("read").expect("group");
+    assert_eq!(info.member_count, 3);
+}
+
+/// Defect: a profile change staged the profile, then failed while moving the
+/// friends' feed entries, and the profile still committed.
+#[test]
+fn profile_change_failing_midway_commits_nothing() {
+    let mut f = fixture();
+    for u in ["alice", "bob"] {
+        f.import(u);
+    }
+    let pair = relations::RelationsOp::new(user("alice"), user("bob"), relations::PairOp::Import).expect("pair");
+    f.call("admin", ServiceOp::Relations(pair)).expect("friends");
+    let patch = pb::ProfilePatch { nickname: Some("Al".into()), ..Default::default() };
+    let set = || ServiceOp::Accounts(accounts::AccountsOp::SetProfile { patch: patch.clone() });
+    failpoint::arm("accounts.profile.friend_feed");
+    assert_eq!(f.call("alice", set()).err(), Some(ErrorCode::Storage));
+    failpoint::disarm_all();
+    assert_eq!(f.node.store.profile(&user("alice")).expect("read").map(|p| p.nickname).unwrap_or_default(), "");
+    f.call("alice", set()).expect("profile");
+    assert_eq!(f.node.store.profile(&user("alice")).expect("read").map(|p| p.nickname), Some("Al".into()));
+}
+
+fn login(f: &mut Fixture, u: &str, conn_id: u64) -> Vec<Effect> {
+    let op = ShardOp {
+        origin: Origin::Login { conn: ConnRef { worker: 0, id: conn_id } },
+        user: user(u),
+        device: device(),
+        op: ServiceOp::Accounts(accounts::AccountsOp::Login { platform: pb::Platform::Ios, role: Role::User, issued_at: 0 }),
+    };
+    f.turn(vec![op])
+}
+
+fn login_results(effects: &[Effect]) -> Vec<Result<String, ErrorCode>> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::LoginDone { result, .. } => Some(result.clone().map_err(|r| r.code)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Defect: `stage_login` added the session to the directory before a read
+/// that could fail: a ghost online session with no connection.
+#[test]
+fn a_login_failing_after_its_session_was_staged_leaves_no_ghost_session() {
+    let mut f = fixture();
+    failpoint::arm("accounts.login.after_session_add");
+    let effects = login(&mut f, "alice", 7);
+    failpoint::disarm_all();
+    assert_eq!(login_results(&effects), vec![Err(ErrorCode::Storage)]);
+    assert!(f.node.directory.sessions(&user("alice")).is_empty(), "no ghost session");
+    assert!(f.node.store.account(&user("alice")).expect("read").is_none(), "auto-registration rolled back");
+    let effects = login(&mut f, "alice", 8);
+    assert_eq!(login_results(&effects), vec![Ok(String::new())]);
+    assert_eq!(f.node.directory.sessions(&user("alice")).len(), 1);
+}
+
+/// Defect: publishing presence could fail after `LoginDone Ok` was queued: a
+/// second `LoginDone` was sent and the in-flight count went down twice.
+#[test]
+fn a_login_whose_presence_push_fails_is_answered_once() {
+    let mut f = fixture();
+    failpoint::arm("presence.publish");
+    let effects = login(&mut f, "alice", 7);
+    failpoint::disarm_all();
+    assert_eq!(login_results(&effects), vec![Err(ErrorCode::Storage)], "exactly one LoginDone: {effects:?}");
+    assert!(f.node.directory.sessions(&user("alice")).is_empty());
+    assert!(effects.iter().all(|e| !matches!(e, Effect::Fanout { .. } | Effect::Kick { .. })));
+}
+
+/// Defect: every Sync wrote the device record with fsync on the connection's
+/// worker. Now `sync::serve` only reads, and the owner records the token.
+#[test]
+fn sync_reads_only_and_the_owner_records_the_token() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    ack(f.call("alice", send(&conv, "c1", "hello")));
+    let res = sync::serve(&f.node, &user("alice"), &pb::SyncRequest::default(), f.now).expect("sync");
+    assert_eq!(res.conversations.len(), 1);
+    assert!(f.node.store.device(&user("alice"), "phone").expect("read").is_none(), "serve wrote nothing");
+    let record = ShardOp {
+        origin: Origin::Event { conn: ConnRef { worker: 0, id: 99 } },
+        user: user("alice"),
+        device: device(),
+        op: ServiceOp::Sync(sync::SyncOp::RecordToken { token: res.sync_token.clone() }),
+    };
+    let effects = f.turn(vec![record]);
+    assert!(effects.is_empty(), "an event gets no answer: {effects:?}");
+    let stored = f.node.store.device(&user("alice"), "phone").expect("read").expect("recorded");
+    assert_eq!(stored.sync_token, res.sync_token);
+    // The next login hands that token back.
+    assert_eq!(login_results(&login(&mut f, "alice", 5)), vec![Ok(res.sync_token)]);
+}
+
+/// A refused op in the middle of a turn does not disturb its neighbours'
+/// cached state: two sends around a blocked one get dense seqs.
+#[test]
+fn refused_send_between_two_accepted_sends_keeps_seqs_dense() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    let ops = vec![
+        f.op("alice", send(&conv, "a", "1")),
+        f.op("carol", send(&conv, "b", "2")),
+        f.op("bob", send(&conv, "c", "3")),
+    ];
+    let effects = f.turn(ops);
+    let codes: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply { reply, .. } => Some(reply.as_ref().map(|r| match r {
+                response::Result::SendAck(a) => a.seq,
+                _ => 0,
+            }).map_err(|r| r.code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, vec![Ok(1), Err(ErrorCode::NotParticipant), Ok(2)]);
+    assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(2));
+}

@@ -1,0 +1,272 @@
+//! The shard engine: transactional turns over one service set.
+//!
+//! Role: every owner shard (one per worker) runs an [`Engine`]. Each loop turn
+//! the worker hands it the ops routed to this shard; the engine stages each op
+//! inside a save point, writes the whole turn as ONE RocksDB batch (group
+//! commit; WAL fsync in `fsync` mode), and only then returns the effects:
+//! replies, pushes, kicks, login decisions. Reads (pull, history, receipts)
+//! are served after the write, so they observe every write before them.
+//!
+//! The engine is generic over [`Service`] and imports no service: the
+//! services' op enum, cache undo records and dispatch live in `services/`.
+//! Time is an argument (`run_turn(ops, now_ms)`), so unit tests drive it with
+//! a fake clock.
+//!
+//! Invariants:
+//! - an ack, push or directory change leaves only after the batch holding its
+//!   op is durable;
+//! - a refused op leaves no trace (see [`turn`]); every op gets exactly one
+//!   answer of the kind its [`Origin`] asks for;
+//! - on a failed write every answer becomes STORAGE (5001), nothing else is
+//!   emitted, reservations are released and the services drop the cache
+//!   entries the turn changed (they reload from storage);
+//! - counters are settled and directory changes applied here, after the write.
+
+pub(crate) mod effect;
+pub(crate) mod failpoint;
+pub(crate) mod op;
+pub(crate) mod turn;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use missive_protocol::pb::response;
+use missive_protocol::{ErrorCode, UserId};
+
+use crate::error::Reject;
+use crate::node::Node;
+
+pub(crate) use effect::{Effect, Reply};
+pub(crate) use op::{Origin, ShardOp};
+pub(crate) use turn::Turn;
+
+/// What staging an op produced.
+#[derive(Debug)]
+pub(crate) enum Staged<O> {
+    /// Staged; answer the origin with this once the batch is durable.
+    Done(Answer),
+    /// A read: serve it after the turn's write.
+    Read(ShardOp<O>),
+    /// Its key is claimed by an earlier op of this turn: run it next turn.
+    Defer(ShardOp<O>),
+}
+
+impl<O> Staged<O> {
+    /// The same outcome with the op (of a read or deferral) wrapped by `f`.
+    pub(crate) fn map_op<P>(self, f: impl FnOnce(O) -> P) -> Staged<P> {
+        match self {
+            Staged::Done(a) => Staged::Done(a),
+            Staged::Read(op) => Staged::Read(op.map(f)),
+            Staged::Defer(op) => Staged::Defer(op.map(f)),
+        }
+    }
+}
+
+/// The answer a staged op gives its origin.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// To a request.
+    Response(response::Result),
+    /// To a login: it succeeded, with the device's stored sync token.
+    LoginOk(String),
+    /// To an internal event.
+    None,
+}
+
+/// The interface every service set implements for the engine.
+pub(crate) trait Service {
+    /// The op enum of the services.
+    type Op: std::fmt::Debug;
+    /// A record that undoes one cache change.
+    type Undo;
+
+    /// Stages `op` into `t`. Before changing a cache it must record the
+    /// change's undo with [`Turn::undo`]; on `Err` the engine rolls the turn
+    /// back to the op's save point and applies those records.
+    fn stage(&mut self, op: ShardOp<Self::Op>, t: &mut Turn<Self::Undo>) -> Result<Staged<Self::Op>, Reject>;
+
+    /// Undoes one cache change of a refused op.
+    fn undo(&mut self, u: Self::Undo);
+
+    /// Serves a read after the turn's write.
+    fn read(&mut self, op: ShardOp<Self::Op>, now_ms: u64) -> Result<response::Result, Reject>;
+
+    /// The turn's write failed: drop every cache entry this turn changed.
+    fn write_failed(&mut self);
+
+    /// The turn is over (written or not): forget per-turn state.
+    fn end_turn(&mut self);
+}
+
+/// One worker's owner shard.
+pub(crate) struct Engine<S: Service> {
+    idx: usize,
+    node: Arc<Node>,
+    service: S,
+    /// Ops put off to the next turn because their key was claimed in this one.
+    deferred: Vec<ShardOp<S::Op>>,
+}
+
+impl<S: Service> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("idx", &self.idx).field("deferred", &self.deferred.len()).finish()
+    }
+}
+
+/// The answer for `origin` when its op failed with `r`.
+fn refusal(origin: Origin, user: Option<UserId>, r: Reject) -> Option<Effect> {
+    match (origin, user) {
+        (Origin::Request { conn, request_id }, _) => Some(Effect::Reply { conn, request_id, reply: Err(r) }),
+        (Origin::Login { conn }, Some(user)) => Some(Effect::LoginDone { conn, user, result: Err(r) }),
+        (Origin::Login { .. }, None) | (Origin::Event { .. }, _) => None,
+    }
+}
+
+/// The answer for `origin` of a staged op; an answer of the wrong form (a
+/// service bug) is an error, and the op is refused.
+fn answer(origin: Origin, user: &UserId, a: Answer) -> Result<Option<Effect>, Reject> {
+    match (origin, a) {
+        (Origin::Request { conn, request_id }, Answer::Response(r)) => {
+            Ok(Some(Effect::Reply { conn, request_id, reply: Ok(r) }))
+        }
+        (Origin::Login { conn }, Answer::LoginOk(token)) => {
+            Ok(Some(Effect::LoginDone { conn, user: user.clone(), result: Ok(token) }))
+        }
+        (Origin::Event { .. }, Answer::None) => Ok(None),
+        (Origin::Request { .. } | Origin::Login { .. } | Origin::Event { .. }, _) => {
+            Err(Reject::new(ErrorCode::Internal, "op answered in the wrong form"))
+        }
+    }
+}
+
+impl<S: Service> Engine<S> {
+    pub(crate) fn new(idx: usize, node: Arc<Node>, service: S) -> Self {
+        Self { idx, node, service, deferred: Vec::new() }
+    }
+
+    /// Whether ops wait for the next turn.
+    pub(crate) fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn service(&mut self) -> &mut S {
+        &mut self.service
+    }
+
+    /// Stages `ops` (after the ones deferred last turn), writes them in one
+    /// batch, and returns the effects to emit.
+    pub(crate) fn run_turn(&mut self, ops: Vec<ShardOp<S::Op>>, now_ms: u64) -> Vec<Effect> {
+        let ops = if self.deferred.is_empty() {
+            ops
+        } else {
+            let mut all = std::mem::take(&mut self.deferred);
+            all.extend(ops);
+            all
+        };
+        if ops.is_empty() {
+            return Vec::new();
+        }
+        let node = Arc::clone(&self.node);
+        let mut t: Turn<S::Undo> = Turn::new(now_ms, node.store.batch(), ops.len());
+        let mut reads = Vec::new();
+        for op in ops {
+            let origin = op.origin;
+            let user = op.user.clone();
+            let sp = t.save_point();
+            match self.service.stage(op, &mut t) {
+                Ok(Staged::Done(a)) => match answer(origin, &user, a) {
+                    Ok(e) => t.effects_extend(e),
+                    Err(r) => {
+                        self.rollback(&mut t, sp);
+                        t.effects_extend(refusal(origin, Some(user), r));
+                    }
+                },
+                Ok(Staged::Read(op)) => {
+                    self.rollback(&mut t, sp);
+                    reads.push(op);
+                }
+                Ok(Staged::Defer(op)) => {
+                    self.rollback(&mut t, sp);
+                    self.deferred.push(op);
+                }
+                Err(r) => {
+                    self.rollback(&mut t, sp);
+                    t.effects_extend(refusal(origin, Some(user), r));
+                }
+            }
+        }
+        let (effects, reservations) = t.finish();
+        let written: Result<(), Reject> = if t.batch.is_empty() {
+            node.clock.release(&t.versions);
+            Ok(())
+        } else {
+            if t.versions.max != 0 {
+                t.batch.put_version_mark(self.idx as u32, t.versions.max);
+            }
+            let batch = std::mem::replace(&mut t.batch, node.store.batch());
+            let res = failpoint::check("engine.write").and_then(|()| node.store.write(batch).map_err(Reject::from));
+            node.clock.release(&t.versions);
+            res
+        };
+        for r in reservations {
+            node.counters.settle(r, written.is_ok());
+        }
+        let mut out = Vec::with_capacity(effects.len() + reads.len());
+        match written {
+            Ok(()) => {
+                for e in effects {
+                    match e {
+                        Effect::SessionAdd { user, presence } => {
+                            node.directory.add(&user, presence);
+                        }
+                        Effect::SessionRemove { user, conn } => {
+                            node.directory.remove(&user, conn);
+                        }
+                        other => out.push(other),
+                    }
+                }
+            }
+            Err(r) => {
+                self.service.write_failed();
+                out.extend(effects.into_iter().filter_map(|eff| match eff {
+                    Effect::Reply { conn, request_id, .. } => {
+                        Some(Effect::Reply { conn, request_id, reply: Err(r.clone()) })
+                    }
+                    Effect::LoginDone { conn, user, .. } => {
+                        Some(Effect::LoginDone { conn, user, result: Err(r.clone()) })
+                    }
+                    Effect::Kick { .. }
+                    | Effect::Fanout { .. }
+                    | Effect::SessionAdd { .. }
+                    | Effect::SessionRemove { .. } => None,
+                }));
+            }
+        }
+        self.service.end_turn();
+        for op in reads {
+            let origin = op.origin;
+            let user = op.user.clone();
+            let e = match self.service.read(op, now_ms) {
+                Ok(res) => answer(origin, &user, Answer::Response(res)),
+                Err(r) => Err(r),
+            };
+            out.extend(e.unwrap_or_else(|r| refusal(origin, Some(user), r)));
+        }
+        out
+    }
+
+    /// Rolls `t` back to `sp`: releases the op's reservations and undoes its
+    /// cache changes, newest first.
+    fn rollback(&mut self, t: &mut Turn<S::Undo>, sp: turn::SavePoint) {
+        let (reservations, undo) = t.rollback(sp);
+        for r in reservations {
+            self.node.counters.settle(r, false);
+        }
+        for u in undo {
+            self.service.undo(u);
+        }
+    }
+}
