@@ -26,7 +26,7 @@
 
 use bytes::Bytes;
 use missive_protocol::pb::{self, push, response};
-use missive_protocol::{ConvId, ErrorCode, Seq, UserId};
+use missive_protocol::{ConvId, ErrorCode, GroupId, Seq, UserId};
 use missive_storage::{
     GroupApplicationRecord, GroupDepartedRecord, GroupMemberRecord, GroupRecord, Store, UserConvRecord,
 };
@@ -145,6 +145,11 @@ pub(crate) fn group_conv(group: &str) -> Result<ConvId, Reject> {
     ConvId::parse(&format!("g:{group}")).map_err(|e| checks::invalid(format!("group_id: {e}")))
 }
 
+/// The group id of a group conversation (only `g:` conversations reach here).
+fn group_of(conv: &ConvId) -> Result<GroupId, Reject> {
+    conv.group_id().ok_or_else(|| Reject::new(ErrorCode::Internal, format!("{conv} is not a group")))
+}
+
 /// The wire info of a group.
 pub(crate) fn info_view(group: &str, r: &GroupRecord) -> pb::GroupInfo {
     pb::GroupInfo {
@@ -257,7 +262,8 @@ pub(crate) fn stored_state(
     conv: &ConvId,
     floor_ms: u64,
 ) -> Result<Option<pb::ConversationState>, Reject> {
-    let group = conv.as_str().trim_start_matches("g:");
+    let Some(group) = conv.group_id() else { return Ok(None) };
+    let group = &group;
     let Some(info) = store.group(group)? else { return Ok(None) };
     let member = store.group_member(group, user.as_str())?;
     let departed = if member.is_none() { store.group_departed(group, user.as_str())? } else { None };
@@ -311,11 +317,11 @@ impl Outcome {
 fn store_member(
     e: &mut GroupEntry,
     t: &mut Turn,
-    group: &str,
+    group: &GroupId,
     user: &UserId,
     m: GroupMemberRecord,
 ) -> pb::GroupMember {
-    let view = member_view(group, user.as_str(), &m);
+    let view = member_view(group.as_str(), user.as_str(), &m);
     t.batch.put_group_member(group, user, Some(&m));
     e.members.insert(user.clone(), m);
     view
@@ -334,7 +340,7 @@ impl Shard {
         if let Some(e) = self.groups.remove(conv) {
             return Ok(e);
         }
-        let group = conv.as_str().trim_start_matches("g:");
+        let group = &group_of(conv)?;
         let info = self.store.group(group)?;
         let mut members = BTreeMap::new();
         if info.as_ref().is_some_and(|i| !i.dismissed) {
@@ -412,7 +418,9 @@ impl Shard {
         let encoded = Bytes::from(msg.encode_to_vec());
         t.batch.put_message(conv, Seq(msg.seq), &encoded);
         let v = self.clock.alloc(&mut t.versions);
-        t.batch.put_group_version(conv.as_str().trim_start_matches("g:"), v);
+        if let Some(g) = conv.group_id() {
+            t.batch.put_group_version(&g, v);
+        }
         e.max_seq = msg.seq;
         e.last = Some(encoded);
         msg
@@ -439,7 +447,7 @@ impl Shard {
         conv: &ConvId,
     ) -> Result<pb::ConversationState, Reject> {
         let rec = self.uconv_of(e, user, conv)?;
-        let group = conv.as_str().trim_start_matches("g:");
+        let group = &group_of(conv)?;
         let info = e.info.clone().unwrap_or_default();
         let departed;
         let who = match e.members.get(user) {
@@ -510,7 +518,7 @@ impl Shard {
             && let Some(i) = e.info.as_mut()
         {
             i.all_mention_seq = seq;
-            t.batch.put_group(conv.as_str().trim_start_matches("g:"), i);
+            t.batch.put_group(&group_of(conv)?, i);
         }
         let mut named: Vec<UserId> = mentions
             .user_ids
@@ -759,7 +767,7 @@ impl Shard {
         e: &mut GroupEntry,
         t: &mut Turn,
     ) -> Result<(), Reject> {
-        let group = conv.as_str().trim_start_matches("g:").to_owned();
+        let group = group_of(conv)?;
         let now = now_ms();
         let me = &op.user;
         let mut changes = Changes::default();
@@ -824,7 +832,7 @@ impl Shard {
         let mine = e.members.get(me).cloned();
         let need_member = || mine.clone().ok_or_else(|| not_member(me));
         let target_member = |u: &UserId| e.members.get(u).cloned().ok_or_else(|| not_member(u));
-        let info_reply = |i: &GroupRecord| response::Result::Group(info_view(&group, i));
+        let info_reply = |i: &GroupRecord| response::Result::Group(info_view(group.as_str(), i));
         let mut new_info = info.clone();
         let out = match gop {
             GroupOp::Create { .. } | GroupOp::Receipt { .. } => {
@@ -903,7 +911,7 @@ impl Shard {
                         e.members.iter().filter(|(_, m)| is_manager(m)).map(|(u, _)| u.clone()).collect();
                     pushes.push((
                         managers,
-                        push::Event::GroupApplication(application_view(&group, me.as_str(), &a)),
+                        push::Event::GroupApplication(application_view(group.as_str(), me.as_str(), &a)),
                     ));
                     app_updates.push((me.clone(), Some(a)));
                     Outcome::reply(response::Result::JoinGroup(pb::JoinGroupResult {
@@ -942,7 +950,7 @@ impl Shard {
                         as i32;
                 pushes.push((
                     vec![target.clone()],
-                    push::Event::GroupApplication(application_view(&group, target.as_str(), &a)),
+                    push::Event::GroupApplication(application_view(group.as_str(), target.as_str(), &a)),
                 ));
                 app_updates.push((target.clone(), Some(a)));
                 if joins {
@@ -984,7 +992,7 @@ impl Shard {
                         };
                         pushes.push((
                             vec![u.clone()],
-                            push::Event::GroupApplication(application_view(&group, u.as_str(), &a)),
+                            push::Event::GroupApplication(application_view(group.as_str(), u.as_str(), &a)),
                         ));
                         app_updates.push((u.clone(), Some(a)));
                     }
@@ -1168,7 +1176,7 @@ impl Shard {
         &mut self,
         op: &ShardOp,
         conv: &ConvId,
-        group: &str,
+        group: &GroupId,
         e: &mut GroupEntry,
         t: &mut Turn,
         out: Outcome,
@@ -1255,13 +1263,13 @@ impl Shard {
         if let Some(i) = e.info.as_ref() {
             t.batch.put_group(group, i);
             if created {
-                result = response::Result::Group(info_view(group, i));
+                result = response::Result::Group(info_view(group.as_str(), i));
             }
             if let response::Result::Group(g) = &mut result {
-                *g = info_view(group, i);
+                *g = info_view(group.as_str(), i);
             }
             if let response::Result::JoinGroup(j) = &mut result {
-                j.group = Some(info_view(group, i));
+                j.group = Some(info_view(group.as_str(), i));
             }
         }
         for (u, a) in app_updates {
@@ -1448,12 +1456,11 @@ pub(crate) fn is_query(op: &pb::request::Op) -> bool {
     )
 }
 
-fn group_id(s: &str) -> Result<String, Reject> {
-    group_conv(s)?;
-    Ok(s.to_owned())
+fn group_id(s: &str) -> Result<GroupId, Reject> {
+    group_of(&group_conv(s)?)
 }
 
-fn live_group(store: &Store, g: &str) -> Result<GroupRecord, Reject> {
+fn live_group(store: &Store, g: &GroupId) -> Result<GroupRecord, Reject> {
     store
         .group(g)?
         .filter(|i| !i.dismissed)
@@ -1471,7 +1478,7 @@ pub(crate) fn serve_query(
     let store = &shared.store;
     let r = &shared.config.relations;
     let page = |limit: u32| checks::page(limit, r);
-    let cut = |rows: Vec<String>, limit: usize| checks::cut_page(rows, limit, |g| g.as_str());
+    let cut = |rows: Vec<GroupId>, limit: usize| checks::cut_page(rows, limit, |g| g.as_str());
     Ok(match op {
         Op::GetGroups(req) => {
             if req.group_ids.is_empty() || req.group_ids.len() > checks::MAX_BATCH_IDS {
@@ -1481,7 +1488,7 @@ pub(crate) fn serve_query(
             for g in req.group_ids {
                 let g = group_id(&g)?;
                 if let Some(i) = store.group(&g)? {
-                    groups.push(info_view(&g, &i));
+                    groups.push(info_view(g.as_str(), &i));
                 }
             }
             response::Result::Groups(pb::Groups { groups })
@@ -1498,7 +1505,7 @@ pub(crate) fn serve_query(
                 checks::cut_page(store.group_members(&g, &req.cursor, limit + 1)?, limit, |(u, _)| {
                     u.as_str()
                 });
-            let members = rows.iter().map(|(u, m)| member_view(&g, u, m)).collect();
+            let members = rows.iter().map(|(u, m)| member_view(g.as_str(), u, m)).collect();
             response::Result::GroupMembers(pb::GroupMembers {
                 members,
                 next_cursor,
@@ -1514,7 +1521,7 @@ pub(crate) fn serve_query(
             let mut groups = Vec::with_capacity(rows.len());
             for g in rows {
                 if let Some(i) = store.group(&g)? {
-                    groups.push(info_view(&g, &i));
+                    groups.push(info_view(g.as_str(), &i));
                 }
             }
             let total = store.joined_count(user)? as u32;
@@ -1532,7 +1539,7 @@ pub(crate) fn serve_query(
                 next_cursor = next;
                 for g in rows {
                     if let Some(a) = store.group_application(&g, user.as_str())? {
-                        applications.push(application_view(&g, user.as_str(), &a));
+                        applications.push(application_view(g.as_str(), user.as_str(), &a));
                     }
                 }
             } else {
@@ -1549,7 +1556,7 @@ pub(crate) fn serve_query(
                     |(u, _)| u.as_str(),
                 );
                 next_cursor = next;
-                applications = rows.iter().map(|(u, a)| application_view(&g, u, a)).collect();
+                applications = rows.iter().map(|(u, a)| application_view(g.as_str(), u, a)).collect();
             }
             response::Result::GroupApplications(pb::GroupApplications { applications, next_cursor })
         }
