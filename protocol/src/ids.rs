@@ -97,6 +97,21 @@ name_id!(
     DeviceId,
     "device id"
 );
+name_id!(
+    /// A group id, chosen by the group's creator: the part after `g:` of the
+    /// group's conversation id ([`GroupId::conv`], [`ConvId::group_id`]).
+    GroupId,
+    "group id"
+);
+
+impl GroupId {
+    /// The group's conversation id, `g:{group}`.
+    pub fn conv(&self) -> ConvId {
+        // A valid group id is a valid `g:` conversation id: `ConvId::parse`
+        // checks the part after `g:` with the same rule as `GroupId::new`.
+        ConvId(format!("g:{}", self.0))
+    }
+}
 
 /// A client-chosen message id: the idempotency key of a send.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -221,6 +236,12 @@ impl ConvId {
         Some(UserId(peer.to_owned()))
     }
 
+    /// For a group conversation `g:{group}`, its group id (`None` for any
+    /// other kind, including ultra-group channels `c:{group}:{channel}`).
+    pub fn group_id(&self) -> Option<GroupId> {
+        self.0.strip_prefix("g:").map(|g| GroupId(g.to_owned()))
+    }
+
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -260,6 +281,29 @@ mod tests {
         }
         for bad in ["", "p:b:a", "p:a:a", "p:a", "x:y", "g:", "g:a:b", "g:a b", "c:g", "p:a:b:c", "g:\0"] {
             assert!(ConvId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn group_id_and_conv_round_trip() {
+        let g = GroupId::new("team-1").expect("valid");
+        let c = g.conv();
+        assert_eq!(c.as_str(), "g:team-1");
+        assert_eq!(c.kind(), ConvKind::Group);
+        assert_eq!(ConvId::parse("g:team-1").expect("valid"), c);
+        assert_eq!(c.group_id(), Some(g));
+        for other in ["p:a:b", "r:team-1", "c:team-1:general"] {
+            assert_eq!(ConvId::parse(other).expect(other).group_id(), None, "{other}");
+        }
+        for bad in ["", "a:b", "a b", "a\0b"] {
+            assert!(GroupId::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(GroupId::new("g".repeat(MAX_ID_LEN)).is_ok());
+        assert!(GroupId::new("g".repeat(MAX_ID_LEN + 1)).is_err());
+        // Every valid group id makes a conversation id that parses back to it.
+        for ok in ["a", "A.b_c-d@e", "0"] {
+            let g = GroupId::new(ok).expect(ok);
+            assert_eq!(ConvId::parse(g.conv().as_str()).expect("parses").group_id(), Some(g));
         }
     }
 

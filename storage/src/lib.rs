@@ -1,8 +1,21 @@
 //! Missive storage: the RocksDB keyspaces behind the broker.
 //!
-//! Role: owns every column family, key encoding ([`keys`]) and record format
-//! ([`records`]). Callers speak in domain types (`ConvId`, `Seq`, `UserId`);
-//! nobody else builds a key.
+//! Role: owns every column family and its tuning (`engine`), every key
+//! encoding (`spaces/<keyspace>.rs`, on shared primitives in `keys`) and
+//! record format ([`records`]), and the staged, atomic [`Batch`] with save
+//! points (`batch`). Callers speak in domain types (`ConvId`, `Seq`,
+//! `UserId`, `GroupId`); nobody else builds a key.
+//!
+//! # Layout
+//!
+//! | file | holds |
+//! |---|---|
+//! | `engine.rs` | the column-family table, each family's tuning profile, [`StoreOptions`] |
+//! | `store.rs` | [`Store`]: open, [`Store::write`], flush, shared read helpers |
+//! | `batch.rs` | [`Batch`] and [`SavePoint`]: staged puts and deletes |
+//! | `spaces/*.rs` | one keyspace each: keys, `Store` reads, `Batch` puts |
+//! | `keys.rs` | separator rule and key-building primitives |
+//! | `records.rs` | value encodings (prost messages) |
 //!
 //! # Keyspaces (one column family each)
 //!
@@ -17,10 +30,14 @@
 //! | `user`  | `user 00 'S' 00 target` / `user 00 'R' 00 subscriber` | presence subscription index (empty) |
 //! | `user`  | `reader 00 'v' 00 subject`                   | [`VersionRecord`]: live friend-profile feed entry |
 //! | `user`  | `user 00 'G' 00 group` / `user 00 'A' 00 group` | joined-groups index / the user's group applications (empty) |
-//! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
 //! | `group` | `group 00 'i'` / `group 00 'v'`              | [`GroupRecord`] / [`VersionRecord`]: last change of the group's log or info |
 //! | `group` | `group 00 'm'/'x'/'a' 00 user`               | [`GroupMemberRecord`] / [`GroupDepartedRecord`] / [`GroupApplicationRecord`] |
 //! | `rel`   | `owner 00 kind 00 peer` (kind F/B/I/O/V/H)   | [`FriendRecord`] / [`BlockRecord`] / [`RequestRecord`] ×2 / [`VersionRecord`] / empty (H: peer lists owner) |
+//! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
+//!
+//! Each family has a tuning profile fitted to how it is read (log scans,
+//! point lookups, delete-heavy feed scans, record + index scans, tiny): see
+//! the table in `engine.rs`.
 //!
 //! # Invariants
 //! - A conversation's history is one contiguous range scan of `msg`; its max
@@ -35,19 +52,31 @@
 //!   key naming u as subscriber, only by u's owner shard.
 //! - Every mutation goes through one [`Batch`] written atomically by
 //!   [`Store::write`]; with [`Durability::Fsync`] the WAL is synced before it returns.
+//!   A [`SavePoint`] rolls a batch back to an earlier state, so a refused
+//!   operation leaves nothing in it.
+//! - Every key's first component (up to the first `00`) is its conversation,
+//!   user, group or `"ver"`: families with a prefix filter filter on it, and
+//!   every scan stays inside one first component.
 //! - This crate never panics on stored bytes it cannot decode: it reports
 //!   [`StorageError::Corrupt`].
 
+mod batch;
+mod engine;
 mod keys;
 pub mod records;
+mod spaces;
 mod store;
+
+pub use batch::{Batch, SavePoint};
+pub use engine::{Durability, StoreOptions};
 
 pub use records::{
     AccountRecord, BlockRecord, DedupRecord, DeviceRecord, FeedRecord, FriendRecord, GroupApplicationRecord,
     GroupDepartedRecord, GroupMemberRecord, GroupRecord, ProfileRecord, RequestRecord, SettingsRecord,
     StatusRecord, UserConvRecord, VersionRecord,
 };
-pub use store::{Batch, Durability, RelKind, Store, StoreOptions};
+pub use spaces::RelKind;
+pub use store::Store;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,270 @@
+//! Opening RocksDB: the column-family table, each family's tuning profile, and
+//! the options the operator sets ([`StoreOptions`]).
+//!
+//! Role: the only place that names a column family or sets a RocksDB option.
+//! Keyspaces (`spaces/*`) refer to families by [`Cf`]; the batch stores a
+//! [`Cf`] per staged mutation and `Store::write` resolves it here.
+//!
+//! Invariants:
+//! - [`FAMILIES`] lists every family once, in [`Cf`] order; names never change
+//!   (they are the on-disk identity of a family).
+//! - Tuning changes only how files are built and read (filters, block size,
+//!   compaction triggers), never the comparator or a key: a data directory
+//!   written with any earlier tuning opens and reads the same. A prefix
+//!   extractor added to a family that had none is safe because RocksDB ignores
+//!   the prefix filter of files built without it; every iterator over such a
+//!   family stays inside one first component (see `Store::iter`).
+//! - The block cache is shared by all families and every family gets the same
+//!   write buffer: both are the operator's memory budget ([`StoreOptions`]).
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DataBlockIndexType, Options,
+    SliceTransform,
+};
+
+use crate::Result;
+use crate::keys;
+
+/// When a write counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// WAL written and fsynced before `Store::write` returns. Survives power loss.
+    #[default]
+    Fsync,
+    /// WAL written to the OS (no fsync). Survives a process crash, not power loss.
+    Buffered,
+}
+
+/// Tuning knobs with their memory cost.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Durability of every write.
+    pub durability: Durability,
+    /// Shared block cache in bytes (memory cost: up to this much RSS).
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family (memory cost: up to ~2x this per cf).
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { durability: Durability::Fsync, block_cache_bytes: 64 << 20, write_buffer_bytes: 32 << 20 }
+    }
+}
+
+/// A column family, by its index in [`FAMILIES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cf {
+    Msg = 0,
+    Dedup,
+    Uconv,
+    Feed,
+    User,
+    Meta,
+    Rel,
+    Group,
+}
+
+/// Number of column families.
+pub(crate) const CF_COUNT: usize = 8;
+
+impl Cf {
+    /// The family's RocksDB name (also used in `StorageError::Corrupt`).
+    pub(crate) fn name(self) -> &'static str {
+        FAMILIES[self as usize].name
+    }
+}
+
+/// How a family's SST files are built: the knobs that differ between access
+/// patterns. Everything not listed is RocksDB's default.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// Data block size in bytes: larger blocks compress better and suit
+    /// sequential scans; small blocks make a point lookup read less.
+    block_size: usize,
+    /// Bloom bits per key (0 = no filter).
+    bloom_bits: f64,
+    /// Filter on whole keys: point lookups (`get`) can skip files.
+    whole_key_filter: bool,
+    /// Prefix extractor on the first key component ([`keys::first_component`]),
+    /// added to the filter: a scan of one conversation / user / group skips
+    /// files that hold nothing of it.
+    prefix_filter: bool,
+    /// Hash index inside data blocks: point lookups avoid the binary search.
+    hash_index: bool,
+    compression: DBCompressionType,
+    /// `(window, deletes)`: a file with at least `deletes` tombstones in any
+    /// `window` consecutive entries is marked for compaction, so tombstones
+    /// are dropped instead of being stepped over by every scan.
+    tombstone_compaction: Option<(usize, usize)>,
+}
+
+/// One column family: its name on disk and its tuning.
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) cf: Cf,
+    pub(crate) name: &'static str,
+    pub(crate) tuning: Tuning,
+}
+
+/// `msg`: an append-mostly log read as one contiguous range per conversation
+/// (history / pull pages, max-seq recovery by a reverse seek) plus a point
+/// read of the last message when a conversation is loaded. 16 KiB blocks
+/// compress ~120-byte messages well and make a 100-message page a handful of
+/// block reads; the conversation prefix in the filter lets a seek skip every
+/// file that holds nothing of the conversation; whole keys stay in it for the
+/// point read.
+const LOG: Tuning = Tuning {
+    block_size: 16 << 10,
+    bloom_bits: 10.0,
+    whole_key_filter: true,
+    prefix_filter: true,
+    hash_index: false,
+    compression: DBCompressionType::Lz4,
+    tombstone_compaction: None,
+};
+
+/// `dedup`: pure point lookups, and most of them miss (every new
+/// client_msg_id is looked up once before it is stored). A whole-key filter
+/// answers a miss without a block read; small blocks with a hash index make a
+/// hit one cheap block probe. No scans, so no prefix filter.
+const POINT: Tuning = Tuning {
+    block_size: 4 << 10,
+    bloom_bits: 10.0,
+    whole_key_filter: true,
+    prefix_filter: false,
+    hash_index: true,
+    compression: DBCompressionType::Lz4,
+    tombstone_compaction: None,
+};
+
+/// `feed`: every change deletes the entry's old version and writes a new one,
+/// and the only read is a range scan of one user's versions above a sync
+/// token. Only scans, so the filter holds the user prefix alone; files that
+/// are at least half tombstones over 1 024 entries are compacted early so a
+/// sync does not step over dead versions. Small values, default blocks.
+const FEED: Tuning = Tuning {
+    block_size: 4 << 10,
+    bloom_bits: 10.0,
+    whole_key_filter: false,
+    prefix_filter: true,
+    hash_index: false,
+    compression: DBCompressionType::Lz4,
+    tombstone_compaction: Some((1024, 512)),
+};
+
+/// `uconv`: point lookups of one (user, conversation) record on every send
+/// and read mark; no scans today. Whole-key filter and a block hash index,
+/// like `dedup`, but hits are the common case.
+const RECORD: Tuning = POINT;
+
+/// `user`, `rel`, `group`: point lookups of single records (account, pair
+/// record, group info, member) plus small prefix scans of one owner's index
+/// (subscriptions, friend pages, members, joined groups). Whole keys and the
+/// owner prefix both go in the filter; the hash index serves the point
+/// lookups and keeps the binary search for the scans.
+const INDEX: Tuning = Tuning {
+    block_size: 4 << 10,
+    bloom_bits: 10.0,
+    whole_key_filter: true,
+    prefix_filter: true,
+    hash_index: true,
+    compression: DBCompressionType::Lz4,
+    tombstone_compaction: None,
+};
+
+/// `meta`: a few keys (one version mark per shard), overwritten by every
+/// batch and read once at open. Stays in the memtable and block cache; a
+/// filter or compression would cost more than they save.
+const TINY: Tuning = Tuning {
+    block_size: 4 << 10,
+    bloom_bits: 0.0,
+    whole_key_filter: false,
+    prefix_filter: false,
+    hash_index: false,
+    compression: DBCompressionType::None,
+    tombstone_compaction: None,
+};
+
+/// Every column family, in [`Cf`] order.
+pub(crate) const FAMILIES: [Family; CF_COUNT] = [
+    Family { cf: Cf::Msg, name: "msg", tuning: LOG },
+    Family { cf: Cf::Dedup, name: "dedup", tuning: POINT },
+    Family { cf: Cf::Uconv, name: "uconv", tuning: RECORD },
+    Family { cf: Cf::Feed, name: "feed", tuning: FEED },
+    Family { cf: Cf::User, name: "user", tuning: INDEX },
+    Family { cf: Cf::Meta, name: "meta", tuning: TINY },
+    Family { cf: Cf::Rel, name: "rel", tuning: INDEX },
+    Family { cf: Cf::Group, name: "group", tuning: INDEX },
+];
+
+/// Name of the prefix extractor (recorded in every SST built with it).
+const PREFIX_EXTRACTOR: &str = "missive.first_component.v1";
+
+fn family_options(t: &Tuning, cache: &Cache, opts: &StoreOptions) -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(t.compression);
+    o.set_write_buffer_size(opts.write_buffer_bytes);
+    let mut bb = BlockBasedOptions::default();
+    bb.set_block_cache(cache);
+    bb.set_block_size(t.block_size);
+    if t.bloom_bits > 0.0 {
+        bb.set_bloom_filter(t.bloom_bits, false);
+    }
+    bb.set_whole_key_filtering(t.whole_key_filter);
+    if t.hash_index {
+        bb.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
+        bb.set_data_block_hash_ratio(0.75);
+    }
+    o.set_block_based_table_factory(&bb);
+    if t.prefix_filter {
+        o.set_prefix_extractor(SliceTransform::create(
+            PREFIX_EXTRACTOR,
+            keys::first_component,
+            Some(keys::has_first_component),
+        ));
+    }
+    if let Some((window, deletes)) = t.tombstone_compaction {
+        o.add_compact_on_deletion_collector_factory(window, deletes, 0.0);
+    }
+    o
+}
+
+/// Opens (creating if needed) the database under `path` with every family.
+pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<DB> {
+    let mut db_opts = Options::default();
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    db_opts.set_compression_type(DBCompressionType::Lz4);
+    db_opts.set_max_background_jobs(2);
+    db_opts.set_bytes_per_sync(1 << 20);
+    let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+    let cfs = FAMILIES.iter().map(|f| ColumnFamilyDescriptor::new(f.name, family_options(&f.tuning, &cache, opts)));
+    Ok(DB::open_cf_descriptors(&db_opts, path, cfs)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_in_cf_order_with_unique_names() {
+        for (i, f) in FAMILIES.iter().enumerate() {
+            assert_eq!(f.cf as usize, i, "{}", f.name);
+            assert_eq!(f.cf.name(), f.name);
+        }
+        let mut names: Vec<_> = FAMILIES.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CF_COUNT);
+    }
+
+    /// The names the store has always used: renaming one would orphan data.
+    #[test]
+    fn names_are_the_on_disk_ones() {
+        let names: Vec<_> = FAMILIES.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["msg", "dedup", "uconv", "feed", "user", "meta", "rel", "group"]);
+    }
+}
