@@ -33,7 +33,11 @@ fn encode_small(body: frame::Body) -> Bytes {
 }
 
 pub(crate) fn response(request_id: u64, result: response::Result) -> Bytes {
-    match try_encode(frame::Body::Response(pb::Response { id: request_id, error: None, result: Some(result) })) {
+    match try_encode(frame::Body::Response(pb::Response {
+        id: request_id,
+        error: None,
+        result: Some(result),
+    })) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, request_id, "response failed to encode");

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::bounded;
 use mio::{Poll, Waker};
 use missive_storage::{Durability, Store, StoreOptions};
 use socket2::{Domain, Protocol, Socket, Type};

@@ -60,7 +60,8 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, op: Op) -> Result<Route, Reject>
     let rel = &node.config.relations;
     let owner = |key: OwnerKey<'_>| node.owner(key);
     let to_conv = |o: ConversationsOp| Route::Owner(owner(o.owner(user)), ServiceOp::Conversations(o));
-    let to_msgs = |o: messages::MessagesOp| Route::Owner(owner(OwnerKey::Conv(o.conv())), ServiceOp::Messages(o));
+    let to_msgs =
+        |o: messages::MessagesOp| Route::Owner(owner(OwnerKey::Conv(o.conv())), ServiceOp::Messages(o));
     let to_accounts = |o: AccountsOp| Route::Owner(owner(o.owner(user)), ServiceOp::Accounts(o));
     let to_presence = |o: presence::PresenceOp| Route::Owner(owner(o.owner(user)), ServiceOp::Presence(o));
     let to_pair = |me: UserId, peer: UserId, op: PairOp| -> Result<Route, Reject> {
@@ -79,18 +80,20 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, op: Op) -> Result<Route, Reject>
         Op::Pull(req) => to_msgs(messages::check::pull(user, req)?),
         Op::History(req) => to_msgs(messages::check::history(user, req)?),
         Op::Sync(req) => Route::Sync(req),
-        Op::MarkRead(req) => {
-            to_conv(ConversationsOp::MarkRead { conv: checks::conversation(user, &req.conv_id)?, seq: req.seq })
-        }
+        Op::MarkRead(req) => to_conv(ConversationsOp::MarkRead {
+            conv: checks::conversation(user, &req.conv_id)?,
+            seq: req.seq,
+        }),
         Op::UpdateConversation(req) => {
             if req.pinned.is_none() && req.muted.is_none() && req.hidden.is_none() {
                 return Err(Reject::new(ErrorCode::InvalidArgument, "nothing to update"));
             }
             to_conv(ConversationsOp::Update { conv: checks::conversation(user, &req.conv_id)?, req })
         }
-        Op::ClearHistory(req) => {
-            to_conv(ConversationsOp::Clear { conv: checks::conversation(user, &req.conv_id)?, up_to: req.up_to_seq })
-        }
+        Op::ClearHistory(req) => to_conv(ConversationsOp::Clear {
+            conv: checks::conversation(user, &req.conv_id)?,
+            up_to: req.up_to_seq,
+        }),
         Op::SetGlobalDnd(req) => to_conv(ConversationsOp::GlobalDnd { enabled: req.enabled }),
 
         // --- accounts and profiles (section 12) ---
@@ -128,9 +131,9 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, op: Op) -> Result<Route, Reject>
             }
             to_presence(presence::PresenceOp::Subscribe { targets })
         }
-        Op::UnsubscribePresence(req) => {
-            to_presence(presence::PresenceOp::Unsubscribe { targets: checks::user_ids(req.user_ids, "user_ids")? })
-        }
+        Op::UnsubscribePresence(req) => to_presence(presence::PresenceOp::Unsubscribe {
+            targets: checks::user_ids(req.user_ids, "user_ids")?,
+        }),
         Op::ListPresenceSubscriptions(req) => {
             Route::Local(LocalQuery::Presence(presence::Query::Subscriptions(req)))
         }
@@ -153,7 +156,9 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, op: Op) -> Result<Route, Reject>
             let ex = checks::ex_map(req.ex, rel)?;
             to_pair(user.clone(), peer, PairOp::Respond { accept: req.accept, remark: req.remark, ex })?
         }
-        Op::DeleteFriend(req) => to_pair(user.clone(), peer_of(req.user_id)?, PairOp::Delete { both: req.both_sides })?,
+        Op::DeleteFriend(req) => {
+            to_pair(user.clone(), peer_of(req.user_id)?, PairOp::Delete { both: req.both_sides })?
+        }
         Op::UpdateFriend(req) => {
             let peer = peer_of(req.user_id)?;
             if let Some(remark) = &req.remark {

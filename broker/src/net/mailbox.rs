@@ -160,5 +160,4 @@ impl Worker {
         self.push(id, frame);
         self.close(id, code, message);
     }
-
 }

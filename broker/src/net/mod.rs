@@ -27,7 +27,7 @@ mod web;
 pub(crate) mod ws;
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -119,7 +119,6 @@ impl std::fmt::Debug for Worker {
         f.debug_struct("Worker").field("idx", &self.idx).field("conns", &self.conns.len()).finish()
     }
 }
-
 
 impl Worker {
     pub(crate) fn new(
@@ -285,8 +284,8 @@ impl Worker {
                         warn!(error = %e, "register failed");
                         continue;
                     }
-                    let deadline = Instant::now()
-                        + Duration::from_secs(self.node.config.limits.handshake_timeout_secs);
+                    let deadline =
+                        Instant::now() + Duration::from_secs(self.node.config.limits.handshake_timeout_secs);
                     let conn = Conn {
                         sock,
                         peer,

@@ -29,7 +29,7 @@ use crate::session;
 use crate::shard::Origin;
 
 impl Worker {
-    fn read_all(&mut self) {
+    pub(super) fn read_all(&mut self) {
         let ids = std::mem::take(&mut self.ready);
         for id in ids {
             if let Some(c) = self.conns.get_mut(&id) {
@@ -40,7 +40,7 @@ impl Worker {
     }
 
     /// Puts a connection back on the ready list (its read budget ran out).
-    fn mark_ready(&mut self, id: u64) {
+    pub(super) fn mark_ready(&mut self, id: u64) {
         if let Some(c) = self.conns.get_mut(&id)
             && !c.readable
         {
@@ -49,7 +49,7 @@ impl Worker {
         }
     }
 
-    fn read_conn(&mut self, id: u64) {
+    pub(super) fn read_conn(&mut self, id: u64) {
         let mut total = 0;
         let mut eof = false;
         let mut more = false;
@@ -98,7 +98,7 @@ impl Worker {
         }
     }
 
-    fn decode_frames(&mut self, id: u64) {
+    pub(super) fn decode_frames(&mut self, id: u64) {
         if self.conns.get(&id).is_some_and(|c| c.web.is_some()) {
             return self.decode_web(id);
         }
@@ -127,7 +127,7 @@ impl Worker {
         self.mark_ready(id);
     }
 
-    fn on_frame(&mut self, id: u64, frame: pb::Frame) {
+    pub(super) fn on_frame(&mut self, id: u64, frame: pb::Frame) {
         let Some(c) = self.conns.get_mut(&id) else { return };
         c.last_frame = Instant::now();
         let ready = matches!(c.phase, Phase::Ready(_));
@@ -142,7 +142,7 @@ impl Worker {
         }
     }
 
-    fn on_hello(&mut self, id: u64, h: pb::Hello) {
+    pub(super) fn on_hello(&mut self, id: u64, h: pb::Hello) {
         let conn = ConnRef { worker: self.idx, id };
         let (session, (owner, op)) = match session::hello(&self.node, conn, &h, now_ms()) {
             Ok(s) => s,
@@ -165,7 +165,7 @@ impl Worker {
     }
 
     /// The owner shard decided a login: HelloOk (READY) or Close.
-    fn on_login_done(&mut self, id: u64, user: UserId, result: Result<String, Reject>) {
+    pub(super) fn on_login_done(&mut self, id: u64, user: UserId, result: Result<String, Reject>) {
         self.mesh.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
         let conn = ConnRef { worker: self.idx, id };
         let alive = self.conns.get(&id).is_some_and(|c| c.close_deadline.is_none());
@@ -203,7 +203,7 @@ impl Worker {
 
     /// Removes an ended session from the directory and, if the user's online
     /// platforms changed, lets the owner shard publish the new presence.
-    fn end_session(&mut self, user: &UserId, conn: ConnRef) {
+    pub(super) fn end_session(&mut self, user: &UserId, conn: ConnRef) {
         if let Some((p, changed)) = self.node.directory.remove(user, conn)
             && changed
         {
@@ -212,7 +212,7 @@ impl Worker {
         }
     }
 
-    fn on_request(&mut self, id: u64, r: pb::Request) {
+    pub(super) fn on_request(&mut self, id: u64, r: pb::Request) {
         let request_id = r.id;
         let node = Arc::clone(&self.node);
         let Some(c) = self.conns.get_mut(&id) else { return };

@@ -67,13 +67,6 @@ fn mac_with(key: &[u8]) -> Hmac<Sha256> {
     }
 }
 
-fn mac_with(key: &[u8]) -> Hmac<Sha256> {
-    match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts any key length"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,10 @@ pub(crate) fn invalid(message: impl Into<String>) -> Reject {
 
 /// An `ex` map of a request, bounded (entries and total size); the merge
 /// with stored entries is checked again by the owner.
-pub(crate) fn ex_map(ex: BTreeMap<String, String>, r: &Relations) -> Result<BTreeMap<String, String>, Reject> {
+pub(crate) fn ex_map(
+    ex: BTreeMap<String, String>,
+    r: &Relations,
+) -> Result<BTreeMap<String, String>, Reject> {
     let mut probe = BTreeMap::new();
     merge_ex(&mut probe, &ex, r, "ex")?;
     Ok(ex)

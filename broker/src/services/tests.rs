@@ -47,7 +47,12 @@ impl Fixture {
     fn op(&mut self, u: &str, op: ServiceOp) -> ShardOp<ServiceOp> {
         let id = self.next_id;
         self.next_id += 1;
-        ShardOp { origin: Origin::Request { conn: ConnRef { worker: 0, id }, request_id: id }, user: user(u), device: device(), op }
+        ShardOp {
+            origin: Origin::Request { conn: ConnRef { worker: 0, id }, request_id: id },
+            user: user(u),
+            device: device(),
+            op,
+        }
     }
 
     /// Runs one turn with `ops`; the fake clock moves 1 ms per turn.
@@ -72,7 +77,10 @@ impl Fixture {
     }
 
     fn import(&mut self, u: &str) {
-        let op = ServiceOp::Accounts(accounts::AccountsOp::ImportUser { target: user(u), patch: pb::ProfilePatch::default() });
+        let op = ServiceOp::Accounts(accounts::AccountsOp::ImportUser {
+            target: user(u),
+            patch: pb::ProfilePatch::default(),
+        });
         self.call("admin", op).expect("import");
     }
 
@@ -95,7 +103,7 @@ fn send(conv: &ConvId, cmid: &str, text: &str) -> ServiceOp {
         conv: conv.clone(),
         client_msg_id: ClientMsgId::new(cmid).expect("valid"),
         content: pb::Content {
-            body: Some(pb::content::Body::Text(pb::TextContent { text: text.into(), ..Default::default() })),
+            body: Some(pb::content::Body::Text(pb::Text { text: text.into() })),
             ..Default::default()
         },
     })
@@ -161,7 +169,10 @@ fn group_op_failing_in_finish_changes_nothing() {
     let gid = GroupId::new("team").expect("valid");
     let before = f.node.store.max_seq(&conv).expect("read").0;
     let invite = |who: &str| {
-        ServiceOp::Groups(groups::GroupsOp { conv: group_conv("team"), op: groups::GroupOp::Invite { targets: vec![user(who)] } })
+        ServiceOp::Groups(groups::GroupsOp {
+            conv: group_conv("team"),
+            op: groups::GroupOp::Invite { targets: vec![user(who)] },
+        })
     };
     failpoint::arm("groups.finish.after_tip");
     assert_eq!(f.call("alice", invite("carol")).err(), Some(ErrorCode::Storage));
@@ -185,14 +196,18 @@ fn profile_change_failing_midway_commits_nothing() {
     for u in ["alice", "bob"] {
         f.import(u);
     }
-    let pair = relations::RelationsOp::new(user("alice"), user("bob"), relations::PairOp::Import).expect("pair");
+    let pair =
+        relations::RelationsOp::new(user("alice"), user("bob"), relations::PairOp::Import).expect("pair");
     f.call("admin", ServiceOp::Relations(pair)).expect("friends");
     let patch = pb::ProfilePatch { nickname: Some("Al".into()), ..Default::default() };
     let set = || ServiceOp::Accounts(accounts::AccountsOp::SetProfile { patch: patch.clone() });
     failpoint::arm("accounts.profile.friend_feed");
     assert_eq!(f.call("alice", set()).err(), Some(ErrorCode::Storage));
     failpoint::disarm_all();
-    assert_eq!(f.node.store.profile(&user("alice")).expect("read").map(|p| p.nickname).unwrap_or_default(), "");
+    assert_eq!(
+        f.node.store.profile(&user("alice")).expect("read").map(|p| p.nickname).unwrap_or_default(),
+        ""
+    );
     f.call("alice", set()).expect("profile");
     assert_eq!(f.node.store.profile(&user("alice")).expect("read").map(|p| p.nickname), Some("Al".into()));
 }
@@ -202,7 +217,11 @@ fn login(f: &mut Fixture, u: &str, conn_id: u64) -> Vec<Effect> {
         origin: Origin::Login { conn: ConnRef { worker: 0, id: conn_id } },
         user: user(u),
         device: device(),
-        op: ServiceOp::Accounts(accounts::AccountsOp::Login { platform: pb::Platform::Ios, role: Role::User, issued_at: 0 }),
+        op: ServiceOp::Accounts(accounts::AccountsOp::Login {
+            platform: pb::Platform::Ios,
+            role: Role::User,
+            issued_at: 0,
+        }),
     };
     f.turn(vec![op])
 }
@@ -285,10 +304,15 @@ fn refused_send_between_two_accepted_sends_keeps_seqs_dense() {
     let codes: Vec<_> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Reply { reply, .. } => Some(reply.as_ref().map(|r| match r {
-                response::Result::SendAck(a) => a.seq,
-                _ => 0,
-            }).map_err(|r| r.code)),
+            Effect::Reply { reply, .. } => Some(
+                reply
+                    .as_ref()
+                    .map(|r| match r {
+                        response::Result::SendAck(a) => a.seq,
+                        _ => 0,
+                    })
+                    .map_err(|r| r.code),
+            ),
             _ => None,
         })
         .collect();

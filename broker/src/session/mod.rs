@@ -43,9 +43,17 @@ pub(crate) type Routed = (usize, ShardOp<ServiceOp>);
 
 /// Checks a `Hello`; returns the session to be and the login op for the
 /// user's owner shard.
-pub(crate) fn hello(node: &Node, conn: ConnRef, h: &pb::Hello, now_ms: u64) -> Result<(Session, Routed), Reject> {
+pub(crate) fn hello(
+    node: &Node,
+    conn: ConnRef,
+    h: &pb::Hello,
+    now_ms: u64,
+) -> Result<(Session, Routed), Reject> {
     if !(h.min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= h.max_version) {
-        return Err(Reject::new(ErrorCode::UnsupportedVersion, format!("server speaks protocol {PROTOCOL_VERSION} only")));
+        return Err(Reject::new(
+            ErrorCode::UnsupportedVersion,
+            format!("server speaks protocol {PROTOCOL_VERSION} only"),
+        ));
     }
     let device = DeviceId::new(h.device_id.clone())
         .map_err(|e| Reject::new(ErrorCode::InvalidArgument, format!("device_id: {e}")))?;
@@ -58,7 +66,8 @@ pub(crate) fn hello(node: &Node, conn: ConnRef, h: &pb::Hello, now_ms: u64) -> R
     }
     let claims = token::verify(node.config.secret.as_bytes(), &h.token, now_ms / 1000)
         .map_err(|e| Reject::new(e.code(), e.to_string()))?;
-    if claims.device.as_ref().is_some_and(|d| d != &device) || claims.platform.is_some_and(|p| p != platform) {
+    if claims.device.as_ref().is_some_and(|d| d != &device) || claims.platform.is_some_and(|p| p != platform)
+    {
         return Err(Reject::new(ErrorCode::TokenDeviceMismatch, "token is restricted to another device"));
     }
     let session = Session { user: claims.user, device, platform, role: claims.role };
@@ -67,13 +76,23 @@ pub(crate) fn hello(node: &Node, conn: ConnRef, h: &pb::Hello, now_ms: u64) -> R
         origin: Origin::Login { conn },
         user: session.user.clone(),
         device: session.device.clone(),
-        op: ServiceOp::Accounts(AccountsOp::Login { platform, role: session.role, issued_at: claims.issued_at }),
+        op: ServiceOp::Accounts(AccountsOp::Login {
+            platform: session.platform,
+            role: session.role,
+            issued_at: claims.issued_at,
+        }),
     };
     Ok((session, (owner, op)))
 }
 
 /// The `HelloOk` of a session the owner accepted.
-pub(crate) fn hello_ok(node: &Node, s: &Session, sync_token: String, session_id: String, now_ms: u64) -> pb::HelloOk {
+pub(crate) fn hello_ok(
+    node: &Node,
+    s: &Session,
+    sync_token: String,
+    session_id: String,
+    now_ms: u64,
+) -> pb::HelloOk {
     let l = &node.config.limits;
     pb::HelloOk {
         version: PROTOCOL_VERSION,
@@ -90,7 +109,15 @@ pub(crate) fn hello_ok(node: &Node, s: &Session, sync_token: String, session_id:
 /// The op telling `user`'s owner that a session ended (its presence may change).
 pub(crate) fn logout(node: &Node, user: &UserId, device: DeviceId, conn: ConnRef) -> Routed {
     let owner = node.owner(OwnerKey::User(user));
-    (owner, ShardOp { origin: Origin::Event { conn }, user: user.clone(), device, op: ServiceOp::Accounts(AccountsOp::Logout) })
+    (
+        owner,
+        ShardOp {
+            origin: Origin::Event { conn },
+            user: user.clone(),
+            device,
+            op: ServiceOp::Accounts(AccountsOp::Logout),
+        },
+    )
 }
 
 /// What to do with one request.

@@ -207,7 +207,8 @@ impl<S: Service> Engine<S> {
                 t.batch.put_version_mark(self.idx as u32, t.versions.max);
             }
             let batch = std::mem::replace(&mut t.batch, node.store.batch());
-            let res = failpoint::check("engine.write").and_then(|()| node.store.write(batch).map_err(Reject::from));
+            let res =
+                failpoint::check("engine.write").and_then(|()| node.store.write(batch).map_err(Reject::from));
             node.clock.release(&t.versions);
             res
         };

@@ -62,7 +62,11 @@ impl Service for Toy {
             admin: false,
         };
         t.effect(Effect::SessionAdd { user: op.user.clone(), presence });
-        t.effect(Effect::Fanout { users: vec![op.user.clone()].into(), exclude: None, frame: bytes::Bytes::new() });
+        t.effect(Effect::Fanout {
+            users: vec![op.user.clone()].into(),
+            exclude: None,
+            frame: bytes::Bytes::new(),
+        });
         if op.op.fail {
             return Err(Reject::new(ErrorCode::Storage, "injected"));
         }
@@ -123,7 +127,9 @@ fn replies(effects: &[Effect]) -> Vec<(u64, Option<ErrorCode>)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Reply { request_id, reply, .. } => Some((*request_id, reply.as_ref().err().map(|r| r.code))),
+            Effect::Reply { request_id, reply, .. } => {
+                Some((*request_id, reply.as_ref().err().map(|r| r.code)))
+            }
             _ => None,
         })
         .collect()
@@ -133,12 +139,18 @@ fn replies(effects: &[Effect]) -> Vec<(u64, Option<ErrorCode>)> {
 fn a_refused_op_leaves_no_trace_and_its_neighbours_commit() {
     let mut f = fixture();
     const NOW: u64 = 1_700_000_000_123;
-    let effects = f.engine.run_turn(vec![op("alice", 1, "a1", false), op("bob", 2, "b1", true), op("carol", 3, "c1", false)], NOW);
+    let effects = f.engine.run_turn(
+        vec![op("alice", 1, "a1", false), op("bob", 2, "b1", true), op("carol", 3, "c1", false)],
+        NOW,
+    );
     // Exactly one answer per op: the refused one an error, the others Ok.
-    assert_eq!(replies(&effects), vec![(1, None), (3, None), (2, Some(ErrorCode::Storage))]);
+    assert_eq!(replies(&effects), vec![(1, None), (2, Some(ErrorCode::Storage)), (3, None)]);
     // Storage: the neighbours' puts landed (with the fake clock's time), bob's did not.
     let store = &f.node.store;
-    assert_eq!(store.status(&user("alice")).expect("read").map(|s| (s.text, s.changed_ms)), Some(("a1".into(), NOW)));
+    assert_eq!(
+        store.status(&user("alice")).expect("read").map(|s| (s.text, s.changed_ms)),
+        Some(("a1".into(), NOW))
+    );
     assert_eq!(store.status(&user("carol")).expect("read").map(|s| s.text), Some("c1".into()));
     assert_eq!(store.status(&user("bob")).expect("read"), None);
     // Cache: bob's change undone.
@@ -165,10 +177,9 @@ fn a_refused_op_leaves_no_trace_and_its_neighbours_commit() {
 #[test]
 fn a_refused_op_releases_its_claim_and_a_second_op_on_the_key_waits() {
     let mut f = fixture();
-    let effects = f.engine.run_turn(
-        vec![op("alice", 1, "x", true), op("alice", 2, "y", false), op("alice", 3, "z", false)],
-        1,
-    );
+    let effects = f
+        .engine
+        .run_turn(vec![op("alice", 1, "x", true), op("alice", 2, "y", false), op("alice", 3, "z", false)], 1);
     // Op 1's claim was released by its rollback, so op 2 runs in this turn; op 3 waits.
     assert_eq!(replies(&effects), vec![(1, Some(ErrorCode::Storage)), (2, None)]);
     assert!(f.engine.has_deferred());
@@ -200,7 +211,9 @@ fn a_failed_write_turns_every_answer_into_storage_and_emits_nothing_else() {
     assert_eq!(f.engine.service().failed_writes, 1);
     // Both reservations were released.
     let store = &f.node.store;
-    assert!(f.node.counters.reserve(store, &user("alice"), Counted::Friends, 1, 1).expect("reserve").is_some());
+    assert!(
+        f.node.counters.reserve(store, &user("alice"), Counted::Friends, 1, 1).expect("reserve").is_some()
+    );
 }
 
 #[test]

@@ -134,9 +134,4 @@ impl<U> Turn<U> {
         self.undo.clear();
         (std::mem::take(&mut self.effects), std::mem::take(&mut self.reservations))
     }
-
-    #[cfg(test)]
-    pub(crate) fn effects(&self) -> &[Effect] {
-        &self.effects
-    }
 }

@@ -63,7 +63,11 @@ pub(super) fn stage_login(
             }
             None => return Err(Reject::new(ErrorCode::AccountNotFound, "account not registered")),
             Some(a) if a.disabled => {
-                let msg = if a.disabled_reason.is_empty() { "account disabled".to_owned() } else { a.disabled_reason };
+                let msg = if a.disabled_reason.is_empty() {
+                    "account disabled".to_owned()
+                } else {
+                    a.disabled_reason
+                };
                 return Err(Reject::new(ErrorCode::AccountDisabled, msg));
             }
             Some(a) if a.revoked_through_s != 0 && issued_at <= a.revoked_through_s => {

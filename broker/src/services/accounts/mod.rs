@@ -34,23 +34,38 @@ pub(crate) const MAX_PROFILE_FANOUT: usize = 100_000;
 #[derive(Debug)]
 pub(crate) enum AccountsOp {
     /// A handshake passed the token checks; decide the account checks and the login policy.
-    Login { platform: pb::Platform, role: Role, issued_at: u64 },
+    Login {
+        platform: pb::Platform,
+        role: Role,
+        issued_at: u64,
+    },
     /// A session of the user ended (no answer; the origin is the ended connection).
     Logout,
     /// Admin ops: `target` is the subject (and routing key); the op's user is the admin.
-    ImportUser { target: UserId, patch: pb::ProfilePatch },
-    SetDisabled { target: UserId, disabled: bool, reason: String },
-    RevokeTokens { target: UserId },
-    SetProfile { patch: pb::ProfilePatch },
+    ImportUser {
+        target: UserId,
+        patch: pb::ProfilePatch,
+    },
+    SetDisabled {
+        target: UserId,
+        disabled: bool,
+        reason: String,
+    },
+    RevokeTokens {
+        target: UserId,
+    },
+    SetProfile {
+        patch: pb::ProfilePatch,
+    },
 }
 
 impl AccountsOp {
     /// The subject user: the admin op's target, else the caller.
     pub(crate) fn subject<'a>(&'a self, caller: &'a UserId) -> &'a UserId {
         match self {
-            Self::ImportUser { target, .. } | Self::SetDisabled { target, .. } | Self::RevokeTokens { target } => {
-                target
-            }
+            Self::ImportUser { target, .. }
+            | Self::SetDisabled { target, .. }
+            | Self::RevokeTokens { target } => target,
             Self::Login { .. } | Self::Logout | Self::SetProfile { .. } => caller,
         }
     }
@@ -93,7 +108,14 @@ pub(crate) fn stage(
             t.batch.put_account(&subject, &acct);
             if *disabled {
                 let msg = if reason.is_empty() { "account disabled" } else { reason.as_str() };
-                login::kick_all(s, &subject, pb::KickReason::AccountDisabled, ErrorCode::AccountDisabled, msg, t)?;
+                login::kick_all(
+                    s,
+                    &subject,
+                    pb::KickReason::AccountDisabled,
+                    ErrorCode::AccountDisabled,
+                    msg,
+                    t,
+                )?;
             }
             response::Result::Ok(pb::Ok {})
         }
@@ -101,7 +123,14 @@ pub(crate) fn stage(
             let mut acct = account_of(&s.node.store, &subject)?;
             acct.revoked_through_s = t.now_ms / 1000;
             t.batch.put_account(&subject, &acct);
-            login::kick_all(s, &subject, pb::KickReason::TokensRevoked, ErrorCode::TokenRevoked, "tokens revoked", t)?;
+            login::kick_all(
+                s,
+                &subject,
+                pb::KickReason::TokensRevoked,
+                ErrorCode::TokenRevoked,
+                "tokens revoked",
+                t,
+            )?;
             response::Result::Ok(pb::Ok {})
         }
         AccountsOp::SetProfile { patch } => profile::stage_profile(s, &op, patch, t)?,
@@ -110,7 +139,9 @@ pub(crate) fn stage(
 }
 
 fn account_of(store: &Store, user: &UserId) -> Result<AccountRecord, Reject> {
-    store.account(user)?.ok_or_else(|| Reject::new(ErrorCode::UserNotFound, format!("user {user} is not registered")))
+    store
+        .account(user)?
+        .ok_or_else(|| Reject::new(ErrorCode::UserNotFound, format!("user {user} is not registered")))
 }
 
 /// The wire profile of `user` from its record.

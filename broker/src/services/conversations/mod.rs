@@ -29,11 +29,22 @@ use state::{conversation_state, reply_with_state};
 /// A conversation-state op.
 #[derive(Debug)]
 pub(crate) enum ConversationsOp {
-    MarkRead { conv: ConvId, seq: u64 },
-    Update { conv: ConvId, req: pb::UpdateConversation },
-    Clear { conv: ConvId, up_to: u64 },
+    MarkRead {
+        conv: ConvId,
+        seq: u64,
+    },
+    Update {
+        conv: ConvId,
+        req: pb::UpdateConversation,
+    },
+    Clear {
+        conv: ConvId,
+        up_to: u64,
+    },
     /// Owned by the user's shard.
-    GlobalDnd { enabled: bool },
+    GlobalDnd {
+        enabled: bool,
+    },
 }
 
 impl ConversationsOp {

@@ -16,7 +16,12 @@ use crate::services::conversations::cache::ConvEntry;
 use crate::shard::{Effect, ShardOp, Turn};
 
 /// Builds `members[me]`'s view of a direct conversation from its entry.
-pub(crate) fn conversation_state(conv: &ConvId, entry: &ConvEntry, me: usize, floor_ms: u64) -> pb::ConversationState {
+pub(crate) fn conversation_state(
+    conv: &ConvId,
+    entry: &ConvEntry,
+    me: usize,
+    floor_ms: u64,
+) -> pb::ConversationState {
     let rec = &entry.members[me].rec;
     let peer_read_seq = entry.members.iter().enumerate().find(|(i, _)| *i != me).map(|(_, m)| m.rec.read_seq);
     let last_message = match &entry.last {

@@ -118,10 +118,15 @@ pub(crate) fn set_role(req: pb::SetGroupRole) -> Result<GroupsOp, Reject> {
     Ok(GroupsOp { conv, op: GroupOp::SetRole { target: checks::user_id(req.user_id, "user_id")?, role } })
 }
 
-pub(crate) fn set_nickname(req: pb::SetGroupNickname, caller: &UserId, r: &Relations) -> Result<GroupsOp, Reject> {
+pub(crate) fn set_nickname(
+    req: pb::SetGroupNickname,
+    caller: &UserId,
+    r: &Relations,
+) -> Result<GroupsOp, Reject> {
     checks::text(&req.nickname, r.max_name_bytes, "nickname")?;
     let conv = group_conv(&req.group_id)?;
-    let target = if req.user_id.is_empty() { caller.clone() } else { checks::user_id(req.user_id, "user_id")? };
+    let target =
+        if req.user_id.is_empty() { caller.clone() } else { checks::user_id(req.user_id, "user_id")? };
     Ok(GroupsOp { conv, op: GroupOp::SetNickname { target, nickname: req.nickname } })
 }
 
@@ -139,7 +144,8 @@ pub(crate) fn mute_all(req: pb::MuteGroupAll) -> Result<GroupsOp, Reject> {
 }
 
 pub(crate) fn set_notify(req: pb::SetGroupNotify) -> Result<GroupsOp, Reject> {
-    let notify = pb::GroupNotify::try_from(req.notify).map_err(|_| checks::invalid("notify: undefined value"))?;
+    let notify =
+        pb::GroupNotify::try_from(req.notify).map_err(|_| checks::invalid("notify: undefined value"))?;
     op(&req.group_id, GroupOp::SetNotify { notify })
 }
 

@@ -73,7 +73,11 @@ impl GroupEntry {
     pub(crate) fn recipients(&mut self) -> Arc<[UserId]> {
         let members = &self.members;
         let list = self.recipients.get_or_insert_with(|| {
-            members.iter().filter(|(_, m)| m.notify != pb::GroupNotify::Block as i32).map(|(u, _)| u.clone()).collect()
+            members
+                .iter()
+                .filter(|(_, m)| m.notify != pb::GroupNotify::Block as i32)
+                .map(|(u, _)| u.clone())
+                .collect()
         });
         Arc::clone(list)
     }
@@ -136,7 +140,12 @@ impl GroupCache {
     }
 
     /// Takes `conv`'s entry out for a read after the write (no undo).
-    pub(crate) fn take_for_read(&mut self, store: &Store, conv: &ConvId, max_members: u32) -> Result<GroupEntry, Reject> {
+    pub(crate) fn take_for_read(
+        &mut self,
+        store: &Store,
+        conv: &ConvId,
+        max_members: u32,
+    ) -> Result<GroupEntry, Reject> {
         match self.entries.remove(conv) {
             Some(e) => Ok(e),
             None => GroupEntry::load(store, conv, max_members),
@@ -159,7 +168,12 @@ impl GroupCache {
     }
 
     /// `user`'s `uconv` record of group conversation `conv` (cached).
-    pub(crate) fn uconv_of(&mut self, store: &Store, conv: &ConvId, user: &UserId) -> Result<UserConvRecord, Reject> {
+    pub(crate) fn uconv_of(
+        &mut self,
+        store: &Store,
+        conv: &ConvId,
+        user: &UserId,
+    ) -> Result<UserConvRecord, Reject> {
         if let Some(r) = self.uconv.get(conv).and_then(|m| m.get(user)) {
             return Ok(r.clone());
         }

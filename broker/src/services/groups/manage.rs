@@ -12,8 +12,8 @@ use crate::error::Reject;
 use crate::services::checks;
 
 use super::plan::{Ctx, Plan};
-use super::{csv, denied, is_manager, role_of};
 use super::{check_registered, check_room, reserve_joins};
+use super::{csv, denied, is_manager, role_of};
 
 /// The defaults of a group type: (join, invite, edit).
 fn type_defaults(t: pb::GroupType) -> (pb::JoinMode, pb::InviteMode, pb::EditMode) {
@@ -147,7 +147,11 @@ pub(super) fn mute_all(c: &mut Ctx<'_>, muted: bool) -> Result<Plan, Reject> {
 }
 
 /// Applies a checked patch to a group record.
-pub(super) fn apply_patch(i: &mut GroupRecord, p: &pb::GroupPatch, r: &crate::config::Relations) -> Result<(), Reject> {
+pub(super) fn apply_patch(
+    i: &mut GroupRecord,
+    p: &pb::GroupPatch,
+    r: &crate::config::Relations,
+) -> Result<(), Reject> {
     if let Some(v) = &p.name {
         i.name = v.clone();
     }
@@ -184,4 +188,3 @@ pub(super) fn apply_patch(i: &mut GroupRecord, p: &pb::GroupPatch, r: &crate::co
     }
     Ok(())
 }
-

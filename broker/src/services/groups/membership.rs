@@ -31,7 +31,10 @@ pub(super) fn join(c: &mut Ctx<'_>, reason: &str) -> Result<Plan, Reject> {
         check_room(&c.info, 1)?;
         reserve_joins(&c.s.node, std::slice::from_ref(&me), c.t)?;
         let mut plan = Plan::with_tip(
-            response::Result::JoinGroup(pb::JoinGroupResult { status: pb::JoinStatus::Joined as i32, group: None }),
+            response::Result::JoinGroup(pb::JoinGroupResult {
+                status: pb::JoinStatus::Joined as i32,
+                group: None,
+            }),
             "group.member_joined",
             &[("user", me.to_string())],
         );
@@ -50,12 +53,14 @@ pub(super) fn join(c: &mut Ctx<'_>, reason: &str) -> Result<Plan, Reject> {
             created_ms: now,
             ..Default::default()
         };
-        let managers: Vec<UserId> = c.e.members.iter().filter(|(_, m)| is_manager(m)).map(|(u, _)| u.clone()).collect();
+        let managers: Vec<UserId> =
+            c.e.members.iter().filter(|(_, m)| is_manager(m)).map(|(u, _)| u.clone()).collect();
         let mut plan = Plan::reply(response::Result::JoinGroup(pb::JoinGroupResult {
             status: pb::JoinStatus::Applied as i32,
             group: None,
         }));
-        plan.pushes.push((managers, push::Event::GroupApplication(application_view(&group, me.as_str(), &a))));
+        plan.pushes
+            .push((managers, push::Event::GroupApplication(application_view(&group, me.as_str(), &a))));
         plan.applications.push((me, Some(a)));
         Ok(plan)
     } else {
@@ -69,14 +74,16 @@ pub(super) fn respond(c: &mut Ctx<'_>, target: &UserId, accept: bool) -> Result<
         return Err(denied("handle applications"));
     }
     let group = c.group();
-    let Some(mut a) = c
-        .s
-        .node
-        .store
-        .group_application(&group, target.as_str())?
-        .filter(|a| a.inviter.is_empty() && a.state == pb::ApplicationState::Pending as i32)
+    let Some(mut a) =
+        c.s.node
+            .store
+            .group_application(&group, target.as_str())?
+            .filter(|a| a.inviter.is_empty() && a.state == pb::ApplicationState::Pending as i32)
     else {
-        return Err(Reject::new(ErrorCode::NoPendingApplication, format!("no pending application from {target}")));
+        return Err(Reject::new(
+            ErrorCode::NoPendingApplication,
+            format!("no pending application from {target}"),
+        ));
     };
     a.handled_ms = c.now();
     a.handled_by = c.me().to_string();
@@ -98,8 +105,10 @@ pub(super) fn respond(c: &mut Ctx<'_>, target: &UserId, accept: bool) -> Result<
     if joins {
         plan.join.push((target.clone(), pb::GroupRole::Member));
     }
-    plan.pushes
-        .push((vec![target.clone()], push::Event::GroupApplication(application_view(&group, target.as_str(), &a))));
+    plan.pushes.push((
+        vec![target.clone()],
+        push::Event::GroupApplication(application_view(&group, target.as_str(), &a)),
+    ));
     plan.applications.push((target.clone(), Some(a)));
     Ok(plan)
 }
@@ -130,7 +139,10 @@ pub(super) fn invite(c: &mut Ctx<'_>, targets: &[UserId]) -> Result<Plan, Reject
                 created_ms: c.now(),
                 ..Default::default()
             };
-            plan.pushes.push((vec![u.clone()], push::Event::GroupApplication(application_view(&group, u.as_str(), &a))));
+            plan.pushes.push((
+                vec![u.clone()],
+                push::Event::GroupApplication(application_view(&group, u.as_str(), &a)),
+            ));
             plan.applications.push((u, Some(a)));
         }
         Ok(plan)
@@ -180,7 +192,8 @@ pub(super) fn quit(c: &mut Ctx<'_>) -> Result<Plan, Reject> {
         return Err(Reject::new(ErrorCode::OwnerCannotQuit, "transfer the group or dismiss it first"));
     }
     let me = c.me().clone();
-    let mut plan = Plan::with_tip(response::Result::Ok(pb::Ok {}), "group.member_quit", &[("user", me.to_string())]);
+    let mut plan =
+        Plan::with_tip(response::Result::Ok(pb::Ok {}), "group.member_quit", &[("user", me.to_string())]);
     plan.leave.push(me);
     Ok(plan)
 }

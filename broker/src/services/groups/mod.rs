@@ -72,22 +72,54 @@ impl GroupsOp {
 /// A group request, checked statelessly ([`check`]).
 #[derive(Debug)]
 pub(crate) enum GroupOp {
-    Create { req: pb::CreateGroup, members: Vec<UserId> },
-    Update { patch: pb::GroupPatch },
+    Create {
+        req: pb::CreateGroup,
+        members: Vec<UserId>,
+    },
+    Update {
+        patch: pb::GroupPatch,
+    },
     Dismiss,
-    Join { reason: String },
-    Respond { target: UserId, accept: bool },
-    Invite { targets: Vec<UserId> },
-    Kick { targets: Vec<UserId> },
+    Join {
+        reason: String,
+    },
+    Respond {
+        target: UserId,
+        accept: bool,
+    },
+    Invite {
+        targets: Vec<UserId>,
+    },
+    Kick {
+        targets: Vec<UserId>,
+    },
     Quit,
-    Transfer { new_owner: UserId, quit: bool },
-    SetRole { target: UserId, role: pb::GroupRole },
-    SetNickname { target: UserId, nickname: String },
-    Mute { target: UserId, duration_secs: u64 },
-    MuteAll { muted: bool },
-    SetNotify { notify: pb::GroupNotify },
+    Transfer {
+        new_owner: UserId,
+        quit: bool,
+    },
+    SetRole {
+        target: UserId,
+        role: pb::GroupRole,
+    },
+    SetNickname {
+        target: UserId,
+        nickname: String,
+    },
+    Mute {
+        target: UserId,
+        duration_secs: u64,
+    },
+    MuteAll {
+        muted: bool,
+    },
+    SetNotify {
+        notify: pb::GroupNotify,
+    },
     /// Read-only: served after the turn's write.
-    Receipt { seq: u64 },
+    Receipt {
+        seq: u64,
+    },
 }
 
 fn role_of(m: &GroupMemberRecord) -> pb::GroupRole {
@@ -125,7 +157,10 @@ fn check_registered(store: &Store, users: &[UserId]) -> Result<(), Reject> {
 
 fn check_room(info: &GroupRecord, adding: usize) -> Result<(), Reject> {
     if info.member_count as usize + adding > info.max_members as usize {
-        return Err(Reject::new(ErrorCode::GroupFull, format!("the group is full ({} members max)", info.max_members)));
+        return Err(Reject::new(
+            ErrorCode::GroupFull,
+            format!("the group is full ({} members max)", info.max_members),
+        ));
     }
     Ok(())
 }
@@ -136,7 +171,10 @@ fn reserve_joins(node: &Node, users: &[UserId], t: &mut Turn<Undo>) -> Result<()
         match node.counters.reserve(&node.store, u, Counted::Groups, 1, max)? {
             Some(r) => t.reservation(r),
             None => {
-                return Err(Reject::new(ErrorCode::JoinedGroupLimit, format!("{u} already belongs to {max} groups")));
+                return Err(Reject::new(
+                    ErrorCode::JoinedGroupLimit,
+                    format!("{u} already belongs to {max} groups"),
+                ));
             }
         }
     }
@@ -166,9 +204,9 @@ fn cached_state(
     let who = match e.members.get(user) {
         Some(m) => Membership::Member(m),
         None => {
-            departed = store
-                .group_departed(&e.id, user.as_str())?
-                .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "you are not a member of this group"))?;
+            departed = store.group_departed(&e.id, user.as_str())?.ok_or_else(|| {
+                Reject::new(ErrorCode::NotParticipant, "you are not a member of this group")
+            })?;
             Membership::Departed(&departed)
         }
     };
@@ -176,13 +214,19 @@ fn cached_state(
     let last = if top == e.max_seq {
         e.last.as_ref().and_then(|b| prost::Message::decode(b.as_ref()).ok())
     } else {
-        store.message(conv, missive_protocol::Seq(top))?.and_then(|b| prost::Message::decode(b.as_slice()).ok())
+        store
+            .message(conv, missive_protocol::Seq(top))?
+            .and_then(|b| prost::Message::decode(b.as_slice()).ok())
     };
     Ok(group_state(conv, &info, who, &rec, e.max_seq, last))
 }
 
 /// Stages one group op (see the module docs).
-pub(crate) fn stage(s: &mut Services, op: ShardOp<GroupsOp>, t: &mut Turn<Undo>) -> Result<Staged<GroupsOp>, Reject> {
+pub(crate) fn stage(
+    s: &mut Services,
+    op: ShardOp<GroupsOp>,
+    t: &mut Turn<Undo>,
+) -> Result<Staged<GroupsOp>, Reject> {
     if matches!(op.op.op, GroupOp::Receipt { .. }) {
         return Ok(Staged::Read(op));
     }
@@ -234,7 +278,11 @@ fn run_op(
 }
 
 /// Serves GetGroupReceipt after the turn's write.
-pub(crate) fn read(s: &mut Services, op: ShardOp<GroupsOp>, _now_ms: u64) -> Result<response::Result, Reject> {
+pub(crate) fn read(
+    s: &mut Services,
+    op: ShardOp<GroupsOp>,
+    _now_ms: u64,
+) -> Result<response::Result, Reject> {
     // Only receipts are staged as reads (see `stage`).
     let GroupOp::Receipt { seq } = op.op.op else {
         return Err(Reject::new(ErrorCode::Internal, "not a group read"));

@@ -115,8 +115,10 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
     let mut result = plan.result;
     let mut extra = Vec::new();
     if let Some((kind, params)) = plan.tip {
-        let text =
-            format!("{kind} {}", params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        let text = format!(
+            "{kind} {}",
+            params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        );
         let tip = pb::Message {
             sender: op.user.to_string(),
             sender_device: op.device.to_string(),
@@ -129,7 +131,8 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
         let tip = e.append(&mut s.ids, &node.clock, t, conv, tip);
         failpoint::check("groups.finish.after_tip")?;
         let seq = tip.seq;
-        let leaving: Vec<UserId> = plan.leave.iter().filter(|u| e.members.contains_key(*u)).cloned().collect();
+        let leaving: Vec<UserId> =
+            plan.leave.iter().filter(|u| e.members.contains_key(*u)).cloned().collect();
         release_joins(&node, &leaving, t)?;
         for u in &leaving {
             let Some(m) = e.members_mut().remove(u) else { continue };
@@ -141,7 +144,8 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
             extra.push(u.clone());
         }
         for (u, role) in &plan.join {
-            let m = GroupMemberRecord { role: *role as i32, join_ms: now, join_seq: seq, ..Default::default() };
+            let m =
+                GroupMemberRecord { role: *role as i32, join_ms: now, join_seq: seq, ..Default::default() };
             t.batch.put_group_member(&group, u, Some(&m));
             t.batch.put_group_departed(&group, u, None);
             e.members_mut().insert(u.clone(), m);
@@ -171,7 +175,11 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
         }
         let mut users = e.recipients().to_vec();
         users.extend(extra);
-        t.effect(Effect::Fanout { users: users.into(), exclude: None, frame: frames::push(push::Event::Message(tip)) });
+        t.effect(Effect::Fanout {
+            users: users.into(),
+            exclude: None,
+            frame: frames::push(push::Event::Message(tip)),
+        });
     }
     if let Some(i) = e.info.as_ref() {
         t.batch.put_group(&group, i);
@@ -189,7 +197,11 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
         t.batch.put_group_application(&group, &u, a.as_ref());
     }
     for (users, ev) in plan.pushes {
-        t.effect(Effect::Fanout { users: users.into(), exclude: Some(op.origin.conn()), frame: frames::push(ev) });
+        t.effect(Effect::Fanout {
+            users: users.into(),
+            exclude: Some(op.origin.conn()),
+            frame: frames::push(ev),
+        });
     }
     if plan.state_reply {
         let st = cached_state(s, e, &op.user, conv)?;

@@ -58,7 +58,10 @@ fn send_inner(
         ));
     }
     if e.info.as_ref().is_some_and(|i| i.mute_all) && !is_manager(me) {
-        return Err(Reject::new(ErrorCode::GroupMuted, "the group is muted: only the owner and admins may send"));
+        return Err(Reject::new(
+            ErrorCode::GroupMuted,
+            "the group is muted: only the owner and admins may send",
+        ));
     }
     let node = Arc::clone(&s.node);
     let mentions = msg.content.as_ref().and_then(|c| c.mentions.clone()).unwrap_or_default();
@@ -147,7 +150,8 @@ fn member_change_inner<O>(
             frame: frames::push(push::Event::Conversation(state.clone())),
         });
         if receipt && rec.read_seq > before.read_seq {
-            let small = e.info.as_ref().is_some_and(|i| i.member_count <= node.config.groups.receipt_max_members);
+            let small =
+                e.info.as_ref().is_some_and(|i| i.member_count <= node.config.groups.receipt_max_members);
             let users = if small { e.members.keys().cloned().collect() } else { vec![op.user.clone()] };
             let r = pb::ReadReceipt {
                 conv_id: conv.to_string(),
@@ -177,7 +181,12 @@ pub(crate) fn window_of(s: &mut Services, user: &UserId, conv: &ConvId) -> Resul
 }
 
 /// GetGroupReceipt (after the turn's write).
-pub(super) fn receipt(s: &mut Services, user: &UserId, conv: &ConvId, seq: u64) -> Result<response::Result, Reject> {
+pub(super) fn receipt(
+    s: &mut Services,
+    user: &UserId,
+    conv: &ConvId,
+    seq: u64,
+) -> Result<response::Result, Reject> {
     let node = Arc::clone(&s.node);
     let e = s.groups.take_for_read(&node.store, conv, node.config.groups.max_members)?;
     let r = receipt_inner(s, user, conv, seq, &e);

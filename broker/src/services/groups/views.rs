@@ -8,7 +8,9 @@
 
 use missive_protocol::pb;
 use missive_protocol::{ConvId, GroupId, Seq, UserId};
-use missive_storage::{GroupApplicationRecord, GroupDepartedRecord, GroupMemberRecord, GroupRecord, Store, UserConvRecord};
+use missive_storage::{
+    GroupApplicationRecord, GroupDepartedRecord, GroupMemberRecord, GroupRecord, Store, UserConvRecord,
+};
 use prost::Message as _;
 
 use crate::error::Reject;
@@ -62,7 +64,11 @@ pub(crate) fn member_view(group: &GroupId, user: &str, m: &GroupMemberRecord) ->
 }
 
 /// The wire view of an application.
-pub(crate) fn application_view(group: &GroupId, user: &str, a: &GroupApplicationRecord) -> pb::GroupApplication {
+pub(crate) fn application_view(
+    group: &GroupId,
+    user: &str,
+    a: &GroupApplicationRecord,
+) -> pb::GroupApplication {
     pb::GroupApplication {
         group_id: group.to_string(),
         user_id: user.to_owned(),
@@ -153,4 +159,3 @@ pub(crate) fn stored_state(
     .filter(|m| m.server_time_ms >= floor_ms);
     Ok(Some(group_state(conv, &info, who, &rec, max_seq, last)))
 }
-

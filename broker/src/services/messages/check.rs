@@ -16,10 +16,14 @@ use crate::services::checks;
 use super::MessagesOp;
 
 /// SendMessage → [`MessagesOp::Send`].
-pub(crate) fn send(user: &UserId, m: pb::SendMessage, max_content_bytes: usize) -> Result<MessagesOp, Reject> {
+pub(crate) fn send(
+    user: &UserId,
+    m: pb::SendMessage,
+    max_content_bytes: usize,
+) -> Result<MessagesOp, Reject> {
     let conv = checks::conversation(user, &m.conv_id)?;
-    let client_msg_id =
-        ClientMsgId::new(m.client_msg_id).map_err(|e| Reject::new(ErrorCode::InvalidArgument, e.to_string()))?;
+    let client_msg_id = ClientMsgId::new(m.client_msg_id)
+        .map_err(|e| Reject::new(ErrorCode::InvalidArgument, e.to_string()))?;
     let content = m.content.ok_or_else(|| Reject::new(ErrorCode::UnsupportedContent, "content missing"))?;
     content_ok(&content, max_content_bytes)?;
     Ok(MessagesOp::Send { conv, client_msg_id, content })

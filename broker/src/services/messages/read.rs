@@ -16,10 +16,15 @@ use crate::shard::ShardOp;
 use super::MessagesOp;
 
 /// Serves a pull or history read from committed state.
-pub(crate) fn read(s: &mut Services, op: ShardOp<MessagesOp>, now_ms: u64) -> Result<response::Result, Reject> {
+pub(crate) fn read(
+    s: &mut Services,
+    op: ShardOp<MessagesOp>,
+    now_ms: u64,
+) -> Result<response::Result, Reject> {
     let config = std::sync::Arc::clone(&s.node.config);
     let lim = &config.limits;
-    let page = |limit: u32| if limit == 0 { lim.pull_page_default } else { limit.min(lim.pull_page_max) } as usize;
+    let page =
+        |limit: u32| if limit == 0 { lim.pull_page_default } else { limit.min(lim.pull_page_max) } as usize;
     let (conv, ascending, from, to, limit) = match op.op {
         MessagesOp::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
         MessagesOp::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),

@@ -59,7 +59,8 @@ pub(super) fn stage_send(
         stage_direct(s, op, conv, client_msg_id, content, t)?
     };
     failpoint::check("messages.send.before_dedup")?;
-    let rec = DedupRecord { seq: ack.seq, server_msg_id: ack.server_msg_id, server_time_ms: ack.server_time_ms };
+    let rec =
+        DedupRecord { seq: ack.seq, server_msg_id: ack.server_msg_id, server_time_ms: ack.server_time_ms };
     t.batch.put_dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str(), &rec);
     t.undo(Undo::Dedup(key.clone()));
     s.dedup.insert(key, rec);

@@ -82,14 +82,21 @@ pub(crate) fn publish(
         p.changed_ms = p.changed_ms.max(st.changed_ms);
     }
     failpoint::check("presence.publish")?;
-    let mut users: Vec<UserId> =
-        store.subscribers(user, MAX_PRESENCE_FANOUT)?.into_iter().filter_map(|s| UserId::new(s).ok()).collect();
+    let mut users: Vec<UserId> = store
+        .subscribers(user, MAX_PRESENCE_FANOUT)?
+        .into_iter()
+        .filter_map(|s| UserId::new(s).ok())
+        .collect();
     users.push(user.clone());
     t.effect(Effect::Fanout { users: users.into(), exclude, frame: frames::push(push::Event::Presence(p)) });
     Ok(())
 }
 
-pub(crate) fn stage(s: &mut Services, op: ShardOp<PresenceOp>, t: &mut Turn<Undo>) -> Result<Staged<PresenceOp>, Reject> {
+pub(crate) fn stage(
+    s: &mut Services,
+    op: ShardOp<PresenceOp>,
+    t: &mut Turn<Undo>,
+) -> Result<Staged<PresenceOp>, Reject> {
     if !t.claim(format!("u\0{}", op.user)) {
         return Ok(Staged::Defer(op));
     }
@@ -99,7 +106,8 @@ pub(crate) fn stage(s: &mut Services, op: ShardOp<PresenceOp>, t: &mut Turn<Undo
         PresenceOp::Subscribe { targets } => {
             let max = s.node.config.relations.max_subscriptions;
             let current = store.subscriptions(subject, max + 1)?;
-            let mut added: Vec<&UserId> = targets.iter().filter(|u| !current.iter().any(|c| c == u.as_str())).collect();
+            let mut added: Vec<&UserId> =
+                targets.iter().filter(|u| !current.iter().any(|c| c == u.as_str())).collect();
             added.sort();
             added.dedup();
             if current.len() + added.len() > max {
@@ -112,7 +120,8 @@ pub(crate) fn stage(s: &mut Services, op: ShardOp<PresenceOp>, t: &mut Turn<Undo
                 t.batch.put_subscription(subject, u, true);
             }
             let dir = &s.node.directory;
-            let presences = targets.iter().map(|u| presence_of(store, dir, u)).collect::<Result<Vec<_>, _>>()?;
+            let presences =
+                targets.iter().map(|u| presence_of(store, dir, u)).collect::<Result<Vec<_>, _>>()?;
             response::Result::Presence(pb::PresenceList { presences })
         }
         PresenceOp::Unsubscribe { targets } => {

@@ -62,7 +62,6 @@ pub(crate) enum PairOp {
     Import,
 }
 
-
 /// A pair op: `me` acts on the relation with `peer` (owner: `conv` = `p:me:peer`).
 #[derive(Debug)]
 pub(crate) struct RelationsOp {
@@ -75,7 +74,8 @@ pub(crate) struct RelationsOp {
 impl RelationsOp {
     /// A pair op; fails with SELF_TARGET when `me == peer`.
     pub(crate) fn new(me: UserId, peer: UserId, op: PairOp) -> Result<Self, Reject> {
-        let conv = ConvId::direct(&me, &peer).map_err(|e| Reject::new(ErrorCode::SelfTarget, e.to_string()))?;
+        let conv =
+            ConvId::direct(&me, &peer).map_err(|e| Reject::new(ErrorCode::SelfTarget, e.to_string()))?;
         Ok(Self { me, peer, conv, op })
     }
 
@@ -166,10 +166,7 @@ pub(crate) fn stage(
         }
         PairOp::Delete { both } => {
             if a.friend.is_none() {
-                return Err(Reject::new(
-                    ErrorCode::NotFriends,
-                    format!("{peer} is not in your friend list"),
-                ));
+                return Err(Reject::new(ErrorCode::NotFriends, format!("{peer} is not in your friend list")));
             }
             a.friend = None;
             if *both {
@@ -178,10 +175,7 @@ pub(crate) fn stage(
         }
         PairOp::Update { remark, ex } => {
             let Some(f) = a.friend.as_mut() else {
-                return Err(Reject::new(
-                    ErrorCode::NotFriends,
-                    format!("{peer} is not in your friend list"),
-                ));
+                return Err(Reject::new(ErrorCode::NotFriends, format!("{peer} is not in your friend list")));
             };
             if let Some(r) = remark {
                 f.remark = r.clone();
@@ -265,18 +259,13 @@ fn reserve_pair(
     peer: &UserId,
     mine: (&Side, &Side),
     theirs: (&Side, &Side),
-    t: &mut Turn,
+    t: &mut Turn<Undo>,
 ) -> Result<(), Reject> {
     let r = &node.config.relations;
     let delta = |before: bool, after: bool| i64::from(after) - i64::from(before);
     let wanted = [
         (me, Counted::Friends, delta(mine.0.friend.is_some(), mine.1.friend.is_some()), r.max_friends),
-        (
-            peer,
-            Counted::Friends,
-            delta(theirs.0.friend.is_some(), theirs.1.friend.is_some()),
-            r.max_friends,
-        ),
+        (peer, Counted::Friends, delta(theirs.0.friend.is_some(), theirs.1.friend.is_some()), r.max_friends),
         (me, Counted::Blocks, delta(mine.0.block.is_some(), mine.1.block.is_some()), r.max_blacklist),
     ];
     let mut got = Vec::new();
@@ -291,17 +280,12 @@ fn reserve_pair(
                     node.counters.settle(res, false);
                 }
                 return Err(match i {
-                    0 => {
-                        Reject::new(ErrorCode::FriendLimit, format!("your friend list is full ({limit})"))
-                    }
+                    0 => Reject::new(ErrorCode::FriendLimit, format!("your friend list is full ({limit})")),
                     1 => Reject::new(
                         ErrorCode::PeerFriendLimit,
                         format!("{peer}'s friend list is full ({limit})"),
                     ),
-                    _ => Reject::new(
-                        ErrorCode::BlacklistLimit,
-                        format!("your blacklist is full ({limit})"),
-                    ),
+                    _ => Reject::new(ErrorCode::BlacklistLimit, format!("your blacklist is full ({limit})")),
                 });
             }
         }
@@ -311,4 +295,3 @@ fn reserve_pair(
     }
     Ok(())
 }
-

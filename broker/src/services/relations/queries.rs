@@ -145,30 +145,3 @@ fn friend_page(
     }
     Ok((friends, profiles, next))
 }
-
-/// One page of `(peer, record)` rows ([`checks::cut_page`]).
-fn cut_page(rows: Vec<(String, Vec<u8>)>, limit: usize) -> (Vec<(String, Vec<u8>)>, String) {
-    checks::cut_page(rows, limit, |(peer, _)| peer.as_str())
-}
-
-/// Builds one friend-list page from `limit + 1` raw rows.
-fn friend_page(
-    store: &Store,
-    user: &UserId,
-    rows: Vec<(String, Vec<u8>)>,
-    limit: usize,
-    with_profiles: bool,
-) -> Result<(Vec<pb::Relation>, Vec<pb::Profile>, String), Reject> {
-    let (rows, next) = cut_page(rows, limit);
-    let mut friends = Vec::with_capacity(rows.len());
-    let mut profiles = Vec::new();
-    for (peer, _) in rows {
-        let Ok(peer) = UserId::new(peer) else { continue };
-        friends.push(relation_of(store, user, &peer)?);
-        if with_profiles {
-            profiles.extend(profile_of(store, &peer)?);
-        }
-    }
-    Ok((friends, profiles, next))
-}
-

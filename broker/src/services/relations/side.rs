@@ -82,7 +82,13 @@ pub(super) fn new_friend(now: u64, remark: &str, ex: &BTreeMap<String, String>) 
 /// Makes both sides friends (keeping existing entries) and settles pending
 /// requests as accepted. The peer's new entry takes the remark and ex the
 /// peer gave with a pending request to `me`.
-pub(super) fn befriend(me: &mut Side, peer: &mut Side, now: u64, remark: &str, ex: &BTreeMap<String, String>) {
+pub(super) fn befriend(
+    me: &mut Side,
+    peer: &mut Side,
+    now: u64,
+    remark: &str,
+    ex: &BTreeMap<String, String>,
+) {
     if me.friend.is_none() {
         me.friend = Some(new_friend(now, remark, ex));
     }
@@ -97,4 +103,3 @@ pub(super) fn befriend(me: &mut Side, peer: &mut Side, now: u64, remark: &str, e
         settle_request(r, pb::RequestState::Accepted, now);
     }
 }
-

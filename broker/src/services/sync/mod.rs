@@ -31,7 +31,11 @@ pub(crate) enum SyncOp {
 }
 
 /// Stages a [`SyncOp`] (owner: the user).
-pub(crate) fn stage(s: &mut Services, op: ShardOp<SyncOp>, t: &mut Turn<Undo>) -> Result<Staged<SyncOp>, Reject> {
+pub(crate) fn stage(
+    s: &mut Services,
+    op: ShardOp<SyncOp>,
+    t: &mut Turn<Undo>,
+) -> Result<Staged<SyncOp>, Reject> {
     let _ = s;
     match &op.op {
         SyncOp::RecordToken { token } => {
@@ -43,7 +47,12 @@ pub(crate) fn stage(s: &mut Services, op: ShardOp<SyncOp>, t: &mut Turn<Undo>) -
 }
 
 /// Serves one SyncRequest.
-pub(crate) fn serve(node: &Node, user: &UserId, req: &pb::SyncRequest, now_ms: u64) -> Result<pb::SyncResult, Reject> {
+pub(crate) fn serve(
+    node: &Node,
+    user: &UserId,
+    req: &pb::SyncRequest,
+    now_ms: u64,
+) -> Result<pb::SyncResult, Reject> {
     let (store, clock, key) = (&node.store, &node.clock, &node.token_key);
     let limits = &node.config.limits;
     let floor_ms = roam_floor_ms(now_ms, node.config.history.roam_days);
@@ -149,4 +158,3 @@ pub(crate) fn serve(node: &Node, user: &UserId, req: &pb::SyncRequest, now_ms: u
     let sync_token = key.make(user, upto);
     Ok(pb::SyncResult { conversations, settings, sync_token, more, relations, profiles })
 }
-
