@@ -11,7 +11,6 @@ use missive_protocol::pb::{self, frame, push, response};
 use missive_protocol::{ErrorCode, FrameCodec};
 
 use crate::error::Reject;
-use crate::shard::Reply;
 
 /// Server frames are bounded by the configured limits except for message
 /// pages, which are bounded by page size × max content size; encode with an
@@ -55,7 +54,7 @@ pub(crate) fn error(request_id: u64, r: &Reject) -> Bytes {
 }
 
 /// The frame of a typed reply.
-pub(crate) fn reply(request_id: u64, reply: Reply) -> Bytes {
+pub(crate) fn reply(request_id: u64, reply: Result<response::Result, Reject>) -> Bytes {
     match reply {
         Ok(res) => response(request_id, res),
         Err(r) => error(request_id, &r),
