@@ -67,7 +67,7 @@ pub enum Invited {
     Joined,
     /// `group`: the group asks for the invitees' consent; each got a pending
     /// invitation and joins with `JoinGroup`. Carries the group's info.
-    Pending(pb::GroupInfo),
+    Pending(Box<pb::GroupInfo>),
 }
 
 impl Call for pb::InviteToGroup {
@@ -79,8 +79,12 @@ impl Call for pb::InviteToGroup {
     fn reply(result: response::Result) -> Result<Invited, UnexpectedReply> {
         match result {
             response::Result::Ok(_) => Ok(Invited::Joined),
-            response::Result::Group(g) => Ok(Invited::Pending(g)),
-            other => Err(UnexpectedReply { request: Self::NAME, expected: "ok or group", got: result_name(&other) }),
+            response::Result::Group(g) => Ok(Invited::Pending(Box::new(g))),
+            other => Err(UnexpectedReply {
+                request: Self::NAME,
+                expected: "ok or group",
+                got: result_name(&other),
+            }),
         }
     }
 }
@@ -99,8 +103,12 @@ impl Call for request::Op {
 
 /// The reply type of a table row: the result's message, or `()` for `Ok`.
 macro_rules! reply_type {
-    () => { () };
-    ($t:ty) => { $t };
+    () => {
+        ()
+    };
+    ($t:ty) => {
+        $t
+    };
 }
 
 /// The successful reply of a table row, from the matched result's message.
@@ -116,11 +124,11 @@ macro_rules! ok_reply {
 
 /// One row per request: `Request message => Op case, Result case(Reply)`;
 /// rows without `(Reply)` are answered with `Ok` and reply `()`. `manual`
-/// lists the requests whose impl is written by hand above.
+/// (first) lists the requests whose impl is written by hand above.
 macro_rules! calls {
     (
-        $( $req:ident => $op:ident, $res:ident $( ( $reply:ty ) )? ; )*
         manual { $( $mreq:ident => $mop:ident ; )* }
+        $( $req:ident => $op:ident, $res:ident $( ( $reply:ty ) )? ; )*
     ) => {
         $(
             impl Call for pb::$req {
@@ -163,6 +171,9 @@ macro_rules! calls {
 }
 
 calls! {
+    manual {
+        InviteToGroup => InviteToGroup;
+    }
     // Messaging (spec section 8).
     SendMessage => Send, SendAck(pb::SendAck);
     SyncRequest => Sync, Sync(pb::SyncResult);
@@ -216,9 +227,6 @@ calls! {
     ListGroupMembers => ListGroupMembers, GroupMembers(pb::GroupMembers);
     ListJoinedGroups => ListJoinedGroups, JoinedGroups(pb::JoinedGroups);
     GetGroupReceipt => GetGroupReceipt, GroupReceipt(pb::GroupReceipt);
-    manual {
-        InviteToGroup => InviteToGroup;
-    }
 }
 
 /// The proto field name of a result case, e.g. `"send_ack"`.
@@ -372,13 +380,10 @@ mod tests {
         assert_eq!(pb::InviteToGroup::reply(response::Result::Ok(pb::Ok {})), Ok(Invited::Joined));
         assert_eq!(
             pb::InviteToGroup::reply(response::Result::Group(g.clone())),
-            Ok(Invited::Pending(g.clone()))
+            Ok(Invited::Pending(Box::new(g.clone())))
         );
         // A raw op takes any result as is.
-        assert_eq!(
-            <Op as Call>::reply(response::Result::Group(g.clone())),
-            Ok(response::Result::Group(g))
-        );
+        assert_eq!(<Op as Call>::reply(response::Result::Group(g.clone())), Ok(response::Result::Group(g)));
     }
 
     #[test]

@@ -1273,11 +1273,7 @@ impl RawClient {
         disabled: bool,
         reason: &str,
     ) -> Result<(), pb::Error> {
-        self.call(pb::SetAccountDisabled {
-                user_id: user.to_owned(),
-                disabled,
-                reason: reason.to_owned(),
-            })
+        self.call(pb::SetAccountDisabled { user_id: user.to_owned(), disabled, reason: reason.to_owned() })
     }
 
     /// RevokeTokens (admin).
@@ -1374,11 +1370,7 @@ impl RawClient {
         remark: Option<&str>,
         ex: BTreeMap<String, String>,
     ) -> Result<pb::Relation, pb::Error> {
-        self.call(pb::UpdateFriend {
-            user_id: user.to_owned(),
-            remark: remark.map(str::to_owned),
-            ex,
-        })
+        self.call(pb::UpdateFriend { user_id: user.to_owned(), remark: remark.map(str::to_owned), ex })
     }
 
     /// ListFriends (one page).
@@ -1413,11 +1405,7 @@ impl RawClient {
         cursor: &str,
         limit: u32,
     ) -> Result<pb::FriendRequestList, pb::Error> {
-        self.call(pb::ListFriendRequests {
-            outgoing,
-            cursor: cursor.to_owned(),
-            limit,
-        })
+        self.call(pb::ListFriendRequests { outgoing, cursor: cursor.to_owned(), limit })
     }
 
     /// CheckRelations.
@@ -1439,10 +1427,7 @@ impl RawClient {
 
     /// ImportFriendship (admin).
     pub fn import_friendship(&mut self, a: &str, b: &str) -> Result<(), pb::Error> {
-        self.call(pb::ImportFriendship {
-            user_a: a.to_owned(),
-            user_b: b.to_owned(),
-        })
+        self.call(pb::ImportFriendship { user_a: a.to_owned(), user_b: b.to_owned() })
     }
 
     /// AddToBlacklist.
@@ -1787,10 +1772,8 @@ impl RawClient {
 
     /// Imports (registers) users as an admin, pipelined.
     pub fn import_users(&mut self, users: &[String]) {
-        let ops = users
-            .iter()
-            .map(|u| pb::ImportUser { user_id: u.clone(), profile: None }.into_op())
-            .collect();
+        let ops =
+            users.iter().map(|u| pb::ImportUser { user_id: u.clone(), profile: None }.into_op()).collect();
         self.call_all_ok(ops, 256);
     }
 

@@ -21,8 +21,8 @@ use missive_protocol::token::{self, Claims, Role};
 use missive_protocol::{DeviceId, UserId};
 use missive_sdk::quic::Trust;
 use missive_sdk::{
-    Client, ClientConfig, ClientEvent, ConnectOptions, Connection, Dial, LocalState, SdkError, direct_conv, pb,
-    text_content,
+    Client, ClientConfig, ClientEvent, ConnectOptions, Connection, Dial, LocalState, SdkError, direct_conv,
+    pb, text_content,
 };
 use serde_json::json;
 
@@ -284,7 +284,11 @@ pub(crate) fn history(json: bool, c: &ConnArgs, with: &str, limit: u32) -> anyho
     let mut got = 0u32;
     let mut before = 0u64;
     while got < limit {
-        let req = pb::HistoryRequest { conv_id: conv.clone(), before_seq: before, limit: (limit - got).min(PAGE_MAX) };
+        let req = pb::HistoryRequest {
+            conv_id: conv.clone(),
+            before_seq: before,
+            limit: (limit - got).min(PAGE_MAX),
+        };
         let page = conn.call(req)?;
         let Some(first) = page.messages.first().map(|m| m.seq) else { break };
         got += page.messages.len() as u32;

@@ -212,7 +212,13 @@ fn member_reply(json: bool, c: &ConnArgs, req: impl Call<Reply = pb::GroupMember
 }
 
 /// A request answered with `ok`: prints `v` / `line`.
-fn ok_reply(json: bool, c: &ConnArgs, req: impl Call<Reply = ()>, v: Value, line: String) -> anyhow::Result<()> {
+fn ok_reply(
+    json: bool,
+    c: &ConnArgs,
+    req: impl Call<Reply = ()>,
+    v: Value,
+    line: String,
+) -> anyhow::Result<()> {
     call(c, req)?;
     emit(json, v, line)
 }
@@ -265,11 +271,8 @@ pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
             emit(json, json!({ "group": id, "status": status, "info": info }), line)
         }
         GroupCmd::Approve { conn, id, user, reject } => {
-            let req = pb::RespondGroupApplication {
-                group_id: id.clone(),
-                user_id: user.clone(),
-                accept: !reject,
-            };
+            let req =
+                pb::RespondGroupApplication { group_id: id.clone(), user_id: user.clone(), accept: !reject };
             let verb = if reject { "rejected" } else { "approved" };
             let line = format!("{verb} the application of {user} to {id}");
             let v = json!({ "group": id, "user": user, "accepted": !reject });

@@ -459,11 +459,7 @@ fn set_disabled(
     reason: String,
 ) -> anyhow::Result<()> {
     with_conn(c, |conn| {
-        let req = pb::SetAccountDisabled {
-            user_id: user.clone(),
-            disabled,
-            reason,
-        };
+        let req = pb::SetAccountDisabled { user_id: user.clone(), disabled, reason };
         conn.call(req)?;
         emit_done(
             json,
@@ -488,38 +484,24 @@ pub(crate) fn friend(json: bool, cmd: FriendCmd) -> anyhow::Result<()> {
             )
         }),
         FriendCmd::Accept { conn: c, user, remark, ex } => {
-            let req = pb::RespondFriendRequest {
-                user_id: user,
-                accept: true,
-                remark,
-                ex: ex_pairs(&ex)?,
-            };
+            let req = pb::RespondFriendRequest { user_id: user, accept: true, remark, ex: ex_pairs(&ex)? };
             relation_request(json, &c, req)
         }
         FriendCmd::Reject { conn: c, user } => {
-            let req = pb::RespondFriendRequest {
-                user_id: user,
-                accept: false,
-                ..Default::default()
-            };
+            let req = pb::RespondFriendRequest { user_id: user, accept: false, ..Default::default() };
             relation_request(json, &c, req)
         }
         FriendCmd::Delete { conn: c, user, both } => {
             relation_request(json, &c, pb::DeleteFriend { user_id: user, both_sides: both })
         }
         FriendCmd::Remark { conn: c, user, remark, ex } => {
-            let req =
-                pb::UpdateFriend { user_id: user, remark, ex: ex_pairs(&ex)? };
+            let req = pb::UpdateFriend { user_id: user, remark, ex: ex_pairs(&ex)? };
             relation_request(json, &c, req)
         }
         FriendCmd::List { conn: c, profiles } => with_conn(&c, |conn| {
             let mut cursor = String::new();
             loop {
-                let req = pb::ListFriends {
-                    cursor: cursor.clone(),
-                    limit: PAGE,
-                    with_profiles: profiles,
-                };
+                let req = pb::ListFriends { cursor: cursor.clone(), limit: PAGE, with_profiles: profiles };
                 let page = conn.call(req)?;
                 print_friends(json, &page, profiles);
                 if page.next_cursor.is_empty() || page.friends.is_empty() {
@@ -537,11 +519,7 @@ pub(crate) fn friend(json: bool, cmd: FriendCmd) -> anyhow::Result<()> {
         FriendCmd::Requests { conn: c, outgoing } => with_conn(&c, |conn| {
             let mut cursor = String::new();
             loop {
-                let req = pb::ListFriendRequests {
-                    outgoing,
-                    cursor: cursor.clone(),
-                    limit: PAGE,
-                };
+                let req = pb::ListFriendRequests { outgoing, cursor: cursor.clone(), limit: PAGE };
                 let page = conn.call(req)?;
                 for r in &page.requests {
                     emit(json, output::request_json(r), output::request_line(r));
@@ -559,10 +537,7 @@ pub(crate) fn friend(json: bool, cmd: FriendCmd) -> anyhow::Result<()> {
             Ok(())
         }),
         FriendCmd::Import { conn: c, user_a, user_b } => with_conn(&c, |conn| {
-            let req = pb::ImportFriendship {
-                user_a: user_a.clone(),
-                user_b: user_b.clone(),
-            };
+            let req = pb::ImportFriendship { user_a: user_a.clone(), user_b: user_b.clone() };
             conn.call(req)?;
             emit_done(
                 json,

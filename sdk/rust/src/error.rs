@@ -131,7 +131,8 @@ mod tests {
         let s = SdkError::Server { code: 3002, message: "no".into(), retryable: false };
         assert_eq!(s.to_string(), "server error: NOT_PARTICIPANT (3002): no");
         assert_eq!(code_name(9), "UNKNOWN (9)");
-        let wrong = SdkError::from(UnexpectedReply { request: "MarkRead", expected: "conversation", got: "ok" });
+        let wrong =
+            SdkError::from(UnexpectedReply { request: "MarkRead", expected: "conversation", got: "ok" });
         assert_eq!(
             wrong.to_string(),
             "protocol violation: MarkRead was answered with a `ok` result, expected `conversation`"
