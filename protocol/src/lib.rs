@@ -1,5 +1,6 @@
 //! Missive wire protocol v1: the prost types generated from `spec/proto`, the
-//! frame codec, domain identifiers, error codes and access tokens.
+//! typed request → reply table ([`Call`]), the frame codec, domain
+//! identifiers, error codes and access tokens.
 //!
 //! Role: everything a client or the broker needs to speak the protocol, and
 //! nothing else.
@@ -11,6 +12,7 @@
 //! - decoding never panics and never allocates more than the configured
 //!   maximum frame size for one frame.
 
+pub mod call;
 pub mod codec;
 pub mod error;
 pub mod ids;
@@ -22,6 +24,7 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/missive.v1.rs"));
 }
 
+pub use call::{Call, Invited, UnexpectedReply, request_frame};
 pub use codec::{CodecError, FrameCodec};
 pub use error::ErrorCode;
 pub use ids::{ClientMsgId, ConvId, ConvKind, DeviceId, GroupId, IdError, Seq, UserId};

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use missive_protocol::pb::{self, frame, request, response};
 use missive_protocol::token::{self, Claims, Role};
-use missive_protocol::{DeviceId, FrameCodec, UserId};
+use missive_protocol::{Call, DeviceId, FrameCodec, UserId};
 
 pub use missive_protocol::ErrorCode;
 pub use missive_protocol::pb::Platform;
@@ -704,15 +704,15 @@ impl RawClient {
     }
 
     /// Sends a request without waiting; returns its id (pipelining).
-    pub fn try_send_request(&mut self, op: request::Op) -> io::Result<u64> {
+    pub fn try_send_request<C: Call>(&mut self, req: C) -> io::Result<u64> {
         let id = self.next_request_id();
-        self.try_send_frame(&frame_of(frame::Body::Request(pb::Request { id, op: Some(op) })))?;
+        self.try_send_frame(&missive_protocol::request_frame(id, req))?;
         Ok(id)
     }
 
     /// Sends a request without waiting; returns its id (pipelining).
-    pub fn send_request(&mut self, op: request::Op) -> u64 {
-        self.try_send_request(op).expect("write request")
+    pub fn send_request<C: Call>(&mut self, req: C) -> u64 {
+        self.try_send_request(req).expect("write request")
     }
 
     /// Handles one non-response frame that arrived while waiting.
@@ -769,8 +769,8 @@ impl RawClient {
     }
 
     /// Sends a request and waits (bounded by [`WAIT`]) for its response.
-    pub fn request(&mut self, op: request::Op) -> pb::Response {
-        let id = self.send_request(op);
+    pub fn request<C: Call>(&mut self, req: C) -> pb::Response {
+        let id = self.send_request(req);
         let r = self.wait_response(id, WAIT);
         assert_eq!(r.id, id);
         r
@@ -890,15 +890,11 @@ impl RawClient {
         client_msg_id: &str,
         content: pb::Content,
     ) -> Result<pb::SendAck, pb::Error> {
-        let op = request::Op::Send(pb::SendMessage {
+        self.call(pb::SendMessage {
             conv_id: conv.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(content),
-        });
-        match outcome(self.request(op))? {
-            response::Result::SendAck(a) => Ok(a),
-            other => panic!("SendMessage answered with {other:?}"),
-        }
+        })
     }
 
     /// SendMessage with a text.
@@ -948,19 +944,19 @@ impl RawClient {
                 while body.len() < min_len {
                     body.push('.');
                 }
-                let id = self.send_request(request::Op::Send(pb::SendMessage {
+                let id = self.send_request(pb::SendMessage {
                     conv_id: conv.to_owned(),
                     client_msg_id: cmid,
                     content: Some(text(&body)),
-                }));
+                });
                 ids.push(id);
                 next += 1;
                 in_flight += 1;
             }
             let r = self.next_response(WAIT).expect("a response to a pipelined send");
             let id = r.id;
-            match outcome(r) {
-                Ok(response::Result::SendAck(a)) => {
+            match outcome(r).map(pb::SendMessage::reply) {
+                Ok(Ok(a)) => {
                     acks.insert(id, a);
                 }
                 other => panic!("pipelined send (request {id}) failed: {other:?}"),
@@ -972,11 +968,7 @@ impl RawClient {
 
     /// SyncRequest.
     pub fn sync(&mut self, token: &str, limit: u32) -> Result<pb::SyncResult, pb::Error> {
-        let op = request::Op::Sync(pb::SyncRequest { sync_token: token.to_owned(), limit });
-        match outcome(self.request(op))? {
-            response::Result::Sync(s) => Ok(s),
-            other => panic!("SyncRequest answered with {other:?}"),
-        }
+        self.call(pb::SyncRequest { sync_token: token.to_owned(), limit })
     }
 
     /// Syncs from `token` until `more` is false (bounded number of pages).
@@ -988,16 +980,7 @@ impl RawClient {
 
     /// PullRequest.
     pub fn pull(&mut self, conv: &str, from: u64, to: u64, limit: u32) -> Result<pb::Messages, pb::Error> {
-        let op = request::Op::Pull(pb::PullRequest {
-            conv_id: conv.to_owned(),
-            from_seq: from,
-            to_seq: to,
-            limit,
-        });
-        match outcome(self.request(op))? {
-            response::Result::Messages(m) => Ok(m),
-            other => panic!("PullRequest answered with {other:?}"),
-        }
+        self.call(pb::PullRequest { conv_id: conv.to_owned(), from_seq: from, to_seq: to, limit })
     }
 
     /// Pulls every readable message of `conv` from `from` on, in pages, following `more`.
@@ -1028,24 +1011,12 @@ impl RawClient {
 
     /// HistoryRequest.
     pub fn history(&mut self, conv: &str, before: u64, limit: u32) -> Result<pb::Messages, pb::Error> {
-        let op =
-            request::Op::History(pb::HistoryRequest { conv_id: conv.to_owned(), before_seq: before, limit });
-        match outcome(self.request(op))? {
-            response::Result::Messages(m) => Ok(m),
-            other => panic!("HistoryRequest answered with {other:?}"),
-        }
-    }
-
-    fn conv_result(&mut self, op: request::Op) -> Result<pb::ConversationState, pb::Error> {
-        match outcome(self.request(op))? {
-            response::Result::Conversation(c) => Ok(c),
-            other => panic!("expected a ConversationState result, got {other:?}"),
-        }
+        self.call(pb::HistoryRequest { conv_id: conv.to_owned(), before_seq: before, limit })
     }
 
     /// MarkRead.
     pub fn mark_read(&mut self, conv: &str, seq: u64) -> Result<pb::ConversationState, pb::Error> {
-        self.conv_result(request::Op::MarkRead(pb::MarkRead { conv_id: conv.to_owned(), seq }))
+        self.call(pb::MarkRead { conv_id: conv.to_owned(), seq })
     }
 
     /// UpdateConversation (unset fields unchanged).
@@ -1056,28 +1027,17 @@ impl RawClient {
         muted: Option<bool>,
         hidden: Option<bool>,
     ) -> Result<pb::ConversationState, pb::Error> {
-        self.conv_result(request::Op::UpdateConversation(pb::UpdateConversation {
-            conv_id: conv.to_owned(),
-            pinned,
-            muted,
-            hidden,
-        }))
+        self.call(pb::UpdateConversation { conv_id: conv.to_owned(), pinned, muted, hidden })
     }
 
     /// ClearHistory.
     pub fn clear(&mut self, conv: &str, up_to: u64) -> Result<pb::ConversationState, pb::Error> {
-        self.conv_result(request::Op::ClearHistory(pb::ClearHistory {
-            conv_id: conv.to_owned(),
-            up_to_seq: up_to,
-        }))
+        self.call(pb::ClearHistory { conv_id: conv.to_owned(), up_to_seq: up_to })
     }
 
     /// SetGlobalDnd.
     pub fn set_global_dnd(&mut self, enabled: bool) -> Result<(), pb::Error> {
-        match outcome(self.request(request::Op::SetGlobalDnd(pb::SetGlobalDnd { enabled })))? {
-            response::Result::Ok(_) => Ok(()),
-            other => panic!("SetGlobalDnd answered with {other:?}"),
-        }
+        self.call(pb::SetGlobalDnd { enabled })
     }
 }
 
@@ -1217,16 +1177,6 @@ pub fn presence_of<'a>(list: &'a [pb::Presence], user: &str) -> &'a pb::Presence
     list.iter().find(|p| p.user_id == user).unwrap_or_else(|| panic!("no presence of {user} in {list:?}"))
 }
 
-/// A `typed` picker for one `Response.result` case.
-macro_rules! pick {
-    ($case:ident) => {
-        |r| match r {
-            response::Result::$case(v) => Ok(v),
-            other => Err(Box::new(other)),
-        }
-    };
-}
-
 impl BrokerProc {
     /// A connection that sent Hello with `token` on `device` / `platform`,
     /// and the handshake outcome.
@@ -1307,50 +1257,13 @@ impl SyncFull {
 }
 
 impl RawClient {
-    /// Sends `op`, waits for its response and extracts the expected result
-    /// kind with `pick`; panics (naming `what`) on another kind.
-    fn typed<T>(
-        &mut self,
-        what: &str,
-        op: request::Op,
-        pick: impl FnOnce(response::Result) -> Result<T, Box<response::Result>>,
-    ) -> Result<T, pb::Error> {
-        match pick(outcome(self.request(op))?) {
-            Ok(v) => Ok(v),
-            Err(other) => panic!("{what} answered with an unexpected result {other:?}"),
-        }
-    }
-
-    fn ok_result(&mut self, what: &str, op: request::Op) -> Result<(), pb::Error> {
-        self.typed(what, op, pick!(Ok)).map(|_| ())
-    }
-
-    fn relation_result(&mut self, what: &str, op: request::Op) -> Result<pb::Relation, pb::Error> {
-        self.typed(what, op, pick!(Relation))
-    }
-
-    fn presence_result(&mut self, what: &str, op: request::Op) -> Result<Vec<pb::Presence>, pb::Error> {
-        self.typed(what, op, pick!(Presence)).map(|v| v.presences)
-    }
-
-    fn friends_result(&mut self, what: &str, op: request::Op) -> Result<pb::FriendList, pb::Error> {
-        self.typed(what, op, pick!(Friends))
-    }
-
-    fn profile_result(&mut self, what: &str, op: request::Op) -> Result<pb::Profile, pb::Error> {
-        self.typed(what, op, pick!(Profile))
-    }
-
     /// ImportUser (admin).
     pub fn import_user(
         &mut self,
         user: &str,
         profile: Option<pb::ProfilePatch>,
     ) -> Result<pb::Profile, pb::Error> {
-        self.profile_result(
-            "ImportUser",
-            request::Op::ImportUser(pb::ImportUser { user_id: user.to_owned(), profile }),
-        )
+        self.call(pb::ImportUser { user_id: user.to_owned(), profile })
     }
 
     /// SetAccountDisabled (admin).
@@ -1360,71 +1273,52 @@ impl RawClient {
         disabled: bool,
         reason: &str,
     ) -> Result<(), pb::Error> {
-        self.ok_result(
-            "SetAccountDisabled",
-            request::Op::SetAccountDisabled(pb::SetAccountDisabled {
-                user_id: user.to_owned(),
-                disabled,
-                reason: reason.to_owned(),
-            }),
-        )
+        self.call(pb::SetAccountDisabled { user_id: user.to_owned(), disabled, reason: reason.to_owned() })
     }
 
     /// RevokeTokens (admin).
     pub fn revoke_tokens(&mut self, user: &str) -> Result<(), pb::Error> {
-        self.ok_result(
-            "RevokeTokens",
-            request::Op::RevokeTokens(pb::RevokeTokens { user_id: user.to_owned() }),
-        )
+        self.call(pb::RevokeTokens { user_id: user.to_owned() })
     }
 
     /// AccountsExist.
     pub fn accounts_exist(&mut self, users: &[&str]) -> Result<Vec<pb::AccountStatus>, pb::Error> {
-        let op = request::Op::AccountsExist(pb::AccountsExist { user_ids: strings(users) });
-        self.typed("AccountsExist", op, pick!(Accounts)).map(|v| v.accounts)
+        self.call(pb::AccountsExist { user_ids: strings(users) }).map(|v| v.accounts)
     }
 
     /// SetProfile.
     pub fn set_profile(&mut self, patch: pb::ProfilePatch) -> Result<pb::Profile, pb::Error> {
-        self.profile_result("SetProfile", request::Op::SetProfile(pb::SetProfile { patch: Some(patch) }))
+        self.call(pb::SetProfile { patch: Some(patch) })
     }
 
     /// GetProfiles.
     pub fn get_profiles(&mut self, users: &[&str]) -> Result<Vec<pb::Profile>, pb::Error> {
-        let op = request::Op::GetProfiles(pb::GetProfiles { user_ids: strings(users) });
-        self.typed("GetProfiles", op, pick!(Profiles)).map(|v| v.profiles)
+        self.call(pb::GetProfiles { user_ids: strings(users) }).map(|v| v.profiles)
     }
 
     /// GetPresence.
     pub fn get_presence(&mut self, users: &[&str]) -> Result<Vec<pb::Presence>, pb::Error> {
-        self.presence_result(
-            "GetPresence",
-            request::Op::GetPresence(pb::GetPresence { user_ids: strings(users) }),
-        )
+        self.call(pb::GetPresence { user_ids: strings(users) }).map(|v| v.presences)
     }
 
     /// SubscribePresence.
     pub fn subscribe_presence(&mut self, users: &[&str]) -> Result<Vec<pb::Presence>, pb::Error> {
-        let op = request::Op::SubscribePresence(pb::SubscribePresence { user_ids: strings(users) });
-        self.presence_result("SubscribePresence", op)
+        self.call(pb::SubscribePresence { user_ids: strings(users) }).map(|v| v.presences)
     }
 
     /// UnsubscribePresence.
     pub fn unsubscribe_presence(&mut self, users: &[&str]) -> Result<(), pb::Error> {
-        let op = request::Op::UnsubscribePresence(pb::UnsubscribePresence { user_ids: strings(users) });
-        self.ok_result("UnsubscribePresence", op)
+        self.call(pb::UnsubscribePresence { user_ids: strings(users) })
     }
 
     /// ListPresenceSubscriptions.
     pub fn list_presence_subscriptions(&mut self) -> Result<Vec<pb::Presence>, pb::Error> {
-        let op = request::Op::ListPresenceSubscriptions(pb::ListPresenceSubscriptions {});
-        self.presence_result("ListPresenceSubscriptions", op)
+        self.call(pb::ListPresenceSubscriptions {}).map(|v| v.presences)
     }
 
     /// SetPresenceStatus.
     pub fn set_presence_status(&mut self, text: &str) -> Result<(), pb::Error> {
-        let op = request::Op::SetPresenceStatus(pb::SetPresenceStatus { text: text.to_owned() });
-        self.ok_result("SetPresenceStatus", op)
+        self.call(pb::SetPresenceStatus { text: text.to_owned() })
     }
 
     /// AddFriend.
@@ -1435,13 +1329,12 @@ impl RawClient {
         remark: &str,
         ex: BTreeMap<String, String>,
     ) -> Result<pb::AddFriendResult, pb::Error> {
-        let op = request::Op::AddFriend(pb::AddFriend {
+        self.call(pb::AddFriend {
             user_id: user.to_owned(),
             message: message.to_owned(),
             remark: remark.to_owned(),
             ex,
-        });
-        self.typed("AddFriend", op, pick!(AddFriend))
+        })
     }
 
     /// AddFriend with only a request message.
@@ -1457,19 +1350,17 @@ impl RawClient {
         remark: &str,
         ex: BTreeMap<String, String>,
     ) -> Result<pb::Relation, pb::Error> {
-        let op = request::Op::RespondFriendRequest(pb::RespondFriendRequest {
+        self.call(pb::RespondFriendRequest {
             user_id: user.to_owned(),
             accept,
             remark: remark.to_owned(),
             ex,
-        });
-        self.relation_result("RespondFriendRequest", op)
+        })
     }
 
     /// DeleteFriend.
     pub fn delete_friend(&mut self, user: &str, both_sides: bool) -> Result<pb::Relation, pb::Error> {
-        let op = request::Op::DeleteFriend(pb::DeleteFriend { user_id: user.to_owned(), both_sides });
-        self.relation_result("DeleteFriend", op)
+        self.call(pb::DeleteFriend { user_id: user.to_owned(), both_sides })
     }
 
     /// UpdateFriend.
@@ -1479,12 +1370,7 @@ impl RawClient {
         remark: Option<&str>,
         ex: BTreeMap<String, String>,
     ) -> Result<pb::Relation, pb::Error> {
-        let op = request::Op::UpdateFriend(pb::UpdateFriend {
-            user_id: user.to_owned(),
-            remark: remark.map(str::to_owned),
-            ex,
-        });
-        self.relation_result("UpdateFriend", op)
+        self.call(pb::UpdateFriend { user_id: user.to_owned(), remark: remark.map(str::to_owned), ex })
     }
 
     /// ListFriends (one page).
@@ -1494,9 +1380,7 @@ impl RawClient {
         limit: u32,
         with_profiles: bool,
     ) -> Result<pb::FriendList, pb::Error> {
-        let op =
-            request::Op::ListFriends(pb::ListFriends { cursor: cursor.to_owned(), limit, with_profiles });
-        self.friends_result("ListFriends", op)
+        self.call(pb::ListFriends { cursor: cursor.to_owned(), limit, with_profiles })
     }
 
     /// Every friend's user id, following `next_cursor` (bounded number of pages).
@@ -1521,18 +1405,12 @@ impl RawClient {
         cursor: &str,
         limit: u32,
     ) -> Result<pb::FriendRequestList, pb::Error> {
-        let op = request::Op::ListFriendRequests(pb::ListFriendRequests {
-            outgoing,
-            cursor: cursor.to_owned(),
-            limit,
-        });
-        self.typed("ListFriendRequests", op, pick!(FriendRequests))
+        self.call(pb::ListFriendRequests { outgoing, cursor: cursor.to_owned(), limit })
     }
 
     /// CheckRelations.
     pub fn check_relations(&mut self, users: &[&str]) -> Result<Vec<pb::Relation>, pb::Error> {
-        let op = request::Op::CheckRelations(pb::CheckRelations { user_ids: strings(users) });
-        self.typed("CheckRelations", op, pick!(Relations)).map(|v| v.relations)
+        self.call(pb::CheckRelations { user_ids: strings(users) }).map(|v| v.relations)
     }
 
     /// The caller's relation with one user (CheckRelations of one id).
@@ -1544,35 +1422,27 @@ impl RawClient {
 
     /// SearchFriends.
     pub fn search_friends(&mut self, query: &str, limit: u32) -> Result<pb::FriendList, pb::Error> {
-        let op = request::Op::SearchFriends(pb::SearchFriends { query: query.to_owned(), limit });
-        self.friends_result("SearchFriends", op)
+        self.call(pb::SearchFriends { query: query.to_owned(), limit })
     }
 
     /// ImportFriendship (admin).
     pub fn import_friendship(&mut self, a: &str, b: &str) -> Result<(), pb::Error> {
-        let op = request::Op::ImportFriendship(pb::ImportFriendship {
-            user_a: a.to_owned(),
-            user_b: b.to_owned(),
-        });
-        self.ok_result("ImportFriendship", op)
+        self.call(pb::ImportFriendship { user_a: a.to_owned(), user_b: b.to_owned() })
     }
 
     /// AddToBlacklist.
     pub fn block(&mut self, user: &str) -> Result<pb::Relation, pb::Error> {
-        let op = request::Op::AddToBlacklist(pb::AddToBlacklist { user_id: user.to_owned() });
-        self.relation_result("AddToBlacklist", op)
+        self.call(pb::AddToBlacklist { user_id: user.to_owned() })
     }
 
     /// RemoveFromBlacklist.
     pub fn unblock(&mut self, user: &str) -> Result<pb::Relation, pb::Error> {
-        let op = request::Op::RemoveFromBlacklist(pb::RemoveFromBlacklist { user_id: user.to_owned() });
-        self.relation_result("RemoveFromBlacklist", op)
+        self.call(pb::RemoveFromBlacklist { user_id: user.to_owned() })
     }
 
     /// ListBlacklist (one page).
     pub fn list_blacklist(&mut self, cursor: &str, limit: u32) -> Result<pb::Blacklist, pb::Error> {
-        let op = request::Op::ListBlacklist(pb::ListBlacklist { cursor: cursor.to_owned(), limit });
-        self.typed("ListBlacklist", op, pick!(Blacklist))
+        self.call(pb::ListBlacklist { cursor: cursor.to_owned(), limit })
     }
 
     /// Syncs from `token` until `more` is false, collecting relations and
@@ -1872,9 +1742,11 @@ impl RawClient {
         c
     }
 
-    /// Any request, split into result or error.
-    pub fn call(&mut self, op: request::Op) -> Result<response::Result, pb::Error> {
-        outcome(self.request(op))
+    /// Any request, split into its typed reply or error; panics on a result
+    /// of another kind ([`Call::reply`]). A raw `request::Op` gets the raw result.
+    pub fn call<C: Call>(&mut self, req: C) -> Result<C::Reply, pb::Error> {
+        let result = outcome(self.request(req))?;
+        Ok(C::reply(result).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// Sends every op pipelined (up to `window` in flight); panics on any error.
@@ -1900,10 +1772,8 @@ impl RawClient {
 
     /// Imports (registers) users as an admin, pipelined.
     pub fn import_users(&mut self, users: &[String]) {
-        let ops = users
-            .iter()
-            .map(|u| request::Op::ImportUser(pb::ImportUser { user_id: u.clone(), profile: None }))
-            .collect();
+        let ops =
+            users.iter().map(|u| pb::ImportUser { user_id: u.clone(), profile: None }.into_op()).collect();
         self.call_all_ok(ops, 256);
     }
 
@@ -1915,17 +1785,13 @@ impl RawClient {
         members: &[&str],
         patch: Option<pb::GroupPatch>,
     ) -> Result<pb::GroupInfo, pb::Error> {
-        let op = request::Op::CreateGroup(pb::CreateGroup {
+        self.call(pb::CreateGroup {
             group_id: group.to_owned(),
             r#type: ty as i32,
             info: patch,
             member_ids: members.iter().map(|s| (*s).to_owned()).collect(),
             max_members: 0,
-        });
-        match self.call(op)? {
-            response::Result::Group(g) => Ok(g),
-            other => panic!("CreateGroup answered with {other:?}"),
-        }
+        })
     }
 
     /// Waits for the pushed message of `conv` with `seq` (other pushes are dropped).

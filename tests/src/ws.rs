@@ -14,7 +14,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use missive_protocol::pb::{self, frame, request};
+use missive_protocol::Call;
+use missive_protocol::pb::{self, frame};
 use prost::Message as _;
 use tungstenite::protocol::{CloseFrame, WebSocket};
 use tungstenite::{Bytes, Message};
@@ -133,16 +134,16 @@ impl WsClient {
     }
 
     /// Sends a request and returns its id.
-    pub fn send_request(&mut self, op: request::Op) -> u64 {
+    pub fn send_request<C: Call>(&mut self, req: C) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.send_frame(&frame_of(frame::Body::Request(pb::Request { id, op: Some(op) })));
+        self.send_frame(&missive_protocol::request_frame(id, req));
         id
     }
 
     /// Sends a request and waits for its response (pushes meanwhile are kept).
-    pub fn request(&mut self, op: request::Op) -> pb::Response {
-        let id = self.send_request(op);
+    pub fn request<C: Call>(&mut self, req: C) -> pb::Response {
+        let id = self.send_request(req);
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -183,13 +184,13 @@ impl WsClient {
 
     /// Sends a text message and waits for its ack.
     pub fn send_ok(&mut self, conv: &str, client_msg_id: &str, body: &str) -> pb::SendAck {
-        let op = request::Op::Send(pb::SendMessage {
+        let req = pb::SendMessage {
             conv_id: conv.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(crate::text(body)),
-        });
-        match crate::outcome(self.request(op)) {
-            Ok(pb::response::Result::SendAck(a)) => a,
+        };
+        match crate::outcome(self.request(req)).map(pb::SendMessage::reply) {
+            Ok(Ok(a)) => a,
             other => panic!("send over ws failed: {other:?}"),
         }
     }

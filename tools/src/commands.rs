@@ -1,9 +1,9 @@
 //! The subcommands of `missivectl`.
 //!
 //! Role: each function runs one subcommand against the SDK and prints its
-//! result (see `output` for the formats). One-shot commands use a plain
-//! [`Connection`]; `tail` uses the resilient [`Client`] so it survives
-//! reconnects and resumes from `--state`.
+//! result (see `output` for the formats). One-shot commands send typed
+//! requests (`Connection::call`) on a plain [`Connection`]; `tail` uses the
+//! resilient [`Client`] so it survives reconnects and resumes from `--state`.
 //!
 //! Invariants: SDK errors are returned unchanged inside `anyhow::Error` so
 //! `main` can map server codes to exit status 2; `tail --state` never records
@@ -22,6 +22,7 @@ use missive_protocol::{DeviceId, UserId};
 use missive_sdk::quic::Trust;
 use missive_sdk::{
     Client, ClientConfig, ClientEvent, ConnectOptions, Connection, Dial, LocalState, SdkError, direct_conv,
+    pb, text_content,
 };
 use serde_json::json;
 
@@ -137,8 +138,11 @@ pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str) -> anyhow::Re
     let mut attempt = 0u32;
     let ack = loop {
         let res = dial.connect(&opts).and_then(|conn| {
-            let conv = direct_conv(conn.user_id(), to);
-            conn.send_text(&conv, &client_msg_id, text)
+            conn.call(pb::SendMessage {
+                conv_id: direct_conv(conn.user_id(), to),
+                client_msg_id: client_msg_id.clone(),
+                content: Some(text_content(text)),
+            })
         });
         match res {
             Ok(ack) => break ack,
@@ -280,7 +284,12 @@ pub(crate) fn history(json: bool, c: &ConnArgs, with: &str, limit: u32) -> anyho
     let mut got = 0u32;
     let mut before = 0u64;
     while got < limit {
-        let page = conn.history(&conv, before, (limit - got).min(PAGE_MAX))?;
+        let req = pb::HistoryRequest {
+            conv_id: conv.clone(),
+            before_seq: before,
+            limit: (limit - got).min(PAGE_MAX),
+        };
+        let page = conn.call(req)?;
         let Some(first) = page.messages.first().map(|m| m.seq) else { break };
         got += page.messages.len() as u32;
         let more = page.more;
@@ -304,7 +313,7 @@ pub(crate) fn history(json: bool, c: &ConnArgs, with: &str, limit: u32) -> anyho
 pub(crate) fn read(json: bool, c: &ConnArgs, with: &str, seq: u64) -> anyhow::Result<()> {
     let conn = connect(c)?;
     let conv = direct_conv(conn.user_id(), with);
-    let state = conn.mark_read(&conv, seq)?;
+    let state = conn.call(pb::MarkRead { conv_id: conv, seq })?;
     if json {
         print_json(&output::state_json(&state));
     } else {

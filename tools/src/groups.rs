@@ -1,7 +1,8 @@
 //! `missivectl group ...`: group management and group messages (spec section 14).
 //!
 //! Role: one subcommand per group request; each opens one connection, sends
-//! one request (member lists and joined groups page until complete), prints
+//! one typed request (`Connection::call`; member lists and joined groups page
+//! until complete), prints
 //! the result and closes. Output as the other subcommands (see `output`):
 //! human-readable lines, or with `--json` one object per line with stable
 //! field names and enums as lowercase names (`work`, `invite_only`, `admin`).
@@ -10,7 +11,8 @@
 //! prints `error: NAME (code): message` and exits 2.
 
 use clap::Subcommand;
-use missive_sdk::pb::{self, request::Op, response};
+use missive_sdk::pb;
+use missive_sdk::{Call, Invited};
 use serde_json::{Value, json};
 
 use crate::commands::connect;
@@ -173,10 +175,6 @@ fn group_type(s: &str) -> pb::GroupType {
     if s == "public" { pb::GroupType::Public } else { pb::GroupType::Work }
 }
 
-fn unexpected(what: &str, got: &response::Result) -> anyhow::Error {
-    anyhow::anyhow!("{what}: unexpected result from the server: {got:?}")
-}
-
 /// Prints one result: `v` with `--json`, else `line`.
 fn emit(json: bool, v: Value, line: String) -> anyhow::Result<()> {
     if json {
@@ -195,49 +193,48 @@ fn emit_member(json: bool, m: &pb::GroupMember) -> anyhow::Result<()> {
     emit(json, output::member_json(m), output::member_line(m))
 }
 
-/// Connects, sends one request, closes; server errors stay `SdkError`s.
-fn request(c: &ConnArgs, op: Op) -> anyhow::Result<response::Result> {
+/// Connects, sends one typed request, closes; server errors stay `SdkError`s.
+fn call<C: Call>(c: &ConnArgs, req: C) -> anyhow::Result<C::Reply> {
     let conn = connect(c)?;
-    let r = conn.request(op);
+    let r = conn.call(req);
     conn.close();
     Ok(r?)
 }
 
 /// A request answered with `group`: prints the group.
-fn group_reply(json: bool, c: &ConnArgs, what: &str, op: Op) -> anyhow::Result<()> {
-    match request(c, op)? {
-        response::Result::Group(g) => emit_group(json, &g),
-        other => Err(unexpected(what, &other)),
-    }
+fn group_reply(json: bool, c: &ConnArgs, req: impl Call<Reply = pb::GroupInfo>) -> anyhow::Result<()> {
+    emit_group(json, &call(c, req)?)
 }
 
 /// A request answered with `group_member`: prints the member.
-fn member_reply(json: bool, c: &ConnArgs, what: &str, op: Op) -> anyhow::Result<()> {
-    match request(c, op)? {
-        response::Result::GroupMember(m) => emit_member(json, &m),
-        other => Err(unexpected(what, &other)),
-    }
+fn member_reply(json: bool, c: &ConnArgs, req: impl Call<Reply = pb::GroupMember>) -> anyhow::Result<()> {
+    emit_member(json, &call(c, req)?)
 }
 
 /// A request answered with `ok`: prints `v` / `line`.
-fn ok_reply(json: bool, c: &ConnArgs, what: &str, op: Op, v: Value, line: String) -> anyhow::Result<()> {
-    match request(c, op)? {
-        response::Result::Ok(_) => emit(json, v, line),
-        other => Err(unexpected(what, &other)),
-    }
+fn ok_reply(
+    json: bool,
+    c: &ConnArgs,
+    req: impl Call<Reply = ()>,
+    v: Value,
+    line: String,
+) -> anyhow::Result<()> {
+    call(c, req)?;
+    emit(json, v, line)
 }
 
-/// Follows a paged listing to its end on one connection: `page` handles one
-/// result and returns the next cursor ("" = done).
-fn paged(
+/// Follows a paged listing to its end on one connection: `req` builds the
+/// request for a cursor, `page` handles one reply and returns the next cursor
+/// ("" = done).
+fn paged<C: Call>(
     c: &ConnArgs,
-    op: impl Fn(String) -> Op,
-    mut page: impl FnMut(response::Result) -> anyhow::Result<String>,
+    req: impl Fn(String) -> C,
+    mut page: impl FnMut(C::Reply) -> anyhow::Result<String>,
 ) -> anyhow::Result<()> {
     let conn = connect(c)?;
     let mut cursor = String::new();
     let out = loop {
-        match conn.request(op(cursor)).map_err(anyhow::Error::from).and_then(&mut page) {
+        match conn.call(req(cursor)).map_err(anyhow::Error::from).and_then(&mut page) {
             Ok(next) if next.is_empty() => break Ok(()),
             Ok(next) => cursor = next,
             Err(e) => break Err(e),
@@ -250,27 +247,21 @@ fn paged(
 pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
     match cmd {
         GroupCmd::Create { conn, id, r#type, name, members } => {
-            let op = Op::CreateGroup(pb::CreateGroup {
+            let req = pb::CreateGroup {
                 group_id: id,
                 r#type: group_type(&r#type) as i32,
                 info: Some(pb::GroupPatch { name, ..Default::default() }),
                 member_ids: members,
                 max_members: 0,
-            });
-            group_reply(json, &conn, "CreateGroup", op)
+            };
+            group_reply(json, &conn, req)
         }
         GroupCmd::Info { conn, ids } => {
-            match request(&conn, Op::GetGroups(pb::GetGroups { group_ids: ids }))? {
-                response::Result::Groups(gs) => gs.groups.iter().try_for_each(|g| emit_group(json, g)),
-                other => Err(unexpected("GetGroups", &other)),
-            }
+            let gs = call(&conn, pb::GetGroups { group_ids: ids })?;
+            gs.groups.iter().try_for_each(|g| emit_group(json, g))
         }
         GroupCmd::Join { conn, id, reason } => {
-            let op = Op::JoinGroup(pb::JoinGroup { group_id: id.clone(), reason });
-            let j = match request(&conn, op)? {
-                response::Result::JoinGroup(j) => j,
-                other => return Err(unexpected("JoinGroup", &other)),
-            };
+            let j = call(&conn, pb::JoinGroup { group_id: id.clone(), reason })?;
             let status = output::join_status_name(j.status);
             let line = match &j.group {
                 Some(g) => format!("{status}: {}", output::group_line(g)),
@@ -280,24 +271,17 @@ pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
             emit(json, json!({ "group": id, "status": status, "info": info }), line)
         }
         GroupCmd::Approve { conn, id, user, reject } => {
-            let op = Op::RespondGroupApplication(pb::RespondGroupApplication {
-                group_id: id.clone(),
-                user_id: user.clone(),
-                accept: !reject,
-            });
+            let req =
+                pb::RespondGroupApplication { group_id: id.clone(), user_id: user.clone(), accept: !reject };
             let verb = if reject { "rejected" } else { "approved" };
             let line = format!("{verb} the application of {user} to {id}");
             let v = json!({ "group": id, "user": user, "accepted": !reject });
-            ok_reply(json, &conn, "RespondGroupApplication", op, v, line)
+            ok_reply(json, &conn, req, v, line)
         }
         GroupCmd::Invite { conn, id, users } => {
-            let op = Op::InviteToGroup(pb::InviteToGroup { group_id: id.clone(), user_ids: users.clone() });
+            let req = pb::InviteToGroup { group_id: id.clone(), user_ids: users.clone() };
             // `ok`: they joined; `group`: invitations wait for their JoinGroup.
-            let pending = match request(&conn, op)? {
-                response::Result::Ok(_) => false,
-                response::Result::Group(_) => true,
-                other => return Err(unexpected("InviteToGroup", &other)),
-            };
+            let pending = matches!(call(&conn, req)?, Invited::Pending(_));
             let wait = if pending { " (waiting for their consent)" } else { "" };
             let line = format!("invited {} to {id}{wait}", users.join(", "));
             emit(json, json!({ "group": id, "invited": users, "pending": pending }), line)
@@ -305,63 +289,51 @@ pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
         GroupCmd::Kick { conn, id, users } => {
             let line = format!("removed {} from {id}", users.join(", "));
             let v = json!({ "group": id, "kicked": users });
-            let op = Op::KickFromGroup(pb::KickFromGroup { group_id: id, user_ids: users });
-            ok_reply(json, &conn, "KickFromGroup", op, v, line)
+            ok_reply(json, &conn, pb::KickFromGroup { group_id: id, user_ids: users }, v, line)
         }
         GroupCmd::Quit { conn, id } => {
             let (v, line) = (json!({ "group": id, "quit": true }), format!("left {id}"));
-            ok_reply(json, &conn, "QuitGroup", Op::QuitGroup(pb::QuitGroup { group_id: id }), v, line)
+            ok_reply(json, &conn, pb::QuitGroup { group_id: id }, v, line)
         }
         GroupCmd::Dismiss { conn, id } => {
             let (v, line) = (json!({ "group": id, "dismissed": true }), format!("dismissed {id}"));
-            let op = Op::DismissGroup(pb::DismissGroup { group_id: id });
-            ok_reply(json, &conn, "DismissGroup", op, v, line)
+            ok_reply(json, &conn, pb::DismissGroup { group_id: id }, v, line)
         }
         GroupCmd::Transfer { conn, id, to, quit } => {
-            let op = Op::TransferGroup(pb::TransferGroup { group_id: id, new_owner: to, quit });
-            group_reply(json, &conn, "TransferGroup", op)
+            group_reply(json, &conn, pb::TransferGroup { group_id: id, new_owner: to, quit })
         }
         GroupCmd::Admin { conn, id, user, unset } => {
             let role = if unset { pb::GroupRole::Member } else { pb::GroupRole::Admin };
-            let op = Op::SetGroupRole(pb::SetGroupRole { group_id: id, user_id: user, role: role as i32 });
-            member_reply(json, &conn, "SetGroupRole", op)
+            member_reply(json, &conn, pb::SetGroupRole { group_id: id, user_id: user, role: role as i32 })
         }
         GroupCmd::Mute { conn, id, user, secs } => {
-            let op =
-                Op::MuteGroupMember(pb::MuteGroupMember { group_id: id, user_id: user, duration_secs: secs });
-            member_reply(json, &conn, "MuteGroupMember", op)
+            let req = pb::MuteGroupMember { group_id: id, user_id: user, duration_secs: secs };
+            member_reply(json, &conn, req)
         }
         GroupCmd::MuteAll { conn, id, off } => {
-            let op = Op::MuteGroupAll(pb::MuteGroupAll { group_id: id, muted: !off });
-            group_reply(json, &conn, "MuteGroupAll", op)
+            group_reply(json, &conn, pb::MuteGroupAll { group_id: id, muted: !off })
         }
         GroupCmd::Members { conn, id } => paged(
             &conn,
-            |cursor| Op::ListGroupMembers(pb::ListGroupMembers { group_id: id.clone(), cursor, limit: PAGE }),
-            |r| match r {
-                response::Result::GroupMembers(p) => {
-                    p.members.iter().try_for_each(|m| emit_member(json, m))?;
-                    Ok(if p.members.is_empty() { String::new() } else { p.next_cursor })
-                }
-                other => Err(unexpected("ListGroupMembers", &other)),
+            |cursor| pb::ListGroupMembers { group_id: id.clone(), cursor, limit: PAGE },
+            |p| {
+                p.members.iter().try_for_each(|m| emit_member(json, m))?;
+                Ok(if p.members.is_empty() { String::new() } else { p.next_cursor })
             },
         ),
         GroupCmd::Joined { conn } => {
             let mut total = 0;
             paged(
                 &conn,
-                |cursor| Op::ListJoinedGroups(pb::ListJoinedGroups { cursor, limit: PAGE }),
-                |r| match r {
-                    response::Result::JoinedGroups(p) => {
-                        total = p.total;
-                        for g in &p.groups {
-                            let mut v = output::group_json(g);
-                            v["total"] = json!(p.total);
-                            emit(json, v, output::group_line(g))?;
-                        }
-                        Ok(if p.groups.is_empty() { String::new() } else { p.next_cursor })
+                |cursor| pb::ListJoinedGroups { cursor, limit: PAGE },
+                |p| {
+                    total = p.total;
+                    for g in &p.groups {
+                        let mut v = output::group_json(g);
+                        v["total"] = json!(p.total);
+                        emit(json, v, output::group_line(g))?;
                     }
-                    other => Err(unexpected("ListJoinedGroups", &other)),
+                    Ok(if p.groups.is_empty() { String::new() } else { p.next_cursor })
                 },
             )?;
             if !json {
@@ -369,11 +341,15 @@ pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        GroupCmd::Send { conn: c, id, text } => {
-            let conn = connect(&c)?;
-            let ack = conn.send_text(&format!("g:{id}"), &missive_sdk::new_client_msg_id(), &text);
-            conn.close();
-            let ack = ack?;
+        GroupCmd::Send { conn, id, text } => {
+            let ack = call(
+                &conn,
+                pb::SendMessage {
+                    conv_id: format!("g:{id}"),
+                    client_msg_id: missive_sdk::new_client_msg_id(),
+                    content: Some(missive_sdk::text_content(&text)),
+                },
+            )?;
             emit(json, output::ack_json(&ack), output::ack_line(&ack))
         }
     }

@@ -1,8 +1,9 @@
 //! The `user`, `friend`, `black` and `presence` subcommand groups of
 //! `missivectl` (spec sections 12 and 13).
 //!
-//! Role: parse the group's arguments, send one protocol request per call over
-//! a plain [`Connection`] (lists follow `next_cursor` to the end), and print
+//! Role: parse the group's arguments, send one typed protocol request per
+//! call ([`Connection::call`]) over a plain [`Connection`] (lists follow
+//! `next_cursor` to the end), and print
 //! each result item as one line (`--json`: one object per line, see `output`).
 //! `presence subscribe --watch` keeps the connection and prints presence
 //! pushes until `--count`, `--timeout` or the server closes.
@@ -17,8 +18,8 @@ use std::time::Instant;
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use crossbeam_channel::RecvTimeoutError;
-use missive_sdk::pb::{self, request, response};
-use missive_sdk::{Connection, Event, SdkError};
+use missive_sdk::pb;
+use missive_sdk::{Call, Connection, Event, SdkError};
 use serde_json::json;
 
 use crate::commands::{connect, secs};
@@ -347,20 +348,6 @@ fn patch(p: &ProfileArgs) -> anyhow::Result<pb::ProfilePatch> {
     })
 }
 
-/// A request's result of the expected kind, or an error naming the kind received.
-fn unexpected(what: &str, got: &response::Result) -> anyhow::Error {
-    anyhow!("{what}: unexpected result from the server: {got:?}")
-}
-
-macro_rules! expect_result {
-    ($conn:expr, $what:expr, $op:expr, $case:ident) => {
-        match $conn.request($op)? {
-            response::Result::$case(v) => v,
-            other => return Err(unexpected($what, &other)),
-        }
-    };
-}
-
 fn emit(json: bool, v: serde_json::Value, line: String) {
     if json {
         println!("{v}");
@@ -394,17 +381,10 @@ fn with_conn<T>(c: &ConnArgs, f: impl FnOnce(&Connection) -> anyhow::Result<T>) 
     out
 }
 
-fn ok_request(conn: &Connection, what: &str, op: request::Op) -> anyhow::Result<()> {
-    match conn.request(op)? {
-        response::Result::Ok(_) => Ok(()),
-        other => Err(unexpected(what, &other)),
-    }
-}
-
-fn relation_request(json: bool, c: &ConnArgs, what: &str, op: request::Op) -> anyhow::Result<()> {
+/// One request answered with a relation, on its own connection: prints the relation.
+fn relation_request(json: bool, c: &ConnArgs, req: impl Call<Reply = pb::Relation>) -> anyhow::Result<()> {
     with_conn(c, |conn| {
-        let r = expect_result!(conn, what, op, Relation);
-        emit_relation(json, &r);
+        emit_relation(json, &conn.call(req)?);
         Ok(())
     })
 }
@@ -414,15 +394,12 @@ fn relation_request(json: bool, c: &ConnArgs, what: &str, op: request::Op) -> an
 pub(crate) fn user(json: bool, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
         UserCmd::Import { conn: c, user, profile } => with_conn(&c, |conn| {
-            let op =
-                request::Op::ImportUser(pb::ImportUser { user_id: user, profile: Some(patch(&profile)?) });
-            let p = expect_result!(conn, "ImportUser", op, Profile);
+            let p = conn.call(pb::ImportUser { user_id: user, profile: Some(patch(&profile)?) })?;
             emit_profile(json, &p);
             Ok(())
         }),
         UserCmd::Exists { conn: c, users } => with_conn(&c, |conn| {
-            let op = request::Op::AccountsExist(pb::AccountsExist { user_ids: users });
-            let res = expect_result!(conn, "AccountsExist", op, Accounts);
+            let res = conn.call(pb::AccountsExist { user_ids: users })?;
             for a in &res.accounts {
                 emit(
                     json,
@@ -443,11 +420,7 @@ pub(crate) fn user(json: bool, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Disable { conn: c, user, reason } => set_disabled(json, &c, user, true, reason),
         UserCmd::Enable { conn: c, user } => set_disabled(json, &c, user, false, String::new()),
         UserCmd::Revoke { conn: c, user } => with_conn(&c, |conn| {
-            ok_request(
-                conn,
-                "RevokeTokens",
-                request::Op::RevokeTokens(pb::RevokeTokens { user_id: user.clone() }),
-            )?;
+            conn.call(pb::RevokeTokens { user_id: user.clone() })?;
             emit_done(
                 json,
                 json!({ "user": user, "revoked": true }),
@@ -455,21 +428,18 @@ pub(crate) fn user(json: bool, cmd: UserCmd) -> anyhow::Result<()> {
             )
         }),
         UserCmd::Profile { cmd: ProfileCmd::Get { conn: c, users } } => with_conn(&c, |conn| {
-            let op = request::Op::GetProfiles(pb::GetProfiles { user_ids: users });
-            let res = expect_result!(conn, "GetProfiles", op, Profiles);
+            let res = conn.call(pb::GetProfiles { user_ids: users })?;
             res.profiles.iter().for_each(|p| emit_profile(json, p));
             Ok(())
         }),
         UserCmd::Profile { cmd: ProfileCmd::Set { conn: c, profile } } => with_conn(&c, |conn| {
-            let op = request::Op::SetProfile(pb::SetProfile { patch: Some(patch(&profile)?) });
-            let p = expect_result!(conn, "SetProfile", op, Profile);
+            let p = conn.call(pb::SetProfile { patch: Some(patch(&profile)?) })?;
             emit_profile(json, &p);
             Ok(())
         }),
         UserCmd::Whoami { conn: c } => with_conn(&c, |conn| {
             let me = conn.user_id().to_owned();
-            let op = request::Op::GetProfiles(pb::GetProfiles { user_ids: vec![me.clone()] });
-            let res = expect_result!(conn, "GetProfiles", op, Profiles);
+            let res = conn.call(pb::GetProfiles { user_ids: vec![me.clone()] })?;
             let profile = res.profiles.into_iter().find(|p| p.user_id == me).unwrap_or_default();
             let session = conn.hello_ok().session_id.clone();
             emit_done(
@@ -489,12 +459,8 @@ fn set_disabled(
     reason: String,
 ) -> anyhow::Result<()> {
     with_conn(c, |conn| {
-        let op = request::Op::SetAccountDisabled(pb::SetAccountDisabled {
-            user_id: user.clone(),
-            disabled,
-            reason,
-        });
-        ok_request(conn, "SetAccountDisabled", op)?;
+        let req = pb::SetAccountDisabled { user_id: user.clone(), disabled, reason };
+        conn.call(req)?;
         emit_done(
             json,
             json!({ "user": user, "disabled": disabled }),
@@ -508,9 +474,7 @@ fn set_disabled(
 pub(crate) fn friend(json: bool, cmd: FriendCmd) -> anyhow::Result<()> {
     match cmd {
         FriendCmd::Add { conn: c, user, message, remark, ex } => with_conn(&c, |conn| {
-            let op =
-                request::Op::AddFriend(pb::AddFriend { user_id: user, message, remark, ex: ex_pairs(&ex)? });
-            let res = expect_result!(conn, "AddFriend", op, AddFriend);
+            let res = conn.call(pb::AddFriend { user_id: user, message, remark, ex: ex_pairs(&ex)? })?;
             let status = output::add_status_name(res.status);
             let rel = res.relation.unwrap_or_default();
             emit_done(
@@ -520,40 +484,25 @@ pub(crate) fn friend(json: bool, cmd: FriendCmd) -> anyhow::Result<()> {
             )
         }),
         FriendCmd::Accept { conn: c, user, remark, ex } => {
-            let op = request::Op::RespondFriendRequest(pb::RespondFriendRequest {
-                user_id: user,
-                accept: true,
-                remark,
-                ex: ex_pairs(&ex)?,
-            });
-            relation_request(json, &c, "RespondFriendRequest", op)
+            let req = pb::RespondFriendRequest { user_id: user, accept: true, remark, ex: ex_pairs(&ex)? };
+            relation_request(json, &c, req)
         }
         FriendCmd::Reject { conn: c, user } => {
-            let op = request::Op::RespondFriendRequest(pb::RespondFriendRequest {
-                user_id: user,
-                accept: false,
-                ..Default::default()
-            });
-            relation_request(json, &c, "RespondFriendRequest", op)
+            let req = pb::RespondFriendRequest { user_id: user, accept: false, ..Default::default() };
+            relation_request(json, &c, req)
         }
         FriendCmd::Delete { conn: c, user, both } => {
-            let op = request::Op::DeleteFriend(pb::DeleteFriend { user_id: user, both_sides: both });
-            relation_request(json, &c, "DeleteFriend", op)
+            relation_request(json, &c, pb::DeleteFriend { user_id: user, both_sides: both })
         }
         FriendCmd::Remark { conn: c, user, remark, ex } => {
-            let op =
-                request::Op::UpdateFriend(pb::UpdateFriend { user_id: user, remark, ex: ex_pairs(&ex)? });
-            relation_request(json, &c, "UpdateFriend", op)
+            let req = pb::UpdateFriend { user_id: user, remark, ex: ex_pairs(&ex)? };
+            relation_request(json, &c, req)
         }
         FriendCmd::List { conn: c, profiles } => with_conn(&c, |conn| {
             let mut cursor = String::new();
             loop {
-                let op = request::Op::ListFriends(pb::ListFriends {
-                    cursor: cursor.clone(),
-                    limit: PAGE,
-                    with_profiles: profiles,
-                });
-                let page = expect_result!(conn, "ListFriends", op, Friends);
+                let req = pb::ListFriends { cursor: cursor.clone(), limit: PAGE, with_profiles: profiles };
+                let page = conn.call(req)?;
                 print_friends(json, &page, profiles);
                 if page.next_cursor.is_empty() || page.friends.is_empty() {
                     break;
@@ -563,20 +512,15 @@ pub(crate) fn friend(json: bool, cmd: FriendCmd) -> anyhow::Result<()> {
             Ok(())
         }),
         FriendCmd::Search { conn: c, query, limit } => with_conn(&c, |conn| {
-            let op = request::Op::SearchFriends(pb::SearchFriends { query, limit });
-            let page = expect_result!(conn, "SearchFriends", op, Friends);
+            let page = conn.call(pb::SearchFriends { query, limit })?;
             print_friends(json, &page, true);
             Ok(())
         }),
         FriendCmd::Requests { conn: c, outgoing } => with_conn(&c, |conn| {
             let mut cursor = String::new();
             loop {
-                let op = request::Op::ListFriendRequests(pb::ListFriendRequests {
-                    outgoing,
-                    cursor: cursor.clone(),
-                    limit: PAGE,
-                });
-                let page = expect_result!(conn, "ListFriendRequests", op, FriendRequests);
+                let req = pb::ListFriendRequests { outgoing, cursor: cursor.clone(), limit: PAGE };
+                let page = conn.call(req)?;
                 for r in &page.requests {
                     emit(json, output::request_json(r), output::request_line(r));
                 }
@@ -588,17 +532,13 @@ pub(crate) fn friend(json: bool, cmd: FriendCmd) -> anyhow::Result<()> {
             Ok(())
         }),
         FriendCmd::Check { conn: c, users } => with_conn(&c, |conn| {
-            let op = request::Op::CheckRelations(pb::CheckRelations { user_ids: users });
-            let res = expect_result!(conn, "CheckRelations", op, Relations);
+            let res = conn.call(pb::CheckRelations { user_ids: users })?;
             res.relations.iter().for_each(|r| emit_relation(json, r));
             Ok(())
         }),
         FriendCmd::Import { conn: c, user_a, user_b } => with_conn(&c, |conn| {
-            let op = request::Op::ImportFriendship(pb::ImportFriendship {
-                user_a: user_a.clone(),
-                user_b: user_b.clone(),
-            });
-            ok_request(conn, "ImportFriendship", op)?;
+            let req = pb::ImportFriendship { user_a: user_a.clone(), user_b: user_b.clone() };
+            conn.call(req)?;
             emit_done(
                 json,
                 json!({ "user_a": user_a, "user_b": user_b, "friends": true }),
@@ -628,22 +568,14 @@ fn print_friends(json: bool, page: &pb::FriendList, profiles: bool) {
 
 pub(crate) fn black(json: bool, cmd: BlackCmd) -> anyhow::Result<()> {
     match cmd {
-        BlackCmd::Add { conn: c, user } => relation_request(
-            json,
-            &c,
-            "AddToBlacklist",
-            request::Op::AddToBlacklist(pb::AddToBlacklist { user_id: user }),
-        ),
+        BlackCmd::Add { conn: c, user } => relation_request(json, &c, pb::AddToBlacklist { user_id: user }),
         BlackCmd::Remove { conn: c, user } => {
-            let op = request::Op::RemoveFromBlacklist(pb::RemoveFromBlacklist { user_id: user });
-            relation_request(json, &c, "RemoveFromBlacklist", op)
+            relation_request(json, &c, pb::RemoveFromBlacklist { user_id: user })
         }
         BlackCmd::List { conn: c } => with_conn(&c, |conn| {
             let mut cursor = String::new();
             loop {
-                let op =
-                    request::Op::ListBlacklist(pb::ListBlacklist { cursor: cursor.clone(), limit: PAGE });
-                let page = expect_result!(conn, "ListBlacklist", op, Blacklist);
+                let page = conn.call(pb::ListBlacklist { cursor: cursor.clone(), limit: PAGE })?;
                 for u in &page.users {
                     emit(
                         json,
@@ -666,20 +598,17 @@ pub(crate) fn black(json: bool, cmd: BlackCmd) -> anyhow::Result<()> {
 pub(crate) fn presence(json: bool, cmd: PresenceCmd) -> anyhow::Result<()> {
     match cmd {
         PresenceCmd::Get { conn: c, users } => with_conn(&c, |conn| {
-            let op = request::Op::GetPresence(pb::GetPresence { user_ids: users });
-            let res = expect_result!(conn, "GetPresence", op, Presence);
+            let res = conn.call(pb::GetPresence { user_ids: users })?;
             res.presences.iter().for_each(|p| emit_presence(json, p));
             Ok(())
         }),
         PresenceCmd::List { conn: c } => with_conn(&c, |conn| {
-            let op = request::Op::ListPresenceSubscriptions(pb::ListPresenceSubscriptions {});
-            let res = expect_result!(conn, "ListPresenceSubscriptions", op, Presence);
+            let res = conn.call(pb::ListPresenceSubscriptions {})?;
             res.presences.iter().for_each(|p| emit_presence(json, p));
             Ok(())
         }),
         PresenceCmd::Unsubscribe { conn: c, users } => with_conn(&c, |conn| {
-            let op = request::Op::UnsubscribePresence(pb::UnsubscribePresence { user_ids: users.clone() });
-            ok_request(conn, "UnsubscribePresence", op)?;
+            conn.call(pb::UnsubscribePresence { user_ids: users.clone() })?;
             emit_done(
                 json,
                 json!({ "unsubscribed": users }),
@@ -687,8 +616,7 @@ pub(crate) fn presence(json: bool, cmd: PresenceCmd) -> anyhow::Result<()> {
             )
         }),
         PresenceCmd::Status { conn: c, text } => with_conn(&c, |conn| {
-            let op = request::Op::SetPresenceStatus(pb::SetPresenceStatus { text: text.clone() });
-            ok_request(conn, "SetPresenceStatus", op)?;
+            conn.call(pb::SetPresenceStatus { text: text.clone() })?;
             let line = if text.is_empty() { "status cleared".to_owned() } else { format!("status: {text}") };
             emit_done(json, json!({ "status_text": text }), line)
         }),
@@ -698,8 +626,7 @@ pub(crate) fn presence(json: bool, cmd: PresenceCmd) -> anyhow::Result<()> {
             }
             let deadline = timeout.map(|t| secs(t, "--timeout")).transpose()?.map(|d| Instant::now() + d);
             with_conn(&c, |conn| {
-                let op = request::Op::SubscribePresence(pb::SubscribePresence { user_ids: users });
-                let res = expect_result!(conn, "SubscribePresence", op, Presence);
+                let res = conn.call(pb::SubscribePresence { user_ids: users })?;
                 res.presences.iter().for_each(|p| emit_presence(json, p));
                 if watch {
                     watch_presence(json, conn, count, deadline)?;

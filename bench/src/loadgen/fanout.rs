@@ -22,8 +22,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
-use missive_protocol::pb::{self, frame, request, response};
+use anyhow::{anyhow, bail};
+use missive_protocol::pb::{self, frame};
+use missive_protocol::{Call, request_frame};
 
 use super::Ctx;
 use super::cli::FanoutArgs;
@@ -42,10 +43,11 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often receivers acknowledge pushes and counters are published.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
-/// Sends `f` on `conn` and waits for the response to request `id`; every
-/// other event is dropped (setup pushes are not measured).
-fn call(net: &mut Net, conn: ConnId, id: u64, f: &pb::Frame, what: &str) -> anyhow::Result<pb::Response> {
-    net.send(conn, f);
+/// Sends `req` on `conn` as request `id` and waits for its typed reply;
+/// every other event is dropped (setup pushes are not measured).
+fn call<C: Call>(net: &mut Net, conn: ConnId, id: u64, req: C) -> anyhow::Result<C::Reply> {
+    let what = C::NAME;
+    net.send(conn, &request_frame(id, req));
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let mut events = Vec::new();
     loop {
@@ -62,7 +64,7 @@ fn call(net: &mut Net, conn: ConnId, id: u64, f: &pb::Frame, what: &str) -> anyh
                     if let Some(e) = &r.error {
                         bail!("{what}: error {} {}", e.code, e.message);
                     }
-                    return Ok(r);
+                    return proto::reply::<C>(r).map_err(|e| anyhow!("{what}: {e}"));
                 }
                 Event::Closed(c, reason) => bail!("{what}: connection {c} closed: {reason}"),
                 _ => {}
@@ -105,22 +107,11 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &FanoutArgs) -> anyhow::Result<Report> {
         member_ids: batches.next().map(<[String]>::to_vec).unwrap_or_default(),
         ..Default::default()
     };
-    let resp =
-        call(&mut net, s_conn, req, &proto::request(req, request::Op::CreateGroup(create)), "CreateGroup")?;
-    let members = match resp.result {
-        Some(response::Result::Group(g)) => u64::from(g.member_count),
-        other => bail!("CreateGroup: unexpected result {other:?}"),
-    };
+    let members = u64::from(call(&mut net, s_conn, req, create)?.member_count);
     for b in batches {
         req += 1;
         let invite = pb::InviteToGroup { group_id: group.clone(), user_ids: b.to_vec() };
-        call(
-            &mut net,
-            s_conn,
-            req,
-            &proto::request(req, request::Op::InviteToGroup(invite)),
-            "InviteToGroup",
-        )?;
+        call(&mut net, s_conn, req, invite)?;
     }
     r.metric("setup_ms", setup_start.elapsed().as_millis() as u64).metric("created_with", members);
 
@@ -245,8 +236,8 @@ fn drive(
                 Some(frame::Body::Response(resp)) if id == s_conn => {
                     let Some(pos) = in_flight.iter().position(|e| e.0 == resp.id) else { continue };
                     let Some((_, msg, t)) = in_flight.remove(pos) else { continue };
-                    match (resp.error, resp.result) {
-                        (None, Some(response::Result::SendAck(ack))) => {
+                    match proto::reply::<pb::SendMessage>(resp) {
+                        Ok(ack) => {
                             for rx in 0..receivers {
                                 ledger.ack(rx, ack.seq, msg);
                             }
@@ -256,10 +247,7 @@ fn drive(
                                 send(net, &mut in_flight, &mut out);
                             }
                         }
-                        (Some(e), _) => *out.errors.entry(format!("error {}", e.code)).or_default() += 1,
-                        (None, other) => {
-                            *out.errors.entry(format!("unexpected result {other:?}")).or_default() += 1
-                        }
+                        Err(kind) => *out.errors.entry(kind).or_default() += 1,
                     }
                 }
                 Some(frame::Body::Close(c)) => {

@@ -26,7 +26,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use missive_protocol::pb::{self, frame, push, response};
+use missive_protocol::pb::{self, frame, push};
 
 use super::Ctx;
 use super::cli::{LatencyArgs, LoadArgs, PairsArgs};
@@ -480,9 +480,9 @@ impl Thread<'_> {
             return;
         };
         self.in_flight -= 1;
-        match (resp.error, resp.result) {
-            (Some(e), _) => self.error(format!("error {}", e.code), 1),
-            (None, Some(response::Result::SendAck(ack))) => {
+        match proto::reply::<pb::SendMessage>(resp) {
+            Err(kind) => self.error(kind, 1),
+            Ok(ack) => {
                 if ack.duplicate {
                     self.error("SendAck duplicate=true for a first send".to_owned(), 1);
                 }
@@ -495,7 +495,6 @@ impl Thread<'_> {
                     }
                 }
             }
-            (None, other) => self.error(format!("unexpected send result {other:?}"), 1),
         }
     }
 

@@ -1,6 +1,11 @@
 //! Protocol pieces the scenarios share: frame builders, token minting, the
 //! run's user naming, and the send-time stamp carried in message text.
 //!
+//! Requests are built and their replies read through the protocol crate's
+//! [`Call`] table ([`missive_protocol::request_frame`], [`reply`]); the
+//! frames are then encoded by `Net::send` straight into the connection's
+//! reused write buffer.
+//!
 //! Invariants:
 //! - every user id built here is valid (`[A-Za-z0-9_.@-]`, at most 64 bytes)
 //!   and unique to one run (a random run prefix), so conversations on a
@@ -13,9 +18,9 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use missive_protocol::pb::{self, content, frame, request};
+use missive_protocol::pb::{self, content, frame, response};
 use missive_protocol::token::{self, Claims, Role};
-use missive_protocol::{PROTOCOL_VERSION, UserId};
+use missive_protocol::{Call, PROTOCOL_VERSION, UserId, request_frame};
 
 /// Lifetime of minted tokens (the longest run is far shorter).
 const TOKEN_TTL_SECS: u64 = 6 * 3600;
@@ -78,34 +83,39 @@ pub(crate) fn hello(token: String, device: &str) -> pb::Frame {
     }
 }
 
-/// A `Request` frame.
-pub(crate) fn request(id: u64, op: request::Op) -> pb::Frame {
-    pb::Frame { body: Some(frame::Body::Request(pb::Request { id, op: Some(op) })) }
-}
-
 /// `SendMessage` of a text.
 pub(crate) fn send_text(id: u64, conv: &str, client_msg_id: String, text: String) -> pb::Frame {
-    request(
+    request_frame(
         id,
-        request::Op::Send(pb::SendMessage {
+        pb::SendMessage {
             conv_id: conv.to_owned(),
             client_msg_id,
             content: Some(pb::Content {
                 body: Some(content::Body::Text(pb::Text { text })),
                 ..Default::default()
             }),
-        }),
+        },
     )
 }
 
 /// `SyncRequest`.
 pub(crate) fn sync(id: u64, sync_token: String, limit: u32) -> pb::Frame {
-    request(id, request::Op::Sync(pb::SyncRequest { sync_token, limit }))
+    request_frame(id, pb::SyncRequest { sync_token, limit })
 }
 
 /// `PullRequest` for `from..=to`.
 pub(crate) fn pull(id: u64, conv: &str, from_seq: u64, to_seq: u64, limit: u32) -> pb::Frame {
-    request(id, request::Op::Pull(pb::PullRequest { conv_id: conv.to_owned(), from_seq, to_seq, limit }))
+    request_frame(id, pb::PullRequest { conv_id: conv.to_owned(), from_seq, to_seq, limit })
+}
+
+/// The typed reply of a `Response` to a `C` request, or a short description
+/// of what went wrong (`error CODE`, or the unexpected result kind), stable
+/// enough to count as an error kind. A success without a result is `ok` ([V-6]).
+pub(crate) fn reply<C: Call>(resp: pb::Response) -> Result<C::Reply, String> {
+    if let Some(e) = resp.error {
+        return Err(format!("error {}", e.code));
+    }
+    C::reply(resp.result.unwrap_or(response::Result::Ok(pb::Ok {}))).map_err(|e| e.to_string())
 }
 
 /// Cumulative `PushAck` for one conversation.
@@ -151,6 +161,29 @@ mod tests {
         assert_eq!(parse_stamp(b".x"), None);
         // A size smaller than the stamp keeps the stamp whole.
         assert_eq!(parse_stamp(stamp_text(u64::MAX, 1).as_bytes()), Some(u64::MAX));
+    }
+
+    #[test]
+    fn replies_are_typed_or_a_countable_error_kind() {
+        let ack = pb::SendAck { seq: 4, ..Default::default() };
+        let ok = pb::Response { id: 1, error: None, result: Some(response::Result::SendAck(ack.clone())) };
+        assert_eq!(reply::<pb::SendMessage>(ok), Ok(ack));
+        let refused = pb::Response {
+            id: 2,
+            error: Some(pb::Error { code: 3002, message: "no".into(), retryable: false }),
+            result: None,
+        };
+        assert_eq!(reply::<pb::SendMessage>(refused), Err("error 3002".to_owned()));
+        let wrong = pb::Response { id: 3, error: None, result: None };
+        assert_eq!(
+            reply::<pb::SendMessage>(wrong),
+            Err("SendMessage was answered with a `ok` result, expected `send_ack`".to_owned())
+        );
+        // The frame builders go through the same table.
+        let f = send_text(9, "p:a:b", "1".into(), "t".into());
+        let Some(frame::Body::Request(r)) = f.body else { panic!("not a request") };
+        assert_eq!(r.id, 9);
+        assert_eq!(r.op.as_ref().map(missive_protocol::call::request_name), Some("SendMessage"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use missive_protocol::pb::{self, frame, response};
+use missive_protocol::pb::{self, frame};
 
 use super::Ctx;
 use super::cli::SyncArgs;
@@ -166,12 +166,12 @@ fn fill(
                     let Some(frame::Body::Response(resp)) = f.body else { continue };
                     let Some(msg) = state[i].in_flight.remove(&resp.id) else { continue };
                     remaining -= 1;
-                    match (resp.error, resp.result) {
-                        (None, Some(response::Result::SendAck(ack))) => {
+                    match proto::reply::<pb::SendMessage>(resp) {
+                        Ok(ack) => {
                             ledger.ack(i, ack.seq, msg);
                             Counters::add(&counters.acked, 1);
                         }
-                        _ => {
+                        Err(_) => {
                             errors += 1;
                             Counters::add(&counters.errors, 1);
                         }
@@ -270,27 +270,32 @@ fn catch_up(
                 }
                 continue;
             }
-            match (what, resp.result) {
-                (Pending::Sync, Some(response::Result::Sync(s))) => {
-                    out.sync_pages += 1;
-                    for st in &s.conversations {
-                        on_state(st, &index, ledger, &mut seen_conv, &mut queue, &mut out);
+            match what {
+                Pending::Sync => match proto::reply::<pb::SyncRequest>(resp) {
+                    Ok(s) => {
+                        out.sync_pages += 1;
+                        for st in &s.conversations {
+                            on_state(st, &index, ledger, &mut seen_conv, &mut queue, &mut out);
+                        }
+                        if s.more {
+                            net.send(conn, &proto::sync(next_req, s.sync_token, PAGE));
+                            pending.insert(next_req, Pending::Sync);
+                            next_req += 1;
+                        } else {
+                            sync_done = true;
+                        }
                     }
-                    if s.more {
-                        net.send(conn, &proto::sync(next_req, s.sync_token, PAGE));
-                        pending.insert(next_req, Pending::Sync);
-                        next_req += 1;
-                    } else {
+                    Err(e) => {
+                        out.errors.push(format!("sync: {e}"));
                         sync_done = true;
                     }
-                }
-                (Pending::Pull { conv, to }, Some(response::Result::Messages(m))) => {
+                },
+                Pending::Pull { conv, to } => {
                     pulls_in_flight -= 1;
-                    on_page(conv, to, &m, ledger, &mut queue, &mut out);
-                }
-                (_, other) => {
-                    out.errors.push(format!("unexpected result {other:?}"));
-                    sync_done = true;
+                    match proto::reply::<pb::PullRequest>(resp) {
+                        Ok(m) => on_page(conv, to, &m, ledger, &mut queue, &mut out),
+                        Err(e) => out.errors.push(format!("pull: {e}")),
+                    }
                 }
             }
         }

@@ -5,9 +5,11 @@
 //! pushes, keeps it alive with pings, and reconnects with exponential backoff
 //! and jitter when it drops. After every (re)connect it runs the sync
 //! algorithm of spec/PROTOCOL.md section 9 from the stored sync token and
-//! pulls every missing message. Application threads call the request methods
-//! concurrently; sends are retried with the same `client_msg_id` across
-//! timeouts, retryable errors and reconnects until acknowledged ([S-4]).
+//! pulls every missing message. Application threads send typed requests
+//! concurrently ([`Client::call`] with any [`Call`], or the methods that also
+//! update the cached state); requests, sends included, are resent unchanged
+//! (same `client_msg_id`) across timeouts, retryable errors and reconnects
+//! until answered ([S-4], [Q-6]).
 //!
 //! Invariants:
 //! - per conversation, [`ClientEvent::Message`] events are emitted in
@@ -32,7 +34,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select, unbounded};
-use missive_protocol::{ClientMsgId, ErrorCode};
+use missive_protocol::{Call, ClientMsgId, ErrorCode};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
@@ -430,7 +432,8 @@ impl Inner {
     fn catch_up(&self, conn: &Connection) -> Result<(), SdkError> {
         let mut token = self.track.lock().state.sync_token.clone();
         loop {
-            let page = match conn.sync(&token, self.config.sync_limit) {
+            let req = pb::SyncRequest { sync_token: token.clone(), limit: self.config.sync_limit };
+            let page = match conn.call(req) {
                 Ok(p) => p,
                 Err(SdkError::Server { code, .. })
                     if code == ErrorCode::InvalidSyncToken.as_u32() && !token.is_empty() =>
@@ -474,7 +477,13 @@ impl Inner {
     fn fill(&self, conn: &Connection, conv: &str, to: u64) -> Result<(), SdkError> {
         let mut from = self.track.lock().local(conv) + 1;
         while from <= to {
-            let page = conn.pull(conv, from, to, self.config.page_limit)?;
+            let req = pb::PullRequest {
+                conv_id: conv.to_owned(),
+                from_seq: from,
+                to_seq: to,
+                limit: self.config.page_limit,
+            };
+            let page = conn.call(req)?;
             let mut t = self.track.lock();
             let (msgs, next) = t.apply_page(conv, from, to, page, self.config.page_limit);
             for m in msgs {
@@ -617,9 +626,13 @@ impl Inner {
     }
 
     /// Runs `f` on the current connection, retrying retryable failures
-    /// (waiting for reconnects) until `config.retry_timeout` has passed.
-    fn call<T>(&self, mut f: impl FnMut(&Connection) -> Result<T, SdkError>) -> Result<T, SdkError> {
-        let deadline = Instant::now() + self.config.retry_timeout;
+    /// (waiting for reconnects) until `retry_timeout` has passed.
+    fn retry<T>(
+        &self,
+        retry_timeout: Duration,
+        mut f: impl FnMut(&Connection) -> Result<T, SdkError>,
+    ) -> Result<T, SdkError> {
+        let deadline = Instant::now() + retry_timeout;
         let mut backoff = self.config.backoff_initial;
         loop {
             let conn = self.wait_connection(deadline)?;
@@ -809,6 +822,25 @@ impl Client {
         self.inner.link.lock().ended.clone()
     }
 
+    /// Sends a typed request on the current connection and returns its typed
+    /// reply, resending the same request across timeouts, retryable errors
+    /// and reconnects until `retry_timeout` ([`ClientConfig`]) passes; every
+    /// v1 request is safe to resend ([Q-6]). Non-retryable errors return at
+    /// once. Does not touch the cached state: the methods below that update
+    /// it (`send*`, `mark_read`, ...) are built on this.
+    pub fn call<C: Call + Clone>(&self, req: C) -> Result<C::Reply, SdkError> {
+        self.call_with_timeout(req, self.inner.config.retry_timeout)
+    }
+
+    /// [`Client::call`], retrying until `retry_timeout` instead of the configured one.
+    pub fn call_with_timeout<C: Call + Clone>(
+        &self,
+        req: C,
+        retry_timeout: Duration,
+    ) -> Result<C::Reply, SdkError> {
+        self.inner.retry(retry_timeout, |c| c.call(req.clone()))
+    }
+
     /// Sends text with a fresh client message id, retrying until acknowledged.
     pub fn send_text(&self, conv_id: &str, text: &str) -> Result<pb::SendAck, SdkError> {
         self.send(conv_id, crate::text_content(text))
@@ -822,6 +854,7 @@ impl Client {
     /// Sends with the given `client_msg_id`, resending the same id across
     /// timeouts, retryable errors and reconnects until a `SendAck` arrives or
     /// `retry_timeout` passes ([S-4]). Non-retryable errors return at once.
+    /// The ack advances [`LocalState`] when it is the next seq.
     pub fn send_with_id(
         &self,
         conv_id: &str,
@@ -829,7 +862,11 @@ impl Client {
         content: pb::Content,
     ) -> Result<pb::SendAck, SdkError> {
         ClientMsgId::new(client_msg_id).map_err(|e| SdkError::InvalidArgument(e.to_string()))?;
-        let ack = self.inner.call(|c| c.send(conv_id, client_msg_id, content.clone()))?;
+        let ack = self.call(pb::SendMessage {
+            conv_id: conv_id.to_owned(),
+            client_msg_id: client_msg_id.to_owned(),
+            content: Some(content),
+        })?;
         self.inner.track.lock().on_ack(&ack);
         Ok(ack)
     }
@@ -837,7 +874,7 @@ impl Client {
     /// History page: up to `limit` messages with seq < `before_seq` (0 = latest + 1).
     /// Does not emit events or change [`LocalState`].
     pub fn history(&self, conv_id: &str, before_seq: u64, limit: u32) -> Result<pb::Messages, SdkError> {
-        self.inner.call(|c| c.history(conv_id, before_seq, limit))
+        self.call(pb::HistoryRequest { conv_id: conv_id.to_owned(), before_seq, limit })
     }
 
     /// Pull `from_seq..=to_seq` (0 = latest). Does not emit events or change [`LocalState`].
@@ -848,17 +885,15 @@ impl Client {
         to_seq: u64,
         limit: u32,
     ) -> Result<pb::Messages, SdkError> {
-        self.inner.call(|c| c.pull(conv_id, from_seq, to_seq, limit))
+        self.call(pb::PullRequest { conv_id: conv_id.to_owned(), from_seq, to_seq, limit })
     }
 
     /// Marks read up to `seq` (0 = latest); updates the cached state.
     pub fn mark_read(&self, conv_id: &str, seq: u64) -> Result<pb::ConversationState, SdkError> {
-        let s = self.inner.call(|c| c.mark_read(conv_id, seq))?;
-        self.inner.track.lock().apply_state(&s);
-        Ok(s)
+        self.call_state(pb::MarkRead { conv_id: conv_id.to_owned(), seq })
     }
 
-    /// Sets per-user flags; updates the cached state.
+    /// Sets per-user flags (unset ones stay); updates the cached state.
     pub fn update_conversation(
         &self,
         conv_id: &str,
@@ -866,21 +901,27 @@ impl Client {
         muted: Option<bool>,
         hidden: Option<bool>,
     ) -> Result<pb::ConversationState, SdkError> {
-        let s = self.inner.call(|c| c.update_conversation(conv_id, pinned, muted, hidden))?;
-        self.inner.track.lock().apply_state(&s);
-        Ok(s)
+        self.call_state(pb::UpdateConversation { conv_id: conv_id.to_owned(), pinned, muted, hidden })
     }
 
     /// Clears history up to `up_to_seq` (0 = all) for this user; updates the cached state.
     pub fn clear_history(&self, conv_id: &str, up_to_seq: u64) -> Result<pb::ConversationState, SdkError> {
-        let s = self.inner.call(|c| c.clear_history(conv_id, up_to_seq))?;
+        self.call_state(pb::ClearHistory { conv_id: conv_id.to_owned(), up_to_seq })
+    }
+
+    /// A request answered with the caller's new conversation state: caches it.
+    fn call_state<C>(&self, req: C) -> Result<pb::ConversationState, SdkError>
+    where
+        C: Call<Reply = pb::ConversationState> + Clone,
+    {
+        let s = self.call(req)?;
         self.inner.track.lock().apply_state(&s);
         Ok(s)
     }
 
     /// Sets global do-not-disturb; updates the cached settings.
     pub fn set_global_dnd(&self, enabled: bool) -> Result<(), SdkError> {
-        self.inner.call(|c| c.set_global_dnd(enabled))?;
+        self.call(pb::SetGlobalDnd { enabled })?;
         self.inner.track.lock().settings = Some(pb::UserSettings { global_dnd: enabled });
         Ok(())
     }

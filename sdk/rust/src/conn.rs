@@ -5,7 +5,9 @@
 //! waiting on its request id, a `Pong` to the caller waiting on its nonce, a
 //! `Push` to the [`Event`] channel, a `Close` to every waiter (as
 //! [`SdkError::Closed`]) and to the event channel. Requests are blocking with
-//! a timeout and may be issued from any number of threads at once.
+//! a timeout and may be issued from any number of threads at once; they are
+//! typed by [`Call`] (`conn.call(pb::PullRequest { .. })` returns
+//! `pb::Messages`), the one request vocabulary of the protocol crate.
 //!
 //! Invariants:
 //! - writes go through one mutex, each frame with a single `write_all`; a
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, bounded};
 use missive_protocol::pb::{self, frame, push, request, response};
-use missive_protocol::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, PROTOCOL_VERSION};
+use missive_protocol::{Call, DEFAULT_MAX_FRAME_SIZE, FrameCodec, PROTOCOL_VERSION, request_frame};
 use parking_lot::Mutex;
 use tracing::debug;
 
@@ -210,38 +212,6 @@ fn body_name(body: &frame::Body) -> &'static str {
     }
 }
 
-fn result_name(r: &response::Result) -> &'static str {
-    match r {
-        response::Result::Ok(_) => "ok",
-        response::Result::SendAck(_) => "send_ack",
-        response::Result::Sync(_) => "sync",
-        response::Result::Messages(_) => "messages",
-        response::Result::Conversation(_) => "conversation",
-        response::Result::Accounts(_) => "accounts",
-        response::Result::Profile(_) => "profile",
-        response::Result::Profiles(_) => "profiles",
-        response::Result::Presence(_) => "presence",
-        response::Result::AddFriend(_) => "add_friend",
-        response::Result::Relation(_) => "relation",
-        response::Result::Friends(_) => "friends",
-        response::Result::FriendRequests(_) => "friend_requests",
-        response::Result::Relations(_) => "relations",
-        response::Result::Blacklist(_) => "blacklist",
-        response::Result::Group(_) => "group",
-        response::Result::Groups(_) => "groups",
-        response::Result::GroupMembers(_) => "group_members",
-        response::Result::JoinGroup(_) => "join_group",
-        response::Result::GroupApplications(_) => "group_applications",
-        response::Result::JoinedGroups(_) => "joined_groups",
-        response::Result::GroupReceipt(_) => "group_receipt",
-        response::Result::GroupMember(_) => "group_member",
-    }
-}
-
-fn unexpected(want: &str, got: &response::Result) -> SdkError {
-    SdkError::Protocol(format!("expected a {want} result, got {}", result_name(got)))
-}
-
 /// Maps a `Response` to its result; an unset result without error is success ([V-6]).
 fn into_result(r: pb::Response) -> Result<response::Result, SdkError> {
     if let Some(e) = r.error {
@@ -414,19 +384,31 @@ impl Connection {
         self.write_encoded(bytes)
     }
 
-    /// Sends a request and waits up to the configured request timeout.
-    pub fn request(&self, op: request::Op) -> Result<response::Result, SdkError> {
-        self.request_with_timeout(op, self.request_timeout)
+    /// Sends a typed request and waits up to the configured request timeout
+    /// for its typed reply, e.g. `conn.call(pb::MarkRead { conv_id, seq })`
+    /// returns the new `ConversationState`. An error response becomes
+    /// [`SdkError::Server`]; a result of another kind [`SdkError::Protocol`].
+    /// A raw [`request::Op`] is a `Call` too (reply: the raw result).
+    pub fn call<C: Call>(&self, req: C) -> Result<C::Reply, SdkError> {
+        self.call_with_timeout(req, self.request_timeout)
     }
 
-    /// Sends a request and waits up to `timeout` for its response. An error
+    /// [`Connection::call`], waiting up to `timeout` for the response.
+    pub fn call_with_timeout<C: Call>(&self, req: C, timeout: Duration) -> Result<C::Reply, SdkError> {
+        let result = self.exchange(req.into_op(), timeout)?;
+        Ok(C::reply(result)?)
+    }
+
+    /// Sends a raw op and waits up to the request timeout (same as
+    /// [`Connection::call`] with a [`request::Op`]).
+    pub fn request(&self, op: request::Op) -> Result<response::Result, SdkError> {
+        self.call(op)
+    }
+
+    /// Sends one request and waits up to `timeout` for its response. An error
     /// response becomes [`SdkError::Server`]; a success without a known result
     /// case becomes `response::Result::Ok` ([V-6]).
-    pub fn request_with_timeout(
-        &self,
-        op: request::Op,
-        timeout: Duration,
-    ) -> Result<response::Result, SdkError> {
+    fn exchange(&self, op: request::Op, timeout: Duration) -> Result<response::Result, SdkError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = bounded(1);
         {
@@ -436,8 +418,7 @@ impl Connection {
             }
             w.requests.insert(id, tx);
         }
-        let frame = pb::Frame { body: Some(frame::Body::Request(pb::Request { id, op: Some(op) })) };
-        if let Err(e) = self.write_frame(&frame) {
+        if let Err(e) = self.write_frame(&request_frame(id, op)) {
             self.shared.waiters.lock().requests.remove(&id);
             return Err(e);
         }
@@ -448,106 +429,6 @@ impl Connection {
                 Err(SdkError::Timeout)
             }
             Err(RecvTimeoutError::Disconnected) => Err(self.shared.closed_error()),
-        }
-    }
-
-    /// Sends a message ([S-1]); resending the same `client_msg_id` is safe ([S-2]).
-    pub fn send(
-        &self,
-        conv_id: &str,
-        client_msg_id: &str,
-        content: pb::Content,
-    ) -> Result<pb::SendAck, SdkError> {
-        let op = request::Op::Send(pb::SendMessage {
-            conv_id: conv_id.to_owned(),
-            client_msg_id: client_msg_id.to_owned(),
-            content: Some(content),
-        });
-        match self.request(op)? {
-            response::Result::SendAck(a) => Ok(a),
-            other => Err(unexpected("send_ack", &other)),
-        }
-    }
-
-    /// Sends a text message.
-    pub fn send_text(&self, conv_id: &str, client_msg_id: &str, text: &str) -> Result<pb::SendAck, SdkError> {
-        self.send(conv_id, client_msg_id, crate::text_content(text))
-    }
-
-    /// One sync page ([Y-1]..[Y-5]); `limit` 0 = server default.
-    pub fn sync(&self, sync_token: &str, limit: u32) -> Result<pb::SyncResult, SdkError> {
-        let op = request::Op::Sync(pb::SyncRequest { sync_token: sync_token.to_owned(), limit });
-        match self.request(op)? {
-            response::Result::Sync(s) => Ok(s),
-            other => Err(unexpected("sync", &other)),
-        }
-    }
-
-    /// Messages `from_seq..=to_seq` (`to_seq` 0 = latest), ascending ([P-1]..[P-4]).
-    pub fn pull(
-        &self,
-        conv_id: &str,
-        from_seq: u64,
-        to_seq: u64,
-        limit: u32,
-    ) -> Result<pb::Messages, SdkError> {
-        let op = request::Op::Pull(pb::PullRequest { conv_id: conv_id.to_owned(), from_seq, to_seq, limit });
-        match self.request(op)? {
-            response::Result::Messages(m) => Ok(m),
-            other => Err(unexpected("messages", &other)),
-        }
-    }
-
-    /// Up to `limit` messages with seq < `before_seq` (0 = latest + 1), ascending ([HI-1]).
-    pub fn history(&self, conv_id: &str, before_seq: u64, limit: u32) -> Result<pb::Messages, SdkError> {
-        let op = request::Op::History(pb::HistoryRequest { conv_id: conv_id.to_owned(), before_seq, limit });
-        match self.request(op)? {
-            response::Result::Messages(m) => Ok(m),
-            other => Err(unexpected("messages", &other)),
-        }
-    }
-
-    /// Marks everything <= `seq` read (0 = up to the latest); returns the new state.
-    pub fn mark_read(&self, conv_id: &str, seq: u64) -> Result<pb::ConversationState, SdkError> {
-        let op = request::Op::MarkRead(pb::MarkRead { conv_id: conv_id.to_owned(), seq });
-        self.conversation_request(op)
-    }
-
-    /// Sets the given per-user flags (unset ones stay); returns the new state.
-    pub fn update_conversation(
-        &self,
-        conv_id: &str,
-        pinned: Option<bool>,
-        muted: Option<bool>,
-        hidden: Option<bool>,
-    ) -> Result<pb::ConversationState, SdkError> {
-        let op = request::Op::UpdateConversation(pb::UpdateConversation {
-            conv_id: conv_id.to_owned(),
-            pinned,
-            muted,
-            hidden,
-        });
-        self.conversation_request(op)
-    }
-
-    /// Hides history <= `up_to_seq` (0 = all) for this user; returns the new state.
-    pub fn clear_history(&self, conv_id: &str, up_to_seq: u64) -> Result<pb::ConversationState, SdkError> {
-        let op = request::Op::ClearHistory(pb::ClearHistory { conv_id: conv_id.to_owned(), up_to_seq });
-        self.conversation_request(op)
-    }
-
-    /// Sets the user's global do-not-disturb.
-    pub fn set_global_dnd(&self, enabled: bool) -> Result<(), SdkError> {
-        match self.request(request::Op::SetGlobalDnd(pb::SetGlobalDnd { enabled }))? {
-            response::Result::Ok(_) => Ok(()),
-            other => Err(unexpected("ok", &other)),
-        }
-    }
-
-    fn conversation_request(&self, op: request::Op) -> Result<pb::ConversationState, SdkError> {
-        match self.request(op)? {
-            response::Result::Conversation(c) => Ok(c),
-            other => Err(unexpected("conversation", &other)),
         }
     }
 

@@ -9,7 +9,7 @@
 //! Invariants: code 0 in `Closed` means "the TCP connection ended without a
 //! `Close` frame" (or was shut down locally); it is not a protocol code.
 
-use missive_protocol::{CodecError, ErrorCode};
+use missive_protocol::{CodecError, ErrorCode, UnexpectedReply};
 
 /// Errors of the Missive client SDK.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,13 @@ impl SdkError {
     }
 }
 
+impl From<UnexpectedReply> for SdkError {
+    /// A success response of the wrong result kind breaks the protocol.
+    fn from(e: UnexpectedReply) -> Self {
+        Self::Protocol(e.to_string())
+    }
+}
+
 /// Whether a client should reconnect after a `Close` with `code` (0 = the
 /// connection was lost without a `Close`). Unknown codes are judged by range
 /// ([V-7]): only `5xxx` is retryable.
@@ -124,5 +131,12 @@ mod tests {
         let s = SdkError::Server { code: 3002, message: "no".into(), retryable: false };
         assert_eq!(s.to_string(), "server error: NOT_PARTICIPANT (3002): no");
         assert_eq!(code_name(9), "UNKNOWN (9)");
+        let wrong =
+            SdkError::from(UnexpectedReply { request: "MarkRead", expected: "conversation", got: "ok" });
+        assert_eq!(
+            wrong.to_string(),
+            "protocol violation: MarkRead was answered with a `ok` result, expected `conversation`"
+        );
+        assert!(!wrong.is_retryable());
     }
 }

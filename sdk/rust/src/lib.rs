@@ -3,7 +3,8 @@
 //! Role: speak protocol v1 (spec/PROTOCOL.md) over TCP on behalf of an
 //! application.
 //! - [`Connection`] (module [`conn`]) is one TCP connection: handshake, a
-//!   reader thread, blocking requests with timeouts, typed helpers and a
+//!   reader thread, blocking typed requests with timeouts
+//!   ([`Connection::call`] with any [`Call`], e.g. `pb::MarkRead`) and a
 //!   bounded channel of pushed [`Event`]s.
 //! - [`Client`] (module [`client`]) is the resilient layer an app uses:
 //!   reconnects with backoff, resumes from the stored sync token, fills gaps
@@ -25,6 +26,7 @@ pub use client::{Client, ClientConfig, ClientEvent, Dial, LocalState};
 pub use conn::{ConnectOptions, Connection, EVENT_CHANNEL_CAPACITY, Event};
 pub use error::{SdkError, close_code_retryable, code_name};
 pub use missive_protocol::pb;
+pub use missive_protocol::{Call, Invited, UnexpectedReply};
 
 use missive_protocol::{ConvId, UserId};
 
