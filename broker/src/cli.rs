@@ -186,7 +186,8 @@ fn run() -> Result<(), Failure> {
     })?;
     let broker = Broker::start(config).map_err(|e| match e {
         // Settings that fail only when used (static_dir, TLS files) are user errors too.
-        BrokerError::Config(m) => Failure::Usage(m),
+        BrokerError::Config(m) if m.contains("; fix: ") => Failure::Usage(m),
+        BrokerError::Config(m) => Failure::Usage(format!("{m}; fix: correct that setting (docs/CONFIG.md)")),
         other => Failure::Runtime(format!("starting the broker: {other}")),
     })?;
     // Machine-readable line for scripts and tests (stdout; logs go to stderr).
