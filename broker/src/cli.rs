@@ -90,7 +90,12 @@ pub fn main() -> ExitCode {
 fn parse_args() -> Result<Args, Failure> {
     match Args::try_parse() {
         Ok(a) => Ok(a),
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             let _ = e.print();
             std::process::exit(0)
         }

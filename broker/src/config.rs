@@ -420,8 +420,18 @@ impl Config {
         ensure(g.max_joined > 0, "groups.max_joined", "must be > 0", "set a positive number")?;
         ensure(g.cache_entries > 0, "groups.cache_entries", "must be > 0", "set a positive number")?;
         self.web.check()?;
-        ensure(self.storage.block_cache_mb > 0, "storage.block_cache_mb", "must be > 0 MiB", "set a positive size")?;
-        ensure(self.storage.write_buffer_mb > 0, "storage.write_buffer_mb", "must be > 0 MiB", "set a positive size")?;
+        ensure(
+            self.storage.block_cache_mb > 0,
+            "storage.block_cache_mb",
+            "must be > 0 MiB",
+            "set a positive size",
+        )?;
+        ensure(
+            self.storage.write_buffer_mb > 0,
+            "storage.write_buffer_mb",
+            "must be > 0 MiB",
+            "set a positive size",
+        )?;
         Ok(())
     }
 
@@ -502,7 +512,8 @@ impl ConfigError {
     /// Turns a TOML parse error into one line: section.key, line and column,
     /// the parser's message.
     fn from_toml(text: &str, e: &toml::de::Error) -> Self {
-        let message = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        let message =
+            e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
         let Some(span) = e.span() else {
             return Self::new("config file", message, "see docs/CONFIG.md for every key and its type");
         };
@@ -670,8 +681,11 @@ mod tests {
         let fits = |c: &mut Config| {
             c.limits.max_frame_size = 65_536;
             c.limits.max_content_bytes = 1024;
-            c.relations.max_ex_bytes =
-                65_536 / 8 - 1024 - c.relations.max_name_bytes - c.relations.max_url_bytes - 2 * c.relations.max_text_bytes;
+            c.relations.max_ex_bytes = 65_536 / 8
+                - 1024
+                - c.relations.max_name_bytes
+                - c.relations.max_url_bytes
+                - 2 * c.relations.max_text_bytes;
         };
         valid_after(fits);
         let e = violation(|c| {
@@ -709,7 +723,9 @@ mod tests {
             violation(|c| c.limits.max_content_bytes = 10 << 20),
             violation(|c| c.web.webtransport_url = Some("http://x".into())),
         ];
-        for text in ["nope = 1", "[limits]\nmax_frame_size = \"big\"\n", "[limits]\nmax_frame = 1\n", "[nope]\n"] {
+        for text in
+            ["nope = 1", "[limits]\nmax_frame_size = \"big\"\n", "[limits]\nmax_frame = 1\n", "[nope]\n"]
+        {
             errors.push(Config::parse_toml(text).expect_err(text));
         }
         for e in errors {
@@ -774,7 +790,12 @@ mod tests {
     fn config_reference_documents_exactly_the_accepted_keys() {
         let accepted = accepted_keys();
         let documented = documented_keys();
-        assert!(accepted.len() > 40 && documented.len() > 40, "parsers found {} / {}", accepted.len(), documented.len());
+        assert!(
+            accepted.len() > 40 && documented.len() > 40,
+            "parsers found {} / {}",
+            accepted.len(),
+            documented.len()
+        );
         let doc_keys: std::collections::BTreeSet<&str> = documented.iter().map(|(k, _)| k.as_str()).collect();
         let undocumented: Vec<&String> = accepted.keys().filter(|k| !doc_keys.contains(k.as_str())).collect();
         assert!(undocumented.is_empty(), "keys missing from docs/CONFIG.md: {undocumented:?}");
@@ -790,7 +811,11 @@ mod tests {
                 continue;
             }
             let shown = cell.split('`').nth(1).unwrap_or_else(|| panic!("{key}: no `value` in {cell:?}"));
-            assert_eq!(shown, real.to_string(), "{key}: docs/CONFIG.md default differs from Config::default()");
+            assert_eq!(
+                shown,
+                real.to_string(),
+                "{key}: docs/CONFIG.md default differs from Config::default()"
+            );
         }
         // And every documented key parses in its section with that default.
         for (key, cell) in &documented {

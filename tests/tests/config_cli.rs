@@ -60,7 +60,10 @@ fn bad_flags_and_files_are_one_line_and_exit_2() {
     let missing = tmp.path().join("absent.toml").display().to_string();
     assert_user_error(&run(&["--config", &missing], ok_secret), &["absent.toml", "cannot be read"]);
     let typo = write(tmp.path(), "typo.toml", "[limits]\nmax_frame = 1\n");
-    assert_user_error(&run(&["--config", &typo], ok_secret), &["limits.max_frame", "line 2", "unknown field"]);
+    assert_user_error(
+        &run(&["--config", &typo], ok_secret),
+        &["limits.max_frame", "line 2", "unknown field"],
+    );
     let syntax = write(tmp.path(), "syntax.toml", "[limits\n");
     assert_user_error(&run(&["--config", &syntax], ok_secret), &["syntax.toml", "line 1"]);
     // Each documented cross-constraint names its key (docs/CONFIG.md "Cross-constraints").
@@ -91,12 +94,17 @@ fn check_config_prints_the_effective_configuration() {
     let data_arg = data.display().to_string();
     let out = run(&["--check-config", &f, "--tcp", "127.0.0.1:7999", "--data", &data_arg], Some(SECRET));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for needle in [
         "workers = 3",
-        "tcp = \"127.0.0.1:7999\"",     // flags apply
-        "max_frame_size = 2097152",     // the file applies
-        "max_content_bytes = 65536",    // defaults fill the rest
+        "tcp = \"127.0.0.1:7999\"",  // flags apply
+        "max_frame_size = 2097152",  // the file applies
+        "max_content_bytes = 65536", // defaults fill the rest
         "login_policy = \"single\"",
         "[groups]",
         "# unset (off): quic, ",

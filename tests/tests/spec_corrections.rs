@@ -233,9 +233,8 @@ fn c12_connections_beyond_max_connections_get_1010() {
 #[test]
 #[ignore = "needs broker change: pull/history reserve 1 KiB, not 64 KiB, of the frame ([Q-10]); see the issue 13 report"]
 fn q10_small_messages_fill_a_page_with_a_64k_frame() {
-    let b = BrokerOpts::default()
-        .config("[limits]\nmax_frame_size = 65536\nmax_content_bytes = 1024\n")
-        .spawn();
+    let b =
+        BrokerOpts::default().config("[limits]\nmax_frame_size = 65536\nmax_content_bytes = 1024\n").spawn();
     let conv = direct("qa", "qb");
     let mut a = b.client("qa", "d");
     a.send_many(&conv, "s", 100, 32);
@@ -278,8 +277,16 @@ fn gr12_kick_invite_and_create_lists_are_all_or_nothing() {
     let b = BrokerProc::start();
     let (mut o, mut a, _m, _x) = group_setup(&b);
     let all = vec!["a", "m", "m2", "o"];
-    assert_error(kick(&mut a, "g", &["m", "o"]), ErrorCode::GroupPermissionDenied, "[GR-12] admin names the owner");
-    assert_error(kick(&mut o, "g", &["m", "x"]), ErrorCode::NotGroupMember, "[GR-12] a non-member in the list");
+    assert_error(
+        kick(&mut a, "g", &["m", "o"]),
+        ErrorCode::GroupPermissionDenied,
+        "[GR-12] admin names the owner",
+    );
+    assert_error(
+        kick(&mut o, "g", &["m", "x"]),
+        ErrorCode::NotGroupMember,
+        "[GR-12] a non-member in the list",
+    );
     assert_error(kick(&mut o, "g", &["m", "o"]), ErrorCode::SelfTarget, "[GR-12] the caller in the list");
     assert_eq!(member_ids(&mut o, "g"), all, "[GR-12] a refused kick list removes nobody");
     assert_error(
@@ -333,10 +340,9 @@ fn gr26_gr27_gr28_group_list_operations_page_by_exclusive_cursor() {
     let (mut o, _a, mut m, mut x) = group_setup(&b);
     o.create_group("h", pb::GroupType::Work, &[], None).expect("create h");
     // [GR-26] ListJoinedGroups: ascending ids, cursor = last id of the page.
-    let joined = |c: &mut RawClient, cursor: &str| match c.call(Op::ListJoinedGroups(pb::ListJoinedGroups {
-        cursor: cursor.into(),
-        limit: 1,
-    })) {
+    let joined = |c: &mut RawClient, cursor: &str| match c
+        .call(Op::ListJoinedGroups(pb::ListJoinedGroups { cursor: cursor.into(), limit: 1 }))
+    {
         Ok(response::Result::JoinedGroups(j)) => j,
         other => panic!("ListJoinedGroups: {other:?}"),
     };
@@ -353,7 +359,11 @@ fn gr26_gr27_gr28_group_list_operations_page_by_exclusive_cursor() {
     let page = members(&mut o, "g", "m", 2);
     let got: Vec<&str> = page.members.iter().map(|m| m.user_id.as_str()).collect();
     assert_eq!((got, page.next_cursor.as_str()), (vec!["m2", "o"], ""), "[GR-28]");
-    let r = x.call(Op::ListGroupMembers(pb::ListGroupMembers { group_id: "g".into(), cursor: String::new(), limit: 0 }));
+    let r = x.call(Op::ListGroupMembers(pb::ListGroupMembers {
+        group_id: "g".into(),
+        cursor: String::new(),
+        limit: 0,
+    }));
     assert_error(r, ErrorCode::NotGroupMember, "[GR-28] members only");
     // [GR-27] ListGroupApplications: a PUBLIC group's applications for owner and admins only.
     o.create_group("pub", pb::GroupType::Public, &["m"], None).expect("create pub");
@@ -389,7 +399,8 @@ fn gr26_gr27_gr28_group_list_operations_page_by_exclusive_cursor() {
 
 #[test]
 fn w9_dev_token_registers_nobody_when_auto_register_is_off() {
-    let b = BrokerOpts::default().config("[web]\ndev_mode = true\n[accounts]\nauto_register = false\n").spawn();
+    let b =
+        BrokerOpts::default().config("[web]\ndev_mode = true\n[accounts]\nauto_register = false\n").spawn();
     let (status, _, body) = http_get(b.listening.ws(), "/api/dev-token?user=ghost");
     assert_eq!(status, 200, "[W-9] the token is minted for any valid user id");
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
@@ -433,7 +444,11 @@ fn k2_c2_timeouts_close_within_one_second_after_never_before() {
     let ready = Instant::now();
     let t = close_after(&mut c, start, ErrorCode::IdleTimeout);
     assert!(t >= Duration::from_secs(2), "[K-2] never before the idle timeout: {t:?}");
-    assert!(ready.elapsed() <= Duration::from_secs(3) + slack, "[K-2] within 1 s after: {:?}", ready.elapsed());
+    assert!(
+        ready.elapsed() <= Duration::from_secs(3) + slack,
+        "[K-2] within 1 s after: {:?}",
+        ready.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -449,7 +464,11 @@ fn rl1_cursor_is_the_last_user_id_and_exclusive() {
     }
     let users = |l: &pb::Blacklist| l.users.iter().map(|u| u.user_id.clone()).collect::<Vec<_>>();
     let p1 = c.list_blacklist("", 2).expect("page 1");
-    assert_eq!((users(&p1), p1.next_cursor.as_str()), (ids(&["u1", "u2"]), "u2"), "[RL-1] next_cursor = last id");
+    assert_eq!(
+        (users(&p1), p1.next_cursor.as_str()),
+        (ids(&["u1", "u2"]), "u2"),
+        "[RL-1] next_cursor = last id"
+    );
     let p2 = c.list_blacklist(&p1.next_cursor, 2).expect("page 2");
     assert_eq!((users(&p2), p2.next_cursor.as_str()), (ids(&["u3"]), ""), "[RL-1] complete");
     let any = c.list_blacklist("u15", 10).expect("any valid id is a cursor");
