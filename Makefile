@@ -45,15 +45,18 @@ help:
 	@echo "Missive make targets (all cargo builds use --release; CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)):"
 	@awk '/^## /{ sub(/^## /, ""); i = index($$0, ": "); printf "  %-11s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
-## bootstrap: check/install system prerequisites (libclang, g++, make, cargo)
+## bootstrap: check/install the build prerequisites (cargo, libclang, g++, make)
+# Each target asks only for what it uses (scripts/bootstrap.sh modes): `make run` needs
+# cargo, libclang, g++, make and node/npm for the page; chromium only for `make web-test`;
+# rustfmt and clippy only for `make lint`.
 bootstrap:
-	@scripts/bootstrap.sh
+	@scripts/bootstrap.sh build
 
 ## run: build and start the broker on ./data with a development secret
 # MISSIVE_SECRET wins if set; otherwise a random secret is generated once into
 # $(DEV_SECRET_FILE) (mode 600) and reused on every later `make run`.
 run: bootstrap web
-	$(CARGO) build --release -p missive-broker --bin missive
+	$(CARGO) build --release --workspace --bin missive
 	@mkdir -p $(DATA_DIR)
 	@secret="$${MISSIVE_SECRET:-}"; \
 	if [ -z "$$secret" ]; then \
@@ -84,7 +87,9 @@ run: bootstrap web
 # The black-box tests run the real binaries (missive-under-test, missivectl) from
 # $(RELEASE_DIR); `cargo test` only builds a package's binaries for that package's own
 # tests, so build every binary first or missivectl's tests would run a stale (or no) copy.
+# scripts/test-bootstrap.sh first: it checks the prerequisite detection itself in seconds.
 test: lint
+	scripts/test-bootstrap.sh
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
 	$(CARGO) bench --workspace --bench '*' -- --test
@@ -92,17 +97,19 @@ test: lint
 
 ## web: install the web SDK's npm packages (npm ci) and build the SDK and the chat page
 web: bootstrap
-	@scripts/bootstrap.sh browser
+	@scripts/bootstrap.sh run
 	cd $(WEB_DIR) && npm ci --no-audit --no-fund && npm run build
 
 ## web-test: SDK unit tests, then the browser end-to-end tests (headless Chromium)
 web-test: web
+	@scripts/bootstrap.sh browser
 	$(CARGO) build --release --workspace --bins
 	cd $(WEB_DIR) && npm test
 	cd $(WEB_DIR) && MISSIVE_BIN=$(RELEASE_DIR)/missive MISSIVECTL_BIN=$(RELEASE_DIR)/missivectl npm run test:browser
 
 ## lint: rustfmt check and clippy (warnings are errors)
 lint: bootstrap
+	@scripts/bootstrap.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
@@ -145,7 +152,7 @@ bench-micro: bootstrap
 
 ## ctl: build missivectl (into $CARGO_TARGET_DIR/release/missivectl)
 ctl: bootstrap
-	$(CARGO) build --release -p missive-tools --bin missivectl
+	$(CARGO) build --release --workspace --bin missivectl
 
 ## fuzz-build: build the fuzz targets with cargo-fuzz (installs cargo-fuzz if missing)
 # If cargo-fuzz ever stops working on stable+RUSTC_BOOTSTRAP, this is what it runs (flags from

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Ensure the system prerequisites for building Missive are present.
+# Ensure the system prerequisites of one use of Missive are present.
 #
-#   scripts/bootstrap.sh            # build prerequisites (RocksDB needs libclang, g++, make)
-#   scripts/bootstrap.sh browser    # ... plus chromium and nodejs/npm for browser tests
+#   scripts/bootstrap.sh [build]    # build: cargo, libclang (RocksDB's bindgen), g++, make
+#   scripts/bootstrap.sh run        # build + nodejs/npm (the chat page): what `make run` needs
+#   scripts/bootstrap.sh lint       # build + rustfmt and clippy
+#   scripts/bootstrap.sh browser    # run + chromium (browser end-to-end tests)
+#   scripts/bootstrap.sh test       # everything `make test` needs (lint + browser)
 #   scripts/bootstrap.sh --check-libclang   # only report: exit 0 if clang-sys would find
 #                                           # libclang (LIBCLANG_SEARCH_DIRS overrides dirs)
 #
@@ -11,13 +14,19 @@
 # otherwise the exact command to run is printed and the script exits 1.
 set -euo pipefail
 
-usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
 
+want_node=0
 want_browser=0
+want_lint=0
 check_libclang=0
 for arg in "$@"; do
     case "$arg" in
-        browser) want_browser=1 ;;
+        build) ;;
+        run) want_node=1 ;;
+        lint) want_lint=1 ;;
+        browser) want_node=1; want_browser=1 ;;
+        test) want_node=1; want_browser=1; want_lint=1 ;;
         --check-libclang) check_libclang=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bootstrap: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
@@ -39,9 +48,9 @@ bootstrap: cargo not found. Install the stable Rust toolchain with rustup:
 MSG
     exit 1
 fi
-# `make test` needs rustfmt and clippy.
+# `make lint` (and so `make test`) needs rustfmt and clippy; running does not.
 for comp in fmt clippy; do
-    [ "$check_libclang" = 1 ] && break
+    { [ "$check_libclang" = 1 ] || [ "$want_lint" = 0 ]; } && break
     if ! cargo "$comp" --version >/dev/null 2>&1; then
         name=$([ "$comp" = fmt ] && echo rustfmt || echo clippy)
         echo "bootstrap: cargo $comp not found; install it with: rustup component add $name" >&2
@@ -54,20 +63,25 @@ done
 # clang-sys loads the C API library: libclang.so, libclang-N.so or libclang.so.N (never the
 # C++ library libclang-cpp.so.N, which a plain `libclang*.so*` glob would also match).
 # LIBCLANG_SEARCH_DIRS overrides the directories searched (tests point it at a fake tree).
+# Is this file name the C API library? libclang.so, libclang.so.N, libclang-N.so, libclang-N.so.M.
+is_libclang_c_name() {
+    case "$1" in
+        libclang-cpp*) return 1 ;;
+        libclang.so | libclang.so.* | libclang-*.so | libclang-*.so.*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
 libclang_in_dir() {
-    local d=$1 f base
+    local d=$1 f
     for f in "$d"/libclang.so "$d"/libclang.so.* "$d"/libclang-*.so "$d"/libclang-*.so.*; do
-        [ -e "$f" ] || continue
-        base=${f##*/}
-        case "$base" in libclang-cpp*) continue ;; esac
-        return 0
+        [ -e "$f" ] && is_libclang_c_name "${f##*/}" && return 0
     done
     return 1
 }
 have_libclang() {
     local d dirs
     # clang-sys honours LIBCLANG_PATH (a directory or the library file itself).
-    [ -n "${LIBCLANG_PATH:-}" ] && [ -f "$LIBCLANG_PATH" ] && return 0
+    [ -n "${LIBCLANG_PATH:-}" ] && [ -f "$LIBCLANG_PATH" ] && is_libclang_c_name "${LIBCLANG_PATH##*/}" && return 0
     dirs=${LIBCLANG_SEARCH_DIRS:-"${LIBCLANG_PATH:-} $(echo /usr/lib/llvm-*/lib) /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib"}
     for d in $dirs; do
         [ -d "$d" ] && libclang_in_dir "$d" && return 0
@@ -89,10 +103,12 @@ missing=()
 have_libclang || missing+=(libclang-dev)
 have g++ || missing+=(g++)
 have make || missing+=(make)
-if [ "$want_browser" = 1 ]; then
-    have chromium || [ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "$want_node" = 1 ]; then
     have node || missing+=(nodejs)
     have npm || missing+=(npm)
+fi
+if [ "$want_browser" = 1 ]; then
+    have chromium || [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 
 [ "${#missing[@]}" -eq 0 ] && exit 0
@@ -117,7 +133,10 @@ apt-get install -y -qq "${missing[@]}" </dev/null
 # not twenty minutes into a RocksDB build.
 have_libclang || { echo "bootstrap: libclang still not found after install" >&2; exit 1; }
 for cmd in g++ make; do have "$cmd" || { echo "bootstrap: $cmd still missing" >&2; exit 1; }; done
+if [ "$want_node" = 1 ]; then
+    for cmd in node npm; do have "$cmd" || { echo "bootstrap: $cmd still missing" >&2; exit 1; }; done
+fi
 if [ "$want_browser" = 1 ]; then
-    for cmd in chromium node npm; do have "$cmd" || { echo "bootstrap: $cmd still missing" >&2; exit 1; }; done
+    have chromium || [ -x /usr/bin/chromium ] || { echo "bootstrap: chromium still missing" >&2; exit 1; }
 fi
 echo "bootstrap: done"

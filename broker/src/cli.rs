@@ -2,21 +2,32 @@
 //! the broker, prints `missive listening tcp=ADDR [ws=ADDR] [quic=ADDR]` on stdout, and stops it
 //! cleanly on SIGINT/SIGTERM. Shared by the `missive` binary and the tests'
 //! broker-under-test binary.
+//!
+//! Exit status: 0 after a clean stop (or a valid `--check-config`); 2 for a user
+//! error (a bad flag, an unreadable or invalid configuration), reported as ONE line
+//! on stderr naming the key, the rule and the fix, never with a stack trace, even
+//! under `RUST_BACKTRACE=1`; 1 when the broker fails at run time (one line, the
+//! error chain). Panics are bugs and keep Rust's report (and backtrace).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use crate::{Broker, Config, DurabilityMode};
-use anyhow::Context;
+use crate::config::ConfigError;
+use crate::{Broker, BrokerError, Config, DurabilityMode};
 use clap::Parser;
 
 /// Missive instant-messaging broker.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub(crate) struct Args {
-    /// Configuration file (TOML). Flags override it.
-    #[arg(long)]
+    /// Configuration file (TOML; every key: docs/CONFIG.md). Flags override it.
+    #[arg(long, conflicts_with = "check_config")]
     config: Option<PathBuf>,
+    /// Validate this configuration file (with the other flags and MISSIVE_SECRET
+    /// applied), print the effective configuration and exit: 0 if valid, 2 if not.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
     /// Data directory (embedded RocksDB).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -46,22 +57,81 @@ pub(crate) struct Args {
     dev: bool,
 }
 
-/// Runs the broker until a signal; returns when it stopped cleanly.
-pub fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let args = Args::parse();
-    let mut config = match &args.config {
+/// Why the command line stopped before a clean end.
+enum Failure {
+    /// The user's input is wrong (flag, file, value): one line, exit 2.
+    Usage(String),
+    /// The broker failed while starting or running: one line, exit 1.
+    Runtime(String),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Usage(e.to_string())
+    }
+}
+
+/// Runs the broker (or `--check-config`) and returns the process exit status.
+pub fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(line)) => {
+            eprintln!("missive: error: {line}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(line)) => {
+            eprintln!("missive: failed: {line}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Parses the flags; help and version print and end the process with 0.
+fn parse_args() -> Result<Args, Failure> {
+    match Args::try_parse() {
+        Ok(a) => Ok(a),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = e.print();
+            std::process::exit(0)
+        }
+        Err(e) => Err(Failure::Usage(clap_one_line(&e))),
+    }
+}
+
+/// Clap's multi-line report as one line: the error and its tips, then the fix.
+fn clap_one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information") {
+            continue;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    format!("{}; fix: see `missive --help`", parts.join("; "))
+}
+
+/// Reads the file, applies flags and MISSIVE_SECRET, checks the result.
+fn effective_config(args: Args) -> Result<Config, Failure> {
+    let file = args.check_config.as_ref().or(args.config.as_ref());
+    let mut config = match file {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            Config::from_toml(&text)?
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    format!("--config {}", path.display()),
+                    format!("cannot be read: {e}"),
+                    "give the path of a readable TOML file",
+                )
+            })?;
+            Config::parse_toml(&text).map_err(|mut e| {
+                e.key = format!("{}: {}", path.display(), e.key);
+                e
+            })?
         }
         None => Config::default(),
     };
@@ -90,19 +160,51 @@ pub fn run() -> anyhow::Result<()> {
         config.web.static_dir = args.static_dir;
     }
     config.web.dev_mode |= args.dev;
-    config.validate()?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let broker = Broker::start(config)?;
+    config.check()?;
+    Ok(config)
+}
+
+/// Runs the broker until a signal; returns when it stopped cleanly.
+fn run() -> Result<(), Failure> {
+    let args = parse_args()?;
+    if let Some(path) = args.check_config.clone() {
+        let config = effective_config(args)?;
+        println!("# missive --check-config {}: valid; effective configuration:", path.display());
+        print!("{}", config.effective_toml());
+        return Ok(());
+    }
+    let config = effective_config(args)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ConfigError::new(
+            "data_dir",
+            format!("{} cannot be created: {e}", config.data_dir.display()),
+            "set --data or `data_dir` to a directory this user can write",
+        )
+    })?;
+    let broker = Broker::start(config).map_err(|e| match e {
+        // Settings that fail only when used (static_dir, TLS files) are user errors too.
+        BrokerError::Config(m) if m.contains("; fix: ") => Failure::Usage(m),
+        BrokerError::Config(m) => Failure::Usage(format!("{m}; fix: correct that setting (docs/CONFIG.md)")),
+        other => Failure::Runtime(format!("starting the broker: {other}")),
+    })?;
     // Machine-readable line for scripts and tests (stdout; logs go to stderr).
     println!("{}", broker.listening_line());
     let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+            .map_err(|e| Failure::Runtime(format!("installing signal handlers: {e}")))?;
     if let Some(sig) = signals.forever().next() {
         tracing::info!(signal = sig, "shutting down");
     }
     broker.shutdown();
-    broker.join()?;
+    broker.join().map_err(|e| Failure::Runtime(format!("stopping the broker: {e}")))?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -1,8 +1,14 @@
 //! Broker configuration: serde structs with defaults and validation.
 //!
 //! Only the binary reads files and flags; the library receives a validated
-//! [`Config`]. Every key is documented in the sample `missive.toml` at the
-//! repository root, with its memory or latency cost.
+//! [`Config`]. `docs/CONFIG.md` is the reference: every key with its section,
+//! default, unit, memory or latency cost and cross-constraints (a test below
+//! keeps it and these structs in step); the sample `missive.toml` at the
+//! repository root shows every key with its default.
+//!
+//! Invariants: [`Config::check`] enforces every rule and cross-constraint
+//! `docs/CONFIG.md` states; its error is one line naming the key, the rule and
+//! the fix ([`ConfigError`]), never a stack trace.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -261,7 +267,12 @@ impl Default for StorageConfig {
 impl Config {
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, BrokerError> {
-        toml::from_str(text).map_err(|e| BrokerError::Config(e.to_string()))
+        Self::parse_toml(text).map_err(|e| BrokerError::Config(e.to_string()))
+    }
+
+    /// Parses TOML text; a failure names the key and its line (one line of text).
+    pub fn parse_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))
     }
 
     /// Number of workers after resolving 0 to the core count.
@@ -275,68 +286,292 @@ impl Config {
 
     /// Checks every value; the broker refuses to start on an error.
     pub fn validate(&self) -> Result<(), BrokerError> {
-        let bad = |m: &str| Err(BrokerError::Config(m.to_owned()));
+        self.check().map_err(|e| BrokerError::Config(e.to_string()))
+    }
+
+    /// Checks every value and every cross-constraint of `docs/CONFIG.md`; the
+    /// first violation names the key, the rule and the fix.
+    pub fn check(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        if self.secret.len() < 16 {
-            return bad("secret must be at least 16 bytes (set `secret` or --secret)");
+        let frame = l.max_frame_size as usize;
+        if self.secret.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError::new(
+                "secret",
+                format!("must be at least {MIN_SECRET_BYTES} bytes (got {})", self.secret.len()),
+                "pass --secret or MISSIVE_SECRET (or set `secret`) with 16 or more bytes, e.g. \
+                 `head -c 32 /dev/urandom | od -An -vtx1 | tr -d ' \\n'`",
+            ));
         }
-        if self.workers > 256 {
-            return bad("workers must be at most 256");
+        if self.workers > MAX_WORKERS {
+            return Err(ConfigError::new(
+                "workers",
+                format!("must be at most {MAX_WORKERS} (got {})", self.workers),
+                "set 0 (one per core) or a smaller number",
+            ));
         }
-        if !(1024..=64 * 1024 * 1024).contains(&l.max_frame_size) {
-            return bad("limits.max_frame_size must be within 1 KiB..=64 MiB");
+        if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&l.max_frame_size) {
+            return Err(ConfigError::new(
+                "limits.max_frame_size",
+                format!(
+                    "must be within {MIN_FRAME_SIZE}..={MAX_FRAME_SIZE} bytes (32 KiB..=64 MiB; a group tip \
+                     naming 100 members takes ~14 KiB) (got {})",
+                    l.max_frame_size
+                ),
+                "set a value in that range; the default is 1048576",
+            ));
         }
-        if l.max_content_bytes == 0 || l.max_content_bytes + 1024 > l.max_frame_size as usize {
-            return bad(
-                "limits.max_content_bytes must be > 0 and leave 1 KiB of headroom below max_frame_size",
-            );
+        ensure(l.max_content_bytes > 0, "limits.max_content_bytes", "must be > 0", "set a positive size")?;
+        if l.max_content_bytes + FRAME_HEADROOM > frame {
+            return Err(ConfigError::new(
+                "limits.max_content_bytes",
+                format!(
+                    "max_content_bytes + 1024 must be <= limits.max_frame_size (got {} + 1024 > {frame})",
+                    l.max_content_bytes
+                ),
+                format!(
+                    "lower limits.max_content_bytes to at most {} or raise limits.max_frame_size to at least {}",
+                    frame - FRAME_HEADROOM,
+                    l.max_content_bytes + FRAME_HEADROOM
+                ),
+            ));
         }
-        if l.write_queue_bytes < l.max_frame_size as usize {
-            return bad("limits.write_queue_bytes must be at least max_frame_size");
+        if l.write_queue_bytes < frame {
+            return Err(ConfigError::new(
+                "limits.write_queue_bytes",
+                format!("must be >= limits.max_frame_size (got {} < {frame})", l.write_queue_bytes),
+                format!("raise limits.write_queue_bytes to at least {frame} or lower limits.max_frame_size"),
+            ));
         }
-        if l.max_in_flight == 0 || l.max_connections == 0 || l.conv_cache_entries == 0 {
-            return bad("limits.max_in_flight, max_connections and conv_cache_entries must be > 0");
+        for (key, v) in [
+            ("limits.max_in_flight", l.max_in_flight),
+            ("limits.max_connections", l.max_connections),
+            ("limits.conv_cache_entries", l.conv_cache_entries),
+        ] {
+            ensure(v > 0, key, "must be > 0", "set a positive number")?;
         }
-        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.ping_interval_secs == 0 {
-            return bad("timeouts must be > 0");
+        for (key, v) in [
+            ("limits.handshake_timeout_secs", l.handshake_timeout_secs),
+            ("limits.idle_timeout_secs", l.idle_timeout_secs),
+            ("limits.ping_interval_secs", l.ping_interval_secs),
+        ] {
+            ensure(v > 0, key, "must be > 0 seconds", "set a positive number of seconds")?;
         }
         if l.ping_interval_secs >= l.idle_timeout_secs {
-            return bad("limits.ping_interval_secs must be below idle_timeout_secs");
+            return Err(ConfigError::new(
+                "limits.ping_interval_secs",
+                format!(
+                    "must be < limits.idle_timeout_secs (got {} >= {})",
+                    l.ping_interval_secs, l.idle_timeout_secs
+                ),
+                "lower limits.ping_interval_secs (about a third of the idle timeout) or raise \
+                 limits.idle_timeout_secs",
+            ));
         }
-        if l.sync_page_default == 0 || l.sync_page_default > l.sync_page_max {
-            return bad("limits.sync_page_default must be within 1..=sync_page_max");
-        }
-        if l.pull_page_default == 0 || l.pull_page_default > l.pull_page_max {
-            return bad("limits.pull_page_default must be within 1..=pull_page_max");
-        }
+        page_rule("limits.sync_page_default", l.sync_page_default, "limits.sync_page_max", l.sync_page_max)?;
+        page_rule("limits.pull_page_default", l.pull_page_default, "limits.pull_page_max", l.pull_page_max)?;
         let a = &self.accounts;
-        if a.web_max_sessions == 0 || a.max_sessions_per_user == 0 || a.max_sessions_per_user > 1024 {
-            return bad("accounts.web_max_sessions must be > 0 and max_sessions_per_user within 1..=1024");
+        ensure(a.web_max_sessions > 0, "accounts.web_max_sessions", "must be > 0", "set a positive number")?;
+        if !(1..=MAX_SESSIONS_PER_USER).contains(&a.max_sessions_per_user) {
+            return Err(ConfigError::new(
+                "accounts.max_sessions_per_user",
+                format!("must be within 1..={MAX_SESSIONS_PER_USER} (got {})", a.max_sessions_per_user),
+                "set a value in that range; the default is 32",
+            ));
         }
         let r = &self.relations;
-        if r.max_friends == 0 || r.max_blacklist == 0 || r.max_subscriptions == 0 {
-            return bad("relations.max_friends, max_blacklist and max_subscriptions must be > 0");
+        for (key, v) in [
+            ("relations.max_friends", r.max_friends),
+            ("relations.max_blacklist", r.max_blacklist),
+            ("relations.max_subscriptions", r.max_subscriptions),
+            ("relations.max_name_bytes", r.max_name_bytes),
+            ("relations.max_url_bytes", r.max_url_bytes),
+            ("relations.max_text_bytes", r.max_text_bytes),
+            ("relations.max_ex_bytes", r.max_ex_bytes),
+        ] {
+            ensure(v > 0, key, "must be > 0", "set a positive number")?;
         }
-        if r.page_default == 0 || r.page_default > r.page_max {
-            return bad("relations.page_default must be within 1..=page_max");
-        }
-        if r.max_name_bytes == 0 || r.max_url_bytes == 0 || r.max_text_bytes == 0 || r.max_ex_bytes == 0 {
-            return bad("relations size limits must be > 0");
-        }
-        let profile_bound = r.max_name_bytes + r.max_url_bytes + 2 * r.max_text_bytes + r.max_ex_bytes;
-        if profile_bound + 1024 > l.max_frame_size as usize / 8 {
-            return bad("relations size limits must keep a profile below max_frame_size / 8");
+        page_rule("relations.page_default", r.page_default, "relations.page_max", r.page_max)?;
+        let profile = r.max_name_bytes + r.max_url_bytes + 2 * r.max_text_bytes + r.max_ex_bytes;
+        if profile + FRAME_HEADROOM > frame / 8 {
+            return Err(ConfigError::new(
+                "relations.max_ex_bytes",
+                format!(
+                    "the largest profile, max_name_bytes + max_url_bytes + 2 * max_text_bytes + max_ex_bytes \
+                     + 1024, must be <= limits.max_frame_size / 8 (got {} > {})",
+                    profile + FRAME_HEADROOM,
+                    frame / 8
+                ),
+                format!(
+                    "lower the relations.max_*_bytes limits by {} bytes in total or raise limits.max_frame_size \
+                     to at least {}",
+                    profile + FRAME_HEADROOM - frame / 8,
+                    (profile + FRAME_HEADROOM) * 8
+                ),
+            ));
         }
         let g = &self.groups;
-        if g.max_members < 2 || g.max_members > 100_000 || g.max_joined == 0 || g.cache_entries == 0 {
-            return bad("groups.max_members must be within 2..=100000, max_joined and cache_entries > 0");
+        if !(2..=MAX_GROUP_MEMBERS).contains(&g.max_members) {
+            return Err(ConfigError::new(
+                "groups.max_members",
+                format!("must be within 2..={MAX_GROUP_MEMBERS} (got {})", g.max_members),
+                "set a value in that range; the default is 10000",
+            ));
         }
-        self.web.validate()?;
-        if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
-            return bad("storage sizes must be > 0");
-        }
+        ensure(g.max_joined > 0, "groups.max_joined", "must be > 0", "set a positive number")?;
+        ensure(g.cache_entries > 0, "groups.cache_entries", "must be > 0", "set a positive number")?;
+        self.web.check()?;
+        ensure(
+            self.storage.block_cache_mb > 0,
+            "storage.block_cache_mb",
+            "must be > 0 MiB",
+            "set a positive size",
+        )?;
+        ensure(
+            self.storage.write_buffer_mb > 0,
+            "storage.write_buffer_mb",
+            "must be > 0 MiB",
+            "set a positive size",
+        )?;
         Ok(())
     }
+
+    /// The configuration as TOML, for `missive --check-config`: every key with
+    /// its effective value, the secret replaced by its length, unset keys listed
+    /// in a comment.
+    pub fn effective_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.secret = format!("<redacted: {} bytes>", self.secret.len());
+        let mut text = toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let unset = self.unset_keys();
+        if !unset.is_empty() {
+            text.push_str(&format!("\n# unset (off): {}\n", unset.join(", ")));
+        }
+        text
+    }
+
+    /// Keys whose value is unset (`None`), dotted (`web.tls_cert`).
+    fn unset_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(v) = serde_json::to_value(self) {
+            walk_keys(&v, "", &mut |key, value| {
+                if value.is_null() {
+                    out.push(key.to_owned());
+                }
+            });
+        }
+        out
+    }
+}
+
+/// Calls `f(dotted_key, value)` for every leaf of a serialized configuration
+/// (objects are sections, everything else is a key).
+pub(crate) fn walk_keys(v: &serde_json::Value, prefix: &str, f: &mut impl FnMut(&str, &serde_json::Value)) {
+    if let serde_json::Value::Object(map) = v {
+        for (k, child) in map {
+            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            if child.is_object() {
+                walk_keys(child, &key, f);
+            } else {
+                f(&key, child);
+            }
+        }
+    }
+}
+
+/// Shortest accepted secret, bytes (HMAC-SHA256 key).
+pub const MIN_SECRET_BYTES: usize = 16;
+/// Smallest accepted `limits.max_frame_size`: a group tip naming 100 members
+/// (~14 KiB) and a profile must fit in one frame.
+pub const MIN_FRAME_SIZE: u32 = 32 * 1024;
+/// Largest accepted `limits.max_frame_size`.
+pub const MAX_FRAME_SIZE: u32 = 64 * 1024 * 1024;
+/// Room a frame keeps above the largest content (envelope, ids, seqs).
+pub const FRAME_HEADROOM: usize = 1024;
+const MAX_WORKERS: usize = 256;
+const MAX_SESSIONS_PER_USER: usize = 1024;
+const MAX_GROUP_MEMBERS: u32 = 100_000;
+
+/// A configuration value that breaks a rule. Its `Display` is one line that
+/// names the key, the rule and the fix (the broker prints it and exits 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The dotted key (`limits.max_frame_size`), a flag (`--tcp`) or a file.
+    pub key: String,
+    /// What the value must satisfy, with the value found when it is not secret.
+    pub rule: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl ConfigError {
+    /// A violation of `rule` by `key`, fixed by `fix`.
+    pub fn new(key: impl Into<String>, rule: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { key: key.into(), rule: rule.into(), fix: fix.into() }
+    }
+
+    /// Turns a TOML parse error into one line: section.key, line and column,
+    /// the parser's message.
+    fn from_toml(text: &str, e: &toml::de::Error) -> Self {
+        let message =
+            e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        let Some(span) = e.span() else {
+            return Self::new("config file", message, "see docs/CONFIG.md for every key and its type");
+        };
+        let before = text.get(..span.start).unwrap_or(text);
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = before.matches('\n').count() + 1;
+        let column = before[line_start..].chars().count() + 1;
+        // The key named is the key of the offending line (or the table header).
+        let line_text = text[line_start..].lines().next().unwrap_or("");
+        let line_key = line_text.split('=').next().unwrap_or("").trim();
+        let section = before
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('[') && l.ends_with(']'))
+            .map(|l| l.trim_matches(['[', ']', ' ']).to_owned());
+        let mut key = if line_text.trim_start().starts_with('[') || line_key.is_empty() {
+            line_text.trim().to_owned()
+        } else {
+            line_key.to_owned()
+        };
+        if let Some(s) = section
+            && !key.starts_with('[')
+        {
+            key = format!("{s}.{key}");
+        }
+        let fix = if message.contains("unknown field") {
+            "remove the key or correct its spelling (docs/CONFIG.md lists every key by section)"
+        } else {
+            "give the key a value of the type docs/CONFIG.md names"
+        };
+        Self::new(format!("{key} (line {line}, column {column})"), message, fix)
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}; fix: {}", self.key, self.rule, self.fix)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `Err` naming `key` unless `ok`.
+fn ensure(ok: bool, key: &str, rule: &str, fix: &str) -> Result<(), ConfigError> {
+    if ok { Ok(()) } else { Err(ConfigError::new(key, rule, fix)) }
+}
+
+/// A page-size pair: `1 <= default <= max`.
+fn page_rule(key: &str, default: u32, max_key: &str, max: u32) -> Result<(), ConfigError> {
+    if default == 0 || default > max {
+        return Err(ConfigError::new(
+            key,
+            format!("must be within 1..={max_key} (got {default}, {max_key} = {max})"),
+            format!("set {key} between 1 and {max}, or raise {max_key}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Web (WebSocket/HTTP) and QUIC settings.
@@ -361,14 +596,23 @@ pub struct WebConfig {
 }
 
 impl WebConfig {
-    fn validate(&self) -> Result<(), BrokerError> {
+    fn check(&self) -> Result<(), ConfigError> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(BrokerError::Config("web.tls_cert and web.tls_key must be set together".into()));
+            let missing = if self.tls_cert.is_some() { "web.tls_key" } else { "web.tls_cert" };
+            return Err(ConfigError::new(
+                missing,
+                "web.tls_cert and web.tls_key must be set together",
+                format!("set {missing} too, or unset both for a generated development certificate"),
+            ));
         }
         if let Some(u) = &self.webtransport_url
             && (!u.starts_with("https://") || u.len() > 2048 || u.chars().any(|c| c.is_control() || c == '"'))
         {
-            return Err(BrokerError::Config("web.webtransport_url must be an https:// URL".into()));
+            return Err(ConfigError::new(
+                "web.webtransport_url",
+                "must be an https:// URL of at most 2048 bytes without control characters or quotes",
+                "write it as https://HOST:PORT/wt, or unset it",
+            ));
         }
         Ok(())
     }
@@ -378,23 +622,211 @@ impl WebConfig {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "0123456789abcdef";
+
+    fn valid() -> Config {
+        Config { secret: SECRET.into(), ..Config::default() }
+    }
+
     #[test]
     fn sample_file_parses_and_validates() {
         let text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../missive.toml")).expect("sample");
         let mut c = Config::from_toml(&text).expect("parses");
-        c.secret = "0123456789abcdef".into();
+        c.secret = SECRET.into();
         c.validate().expect("valid");
     }
 
     #[test]
     fn rejects_bad_values() {
-        let mut c = Config { secret: "0123456789abcdef".into(), ..Config::default() };
+        let mut c = valid();
         c.validate().expect("defaults valid");
         c.limits.ping_interval_secs = 500;
         assert!(c.validate().is_err());
         assert!(Config::from_toml("nope = 1").is_err());
         let short = Config { secret: "x".into(), ..Config::default() };
         assert!(short.validate().is_err());
+    }
+
+    /// The key a violation names, after applying `change` to a valid config.
+    fn violation(change: impl FnOnce(&mut Config)) -> ConfigError {
+        let mut c = valid();
+        change(&mut c);
+        c.check().expect_err("the change must be refused")
+    }
+
+    #[test]
+    fn every_documented_cross_constraint_is_enforced() {
+        // docs/CONFIG.md "Cross-constraints": each row, just over its bound.
+        let e = violation(|c| c.secret = "x".repeat(15));
+        assert_eq!(e.key, "secret");
+        assert!(!e.to_string().contains(&"x".repeat(15)), "the secret is never printed: {e}");
+        valid_after(|c| c.secret = "x".repeat(16));
+
+        let e = violation(|c| {
+            c.limits.max_frame_size = 65_536;
+            c.limits.max_content_bytes = 65_536 - 1023;
+        });
+        assert_eq!(e.key, "limits.max_content_bytes", "{e}");
+        valid_after(|c| {
+            c.limits.max_frame_size = 65_536;
+            c.limits.max_content_bytes = 65_536 - 1024;
+        });
+
+        let e = violation(|c| c.limits.write_queue_bytes = c.limits.max_frame_size as usize - 1);
+        assert_eq!(e.key, "limits.write_queue_bytes", "{e}");
+        valid_after(|c| c.limits.write_queue_bytes = c.limits.max_frame_size as usize);
+
+        // Profile: name + url + 2 * text + ex + 1024 <= max_frame_size / 8.
+        let fits = |c: &mut Config| {
+            c.limits.max_frame_size = 65_536;
+            c.limits.max_content_bytes = 1024;
+            c.relations.max_ex_bytes = 65_536 / 8
+                - 1024
+                - c.relations.max_name_bytes
+                - c.relations.max_url_bytes
+                - 2 * c.relations.max_text_bytes;
+        };
+        valid_after(fits);
+        let e = violation(|c| {
+            fits(c);
+            c.relations.max_ex_bytes += 1;
+        });
+        assert_eq!(e.key, "relations.max_ex_bytes", "{e}");
+
+        let e = violation(|c| c.limits.ping_interval_secs = c.limits.idle_timeout_secs);
+        assert_eq!(e.key, "limits.ping_interval_secs", "{e}");
+        let e = violation(|c| c.limits.sync_page_default = c.limits.sync_page_max + 1);
+        assert_eq!(e.key, "limits.sync_page_default", "{e}");
+        let e = violation(|c| c.limits.pull_page_default = c.limits.pull_page_max + 1);
+        assert_eq!(e.key, "limits.pull_page_default", "{e}");
+        let e = violation(|c| c.relations.page_default = c.relations.page_max + 1);
+        assert_eq!(e.key, "relations.page_default", "{e}");
+        let e = violation(|c| c.web.tls_cert = Some("cert.pem".into()));
+        assert_eq!(e.key, "web.tls_key", "{e}");
+        let e = violation(|c| c.limits.max_frame_size = MIN_FRAME_SIZE - 1);
+        assert_eq!(e.key, "limits.max_frame_size", "{e}");
+    }
+
+    fn valid_after(change: impl FnOnce(&mut Config)) {
+        let mut c = valid();
+        change(&mut c);
+        if let Err(e) = c.check() {
+            panic!("a value at the bound must be accepted: {e}");
+        }
+    }
+
+    #[test]
+    fn errors_are_one_line_naming_key_rule_and_fix() {
+        let mut errors = vec![
+            violation(|c| c.secret.clear()),
+            violation(|c| c.limits.max_content_bytes = 10 << 20),
+            violation(|c| c.web.webtransport_url = Some("http://x".into())),
+        ];
+        for text in
+            ["nope = 1", "[limits]\nmax_frame_size = \"big\"\n", "[limits]\nmax_frame = 1\n", "[nope]\n"]
+        {
+            errors.push(Config::parse_toml(text).expect_err(text));
+        }
+        for e in errors {
+            let line = e.to_string();
+            assert!(!line.contains('\n'), "one line: {line:?}");
+            assert!(!e.key.is_empty() && !e.rule.is_empty() && !e.fix.is_empty(), "{e:?}");
+            assert!(line.contains("; fix: "), "{line}");
+        }
+        let e = Config::parse_toml("[limits]\nmax_frame = 1\n").expect_err("unknown key");
+        assert!(e.key.starts_with("limits.max_frame (line 2"), "{e}");
+        let e = Config::parse_toml("[limits]\nmax_frame_size = \"big\"\n").expect_err("bad type");
+        assert!(e.key.starts_with("limits.max_frame_size (line 2"), "{e}");
+    }
+
+    #[test]
+    fn effective_toml_shows_every_key_and_hides_the_secret() {
+        let mut c = valid();
+        c.secret = "a-secret-nobody-may-see".into();
+        c.ws = Some(SocketAddr::from(([127, 0, 0, 1], 7780)));
+        let text = c.effective_toml();
+        assert!(!text.contains("a-secret-nobody-may-see"), "{text}");
+        assert!(text.contains("redacted: 23 bytes"), "{text}");
+        assert!(text.contains("# unset (off): quic, web.static_dir"), "{text}");
+        let mut back = Config::parse_toml(&text).expect("the printed configuration parses");
+        back.secret = c.secret.clone();
+        assert_eq!(format!("{back:?}"), format!("{c:?}"));
+    }
+
+    /// Every key the structs accept, dotted, with its default as JSON.
+    fn accepted_keys() -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut keys = std::collections::BTreeMap::new();
+        let v = serde_json::to_value(Config::default()).expect("serialize");
+        walk_keys(&v, "", &mut |k, v| {
+            keys.insert(k.to_owned(), v.clone());
+        });
+        keys
+    }
+
+    /// Rows of docs/CONFIG.md's key tables: (key, default cell).
+    fn documented_keys() -> Vec<(String, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIG.md");
+        let doc = std::fs::read_to_string(path).expect("docs/CONFIG.md");
+        let mut rows = Vec::new();
+        let mut in_keys = false;
+        for line in doc.lines() {
+            if line.starts_with("## ") {
+                in_keys = line.starts_with("## Keys");
+            }
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // `| `key` | default | unit | cost | rules |`
+            if in_keys
+                && cells.len() >= 6
+                && let Some(key) = cells[1].strip_prefix('`').and_then(|k| k.strip_suffix('`'))
+            {
+                rows.push((key.to_owned(), cells[2].to_owned()));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn config_reference_documents_exactly_the_accepted_keys() {
+        let accepted = accepted_keys();
+        let documented = documented_keys();
+        assert!(
+            accepted.len() > 40 && documented.len() > 40,
+            "parsers found {} / {}",
+            accepted.len(),
+            documented.len()
+        );
+        let doc_keys: std::collections::BTreeSet<&str> = documented.iter().map(|(k, _)| k.as_str()).collect();
+        let undocumented: Vec<&String> = accepted.keys().filter(|k| !doc_keys.contains(k.as_str())).collect();
+        assert!(undocumented.is_empty(), "keys missing from docs/CONFIG.md: {undocumented:?}");
+        let unknown: Vec<&&str> = doc_keys.iter().filter(|k| !accepted.contains_key(**k)).collect();
+        assert!(unknown.is_empty(), "docs/CONFIG.md documents keys the broker refuses: {unknown:?}");
+        assert_eq!(doc_keys.len(), documented.len(), "a key is documented twice");
+        // Each documented default is the real one: the first code span of the
+        // default cell is the TOML value, or the cell starts with "unset".
+        for (key, cell) in &documented {
+            let real = &accepted[key];
+            if real.is_null() {
+                assert!(cell.starts_with("unset"), "{key}: default is unset, docs say {cell:?}");
+                continue;
+            }
+            let shown = cell.split('`').nth(1).unwrap_or_else(|| panic!("{key}: no `value` in {cell:?}"));
+            assert_eq!(
+                shown,
+                real.to_string(),
+                "{key}: docs/CONFIG.md default differs from Config::default()"
+            );
+        }
+        // And every documented key parses in its section with that default.
+        for (key, cell) in &documented {
+            let Some(value) = cell.split('`').nth(1) else { continue };
+            let toml = match key.rsplit_once('.') {
+                Some((section, k)) => format!("[{section}]\n{k} = {value}\n"),
+                None => format!("{key} = {value}\n"),
+            };
+            if let Err(e) = Config::parse_toml(&toml) {
+                panic!("documented key {key} is refused: {e}");
+            }
+        }
     }
 }
