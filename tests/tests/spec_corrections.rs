@@ -1,6 +1,5 @@
 //! The spec corrections of issue 13, black-box over loopback: each test cites the rule of
-//! spec/PROTOCOL.md it checks. Tests marked `#[ignore = "needs broker change: …"]` state
-//! behaviour the spec now requires and the broker does not have yet.
+//! spec/PROTOCOL.md it checks.
 //!
 //! Items: own messages and tips never unread ([Y-12], [GR-22]); InviteToGroup's result
 //! ([GR-10]); WebSocket close statuses ([W-6]); padded tokens ([T-1]); the connection limit
@@ -88,7 +87,6 @@ fn y12_own_messages_are_never_unread_one_to_one() {
 }
 
 #[test]
-#[ignore = "needs broker change: a tip moves its sender's read_seq ([GR-22]); see the issue 13 report"]
 fn gr22_own_tips_are_never_unread() {
     let b = BrokerProc::start();
     let mut o = b.client("o", "d");
@@ -231,7 +229,6 @@ fn c12_connections_beyond_max_connections_get_1010() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs broker change: pull/history reserve 1 KiB, not 64 KiB, of the frame ([Q-10]); see the issue 13 report"]
 fn q10_small_messages_fill_a_page_with_a_64k_frame() {
     let b =
         BrokerOpts::default().config("[limits]\nmax_frame_size = 65536\nmax_content_bytes = 1024\n").spawn();

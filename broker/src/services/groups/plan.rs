@@ -152,6 +152,14 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
             let rec = s.groups.uconv_of(&node.store, conv, u)?;
             s.groups.write_uconv(&node.clock, t, conv, u, rec, true);
         }
+        // [GR-22]: a tip's sender has read it, as a message's sender has ([GR-17]).
+        if e.members.contains_key(&op.user) || leaving.contains(&op.user) {
+            let mut rec = s.groups.uconv_of(&node.store, conv, &op.user)?;
+            if rec.read_seq < seq {
+                rec.read_seq = seq;
+                s.groups.write_uconv(&node.clock, t, conv, &op.user, rec, false);
+            }
+        }
         // Ownership follows the info record.
         if let Some(owner) = e.info.as_ref().and_then(|i| UserId::new(i.owner.clone()).ok()) {
             let needs = e.members.get(&owner).is_some_and(|m| m.role != pb::GroupRole::Owner as i32);

@@ -49,7 +49,7 @@ pub(crate) fn read(
     };
     let mut more = rows.len() > limit;
     rows.truncate(limit);
-    let byte_budget = (lim.max_frame_size as usize).saturating_sub(64 * 1024);
+    let byte_budget = (lim.max_frame_size as usize).saturating_sub(crate::config::FRAME_HEADROOM);
     let mut bytes_used = 0;
     let mut messages = Vec::with_capacity(rows.len());
     let total = rows.len();
