@@ -33,6 +33,8 @@ pub(crate) struct Caller<'a> {
 }
 
 /// Where a checked request goes.
+// Transient: built and moved once per request; boxing the op would add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Route {
     /// To the owner shard (index) with this op.

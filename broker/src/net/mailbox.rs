@@ -118,10 +118,9 @@ impl Worker {
     pub(super) fn emit(&mut self, effects: Vec<Effect>) {
         for e in effects {
             match e {
-                Effect::Reply { conn, request_id, reply } => self.send_to(
-                    conn.worker,
-                    WorkerMsg::Reply { conn: conn.id, request_id, reply: Box::new(reply) },
-                ),
+                Effect::Reply { conn, request_id, reply } => {
+                    self.send_to(conn.worker, WorkerMsg::Reply { conn: conn.id, request_id, reply })
+                }
                 Effect::Fanout { users, exclude, frame } => {
                     let mut targets = Vec::new();
                     for u in users.iter() {

@@ -80,6 +80,8 @@ pub(crate) fn serve_local(node: &Node, user: &UserId, q: LocalQuery) -> Result<r
 }
 
 /// How to undo one cache change of a refused op.
+// Most records are entry snapshots; boxing them would add an allocation per staged op.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Undo {
     /// A direct conversation's cached entry before the change (`None`: it was not cached).

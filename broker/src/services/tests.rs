@@ -68,7 +68,7 @@ impl Fixture {
         let replies: Vec<_> = effects
             .into_iter()
             .filter_map(|e| match e {
-                Effect::Reply { reply, .. } => Some(reply.map_err(|r| r.code)),
+                Effect::Reply { reply, .. } => Some((*reply).map_err(|r| r.code)),
                 _ => None,
             })
             .collect();
@@ -305,7 +305,7 @@ fn refused_send_between_two_accepted_sends_keeps_seqs_dense() {
         .iter()
         .filter_map(|e| match e {
             Effect::Reply { reply, .. } => Some(
-                reply
+                (**reply)
                     .as_ref()
                     .map(|r| match r {
                         response::Result::SendAck(a) => a.seq,

@@ -43,6 +43,8 @@ pub(crate) use op::{Origin, ShardOp};
 pub(crate) use turn::Turn;
 
 /// What staging an op produced.
+// Transient: returned once per op and matched at once.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Staged<O> {
     /// Staged; answer the origin with this once the batch is durable.
@@ -65,6 +67,8 @@ impl<O> Staged<O> {
 }
 
 /// The answer a staged op gives its origin.
+// Transient: returned once per op and matched at once.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Answer {
     /// To a request.
@@ -118,7 +122,9 @@ impl<S: Service> std::fmt::Debug for Engine<S> {
 /// The answer for `origin` when its op failed with `r`.
 fn refusal(origin: Origin, user: Option<UserId>, r: Reject) -> Option<Effect> {
     match (origin, user) {
-        (Origin::Request { conn, request_id }, _) => Some(Effect::Reply { conn, request_id, reply: Err(r) }),
+        (Origin::Request { conn, request_id }, _) => {
+            Some(Effect::Reply { conn, request_id, reply: Box::new(Err(r)) })
+        }
         (Origin::Login { conn }, Some(user)) => Some(Effect::LoginDone { conn, user, result: Err(r) }),
         (Origin::Login { .. }, None) | (Origin::Event { .. }, _) => None,
     }
@@ -129,7 +135,7 @@ fn refusal(origin: Origin, user: Option<UserId>, r: Reject) -> Option<Effect> {
 fn answer(origin: Origin, user: &UserId, a: Answer) -> Result<Option<Effect>, Reject> {
     match (origin, a) {
         (Origin::Request { conn, request_id }, Answer::Response(r)) => {
-            Ok(Some(Effect::Reply { conn, request_id, reply: Ok(r) }))
+            Ok(Some(Effect::Reply { conn, request_id, reply: Box::new(Ok(r)) }))
         }
         (Origin::Login { conn }, Answer::LoginOk(token)) => {
             Ok(Some(Effect::LoginDone { conn, user: user.clone(), result: Ok(token) }))
@@ -234,7 +240,7 @@ impl<S: Service> Engine<S> {
                 self.service.write_failed();
                 out.extend(effects.into_iter().filter_map(|eff| match eff {
                     Effect::Reply { conn, request_id, .. } => {
-                        Some(Effect::Reply { conn, request_id, reply: Err(r.clone()) })
+                        Some(Effect::Reply { conn, request_id, reply: Box::new(Err(r.clone())) })
                     }
                     Effect::LoginDone { conn, user, .. } => {
                         Some(Effect::LoginDone { conn, user, result: Err(r.clone()) })

@@ -128,7 +128,7 @@ fn replies(effects: &[Effect]) -> Vec<(u64, Option<ErrorCode>)> {
         .iter()
         .filter_map(|e| match e {
             Effect::Reply { request_id, reply, .. } => {
-                Some((*request_id, reply.as_ref().err().map(|r| r.code)))
+                Some((*request_id, (**reply).as_ref().err().map(|r| r.code)))
             }
             _ => None,
         })
