@@ -241,7 +241,8 @@ pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<DB> {
     db_opts.set_max_background_jobs(2);
     db_opts.set_bytes_per_sync(1 << 20);
     let cache = Cache::new_lru_cache(opts.block_cache_bytes);
-    let cfs = FAMILIES.iter().map(|f| ColumnFamilyDescriptor::new(f.name, family_options(&f.tuning, &cache, opts)));
+    let cfs =
+        FAMILIES.iter().map(|f| ColumnFamilyDescriptor::new(f.name, family_options(&f.tuning, &cache, opts)));
     Ok(DB::open_cf_descriptors(&db_opts, path, cfs)?)
 }
 

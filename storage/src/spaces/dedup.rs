@@ -67,8 +67,9 @@ mod tests {
     #[test]
     fn round_trip() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
-            .expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
         let c = ConvId::parse("p:a:b").expect("valid");
         let rec = DedupRecord { seq: 5, server_msg_id: 77, server_time_ms: 1 };
         let mut b = s.batch();

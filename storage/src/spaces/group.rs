@@ -57,7 +57,8 @@ impl Store {
 
     /// Version of the group's last change (message, tip or info; 0 = none).
     pub fn group_version(&self, group: &GroupId) -> Result<u64> {
-        let rec: Option<VersionRecord> = self.get_decoded(Cf::Group, &keys::owned(|k| record(k, group, VERSION)))?;
+        let rec: Option<VersionRecord> =
+            self.get_decoded(Cf::Group, &keys::owned(|k| record(k, group, VERSION)))?;
         Ok(rec.map_or(0, |r| r.feed_version))
     }
 
@@ -165,8 +166,9 @@ mod tests {
     #[test]
     fn records_and_joined_index() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
-            .expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
         let (a, b) = (UserId::new("a").expect("valid"), UserId::new("b").expect("valid"));
         let (g1, g2) = (g("g1"), g("g2"));
         let mut batch = s.batch();
@@ -199,8 +201,9 @@ mod tests {
     #[test]
     fn applications_and_their_user_index() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
-            .expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
         let (a, b) = (UserId::new("a").expect("valid"), UserId::new("b").expect("valid"));
         let (g1, g2) = (g("g1"), g("g2"));
         let app = GroupApplicationRecord { reason: "hi".into(), ..Default::default() };

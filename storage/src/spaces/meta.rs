@@ -52,8 +52,9 @@ mod tests {
     fn max_over_shards_and_key_layout() {
         assert_eq!(keys::owned(|k| version_key(k, 258)), b"ver\0\0\0\x01\x02");
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
-            .expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
         assert_eq!(s.max_version().expect("read"), 0);
         let mut b = s.batch();
         b.put_version_mark(0, 10);

@@ -12,11 +12,11 @@
 use missive_protocol::{ConvId, Seq};
 use rocksdb::Direction;
 
+use crate::Result;
 use crate::batch::Batch;
 use crate::engine::Cf;
 use crate::keys;
 use crate::store::Store;
-use crate::Result;
 
 /// Appends the key `conv 00 seq`.
 fn key(out: &mut Vec<u8>, conv: &ConvId, seq: Seq) {

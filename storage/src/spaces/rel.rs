@@ -138,8 +138,9 @@ mod tests {
     #[test]
     fn records_pages_counts_and_feed_pointer() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
-            .expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
         let (a, b, c) = (u("a"), u("b"), u("c"));
         let mut w = s.batch();
         w.put_rel(&a, RelKind::Friend, &b, Some(&FriendRecord { since_ms: 1, ..Default::default() }));

@@ -57,8 +57,9 @@ mod tests {
     #[test]
     fn feed_moves_keep_one_entry_per_conversation() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
-            .expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
         let u = UserId::new("a").expect("valid");
         let c1 = ConvId::parse("p:a:b").expect("valid");
         let c2 = ConvId::parse("p:a:c").expect("valid");

@@ -205,8 +205,9 @@ mod tests {
     #[test]
     fn records_sets_and_feed_pointers() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
-            .expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
         let (a, b, c) = (u("a"), u("b"), u("c"));
         assert!(!s.settings(&a).expect("get").global_dnd);
         let mut w = s.batch();
