@@ -45,9 +45,10 @@ impl Store {
     pub fn max_seq(&self, conv: &ConvId) -> Result<Seq> {
         let prefix = prefix(conv);
         // The largest possible key of the conversation: a reverse seek from
-        // it lands on the last stored seq and stays inside the conversation.
+        // it lands on the last stored seq and stays inside the conversation
+        // (a key of another conversation is not one of `prefix`: Seq(0)).
         let last = owned_key(conv, Seq(u64::MAX));
-        let mut it = self.iter(Cf::Msg, &last, Direction::Reverse, Some(prefix.clone()), None);
+        let mut it = self.iter(Cf::Msg, &last, Direction::Reverse, None, None);
         match it.next() {
             None => Ok(Seq(0)),
             Some(item) => {
