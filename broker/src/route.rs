@@ -7,8 +7,8 @@
 //!   (`node::owner`), staged transactionally there;
 //! - [`Route::Local`]: a read-only query served on the connection's worker
 //!   from committed storage;
-//! - [`Route::Sync`]: served on the connection's worker; the new sync token is
-//!   then recorded by the user's owner shard.
+//! - [`Route::Sync`]: read on the connection's worker; the page then goes to
+//!   the user's owner shard, which records its token and answers.
 //!
 //! Invariants: the match has no wildcard arm, so a request kind added to
 //! `spec/proto` without a route here does not compile; permission checks that

@@ -275,18 +275,16 @@ fn sync_reads_only_and_the_owner_records_the_token() {
     let res = sync::serve(&f.node, &user("alice"), &pb::SyncRequest::default(), f.now).expect("sync");
     assert_eq!(res.conversations.len(), 1);
     assert!(f.node.store.device(&user("alice"), "phone").expect("read").is_none(), "serve wrote nothing");
-    let record = ShardOp {
-        origin: Origin::Event { conn: ConnRef { worker: 0, id: 99 } },
-        user: user("alice"),
-        device: device(),
-        op: ServiceOp::Sync(sync::SyncOp::RecordToken { token: res.sync_token.clone() }),
-    };
-    let effects = f.turn(vec![record]);
-    assert!(effects.is_empty(), "an event gets no answer: {effects:?}");
+    let token = res.sync_token.clone();
+    let record = ServiceOp::Sync(sync::SyncOp::RecordToken { page: Box::new(res.clone()) });
+    match f.call("alice", record) {
+        Ok(response::Result::Sync(page)) => assert_eq!(page, res, "the owner answers with the page"),
+        other => panic!("expected the sync page, got {other:?}"),
+    }
     let stored = f.node.store.device(&user("alice"), "phone").expect("read").expect("recorded");
-    assert_eq!(stored.sync_token, res.sync_token);
+    assert_eq!(stored.sync_token, token);
     // The next login hands that token back.
-    assert_eq!(login_results(&login(&mut f, "alice", 5)), vec![Ok(res.sync_token)]);
+    assert_eq!(login_results(&login(&mut f, "alice", 5)), vec![Ok(token)]);
 }
 
 /// A refused op in the middle of a turn does not disturb its neighbours'

@@ -140,16 +140,16 @@ pub(crate) fn request(node: &Node, s: &Session, conn: ConnRef, r: pb::Request, n
         Err(rej) => now(Err(rej)),
         Ok(Route::Local(q)) => now(serve_local(node, &s.user, q)),
         Ok(Route::Sync(req)) => match sync::serve(node, &s.user, &req, now_ms) {
-            Ok(res) => {
-                // The device's sync token is recorded by the user's owner, not here.
+            Ok(page) => {
+                // The device's sync token is recorded by the user's owner, which then answers.
                 let owner = node.owner(OwnerKey::User(&s.user));
                 let record = ShardOp {
-                    origin: Origin::Event { conn },
+                    origin: Origin::Request { conn, request_id: r.id },
                     user: s.user.clone(),
                     device: s.device.clone(),
-                    op: ServiceOp::Sync(SyncOp::RecordToken { token: res.sync_token.clone() }),
+                    op: ServiceOp::Sync(SyncOp::RecordToken { page: Box::new(page) }),
                 };
-                Dispatch { reply: Some(Ok(pb::response::Result::Sync(res))), op: Some((owner, record)) }
+                Dispatch { reply: None, op: Some((owner, record)) }
             }
             Err(rej) => now(Err(rej)),
         },

@@ -11,6 +11,11 @@
 //! (same `client_msg_id`) across timeouts, retryable errors and reconnects
 //! until answered ([S-4], [Q-6]).
 //!
+//! Size: over 800 lines on purpose — the supervisor's connect, sync, resume
+//! and retry steps share one private state (`Inner`) and one lock order;
+//! splitting them across files would spread that invariant (see the
+//! Invariants below) over several places.
+//!
 //! Invariants:
 //! - per conversation, [`ClientEvent::Message`] events are emitted in
 //!   ascending seq order, each seq at most once per [`LocalState`]; the

@@ -2,10 +2,11 @@
 //! changed since a sync token.
 //!
 //! Role: [`serve`] runs on the connection's own worker and reads only
-//! committed state. The token it returns is recorded as the device's last
-//! sync token by the user's OWNER shard ([`SyncOp::RecordToken`], sent by the
-//! session after the reply), so the I/O loop never writes and the device
-//! record keeps one writer.
+//! committed state. The page then goes to the user's OWNER shard
+//! ([`SyncOp::RecordToken`]), which records its token as the device's last
+//! sync token and answers the request with the page after its turn's write:
+//! the I/O loop never writes, the device record keeps one writer, and the
+//! write is group-committed with the owner's other writes.
 //!
 //! Invariants: a token encodes a feed version plus a MAC binding it to the
 //! user (`node::token`), so another user's token is refused; the returned
@@ -26,8 +27,10 @@ use crate::shard::{Answer, ShardOp, Staged, Turn};
 /// A sync op for the user's owner shard.
 #[derive(Debug)]
 pub(crate) enum SyncOp {
-    /// Record `token` as the device's last sync token (no answer).
-    RecordToken { token: String },
+    /// Record the page's token as the device's last sync token, then answer
+    /// the request with the page (so [Y-8] holds: once the client has the
+    /// page, a new session of the device gets its token in `HelloOk`).
+    RecordToken { page: Box<pb::SyncResult> },
 }
 
 /// Stages a [`SyncOp`] (owner: the user).
@@ -37,13 +40,10 @@ pub(crate) fn stage(
     t: &mut Turn<Undo>,
 ) -> Result<Staged<SyncOp>, Reject> {
     let _ = s;
-    match &op.op {
-        SyncOp::RecordToken { token } => {
-            let rec = DeviceRecord { sync_token: token.clone(), platform: 0, last_login_ms: t.now_ms };
-            t.batch.put_device(&op.user, op.device.as_str(), &rec);
-        }
-    }
-    Ok(Staged::Done(Answer::None))
+    let SyncOp::RecordToken { page } = op.op;
+    let rec = DeviceRecord { sync_token: page.sync_token.clone(), platform: 0, last_login_ms: t.now_ms };
+    t.batch.put_device(&op.user, op.device.as_str(), &rec);
+    Ok(Staged::Done(Answer::Response(pb::response::Result::Sync(*page))))
 }
 
 /// Serves one SyncRequest.
