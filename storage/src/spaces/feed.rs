@@ -127,6 +127,39 @@ mod tests {
         assert!(!owned_key(&aa, 3).starts_with(&prefix));
     }
 
+    /// A hot entry moved thousands of times, across flushes (tombstone-dense
+    /// files, marked for compaction), still reads as one live entry.
+    #[test]
+    fn a_hot_entry_moved_many_times_reads_once() {
+        use crate::{Durability, StoreOptions, UserConvRecord};
+        let dir = tempfile::tempdir().expect("tmp");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
+        let (a, b) = (u("a"), u("b"));
+        let c = ConvId::direct(&a, &b).expect("conv");
+        let mut version = 0;
+        for round in 0..4 {
+            let mut w = s.batch();
+            for _ in 0..2_000 {
+                let rec = UserConvRecord { feed_version: version + 1, ..Default::default() };
+                w.put_user_conv(&a, &c, version, &rec);
+                version += 1;
+            }
+            s.write(w).expect("write");
+            if round % 2 == 0 {
+                s.flush().expect("flush");
+            }
+        }
+        let live = s.feed(&a, 0, u64::MAX, 100).expect("feed");
+        assert_eq!(
+            live.iter().map(|(v, r)| (*v, r.conv_id.as_str())).collect::<Vec<_>>(),
+            [(8_000, c.as_str())]
+        );
+        assert!(s.feed(&a, 0, 7_999, 100).expect("feed").is_empty());
+        assert!(s.feed(&b, 0, u64::MAX, 100).expect("feed").is_empty());
+    }
+
     #[test]
     fn items_encode_like_prost() {
         let c = ConvId::parse("p:a:b").expect("valid");
