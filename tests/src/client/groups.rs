@@ -1,0 +1,31 @@
+//! Groups (spec section 14): typed helpers for group requests. Tests send
+//! the other group requests with [`RawClient::call`] and match the result.
+//!
+//! Invariants: each helper returns the server's result or its error, unchanged.
+
+use missive_protocol::pb::{self, request, response};
+
+use super::RawClient;
+
+impl RawClient {
+    /// CreateGroup; returns the group's info.
+    pub fn create_group(
+        &mut self,
+        group: &str,
+        ty: pb::GroupType,
+        members: &[&str],
+        patch: Option<pb::GroupPatch>,
+    ) -> Result<pb::GroupInfo, pb::Error> {
+        let op = request::Op::CreateGroup(pb::CreateGroup {
+            group_id: group.to_owned(),
+            r#type: ty as i32,
+            info: patch,
+            member_ids: members.iter().map(|s| (*s).to_owned()).collect(),
+            max_members: 0,
+        });
+        match self.call(op)? {
+            response::Result::Group(g) => Ok(g),
+            other => panic!("CreateGroup answered with {other:?}"),
+        }
+    }
+}
