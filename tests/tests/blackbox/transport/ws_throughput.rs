@@ -1,6 +1,6 @@
 //! WebSocket vs TCP throughput on the same broker (ignored by default: it
 //! measures, it does not check behaviour). Run with
-//! `cargo test --release -p missive-tests --test ws_throughput -- --ignored --nocapture`.
+//! `cargo test --release --workspace --test blackbox -- --ignored --nocapture ws_throughput`.
 //!
 //! Each of `PAIRS` sender threads sends `PER_SENDER` text messages to its own
 //! peer with `WINDOW` requests in flight; each peer drains the pushes. The

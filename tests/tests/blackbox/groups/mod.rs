@@ -1,0 +1,5 @@
+//! Groups (spec section 14): the rules of every group operation, and a
+//! 5 000-member group.
+
+mod large;
+mod operations;

@@ -1,0 +1,52 @@
+//! The black-box tests: one integration binary (`blackbox`), a module per
+//! service or area, all against the real broker process over loopback
+//! (harness: the `missive_tests` library in `tests/src`).
+//!
+//! | module | what it covers |
+//! |---|---|
+//! | `transport::handshake` | connection, framing, handshake, timeouts (Foundation acceptance) |
+//! | `transport::websocket` | the WebSocket/HTTP listener |
+//! | `transport::quic` | raw QUIC with the Rust SDK, mixed with TCP and WebSocket |
+//! | `transport::webtransport` | WebTransport sessions and the one-stream rule |
+//! | `transport::ws_throughput` | WebSocket vs TCP throughput (ignored: a measurement) |
+//! | `messaging::delivery` | delivery to every device, ordering, idempotent retries, SendMessage validation |
+//! | `messaging::offline_sync` | offline catch-up, sync paging and tokens, pull and history |
+//! | `messaging::receipts_conversations` | read receipts, unread counts, pin/mute/hide/clear, DND |
+//! | `users::accounts` | accounts: import, existence, disable, token revocation |
+//! | `users::login_policy` | multi-device login policies and kicks |
+//! | `users::presence` | presence, status text, subscriptions |
+//! | `relations::friends` | profiles and friends |
+//! | `relations::blacklist` | the blacklist |
+//! | `groups::operations` | groups: roles × operations, modes, mute, transfer, dismiss, mentions, receipts |
+//! | `groups::large` | a 5 000-member group |
+//! | `clients::sdk_client` | the Rust SDK's resilient `Client` |
+//! | `clients::missivectl` | `missivectl` (tokens, messages, users, relations, presence) |
+//! | `clients::missivectl_groups` | `missivectl group ...` |
+//! | `robustness::crash` | durability across SIGKILL, clean SIGTERM |
+//! | `robustness::slow_consumer` | a flooded reader is closed with bounded memory |
+//! | `robustness::fd_limit` | refusal at the broker's open-file limit |
+//! | `spec_coverage` | spec/PROTOCOL.md documents every code and kind of the schema |
+//! | `spec_corrections` | the spec corrections of issue 13, each test citing its rule id |
+//! | `config_cli` | the command line and configuration: one-line errors, `--check-config` (docs/CONFIG.md) |
+//!
+//! Run one area with a filter: `cargo test --release --workspace --test blackbox -- relations::`.
+//!
+//! Sharing one process: every test starts its own broker (its own temp dir,
+//! ports 0 on loopback) and its own clients, so tests run in parallel like
+//! they did as separate binaries. Nothing here changes process-wide state:
+//! no environment variable is set, no rlimit of this process is changed
+//! (`fd_limit` lowers the limit of its own broker child with `prlimit
+//! --pid`), no signal handler, current directory or global logger is
+//! installed. Keep it that way: a test that needs process-wide state belongs
+//! in its own `[[test]]` binary.
+
+mod clients;
+mod config_cli;
+mod groups;
+mod messaging;
+mod relations;
+mod robustness;
+mod spec_corrections;
+mod spec_coverage;
+mod transport;
+mod users;
