@@ -340,6 +340,11 @@ impl Worker {
         let close =
             frames::close(ErrorCode::TooManyConnections, "server open-file limit reached; retry later");
         for _ in 0..MAX_REFUSED_PER_TURN {
+            // Another thread may have taken the slot a previous round freed: try to
+            // get the spare back before giving up on refusing for this turn.
+            if self.spare_fd.is_none() {
+                self.spare_fd = std::fs::File::open("/dev/null").ok();
+            }
             let Some(spare) = self.spare_fd.take() else { return };
             drop(spare);
             let listener = if web { self.web_listener.as_ref() } else { self.listener.as_ref() };

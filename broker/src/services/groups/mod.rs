@@ -221,6 +221,21 @@ fn cached_state(
     Ok(group_state(conv, &info, who, &rec, e.max_seq, last))
 }
 
+/// Runs `f` on `conv`'s entry, taken out of the cache (its undo recorded),
+/// then puts the entry back, whatever `f` returned.
+fn with_entry<R>(
+    s: &mut Services,
+    conv: &ConvId,
+    t: &mut Turn<Undo>,
+    f: impl FnOnce(&mut Services, &mut GroupEntry, &mut Turn<Undo>) -> Result<R, Reject>,
+) -> Result<R, Reject> {
+    let node = std::sync::Arc::clone(&s.node);
+    let mut e = s.groups.take(&node.store, conv, node.config.groups.max_members, t)?;
+    let r = f(s, &mut e, t);
+    s.groups.put(conv.clone(), e);
+    r
+}
+
 /// Stages one group op (see the module docs).
 pub(crate) fn stage(
     s: &mut Services,
@@ -231,12 +246,11 @@ pub(crate) fn stage(
         return Ok(Staged::Read(op));
     }
     let conv = op.op.conv.clone();
-    let node = std::sync::Arc::clone(&s.node);
-    let mut e = s.groups.take(&node.store, &conv, node.config.groups.max_members, t)?;
-    e.recipients = None;
-    let r = run_op(s, &op, &conv, &mut e, t);
-    s.groups.put(conv, e);
-    Ok(Staged::Done(Answer::Response(r?)))
+    let r = with_entry(s, &conv, t, |s, e, t| {
+        e.recipients = None;
+        run_op(s, &op, &conv, e, t)
+    })?;
+    Ok(Staged::Done(Answer::Response(r)))
 }
 
 /// Decides and stages one management op on the taken-out entry `e`.

@@ -20,7 +20,7 @@ use crate::services::{Services, Undo, checks};
 use crate::shard::{Effect, ShardOp, Turn, failpoint};
 
 use super::entry::GroupEntry;
-use super::{MAX_MENTIONS, cached_state, corrupt, is_manager, not_member};
+use super::{MAX_MENTIONS, cached_state, corrupt, is_manager, not_member, with_entry};
 
 /// SendMessage to a group conversation: stages the message, returns its ack.
 pub(crate) fn send(
@@ -31,11 +31,7 @@ pub(crate) fn send(
     msg: pb::Message,
     t: &mut Turn<Undo>,
 ) -> Result<pb::SendAck, Reject> {
-    let node = Arc::clone(&s.node);
-    let mut e = s.groups.take(&node.store, conv, node.config.groups.max_members, t)?;
-    let r = send_inner(s, origin, sender, conv, msg, &mut e, t);
-    s.groups.put(conv.clone(), e);
-    r
+    with_entry(s, conv, t, |s, e, t| send_inner(s, origin, sender, conv, msg, e, t))
 }
 
 fn send_inner(
@@ -113,11 +109,7 @@ pub(crate) fn member_change<O>(
     change: impl FnOnce(&mut UserConvRecord, u64),
     receipt: bool,
 ) -> Result<response::Result, Reject> {
-    let node = Arc::clone(&s.node);
-    let mut e = s.groups.take(&node.store, conv, node.config.groups.max_members, t)?;
-    let r = member_change_inner(s, op, conv, t, change, receipt, &mut e);
-    s.groups.put(conv.clone(), e);
-    r
+    with_entry(s, conv, t, |s, e, t| member_change_inner(s, op, conv, t, change, receipt, e))
 }
 
 fn member_change_inner<O>(
