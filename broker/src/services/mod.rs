@@ -85,13 +85,13 @@ pub(crate) fn serve_local(node: &Node, user: &UserId, q: LocalQuery) -> Result<r
 #[derive(Debug)]
 pub(crate) enum Undo {
     /// A direct conversation's cached entry before the change (`None`: it was not cached).
-    Conv(ConvId, Option<conversations::cache::ConvEntry>),
+    Conv(ConvId, Option<conversations::cache::ConvSnapshot>),
     /// A group's cached entry before the change.
     Group(ConvId, Option<groups::entry::GroupEntry>),
     /// A group member's cached `uconv` record before the change.
     GroupUconv(ConvId, UserId, Option<missive_storage::UserConvRecord>),
     /// A send recorded in this turn's dedup map.
-    Dedup(messages::DedupKey),
+    Dedup(Arc<messages::DedupKey>),
     /// A user's settings staged in this turn, before the change.
     Settings(UserId, Option<SettingsRecord>),
 }
@@ -106,7 +106,7 @@ pub(crate) struct Services {
     pub(crate) groups: groups::entry::GroupCache,
     pub(crate) ids: MsgIdGen,
     /// Sends staged this turn (dedup before the batch is durable).
-    pub(crate) dedup: HashMap<messages::DedupKey, missive_storage::DedupRecord>,
+    pub(crate) dedup: HashMap<Arc<messages::DedupKey>, missive_storage::DedupRecord>,
     /// Settings records staged this turn.
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
 }
@@ -163,7 +163,7 @@ impl Service for Services {
             Undo::Group(conv, before) => self.groups.restore(conv, before),
             Undo::GroupUconv(conv, user, before) => self.groups.restore_uconv(conv, user, before),
             Undo::Dedup(key) => {
-                self.dedup.remove(&key);
+                self.dedup.remove(&*key);
             }
             Undo::Settings(user, before) => match before {
                 Some(r) => {
@@ -193,7 +193,7 @@ impl Service for Services {
     }
 
     fn write_failed(&mut self) {
-        self.convs.drop_touched();
+        self.convs.drop_staged();
         self.groups.drop_touched();
     }
 

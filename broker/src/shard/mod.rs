@@ -119,7 +119,7 @@ impl<S: Service> std::fmt::Debug for Engine<S> {
     }
 }
 
-/// The answer for `origin` when its op failed with `r`.
+/// The answer for `origin` when its op failed with `r` (`user`: the login's user).
 fn refusal(origin: Origin, user: Option<UserId>, r: Reject) -> Option<Effect> {
     match (origin, user) {
         (Origin::Request { conn, request_id }, _) => {
@@ -130,18 +130,18 @@ fn refusal(origin: Origin, user: Option<UserId>, r: Reject) -> Option<Effect> {
     }
 }
 
-/// The answer for `origin` of a staged op; an answer of the wrong form (a
-/// service bug) is an error, and the op is refused.
-fn answer(origin: Origin, user: &UserId, a: Answer) -> Result<Option<Effect>, Reject> {
-    match (origin, a) {
-        (Origin::Request { conn, request_id }, Answer::Response(r)) => {
+/// The answer for `origin` of a staged op (`user`: the login's user); an
+/// answer of the wrong form (a service bug) is an error, and the op is refused.
+fn answer(origin: Origin, user: &Option<UserId>, a: Answer) -> Result<Option<Effect>, Reject> {
+    match (origin, a, user) {
+        (Origin::Request { conn, request_id }, Answer::Response(r), _) => {
             Ok(Some(Effect::Reply { conn, request_id, reply: Box::new(Ok(r)) }))
         }
-        (Origin::Login { conn }, Answer::LoginOk(token)) => {
+        (Origin::Login { conn }, Answer::LoginOk(token), Some(user)) => {
             Ok(Some(Effect::LoginDone { conn, user: user.clone(), result: Ok(token) }))
         }
-        (Origin::Event { .. }, Answer::None) => Ok(None),
-        (Origin::Request { .. } | Origin::Login { .. } | Origin::Event { .. }, _) => {
+        (Origin::Event { .. }, Answer::None, _) => Ok(None),
+        (Origin::Request { .. } | Origin::Login { .. } | Origin::Event { .. }, _, _) => {
             Err(Reject::new(ErrorCode::Internal, "op answered in the wrong form"))
         }
     }
@@ -180,14 +180,15 @@ impl<S: Service> Engine<S> {
         let mut reads = Vec::new();
         for op in ops {
             let origin = op.origin;
-            let user = op.user.clone();
+            // Only a login's answer names its user: no copy per message.
+            let user = matches!(origin, Origin::Login { .. }).then(|| op.user.clone());
             let sp = t.save_point();
             match self.service.stage(op, &mut t) {
                 Ok(Staged::Done(a)) => match answer(origin, &user, a) {
                     Ok(e) => t.effects_extend(e),
                     Err(r) => {
                         self.rollback(&mut t, sp);
-                        t.effects_extend(refusal(origin, Some(user), r));
+                        t.effects_extend(refusal(origin, user, r));
                     }
                 },
                 Ok(Staged::Read(op)) => {
@@ -200,7 +201,7 @@ impl<S: Service> Engine<S> {
                 }
                 Err(r) => {
                     self.rollback(&mut t, sp);
-                    t.effects_extend(refusal(origin, Some(user), r));
+                    t.effects_extend(refusal(origin, user, r));
                 }
             }
         }
@@ -255,12 +256,12 @@ impl<S: Service> Engine<S> {
         self.service.end_turn();
         for op in reads {
             let origin = op.origin;
-            let user = op.user.clone();
+            let user = matches!(origin, Origin::Login { .. }).then(|| op.user.clone());
             let e = match self.service.read(op, now_ms) {
                 Ok(res) => answer(origin, &user, Answer::Response(res)),
                 Err(r) => Err(r),
             };
-            out.extend(e.unwrap_or_else(|r| refusal(origin, Some(user), r)));
+            out.extend(e.unwrap_or_else(|r| refusal(origin, user, r)));
         }
         out
     }

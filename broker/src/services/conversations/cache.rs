@@ -8,8 +8,8 @@
 //! Invariants: the cache holds committed state, plus what the current turn
 //! staged. A service gets a mutable entry only through [`ConvCache::get_mut`],
 //! which records the entry's previous value as an undo first, so a refused op
-//! leaves the cache as it found it; after a failed write every entry the turn
-//! touched is dropped and reloads from the log.
+//! leaves the cache as it found it; after a failed write the cache is dropped
+//! and entries reload from the log.
 
 use std::collections::HashMap;
 
@@ -34,9 +34,19 @@ pub(crate) struct ConvEntry {
     pub(crate) max_seq: u64,
     /// Encoded message at `max_seq`, for `last_message`.
     pub(crate) last: Option<Bytes>,
-    pub(crate) members: Vec<Member>,
+    pub(crate) members: [Member; 2],
     /// `blocked[i]` = members[i] blacklisted the other member.
     pub(crate) blocked: [bool; 2],
+}
+
+/// What a staging op may change in an entry (no allocation to take: the
+/// members' ids never change).
+#[derive(Debug, Clone)]
+pub(crate) struct ConvSnapshot {
+    max_seq: u64,
+    last: Option<Bytes>,
+    recs: [UserConvRecord; 2],
+    blocked: [bool; 2],
 }
 
 impl ConvEntry {
@@ -55,18 +65,36 @@ impl ConvEntry {
         let (a, b) = conv.direct_members().ok_or_else(|| {
             Reject::new(ErrorCode::UnsupportedConversation, "only p: conversations are served")
         })?;
-        let mut members = Vec::with_capacity(2);
-        for u in [a, b] {
+        let member = |u: &str| -> Result<Member, Reject> {
             let user = UserId::new(u).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
             let rec = store.user_conv(&user, conv)?.unwrap_or_default();
-            members.push(Member { user, rec });
-        }
-        let mut blocked = [false; 2];
-        if let [m0, m1] = members.as_slice() {
-            blocked[0] = store.rel::<BlockRecord>(&m0.user, RelKind::Block, &m1.user)?.is_some();
-            blocked[1] = store.rel::<BlockRecord>(&m1.user, RelKind::Block, &m0.user)?.is_some();
-        }
+            Ok(Member { user, rec })
+        };
+        let members = [member(a)?, member(b)?];
+        let [m0, m1] = &members;
+        let blocked = [
+            store.rel::<BlockRecord>(&m0.user, RelKind::Block, &m1.user)?.is_some(),
+            store.rel::<BlockRecord>(&m1.user, RelKind::Block, &m0.user)?.is_some(),
+        ];
         Ok(ConvEntry { max_seq: max_seq.0, last, members, blocked })
+    }
+
+    fn snapshot(&self) -> ConvSnapshot {
+        ConvSnapshot {
+            max_seq: self.max_seq,
+            last: self.last.clone(),
+            recs: [self.members[0].rec.clone(), self.members[1].rec.clone()],
+            blocked: self.blocked,
+        }
+    }
+
+    fn restore(&mut self, s: ConvSnapshot) {
+        let [r0, r1] = s.recs;
+        self.max_seq = s.max_seq;
+        self.last = s.last;
+        self.members[0].rec = r0;
+        self.members[1].rec = r1;
+        self.blocked = s.blocked;
     }
 }
 
@@ -75,18 +103,19 @@ impl ConvEntry {
 pub(crate) struct ConvCache {
     entries: HashMap<ConvId, ConvEntry>,
     cap: usize,
-    /// Entries changed this turn (dropped if the turn's write fails).
-    touched: Vec<ConvId>,
+    /// An entry changed this turn: no eviction until the turn ends (an evicted
+    /// entry would lose staged state), and a failed write drops the cache.
+    dirty: bool,
 }
 
 impl ConvCache {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { entries: HashMap::new(), cap, touched: Vec::new() }
+        Self { entries: HashMap::new(), cap, dirty: false }
     }
 
     /// Evicts 10 % when over capacity; only between turns (nothing staged).
     fn evict_if_full(&mut self) {
-        if self.touched.is_empty() && self.entries.len() > self.cap {
+        if !self.dirty && self.entries.len() > self.cap {
             let drop_n = self.entries.len() - self.cap * 9 / 10;
             let victims: Vec<ConvId> = self.entries.keys().take(drop_n).cloned().collect();
             for v in victims {
@@ -118,39 +147,42 @@ impl ConvCache {
         t: &mut Turn<Undo>,
     ) -> Result<&mut ConvEntry, Reject> {
         self.load(store, conv)?;
-        let before = self.entries.get(conv).cloned();
-        t.undo(Undo::Conv(conv.clone(), before));
-        self.touched.push(conv.clone());
-        self.entries.get_mut(conv).ok_or_else(|| Reject::new(ErrorCode::Internal, "cache miss after load"))
+        let entry = self
+            .entries
+            .get_mut(conv)
+            .ok_or_else(|| Reject::new(ErrorCode::Internal, "cache miss after load"))?;
+        t.undo(Undo::Conv(conv.clone(), Some(entry.snapshot())));
+        self.dirty = true;
+        Ok(entry)
     }
 
     /// The cached entry, if any, for changing (no load): records its undo first.
     pub(crate) fn cached_mut(&mut self, conv: &ConvId, t: &mut Turn<Undo>) -> Option<&mut ConvEntry> {
-        let before = self.entries.get(conv)?.clone();
-        t.undo(Undo::Conv(conv.clone(), Some(before)));
-        self.touched.push(conv.clone());
-        self.entries.get_mut(conv)
+        let entry = self.entries.get_mut(conv)?;
+        t.undo(Undo::Conv(conv.clone(), Some(entry.snapshot())));
+        self.dirty = true;
+        Some(entry)
     }
 
-    /// Undo: puts back an entry's previous value.
-    pub(crate) fn restore(&mut self, conv: ConvId, before: Option<ConvEntry>) {
-        match before {
-            Some(e) => {
-                self.entries.insert(conv, e);
-            }
-            None => {
+    /// Undo: puts back an entry's previous state (`None`: drop it, it reloads).
+    pub(crate) fn restore(&mut self, conv: ConvId, before: Option<ConvSnapshot>) {
+        match (before, self.entries.get_mut(&conv)) {
+            (Some(s), Some(e)) => e.restore(s),
+            _ => {
                 self.entries.remove(&conv);
             }
         }
     }
 
-    pub(crate) fn drop_touched(&mut self) {
-        for c in self.touched.drain(..) {
-            self.entries.remove(&c);
+    /// The turn's write failed: drop every entry (they reload from storage).
+    /// Rare, so simpler than tracking which entries the turn changed.
+    pub(crate) fn drop_staged(&mut self) {
+        if self.dirty {
+            self.entries.clear();
         }
     }
 
     pub(crate) fn end_turn(&mut self) {
-        self.touched.clear();
+        self.dirty = false;
     }
 }

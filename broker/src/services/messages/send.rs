@@ -62,7 +62,8 @@ pub(super) fn stage_send(
     let rec =
         DedupRecord { seq: ack.seq, server_msg_id: ack.server_msg_id, server_time_ms: ack.server_time_ms };
     t.batch.put_dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str(), &rec);
-    t.undo(Undo::Dedup(key.clone()));
+    let key = Arc::new(key);
+    t.undo(Undo::Dedup(Arc::clone(&key)));
     s.dedup.insert(key, rec);
     Ok(Answer::Response(response::Result::SendAck(ack)))
 }
