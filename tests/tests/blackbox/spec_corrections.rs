@@ -7,8 +7,9 @@
 //! lists all-or-nothing ([GR-12], [GR-1]); muting yourself ([GR-16]); TransferGroup
 //! ([GR-25]) and the group list operations ([GR-26]–[GR-28]); `/api/dev-token` without
 //! auto-registration ([W-9]); timer granularity ([K-2], [C-2]); relation cursors ([RL-1]).
-//! The secret's minimum length ([T-4]) is tested in `config_cli.rs`; [PU-2] states an absence
-//! of ordering, which no test can observe.
+//! The secret's minimum length ([T-4]) is tested in `config_cli.rs`. [PU-2] states an absence
+//! of ordering between connections, which no test can observe; its test checks what remains
+//! promised: each connection's own answers and pushes, once each, in its own order.
 
 use std::time::{Duration, Instant};
 
@@ -84,6 +85,26 @@ fn y12_own_messages_are_never_unread_one_to_one() {
     bob.send_ok(&conv, "b1", "three");
     assert_eq!(unread(&mut alice, &conv), 1, "[Y-12] only bob's message is unread for alice");
     assert_eq!(unread(&mut bob, &conv), 0, "[Y-12] sending moved bob's read_seq over alice's messages");
+}
+
+/// [PU-2] promises no order between connections, only [PU-1] within one: each
+/// connection gets its own answer or pushes, every message once and in seq
+/// order; nothing here waits on one connection for another's progress.
+#[test]
+fn pu2_each_connection_gets_its_own_answers_in_its_own_order() {
+    let b = BrokerProc::start();
+    let conv = direct("alice", "bob");
+    let mut alice = b.client("alice", "phone");
+    let mut alice2 = b.client("alice", "laptop");
+    let mut bob = b.client("bob", "phone");
+    let acks: Vec<u64> = (0..20).map(|i| alice.send_ok(&conv, &format!("p{i}"), "x").seq).collect();
+    assert_eq!(acks, (1..=20).collect::<Vec<u64>>(), "the sender's acks, in its own order");
+    for seq in 1..=20 {
+        // [PU-1] within each receiving connection: seq order, each once.
+        assert_eq!(bob.expect_message(&conv, seq).seq, seq);
+        assert_eq!(alice2.expect_message(&conv, seq).seq, seq);
+    }
+    bob.assert_no_push("a second copy of a message", QUIET, |e| matches!(e, pb::push::Event::Message(_)));
 }
 
 #[test]
