@@ -3,6 +3,10 @@
 //! verification setting, deletes, remarks, paged lists, checks, search, the
 //! friend limit, admin import, notifications to every device and the sync
 //! feed, and persistence across a restart.
+//!
+//! Size: over 800 lines because it is one service's whole black-box suite
+//! (profiles and friends share their fixtures); splitting profiles out is the
+//! natural cut when it grows.
 
 use std::collections::BTreeMap;
 
