@@ -78,6 +78,9 @@ test("two users chat; offline messages arrive in order; read receipts show", asy
   await bob.getByTestId("unread-alice").filter({ hasText: "3" }).waitFor();
   await bob.getByTestId("conv-alice").click();
   await bob.getByTestId("message").filter({ hasText: "third while away" }).waitFor();
+  // The page shows the messages it pulled at once and loads older history when the chat opens
+  // (one History round trip): wait for the oldest before reading the list.
+  await bob.getByTestId("message").filter({ hasText: "Hi Bob!" }).waitFor();
   assert.deepEqual(await texts(bob), ["Hi Bob!", "Hey Alice, how are you?", "first while away", "second while away", "third while away"]);
 
   // The connection drops without the page closing: the client reconnects and catches up.
