@@ -82,3 +82,38 @@ pub(crate) fn hello_ok(ok: pb::HelloOk) -> Bytes {
 pub(crate) fn pong(nonce: u64, server_time_ms: u64) -> Bytes {
     encode_small(frame::Body::Pong(pb::Pong { nonce, server_time_ms }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every builder returns one whole frame that decodes to what was built.
+    #[test]
+    fn every_builder_returns_a_whole_decodable_frame() {
+        let codec = FrameCodec::new(1 << 20);
+        let decode = |b: Bytes| {
+            let mut buf = bytes::BytesMut::from(&b[..]);
+            let f = codec.decode(&mut buf).expect("valid frame").expect("whole frame");
+            assert!(buf.is_empty(), "exactly one frame");
+            f.body.expect("a body")
+        };
+        let ok = response::Result::Ok(pb::Ok {});
+        assert!(
+            matches!(decode(response(7, ok.clone())), frame::Body::Response(r) if r.id == 7 && r.result == Some(ok))
+        );
+        let rej = Reject::new(ErrorCode::Storage, "nothing was changed");
+        match decode(reply(8, Err(rej))) {
+            frame::Body::Response(r) => {
+                assert_eq!(r.id, 8);
+                assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::Storage.as_u32()));
+            }
+            other => panic!("expected a response, got {other:?}"),
+        }
+        let ev = push::Event::Settings(pb::UserSettings { global_dnd: true });
+        assert!(matches!(decode(push(ev)), frame::Body::Push(p) if p.event.is_some()));
+        assert!(
+            matches!(decode(close(ErrorCode::SlowConsumer, "bye")), frame::Body::Close(c) if c.code == ErrorCode::SlowConsumer.as_u32())
+        );
+        assert!(matches!(decode(pong(3, 4)), frame::Body::Pong(p) if p.nonce == 3));
+    }
+}
