@@ -55,6 +55,23 @@ impl std::fmt::Debug for WsClient {
 }
 
 impl WsClient {
+    /// Expects a protocol Close with `code`, then the WebSocket Close with
+    /// `ws_code` ([W-6]).
+    pub fn expect_closes(&mut self, code: crate::ErrorCode, ws_code: u16) {
+        match self.recv(WAIT) {
+            WsRecv::Frame(pb::Frame { body: Some(frame::Body::Close(cl)) }) => {
+                assert_eq!(cl.code, code.as_u32(), "protocol close {cl:?}")
+            }
+            other => panic!("expected protocol Close {code:?}, got {other:?}"),
+        }
+        match self.recv(WAIT) {
+            WsRecv::WsClose(Some(f)) => {
+                assert_eq!(u16::from(f.code), ws_code, "[W-6] status for {code:?}: {f:?}")
+            }
+            other => panic!("expected WebSocket Close {ws_code}, got {other:?}"),
+        }
+    }
+
     /// Connects and upgrades (no Hello sent).
     pub fn connect(addr: SocketAddr) -> Self {
         Self::connect_path(addr, "/ws")

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use missive_protocol::pb::{self, frame, request::Op, response};
-use missive_tests::ws::{WsClient, WsRecv, http_get};
+use missive_tests::ws::{WsClient, http_get};
 use missive_tests::*;
 use tungstenite::{Bytes, Message};
 
@@ -162,38 +162,25 @@ fn gr10_invite_answers_ok_or_group_when_consent_is_needed() {
 // 4.3 WebSocket close statuses: [W-6]
 // ---------------------------------------------------------------------------
 
-fn expect_closes(c: &mut WsClient, code: ErrorCode, ws_code: u16) {
-    match c.recv(WAIT) {
-        WsRecv::Frame(pb::Frame { body: Some(frame::Body::Close(cl)) }) => {
-            assert_eq!(cl.code, code.as_u32(), "protocol close {cl:?}")
-        }
-        other => panic!("expected protocol Close {code:?}, got {other:?}"),
-    }
-    match c.recv(WAIT) {
-        WsRecv::WsClose(Some(f)) => assert_eq!(u16::from(f.code), ws_code, "[W-6] status for {code:?}"),
-        other => panic!("expected WebSocket Close {ws_code}, got {other:?}"),
-    }
-}
-
 #[test]
 fn w6_websocket_status_is_1009_1003_1001_or_1008() {
     let mut b = BrokerProc::start();
     let ws = b.listening.ws();
     let mut c = WsClient::login(ws, "w", "d1");
     let _ = c.send_message(Message::Binary(Bytes::from(vec![0u8; 1024 * 1024 + 1])));
-    expect_closes(&mut c, ErrorCode::FrameTooLarge, 1009);
+    c.expect_closes(ErrorCode::FrameTooLarge, 1009);
     let mut c = WsClient::login(ws, "w", "d2");
     c.send_message(Message::Text("a text message".into())).expect("send text");
-    expect_closes(&mut c, ErrorCode::MalformedFrame, 1003);
+    c.expect_closes(ErrorCode::MalformedFrame, 1003);
     let mut c = WsClient::connect(ws);
     c.send_message(Message::Binary(Bytes::from_static(&[0xFF, 0xFF]))).expect("send");
-    expect_closes(&mut c, ErrorCode::MalformedFrame, 1008);
+    c.expect_closes(ErrorCode::MalformedFrame, 1008);
     let mut c = WsClient::login(ws, "w", "d3");
     c.send_frame(&frame_of(frame::Body::Hello(hello_msg(&mint("w"), "d3", Platform::Web))));
-    expect_closes(&mut c, ErrorCode::UnexpectedFrame, 1008);
+    c.expect_closes(ErrorCode::UnexpectedFrame, 1008);
     let mut c = WsClient::login(ws, "w", "d4");
     b.terminate();
-    expect_closes(&mut c, ErrorCode::ServerShutdown, 1001);
+    c.expect_closes(ErrorCode::ServerShutdown, 1001);
 }
 
 // ---------------------------------------------------------------------------

@@ -135,16 +135,12 @@ fn mark_read(
     let mut receipt_to = Vec::new();
     if changed {
         // Both participants' views change (read seq / peer read seq).
-        let mut versions = Vec::with_capacity(entry.members.len());
-        for _ in &entry.members {
-            versions.push(node.clock.alloc(&mut t.versions));
-        }
-        for (i, (m, v)) in entry.members.iter_mut().zip(versions).enumerate() {
+        for (i, m) in entry.members.iter_mut().enumerate() {
             let old = m.rec.feed_version;
             if i == me {
                 m.rec.read_seq = target;
             }
-            m.rec.feed_version = v;
+            m.rec.feed_version = node.clock.alloc(&mut t.versions);
             t.batch.put_user_conv(&m.user, conv, old, &m.rec);
             receipt_to.push(m.user.clone());
         }

@@ -35,11 +35,10 @@ pub(crate) enum SyncOp {
 
 /// Stages a [`SyncOp`] (owner: the user).
 pub(crate) fn stage(
-    s: &mut Services,
+    _s: &mut Services,
     op: ShardOp<SyncOp>,
     t: &mut Turn<Undo>,
 ) -> Result<Staged<SyncOp>, Reject> {
-    let _ = s;
     let SyncOp::RecordToken { page } = op.op;
     let rec = DeviceRecord { sync_token: page.sync_token.clone(), platform: 0, last_login_ms: t.now_ms };
     t.batch.put_device(&op.user, op.device.as_str(), &rec);

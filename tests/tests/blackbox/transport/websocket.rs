@@ -10,20 +10,6 @@ use missive_tests::ws::{WsClient, WsRecv, http_get};
 use missive_tests::*;
 use tungstenite::{Bytes, Message};
 
-/// Expects a protocol Close with `code`, then the WebSocket Close with `ws_code`.
-fn expect_closes(c: &mut WsClient, code: ErrorCode, ws_code: u16) {
-    match c.recv(WAIT) {
-        WsRecv::Frame(pb::Frame { body: Some(frame::Body::Close(cl)) }) => {
-            assert_eq!(cl.code, code.as_u32(), "protocol close {cl:?}")
-        }
-        other => panic!("expected protocol Close {code:?}, got {other:?}"),
-    }
-    match c.recv(WAIT) {
-        WsRecv::WsClose(Some(f)) => assert_eq!(u16::from(f.code), ws_code, "ws close {f:?}"),
-        other => panic!("expected WebSocket Close {ws_code}, got {other:?}"),
-    }
-}
-
 #[test]
 fn websocket_and_tcp_clients_exchange_messages() {
     let b = BrokerProc::start();
@@ -102,27 +88,27 @@ fn framing_violations_close_with_documented_codes() {
     // A text message: protocol MALFORMED_FRAME, then WebSocket 1003.
     let mut c = WsClient::login(ws, "carol", "d1");
     c.send_message(Message::Text("hello".into())).expect("send text");
-    expect_closes(&mut c, ErrorCode::MalformedFrame, 1003);
+    c.expect_closes(ErrorCode::MalformedFrame, 1003);
 
     // Undecodable binary payload: MALFORMED_FRAME (before Hello too).
     let mut c = WsClient::connect(ws);
     c.send_message(Message::Binary(Bytes::from_static(&[0xFF, 0xFF, 0xFF]))).expect("send");
-    expect_closes(&mut c, ErrorCode::MalformedFrame, 1008);
+    c.expect_closes(ErrorCode::MalformedFrame, 1008);
 
     // An empty binary message is an empty frame: MALFORMED_FRAME ([F-7]).
     let mut c = WsClient::connect(ws);
     c.send_message(Message::Binary(Bytes::new())).expect("send");
-    expect_closes(&mut c, ErrorCode::MalformedFrame, 1008);
+    c.expect_closes(ErrorCode::MalformedFrame, 1008);
 
     // Over max_frame_size (default 1 MiB): FRAME_TOO_LARGE, then 1009.
     let mut c = WsClient::login(ws, "carol", "d2");
     let _ = c.send_message(Message::Binary(Bytes::from(vec![0u8; 1024 * 1024 + 1])));
-    expect_closes(&mut c, ErrorCode::FrameTooLarge, 1009);
+    c.expect_closes(ErrorCode::FrameTooLarge, 1009);
 
     // First frame not Hello: HANDSHAKE_REQUIRED, like TCP.
     let mut c = WsClient::connect(ws);
     c.send_frame(&frame_of(frame::Body::Ping(pb::Ping { nonce: 1 })));
-    expect_closes(&mut c, ErrorCode::HandshakeRequired, 1008);
+    c.expect_closes(ErrorCode::HandshakeRequired, 1008);
 
     // A bad token: the protocol code, then 1008.
     let mut c = WsClient::connect(ws);
@@ -137,7 +123,7 @@ fn handshake_timeout_covers_the_upgrade_and_hello() {
     let ws = b.listening.ws();
     // Upgraded but no Hello.
     let mut c = WsClient::connect(ws);
-    expect_closes(&mut c, ErrorCode::HandshakeTimeout, 1008);
+    c.expect_closes(ErrorCode::HandshakeTimeout, 1008);
     // Not even an HTTP request: 408 and close.
     let mut s = std::net::TcpStream::connect(ws).expect("connect");
     s.set_read_timeout(Some(WAIT)).expect("timeout");
@@ -151,7 +137,7 @@ fn server_shutdown_reaches_websocket_sessions() {
     let mut b = BrokerProc::start();
     let mut c = WsClient::login(b.listening.ws(), "dave", "d");
     b.terminate();
-    expect_closes(&mut c, ErrorCode::ServerShutdown, 1001);
+    c.expect_closes(ErrorCode::ServerShutdown, 1001);
 }
 
 #[test]
