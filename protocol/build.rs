@@ -2,7 +2,10 @@
 //! with protox, so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/proto");
+    // Read at run time, not with `env!`: a build script compiled in one clone
+    // is reused by another clone sharing the target dir, and must not point
+    // back at the first clone's files.
+    let proto_dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../spec/proto");
     let files =
         ["frame.proto", "message.proto", "conversation.proto", "platform.proto", "user.proto", "group.proto"];
     for f in &files {

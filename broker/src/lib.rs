@@ -10,8 +10,9 @@
 //!
 //! Threads: `workers` event-loop threads ([`net`]), each with its own
 //! SO_REUSEPORT listeners, connections and owner shard; plus the caller's
-//! thread, which only waits; with `quic` set, one `missive-quic` thread
-//! bridges QUIC streams to the TCP listener.
+//! thread, which only waits; `limits.query_threads` query-pool threads
+//! (`net::query`) serving read-only requests off the loops; with `quic` set,
+//! one `missive-quic` thread bridges QUIC streams to the TCP listener.
 //!
 //! Invariants: the library never reads files, flags or environment; it gets a
 //! validated [`Config`]. Module dependencies point one way: net → session →
@@ -166,15 +167,29 @@ impl Broker {
             in_flight_ops: AtomicUsize::new(0),
             web,
         });
+        let (query_tx, query_rx) = crossbeam_channel::unbounded();
+        // The pool ends once the workers (its only job senders) are gone.
+        let mut pool = net::query::spawn(&node, &mesh, &query_rx)?;
+        drop(query_rx);
         let mut threads = Vec::with_capacity(n);
         let mut web_listeners = web_listeners.into_iter();
         for (idx, ((poll, l), rx)) in polls.into_iter().zip(listeners).zip(receivers).enumerate() {
             let wl = web_listeners.next().map(mio::net::TcpListener::from_std);
             let tcp = mio::net::TcpListener::from_std(l);
-            let w = Worker::new(idx, Arc::clone(&node), Arc::clone(&mesh), poll, tcp, wl, rx)?;
+            let w = Worker::new(
+                idx,
+                Arc::clone(&node),
+                Arc::clone(&mesh),
+                poll,
+                (tcp, wl),
+                rx,
+                query_tx.clone(),
+            )?;
             let t = std::thread::Builder::new().name(format!("missive-w{idx}")).spawn(move || w.run())?;
             threads.push(t);
         }
+        drop(query_tx);
+        threads.append(&mut pool);
         tracing::info!(%local_addr, ?ws_addr, workers = n, "listening");
         Ok(Self { node, mesh, threads, local_addr, ws_addr, quic })
     }

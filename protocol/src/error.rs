@@ -35,6 +35,9 @@ pub enum ErrorCode {
     TooManyConnections = 1010,
     /// Too many requests in flight on this connection; wait for responses.
     TooManyInFlight = 1011,
+    /// The client sent frames that get no reply (`PushAck`, WebSocket Pong)
+    /// faster than `limits.max_silent_frames_per_sec`. Closes.
+    Flooding = 1012,
 
     /// Token malformed, forged (bad signature) or using an unsupported algorithm.
     TokenInvalid = 2000,
@@ -147,6 +150,7 @@ impl ErrorCode {
         Self::ServerShutdown,
         Self::TooManyConnections,
         Self::TooManyInFlight,
+        Self::Flooding,
         Self::TokenInvalid,
         Self::TokenExpired,
         Self::TokenDeviceMismatch,
@@ -219,6 +223,7 @@ impl ErrorCode {
             Self::ServerShutdown => "SERVER_SHUTDOWN",
             Self::TooManyConnections => "TOO_MANY_CONNECTIONS",
             Self::TooManyInFlight => "TOO_MANY_IN_FLIGHT",
+            Self::Flooding => "FLOODING",
             Self::TokenInvalid => "TOKEN_INVALID",
             Self::TokenExpired => "TOKEN_EXPIRED",
             Self::TokenDeviceMismatch => "TOKEN_DEVICE_MISMATCH",
@@ -298,6 +303,7 @@ impl ErrorCode {
                 | Self::SlowConsumer
                 | Self::ServerShutdown
                 | Self::TooManyConnections
+                | Self::Flooding
                 | Self::TokenInvalid
                 | Self::TokenExpired
                 | Self::TokenDeviceMismatch

@@ -95,6 +95,12 @@ impl WsClient {
         c
     }
 
+    /// A second handle on the underlying socket (e.g. to write raw
+    /// WebSocket frames from another thread).
+    pub fn stream_clone(&self) -> TcpStream {
+        self.ws.get_ref().try_clone().expect("clone the WebSocket's socket")
+    }
+
     /// Sends one message as is.
     pub fn send_message(&mut self, m: Message) -> Result<(), Box<tungstenite::Error>> {
         self.ws.send(m).map_err(Box::new)

@@ -170,6 +170,15 @@ pub struct Limits {
     pub pull_page_max: u32,
     /// Conversation states cached per worker (memory: ~300 bytes each).
     pub conv_cache_entries: usize,
+    /// Maximum frame payload before the handshake completed (the `Hello`), bytes.
+    /// Memory: what an unauthenticated connection may make the server buffer.
+    pub max_hello_frame_size: u32,
+    /// Frames that get no reply (`PushAck`, WebSocket Pong) a connection may send
+    /// per second (burst: twice this); beyond it the connection is closed with
+    /// `1012 FLOODING`.
+    pub max_silent_frames_per_sec: u32,
+    /// Threads serving read-only queries and sync off the I/O loops; 0 = one per worker.
+    pub query_threads: usize,
 }
 
 /// History visibility.
@@ -254,6 +263,9 @@ impl Default for Limits {
             pull_page_default: 100,
             pull_page_max: 500,
             conv_cache_entries: 100_000,
+            max_hello_frame_size: 4096,
+            max_silent_frames_per_sec: 1000,
+            query_threads: 0,
         }
     }
 }
@@ -273,6 +285,11 @@ impl Config {
     /// Parses TOML text; a failure names the key and its line (one line of text).
     pub fn parse_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))
+    }
+
+    /// Query threads after resolving 0 to the worker count.
+    pub fn query_thread_count(&self) -> usize {
+        if self.limits.query_threads == 0 { self.worker_count() } else { self.limits.query_threads }
     }
 
     /// Number of workers after resolving 0 to the core count.
@@ -335,6 +352,23 @@ impl Config {
                 ),
             ));
         }
+        if !(MIN_HELLO_FRAME_SIZE..=l.max_frame_size).contains(&l.max_hello_frame_size) {
+            return Err(ConfigError::new(
+                "limits.max_hello_frame_size",
+                format!(
+                    "must be within {MIN_HELLO_FRAME_SIZE}..=limits.max_frame_size bytes (got {})",
+                    l.max_hello_frame_size
+                ),
+                "keep the default 4096 (a Hello with a token is a few hundred bytes)",
+            ));
+        }
+        if l.query_threads > MAX_WORKERS {
+            return Err(ConfigError::new(
+                "limits.query_threads",
+                format!("must be at most {MAX_WORKERS} (got {})", l.query_threads),
+                "set 0 (one per worker) or a smaller number",
+            ));
+        }
         if l.write_queue_bytes < frame {
             return Err(ConfigError::new(
                 "limits.write_queue_bytes",
@@ -346,6 +380,7 @@ impl Config {
             ("limits.max_in_flight", l.max_in_flight),
             ("limits.max_connections", l.max_connections),
             ("limits.conv_cache_entries", l.conv_cache_entries),
+            ("limits.max_silent_frames_per_sec", l.max_silent_frames_per_sec as usize),
         ] {
             ensure(v > 0, key, "must be > 0", "set a positive number")?;
         }
@@ -483,6 +518,8 @@ pub const MIN_SECRET_BYTES: usize = 16;
 /// Smallest accepted `limits.max_frame_size`: a group tip naming 100 members
 /// (~14 KiB) and a profile must fit in one frame.
 pub const MIN_FRAME_SIZE: u32 = 32 * 1024;
+/// Smallest allowed `limits.max_hello_frame_size` (a Hello with a long token fits).
+pub const MIN_HELLO_FRAME_SIZE: u32 = 512;
 /// Largest accepted `limits.max_frame_size`.
 pub const MAX_FRAME_SIZE: u32 = 64 * 1024 * 1024;
 /// Room a frame keeps above the largest content (envelope, ids, seqs).

@@ -10,7 +10,13 @@
 //!   nothing is lost), and a partly written frame is finished first so the
 //!   Close starts on a frame boundary;
 //! - a connection that queued its Close is dropped once flushed (or after
-//!   [`CLOSE_LINGER`]), and its session leaves the directory at once.
+//!   [`CLOSE_LINGER`]), and its session leaves the directory at once;
+//! - input is decoded only while the write queue plus the space reserved for
+//!   the answers in flight leaves room for one more frame-sized answer, so a
+//!   client that pipelines reads while reading its socket is slowed down
+//!   (TCP backpressure), never closed as a slow consumer;
+//! - the read buffer holds at most [`Conn::read_cap`] bytes: reading stops
+//!   while that much is undecoded.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -23,6 +29,7 @@ use mio::net::TcpStream;
 use missive_protocol::ErrorCode;
 use tracing::{debug, warn};
 
+use super::query::QueryJob;
 use super::{CLOSE_LINGER, MAX_IOV, Worker};
 use crate::frames;
 use crate::node::directory::ConnRef;
@@ -57,8 +64,20 @@ pub(super) struct Conn {
     pub(super) front_partial: bool,
     pub(super) phase: Phase,
     pub(super) last_frame: Instant,
-    /// Requests sent to shards and not yet answered.
+    /// Requests not yet answered (at an owner shard, in the query pool, or
+    /// queued in `queries`).
     pub(super) in_flight: usize,
+    /// Write-queue bytes reserved for the answers of requests in flight
+    /// (`session::reply_cost` each).
+    pub(super) reserved: usize,
+    /// Input decoding stopped because the write queue plus the reservations
+    /// left no room for another answer; resumed by [`Worker::resume_input`].
+    pub(super) paused: bool,
+    /// Read-only queries waiting for a query-pool slot, oldest first.
+    pub(super) queries: VecDeque<QueryJob>,
+    /// Token bucket of frames that get no reply ([`Worker::count_silent`]).
+    pub(super) silent_tokens: u32,
+    pub(super) silent_at: Instant,
     /// Set once a Close is queued: flush, then drop by `close_deadline`.
     pub(super) close_deadline: Option<Instant>,
     /// Queued in the worker's `ready` list (there may be unread bytes).
@@ -67,7 +86,47 @@ pub(super) struct Conn {
     pub(super) web: Option<Box<super::web::WebConn>>,
 }
 
+impl Conn {
+    /// The largest frame payload this connection may send now: the small
+    /// Hello limit until the handshake completed, then `max_frame_size`.
+    pub(super) fn frame_limit(&self, l: &crate::config::Limits) -> usize {
+        match self.phase {
+            Phase::Ready(_) => l.max_frame_size as usize,
+            Phase::Handshake { .. } | Phase::LoggingIn { .. } => l.max_hello_frame_size as usize,
+        }
+    }
+
+    /// Bytes the read buffer may hold: one whole frame of the current limit
+    /// plus room for framing and an HTTP request head.
+    pub(super) fn read_cap(&self, l: &crate::config::Limits) -> usize {
+        self.frame_limit(l) + READ_CAP_SLACK
+    }
+
+    /// Whether another request may be decoded: the queued output, the space
+    /// reserved for answers in flight, and one more frame-sized answer fit in
+    /// the write queue.
+    pub(super) fn has_reply_room(&self, l: &crate::config::Limits) -> bool {
+        self.out_bytes + self.reserved + l.max_frame_size as usize <= l.write_queue_bytes
+    }
+}
+
+/// Read-buffer room beyond one frame (length prefix or WebSocket header,
+/// and an HTTP request head of up to `http::MAX_HEAD` bytes).
+const READ_CAP_SLACK: usize = 16 * 1024;
+
 impl Worker {
+    /// Decoding of `id` may continue if it was paused and there is room again.
+    pub(super) fn resume_input(&mut self, id: u64) {
+        let limits = &self.node.config.limits;
+        if let Some(c) = self.conns.get_mut(&id)
+            && c.paused
+            && c.has_reply_room(limits)
+        {
+            c.paused = false;
+            self.mark_ready(id);
+        }
+    }
+
     pub(super) fn enqueue(&mut self, id: u64, frame: Bytes) {
         let Some(c) = self.conns.get(&id) else { return };
         let frame = match &c.web {
@@ -175,6 +234,8 @@ impl Worker {
             let done_closing = c.close_deadline.is_some() && c.out.is_empty();
             if failed || done_closing {
                 self.drop_conn(id);
+            } else if c.paused {
+                self.resume_input(id);
             }
         }
     }

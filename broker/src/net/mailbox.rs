@@ -31,8 +31,12 @@ pub(crate) enum WorkerMsg {
     /// replies and pushes are the common case and stay small).
     Op(Box<ShardOp<ServiceOp>>),
     /// The answer to request `request_id` of the receiving worker's connection
-    /// `conn`, still typed (encoded by the receiving worker).
-    Reply { conn: u64, request_id: u64, reply: Box<Reply> },
+    /// `conn`, still typed (encoded by the receiving worker); `cost` is the
+    /// write-queue space the connection reserved for it.
+    Reply { conn: u64, request_id: u64, cost: u32, reply: Box<Reply> },
+    /// The query pool finished a job of connection `conn`: with its answer, or
+    /// `None` when the answer comes from an owner shard (sync).
+    QueryDone { conn: u64, request_id: u64, cost: u32, reply: Option<Box<Reply>> },
     /// A push to the receiving worker's connection `conn`.
     Push { conn: u64, frame: Bytes },
     /// The owner shard decided the login of connection `conn`.
@@ -46,7 +50,12 @@ impl Worker {
         if worker == self.idx {
             match msg {
                 WorkerMsg::Op(op) => self.ops.push(*op),
-                WorkerMsg::Reply { conn, request_id, reply } => self.on_reply(conn, request_id, *reply),
+                WorkerMsg::Reply { conn, request_id, cost, reply } => {
+                    self.on_reply(conn, request_id, cost, *reply)
+                }
+                WorkerMsg::QueryDone { conn, request_id, cost, reply } => {
+                    self.on_query_done(conn, request_id, cost, reply)
+                }
                 WorkerMsg::Push { conn, frame } => self.push(conn, frame),
                 WorkerMsg::LoginDone { conn, user, result } => self.on_login_done(conn, user, result),
                 WorkerMsg::Kick { conn, frame, code, message } => self.kick(conn, frame, code, &message),
@@ -97,7 +106,12 @@ impl Worker {
         for _ in 0..INBOX_BATCH {
             match self.inbox.try_recv() {
                 Ok(WorkerMsg::Op(op)) => self.ops.push(*op),
-                Ok(WorkerMsg::Reply { conn, request_id, reply }) => self.on_reply(conn, request_id, *reply),
+                Ok(WorkerMsg::Reply { conn, request_id, cost, reply }) => {
+                    self.on_reply(conn, request_id, cost, *reply)
+                }
+                Ok(WorkerMsg::QueryDone { conn, request_id, cost, reply }) => {
+                    self.on_query_done(conn, request_id, cost, reply)
+                }
                 Ok(WorkerMsg::Push { conn, frame }) => self.push(conn, frame),
                 Ok(WorkerMsg::LoginDone { conn, user, result }) => self.on_login_done(conn, user, result),
                 Ok(WorkerMsg::Kick { conn, frame, code, message }) => self.kick(conn, frame, code, &message),
@@ -106,20 +120,24 @@ impl Worker {
         }
     }
 
-    /// An owner shard answered a request of connection `id`: encode it here, at the edge.
-    pub(super) fn on_reply(&mut self, id: u64, request_id: u64, reply: Reply) {
+    /// An owner shard (or the query pool) answered a request of connection
+    /// `id`: encode it here, at the edge, and release its in-flight slot and
+    /// its reserved write-queue space.
+    pub(super) fn on_reply(&mut self, id: u64, request_id: u64, cost: u32, reply: Reply) {
         self.mesh.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
         if let Some(c) = self.conns.get_mut(&id) {
             c.in_flight = c.in_flight.saturating_sub(1);
+            c.reserved = c.reserved.saturating_sub(cost as usize);
         }
         self.enqueue(id, frames::reply(request_id, reply));
+        self.resume_input(id);
     }
 
     pub(super) fn emit(&mut self, effects: Vec<Effect>) {
         for e in effects {
             match e {
-                Effect::Reply { conn, request_id, reply } => {
-                    self.send_to(conn.worker, WorkerMsg::Reply { conn: conn.id, request_id, reply })
+                Effect::Reply { conn, request_id, cost, reply } => {
+                    self.send_to(conn.worker, WorkerMsg::Reply { conn: conn.id, request_id, cost, reply })
                 }
                 Effect::Fanout { users, exclude, frame } => {
                     let mut targets = Vec::new();

@@ -4,7 +4,8 @@
 //!
 //! Files: `conn.rs` (connection state, write queue, close, flush),
 //! `read.rs` (read, decode, hand frames to `crate::session`), `mailbox.rs`
-//! (messages between workers, emitting effects), `web.rs` + `http.rs` +
+//! (messages between workers, emitting effects), `query.rs` (the query pool
+//! serving read-only requests off the loops), `web.rs` + `http.rs` +
 //! `ws.rs` (the web listener: HTTP, WebSocket), `quic.rs` (the QUIC and
 //! WebTransport bridge).
 //!
@@ -15,12 +16,18 @@
 //!
 //! Invariants:
 //! - nothing blocks except `poll` and the one storage write per turn;
-//! - decoding never allocates more than `limits.max_frame_size` per frame;
+//! - decoding never allocates more than `limits.max_frame_size` per frame
+//!   (`limits.max_hello_frame_size` before the handshake), and a connection's
+//!   read buffer never holds more than one such frame plus a small slack;
+//! - no read-only query runs on the loop: they go to the query pool, and an
+//!   owner shard's reads (pull, history) take at most a small time budget per
+//!   turn (`shard::READ_TURN_BUDGET`);
 //! - the engine gets the turn's time as an argument (`now_ms`).
 
 mod conn;
 pub(crate) mod http;
 mod mailbox;
+pub(crate) mod query;
 pub(crate) mod quic;
 mod read;
 mod web;
@@ -105,6 +112,14 @@ pub(crate) struct Worker {
     /// Connections that may have unread input (each at most once, see `Conn::readable`).
     ready: Vec<u64>,
     codec: FrameCodec,
+    /// The codec before the handshake completed (`limits.max_hello_frame_size`).
+    hello_codec: FrameCodec,
+    /// Jobs for the query pool (`query.rs`).
+    query_tx: Sender<query::QueryJob>,
+    /// This worker's jobs in the pool now.
+    queries_running: usize,
+    /// Connections with queued queries, served round robin.
+    query_rr: VecDeque<u64>,
     last_timer: Instant,
     last_fd_warning: Option<Instant>,
     /// One descriptor kept in reserve so that, at the open-file limit, a waiting
@@ -126,9 +141,9 @@ impl Worker {
         node: Arc<Node>,
         mesh: Arc<Mesh>,
         poll: Poll,
-        listener: TcpListener,
-        web_listener: Option<TcpListener>,
+        (listener, web_listener): (TcpListener, Option<TcpListener>),
         inbox: Receiver<WorkerMsg>,
+        query_tx: Sender<query::QueryJob>,
     ) -> io::Result<Self> {
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -139,6 +154,7 @@ impl Worker {
         let engine = Engine::new(idx, Arc::clone(&node), Services::new(idx, Arc::clone(&node)));
         let n = mesh.senders.len();
         let codec = FrameCodec::new(node.config.limits.max_frame_size);
+        let hello_codec = FrameCodec::new(node.config.limits.max_hello_frame_size);
         Ok(Self {
             idx,
             node,
@@ -157,6 +173,10 @@ impl Worker {
             dirty: Vec::new(),
             ready: Vec::new(),
             codec,
+            hello_codec,
+            query_tx,
+            queries_running: 0,
+            query_rr: VecDeque::new(),
             last_timer: Instant::now(),
             last_fd_warning: None,
             spare_fd: std::fs::File::open("/dev/null").ok(),
@@ -296,6 +316,11 @@ impl Worker {
                         phase: Phase::Handshake { deadline },
                         last_frame: Instant::now(),
                         in_flight: 0,
+                        reserved: 0,
+                        paused: false,
+                        queries: VecDeque::new(),
+                        silent_tokens: self.node.config.limits.max_silent_frames_per_sec.saturating_mul(2),
+                        silent_at: Instant::now(),
                         close_deadline: None,
                         readable: true,
                         web: web.then(|| Box::new(web::WebConn::new())),

@@ -5,9 +5,16 @@
 //! each frame handed to the session logic (`crate::session`): `Hello` starts
 //! the login on the user's owner shard, requests are routed, pings answered.
 //!
-//! Invariants: while a login is being decided, input stays buffered and is
-//! not decoded, so `HelloOk` is the first frame the client gets; a request
-//! counts against `limits.max_in_flight` until its owner shard answers.
+//! Invariants:
+//! - while a login is being decided, input stays buffered and is not
+//!   decoded, so `HelloOk` is the first frame the client gets;
+//! - before the handshake completed a frame may be at most
+//!   `limits.max_hello_frame_size` bytes, and the read buffer holds at most
+//!   one frame of the current limit (`Conn::read_cap`);
+//! - a request counts against `limits.max_in_flight` until it is answered,
+//!   whether it waits for an owner shard, the query pool, or its turn in the
+//!   connection's query queue; frames that get no reply count against
+//!   `limits.max_silent_frames_per_sec`.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -16,17 +23,18 @@ use std::time::Instant;
 
 use missive_protocol::pb::{self, frame};
 use missive_protocol::{ErrorCode, UserId};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::conn::Phase;
 use super::mailbox::WorkerMsg;
+use super::query::{self, QueryJob};
 use super::{FRAME_BUDGET, READ_BUDGET, Worker};
 use crate::error::Reject;
 use crate::frames;
 use crate::node::clock::now_ms;
 use crate::node::directory::ConnRef;
 use crate::session;
-use crate::shard::Origin;
+use crate::shard::{Origin, Reply};
 
 impl Worker {
     pub(super) fn read_all(&mut self) {
@@ -53,9 +61,12 @@ impl Worker {
         let mut total = 0;
         let mut eof = false;
         let mut more = false;
+        let mut full = false;
+        let limits = &self.node.config.limits;
         {
             let scratch = &mut self.scratch;
             let Some(c) = self.conns.get_mut(&id) else { return };
+            let cap = c.read_cap(limits);
             if c.close_deadline.is_some() {
                 // Discard input of a closing connection.
                 let mut sink = [0u8; 4096];
@@ -71,7 +82,14 @@ impl Worker {
                         more = true;
                         break;
                     }
-                    match c.sock.read(&mut scratch[..]) {
+                    // Never buffer more than one frame's worth undecoded: the
+                    // rest stays in the socket, and TCP backpressure reaches the client.
+                    let room = cap.saturating_sub(c.rbuf.len()).min(scratch.len());
+                    if room == 0 {
+                        full = true;
+                        break;
+                    }
+                    match c.sock.read(&mut scratch[..room]) {
                         Ok(0) => {
                             eof = true;
                             break;
@@ -95,6 +113,14 @@ impl Worker {
             self.drop_conn(id);
         } else if more {
             self.mark_ready(id);
+        } else if full {
+            // Reading stopped at the cap: come back once decoding made room.
+            // (A login in progress, paused input or a spent frame budget
+            // re-arms the connection themselves.)
+            let limits = &self.node.config.limits;
+            if self.conns.get(&id).is_some_and(|c| c.rbuf.len() < c.read_cap(limits)) {
+                self.mark_ready(id);
+            }
         }
     }
 
@@ -104,13 +130,25 @@ impl Worker {
         }
         for _ in 0..FRAME_BUDGET {
             let decoded = {
+                let limits = &self.node.config.limits;
                 let Some(c) = self.conns.get_mut(&id) else { return };
                 if c.close_deadline.is_some() || matches!(c.phase, Phase::LoggingIn { .. }) {
                     return;
                 }
-                match self.codec.split_payload(&mut c.rbuf) {
+                let codec = match c.phase {
+                    Phase::Ready(_) => {
+                        if !c.has_reply_room(limits) {
+                            // Resumed by `resume_input` once answers drained.
+                            c.paused = true;
+                            return;
+                        }
+                        &self.codec
+                    }
+                    Phase::Handshake { .. } | Phase::LoggingIn { .. } => &self.hello_codec,
+                };
+                match codec.split_payload(&mut c.rbuf) {
                     Ok(None) => return,
-                    Ok(Some(payload)) => self.codec.decode_payload(payload),
+                    Ok(Some(payload)) => codec.decode_payload(payload),
                     Err(e) => Err(e),
                 }
             };
@@ -127,6 +165,30 @@ impl Worker {
         self.mark_ready(id);
     }
 
+    /// Counts a frame that gets no reply against the connection's budget
+    /// (`limits.max_silent_frames_per_sec`, burst twice that); a client over
+    /// it is closed with `1012 FLOODING`.
+    pub(super) fn count_silent(&mut self, id: u64) {
+        let rate = self.node.config.limits.max_silent_frames_per_sec;
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let now = Instant::now();
+        let refill = now.duration_since(c.silent_at).as_millis() * u128::from(rate) / 1000;
+        if refill > 0 {
+            c.silent_tokens = (u128::from(c.silent_tokens) + refill).min(u128::from(rate) * 2) as u32;
+            c.silent_at = now;
+        }
+        if c.silent_tokens > 0 {
+            c.silent_tokens -= 1;
+            return;
+        }
+        let user = match &c.phase {
+            Phase::Ready(s) => s.user.to_string(),
+            _ => String::new(),
+        };
+        warn!(conn = id, peer = %c.peer, %user, rate, "flooding with frames that get no reply: closing");
+        self.close(id, ErrorCode::Flooding, "too many frames that get no reply (PushAck, Pong)");
+    }
+
     pub(super) fn on_frame(&mut self, id: u64, frame: pb::Frame) {
         let Some(c) = self.conns.get_mut(&id) else { return };
         c.last_frame = Instant::now();
@@ -136,7 +198,7 @@ impl Worker {
             (Some(frame::Body::Hello(_)), true) => self.close(id, ErrorCode::UnexpectedFrame, "second Hello"),
             (_, false) => self.close(id, ErrorCode::HandshakeRequired, "the first frame must be Hello"),
             (Some(frame::Body::Ping(p)), true) => self.enqueue(id, frames::pong(p.nonce, now_ms())),
-            (Some(frame::Body::PushAck(_)), true) => {}
+            (Some(frame::Body::PushAck(_)), true) => self.count_silent(id),
             (Some(frame::Body::Request(r)), true) => self.on_request(id, r),
             (_, true) => self.close(id, ErrorCode::UnexpectedFrame, "frame kind not accepted from clients"),
         }
@@ -196,6 +258,9 @@ impl Worker {
         info!(worker = self.idx, conn = id, user = %session.user, device = %session.device, "session ready");
         let ok = session::hello_ok(&self.node, &session, sync_token, session_id, now_ms());
         c.phase = Phase::Ready(session);
+        if let Some(w) = c.web.as_mut() {
+            w.set_frame_limit(self.node.config.limits.max_frame_size as usize);
+        }
         self.enqueue(id, frames::hello_ok(ok));
         // Frames that arrived during the login are decoded now.
         self.mark_ready(id);
@@ -223,7 +288,19 @@ impl Worker {
             return;
         }
         let conn = ConnRef { worker: self.idx, id };
-        let d = session::request(&node, s, conn, r, now_ms());
+        let cost = r.op.as_ref().map_or(session::SMALL_REPLY_COST, |op| session::reply_cost(&node, op));
+        let d = session::request(&node, s, conn, request_id, r.op, cost);
+        if let Some(query) = d.query {
+            let job =
+                QueryJob { conn, request_id, cost, user: s.user.clone(), device: s.device.clone(), query };
+            c.in_flight += 1;
+            c.reserved += cost as usize;
+            c.queries.push_back(job);
+            if c.queries.len() == 1 {
+                self.query_rr.push_back(id);
+            }
+            self.pump_queries();
+        }
         if let Some(reply) = d.reply {
             self.enqueue(id, frames::reply(request_id, reply));
         }
@@ -231,10 +308,42 @@ impl Worker {
             if matches!(op.origin, Origin::Request { .. }) {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.in_flight += 1;
+                    c.reserved += cost as usize;
                 }
                 self.mesh.in_flight_ops.fetch_add(1, Ordering::AcqRel);
             }
             self.send_to(owner, WorkerMsg::Op(Box::new(op)));
         }
+    }
+
+    /// Hands queued queries to the pool, one per connection in turn, while
+    /// this worker has fewer than its share of jobs there.
+    pub(super) fn pump_queries(&mut self) {
+        let cap = query::jobs_per_worker(&self.node);
+        while self.queries_running < cap {
+            let Some(id) = self.query_rr.pop_front() else { return };
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            let Some(job) = c.queries.pop_front() else { continue };
+            if !c.queries.is_empty() {
+                self.query_rr.push_back(id);
+            }
+            self.queries_running += 1;
+            self.mesh.in_flight_ops.fetch_add(1, Ordering::AcqRel);
+            if self.query_tx.send(job).is_err() {
+                // The pool is gone (shutting down): nothing will answer.
+                self.queries_running -= 1;
+                self.mesh.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+        }
+    }
+
+    /// The pool finished a query of connection `id` (see `WorkerMsg::QueryDone`).
+    pub(super) fn on_query_done(&mut self, id: u64, request_id: u64, cost: u32, reply: Option<Box<Reply>>) {
+        self.queries_running = self.queries_running.saturating_sub(1);
+        if let Some(reply) = reply {
+            self.on_reply(id, request_id, cost, *reply);
+        }
+        self.pump_queries();
     }
 }

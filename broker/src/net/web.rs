@@ -16,6 +16,7 @@
 use bytes::Bytes;
 use missive_protocol::ErrorCode;
 
+use super::conn::Phase;
 use super::http::{self, Route};
 use super::ws::{self, WsDecoder, WsError, WsEvent};
 use super::{FRAME_BUDGET, Worker};
@@ -56,6 +57,13 @@ impl WebConn {
         Self { state: State::Http }
     }
 
+    /// The largest protocol frame accepted from now on (see `Conn::frame_limit`).
+    pub(super) fn set_frame_limit(&mut self, max: usize) {
+        if let State::Ws { decoder, .. } = &mut self.state {
+            decoder.set_max_message(max);
+        }
+    }
+
     /// Upgraded to WebSocket (protocol frames must be wrapped).
     pub(super) fn is_ws(&self) -> bool {
         matches!(self.state, State::Ws { .. })
@@ -82,13 +90,20 @@ impl Worker {
     /// Decodes what a web connection sent (bounded per turn, like TCP).
     pub(super) fn decode_web(&mut self, id: u64) {
         let Some(ctx) = self.mesh.web.clone() else { return };
-        let max = self.node.config.limits.max_frame_size as usize;
+        let node = std::sync::Arc::clone(&self.node);
+        let limits = &node.config.limits;
         for _ in 0..FRAME_BUDGET {
             let step = {
                 let Some(c) = self.conns.get_mut(&id) else { return };
-                if c.close_deadline.is_some() {
+                if c.close_deadline.is_some() || matches!(c.phase, Phase::LoggingIn { .. }) {
                     return;
                 }
+                if matches!(c.phase, Phase::Ready(_)) && !c.has_reply_room(limits) {
+                    // Resumed by `resume_input` once answers drained.
+                    c.paused = true;
+                    return;
+                }
+                let max = c.frame_limit(limits);
                 let Some(w) = c.web.as_mut() else { return };
                 match &mut w.state {
                     State::Http => match ctx.route(&mut c.rbuf, crate::node::clock::now_ms() / 1000) {
@@ -146,7 +161,7 @@ impl Worker {
                 Err(e) => self.close(id, e.code(), &e.to_string()),
             },
             WsEvent::Ping(p) => self.enqueue_raw(id, ws::encode(ws::OP_PONG, &p)),
-            WsEvent::Pong => {}
+            WsEvent::Pong => self.count_silent(id),
             WsEvent::Close { code } => {
                 // Echo the peer's code (RFC 6455 5.5.1), then close.
                 let reply = match code {

@@ -123,6 +123,12 @@ impl WsDecoder {
         Self { max_message, partial: None }
     }
 
+    /// Changes the largest accepted message (the handshake raises it from
+    /// the Hello limit to `max_frame_size`).
+    pub(crate) fn set_max_message(&mut self, max_message: usize) {
+        self.max_message = max_message;
+    }
+
     /// Decodes the next event from the front of `src`; `Ok(None)` = need more bytes.
     pub(crate) fn next(&mut self, src: &mut BytesMut) -> Result<Option<WsEvent>, WsError> {
         loop {

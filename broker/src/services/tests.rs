@@ -48,7 +48,7 @@ impl Fixture {
         let id = self.next_id;
         self.next_id += 1;
         ShardOp {
-            origin: Origin::Request { conn: ConnRef { worker: 0, id }, request_id: id },
+            origin: Origin::Request { conn: ConnRef { worker: 0, id }, request_id: id, cost: 0 },
             user: user(u),
             device: device(),
             op,

@@ -8,15 +8,15 @@
 //!   and the multi-device policy ([L-3]);
 //! - [`hello_ok`] builds the `HelloOk` once the owner said yes;
 //! - [`request`] checks a request through `route` and says what to do with
-//!   it: answer now (local queries, sync, refusals) and/or send an op to an
-//!   owner shard;
+//!   it: answer now (refusals), send an op to an owner shard, or serve a
+//!   read-only query ([`serve_query`], run by `net`'s query pool);
 //! - [`logout`] is the op telling the owner that a session ended.
 //!
 //! Invariants: nothing here blocks or writes storage; every request is
 //! answered exactly once (now, or by the owner's turn); the request's user
 //! is always the authenticated session's, never a field of the request.
 
-use missive_protocol::pb;
+use missive_protocol::pb::{self, request::Op};
 use missive_protocol::token::{self, Role};
 use missive_protocol::{DeviceId, ErrorCode, PROTOCOL_VERSION, UserId};
 
@@ -26,7 +26,7 @@ use crate::node::{Node, OwnerKey};
 use crate::route::{self, Caller, Route};
 use crate::services::accounts::AccountsOp;
 use crate::services::sync::SyncOp;
-use crate::services::{ServiceOp, serve_local, sync};
+use crate::services::{LocalQuery, ServiceOp, serve_local, sync};
 use crate::shard::{Origin, Reply, ShardOp};
 
 /// An authenticated session (transport-agnostic state of a connection).
@@ -123,44 +123,123 @@ pub(crate) fn logout(node: &Node, user: &UserId, device: DeviceId, conn: ConnRef
 /// What to do with one request.
 #[derive(Debug)]
 pub(crate) struct Dispatch {
-    /// Answer now (local queries, sync, refusals before routing).
+    /// Answer now (refusals before routing).
     pub(crate) reply: Option<Reply>,
     /// Send this op to its owner shard (it answers, unless its origin is an event).
     pub(crate) op: Option<Routed>,
+    /// Serve this read-only query on the query pool ([`serve_query`]), off the I/O loop.
+    pub(crate) query: Option<Query>,
 }
 
-/// Checks and routes one request of a ready session.
-pub(crate) fn request(node: &Node, s: &Session, conn: ConnRef, r: pb::Request, now_ms: u64) -> Dispatch {
-    let now = |reply: Reply| Dispatch { reply: Some(reply), op: None };
-    let Some(op) = r.op else {
+/// A read-only request served by the query pool.
+#[derive(Debug)]
+pub(crate) enum Query {
+    /// Answered from committed storage.
+    Local(LocalQuery),
+    /// A sync page: read from committed storage, then its token is recorded by
+    /// the user's owner shard, which answers.
+    Sync(pb::SyncRequest),
+}
+
+/// What serving a [`Query`] produced.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// The answer to send.
+    Reply(Reply),
+    /// An op for the user's owner shard, which answers the request.
+    Op(Routed),
+}
+
+/// The bytes a request's answer may take in the connection's write queue:
+/// reads that return pages or lists may fill a frame, every other answer is
+/// small. `net` reserves this much per request in flight, so that pipelined
+/// reads pause the client's input instead of overflowing its write queue.
+pub(crate) fn reply_cost(node: &Node, op: &Op) -> u32 {
+    let page_like = matches!(
+        op,
+        Op::Pull(_)
+            | Op::History(_)
+            | Op::Sync(_)
+            | Op::AccountsExist(_)
+            | Op::GetProfiles(_)
+            | Op::GetPresence(_)
+            | Op::ListPresenceSubscriptions(_)
+            | Op::ListFriends(_)
+            | Op::ListFriendRequests(_)
+            | Op::CheckRelations(_)
+            | Op::SearchFriends(_)
+            | Op::ListBlacklist(_)
+            | Op::GetGroups(_)
+            | Op::ListGroupApplications(_)
+            | Op::ListGroupMembers(_)
+            | Op::ListJoinedGroups(_)
+            | Op::GetGroupReceipt(_)
+            | Op::CreateGroup(_)
+            | Op::InviteToGroup(_)
+    );
+    if page_like { node.config.limits.max_frame_size } else { SMALL_REPLY_COST }
+}
+
+/// The write-queue reservation of a request whose answer is small (an ack).
+pub(crate) const SMALL_REPLY_COST: u32 = 2048;
+
+/// Checks and routes one request of a ready session; `cost` is its
+/// [`reply_cost`], carried with it to whoever answers.
+pub(crate) fn request(
+    node: &Node,
+    s: &Session,
+    conn: ConnRef,
+    request_id: u64,
+    op: Option<Op>,
+    cost: u32,
+) -> Dispatch {
+    let now = |reply: Reply| Dispatch { reply: Some(reply), op: None, query: None };
+    let Some(op) = op else {
         return now(Err(Reject::new(ErrorCode::UnknownRequest, "unknown or missing request operation")));
     };
     let caller = Caller { user: &s.user, admin: s.role == Role::Admin };
+    let query = |q: Query| Dispatch { reply: None, op: None, query: Some(q) };
     match route::route(node, caller, op) {
         Err(rej) => now(Err(rej)),
-        Ok(Route::Local(q)) => now(serve_local(node, &s.user, q)),
-        Ok(Route::Sync(req)) => match sync::serve(node, &s.user, &req, now_ms) {
-            Ok(page) => {
-                // The device's sync token is recorded by the user's owner, which then answers.
-                let owner = node.owner(OwnerKey::User(&s.user));
-                let record = ShardOp {
-                    origin: Origin::Request { conn, request_id: r.id },
-                    user: s.user.clone(),
-                    device: s.device.clone(),
-                    op: ServiceOp::Sync(SyncOp::RecordToken { page: Box::new(page) }),
-                };
-                Dispatch { reply: None, op: Some((owner, record)) }
-            }
-            Err(rej) => now(Err(rej)),
-        },
+        Ok(Route::Local(q)) => query(Query::Local(q)),
+        Ok(Route::Sync(req)) => query(Query::Sync(req)),
         Ok(Route::Owner(owner, op)) => {
             let op = ShardOp {
-                origin: Origin::Request { conn, request_id: r.id },
+                origin: Origin::Request { conn, request_id, cost },
                 user: s.user.clone(),
                 device: s.device.clone(),
                 op,
             };
-            Dispatch { reply: None, op: Some((owner, op)) }
+            Dispatch { reply: None, op: Some((owner, op)), query: None }
         }
+    }
+}
+
+/// Serves a [`Query`] of `user` (on a query-pool thread: reads committed
+/// storage, never writes).
+pub(crate) fn serve_query(
+    node: &Node,
+    user: &UserId,
+    device: &DeviceId,
+    origin: Origin,
+    q: Query,
+    now_ms: u64,
+) -> Served {
+    match q {
+        Query::Local(q) => Served::Reply(serve_local(node, user, q)),
+        Query::Sync(req) => match sync::serve(node, user, &req, now_ms) {
+            Ok(page) => {
+                // The device's sync token is recorded by the user's owner, which then answers.
+                let owner = node.owner(OwnerKey::User(user));
+                let record = ShardOp {
+                    origin,
+                    user: user.clone(),
+                    device: device.clone(),
+                    op: ServiceOp::Sync(SyncOp::RecordToken { page: Box::new(page) }),
+                };
+                Served::Op((owner, record))
+            }
+            Err(rej) => Served::Reply(Err(rej)),
+        },
     }
 }

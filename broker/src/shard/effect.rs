@@ -27,7 +27,7 @@ pub(crate) type Reply = Result<response::Result, Reject>;
 pub(crate) enum Effect {
     /// Answer a request.
     /// (boxed: the reply is large; the box travels on to the connection's worker as is)
-    Reply { conn: ConnRef, request_id: u64, reply: Box<Reply> },
+    Reply { conn: ConnRef, request_id: u64, cost: u32, reply: Box<Reply> },
     /// Deliver a push to every online device of `users`, except `exclude`
     /// (shared: a group's recipient list is built once, not per message).
     Fanout { users: Arc<[UserId]>, exclude: Option<ConnRef>, frame: Bytes },

@@ -20,7 +20,11 @@
 //! - on a failed write every answer becomes STORAGE (5001), nothing else is
 //!   emitted, reservations are released and the services drop the cache
 //!   entries the turn changed (they reload from storage);
-//! - counters are settled and directory changes applied here, after the write.
+//! - counters are settled and directory changes applied here, after the write;
+//! - reads run for at most [`READ_TURN_BUDGET`] per turn (at least one read),
+//!   so a flood of expensive reads cannot stall the worker's loop; reads left
+//!   over are served first next turn, and while any remain no new op is
+//!   staged, so answers keep request order ([Q-4]).
 
 pub(crate) mod effect;
 pub(crate) mod failpoint;
@@ -30,7 +34,9 @@ pub(crate) mod turn;
 #[cfg(test)]
 mod tests;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use missive_protocol::pb::response;
 use missive_protocol::{ErrorCode, UserId};
@@ -109,9 +115,17 @@ pub(crate) struct Engine<S: Service> {
     idx: usize,
     node: Arc<Node>,
     service: S,
-    /// Ops put off to the next turn because their key was claimed in this one.
+    /// Ops put off to the next turn because their key was claimed in this one
+    /// (or because reads of earlier turns are still waiting).
     deferred: Vec<ShardOp<S::Op>>,
+    /// Reads whose write is done, waiting for their turn's read time.
+    pending_reads: VecDeque<ShardOp<S::Op>>,
+    /// Time reads may take per turn (tests lower it).
+    read_budget: Duration,
 }
+
+/// Time the reads of one turn may take before the rest wait for the next turn.
+pub(crate) const READ_TURN_BUDGET: Duration = Duration::from_millis(1);
 
 impl<S: Service> std::fmt::Debug for Engine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,8 +136,8 @@ impl<S: Service> std::fmt::Debug for Engine<S> {
 /// The answer for `origin` when its op failed with `r` (`user`: the login's user).
 fn refusal(origin: Origin, user: Option<UserId>, r: Reject) -> Option<Effect> {
     match (origin, user) {
-        (Origin::Request { conn, request_id }, _) => {
-            Some(Effect::Reply { conn, request_id, reply: Box::new(Err(r)) })
+        (Origin::Request { conn, request_id, cost }, _) => {
+            Some(Effect::Reply { conn, request_id, cost, reply: Box::new(Err(r)) })
         }
         (Origin::Login { conn }, Some(user)) => Some(Effect::LoginDone { conn, user, result: Err(r) }),
         (Origin::Login { .. }, None) | (Origin::Event { .. }, _) => None,
@@ -134,8 +148,8 @@ fn refusal(origin: Origin, user: Option<UserId>, r: Reject) -> Option<Effect> {
 /// answer of the wrong form (a service bug) is an error, and the op is refused.
 fn answer(origin: Origin, user: &Option<UserId>, a: Answer) -> Result<Option<Effect>, Reject> {
     match (origin, a, user) {
-        (Origin::Request { conn, request_id }, Answer::Response(r), _) => {
-            Ok(Some(Effect::Reply { conn, request_id, reply: Box::new(Ok(r)) }))
+        (Origin::Request { conn, request_id, cost }, Answer::Response(r), _) => {
+            Ok(Some(Effect::Reply { conn, request_id, cost, reply: Box::new(Ok(r)) }))
         }
         (Origin::Login { conn }, Answer::LoginOk(token), Some(user)) => {
             Ok(Some(Effect::LoginDone { conn, user: user.clone(), result: Ok(token) }))
@@ -149,12 +163,24 @@ fn answer(origin: Origin, user: &Option<UserId>, a: Answer) -> Result<Option<Eff
 
 impl<S: Service> Engine<S> {
     pub(crate) fn new(idx: usize, node: Arc<Node>, service: S) -> Self {
-        Self { idx, node, service, deferred: Vec::new() }
+        Self {
+            idx,
+            node,
+            service,
+            deferred: Vec::new(),
+            pending_reads: VecDeque::new(),
+            read_budget: READ_TURN_BUDGET,
+        }
     }
 
-    /// Whether ops wait for the next turn.
+    /// Whether ops or reads wait for the next turn.
     pub(crate) fn has_deferred(&self) -> bool {
-        !self.deferred.is_empty()
+        !self.deferred.is_empty() || !self.pending_reads.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_read_budget(&mut self, budget: Duration) {
+        self.read_budget = budget;
     }
 
     #[cfg(test)]
@@ -165,6 +191,15 @@ impl<S: Service> Engine<S> {
     /// Stages `ops` (after the ones deferred last turn), writes them in one
     /// batch, and returns the effects to emit.
     pub(crate) fn run_turn(&mut self, ops: Vec<ShardOp<S::Op>>, now_ms: u64) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if !self.pending_reads.is_empty() {
+            self.serve_reads(&mut out, now_ms);
+            if !self.pending_reads.is_empty() {
+                // Earlier reads still wait: new ops wait behind them ([Q-4]).
+                self.deferred.extend(ops);
+                return out;
+            }
+        }
         let ops = if self.deferred.is_empty() {
             ops
         } else {
@@ -173,7 +208,7 @@ impl<S: Service> Engine<S> {
             all
         };
         if ops.is_empty() {
-            return Vec::new();
+            return out;
         }
         let node = Arc::clone(&self.node);
         let mut t: Turn<S::Undo> = Turn::new(now_ms, node.store.batch(), ops.len());
@@ -222,7 +257,7 @@ impl<S: Service> Engine<S> {
         for r in reservations {
             node.counters.settle(r, written.is_ok());
         }
-        let mut out = Vec::with_capacity(effects.len() + reads.len());
+        out.reserve(effects.len() + reads.len());
         match written {
             Ok(()) => {
                 for e in effects {
@@ -240,8 +275,8 @@ impl<S: Service> Engine<S> {
             Err(r) => {
                 self.service.write_failed();
                 out.extend(effects.into_iter().filter_map(|eff| match eff {
-                    Effect::Reply { conn, request_id, .. } => {
-                        Some(Effect::Reply { conn, request_id, reply: Box::new(Err(r.clone())) })
+                    Effect::Reply { conn, request_id, cost, .. } => {
+                        Some(Effect::Reply { conn, request_id, cost, reply: Box::new(Err(r.clone())) })
                     }
                     Effect::LoginDone { conn, user, .. } => {
                         Some(Effect::LoginDone { conn, user, result: Err(r.clone()) })
@@ -254,7 +289,16 @@ impl<S: Service> Engine<S> {
             }
         }
         self.service.end_turn();
-        for op in reads {
+        self.pending_reads.extend(reads);
+        self.serve_reads(&mut out, now_ms);
+        out
+    }
+
+    /// Serves waiting reads, oldest first, until the turn's read time is used
+    /// (always at least one).
+    fn serve_reads(&mut self, out: &mut Vec<Effect>, now_ms: u64) {
+        let started = Instant::now();
+        while let Some(op) = self.pending_reads.pop_front() {
             let origin = op.origin;
             let user = matches!(origin, Origin::Login { .. }).then(|| op.user.clone());
             let e = match self.service.read(op, now_ms) {
@@ -262,8 +306,10 @@ impl<S: Service> Engine<S> {
                 Err(r) => Err(r),
             };
             out.extend(e.unwrap_or_else(|r| refusal(origin, user, r)));
+            if started.elapsed() >= self.read_budget {
+                break;
+            }
         }
-        out
     }
 
     /// Rolls `t` back to `sp`: releases the op's reservations and undoes its

@@ -17,7 +17,9 @@ use crate::node::directory::ConnRef;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
     /// A client request: answered with a `Response` carrying `request_id`.
-    Request { conn: ConnRef, request_id: u64 },
+    /// `cost` is the write-queue space its connection reserved for the answer
+    /// (`session::reply_cost`), released when the answer arrives.
+    Request { conn: ConnRef, request_id: u64, cost: u32 },
     /// A handshake: answered with a login decision (`HelloOk` or `Close`).
     Login { conn: ConnRef },
     /// An internal event (a session ended, a sync token to record): no answer.

@@ -115,7 +115,7 @@ fn user(s: &str) -> UserId {
 
 fn op(u: &str, id: u64, text: &str, fail: bool) -> ShardOp<SetText> {
     ShardOp {
-        origin: Origin::Request { conn: ConnRef { worker: 0, id }, request_id: id },
+        origin: Origin::Request { conn: ConnRef { worker: 0, id }, request_id: id, cost: 0 },
         user: user(u),
         device: DeviceId::new("d1").expect("valid"),
         op: SetText { text: text.into(), fail },
@@ -235,4 +235,26 @@ fn a_login_is_answered_exactly_once_even_when_it_fails() {
     assert_eq!(logins, vec![(1, false), (2, false)]);
     assert!(effects.iter().all(|e| matches!(e, Effect::LoginDone { .. })), "{effects:?}");
     assert!(f.node.directory.sessions(&user("bob")).is_empty(), "a refused login leaves no session");
+}
+
+#[test]
+fn reads_over_the_turn_budget_wait_and_later_ops_wait_behind_them() {
+    let mut f = fixture();
+    // A zero budget: one read per turn.
+    f.engine.set_read_budget(Duration::ZERO);
+    let effects = f.engine.run_turn(
+        vec![op("alice", 1, "read", false), op("bob", 2, "read", false), op("carol", 3, "read", false)],
+        1,
+    );
+    assert_eq!(replies(&effects), vec![(1, None)]);
+    assert!(f.engine.has_deferred(), "two reads wait");
+    // A write arriving now waits behind the reads left over ([Q-4]).
+    let effects = f.engine.run_turn(vec![op("dave", 4, "w", false)], 2);
+    assert_eq!(replies(&effects), vec![(2, None)]);
+    assert_eq!(f.node.store.status(&user("dave")).expect("read"), None, "not staged yet");
+    // The last read, then (in the same turn, after it) the write.
+    let effects = f.engine.run_turn(Vec::new(), 3);
+    assert_eq!(replies(&effects), vec![(3, None), (4, None)]);
+    assert!(!f.engine.has_deferred());
+    assert_eq!(f.engine.service().reads, 3);
 }

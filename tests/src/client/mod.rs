@@ -152,6 +152,11 @@ impl RawClient {
         self.stream.local_addr().expect("local addr")
     }
 
+    /// A second handle on the socket (e.g. for a thread that only writes).
+    pub fn stream_clone(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone the client socket")
+    }
+
     /// Writes raw bytes.
     pub fn try_send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)
