@@ -139,7 +139,7 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
 /// seconds with a millisecond fraction (the f64 nearest to it, which
 /// `iat_ms` maps back to the same millisecond).
 fn iat_number(ms: u64) -> serde_json::Number {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         return serde_json::Number::from(ms / 1000);
     }
     serde_json::Number::from_f64(ms as f64 / 1000.0).unwrap_or_else(|| serde_json::Number::from(ms / 1000))

@@ -186,7 +186,7 @@ mod tests {
         let c = conv("p:a:b");
         let mut b = s.batch();
         for i in 1..=20u64 {
-            b.put_message(&c, Seq(i), &vec![b'x'; 100]);
+            b.put_message(&c, Seq(i), &[b'x'; 100]);
         }
         s.write(b).expect("write");
         let p = s.messages(&c, Seq(1), Seq(u64::MAX), 500, 350).expect("scan");

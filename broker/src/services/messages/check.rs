@@ -73,7 +73,7 @@ pub(crate) fn content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), 
     if merged_deeper_than(content, MAX_MERGED_DEPTH) {
         return Err(Reject::new(
             ErrorCode::ContentTooDeep,
-            format!("merged content nests more than {MAX_MERGED_DEPTH} levels (a merged message in a merged message in a merged message)"),
+            format!("merged content nests more than {MAX_MERGED_DEPTH} levels (merged in merged in merged)"),
         ));
     }
     Ok(())

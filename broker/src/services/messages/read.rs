@@ -47,8 +47,8 @@ pub(crate) fn read(
     let floor_ms = roam_floor_ms(now_ms, config.history.roam_days);
     // the page stops at the reply's byte budget while reading, so a
     // page of large messages reads at most one row it does not return.
-    let byte_budget = (lim.max_frame_size as usize)
-        .saturating_sub(crate::config::FRAME_HEADROOM + limit * ROW_OVERHEAD);
+    let byte_budget =
+        (lim.max_frame_size as usize).saturating_sub(crate::config::FRAME_HEADROOM + limit * ROW_OVERHEAD);
     let page = if ascending {
         let to = if to == 0 { max_seq } else { to.min(max_seq) };
         store.messages(&conv, Seq(from.max(min_readable)), Seq(to), limit, byte_budget)?

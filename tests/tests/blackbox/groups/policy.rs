@@ -26,11 +26,15 @@ fn respond(c: &mut RawClient, g: &str, user: &str, accept: bool) -> Result<respo
 
 fn set_join_mode(c: &mut RawClient, g: &str, mode: pb::JoinMode) {
     let patch = pb::GroupPatch { join_mode: Some(mode as i32), ..Default::default() };
-    must(c.call(Op::UpdateGroup(pb::UpdateGroup { group_id: g.to_owned(), patch: Some(patch) })), "join mode");
+    must(
+        c.call(Op::UpdateGroup(pb::UpdateGroup { group_id: g.to_owned(), patch: Some(patch) })),
+        "join mode",
+    );
 }
 
 fn member_ids(c: &mut RawClient, g: &str) -> Vec<String> {
-    match c.call(Op::ListGroupMembers(pb::ListGroupMembers { group_id: g.to_owned(), ..Default::default() })) {
+    match c.call(Op::ListGroupMembers(pb::ListGroupMembers { group_id: g.to_owned(), ..Default::default() }))
+    {
         Ok(response::Result::GroupMembers(m)) => m.members.into_iter().map(|m| m.user_id).collect(),
         other => panic!("ListGroupMembers {g}: {other:?}"),
     }
@@ -69,12 +73,19 @@ fn a_blacklisted_user_cannot_add_the_blocker_to_a_group() {
 
     // InviteToGroup naming bob: refused, nobody of the list is invited.
     assert_error(invite(&mut mallory, "m1", &["bob"]), ErrorCode::BlockedByUser, "invite the blocker");
-    assert_error(invite(&mut mallory, "m1", &["dave", "bob"]), ErrorCode::BlockedByUser, "invite a list with him");
+    assert_error(
+        invite(&mut mallory, "m1", &["dave", "bob"]),
+        ErrorCode::BlockedByUser,
+        "invite a list with him",
+    );
     assert_eq!(member_ids(&mut mallory, "m1"), ["carol", "mallory"], "all-or-nothing");
 
     // With invitee consent, no invitation is stored either: bob cannot join by one.
     let patch = pb::GroupPatch { invitee_consent: Some(true), ..Default::default() };
-    must(mallory.call(Op::UpdateGroup(pb::UpdateGroup { group_id: "m1".into(), patch: Some(patch) })), "consent");
+    must(
+        mallory.call(Op::UpdateGroup(pb::UpdateGroup { group_id: "m1".into(), patch: Some(patch) })),
+        "consent",
+    );
     assert_error(invite(&mut mallory, "m1", &["bob"]), ErrorCode::BlockedByUser, "invitation to the blocker");
     assert_error(join(&mut bob, "m1"), ErrorCode::JoinDenied, "no invitation was stored (INVITE_ONLY)");
     assert!(joined_groups(&mut bob).is_empty(), "bob is in none of mallory's groups");
@@ -83,9 +94,16 @@ fn a_blacklisted_user_cannot_add_the_blocker_to_a_group() {
     let g = gconv("c1");
     must(carol.create_group("c1", pb::GroupType::Work, &["bob", "mallory"], None), "carol adds both");
     let ack = must(mallory.send_text(&g, "m-1", "hello group"), "mallory sends in carol's group");
-    assert_eq!(bob.expect_message(&g, ack.seq).sender, "mallory", "group messages are not filtered ([GR-29])");
+    assert_eq!(
+        bob.expect_message(&g, ack.seq).sender,
+        "mallory",
+        "group messages are not filtered ([GR-29])"
+    );
     must(invite(&mut carol, "m1", &["bob"]), "carol may invite bob into mallory's group");
-    must(bob.create_group("b1", pb::GroupType::Work, &["mallory"], None), "the blocker may add the blocked user");
+    must(
+        bob.create_group("b1", pb::GroupType::Work, &["mallory"], None),
+        "the blocker may add the blocked user",
+    );
     // The one-to-one conversation stays closed to mallory ([B-2]).
     assert_error(
         mallory.send_text(&direct("bob", "mallory"), "m-2", "hi"),

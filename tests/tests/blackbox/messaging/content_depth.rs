@@ -82,7 +82,10 @@ fn deepest_allowed_content_reads_back_through_every_path() {
     must(alice.create_group("deep", pb::GroupType::Work, &["bob"], None), "create group");
     let gack = must(alice.send_content(&g, "deep-g", nested(MAX_LEVELS)), "group send");
     assert_deep(&bob.expect_message(&g, gack.seq), "group push");
-    assert_deep(&must(bob.pull(&g, 1, 0, 0), "group pull").messages.last().cloned().expect("one"), "group pull");
+    assert_deep(
+        &must(bob.pull(&g, 1, 0, 0), "group pull").messages.last().cloned().expect("one"),
+        "group pull",
+    );
     assert_deep(&must(bob.history(&g, 0, 1), "group history").messages[0], "group history");
     let st = must(bob.mark_read(&g, 0), "group mark read");
     assert_deep(&last_of(&st, "group mark read"), "group mark read");
@@ -91,8 +94,11 @@ fn deepest_allowed_content_reads_back_through_every_path() {
 
     // The Rust SDK's Client: catch-up sync and pull on connect, then history,
     // pull and mark read.
-    let sdk = Client::connect(ConnectOptions::new(b.addr.to_string(), mint("bob"), "tablet"), LocalState::default())
-        .unwrap_or_else(|e| panic!("the SDK connects and syncs the deep content: {e}"));
+    let sdk = Client::connect(
+        ConnectOptions::new(b.addr.to_string(), mint("bob"), "tablet"),
+        LocalState::default(),
+    )
+    .unwrap_or_else(|e| panic!("the SDK connects and syncs the deep content: {e}"));
     for c in [&conv, &g] {
         let st = sdk.conversations().get(c.as_str()).cloned().unwrap_or_else(|| panic!("SDK synced {c}"));
         assert_deep(&last_of(&st, "SDK sync"), "SDK sync");

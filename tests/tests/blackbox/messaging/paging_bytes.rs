@@ -16,7 +16,8 @@ const TEXT_BYTES: usize = 60_000;
 const MAX_FRAME: usize = 1 << 20;
 
 fn check_page(page: &pb::Messages, what: &str) {
-    let resp = pb::Response { id: 1, error: None, result: Some(pb::response::Result::Messages(page.clone())) };
+    let resp =
+        pb::Response { id: 1, error: None, result: Some(pb::response::Result::Messages(page.clone())) };
     let frame = frame_of(pb::frame::Body::Response(resp));
     assert!(frame.encoded_len() <= MAX_FRAME, "{what}: {} bytes over the frame limit", frame.encoded_len());
     assert!(page.messages.len() >= 2, "{what}: a 1 MiB frame holds more than one 60 KB message");

@@ -277,5 +277,10 @@ fn dev_token_fetched_right_after_revoke_tokens_logs_in() {
     assert!(c.is_alive());
     b.assert_login_refused(&old, "laptop", Platform::Mac, ErrorCode::TokenRevoked);
     // An integer `iat` of the revocation's second stays refused.
-    b.assert_login_refused(&mint_issued_at("alice", before), "laptop", Platform::Mac, ErrorCode::TokenRevoked);
+    b.assert_login_refused(
+        &mint_issued_at("alice", before),
+        "laptop",
+        Platform::Mac,
+        ErrorCode::TokenRevoked,
+    );
 }
