@@ -101,14 +101,14 @@ fn scan(c: &mut Criterion) {
     g.bench_function("pull_page_100", |b| {
         b.iter_batched(
             || 1 + (rand_seq() % 19_800),
-            |from| store.messages(&conv, Seq(from), Seq(from + 99), 100).expect("scan"),
+            |from| store.messages(&conv, Seq(from), Seq(from + 99), 100, usize::MAX).expect("scan"),
             BatchSize::SmallInput,
         )
     });
     g.bench_function("history_page_100", |b| {
         b.iter_batched(
             || 200 + (rand_seq() % 19_800),
-            |before| store.messages_before(&conv, Seq(before), Seq(1), 100).expect("scan"),
+            |before| store.messages_before(&conv, Seq(before), Seq(1), 100, usize::MAX).expect("scan"),
             BatchSize::SmallInput,
         )
     });

@@ -8,7 +8,7 @@ fn bench(c: &mut Criterion) {
     let claims = Claims {
         user: UserId::new("alice").expect("user"),
         expires_at: u64::MAX / 2,
-        issued_at: 1,
+        issued_at_ms: 1_000,
         role: Role::User,
         device: None,
         platform: None,

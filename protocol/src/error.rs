@@ -70,6 +70,8 @@ pub enum ErrorCode {
     InvalidSyncToken = 3005,
     /// The conversation kind is not served by this server version.
     UnsupportedConversation = 3006,
+    /// Merged content nested deeper than the protocol allows (spec [M-5]).
+    ContentTooDeep = 3007,
 
     /// The target user is not registered.
     UserNotFound = 4000,
@@ -166,6 +168,7 @@ impl ErrorCode {
         Self::UnsupportedContent,
         Self::InvalidSyncToken,
         Self::UnsupportedConversation,
+        Self::ContentTooDeep,
         Self::UserNotFound,
         Self::AccountExists,
         Self::AlreadyFriends,
@@ -239,6 +242,7 @@ impl ErrorCode {
             Self::UnsupportedContent => "UNSUPPORTED_CONTENT",
             Self::InvalidSyncToken => "INVALID_SYNC_TOKEN",
             Self::UnsupportedConversation => "UNSUPPORTED_CONVERSATION",
+            Self::ContentTooDeep => "CONTENT_TOO_DEEP",
             Self::UserNotFound => "USER_NOT_FOUND",
             Self::AccountExists => "ACCOUNT_EXISTS",
             Self::AlreadyFriends => "ALREADY_FRIENDS",

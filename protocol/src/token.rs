@@ -2,8 +2,8 @@
 //! and a secret shared between the application server and the broker, so an
 //! app server can mint them offline with any JWT library.
 //!
-//! Claims: `sub` user id, `exp` expiry (unix seconds), `iat` issued-at,
-//! `role` (`"user"` or `"admin"`), optional `dev` (device id) and `plat`
+//! Claims: `sub` user id, `exp` expiry (unix seconds), `iat` issued-at (unix
+//! seconds, an RFC 7519 NumericDate: a fraction carries milliseconds), `role` (`"user"` or `"admin"`), optional `dev` (device id) and `plat`
 //! (platform name) restrictions.
 //!
 //! Invariants: only `alg = HS256` is accepted (never `none`); the signature is
@@ -44,8 +44,9 @@ pub struct Claims {
     pub user: UserId,
     /// Expiry, unix seconds; the token is refused at or after this instant.
     pub expires_at: u64,
-    /// Issue time, unix seconds (used by per-user token revocation).
-    pub issued_at: u64,
+    /// Issue time, unix milliseconds (used by per-user token revocation,
+    /// spec [A-5]); from an integer `iat` it is a whole second.
+    pub issued_at_ms: u64,
     /// Granted role.
     pub role: Role,
     /// If set, the token is only valid for this device id.
@@ -82,8 +83,9 @@ impl TokenError {
 struct WireClaims {
     sub: String,
     exp: u64,
+    /// Seconds, integer or with a fraction (milliseconds kept); absent = 0.
     #[serde(default)]
-    iat: u64,
+    iat: Option<serde_json::Number>,
     #[serde(default)]
     role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,12 +135,37 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
     }
 }
 
+/// `iat` for an issue time in ms: an integer when it is a whole second, else
+/// seconds with a millisecond fraction (the f64 nearest to it, which
+/// `iat_ms` maps back to the same millisecond).
+fn iat_number(ms: u64) -> serde_json::Number {
+    if ms.is_multiple_of(1000) {
+        return serde_json::Number::from(ms / 1000);
+    }
+    serde_json::Number::from_f64(ms as f64 / 1000.0).unwrap_or_else(|| serde_json::Number::from(ms / 1000))
+}
+
+/// The issue time in ms of an `iat` claim; `None` if negative, not finite or
+/// out of range.
+fn iat_ms(iat: Option<&serde_json::Number>) -> Option<u64> {
+    let Some(n) = iat else { return Some(0) };
+    if let Some(secs) = n.as_u64() {
+        return (secs < 18_000_000_000_000).then(|| secs * 1000);
+    }
+    let f = n.as_f64()?;
+    // 1.8e13 s is about year 570 000: anything above is out of range.
+    if !f.is_finite() || !(0.0..1.8e13).contains(&f) {
+        return None;
+    }
+    Some((f * 1000.0).round() as u64)
+}
+
 /// Mints a signed token for `claims`.
 pub fn mint(secret: &[u8], claims: &Claims) -> String {
     let wire = WireClaims {
         sub: claims.user.as_str().to_owned(),
         exp: claims.expires_at,
-        iat: claims.issued_at,
+        iat: Some(iat_number(claims.issued_at_ms)),
         role: claims.role,
         dev: claims.device.as_ref().map(|d| d.as_str().to_owned()),
         plat: claims.platform.map(|p| platform_name(p).to_owned()),
@@ -188,10 +215,11 @@ pub fn verify(secret: &[u8], token: &str, now_secs: u64) -> Result<Claims, Token
         Some(p) => Some(parse_platform(&p).ok_or(TokenError::Malformed("bad plat"))?),
         None => None,
     };
+    let issued_at_ms = iat_ms(wire.iat.as_ref()).ok_or(TokenError::Malformed("bad iat"))?;
     if now_secs >= wire.exp {
         return Err(TokenError::Expired);
     }
-    Ok(Claims { user, expires_at: wire.exp, issued_at: wire.iat, role: wire.role, device, platform })
+    Ok(Claims { user, expires_at: wire.exp, issued_at_ms, role: wire.role, device, platform })
 }
 
 #[cfg(test)]
@@ -202,7 +230,7 @@ mod tests {
         Claims {
             user: UserId::new("alice").expect("valid"),
             expires_at: 2_000,
-            issued_at: 1_000,
+            issued_at_ms: 1_000_000,
             role: Role::User,
             device: None,
             platform: None,
@@ -232,6 +260,29 @@ mod tests {
         assert_eq!(verify(b"secret", &forged, 1_500), Err(TokenError::BadSignature));
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
             assert_eq!(verify(b"secret", bad, 0).map_err(|e| e.code()), Err(ErrorCode::TokenInvalid));
+        }
+    }
+
+    /// `iat` keeps milliseconds when it has a fraction (RFC 7519 NumericDate).
+    #[test]
+    fn iat_milliseconds_round_trip() {
+        for ms in [0, 1_000, 1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_123, 1_799_999_999_999] {
+            let c = Claims { issued_at_ms: ms, ..claims() };
+            let t = mint(b"secret", &c);
+            assert_eq!(verify(b"secret", &t, 1_500).map(|c| c.issued_at_ms), Ok(ms), "{ms}");
+        }
+        let signed = |payload: &str| {
+            let signing = format!("{}.{}", B64.encode(HEADER_JSON), B64.encode(payload));
+            let mut m = mac(b"secret");
+            m.update(signing.as_bytes());
+            format!("{signing}.{}", B64.encode(m.finalize().into_bytes()))
+        };
+        let ok = |p: &str| verify(b"secret", &signed(p), 0).map(|c| c.issued_at_ms);
+        assert_eq!(ok(r#"{"sub":"a","exp":9,"iat":1700000000}"#), Ok(1_700_000_000_000));
+        assert_eq!(ok(r#"{"sub":"a","exp":9,"iat":1700000000.5}"#), Ok(1_700_000_000_500));
+        assert_eq!(ok(r#"{"sub":"a","exp":9}"#), Ok(0));
+        for bad in [r#"{"sub":"a","exp":9,"iat":-1}"#, r#"{"sub":"a","exp":9,"iat":1e300}"#] {
+            assert!(matches!(ok(bad), Err(TokenError::Malformed(_))), "{bad}");
         }
     }
 

@@ -75,7 +75,7 @@ pub use records::{
     GroupDepartedRecord, GroupMemberRecord, GroupRecord, ProfileRecord, RequestRecord, SettingsRecord,
     StatusRecord, UserConvRecord, VersionRecord,
 };
-pub use spaces::RelKind;
+pub use spaces::{MsgPage, RelKind};
 pub use store::Store;
 
 /// Errors of the storage layer.

@@ -101,8 +101,27 @@ pub struct AccountRecord {
     #[prost(string, tag = "3")]
     pub disabled_reason: String,
     /// Tokens with `iat` <= this (unix seconds) are refused (0 = none).
+    /// Superseded by `revoked_at_ms`; still written, and read when that is 0
+    /// (records from before it existed).
     #[prost(uint64, tag = "4")]
     pub revoked_through_s: u64,
+    /// Tokens issued at or before this instant (unix ms) are refused (0 = none).
+    #[prost(uint64, tag = "5")]
+    pub revoked_at_ms: u64,
+}
+
+impl AccountRecord {
+    /// Whether a token issued at `issued_at_ms` (its `iat`, in ms) is revoked.
+    pub fn revoked(&self, issued_at_ms: u64) -> bool {
+        let cut = if self.revoked_at_ms != 0 {
+            self.revoked_at_ms
+        } else if self.revoked_through_s != 0 {
+            self.revoked_through_s.saturating_mul(1000).saturating_add(999)
+        } else {
+            return false;
+        };
+        issued_at_ms <= cut
+    }
 }
 
 /// `user` profile record (the wire `Profile` without the user id).

@@ -328,9 +328,9 @@ mod tests {
         assert_eq!(s.max_seq(&c).expect("read"), Seq(50));
         assert_eq!(s.max_seq(&other).expect("read"), Seq(1));
         assert_eq!(s.max_seq(&conv("p:a:c")).expect("read"), Seq(0));
-        let page = s.messages(&c, Seq(10), Seq(12), 10).expect("scan");
-        assert_eq!(page.iter().map(|(q, _)| q.0).collect::<Vec<_>>(), vec![10, 11, 12]);
-        assert_eq!(s.messages_before(&c, Seq(51), Seq(49), 10).expect("scan").len(), 2);
+        let page = s.messages(&c, Seq(10), Seq(12), 10, usize::MAX).expect("scan");
+        assert_eq!(page.rows.iter().map(|(q, _)| q.0).collect::<Vec<_>>(), vec![10, 11, 12]);
+        assert_eq!(s.messages_before(&c, Seq(51), Seq(49), 10, usize::MAX).expect("scan").rows.len(), 2);
         assert_eq!(s.dedup(&c, "a", "d", "m1").expect("read").map(|d| d.seq), Some(1));
         assert_eq!(s.feed(&a, 0, u64::MAX, 10).expect("feed").len(), 1);
         assert_eq!(s.group_member(&g, "bob").expect("read").map(|m| m.role), Some(2));
@@ -342,6 +342,6 @@ mod tests {
         s.write(b).expect("write");
         s.flush().expect("flush");
         assert_eq!(s.max_seq(&c).expect("read"), Seq(51));
-        assert_eq!(s.messages(&c, Seq(49), Seq(u64::MAX), 10).expect("scan").len(), 3);
+        assert_eq!(s.messages(&c, Seq(49), Seq(u64::MAX), 10, usize::MAX).expect("scan").rows.len(), 3);
     }
 }

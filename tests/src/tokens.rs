@@ -47,7 +47,7 @@ pub fn mint_with(
     let claims = Claims {
         user: UserId::new(user).expect("valid user id"),
         expires_at,
-        issued_at: now.saturating_sub(120),
+        issued_at_ms: now.saturating_sub(120) * 1000,
         role: Role::User,
         device: device.map(|d| DeviceId::new(d).expect("valid device id")),
         platform,
@@ -67,7 +67,7 @@ pub fn mint_claims(
     let claims = Claims {
         user: UserId::new(user).expect("valid user id"),
         expires_at: now_secs() + 3600,
-        issued_at,
+        issued_at_ms: issued_at * 1000,
         role,
         device: device.map(|d| DeviceId::new(d).expect("valid device id")),
         platform,

@@ -83,11 +83,12 @@ pub(crate) fn token(
     if secret.is_empty() {
         bail!("--secret must not be empty");
     }
-    let now = now_ms() / 1000;
+    let now_ms = now_ms();
+    let now = now_ms / 1000;
     let claims = Claims {
         user: UserId::new(user).with_context(|| format!("--user {user:?}"))?,
         expires_at: now.saturating_add(ttl),
-        issued_at: now,
+        issued_at_ms: now_ms,
         role: if role == "admin" { Role::Admin } else { Role::User },
         device: device.map(|d| DeviceId::new(d).with_context(|| format!("--device {d:?}"))).transpose()?,
         platform: platform

@@ -61,7 +61,7 @@ pub(crate) fn mint(secret: &str, user: &str) -> anyhow::Result<String> {
         user: UserId::new(user).with_context(|| format!("user id {user:?}"))?,
         expires_at: now + TOKEN_TTL_SECS,
         // A little in the past: tolerate clock skew with a remote broker.
-        issued_at: now.saturating_sub(60),
+        issued_at_ms: now.saturating_sub(60) * 1000,
         role: Role::User,
         device: None,
         platform: None,

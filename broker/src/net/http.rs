@@ -268,7 +268,8 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 impl WebCtx {
     /// Routes the request head at the front of `buf`; on `Upgrade`/`Respond`
     /// the head's bytes have been consumed. `Err(status)`: refuse and close.
-    pub(crate) fn route(&self, buf: &mut BytesMut, now_secs: u64) -> Route {
+    pub(crate) fn route(&self, buf: &mut BytesMut, now_ms: u64) -> Route {
+        let now_secs = now_ms / 1000;
         let (head, used) = match parse(buf) {
             Ok(None) => return Route::Incomplete,
             Ok(Some(h)) => h,
@@ -335,7 +336,9 @@ impl WebCtx {
                 let claims = Claims {
                     user,
                     expires_at: now_secs + DEV_TOKEN_SECS,
-                    issued_at: now_secs.saturating_sub(60),
+                    // Issued now, to the millisecond: a token fetched right
+                    // after RevokeTokens works ([A-5]).
+                    issued_at_ms: now_ms,
                     role: Role::User,
                     device,
                     platform: None,
@@ -364,7 +367,7 @@ mod tests {
     }
 
     fn route(c: &WebCtx, req: &str) -> Route {
-        c.route(&mut BytesMut::from(req.as_bytes()), 1_000_000)
+        c.route(&mut BytesMut::from(req.as_bytes()), 1_000_000_123)
     }
 
     fn body(r: Route) -> String {
@@ -407,6 +410,7 @@ mod tests {
         let tok = v["token"].as_str().expect("token");
         let claims = token::verify(b"0123456789abcdef", tok, 1_000_000).expect("valid token");
         assert_eq!(claims.user.as_str(), "alice");
+        assert_eq!(claims.issued_at_ms, 1_000_000_123, "issued now, to the millisecond ([A-5])");
         let bad = "GET /api/dev-token?user= HTTP/1.1\r\n\r\n";
         assert!(body(route(&ctx(true), bad)).starts_with("HTTP/1.1 400"));
         assert!(body(route(&ctx(true), "GET /api/info HTTP/1.1\r\n\r\n")).contains("\"dev\":true"));

@@ -106,7 +106,7 @@ impl Worker {
                 let max = c.frame_limit(limits);
                 let Some(w) = c.web.as_mut() else { return };
                 match &mut w.state {
-                    State::Http => match ctx.route(&mut c.rbuf, crate::node::clock::now_ms() / 1000) {
+                    State::Http => match ctx.route(&mut c.rbuf, crate::node::clock::now_ms()) {
                         Route::Incomplete => return,
                         Route::Respond(b) => Step::Finish(b),
                         Route::Upgrade { response, echo } => {

@@ -220,7 +220,7 @@ fn login(f: &mut Fixture, u: &str, conn_id: u64) -> Vec<Effect> {
         op: ServiceOp::Accounts(accounts::AccountsOp::Login {
             platform: pb::Platform::Ios,
             role: Role::User,
-            issued_at: 0,
+            issued_at_ms: 0,
         }),
     };
     f.turn(vec![op])

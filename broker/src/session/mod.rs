@@ -79,7 +79,7 @@ pub(crate) fn hello(
         op: ServiceOp::Accounts(AccountsOp::Login {
             platform: session.platform,
             role: session.role,
-            issued_at: claims.issued_at,
+            issued_at_ms: claims.issued_at_ms,
         }),
     };
     Ok((session, (owner, op)))

@@ -255,3 +255,62 @@ test("conversation states survive in the store", () => {
   const s = create(ConversationStateSchema, { convId: "p:a:b", maxSeq: 5n, unread: 2n });
   assert.equal(s.unread, 2n);
 });
+
+/**
+ * Poison content (spec [M-5]): the deepest content the server stores (2
+ * merged levels) decodes in every server frame that carries stored content,
+ * the deepest being Sync (13 nested messages, far below protobuf-es's
+ * recursion limit of 100). The content the server refuses since issue 14
+ * (32 levels) would not decode once Sync wraps it: that is why it is refused.
+ */
+test("the deepest content the server accepts decodes in every frame that carries it", () => {
+  const nested = (levels: number): any => {
+    let c: any = {
+      body: { case: "text", value: { text: "the innermost message" } },
+      quote: { seq: 1n, serverMsgId: 2n, sender: "carol", preview: "q" },
+      mentions: { userIds: ["bob"], all: false },
+    };
+    for (let i = 0; i < levels; i++) {
+      c = {
+        body: {
+          case: "merged",
+          value: {
+            title: `level ${i}`,
+            items: [
+              { sender: "carol", serverTimeMs: 1n, content: { body: { case: "text", value: { text: "side" } } } },
+              { sender: "dave", serverTimeMs: 2n, content: c },
+            ],
+          },
+        },
+      };
+    }
+    return c;
+  };
+  const message = (levels: number) => ({ convId: "p:alice:bob", seq: 1n, sender: "alice", content: nested(levels) });
+  const state = (levels: number) => ({ convId: "p:alice:bob", maxSeq: 1n, lastMessage: message(levels) });
+  const frames = (levels: number): [string, FrameInit][] => [
+    ["push message", { body: { case: "push", value: { event: { case: "message", value: message(levels) } } } }],
+    ["push conversation", { body: { case: "push", value: { event: { case: "conversation", value: state(levels) } } } }],
+    ["pull/history", { body: { case: "response", value: { id: 1n, result: { case: "messages", value: { convId: "p:alice:bob", messages: [message(levels)] } } } } }],
+    ["mark read", { body: { case: "response", value: { id: 2n, result: { case: "conversation", value: state(levels) } } } }],
+    ["sync", { body: { case: "response", value: { id: 3n, result: { case: "sync", value: { conversations: [state(levels)] } } } } }],
+  ];
+  const innermost = (m: any): string => {
+    let c = m.content;
+    while (c.body.case === "merged") c = c.body.value.items[1].content;
+    return c.body.value.text;
+  };
+  for (const [what, init] of frames(2)) {
+    const f = decodeFrame(encodeFrame(init));
+    let m: any;
+    if (f.body.case === "push") m = f.body.value.event.case === "message" ? f.body.value.event.value : (f.body.value.event.value as any).lastMessage;
+    else if (f.body.case === "response") {
+      const r: any = f.body.value.result;
+      m = r.case === "messages" ? r.value.messages[0] : r.case === "sync" ? r.value.conversations[0].lastMessage : r.value.lastMessage;
+    }
+    assert.equal(innermost(m), "the innermost message", what);
+  }
+  // The issue's poison content, wrapped by Sync, is past the decoder's limit.
+  const [, sync] = frames(32).at(-1)!;
+  assert.throws(() => decodeFrame(encodeFrame(sync)), /recursion/, "32 merged levels in a Sync frame");
+});

@@ -16,4 +16,5 @@ mod rel;
 mod uconv;
 mod user;
 
+pub use msg::MsgPage;
 pub use rel::RelKind;

@@ -10,7 +10,7 @@
 //! - Every scan seeks to a key of the conversation it reads (prefix filter).
 
 use missive_protocol::{ConvId, Seq};
-use rocksdb::Direction;
+use rocksdb::{DBIterator, Direction};
 
 use crate::Result;
 use crate::batch::Batch;
@@ -63,11 +63,18 @@ impl Store {
         self.get(Cf::Msg, &owned_key(conv, seq))
     }
 
-    /// Messages of `conv` with `from <= seq <= to`, ascending, at most `limit`.
-    pub fn messages(&self, conv: &ConvId, from: Seq, to: Seq, limit: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
-        let mut out = Vec::new();
+    /// One page of `conv`'s messages with `from <= seq <= to`, ascending: at
+    /// most `limit` rows and `max_bytes` of values (see [`MsgPage`]).
+    pub fn messages(
+        &self,
+        conv: &ConvId,
+        from: Seq,
+        to: Seq,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<MsgPage> {
         if from > to || limit == 0 {
-            return Ok(out);
+            return Ok(MsgPage::default());
         }
         let prefix = prefix(conv);
         let upper = match to.0.checked_add(1) {
@@ -75,40 +82,60 @@ impl Store {
             None => keys::prefix_end(&prefix),
         };
         let start = owned_key(conv, from);
-        for item in self.iter(Cf::Msg, &start, Direction::Forward, None, Some(upper)) {
-            let (k, v) = item?;
-            let Some(seq) = seq_of(&prefix, &k) else { break };
-            out.push((seq, v.into_vec()));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        let rows = self.iter(Cf::Msg, &start, Direction::Forward, None, Some(upper));
+        MsgPage::fill(&prefix, rows, limit, max_bytes)
     }
 
-    /// Messages of `conv` with `min <= seq < before`, newest first, at most `limit`.
+    /// One page of `conv`'s messages with `min <= seq < before`, newest first:
+    /// at most `limit` rows and `max_bytes` of values (see [`MsgPage`]).
     pub fn messages_before(
         &self,
         conv: &ConvId,
         before: Seq,
         min: Seq,
         limit: usize,
-    ) -> Result<Vec<(Seq, Vec<u8>)>> {
-        let mut out = Vec::new();
+        max_bytes: usize,
+    ) -> Result<MsgPage> {
         if before <= min || limit == 0 {
-            return Ok(out);
+            return Ok(MsgPage::default());
         }
         let prefix = prefix(conv);
         let start = owned_key(conv, Seq(before.0 - 1));
-        for item in self.iter(Cf::Msg, &start, Direction::Reverse, Some(owned_key(conv, min)), None) {
+        let rows = self.iter(Cf::Msg, &start, Direction::Reverse, Some(owned_key(conv, min)), None);
+        MsgPage::fill(&prefix, rows, limit, max_bytes)
+    }
+}
+
+/// One page of a conversation log, in scan order.
+///
+/// Invariant: a page reads at most one row it does not return (the peek that
+/// decides `more`): the scan stops at `limit` rows, or before the first row
+/// whose value would take the page over `max_bytes` (the first row is always
+/// returned, so a page is never empty while rows remain).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MsgPage {
+    /// (seq, encoded message).
+    pub rows: Vec<(Seq, Vec<u8>)>,
+    /// Sum of the rows' value lengths.
+    pub bytes: usize,
+    /// Rows of the range remain after this page.
+    pub more: bool,
+}
+
+impl MsgPage {
+    fn fill(prefix: &[u8], rows: DBIterator<'_>, limit: usize, max_bytes: usize) -> Result<Self> {
+        let mut page = MsgPage::default();
+        for item in rows {
             let (k, v) = item?;
-            let Some(seq) = seq_of(&prefix, &k) else { break };
-            out.push((seq, v.into_vec()));
-            if out.len() >= limit {
+            let Some(seq) = seq_of(prefix, &k) else { break };
+            if page.rows.len() >= limit || (!page.rows.is_empty() && page.bytes + v.len() > max_bytes) {
+                page.more = true;
                 break;
             }
+            page.bytes += v.len();
+            page.rows.push((seq, v.into_vec()));
         }
-        Ok(out)
+        Ok(page)
     }
 }
 
@@ -146,6 +173,58 @@ mod tests {
         assert_eq!(owned_key(&a, Seq(258)), b"g:a\0\0\0\0\0\0\0\x01\x02");
     }
 
+    fn seqs(page: &MsgPage) -> Vec<u64> {
+        page.rows.iter().map(|(q, _)| q.0).collect()
+    }
+
+    /// Pages stop at the byte budget (the first row always fits), report
+    /// `more` from one peek, and page through the log without gap or repeat.
+    #[test]
+    fn pages_stop_at_the_byte_budget() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = open(dir.path());
+        let c = conv("p:a:b");
+        let mut b = s.batch();
+        for i in 1..=20u64 {
+            b.put_message(&c, Seq(i), &[b'x'; 100]);
+        }
+        s.write(b).expect("write");
+        let p = s.messages(&c, Seq(1), Seq(u64::MAX), 500, 350).expect("scan");
+        assert_eq!(seqs(&p), vec![1, 2, 3]);
+        assert_eq!(p.bytes, 300);
+        assert!(p.more);
+        let p = s.messages(&c, Seq(1), Seq(u64::MAX), 500, 10).expect("scan");
+        assert_eq!(seqs(&p), vec![1], "the first row always fits");
+        assert!(p.more);
+        let p = s.messages_before(&c, Seq(21), Seq(1), 500, 250).expect("scan");
+        assert_eq!(seqs(&p), vec![20, 19]);
+        assert!(p.more);
+        let p = s.messages(&c, Seq(19), Seq(20), 500, 200).expect("scan");
+        assert_eq!(seqs(&p), vec![19, 20]);
+        assert!(!p.more, "the range ends exactly at the budget");
+        // Forward and backward paging cover the log exactly once.
+        let (mut fwd, mut from) = (Vec::new(), 1);
+        loop {
+            let p = s.messages(&c, Seq(from), Seq(u64::MAX), 500, 450).expect("scan");
+            fwd.extend(seqs(&p));
+            from = fwd.last().copied().unwrap_or(0) + 1;
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(fwd, (1..=20).collect::<Vec<_>>());
+        let (mut back, mut before) = (Vec::new(), 21);
+        loop {
+            let p = s.messages_before(&c, Seq(before), Seq(1), 3, usize::MAX).expect("scan");
+            back.extend(seqs(&p));
+            before = back.last().copied().unwrap_or(1);
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(back, (1..=20).rev().collect::<Vec<_>>());
+    }
+
     fn open(dir: &Path) -> Store {
         Store::open(dir, &StoreOptions { durability: Durability::Buffered, ..Default::default() })
             .expect("open")
@@ -169,14 +248,17 @@ mod tests {
         }
         let s = open(dir.path());
         assert_eq!(s.max_seq(&c).expect("read"), Seq(300));
-        let page = s.messages(&c, Seq(255), Seq(260), 100).expect("scan");
-        assert_eq!(page.iter().map(|(q, _)| q.0).collect::<Vec<_>>(), vec![255, 256, 257, 258, 259, 260]);
-        assert_eq!(page[0].1, b"m255");
-        let limited = s.messages(&c, Seq(1), Seq(u64::MAX), 3).expect("scan");
-        assert_eq!(limited.len(), 3);
-        let back = s.messages_before(&c, Seq(301), Seq(295), 100).expect("scan");
-        assert_eq!(back.iter().map(|(q, _)| q.0).collect::<Vec<_>>(), vec![300, 299, 298, 297, 296, 295]);
-        assert!(s.messages_before(&c, Seq(1), Seq(0), 10).expect("scan").is_empty());
+        let page = s.messages(&c, Seq(255), Seq(260), 100, usize::MAX).expect("scan");
+        assert_eq!(seqs(&page), vec![255, 256, 257, 258, 259, 260]);
+        assert_eq!(page.rows[0].1, b"m255");
+        assert!(!page.more, "the whole range fits");
+        let limited = s.messages(&c, Seq(1), Seq(u64::MAX), 3, usize::MAX).expect("scan");
+        assert_eq!(seqs(&limited), vec![1, 2, 3]);
+        assert!(limited.more, "cut at the limit");
+        let back = s.messages_before(&c, Seq(301), Seq(295), 100, usize::MAX).expect("scan");
+        assert_eq!(seqs(&back), vec![300, 299, 298, 297, 296, 295]);
+        assert!(!back.more);
+        assert!(s.messages_before(&c, Seq(1), Seq(0), 10, usize::MAX).expect("scan").rows.is_empty());
         assert_eq!(s.max_seq(&other).expect("read"), Seq(1));
     }
 
@@ -198,9 +280,9 @@ mod tests {
         assert_eq!(s.max_seq(&a).expect("read"), Seq(3));
         assert_eq!(s.max_seq(&ab).expect("read"), Seq(7));
         assert_eq!(s.max_seq(&conv("g:aa")).expect("read"), Seq(0));
-        assert_eq!(s.messages(&a, Seq(1), Seq(u64::MAX), 10).expect("scan").len(), 1);
-        assert_eq!(s.messages_before(&b, Seq(u64::MAX), Seq(0), 10).expect("scan").len(), 1);
-        assert_eq!(s.messages_before(&ab, Seq(7), Seq(0), 10).expect("scan").len(), 0);
+        assert_eq!(s.messages(&a, Seq(1), Seq(u64::MAX), 10, usize::MAX).expect("scan").rows.len(), 1);
+        assert_eq!(s.messages_before(&b, Seq(u64::MAX), Seq(0), 10, usize::MAX).expect("scan").rows.len(), 1);
+        assert_eq!(s.messages_before(&ab, Seq(7), Seq(0), 10, usize::MAX).expect("scan").rows.len(), 0);
         assert_eq!(s.message(&ab, Seq(7)).expect("get").as_deref(), Some(&b"ab7"[..]));
         assert_eq!(s.message(&a, Seq(7)).expect("get"), None);
     }

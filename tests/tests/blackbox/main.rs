@@ -11,6 +11,8 @@
 //! | `transport::ws_throughput` | WebSocket vs TCP throughput (ignored: a measurement) |
 //! | `messaging::delivery` | delivery to every device, ordering, idempotent retries, SendMessage validation |
 //! | `messaging::offline_sync` | offline catch-up, sync paging and tokens, pull and history |
+//! | `messaging::content_depth` | merged content nesting: the deepest allowed content through every read path, deeper refused |
+//! | `messaging::paging_bytes` | pull and history pages of large messages stop at the frame budget |
 //! | `messaging::receipts_conversations` | read receipts, unread counts, pin/mute/hide/clear, DND |
 //! | `users::accounts` | accounts: import, existence, disable, token revocation |
 //! | `users::login_policy` | multi-device login policies and kicks |
@@ -18,6 +20,7 @@
 //! | `relations::friends` | profiles and friends |
 //! | `relations::blacklist` | the blacklist |
 //! | `groups::operations` | groups: roles × operations, modes, mute, transfer, dismiss, mentions, receipts |
+//! | `groups::policy` | the blacklist across groups, closed groups refuse invitations and applications |
 //! | `groups::large` | a 5 000-member group |
 //! | `clients::sdk_client` | the Rust SDK's resilient `Client` |
 //! | `clients::missivectl` | `missivectl` (tokens, messages, users, relations, presence) |

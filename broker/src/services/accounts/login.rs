@@ -50,7 +50,7 @@ pub(super) fn stage_login(
     op: &ShardOp<AccountsOp>,
     platform: pb::Platform,
     role: Role,
-    issued_at: u64,
+    issued_at_ms: u64,
     t: &mut Turn<Undo>,
 ) -> Result<String, Reject> {
     let user = &op.user;
@@ -70,7 +70,7 @@ pub(super) fn stage_login(
                 };
                 return Err(Reject::new(ErrorCode::AccountDisabled, msg));
             }
-            Some(a) if a.revoked_through_s != 0 && issued_at <= a.revoked_through_s => {
+            Some(a) if a.revoked(issued_at_ms) => {
                 return Err(Reject::new(ErrorCode::TokenRevoked, "token revoked; log in with a new token"));
             }
             Some(_) => {}

@@ -37,7 +37,8 @@ pub(crate) enum AccountsOp {
     Login {
         platform: pb::Platform,
         role: Role,
-        issued_at: u64,
+        /// The token's `iat`, unix ms ([A-5]).
+        issued_at_ms: u64,
     },
     /// A session of the user ended (no answer; the origin is the ended connection).
     Logout,
@@ -92,8 +93,8 @@ pub(crate) fn stage(
         return Ok(Staged::Defer(op));
     }
     let res = match &op.op {
-        AccountsOp::Login { platform, role, issued_at } => {
-            let token = login::stage_login(s, &op, *platform, *role, *issued_at, t)?;
+        AccountsOp::Login { platform, role, issued_at_ms } => {
+            let token = login::stage_login(s, &op, *platform, *role, *issued_at_ms, t)?;
             return Ok(Staged::Done(Answer::LoginOk(token)));
         }
         AccountsOp::Logout => {
@@ -121,6 +122,8 @@ pub(crate) fn stage(
         }
         AccountsOp::RevokeTokens { .. } => {
             let mut acct = account_of(&s.node.store, &subject)?;
+            acct.revoked_at_ms = t.now_ms;
+            // Kept for readers of the older record: the same cut, in seconds.
             acct.revoked_through_s = t.now_ms / 1000;
             t.batch.put_account(&subject, &acct);
             login::kick_all(

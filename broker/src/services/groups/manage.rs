@@ -12,7 +12,7 @@ use crate::error::Reject;
 use crate::services::checks;
 
 use super::plan::{Ctx, Plan};
-use super::{check_registered, check_room, reserve_joins};
+use super::{check_not_blocked_by, check_registered, check_room, reserve_joins};
 use super::{csv, denied, is_manager, role_of};
 
 /// The defaults of a group type: (join, invite, edit).
@@ -59,6 +59,7 @@ pub(super) fn create(c: &mut Ctx<'_>, req: &pb::CreateGroup, members: &[UserId])
     all.dedup();
     check_room(&info, all.len())?;
     check_registered(&c.s.node.store, &all)?;
+    check_not_blocked_by(&c.s.node.store, &me, &all)?;
     reserve_joins(&c.s.node, &all, c.t)?;
     c.e.members_mut().clear();
     c.new_info = info;

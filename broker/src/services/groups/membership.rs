@@ -13,7 +13,9 @@ use crate::error::Reject;
 
 use super::plan::{Ctx, Plan};
 use super::views::application_view;
-use super::{check_registered, check_room, csv, denied, is_manager, reserve_joins, role_of};
+use super::{
+    check_not_blocked_by, check_registered, check_room, csv, denied, is_manager, reserve_joins, role_of,
+};
 
 pub(super) fn join(c: &mut Ctx<'_>, reason: &str) -> Result<Plan, Reject> {
     let me = c.me().clone();
@@ -27,6 +29,11 @@ pub(super) fn join(c: &mut Ctx<'_>, reason: &str) -> Result<Plan, Reject> {
         .is_some_and(|a| !a.inviter.is_empty() && a.state == pb::ApplicationState::Pending as i32);
     let mode = pb::JoinMode::try_from(c.info.join_mode).unwrap_or(pb::JoinMode::Nobody);
     let now = c.now();
+    if mode == pb::JoinMode::Nobody {
+        // [GR-6]: NOBODY also suspends pending invitations (they admit again
+        // if the group reopens).
+        return Err(Reject::new(ErrorCode::JoinDenied, "the group is closed to new members"));
+    }
     if invited || mode == pb::JoinMode::Anyone {
         check_room(&c.info, 1)?;
         reserve_joins(&c.s.node, std::slice::from_ref(&me), c.t)?;
@@ -88,6 +95,10 @@ pub(super) fn respond(c: &mut Ctx<'_>, target: &UserId, accept: bool) -> Result<
     a.handled_ms = c.now();
     a.handled_by = c.me().to_string();
     let joins = accept && !c.e.members.contains_key(target);
+    if joins && c.info.join_mode == pb::JoinMode::Nobody as i32 {
+        // [GR-9]: a closed group admits nobody, even by an earlier application.
+        return Err(Reject::new(ErrorCode::JoinDenied, "the group is closed to new members"));
+    }
     if joins {
         check_room(&c.info, 1)?;
         reserve_joins(&c.s.node, std::slice::from_ref(target), c.t)?;
@@ -129,6 +140,7 @@ pub(super) fn invite(c: &mut Ctx<'_>, targets: &[UserId]) -> Result<Plan, Reject
     }
     check_registered(&c.s.node.store, &new)?;
     let me = c.me().clone();
+    check_not_blocked_by(&c.s.node.store, &me, &new)?;
     if c.info.invitee_consent {
         let group = c.group();
         let mut plan = Plan::reply(c.info_reply(&c.info));

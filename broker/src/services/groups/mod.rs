@@ -38,7 +38,7 @@ pub(crate) mod views;
 
 use missive_protocol::pb::{self, response};
 use missive_protocol::{ConvId, ErrorCode, UserId};
-use missive_storage::{GroupMemberRecord, GroupRecord, Store};
+use missive_storage::{BlockRecord, GroupMemberRecord, GroupRecord, RelKind, Store};
 
 use crate::error::Reject;
 use crate::node::counters::Counted;
@@ -150,6 +150,22 @@ fn check_registered(store: &Store, users: &[UserId]) -> Result<(), Reject> {
     for u in users {
         if store.account(u)?.is_none() {
             return Err(Reject::new(ErrorCode::UserNotFound, format!("user {u} is not registered")));
+        }
+    }
+    Ok(())
+}
+
+/// Spec [GR-29]: nobody is added to a group, or invited, by a user they
+/// blacklisted. Reads the committed blacklist (written by the pair's owner
+/// shard): a block committed before this op's read refuses the add; one
+/// committed later is ordered after the add, which it does not undo.
+fn check_not_blocked_by(store: &Store, actor: &UserId, users: &[UserId]) -> Result<(), Reject> {
+    for u in users.iter().filter(|u| *u != actor) {
+        if store.rel::<BlockRecord>(u, RelKind::Block, actor)?.is_some() {
+            return Err(Reject::new(
+                ErrorCode::BlockedByUser,
+                format!("{u} has blacklisted you: you cannot add or invite them to a group"),
+            ));
         }
     }
     Ok(())

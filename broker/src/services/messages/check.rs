@@ -39,7 +39,15 @@ pub(crate) fn history(user: &UserId, req: pb::HistoryRequest) -> Result<Messages
     Ok(MessagesOp::History { conv: checks::conversation(user, &req.conv_id)?, req })
 }
 
-/// Content checks: a known body the client may send, non-empty text, size.
+/// How deep merged content may nest (spec [M-5]): a merged message may hold
+/// merged messages, which may not hold further merged ones. Fixed by the
+/// protocol so that every server frame carrying the deepest allowed content
+/// stays far below the decoders' recursion limit (prost and protobuf-es: 100
+/// nested messages); see spec 7.2.
+pub(crate) const MAX_MERGED_DEPTH: usize = 2;
+
+/// Content checks, in the order of spec [S-1]: a known body the client may
+/// send, size, non-empty text, merged nesting.
 pub(crate) fn content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), Reject> {
     use pb::content::Body;
     match &content.body {
@@ -50,9 +58,6 @@ pub(crate) fn content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), 
                 "tip and system content are server-generated",
             ));
         }
-        Some(Body::Text(t)) if t.text.is_empty() => {
-            return Err(Reject::new(ErrorCode::InvalidArgument, "text is empty"));
-        }
         Some(_) => {}
     }
     let len = content.encoded_len();
@@ -62,5 +67,66 @@ pub(crate) fn content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), 
             format!("content is {len} bytes, max {max_bytes}"),
         ));
     }
+    if matches!(&content.body, Some(Body::Text(t)) if t.text.is_empty()) {
+        return Err(Reject::new(ErrorCode::InvalidArgument, "text is empty"));
+    }
+    if merged_deeper_than(content, MAX_MERGED_DEPTH) {
+        return Err(Reject::new(
+            ErrorCode::ContentTooDeep,
+            format!("merged content nests more than {MAX_MERGED_DEPTH} levels (merged in merged in merged)"),
+        ));
+    }
     Ok(())
+}
+
+/// Whether `content` has more than `allowed` merged levels on some path.
+/// Recurses at most `allowed + 1` levels, whatever the input.
+fn merged_deeper_than(content: &pb::Content, allowed: usize) -> bool {
+    let Some(pb::content::Body::Merged(m)) = &content.body else { return false };
+    let Some(inner) = allowed.checked_sub(1) else { return true };
+    m.items.iter().filter_map(|i| i.content.as_ref()).any(|c| merged_deeper_than(c, inner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> pb::Content {
+        pb::Content { body: Some(pb::content::Body::Text(pb::Text { text: s.into() })), ..Default::default() }
+    }
+
+    /// `levels` merged levels around a text (0 = the text itself); each level
+    /// also holds a plain text item, so the deep item is not the only one.
+    fn nested(levels: usize) -> pb::Content {
+        let mut c = text("leaf");
+        for i in 0..levels {
+            let items = vec![
+                pb::MergedItem { sender: "a".into(), server_time_ms: 1, content: Some(text("side")) },
+                pb::MergedItem { sender: "b".into(), server_time_ms: 2, content: Some(c) },
+            ];
+            c = pb::Content {
+                body: Some(pb::content::Body::Merged(pb::Merged { title: format!("level {i}"), items })),
+                ..Default::default()
+            };
+        }
+        c
+    }
+
+    #[test]
+    fn merged_depth_is_bounded() {
+        for levels in 0..=MAX_MERGED_DEPTH {
+            assert!(content_ok(&nested(levels), 65_536).is_ok(), "{levels} levels allowed");
+        }
+        for levels in [MAX_MERGED_DEPTH + 1, MAX_MERGED_DEPTH + 2, 32] {
+            let err = content_ok(&nested(levels), 65_536).expect_err("too deep");
+            assert_eq!(err.code, ErrorCode::ContentTooDeep, "{levels} levels");
+        }
+        // An empty merged message and a merged item without content are one level.
+        let empty = pb::Content {
+            body: Some(pb::content::Body::Merged(pb::Merged { title: "t".into(), items: vec![] })),
+            ..Default::default()
+        };
+        assert!(!merged_deeper_than(&empty, 1));
+        assert!(merged_deeper_than(&empty, 0));
+    }
 }

@@ -1,8 +1,9 @@
 //! Pull and History: pages of a conversation's log, served after the turn's
 //! write (so a read sees every write requested before it).
 //!
-//! Invariant: a page stops before its frame could exceed the frame limit
-//! (spec ); clients page on `more`, never on the item count.
+//! Invariants: a page stops before its frame could exceed the frame limit
+//! (spec ), and the scan stops there too: it reads at most one row it
+//! does not return; clients page on `more`, never on the item count.
 
 use missive_protocol::pb::{self, response};
 use missive_protocol::{ConvKind, ErrorCode, Seq};
@@ -14,6 +15,10 @@ use crate::services::{Services, groups};
 use crate::shard::ShardOp;
 
 use super::MessagesOp;
+
+/// Bytes a message adds to a `Messages` reply besides its own encoding: the
+/// field tag and the length prefix (at most 1 + 5).
+const ROW_OVERHEAD: usize = 8;
 
 /// Serves a pull or history read from committed state.
 pub(crate) fn read(
@@ -40,26 +45,21 @@ pub(crate) fn read(
         (entry.max_seq, entry.members[me].rec.cleared_seq + 1)
     };
     let floor_ms = roam_floor_ms(now_ms, config.history.roam_days);
-    let mut rows = if ascending {
+    // the page stops at the reply's byte budget while reading, so a
+    // page of large messages reads at most one row it does not return.
+    let byte_budget =
+        (lim.max_frame_size as usize).saturating_sub(crate::config::FRAME_HEADROOM + limit * ROW_OVERHEAD);
+    let page = if ascending {
         let to = if to == 0 { max_seq } else { to.min(max_seq) };
-        store.messages(&conv, Seq(from.max(min_readable)), Seq(to), limit + 1)?
+        store.messages(&conv, Seq(from.max(min_readable)), Seq(to), limit, byte_budget)?
     } else {
         let before = if to == 0 { max_seq + 1 } else { to.min(max_seq + 1) };
-        store.messages_before(&conv, Seq(before), Seq(min_readable), limit + 1)?
+        store.messages_before(&conv, Seq(before), Seq(min_readable), limit, byte_budget)?
     };
-    let mut more = rows.len() > limit;
-    rows.truncate(limit);
-    let byte_budget = (lim.max_frame_size as usize).saturating_sub(crate::config::FRAME_HEADROOM);
-    let mut bytes_used = 0;
-    let mut messages = Vec::with_capacity(rows.len());
-    let total = rows.len();
+    let more = page.more;
+    let mut messages = Vec::with_capacity(page.rows.len());
     // History rows arrive newest-first, so a cut keeps the newest ones.
-    for (i, (_, bytes)) in rows.into_iter().enumerate() {
-        if bytes_used + bytes.len() > byte_budget && i > 0 {
-            more = more || i < total;
-            break;
-        }
-        bytes_used += bytes.len() + 8;
+    for (_, bytes) in page.rows {
         let m = pb::Message::decode(bytes.as_slice())
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("stored message undecodable: {e}")))?;
         if m.server_time_ms >= floor_ms {

@@ -180,7 +180,7 @@ fn token_output_verifies() {
     assert_eq!(claims.device.as_ref().map(|d| d.as_str()), Some("phone"));
     assert_eq!(claims.platform, Some(Platform::Ios));
     assert_eq!(claims.expires_at, u64_field(&v, "expires_at"));
-    assert_eq!(claims.expires_at - claims.issued_at, 600, "{claims:?}");
+    assert_eq!(claims.expires_at - claims.issued_at_ms / 1000, 600, "{claims:?}");
 }
 
 #[test]

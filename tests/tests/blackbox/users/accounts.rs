@@ -3,6 +3,7 @@
 //! revocation by `iat`, and admin-only requests.
 
 use missive_protocol::pb;
+use missive_tests::ws::http_get;
 use missive_tests::*;
 
 const NO_AUTO_REGISTER: &str = "[accounts]\nauto_register = false\n";
@@ -236,4 +237,50 @@ fn disabled_check_comes_before_the_revocation_check() {
     must(admin.set_account_disabled("alice", true, ""), "disable");
     b.assert_login_refused(&mint("alice"), "phone", Platform::Ios, ErrorCode::AccountDisabled);
     b.assert_login_refused(&mint("nobody"), "phone", Platform::Ios, ErrorCode::AccountNotFound);
+}
+
+/// Issue 14: a dev token fetched right after RevokeTokens logs in ([A-5],
+/// [W-9]): it is minted now, with a millisecond `iat`, and the revocation
+/// instant is kept to the millisecond. A dev token fetched before the
+/// revocation is refused.
+#[test]
+fn dev_token_fetched_right_after_revoke_tokens_logs_in() {
+    let b = BrokerOpts::default().config("[web]\ndev_mode = true\n").spawn();
+    let ws = b.listening.ws();
+    let dev_token = || {
+        let (status, _, body) = http_get(ws, "/api/dev-token?user=alice");
+        assert_eq!(status, 200, "dev token");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        v["token"].as_str().expect("token").to_owned()
+    };
+    let old = dev_token();
+    let (mut phone, res) = b.try_login(&old, "phone", Platform::Ios);
+    res.unwrap_or_else(|c| panic!("dev token refused before any revocation: {c:?}"));
+    let mut admin = b.admin();
+
+    let before = now_secs();
+    must(admin.revoke_tokens("alice"), "revoke alice");
+    phone.expect_kicked(ErrorCode::TokenRevoked);
+    // The revocation instant R is at most the millisecond the ack was read;
+    // a token minted in a later millisecond is after R. (One millisecond, not
+    // the one second an integer `iat` needs.)
+    let acked = now_ms();
+    for _ in 0..1_000_000 {
+        if now_ms() > acked {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    let fresh = dev_token();
+    let (mut c, res) = b.try_login(&fresh, "phone", Platform::Ios);
+    res.unwrap_or_else(|c| panic!("dev token fetched right after the revocation refused: {c:?}"));
+    assert!(c.is_alive());
+    b.assert_login_refused(&old, "laptop", Platform::Mac, ErrorCode::TokenRevoked);
+    // An integer `iat` of the revocation's second stays refused.
+    b.assert_login_refused(
+        &mint_issued_at("alice", before),
+        "laptop",
+        Platform::Mac,
+        ErrorCode::TokenRevoked,
+    );
 }
