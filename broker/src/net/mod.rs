@@ -10,12 +10,14 @@
 //! WebTransport bridge).
 //!
 //! A loop turn: poll → accept → read and decode frames (bounded per
-//! connection) → drain the inbox (bounded batch) → run the shard turn (one
-//! RocksDB write) → emit effects → flush every connection with output →
-//! timers.
+//! connection) → drain the inbox (bounded batch) → finish the shard turn
+//! whose write completed and start the next (one RocksDB batch; in `fsync`
+//! mode written by the worker's writer thread, `writer.rs`) → emit effects →
+//! flush every connection with output → timers.
 //!
 //! Invariants:
-//! - nothing blocks except `poll` and the one storage write per turn;
+//! - nothing blocks except `poll` (and, in `buffered` mode, the one unsynced
+//!   storage write per turn); no synced write runs on the loop;
 //! - decoding never allocates more than `limits.max_frame_size` per frame
 //!   (`limits.max_hello_frame_size` before the handshake), and a connection's
 //!   read buffer never holds more than one such frame plus a small slack;
@@ -31,6 +33,7 @@ pub(crate) mod query;
 pub(crate) mod quic;
 mod read;
 mod web;
+mod writer;
 pub(crate) mod ws;
 
 use std::collections::{HashMap, VecDeque};
@@ -46,11 +49,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use missive_protocol::{ErrorCode, FrameCodec};
 use tracing::{debug, info, warn};
 
+use crate::config::DurabilityMode;
 use crate::frames;
 use crate::node::Node;
 use crate::node::clock::now_ms;
 use crate::services::{ServiceOp, Services};
-use crate::shard::{Engine, ShardOp};
+use crate::shard::{self, Engine, ShardOp, Started};
 
 use conn::{Conn, Phase};
 pub(crate) use mailbox::WorkerMsg;
@@ -127,6 +131,8 @@ pub(crate) struct Worker {
     spare_fd: Option<std::fs::File>,
     /// Reused read buffer (one per worker, not per connection).
     scratch: Box<[u8]>,
+    /// Writes the shard's batches off the loop (`fsync` durability only).
+    writer: Option<writer::Writer>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -152,6 +158,12 @@ impl Worker {
             poll.registry().register(l, WEB_LISTENER, Interest::READABLE)?;
         }
         let engine = Engine::new(idx, Arc::clone(&node), Services::new(idx, Arc::clone(&node)));
+        let writer = match node.config.durability {
+            DurabilityMode::Fsync => {
+                Some(writer::Writer::spawn(idx, node.store.clone(), Arc::clone(&mesh.wakers[idx]))?)
+            }
+            DurabilityMode::Buffered => None,
+        };
         let n = mesh.senders.len();
         let codec = FrameCodec::new(node.config.limits.max_frame_size);
         let hello_codec = FrameCodec::new(node.config.limits.max_hello_frame_size);
@@ -181,6 +193,7 @@ impl Worker {
             last_fd_warning: None,
             spare_fd: std::fs::File::open("/dev/null").ok(),
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+            writer,
         })
     }
 
@@ -189,8 +202,9 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut shutdown_started: Option<Instant> = None;
         loop {
-            let busy = !self.ops.is_empty()
-                || self.engine.has_deferred()
+            let shard_ready =
+                !self.engine.write_in_flight() && (!self.ops.is_empty() || self.engine.has_deferred());
+            let busy = shard_ready
                 || !self.inbox.is_empty()
                 || !self.ready.is_empty()
                 || self.overflow.iter().any(|q| !q.is_empty());
@@ -235,9 +249,7 @@ impl Worker {
             }
             self.drain_inbox();
             self.retry_overflow();
-            let ops = std::mem::take(&mut self.ops);
-            let effects = self.engine.run_turn(ops, now_ms());
-            self.emit(effects);
+            self.shard_turn();
             self.flush_dirty();
             if self.last_timer.elapsed() >= Duration::from_millis(500) {
                 self.last_timer = Instant::now();
@@ -252,9 +264,41 @@ impl Worker {
         info!(worker = self.idx, "worker stopped");
     }
 
+    /// Ends the shard turn whose write finished, then starts the next one:
+    /// its batch goes to the writer thread (`fsync`) or is written here.
+    fn shard_turn(&mut self) {
+        if let Some(written) = self.writer.as_ref().and_then(|w| w.done.try_recv().ok()) {
+            let effects = self.engine.finish_turn(written);
+            self.emit(effects);
+        }
+        if self.engine.write_in_flight() || (self.ops.is_empty() && !self.engine.has_deferred()) {
+            return;
+        }
+        let ops = std::mem::take(&mut self.ops);
+        match self.engine.start_turn(ops, now_ms()) {
+            Started::Done(effects) => self.emit(effects),
+            Started::Write(batch) => {
+                let submitted = match &self.writer {
+                    Some(w) => w.submit(batch),
+                    None => {
+                        let written = shard::write(&self.node.store, batch);
+                        let effects = self.engine.finish_turn(written);
+                        self.emit(effects);
+                        Ok(())
+                    }
+                };
+                if let Err(r) = submitted {
+                    let effects = self.engine.finish_turn(Err(r));
+                    self.emit(effects);
+                }
+            }
+        }
+    }
+
     /// Returns true once this worker may exit.
     fn shutdown_step(&mut self, started: Instant) -> bool {
         let quiet = self.mesh.in_flight_ops.load(Ordering::Acquire) == 0
+            && !self.engine.write_in_flight()
             && self.ops.is_empty()
             && !self.engine.has_deferred()
             && self.inbox.is_empty()

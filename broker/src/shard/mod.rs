@@ -2,8 +2,10 @@
 //!
 //! Role: every owner shard (one per worker) runs an [`Engine`]. Each loop turn
 //! the worker hands it the ops routed to this shard; the engine stages each op
-//! inside a save point, writes the whole turn as ONE RocksDB batch (group
-//! commit; WAL fsync in `fsync` mode), and only then returns the effects:
+//! inside a save point into ONE RocksDB batch ([`Engine::start_turn`]); the
+//! batch is written (group commit; WAL fsync in `fsync` mode: then on the
+//! worker's writer thread, so the I/O loop never waits for a disk), and only
+//! after the write ([`Engine::finish_turn`]) come the effects:
 //! replies, pushes, kicks, login decisions. Reads (pull, history, receipts)
 //! are served after the write, so they observe every write before them.
 //!
@@ -21,6 +23,7 @@
 //!   emitted, reservations are released and the services drop the cache
 //!   entries the turn changed (they reload from storage);
 //! - counters are settled and directory changes applied here, after the write;
+//! - one turn at a time: no turn starts while a batch is being written;
 //! - reads run for at most [`READ_TURN_BUDGET`] per turn (at least one read),
 //!   so a flood of expensive reads cannot stall the worker's loop; reads left
 //!   over are served first next turn, and while any remain no new op is
@@ -41,8 +44,12 @@ use std::time::{Duration, Instant};
 use missive_protocol::pb::response;
 use missive_protocol::{ErrorCode, UserId};
 
+use missive_storage::{Batch, Store};
+
 use crate::error::Reject;
 use crate::node::Node;
+use crate::node::clock::BatchVersions;
+use crate::node::counters::Reservation;
 
 pub(crate) use effect::{Effect, Reply};
 pub(crate) use op::{Origin, ShardOp};
@@ -122,6 +129,34 @@ pub(crate) struct Engine<S: Service> {
     pending_reads: VecDeque<ShardOp<S::Op>>,
     /// Time reads may take per turn (tests lower it).
     read_budget: Duration,
+    /// The turn whose batch is being written.
+    in_flight: Option<InFlight<S::Op>>,
+}
+
+/// What [`Engine::start_turn`] left to do.
+#[derive(Debug)]
+pub(crate) enum Started {
+    /// The turn is over: emit these effects.
+    Done(Vec<Effect>),
+    /// Write this batch durably ([`write`]), then call [`Engine::finish_turn`].
+    Write(Batch),
+}
+
+/// A turn between its staging and the end of its write.
+#[derive(Debug)]
+struct InFlight<O> {
+    /// Effects already due (reads served before the turn's ops).
+    out: Vec<Effect>,
+    effects: Vec<Effect>,
+    reservations: Vec<Reservation>,
+    reads: Vec<ShardOp<O>>,
+    versions: BatchVersions,
+    now_ms: u64,
+}
+
+/// Writes a turn's batch (on the worker, or on its writer thread).
+pub(crate) fn write(store: &Store, batch: Batch) -> Result<(), Reject> {
+    failpoint::check("engine.write").and_then(|()| store.write(batch).map_err(Reject::from))
 }
 
 /// Time the reads of one turn may take before the rest wait for the next turn.
@@ -170,6 +205,7 @@ impl<S: Service> Engine<S> {
             deferred: Vec::new(),
             pending_reads: VecDeque::new(),
             read_budget: READ_TURN_BUDGET,
+            in_flight: None,
         }
     }
 
@@ -189,15 +225,43 @@ impl<S: Service> Engine<S> {
     }
 
     /// Stages `ops` (after the ones deferred last turn), writes them in one
-    /// batch, and returns the effects to emit.
+    /// batch, and returns the effects to emit: [`Engine::start_turn`], the
+    /// write on this thread, [`Engine::finish_turn`] (what the worker does,
+    /// minus the writer thread).
+    #[cfg(test)]
     pub(crate) fn run_turn(&mut self, ops: Vec<ShardOp<S::Op>>, now_ms: u64) -> Vec<Effect> {
+        match self.start_turn(ops, now_ms) {
+            Started::Done(effects) => effects,
+            Started::Write(batch) => {
+                let written = write(&self.node.store, batch);
+                self.finish_turn(written)
+            }
+        }
+    }
+
+    /// Whether a turn's batch is being written ([`Started::Write`] without
+    /// its [`Engine::finish_turn`] yet): no new turn starts meanwhile.
+    pub(crate) fn write_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Stages `ops` (after the ones deferred last turn) into one batch. If
+    /// the batch is empty the turn is over at once; otherwise the caller
+    /// writes it ([`write`], on any thread) and hands the outcome to
+    /// [`Engine::finish_turn`], which emits the turn's effects.
+    pub(crate) fn start_turn(&mut self, ops: Vec<ShardOp<S::Op>>, now_ms: u64) -> Started {
+        if self.in_flight.is_some() {
+            // Not expected (callers check `write_in_flight`): keep the ops for later.
+            self.deferred.extend(ops);
+            return Started::Done(Vec::new());
+        }
         let mut out = Vec::new();
         if !self.pending_reads.is_empty() {
             self.serve_reads(&mut out, now_ms);
             if !self.pending_reads.is_empty() {
                 // Earlier reads still wait: new ops wait behind them ([Q-4]).
                 self.deferred.extend(ops);
-                return out;
+                return Started::Done(out);
             }
         }
         let ops = if self.deferred.is_empty() {
@@ -208,7 +272,7 @@ impl<S: Service> Engine<S> {
             all
         };
         if ops.is_empty() {
-            return out;
+            return Started::Done(out);
         }
         let node = Arc::clone(&self.node);
         let mut t: Turn<S::Undo> = Turn::new(now_ms, node.store.batch(), ops.len());
@@ -241,19 +305,29 @@ impl<S: Service> Engine<S> {
             }
         }
         let (effects, reservations) = t.finish();
-        let written: Result<(), Reject> = if t.batch.is_empty() {
-            node.clock.release(&t.versions);
-            Ok(())
-        } else {
-            if t.versions.max != 0 {
-                t.batch.put_version_mark(self.idx as u32, t.versions.max);
-            }
-            let batch = std::mem::replace(&mut t.batch, node.store.batch());
-            let res =
-                failpoint::check("engine.write").and_then(|()| node.store.write(batch).map_err(Reject::from));
-            node.clock.release(&t.versions);
-            res
+        let flight = InFlight { out, effects, reservations, reads, versions: t.versions, now_ms };
+        if t.batch.is_empty() {
+            self.in_flight = Some(flight);
+            return Started::Done(self.finish_turn(Ok(())));
+        }
+        if flight.versions.max != 0 {
+            t.batch.put_version_mark(self.idx as u32, flight.versions.max);
+        }
+        self.in_flight = Some(flight);
+        Started::Write(t.batch)
+    }
+
+    /// Ends the turn whose batch was written with outcome `written`: settles
+    /// counters, applies directory changes, serves reads, and returns the
+    /// effects (on a failed write every answer becomes that error).
+    pub(crate) fn finish_turn(&mut self, written: Result<(), Reject>) -> Vec<Effect> {
+        let Some(InFlight { mut out, effects, reservations, reads, versions, now_ms }) =
+            self.in_flight.take()
+        else {
+            return Vec::new();
         };
+        let node = Arc::clone(&self.node);
+        node.clock.release(&versions);
         for r in reservations {
             node.counters.settle(r, written.is_ok());
         }

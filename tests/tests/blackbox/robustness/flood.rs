@@ -242,7 +242,7 @@ fn request(op: pb::request::Op) -> pb::Request {
 #[test]
 fn query_floods_do_not_stall_other_clients_on_the_worker() {
     // One worker: the flooder, the victim and every owner shard share it.
-    let b = BrokerOpts::default().workers(1).durability("buffered").spawn();
+    let b = BrokerOpts::default().workers(1).durability("fsync").spawn();
     let mut admin = b.admin();
     let mut mallory = b.client("mallory", "phone");
     let friends: Vec<String> = (0..2000).map(|i| format!("friend{i:04}")).collect();
