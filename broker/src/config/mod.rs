@@ -179,6 +179,9 @@ pub struct Limits {
     pub max_silent_frames_per_sec: u32,
     /// Threads serving read-only queries and sync off the I/O loops; 0 = one per worker.
     pub query_threads: usize,
+    /// Requests one connection may send per second (burst: twice this); beyond
+    /// it a request is answered with `5003 RATE_LIMITED` and not executed.
+    pub max_requests_per_sec: u32,
 }
 
 /// History visibility.
@@ -266,6 +269,7 @@ impl Default for Limits {
             max_hello_frame_size: 4096,
             max_silent_frames_per_sec: 1000,
             query_threads: 0,
+            max_requests_per_sec: 20_000,
         }
     }
 }
@@ -381,6 +385,7 @@ impl Config {
             ("limits.max_connections", l.max_connections),
             ("limits.conv_cache_entries", l.conv_cache_entries),
             ("limits.max_silent_frames_per_sec", l.max_silent_frames_per_sec as usize),
+            ("limits.max_requests_per_sec", l.max_requests_per_sec as usize),
         ] {
             ensure(v > 0, key, "must be > 0", "set a positive number")?;
         }

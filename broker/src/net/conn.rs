@@ -75,9 +75,10 @@ pub(super) struct Conn {
     pub(super) paused: bool,
     /// Read-only queries waiting for a query-pool slot, oldest first.
     pub(super) queries: VecDeque<QueryJob>,
-    /// Token bucket of frames that get no reply ([`Worker::count_silent`]).
-    pub(super) silent_tokens: u32,
-    pub(super) silent_at: Instant,
+    /// Frames that get no reply ([`Worker::count_silent`]).
+    pub(super) silent: Bucket,
+    /// Requests (`limits.max_requests_per_sec`).
+    pub(super) requests: Bucket,
     /// Set once a Close is queued: flush, then drop by `close_deadline`.
     pub(super) close_deadline: Option<Instant>,
     /// Queued in the worker's `ready` list (there may be unread bytes).
@@ -107,6 +108,34 @@ impl Conn {
     /// the write queue.
     pub(super) fn has_reply_room(&self, l: &crate::config::Limits) -> bool {
         self.out_bytes + self.reserved + l.max_frame_size as usize <= l.write_queue_bytes
+    }
+}
+
+/// A token bucket: `rate` tokens per second, at most `2 × rate` saved up.
+#[derive(Debug)]
+pub(super) struct Bucket {
+    tokens: u64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// A full bucket for `rate` per second.
+    pub(super) fn new(rate: u32, now: Instant) -> Self {
+        Self { tokens: u64::from(rate) * 2, at: now }
+    }
+
+    /// Takes one token if there is one (refilled for the time since the last refill).
+    pub(super) fn take(&mut self, rate: u32, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_millis() * u128::from(rate) / 1000;
+        if refill > 0 {
+            self.tokens = (u128::from(self.tokens) + refill).min(u128::from(rate) * 2) as u64;
+            self.at = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
     }
 }
 

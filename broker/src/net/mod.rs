@@ -56,7 +56,7 @@ use crate::node::clock::now_ms;
 use crate::services::{ServiceOp, Services};
 use crate::shard::{self, Engine, ShardOp, Started};
 
-use conn::{Conn, Phase};
+use conn::{Bucket, Conn, Phase};
 pub(crate) use mailbox::WorkerMsg;
 
 /// What the workers share besides the node state: how to reach each other,
@@ -363,8 +363,11 @@ impl Worker {
                         reserved: 0,
                         paused: false,
                         queries: VecDeque::new(),
-                        silent_tokens: self.node.config.limits.max_silent_frames_per_sec.saturating_mul(2),
-                        silent_at: Instant::now(),
+                        silent: Bucket::new(
+                            self.node.config.limits.max_silent_frames_per_sec,
+                            Instant::now(),
+                        ),
+                        requests: Bucket::new(self.node.config.limits.max_requests_per_sec, Instant::now()),
                         close_deadline: None,
                         readable: true,
                         web: web.then(|| Box::new(web::WebConn::new())),

@@ -13,7 +13,9 @@
 //!   one frame of the current limit (`Conn::read_cap`);
 //! - a request counts against `limits.max_in_flight` until it is answered,
 //!   whether it waits for an owner shard, the query pool, or its turn in the
-//!   connection's query queue; frames that get no reply count against
+//!   connection's query queue; every request counts against
+//!   `limits.max_requests_per_sec` (`5003 RATE_LIMITED` beyond it, the
+//!   connection stays) and frames that get no reply against
 //!   `limits.max_silent_frames_per_sec`.
 
 use std::io::{self, Read};
@@ -171,14 +173,7 @@ impl Worker {
     pub(super) fn count_silent(&mut self, id: u64) {
         let rate = self.node.config.limits.max_silent_frames_per_sec;
         let Some(c) = self.conns.get_mut(&id) else { return };
-        let now = Instant::now();
-        let refill = now.duration_since(c.silent_at).as_millis() * u128::from(rate) / 1000;
-        if refill > 0 {
-            c.silent_tokens = (u128::from(c.silent_tokens) + refill).min(u128::from(rate) * 2) as u32;
-            c.silent_at = now;
-        }
-        if c.silent_tokens > 0 {
-            c.silent_tokens -= 1;
+        if c.silent.take(rate, Instant::now()) {
             return;
         }
         let user = match &c.phase {
@@ -284,6 +279,11 @@ impl Worker {
         let Phase::Ready(s) = &c.phase else { return };
         if c.in_flight >= node.config.limits.max_in_flight {
             let rej = Reject::new(ErrorCode::TooManyInFlight, "too many requests in flight");
+            self.enqueue(id, frames::error(request_id, &rej));
+            return;
+        }
+        if !c.requests.take(node.config.limits.max_requests_per_sec, Instant::now()) {
+            let rej = Reject::new(ErrorCode::RateLimited, "too many requests per second on this connection");
             self.enqueue(id, frames::error(request_id, &rej));
             return;
         }

@@ -325,3 +325,27 @@ fn pipelined_history_pages_are_slowed_down_not_closed() {
         b.log()
     );
 }
+
+#[test]
+fn requests_over_the_per_connection_rate_are_refused_and_the_connection_stays() {
+    let b = BrokerOpts::default().config("[limits]\nmax_requests_per_sec = 50\n").spawn();
+    let mut c = b.client("alice", "phone");
+    // The bucket holds a burst of 100; 300 pipelined requests exceed it.
+    let ids: Vec<u64> =
+        (0..300).map(|_| c.send_request(pb::GetPresence { user_ids: vec!["bob".into()] })).collect();
+    let mut limited = 0;
+    for id in ids {
+        match outcome(c.wait_response(id, Duration::from_secs(10))) {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::RateLimited.as_u32(), "{e:?}");
+                assert!(e.retryable, "RATE_LIMITED is retryable");
+                limited += 1;
+            }
+        }
+    }
+    assert!((150..=250).contains(&limited), "about 200 of 300 requests refused, got {limited}");
+    // The connection stays, and after a pause requests pass again.
+    std::thread::sleep(Duration::from_millis(500));
+    c.get_presence(&["bob"]).expect("a request after the pause passes");
+}
