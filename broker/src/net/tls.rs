@@ -226,11 +226,13 @@ impl Stream {
         }
     }
 
-    /// Encrypted bytes wait for the socket (flush again when writable).
+    /// Output is not all on the wire yet: encrypted bytes wait for the
+    /// socket, or the handshake is still running (what was written waits for
+    /// it inside rustls, e.g. the Close of a refused connection).
     pub(crate) fn wants_write(&self) -> bool {
         match self {
             Stream::Plain(_) => false,
-            Stream::Tls(t) => t.tls.wants_write(),
+            Stream::Tls(t) => t.tls.wants_write() || t.tls.is_handshaking(),
         }
     }
 
