@@ -226,7 +226,9 @@ fn run() -> Result<(), Failure> {
                 let _ = out.flush();
             }
             Ok(None) => tracing::info!("SIGHUP: no certificate files to reload (generated certificate)"),
-            Err(e) => tracing::error!(error = %e, "SIGHUP: certificate reload failed; the old certificate stays"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: certificate reload failed; the old certificate stays")
+            }
         }
     }
     broker.shutdown();

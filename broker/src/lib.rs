@@ -81,7 +81,10 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, BrokerError> {
 
 /// `n` listeners on `addr` (one per worker, SO_REUSEPORT) and the bound
 /// address; none when `addr` is unset.
-fn listeners(addr: Option<SocketAddr>, n: usize) -> Result<(Vec<std::net::TcpListener>, Option<SocketAddr>), BrokerError> {
+fn listeners(
+    addr: Option<SocketAddr>,
+    n: usize,
+) -> Result<(Vec<std::net::TcpListener>, Option<SocketAddr>), BrokerError> {
     let Some(addr) = addr else { return Ok((Vec::new(), None)) };
     // The first listener resolves port 0; the others share its port.
     let first = listener(addr)?;
@@ -253,7 +256,12 @@ impl Broker {
         if let Some(q) = &self.quic {
             line.push_str(&format!(" quic={}", q.addr));
         }
-        let sha = self.mesh.tls.as_ref().map(|t| t.sha256()).or_else(|| self.quic.as_ref().map(|q| q.cert_sha256.clone()));
+        let sha = self
+            .mesh
+            .tls
+            .as_ref()
+            .map(|t| t.sha256())
+            .or_else(|| self.quic.as_ref().map(|q| q.cert_sha256.clone()));
         if let Some(sha) = sha {
             line.push_str(&format!(" cert_sha256={sha}"));
         }

@@ -69,7 +69,8 @@ pub fn tls_connect(
     sock.set_read_timeout(Some(WAIT))?;
     sock.set_write_timeout(Some(WAIT))?;
     let name = "localhost".try_into().map_err(io::Error::other)?;
-    let mut conn = ClientConnection::new(Arc::new(client_config(sha256, alpn)), name).map_err(io::Error::other)?;
+    let mut conn =
+        ClientConnection::new(Arc::new(client_config(sha256, alpn)), name).map_err(io::Error::other)?;
     while conn.is_handshaking() {
         conn.complete_io(&mut sock)?;
     }

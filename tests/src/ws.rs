@@ -127,7 +127,8 @@ impl WsClient {
         stream.set_nodelay(true).expect("nodelay");
         stream.set_read_timeout(Some(WAIT)).expect("read timeout");
         let url = format!("ws://{addr}{path}");
-        let (ws, resp) = tungstenite::client::client(url, WsStream::Plain(stream)).expect("websocket upgrade");
+        let (ws, resp) =
+            tungstenite::client::client(url, WsStream::Plain(stream)).expect("websocket upgrade");
         assert_eq!(resp.status().as_u16(), 101);
         Self { ws, next_id: 1, pushes: VecDeque::new(), close: None }
     }

@@ -94,7 +94,13 @@ pub fn wt_outcome(url: &str, hash_hex: &str, bidi: usize, uni: usize) -> WtOutco
 }
 
 /// [`wt_outcome`] with an `Origin` header (as a browser page sends it).
-pub fn wt_outcome_from(url: &str, hash_hex: &str, origin: Option<&str>, bidi: usize, uni: usize) -> WtOutcome {
+pub fn wt_outcome_from(
+    url: &str,
+    hash_hex: &str,
+    origin: Option<&str>,
+    bidi: usize,
+    uni: usize,
+) -> WtOutcome {
     runtime().block_on(async {
         let ep = endpoint(hash_hex);
         let mut opts = wtransport::endpoint::ConnectOptions::builder(url);

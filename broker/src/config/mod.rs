@@ -633,7 +633,9 @@ impl WebConfig {
             if !ok {
                 return Err(ConfigError::new(
                     "web.allowed_origins",
-                    format!("each entry must be an origin like https://chat.example.com[:port], without a path (got {o:?})"),
+                    format!(
+                        "each entry must be an origin like https://chat.example.com[:port], without a path (got {o:?})"
+                    ),
                     "write the scheme, host and optional port exactly as browsers send them in `Origin`",
                 ));
             }

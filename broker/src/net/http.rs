@@ -442,6 +442,33 @@ mod tests {
     }
 
     #[test]
+    fn origin_allow_list() {
+        let list = vec!["https://chat.example.com".to_owned()];
+        assert!(origin_allowed(&[], Some("https://evil.example")), "empty list: any origin");
+        assert!(origin_allowed(&list, Some("https://Chat.Example.com")));
+        assert!(!origin_allowed(&list, Some("https://evil.example")));
+        assert!(!origin_allowed(&list, Some("https://chat.example.com:8443")));
+        assert!(origin_allowed(&list, None), "no Origin: not a browser");
+        let mut c = ctx(false);
+        c.allowed_origins = list;
+        let up = |origin: &str| {
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+            )
+        };
+        assert!(body_of(route(&c, &up("Origin: https://evil.example\r\n"))).starts_with("HTTP/1.1 403"));
+        assert!(matches!(route(&c, &up("Origin: https://chat.example.com\r\n")), Route::Upgrade { .. }));
+    }
+
+    fn body_of(r: Route) -> String {
+        match r {
+            Route::Respond(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn info_reports_webtransport() {
         let mut c = ctx(true);
         assert_eq!(info(&c, "x")["webtransport"], serde_json::Value::Null);

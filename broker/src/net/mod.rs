@@ -49,8 +49,8 @@ use crate::services::{ServiceOp, Services};
 use crate::shard::{Engine, ShardOp};
 
 use conn::{Conn, Phase};
-use tls::Stream;
 pub(crate) use mailbox::WorkerMsg;
+use tls::Stream;
 
 /// What the workers share besides the node state: how to reach each other,
 /// and the process-wide connection and request counts.

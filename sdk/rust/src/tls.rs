@@ -137,7 +137,10 @@ pub fn client_config(trust: &Trust) -> Result<(rustls::ClientConfig, String), Sd
         Trust::Sha256(hex_hash) => {
             let sha256 = hex::decode(hex_hash).map_err(|e| tls_err("certificate hash", e))?;
             let v = Arc::new(PinVerifier::new(sha256, provider));
-            (builder.dangerous().with_custom_certificate_verifier(v).with_no_client_auth(), "localhost".to_owned())
+            (
+                builder.dangerous().with_custom_certificate_verifier(v).with_no_client_auth(),
+                "localhost".to_owned(),
+            )
         }
         Trust::Roots { roots, server_name } => {
             let mut store = rustls::RootCertStore::empty();

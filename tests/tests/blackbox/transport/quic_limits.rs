@@ -20,7 +20,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A quinn client endpoint pinning `hash`, with keep-alives every 300 ms if asked.
 fn endpoint(hash: &str, keep_alive: bool) -> (quinn::Endpoint, String) {
-    let (mut cc, name) = missive_sdk::quic::client_config(&Trust::Sha256(hash.to_owned())).expect("client config");
+    let (mut cc, name) =
+        missive_sdk::quic::client_config(&Trust::Sha256(hash.to_owned())).expect("client config");
     if keep_alive {
         let mut tc = quinn::TransportConfig::default();
         tc.keep_alive_interval(Some(Duration::from_millis(300)));
@@ -60,7 +61,11 @@ fn silent_quic_connections_close_at_the_handshake_timeout() {
         }
         codes
     });
-    assert_eq!(codes, vec![HANDSHAKE_TIMEOUT; N], "every silent connection is closed at the handshake timeout");
+    assert_eq!(
+        codes,
+        vec![HANDSHAKE_TIMEOUT; N],
+        "every silent connection is closed at the handshake timeout"
+    );
 
     // A WebTransport session without a stream too.
     let url = format!("https://127.0.0.1:{}/wt", server.port());

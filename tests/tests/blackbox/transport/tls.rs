@@ -32,10 +32,18 @@ fn tls_broker(extra_top: &str, extra_web: &str) -> (BrokerProc, TestCert, tempfi
 }
 
 fn addr(b: &BrokerProc, key: &str) -> SocketAddr {
-    b.listening.fields.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("broker printed no {key}="))
+    b.listening
+        .fields
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("broker printed no {key}="))
 }
 
-fn sdk_connect(at: SocketAddr, user: &str, sha256: &str) -> Result<missive_sdk::Connection, missive_sdk::SdkError> {
+fn sdk_connect(
+    at: SocketAddr,
+    user: &str,
+    sha256: &str,
+) -> Result<missive_sdk::Connection, missive_sdk::SdkError> {
     let opts = ConnectOptions::new(at.to_string(), mint(user), "phone");
     sdk_tls::connect(&opts, &Trust::Sha256(sha256.to_owned()))
 }
@@ -44,7 +52,11 @@ fn sdk_connect(at: SocketAddr, user: &str, sha256: &str) -> Result<missive_sdk::
 fn tls_clients_exchange_messages_with_tcp_clients() {
     let (b, cert, _dir) = tls_broker("", "");
     let tls_addr = addr(&b, "tcp_tls");
-    assert_eq!(b.listening.fields.get("cert_sha256"), Some(&cert.sha256), "the configured certificate is used");
+    assert_eq!(
+        b.listening.fields.get("cert_sha256"),
+        Some(&cert.sha256),
+        "the configured certificate is used"
+    );
 
     // The negotiated protocol is missive/1.
     let raw = tls_connect(tls_addr, &cert.sha256, &[ALPN]).expect("TLS handshake");
@@ -142,7 +154,8 @@ fn sighup_reloads_the_certificate_for_new_connections() {
 
     let fresh = sdk_connect(tls_addr, "grace", &new.sha256).expect("a client pinning the new certificate");
     assert!(sdk_connect(tls_addr, "heidi", &old.sha256).is_err(), "the old certificate is no longer served");
-    let s = tls_connect(addr(&b, "wss"), &new.sha256, &[b"http/1.1"]).expect("WSS serves the new certificate");
+    let s =
+        tls_connect(addr(&b, "wss"), &new.sha256, &[b"http/1.1"]).expect("WSS serves the new certificate");
     drop(s);
     // The open session keeps working on its certificate.
     kept.ping().expect("the old session is still served");
@@ -157,12 +170,16 @@ fn websocket_origin_allow_list() {
     let plain = || WsStream::Plain(TcpStream::connect(ws).expect("connect ws"));
     let refused = WsClient::upgrade(plain(), "localhost", Some("https://evil.example")).err();
     assert_eq!(refused, Some(403), "a page from another origin is refused");
-    let mut ok = WsClient::upgrade(plain(), "localhost", Some("https://CHAT.example.com")).expect("listed origin");
+    let mut ok =
+        WsClient::upgrade(plain(), "localhost", Some("https://CHAT.example.com")).expect("listed origin");
     ok.hello(&mint("ivan"), "browser", Platform::Web).expect("HelloOk");
     WsClient::upgrade(plain(), "localhost", None).expect("no Origin: not a browser, accepted");
     // The same list applies to WSS.
     let s = tls_connect(addr(&b, "wss"), &cert.sha256, &[b"http/1.1"]).expect("tls");
-    assert_eq!(WsClient::upgrade(WsStream::Tls(s), "localhost", Some("https://evil.example")).err(), Some(403));
+    assert_eq!(
+        WsClient::upgrade(WsStream::Tls(s), "localhost", Some("https://evil.example")).err(),
+        Some(403)
+    );
 }
 
 #[test]
