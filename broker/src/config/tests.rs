@@ -135,7 +135,7 @@ fn effective_toml_shows_every_key_and_hides_the_secret() {
     let text = c.effective_toml();
     assert!(!text.contains("a-secret-nobody-may-see"), "{text}");
     assert!(text.contains("redacted: 23 bytes"), "{text}");
-    assert!(text.contains("# unset (off): quic, web.static_dir"), "{text}");
+    assert!(text.contains("# unset (off): quic, tcp_tls, web.static_dir"), "{text}");
     let mut back = Config::parse_toml(&text).expect("the printed configuration parses");
     back.secret = c.secret.clone();
     assert_eq!(format!("{back:?}"), format!("{c:?}"));
