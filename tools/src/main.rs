@@ -50,14 +50,14 @@ pub(crate) struct ConnArgs {
     /// Connect over TLS (ALPN missive/1) to the broker's `tcp_tls` listener,
     /// HOST:PORT, instead of TCP; the certificate is checked with
     /// --cert-sha256 or --ca.
-    #[arg(long, env = "MISSIVE_TLS", conflicts_with = "addr")]
+    #[arg(long, env = "MISSIVE_TLS", conflicts_with = "addr", requires = "trust")]
     pub(crate) tls: Option<String>,
     /// With --quic or --tls: the server certificate's SHA-256 (hex), as the broker prints it.
-    #[arg(long, env = "MISSIVE_CERT_SHA256", conflicts_with = "ca")]
+    #[arg(long, env = "MISSIVE_CERT_SHA256", conflicts_with = "ca", group = "trust")]
     pub(crate) cert_sha256: Option<String>,
     /// With --tls: CA certificates (PEM) to verify the server's certificate
     /// against, for the host name of --tls (or --server-name).
-    #[arg(long, env = "MISSIVE_CA", requires = "tls")]
+    #[arg(long, env = "MISSIVE_CA", requires = "tls", group = "trust")]
     pub(crate) ca: Option<PathBuf>,
     /// With --ca: the name the server's certificate must carry (default: the host of --tls).
     #[arg(long, requires = "ca")]
