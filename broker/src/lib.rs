@@ -10,7 +10,8 @@
 //!
 //! Threads: `workers` event-loop threads ([`net`]), each with its own
 //! SO_REUSEPORT listeners, connections and owner shard; plus the caller's
-//! thread, which only waits; with `quic` set, one `missive-quic` thread
+//! thread, which only waits (and reloads the TLS certificate on SIGHUP,
+//! [`Broker::reload_tls`]); with `quic` set, one `missive-quic` thread
 //! bridges QUIC streams to the TCP listener.
 //!
 //! Invariants: the library never reads files, flags or environment; it gets a
@@ -241,7 +242,9 @@ impl Broker {
         self.ws_addr
     }
 
-    /// The `missive listening tcp=ADDR [ws=ADDR]` line printed on stdout.
+    /// The `missive listening tcp=ADDR [ws=ADDR] [tcp_tls=ADDR] [wss=ADDR] [quic=ADDR]
+    /// [cert_sha256=HEX]` line printed on stdout (`cert_sha256` whenever a TLS or QUIC
+    /// listener runs).
     pub fn listening_line(&self) -> String {
         let mut line = format!("missive listening tcp={}", self.local_addr);
         if let Some(a) = self.ws_addr {
