@@ -230,7 +230,7 @@ fn ping_over_raw_quic_and_its_bad_input() {
 #[test]
 fn ping_over_tls_with_a_pin_or_a_ca_file() {
     let dir = tempfile::tempdir().expect("cert dir");
-    let cert = missive_tests::tls::write_cert(dir.path());
+    let cert = tls::write_cert(dir.path());
     let toml = format!("tcp_tls = \"127.0.0.1:0\"\n[web]\n{}", cert.web_toml());
     let b = BrokerOpts::default().config(&toml).spawn();
     let tls = b.listening.fields.get("tcp_tls").expect("tcp_tls=").clone();
