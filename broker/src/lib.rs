@@ -223,9 +223,8 @@ impl Broker {
     pub fn reload_tls(&self) -> Result<Option<String>, BrokerError> {
         let id = match &self.mesh.tls {
             Some(t) => t.reload()?,
-            None if self.quic.is_some() => {
-                let id = tls::Identity::load(&self.node.config)?;
-                (!id.generated).then_some(id)
+            None if self.quic.is_some() && self.node.config.web.tls_cert.is_some() => {
+                Some(tls::Identity::load(&self.node.config)?)
             }
             None => return Ok(None),
         };
