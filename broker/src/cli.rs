@@ -1,6 +1,7 @@
 //! Command line of the broker binary: reads `missive.toml` and flags, starts
-//! the broker, prints `missive listening tcp=ADDR [ws=ADDR] [quic=ADDR]` on stdout, and stops it
-//! cleanly on SIGINT/SIGTERM. Shared by the `missive` binary and the tests'
+//! the broker, prints `missive listening tcp=ADDR [ws=ADDR] [tcp_tls=ADDR] [wss=ADDR]
+//! [quic=ADDR] [cert_sha256=HEX]` on stdout, reloads the TLS certificate on SIGHUP (and then
+//! prints `missive tls reloaded cert_sha256=HEX`), and stops it cleanly on SIGINT/SIGTERM. Shared by the `missive` binary and the tests'
 //! broker-under-test binary.
 //!
 //! Exit status: 0 after a clean stop (or a valid `--check-config`); 2 for a user
@@ -49,6 +50,12 @@ pub(crate) struct Args {
     /// QUIC (UDP) listen address for raw QUIC and WebTransport.
     #[arg(long)]
     quic: Option<SocketAddr>,
+    /// TLS listen address for native clients (ALPN missive/1).
+    #[arg(long)]
+    tcp_tls: Option<SocketAddr>,
+    /// HTTPS / secure WebSocket listen address.
+    #[arg(long)]
+    wss: Option<SocketAddr>,
     /// Directory of the chat page served on the ws listener at `/`.
     #[arg(long)]
     static_dir: Option<PathBuf>,
@@ -156,6 +163,12 @@ fn effective_config(args: Args) -> Result<Config, Failure> {
     if args.quic.is_some() {
         config.quic = args.quic;
     }
+    if args.tcp_tls.is_some() {
+        config.tcp_tls = args.tcp_tls;
+    }
+    if args.wss.is_some() {
+        config.wss = args.wss;
+    }
     if args.static_dir.is_some() {
         config.web.static_dir = args.static_dir;
     }
@@ -197,11 +210,26 @@ fn run() -> Result<(), Failure> {
     })?;
     // Machine-readable line for scripts and tests (stdout; logs go to stderr).
     println!("{}", broker.listening_line());
-    let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .map_err(|e| Failure::Runtime(format!("installing signal handlers: {e}")))?;
-    if let Some(sig) = signals.forever().next() {
-        tracing::info!(signal = sig, "shutting down");
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Failure::Runtime(format!("installing signal handlers: {e}")))?;
+    for sig in signals.forever() {
+        if sig != SIGHUP {
+            tracing::info!(signal = sig, "shutting down");
+            break;
+        }
+        match broker.reload_tls() {
+            Ok(Some(sha)) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "missive tls reloaded cert_sha256={sha}");
+                let _ = out.flush();
+            }
+            Ok(None) => tracing::info!("SIGHUP: no certificate files to reload (generated certificate)"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: certificate reload failed; the old certificate stays")
+            }
+        }
     }
     broker.shutdown();
     broker.join().map_err(|e| Failure::Runtime(format!("stopping the broker: {e}")))?;

@@ -10,7 +10,8 @@
 //!
 //! Threads: `workers` event-loop threads ([`net`]), each with its own
 //! SO_REUSEPORT listeners, connections and owner shard; plus the caller's
-//! thread, which only waits; `limits.query_threads` query-pool threads
+//! thread, which only waits (and reloads the TLS certificate on SIGHUP,
+//! [`Broker::reload_tls`]); `limits.query_threads` query-pool threads
 //! (`net::query`) serving read-only requests off the loops; with `quic` set,
 //! one `missive-quic` thread bridges QUIC streams to the TCP listener.
 //!
@@ -42,7 +43,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub use config::{Config, DurabilityMode};
 pub use error::BrokerError;
 
-use net::{Mesh, WAKER, Worker, http, quic};
+use net::{Listen, Mesh, WAKER, Worker, admit, http, quic, tls};
 use node::Node;
 
 /// Capacity of each worker's inbox channel (messages). Memory: ~100 bytes each.
@@ -56,6 +57,8 @@ pub struct Broker {
     threads: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     ws_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    wss_addr: Option<SocketAddr>,
     quic: Option<quic::QuicHandle>,
 }
 
@@ -78,36 +81,47 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, BrokerError> {
     Ok(sock.into())
 }
 
-/// Web listeners (one per worker, SO_REUSEPORT), their address, and the web context.
-type WebParts = (Vec<std::net::TcpListener>, Option<SocketAddr>, Option<Arc<http::WebCtx>>);
-
-fn web_listeners(
-    config: &Config,
+/// `n` listeners on `addr` (one per worker, SO_REUSEPORT) and the bound
+/// address; none when `addr` is unset.
+fn listeners(
+    addr: Option<SocketAddr>,
     n: usize,
-    webtransport: Option<http::WebTransportInfo>,
-) -> Result<WebParts, BrokerError> {
-    let Some(addr) = config.ws else { return Ok((Vec::new(), None, None)) };
-    let site = match &config.web.static_dir {
-        Some(dir) => http::Site::load(dir)?,
-        None => http::Site::default(),
-    };
+) -> Result<(Vec<std::net::TcpListener>, Option<SocketAddr>), BrokerError> {
+    let Some(addr) = addr else { return Ok((Vec::new(), None)) };
+    // The first listener resolves port 0; the others share its port.
     let first = listener(addr)?;
     let bound = first.local_addr()?;
     let mut ls = vec![first];
     for _ in 1..n {
         ls.push(listener(bound)?);
     }
+    Ok((ls, Some(bound)))
+}
+
+/// The web context (routes and files), when `ws` or `wss` is configured.
+fn web_ctx(
+    config: &Config,
+    webtransport: Option<http::WebTransportInfo>,
+) -> Result<Option<Arc<http::WebCtx>>, BrokerError> {
+    if config.ws.is_none() && config.wss.is_none() {
+        return Ok(None);
+    }
+    let site = match &config.web.static_dir {
+        Some(dir) => http::Site::load(dir)?,
+        None => http::Site::default(),
+    };
     let ctx = http::WebCtx {
         site,
         dev_mode: config.web.dev_mode,
         ws_echo: config.web.ws_echo,
         secret: config.secret.clone(),
         webtransport,
+        allowed_origins: config.web.allowed_origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
     };
     if ctx.dev_mode {
         tracing::warn!("web.dev_mode is on: the page can mint tokens for any user");
     }
-    Ok((ls, Some(bound), Some(Arc::new(ctx))))
+    Ok(Some(Arc::new(ctx)))
 }
 
 impl Broker {
@@ -127,17 +141,32 @@ impl Broker {
             },
         )?;
         let committed_version = store.max_version()?;
-        // The first listener resolves port 0; the others share its port.
-        let first = listener(config.tcp)?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..n {
-            listeners.push(listener(local_addr)?);
-        }
+        let (tcp_listeners, local_addr) = listeners(Some(config.tcp), n)?;
+        let local_addr = local_addr.unwrap_or(config.tcp);
+        let conn_count = Arc::new(AtomicUsize::new(0));
+        let admission = Arc::new(admit::Admission::new(
+            Arc::clone(&conn_count),
+            config.limits.max_connections,
+            config.limits.max_connections_per_ip,
+        ));
+        // One certificate for TCP-TLS, WSS and QUIC.
+        let identity = if config.tcp_tls.is_some() || config.wss.is_some() || config.quic.is_some() {
+            Some(tls::Identity::load(&config)?)
+        } else {
+            None
+        };
+        let tls_ctx = match &identity {
+            Some(id) if config.tcp_tls.is_some() || config.wss.is_some() => {
+                Some(Arc::new(tls::TlsCtx::new(&config, id)?))
+            }
+            _ => None,
+        };
         // QUIC bridges to the TCP listener, which queues connections until the workers run.
-        let quic = match config.quic {
-            Some(addr) => Some(quic::start(&config, addr, local_addr)?),
-            None => None,
+        let quic = match (config.quic, &identity) {
+            (Some(addr), Some(id)) => {
+                Some(quic::start(&config, id, addr, local_addr, Arc::clone(&admission))?)
+            }
+            _ => None,
         };
         let wt = quic.as_ref().map(|q| http::WebTransportInfo {
             url: config.web.webtransport_url.clone(),
@@ -145,7 +174,10 @@ impl Broker {
             cert_hash: q.generated.then(|| q.cert_sha256.clone()),
         });
         // On an error below, dropping `quic` stops its thread.
-        let (web_listeners, ws_addr, web) = web_listeners(&config, n, wt)?;
+        let web = web_ctx(&config, wt)?;
+        let (ws_listeners, ws_addr) = listeners(config.ws, n)?;
+        let (tls_listeners, tls_addr) = listeners(config.tcp_tls, n)?;
+        let (wss_listeners, wss_addr) = listeners(config.wss, n)?;
         let mut polls = Vec::with_capacity(n);
         let mut wakers = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);
@@ -163,7 +195,9 @@ impl Broker {
             senders,
             wakers,
             shutdown: AtomicBool::new(false),
-            conn_count: AtomicUsize::new(0),
+            conn_count,
+            admission,
+            tls: tls_ctx,
             in_flight_ops: AtomicUsize::new(0),
             web,
         });
@@ -172,26 +206,41 @@ impl Broker {
         let mut pool = net::query::spawn(&node, &mesh, &query_rx)?;
         drop(query_rx);
         let mut threads = Vec::with_capacity(n);
-        let mut web_listeners = web_listeners.into_iter();
-        for (idx, ((poll, l), rx)) in polls.into_iter().zip(listeners).zip(receivers).enumerate() {
-            let wl = web_listeners.next().map(mio::net::TcpListener::from_std);
-            let tcp = mio::net::TcpListener::from_std(l);
-            let w = Worker::new(
-                idx,
-                Arc::clone(&node),
-                Arc::clone(&mesh),
-                poll,
-                (tcp, wl),
-                rx,
-                query_tx.clone(),
-            )?;
+        let mut per_kind = [tcp_listeners, ws_listeners, tls_listeners, wss_listeners].map(Vec::into_iter);
+        for (idx, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
+            let mut ls: [Option<mio::net::TcpListener>; 4] = [None, None, None, None];
+            for kind in Listen::ALL {
+                ls[kind as usize] = per_kind[kind as usize].next().map(mio::net::TcpListener::from_std);
+            }
+            let w = Worker::new(idx, Arc::clone(&node), Arc::clone(&mesh), poll, ls, rx, query_tx.clone())?;
             let t = std::thread::Builder::new().name(format!("missive-w{idx}")).spawn(move || w.run())?;
             threads.push(t);
         }
         drop(query_tx);
         threads.append(&mut pool);
-        tracing::info!(%local_addr, ?ws_addr, workers = n, "listening");
-        Ok(Self { node, mesh, threads, local_addr, ws_addr, quic })
+        tracing::info!(%local_addr, ?ws_addr, ?tls_addr, ?wss_addr, workers = n, "listening");
+        Ok(Self { node, mesh, threads, local_addr, ws_addr, tls_addr, wss_addr, quic })
+    }
+
+    /// Re-reads the certificate files (`web.tls_cert`, `web.tls_key`; on
+    /// SIGHUP): new TLS, WSS and QUIC connections use the new certificate,
+    /// open ones keep theirs. Returns the new certificate's SHA-256, or `None`
+    /// when the certificate is generated (nothing to reload). On an error the
+    /// old certificate stays in use everywhere.
+    pub fn reload_tls(&self) -> Result<Option<String>, BrokerError> {
+        let id = match &self.mesh.tls {
+            Some(t) => t.reload()?,
+            None if self.quic.is_some() && self.node.config.web.tls_cert.is_some() => {
+                Some(tls::Identity::load(&self.node.config)?)
+            }
+            None => return Ok(None),
+        };
+        let Some(id) = id else { return Ok(None) };
+        if let Some(q) = &self.quic {
+            q.set_identity(&self.node.config, &id)?;
+        }
+        tracing::info!(cert_sha256 = %id.sha256, "tls: certificate reloaded");
+        Ok(Some(id.sha256))
     }
 
     /// The bound WebSocket/HTTP address, if `ws` is configured.
@@ -199,14 +248,31 @@ impl Broker {
         self.ws_addr
     }
 
-    /// The `missive listening tcp=ADDR [ws=ADDR]` line printed on stdout.
+    /// The `missive listening tcp=ADDR [ws=ADDR] [tcp_tls=ADDR] [wss=ADDR] [quic=ADDR]
+    /// [cert_sha256=HEX]` line printed on stdout (`cert_sha256` whenever a TLS or QUIC
+    /// listener runs).
     pub fn listening_line(&self) -> String {
         let mut line = format!("missive listening tcp={}", self.local_addr);
         if let Some(a) = self.ws_addr {
             line.push_str(&format!(" ws={a}"));
         }
+        if let Some(a) = self.tls_addr {
+            line.push_str(&format!(" tcp_tls={a}"));
+        }
+        if let Some(a) = self.wss_addr {
+            line.push_str(&format!(" wss={a}"));
+        }
         if let Some(q) = &self.quic {
-            line.push_str(&format!(" quic={} cert_sha256={}", q.addr, q.cert_sha256));
+            line.push_str(&format!(" quic={}", q.addr));
+        }
+        let sha = self
+            .mesh
+            .tls
+            .as_ref()
+            .map(|t| t.sha256())
+            .or_else(|| self.quic.as_ref().map(|q| q.cert_sha256.clone()));
+        if let Some(sha) = sha {
+            line.push_str(&format!(" cert_sha256={sha}"));
         }
         line
     }

@@ -304,6 +304,11 @@ impl BrokerProc {
         }
     }
 
+    /// Sends SIGHUP (the broker reloads its TLS certificate).
+    pub fn hup(&self) {
+        self.signal(libc::SIGHUP);
+    }
+
     /// Kills the broker with SIGKILL (a crash) and waits for it to be gone.
     pub fn kill9(&mut self) {
         if self.exited.is_none() {

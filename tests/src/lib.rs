@@ -25,7 +25,8 @@
 //!   kept in [`RawClient::pushes`]), pipelining; its submodules hold the typed
 //!   helpers of each request group (messages, conversations, sync, accounts,
 //!   presence, relations, groups) and the waits for pushes.
-//! - [`ws`]: the same client over WebSocket; [`wt`]: WebTransport / raw QUIC probes.
+//! - [`ws`]: the same client over WebSocket (or WSS); [`wt`]: WebTransport / raw QUIC
+//!   probes; [`tls`]: test certificates and TLS client streams.
 //!
 //! Invariants: every wait is bounded by a timeout ([`WAIT`] unless told) and
 //! returns as soon as its condition holds; nothing here sleeps for a fixed time
@@ -34,6 +35,7 @@
 
 use std::time::Duration;
 
+pub mod tls;
 pub mod ws;
 pub mod wt;
 

@@ -38,9 +38,53 @@ pub enum WsRecv {
     Eof,
 }
 
-/// One WebSocket connection to `ws://ADDR/ws`.
+/// The socket under a [`WsClient`]: plain TCP, or TLS (`wss`).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per test client
+pub enum WsStream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://` (rustls client).
+    Tls(rustls::StreamOwned<rustls::ClientConnection, TcpStream>),
+}
+
+impl WsStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            WsStream::Plain(s) => s,
+            WsStream::Tls(t) => t.get_ref(),
+        }
+    }
+}
+
+impl Read for WsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            WsStream::Plain(s) => s.read(buf),
+            WsStream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for WsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            WsStream::Plain(s) => s.write(buf),
+            WsStream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            WsStream::Plain(s) => s.flush(),
+            WsStream::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// One WebSocket connection to `ws://ADDR/ws` (or `wss://`, [`WsClient::upgrade`]).
 pub struct WsClient {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<WsStream>,
     next_id: u64,
     /// Pushes received while waiting for something else.
     pub pushes: VecDeque<pb::Push>,
@@ -83,9 +127,31 @@ impl WsClient {
         stream.set_nodelay(true).expect("nodelay");
         stream.set_read_timeout(Some(WAIT)).expect("read timeout");
         let url = format!("ws://{addr}{path}");
-        let (ws, resp) = tungstenite::client::client(url, stream).expect("websocket upgrade");
+        let (ws, resp) =
+            tungstenite::client::client(url, WsStream::Plain(stream)).expect("websocket upgrade");
         assert_eq!(resp.status().as_u16(), 101);
         Self { ws, next_id: 1, pushes: VecDeque::new(), close: None }
+    }
+
+    /// Upgrades `stream` at `/ws`, sending `origin` as the `Origin` header if
+    /// given; `Err(status)` if the server answered with an HTTP status instead.
+    pub fn upgrade(stream: WsStream, host: &str, origin: Option<&str>) -> Result<Self, u16> {
+        use tungstenite::client::IntoClientRequest;
+        stream.tcp().set_read_timeout(Some(WAIT)).expect("read timeout");
+        let mut req = format!("ws://{host}/ws").into_client_request().expect("request");
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().expect("header value"));
+        }
+        match tungstenite::client::client(req, stream) {
+            Ok((ws, resp)) => {
+                assert_eq!(resp.status().as_u16(), 101);
+                Ok(Self { ws, next_id: 1, pushes: VecDeque::new(), close: None })
+            }
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                Err(resp.status().as_u16())
+            }
+            Err(e) => panic!("websocket upgrade failed: {e}"),
+        }
     }
 
     /// Connects and completes the handshake for `user` on `device` (platform Web).
@@ -98,7 +164,7 @@ impl WsClient {
     /// A second handle on the underlying socket (e.g. to write raw
     /// WebSocket frames from another thread).
     pub fn stream_clone(&self) -> TcpStream {
-        self.ws.get_ref().try_clone().expect("clone the WebSocket's socket")
+        self.ws.get_ref().tcp().try_clone().expect("clone the WebSocket's socket")
     }
 
     /// Sends one message as is.
@@ -119,7 +185,7 @@ impl WsClient {
             if left.is_zero() {
                 return WsRecv::Timeout;
             }
-            self.ws.get_mut().set_read_timeout(Some(left)).expect("read timeout");
+            self.ws.get_mut().tcp().set_read_timeout(Some(left)).expect("read timeout");
             match self.ws.read() {
                 Ok(Message::Binary(b)) => {
                     let f = pb::Frame::decode(b).expect("server sent an undecodable frame");

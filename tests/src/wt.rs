@@ -90,9 +90,24 @@ pub enum WtOutcome {
 /// then `uni` unidirectional ones, writes one byte on each, and waits for the
 /// server to close the session.
 pub fn wt_outcome(url: &str, hash_hex: &str, bidi: usize, uni: usize) -> WtOutcome {
+    wt_outcome_from(url, hash_hex, None, bidi, uni)
+}
+
+/// [`wt_outcome`] with an `Origin` header (as a browser page sends it).
+pub fn wt_outcome_from(
+    url: &str,
+    hash_hex: &str,
+    origin: Option<&str>,
+    bidi: usize,
+    uni: usize,
+) -> WtOutcome {
     runtime().block_on(async {
         let ep = endpoint(hash_hex);
-        let session = match tokio::time::timeout(WAIT, ep.connect(url)).await {
+        let mut opts = wtransport::endpoint::ConnectOptions::builder(url);
+        if let Some(o) = origin {
+            opts = opts.add_header("origin", o);
+        }
+        let session = match tokio::time::timeout(WAIT, ep.connect(opts.build())).await {
             Err(_) => return WtOutcome::Other("connect timed out".into()),
             Ok(Err(wtransport::error::ConnectingError::SessionRejected)) => return WtOutcome::Rejected,
             Ok(Err(e)) => return WtOutcome::Other(e.to_string()),

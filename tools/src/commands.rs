@@ -19,7 +19,7 @@ use anyhow::{Context, anyhow, bail};
 use crossbeam_channel::RecvTimeoutError;
 use missive_protocol::token::{self, Claims, Role};
 use missive_protocol::{DeviceId, UserId};
-use missive_sdk::quic::Trust;
+use missive_sdk::tls::Trust;
 use missive_sdk::{
     Client, ClientConfig, ClientEvent, ConnectOptions, Connection, Dial, LocalState, SdkError, direct_conv,
     pb, text_content,
@@ -38,7 +38,8 @@ pub(crate) fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
 }
 
 fn options(c: &ConnArgs) -> anyhow::Result<ConnectOptions> {
-    let mut o = ConnectOptions::new(c.addr.as_deref().unwrap_or(""), &c.token, &c.device);
+    let addr = c.addr.as_deref().or(c.tls.as_deref()).unwrap_or("");
+    let mut o = ConnectOptions::new(addr, &c.token, &c.device);
     o.platform =
         token::parse_platform(&c.platform).ok_or_else(|| anyhow!("unknown platform {:?}", c.platform))?;
     o.client_version = concat!("missivectl/", env!("CARGO_PKG_VERSION")).to_owned();
@@ -48,19 +49,37 @@ fn options(c: &ConnArgs) -> anyhow::Result<ConnectOptions> {
     Ok(o)
 }
 
-/// How to open connections: TCP to `--addr`, or raw QUIC to `--quic`.
+/// The pinned certificate hash of `--cert-sha256`.
+fn pin(c: &ConnArgs, flag: &str) -> anyhow::Result<Trust> {
+    let hash = c.cert_sha256.clone().ok_or_else(|| anyhow!("{flag} needs --cert-sha256"))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("--cert-sha256 must be 64 hex digits");
+    }
+    Ok(Trust::Sha256(hash))
+}
+
+/// How to open connections: TCP to `--addr`, TLS to `--tls`, or raw QUIC to `--quic`.
 fn dial(c: &ConnArgs) -> anyhow::Result<Dial> {
+    if let Some(addr) = &c.tls {
+        let trust = match &c.ca {
+            Some(ca) => {
+                let roots = missive_sdk::tls::roots_from_pem(ca)?;
+                let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                let server_name =
+                    c.server_name.clone().unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
+                Trust::Roots { roots, server_name }
+            }
+            None => pin(c, "--tls").map_err(|e| anyhow!("{e} or --ca"))?,
+        };
+        return Ok(missive_sdk::tls::dialer(trust));
+    }
     let Some(quic) = &c.quic else { return Ok(Dial::new(Connection::connect)) };
     let server = quic
         .to_socket_addrs()
         .map_err(|e| anyhow!("--quic {quic:?}: {e}"))?
         .next()
         .ok_or_else(|| anyhow!("--quic {quic:?} resolves to no address"))?;
-    let hash = c.cert_sha256.clone().ok_or_else(|| anyhow!("--quic needs --cert-sha256"))?;
-    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("--cert-sha256 must be 64 hex digits");
-    }
-    Ok(missive_sdk::quic::dialer(server, Trust::Sha256(hash)))
+    Ok(missive_sdk::quic::dialer(server, pin(c, "--quic")?))
 }
 
 pub(crate) fn connect(c: &ConnArgs) -> anyhow::Result<Connection> {

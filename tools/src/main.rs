@@ -12,8 +12,9 @@
 //!   `Response`) print `error: NAME (code): message` and exit with status 2,
 //!   other failures exit with status 1 (usage errors: clap's status 2);
 //! - the default device id is `missivectl`, the platform linux;
-//! - every command that talks to a server does so over TCP (`--addr`) or raw
-//!   QUIC (`--quic` with `--cert-sha256`), with the same behaviour.
+//! - every command that talks to a server does so over TCP (`--addr`), TLS
+//!   (`--tls` with `--cert-sha256` or `--ca`) or raw QUIC (`--quic` with
+//!   `--cert-sha256`), with the same behaviour.
 
 mod commands;
 mod groups;
@@ -41,14 +42,26 @@ struct Cli {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnArgs {
     /// Server TCP address, HOST:PORT.
-    #[arg(long, env = "MISSIVE_ADDR", required_unless_present = "quic")]
+    #[arg(long, env = "MISSIVE_ADDR", required_unless_present_any = ["quic", "tls"])]
     pub(crate) addr: Option<String>,
     /// Connect over raw QUIC to this UDP address, HOST:PORT, instead of TCP.
-    #[arg(long, env = "MISSIVE_QUIC", requires = "cert_sha256", conflicts_with = "addr")]
+    #[arg(long, env = "MISSIVE_QUIC", requires = "cert_sha256", conflicts_with_all = ["addr", "tls"])]
     pub(crate) quic: Option<String>,
-    /// With --quic: the server certificate's SHA-256 (hex), as the broker prints it.
-    #[arg(long, env = "MISSIVE_CERT_SHA256")]
+    /// Connect over TLS (ALPN missive/1) to the broker's `tcp_tls` listener,
+    /// HOST:PORT, instead of TCP; the certificate is checked with
+    /// --cert-sha256 or --ca.
+    #[arg(long, env = "MISSIVE_TLS", conflicts_with = "addr", requires = "trust")]
+    pub(crate) tls: Option<String>,
+    /// With --quic or --tls: the server certificate's SHA-256 (hex), as the broker prints it.
+    #[arg(long, env = "MISSIVE_CERT_SHA256", conflicts_with = "ca", group = "trust")]
     pub(crate) cert_sha256: Option<String>,
+    /// With --tls: CA certificates (PEM) to verify the server's certificate
+    /// against, for the host name of --tls (or --server-name).
+    #[arg(long, env = "MISSIVE_CA", requires = "tls", group = "trust")]
+    pub(crate) ca: Option<PathBuf>,
+    /// With --ca: the name the server's certificate must carry (default: the host of --tls).
+    #[arg(long, requires = "ca")]
+    pub(crate) server_name: Option<String>,
     /// Access token (see `missivectl token`).
     #[arg(long, env = "MISSIVE_TOKEN", hide_env_values = true)]
     pub(crate) token: String,

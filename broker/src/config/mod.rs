@@ -59,6 +59,13 @@ pub struct Config {
     pub ws: Option<SocketAddr>,
     /// QUIC listener (UDP): raw QUIC and WebTransport; unset = off.
     pub quic: Option<SocketAddr>,
+    /// TLS listener for native clients (ALPN `missive/1`, certificate
+    /// `web.tls_cert`); unset = off. The plaintext `tcp` listener stays (keep
+    /// it on loopback: QUIC sessions are bridged to it).
+    pub tcp_tls: Option<SocketAddr>,
+    /// HTTPS / WebSocket-over-TLS listener (the `ws` routes behind TLS,
+    /// certificate `web.tls_cert`); unset = off.
+    pub wss: Option<SocketAddr>,
     /// Web and QUIC settings.
     pub web: WebConfig,
 }
@@ -160,6 +167,9 @@ pub struct Limits {
     pub ping_interval_secs: u64,
     /// Maximum concurrent connections (also bounded by the open-file limit).
     pub max_connections: usize,
+    /// Concurrent connections from one IPv4 address or IPv6 /64 (TCP, TLS,
+    /// WebSocket, WSS and QUIC together); 0 = no per-address cap.
+    pub max_connections_per_ip: usize,
     /// Default and maximum conversations per sync page.
     pub sync_page_default: u32,
     /// Maximum conversations per sync page.
@@ -218,6 +228,8 @@ impl Default for Config {
             groups: Groups::default(),
             ws: None,
             quic: None,
+            tcp_tls: None,
+            wss: None,
             web: WebConfig::default(),
         }
     }
@@ -261,6 +273,7 @@ impl Default for Limits {
             idle_timeout_secs: 90,
             ping_interval_secs: 30,
             max_connections: 100_000,
+            max_connections_per_ip: 0,
             sync_page_default: 100,
             sync_page_max: 500,
             pull_page_default: 100,
@@ -626,11 +639,16 @@ pub struct WebConfig {
     pub dev_mode: bool,
     /// Serve the `/echo` WebSocket endpoint (conformance testing only).
     pub ws_echo: bool,
-    /// TLS certificate chain (PEM) for QUIC; unset = generate a self-signed
-    /// development certificate (valid 13 days) and print its SHA-256.
+    /// TLS certificate chain (PEM) for `tcp_tls`, `wss` and `quic`, re-read on
+    /// SIGHUP; unset = generate a self-signed development certificate (valid
+    /// 13 days) and print its SHA-256.
     pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM) for QUIC; set together with `tls_cert`.
+    /// TLS private key (PEM); set together with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Origins (`scheme://host[:port]`) whose pages may open WebSocket and
+    /// WebTransport sessions; empty = any origin. Requests without `Origin`
+    /// (not browsers) are always accepted.
+    pub allowed_origins: Vec<String>,
     /// Public WebTransport URL reported by `/api/info` (e.g. behind a load
     /// balancer); unset = `https://HOST:QUIC_PORT/wt` with the host of the
     /// listener, or of the page's request when the listener is a wildcard.
@@ -646,6 +664,23 @@ impl WebConfig {
                 "web.tls_cert and web.tls_key must be set together",
                 format!("set {missing} too, or unset both for a generated development certificate"),
             ));
+        }
+        for o in &self.allowed_origins {
+            let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+            let ok = rest.is_some_and(|r| {
+                !r.is_empty()
+                    && r.len() <= 255
+                    && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            });
+            if !ok {
+                return Err(ConfigError::new(
+                    "web.allowed_origins",
+                    format!(
+                        "each entry must be an origin like https://chat.example.com[:port], without a path (got {o:?})"
+                    ),
+                    "write the scheme, host and optional port exactly as browsers send them in `Origin`",
+                ));
+            }
         }
         if let Some(u) = &self.webtransport_url
             && (!u.starts_with("https://") || u.len() > 2048 || u.chars().any(|c| c.is_control() || c == '"'))

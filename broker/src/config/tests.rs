@@ -85,6 +85,13 @@ fn every_documented_cross_constraint_is_enforced() {
     assert_eq!(e.key, "relations.page_default", "{e}");
     let e = violation(|c| c.web.tls_cert = Some("cert.pem".into()));
     assert_eq!(e.key, "web.tls_key", "{e}");
+    for bad in ["chat.example.com", "https://chat.example.com/", "https://", "ftp://x"] {
+        let e = violation(|c| c.web.allowed_origins = vec![bad.to_owned()]);
+        assert_eq!(e.key, "web.allowed_origins", "{bad}: {e}");
+    }
+    valid_after(|c| {
+        c.web.allowed_origins = vec!["https://chat.example.com".into(), "http://[::1]:8080".into()];
+    });
     let e = violation(|c| c.limits.max_frame_size = MIN_FRAME_SIZE - 1);
     assert_eq!(e.key, "limits.max_frame_size", "{e}");
 }
@@ -128,7 +135,7 @@ fn effective_toml_shows_every_key_and_hides_the_secret() {
     let text = c.effective_toml();
     assert!(!text.contains("a-secret-nobody-may-see"), "{text}");
     assert!(text.contains("redacted: 23 bytes"), "{text}");
-    assert!(text.contains("# unset (off): quic, web.static_dir"), "{text}");
+    assert!(text.contains("# unset (off): quic, tcp_tls, web.static_dir"), "{text}");
     let mut back = Config::parse_toml(&text).expect("the printed configuration parses");
     back.secret = c.secret.clone();
     assert_eq!(format!("{back:?}"), format!("{c:?}"));

@@ -21,15 +21,15 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use mio::net::TcpStream;
 use missive_protocol::ErrorCode;
 use tracing::{debug, warn};
 
+use super::admit::Slot;
 use super::query::QueryJob;
+use super::tls::Stream;
 use super::{CLOSE_LINGER, MAX_IOV, Worker};
 use crate::frames;
 use crate::node::directory::ConnRef;
@@ -53,7 +53,8 @@ pub(super) enum Phase {
 
 #[derive(Debug)]
 pub(super) struct Conn {
-    pub(super) sock: TcpStream,
+    /// Plain TCP, or TCP carrying TLS (`tls.rs`).
+    pub(super) sock: Stream,
     pub(super) peer: SocketAddr,
     pub(super) rbuf: BytesMut,
     /// Encoded frames not yet written; `out_bytes` is their total size.
@@ -85,6 +86,11 @@ pub(super) struct Conn {
     pub(super) readable: bool,
     /// Set for connections of the web listener (HTTP, then WebSocket framing).
     pub(super) web: Option<Box<super::web::WebConn>>,
+    /// This connection's place in the connection counts (`admit.rs`); `None`
+    /// for a refused connection and for a QUIC bridge (its QUIC connection
+    /// holds the slot). Held for its `Drop`, which gives the count back.
+    #[expect(dead_code, reason = "held for its Drop")]
+    pub(super) slot: Option<Slot>,
 }
 
 impl Conn {
@@ -260,7 +266,11 @@ impl Worker {
                     }
                 }
             }
-            let done_closing = c.close_deadline.is_some() && c.out.is_empty();
+            // TLS: encrypted bytes may still wait for the socket.
+            if !failed && let Err(e) = c.sock.flush() {
+                failed = e.kind() != io::ErrorKind::WouldBlock;
+            }
+            let done_closing = c.close_deadline.is_some() && c.out.is_empty() && !c.sock.wants_write();
             if failed || done_closing {
                 self.drop_conn(id);
             } else if c.paused {
@@ -273,7 +283,6 @@ impl Worker {
         let Some(mut c) = self.conns.remove(&id) else { return };
         let _ = self.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
-        self.mesh.conn_count.fetch_sub(1, Ordering::AcqRel);
         if let Phase::Ready(s) = &c.phase {
             debug!(conn = id, user = %s.user, "closed");
             let user = s.user.clone();

@@ -111,6 +111,21 @@ pub(crate) struct WebCtx {
     pub(crate) secret: String,
     /// Where pages find WebTransport (`/api/info`), when QUIC runs.
     pub(crate) webtransport: Option<WebTransportInfo>,
+    /// `web.allowed_origins`, lowercased: a WebSocket upgrade whose `Origin`
+    /// is not listed gets 403 (empty: any origin).
+    pub(crate) allowed_origins: Vec<String>,
+}
+
+/// Whether a browser page from `origin` may open a session: any origin when
+/// `allowed` (lowercased) is empty; else a request without `Origin` (not a
+/// browser: the header protects against other sites' pages, a non-browser
+/// client could send any value) or with a listed one (compared without case).
+pub(crate) fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        _ if allowed.is_empty() => true,
+        None => true,
+        Some(o) => allowed.iter().any(|a| a.eq_ignore_ascii_case(o.trim())),
+    }
 }
 
 /// What `/api/info` says about WebTransport.
@@ -165,6 +180,7 @@ struct Head {
     ws_key: Option<String>,
     ws_version: Option<String>,
     host: Option<String>,
+    origin: Option<String>,
 }
 
 /// The outcome of a request head.
@@ -201,6 +217,7 @@ fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, u16> {
         ws_key: None,
         ws_version: None,
         host: None,
+        origin: None,
     };
     let mut conn_upgrade = false;
     let mut upgrade = false;
@@ -221,6 +238,8 @@ fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, u16> {
             head.ws_version = Some(v.to_owned());
         } else if name.eq_ignore_ascii_case("host") {
             head.host = Some(v.to_owned());
+        } else if name.eq_ignore_ascii_case("origin") {
+            head.origin = Some(v.to_owned());
         }
     }
     head.upgrade_ws = conn_upgrade && upgrade;
@@ -231,6 +250,7 @@ fn response(status: u16, ctype: &str, extra: &str, body: &[u8], head_only: bool)
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         426 => "Upgrade Required",
@@ -303,6 +323,10 @@ impl WebCtx {
             let Some(key) = head.ws_key.as_deref().filter(|k| !k.is_empty()) else {
                 return Route::Respond(error_response(400));
             };
+            if !origin_allowed(&self.allowed_origins, head.origin.as_deref()) {
+                tracing::debug!(origin = ?head.origin, "websocket: origin refused");
+                return Route::Respond(error_response(403));
+            }
             let accept = super::ws::accept_key(key);
             let resp = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -419,6 +443,33 @@ mod tests {
     fn info(c: &WebCtx, host: &str) -> serde_json::Value {
         let r = body(route(c, &format!("GET /api/info HTTP/1.1\r\nHost: {host}\r\n\r\n")));
         serde_json::from_str(&r[r.find("\r\n\r\n").map_or(0, |i| i + 4)..]).expect("json")
+    }
+
+    #[test]
+    fn origin_allow_list() {
+        let list = vec!["https://chat.example.com".to_owned()];
+        assert!(origin_allowed(&[], Some("https://evil.example")), "empty list: any origin");
+        assert!(origin_allowed(&list, Some("https://Chat.Example.com")));
+        assert!(!origin_allowed(&list, Some("https://evil.example")));
+        assert!(!origin_allowed(&list, Some("https://chat.example.com:8443")));
+        assert!(origin_allowed(&list, None), "no Origin: not a browser");
+        let mut c = ctx(false);
+        c.allowed_origins = list;
+        let up = |origin: &str| {
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+            )
+        };
+        assert!(body_of(route(&c, &up("Origin: https://evil.example\r\n"))).starts_with("HTTP/1.1 403"));
+        assert!(matches!(route(&c, &up("Origin: https://chat.example.com\r\n")), Route::Upgrade { .. }));
+    }
+
+    fn body_of(r: Route) -> String {
+        match r {
+            Route::Respond(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("expected a response, got {other:?}"),
+        }
     }
 
     #[test]

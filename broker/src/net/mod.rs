@@ -7,7 +7,8 @@
 //! (messages between workers, emitting effects), `query.rs` (the query pool
 //! serving read-only requests off the loops), `web.rs` + `http.rs` +
 //! `ws.rs` (the web listener: HTTP, WebSocket), `quic.rs` (the QUIC and
-//! WebTransport bridge).
+//! WebTransport bridge), `tls.rs` (TLS streams and the shared certificate),
+//! `admit.rs` (connection counts: total and per address).
 //!
 //! A loop turn: poll → accept → read and decode frames (bounded per
 //! connection) → drain the inbox (bounded batch) → finish the shard turn
@@ -26,12 +27,14 @@
 //!   turn (`shard::READ_TURN_BUDGET`);
 //! - the engine gets the turn's time as an argument (`now_ms`).
 
+pub(crate) mod admit;
 mod conn;
 pub(crate) mod http;
 mod mailbox;
 pub(crate) mod query;
 pub(crate) mod quic;
 mod read;
+pub(crate) mod tls;
 mod web;
 mod writer;
 pub(crate) mod ws;
@@ -58,6 +61,7 @@ use crate::shard::{self, Engine, ShardOp, Started};
 
 use conn::{Bucket, Conn, Phase};
 pub(crate) use mailbox::WorkerMsg;
+use tls::Stream;
 
 /// What the workers share besides the node state: how to reach each other,
 /// and the process-wide connection and request counts.
@@ -66,8 +70,13 @@ pub(crate) struct Mesh {
     pub(crate) senders: Vec<Sender<WorkerMsg>>,
     pub(crate) wakers: Vec<Arc<Waker>>,
     pub(crate) shutdown: AtomicBool,
-    /// Open connections across workers (for `limits.max_connections`).
-    pub(crate) conn_count: AtomicUsize,
+    /// Open connections across workers and QUIC (for `limits.max_connections`;
+    /// the same counter as `admission.total`).
+    pub(crate) conn_count: Arc<AtomicUsize>,
+    /// Connection counts, total and per address (shared with the QUIC thread).
+    pub(crate) admission: Arc<admit::Admission>,
+    /// The certificate of the TLS listeners (set when `tcp_tls` or `wss` is configured).
+    pub(crate) tls: Option<Arc<tls::TlsCtx>>,
     /// Requests routed to a shard and not yet answered (graceful shutdown waits for 0).
     pub(crate) in_flight_ops: AtomicUsize,
     /// Routes and files of the web listener (set when `ws` is configured).
@@ -78,6 +87,45 @@ pub(crate) struct Mesh {
 pub(super) const LISTENER: Token = Token(usize::MAX - 1);
 /// Token of the web (WebSocket/HTTP) listener.
 pub(super) const WEB_LISTENER: Token = Token(usize::MAX - 2);
+/// Token of the TLS listener for native clients.
+pub(super) const TLS_LISTENER: Token = Token(usize::MAX - 3);
+/// Token of the TLS web (WSS/HTTPS) listener.
+pub(super) const WSS_LISTENER: Token = Token(usize::MAX - 4);
+
+/// A worker's listeners: what each accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listen {
+    /// Native clients over TCP (and the QUIC bridges).
+    Tcp = 0,
+    /// HTTP / WebSocket.
+    Web = 1,
+    /// Native clients over TLS (ALPN `missive/1`).
+    Tls = 2,
+    /// HTTPS / WebSocket over TLS.
+    Wss = 3,
+}
+
+impl Listen {
+    pub(crate) const ALL: [Listen; 4] = [Listen::Tcp, Listen::Web, Listen::Tls, Listen::Wss];
+
+    fn token(self) -> Token {
+        match self {
+            Listen::Tcp => LISTENER,
+            Listen::Web => WEB_LISTENER,
+            Listen::Tls => TLS_LISTENER,
+            Listen::Wss => WSS_LISTENER,
+        }
+    }
+
+    /// HTTP first, then WebSocket framing.
+    fn web(self) -> bool {
+        matches!(self, Listen::Web | Listen::Wss)
+    }
+
+    fn tls(self) -> bool {
+        matches!(self, Listen::Tls | Listen::Wss)
+    }
+}
 /// Token of the cross-worker waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Inbox messages handled per turn before the loop services sockets again.
@@ -101,8 +149,8 @@ pub(crate) struct Worker {
     node: Arc<Node>,
     mesh: Arc<Mesh>,
     poll: Poll,
-    listener: Option<TcpListener>,
-    web_listener: Option<TcpListener>,
+    /// Indexed by [`Listen`].
+    listeners: [Option<TcpListener>; 4],
     accept_paused_until: Option<Instant>,
     conns: HashMap<u64, Conn>,
     next_id: u64,
@@ -147,15 +195,14 @@ impl Worker {
         node: Arc<Node>,
         mesh: Arc<Mesh>,
         poll: Poll,
-        (listener, web_listener): (TcpListener, Option<TcpListener>),
+        mut listeners: [Option<TcpListener>; 4],
         inbox: Receiver<WorkerMsg>,
         query_tx: Sender<query::QueryJob>,
     ) -> io::Result<Self> {
-        let mut listener = listener;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut web_listener = web_listener;
-        if let Some(l) = web_listener.as_mut() {
-            poll.registry().register(l, WEB_LISTENER, Interest::READABLE)?;
+        for kind in Listen::ALL {
+            if let Some(l) = listeners[kind as usize].as_mut() {
+                poll.registry().register(l, kind.token(), Interest::READABLE)?;
+            }
         }
         let engine = Engine::new(idx, Arc::clone(&node), Services::new(idx, Arc::clone(&node)));
         let writer = match node.config.durability {
@@ -172,8 +219,7 @@ impl Worker {
             node,
             mesh,
             poll,
-            listener: Some(listener),
-            web_listener,
+            listeners,
             accept_paused_until: None,
             conns: HashMap::new(),
             next_id: 1,
@@ -217,7 +263,7 @@ impl Worker {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER | WEB_LISTENER => self.accept(),
+                    LISTENER | WEB_LISTENER | TLS_LISTENER | WSS_LISTENER => self.accept(),
                     WAKER => {}
                     Token(t) => {
                         let id = t as u64;
@@ -226,7 +272,7 @@ impl Worker {
                                 c.readable = true;
                                 self.ready.push(id);
                             }
-                            if ev.is_writable() && !c.out.is_empty() {
+                            if ev.is_writable() && (!c.out.is_empty() || c.sock.wants_write()) {
                                 self.dirty.push(id);
                             }
                         }
@@ -240,7 +286,7 @@ impl Worker {
             let stopping = self.mesh.shutdown.load(Ordering::Acquire);
             if stopping && shutdown_started.is_none() {
                 shutdown_started = Some(Instant::now());
-                for mut l in [self.listener.take(), self.web_listener.take()].into_iter().flatten() {
+                for mut l in self.listeners.iter_mut().filter_map(Option::take) {
                     let _ = self.poll.registry().deregister(&mut l);
                 }
             }
@@ -325,21 +371,22 @@ impl Worker {
     }
 
     fn accept(&mut self) {
-        self.accept_from(false);
-        self.accept_from(true);
+        for kind in Listen::ALL {
+            self.accept_from(kind);
+        }
     }
 
-    /// Accepts from the TCP listener, or (`web`) from the web listener.
-    fn accept_from(&mut self, web: bool) {
+    /// Accepts from one listener. A connection over `limits.max_connections`
+    /// or `limits.max_connections_per_ip` is accepted only to be told why
+    /// (Close TOO_MANY_CONNECTIONS, or HTTP 503 on the web listeners).
+    fn accept_from(&mut self, kind: Listen) {
         if self.accept_paused_until.is_some() {
             return;
         }
         loop {
-            let listener = if web { self.web_listener.as_ref() } else { self.listener.as_ref() };
-            let Some(listener) = listener else { return };
+            let Some(listener) = self.listeners[kind as usize].as_ref() else { return };
             match listener.accept() {
                 Ok((mut sock, peer)) => {
-                    let limit = self.node.config.limits.max_connections;
                     let id = self.next_id;
                     self.next_id += 1;
                     let _ = sock.set_nodelay(true);
@@ -348,6 +395,26 @@ impl Worker {
                         warn!(error = %e, "register failed");
                         continue;
                     }
+                    // A QUIC bridge needs no slot: its QUIC connection holds one.
+                    let slot = if kind == Listen::Tcp && self.mesh.admission.take_bridge(peer) {
+                        Ok(None)
+                    } else {
+                        self.mesh.admission.admit(peer.ip()).map(Some)
+                    };
+                    let sock = match (&self.mesh.tls, kind.tls()) {
+                        (Some(t), true) => match t.accept(sock, kind.web()) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                warn!(error = %e, "tls session failed");
+                                continue;
+                            }
+                        },
+                        _ => Stream::Plain(sock),
+                    };
+                    let (slot, refused) = match slot {
+                        Ok(s) => (s, None),
+                        Err(why) => (None, Some(why)),
+                    };
                     let deadline =
                         Instant::now() + Duration::from_secs(self.node.config.limits.handshake_timeout_secs);
                     let conn = Conn {
@@ -370,14 +437,14 @@ impl Worker {
                         requests: Bucket::new(self.node.config.limits.max_requests_per_sec, Instant::now()),
                         close_deadline: None,
                         readable: true,
-                        web: web.then(|| Box::new(web::WebConn::new())),
+                        web: kind.web().then(|| Box::new(web::WebConn::new())),
+                        slot,
                     };
                     self.conns.insert(id, conn);
                     self.ready.push(id);
-                    let total = self.mesh.conn_count.fetch_add(1, Ordering::AcqRel) + 1;
                     debug!(worker = self.idx, conn = id, %peer, "accepted");
-                    if total > limit {
-                        self.close(id, ErrorCode::TooManyConnections, "server connection limit reached");
+                    if let Some(why) = refused {
+                        self.close(id, ErrorCode::TooManyConnections, why.message());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -395,7 +462,7 @@ impl Worker {
                             "cannot accept: open-file limit reached (RLIMIT_NOFILE); raise `ulimit -n` or lower limits.max_connections"
                         );
                     }
-                    self.refuse_backlog(web);
+                    self.refuse_backlog(kind);
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
                 }
@@ -407,7 +474,7 @@ impl Worker {
     /// connections one at a time and tell each `Close{TOO_MANY_CONNECTIONS}`
     /// (a raw TCP frame; WebSocket clients just see the connection close), so
     /// clients in the kernel's backlog fail fast instead of hanging.
-    fn refuse_backlog(&mut self, web: bool) {
+    fn refuse_backlog(&mut self, kind: Listen) {
         const MAX_REFUSED_PER_TURN: usize = 64;
         let close =
             frames::close(ErrorCode::TooManyConnections, "server open-file limit reached; retry later");
@@ -419,10 +486,9 @@ impl Worker {
             }
             let Some(spare) = self.spare_fd.take() else { return };
             drop(spare);
-            let listener = if web { self.web_listener.as_ref() } else { self.listener.as_ref() };
-            let accepted = match listener.map(|l| l.accept()) {
+            let accepted = match self.listeners[kind as usize].as_ref().map(|l| l.accept()) {
                 Some(Ok((mut sock, _))) => {
-                    if !web {
+                    if kind == Listen::Tcp {
                         let _ = sock.write(&close);
                     }
                     let _ = sock.shutdown(std::net::Shutdown::Both);

@@ -21,25 +21,36 @@
 //! - when either side ends, the other is shut down for writing, so a
 //!   server `Close` reaches the client before the stream finishes, and then
 //!   the connection (or WebTransport session) is closed;
-//! - TLS: the configured certificate, or a generated self-signed ECDSA P-256
-//!   development certificate valid for 13 days (WebTransport's
-//!   `serverCertificateHashes` accepts at most 14), whose SHA-256 is reported
-//!   (and offered to pages by `/api/info` only for the generated one).
+//! - TLS: the certificate shared with the TCP-TLS and WSS listeners
+//!   ([`super::tls::Identity`]: the configured one, or a generated self-signed
+//!   ECDSA P-256 development certificate valid for 13 days, WebTransport's
+//!   `serverCertificateHashes` accepting at most 14), whose SHA-256 is
+//!   reported (and offered to pages by `/api/info` only for the generated
+//!   one); [`QuicHandle::set_identity`] swaps it for new connections (SIGHUP);
+//! - admission: every QUIC connection takes a slot in the connection counts
+//!   ([`super::admit`]: `limits.max_connections` and
+//!   `limits.max_connections_per_ip`, with the client's address) when it
+//!   arrives, and keeps it until it ends; over a limit the connection is
+//!   refused (QUIC `CONNECTION_REFUSED`) before any TLS work. The loopback
+//!   bridge it opens is announced so the worker does not count it again;
+//! - handshake timeout: a connection must open its session stream (raw) or
+//!   its WebTransport session and stream within
+//!   `limits.handshake_timeout_secs` of arriving, or it is closed with
+//!   [`HANDSHAKE_TIMEOUT`] (keep-alives do not extend it); the worker's own
+//!   handshake timeout then covers Hello on the bridged stream.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha256};
+use tokio::time::{Instant, timeout_at};
 
+use super::admit::Admission;
+use super::tls::{ALPN, Identity};
 use crate::config::Config;
 use crate::error::BrokerError;
 
-/// ALPN protocol id of raw Missive over QUIC.
-pub(crate) const ALPN: &[u8] = b"missive/1";
 /// ALPN of HTTP/3, which carries WebTransport.
 const H3_ALPN: &[u8] = b"h3";
 /// Path of the WebTransport session (`https://HOST:PORT/wt`).
@@ -51,8 +62,9 @@ const MAX_BIDI: u32 = 2;
 const MAX_UNI: u32 = 3;
 /// Application error code closing a connection that opened a second stream.
 pub(crate) const STREAM_LIMIT: u32 = 0x10;
-/// Lifetime of the generated development certificate.
-const DEV_CERT_DAYS: i64 = 13;
+/// Application error code closing a connection that opened no session stream
+/// within the handshake timeout.
+pub(crate) const HANDSHAKE_TIMEOUT: u32 = 0x11;
 
 /// A running QUIC listener.
 #[derive(Debug)]
@@ -70,43 +82,8 @@ fn cfg_err(what: &str, e: impl std::fmt::Display) -> BrokerError {
     BrokerError::Config(format!("quic: {what}: {e}"))
 }
 
-/// The certificate chain and key: from `web.tls_cert`/`tls_key`, or generated.
-/// A certificate chain, its key, and whether it was generated.
-type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, bool);
-
-fn certificate(config: &Config) -> Result<Identity, BrokerError> {
-    if let (Some(cert), Some(key)) = (&config.web.tls_cert, &config.web.tls_key) {
-        let chain = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| cfg_err("reading tls_cert", e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| cfg_err("parsing tls_cert", e))?;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| cfg_err("reading tls_key", e))?;
-        return Ok((chain, key, false));
-    }
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .map_err(|e| cfg_err("certificate params", e))?;
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(DEV_CERT_DAYS);
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| cfg_err("key", e))?;
-    let cert = params.self_signed(&key).map_err(|e| cfg_err("self-signed certificate", e))?;
-    tracing::warn!(
-        "quic: using a generated self-signed development certificate (valid {DEV_CERT_DAYS} days)"
-    );
-    Ok((vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())), true))
-}
-
-fn server_config(config: &Config) -> Result<(quinn::ServerConfig, String, bool), BrokerError> {
-    let (chain, key, generated) = certificate(config)?;
-    let hash = chain.first().map(|c| hex::encode(Sha256::digest(c.as_ref()))).unwrap_or_default();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| cfg_err("tls versions", e))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| cfg_err("certificate", e))?;
-    tls.alpn_protocols = vec![ALPN.to_vec(), H3_ALPN.to_vec()];
+fn server_config(config: &Config, id: &Identity) -> Result<quinn::ServerConfig, BrokerError> {
+    let tls = id.server_config(&[&rustls::version::TLS13], &[ALPN, H3_ALPN])?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| cfg_err("tls", e))?;
     let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut tc = quinn::TransportConfig::default();
@@ -115,12 +92,36 @@ fn server_config(config: &Config) -> Result<(quinn::ServerConfig, String, bool),
     let idle = Duration::from_secs(config.limits.idle_timeout_secs + 5);
     tc.max_idle_timeout(Some(idle.try_into().map_err(|e| cfg_err("idle timeout", e))?));
     sc.transport_config(Arc::new(tc));
-    Ok((sc, hash, generated))
+    Ok(sc)
+}
+
+/// What every QUIC session task needs.
+#[derive(Debug)]
+struct Ctx {
+    /// The TCP listener sessions are bridged to.
+    tcp: SocketAddr,
+    admission: Arc<Admission>,
+    handshake_timeout: Duration,
+    /// `web.allowed_origins`, lowercased (empty: any origin).
+    allowed_origins: Vec<String>,
+}
+
+impl Ctx {
+    fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        super::http::origin_allowed(&self.allowed_origins, origin)
+    }
 }
 
 /// Binds the UDP socket and starts the QUIC thread; sessions go to `tcp`.
-pub(crate) fn start(config: &Config, addr: SocketAddr, tcp: SocketAddr) -> Result<QuicHandle, BrokerError> {
-    let (sc, cert_sha256, generated) = server_config(config)?;
+pub(crate) fn start(
+    config: &Config,
+    id: &Identity,
+    addr: SocketAddr,
+    tcp: SocketAddr,
+    admission: Arc<Admission>,
+) -> Result<QuicHandle, BrokerError> {
+    let sc = server_config(config, id)?;
+    let (cert_sha256, generated) = (id.sha256.clone(), id.generated);
     let socket = UdpSocket::bind(addr)?;
     let bound = socket.local_addr()?;
     // Bridge to the TCP listener over loopback when it is bound to a wildcard.
@@ -143,10 +144,16 @@ pub(crate) fn start(config: &Config, addr: SocketAddr, tcp: SocketAddr) -> Resul
         )?
     };
     let ep = endpoint.clone();
+    let ctx = Arc::new(Ctx {
+        tcp: target,
+        admission,
+        handshake_timeout: Duration::from_secs(config.limits.handshake_timeout_secs),
+        allowed_origins: config.web.allowed_origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+    });
     let thread = std::thread::Builder::new().name("missive-quic".into()).spawn(move || {
         rt.block_on(async move {
             while let Some(incoming) = ep.accept().await {
-                tokio::spawn(serve(incoming, target));
+                tokio::spawn(serve(incoming, Arc::clone(&ctx)));
             }
             let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
         });
@@ -155,7 +162,16 @@ pub(crate) fn start(config: &Config, addr: SocketAddr, tcp: SocketAddr) -> Resul
     Ok(QuicHandle { addr: bound, cert_sha256, generated, endpoint, thread: Some(thread) })
 }
 
-async fn serve(incoming: quinn::Incoming, tcp: SocketAddr) {
+async fn serve(incoming: quinn::Incoming, ctx: Arc<Ctx>) {
+    // Counted from the first packet to the end of the connection.
+    let _slot = match ctx.admission.admit(incoming.remote_address().ip()) {
+        Ok(slot) => slot,
+        Err(_) => {
+            incoming.refuse();
+            return;
+        }
+    };
+    let deadline = Instant::now() + ctx.handshake_timeout;
     let mut connecting = match incoming.accept() {
         Ok(c) => c,
         Err(e) => {
@@ -163,43 +179,62 @@ async fn serve(incoming: quinn::Incoming, tcp: SocketAddr) {
             return;
         }
     };
-    let alpn = match connecting.handshake_data().await {
-        Ok(data) => data.downcast::<quinn::crypto::rustls::HandshakeData>().ok().and_then(|h| h.protocol),
-        Err(e) => {
+    let alpn = match timeout_at(deadline, connecting.handshake_data()).await {
+        Ok(Ok(data)) => data.downcast::<quinn::crypto::rustls::HandshakeData>().ok().and_then(|h| h.protocol),
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "quic handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("quic: handshake timeout");
             return;
         }
     };
     if alpn.as_deref() == Some(H3_ALPN) {
-        serve_webtransport(connecting, tcp).await;
+        serve_webtransport(connecting, &ctx, deadline).await;
     } else {
-        serve_raw(connecting, tcp).await;
+        serve_raw(connecting, &ctx, deadline).await;
     }
 }
 
 /// Raw QUIC: the first bidirectional stream is the session.
-async fn serve_raw(connecting: quinn::Connecting, tcp: SocketAddr) {
-    let conn = match connecting.await {
-        Ok(c) => c,
-        Err(e) => {
+async fn serve_raw(connecting: quinn::Connecting, ctx: &Ctx, deadline: Instant) {
+    let conn = match timeout_at(deadline, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "quic handshake failed");
             return;
         }
+        Err(_) => return,
     };
-    let Ok((mut send, mut recv)) = conn.accept_bi().await else { return };
+    let (mut send, mut recv) = match timeout_at(deadline, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::debug!(peer = %conn.remote_address(), "quic: no stream within the handshake timeout");
+            conn.close(HANDSHAKE_TIMEOUT.into(), b"no stream within the handshake timeout");
+            return;
+        }
+    };
     tokio::select! {
-        () = bridge(&mut send, &mut recv, tcp) => conn.close(0u32.into(), b"session ended"),
+        () = bridge(&mut send, &mut recv, ctx) => conn.close(0u32.into(), b"session ended"),
         () = second_stream(&conn) => conn.close(STREAM_LIMIT.into(), b"one stream per connection"),
     }
 }
 
 /// WebTransport: an HTTP/3 extended CONNECT to [`WT_PATH`], then the first
 /// bidirectional stream of the session is the session.
-async fn serve_webtransport(connecting: quinn::Connecting, tcp: SocketAddr) {
-    let request = match wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting).await {
-        Ok(r) => r,
-        Err(e) => {
+async fn serve_webtransport(connecting: quinn::Connecting, ctx: &Ctx, deadline: Instant) {
+    let incoming = wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting);
+    let request = match timeout_at(deadline, incoming).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "webtransport: no session");
+            return;
+        }
+        // Dropping the future closes the connection.
+        Err(_) => {
+            tracing::debug!("webtransport: no session within the handshake timeout");
             return;
         }
     };
@@ -207,16 +242,30 @@ async fn serve_webtransport(connecting: quinn::Connecting, tcp: SocketAddr) {
         request.not_found().await;
         return;
     }
-    let session = match request.accept().await {
-        Ok(s) => s,
-        Err(e) => {
+    if !ctx.origin_allowed(request.origin()) {
+        tracing::debug!(origin = ?request.origin(), "webtransport: origin refused");
+        request.forbidden().await;
+        return;
+    }
+    let session = match timeout_at(deadline, request.accept()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "webtransport: session failed");
             return;
         }
+        Err(_) => return,
     };
-    let Ok((mut send, mut recv)) = session.accept_bi().await else { return };
+    let (mut send, mut recv) = match timeout_at(deadline, session.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::debug!("webtransport: no stream within the handshake timeout");
+            session.close(HANDSHAKE_TIMEOUT.into(), b"no stream within the handshake timeout");
+            return;
+        }
+    };
     tokio::select! {
-        () = bridge(send.quic_stream_mut(), recv.quic_stream_mut(), tcp) => {
+        () = bridge(send.quic_stream_mut(), recv.quic_stream_mut(), ctx) => {
             session.close(0u32.into(), b"session ended");
         }
         () = wt_second_stream(&session) => {
@@ -241,8 +290,28 @@ async fn wt_second_stream(session: &wtransport::Connection) {
     }
 }
 
-async fn bridge(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, tcp: SocketAddr) {
-    let sock = match tokio::net::TcpStream::connect(tcp).await {
+/// Connects to the TCP listener from a loopback port announced to the
+/// workers first (the QUIC connection already holds the admission slot).
+async fn connect_bridge(ctx: &Ctx) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    let (sock, any) = if ctx.tcp.is_ipv4() {
+        (tokio::net::TcpSocket::new_v4()?, SocketAddr::from(([127, 0, 0, 1], 0)))
+    } else {
+        (tokio::net::TcpSocket::new_v6()?, SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)))
+    };
+    sock.bind(any)?;
+    let local = sock.local_addr()?;
+    ctx.admission.announce_bridge(local);
+    match sock.connect(ctx.tcp).await {
+        Ok(s) => Ok((s, local)),
+        Err(e) => {
+            ctx.admission.forget_bridge(local);
+            Err(e)
+        }
+    }
+}
+
+async fn bridge(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, ctx: &Ctx) {
+    let (sock, local) = match connect_bridge(ctx).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "quic: cannot reach the TCP listener");
@@ -250,6 +319,13 @@ async fn bridge(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, tcp:
             return;
         }
     };
+    run_bridge(send, recv, sock).await;
+    // The worker took the announcement when it accepted; this covers a
+    // connection it never accepted.
+    ctx.admission.forget_bridge(local);
+}
+
+async fn run_bridge(send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, sock: tokio::net::TcpStream) {
     let _ = sock.set_nodelay(true);
     let (mut r, mut w) = sock.into_split();
     let up = async {
@@ -277,6 +353,12 @@ impl Drop for QuicHandle {
 }
 
 impl QuicHandle {
+    /// New connections use `id` from now on; open ones keep their certificate.
+    pub(crate) fn set_identity(&self, config: &Config, id: &Identity) -> Result<(), BrokerError> {
+        self.endpoint.set_server_config(Some(server_config(config, id)?));
+        Ok(())
+    }
+
     /// Stops accepting and closes every QUIC connection; waits for the thread
     /// (idempotent; also done on drop).
     pub(crate) fn stop(&mut self) {

@@ -1,7 +1,7 @@
 //! Missive native client SDK for Rust: blocking, thread-based, no async runtime.
 //!
 //! Role: speak protocol v1 (spec/PROTOCOL.md) over TCP on behalf of an
-//! application.
+//! application (or over TLS with feature `tls`, raw QUIC with feature `quic`).
 //! - [`Connection`] (module [`conn`]) is one TCP connection: handshake, a
 //!   reader thread, blocking typed requests with timeouts
 //!   ([`Connection::call`] with any [`Call`], e.g. `pb::MarkRead`) and a
@@ -21,6 +21,8 @@ pub mod conn;
 pub mod error;
 #[cfg(feature = "quic")]
 pub mod quic;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use client::{Client, ClientConfig, ClientEvent, Dial, LocalState};
 pub use conn::{ConnectOptions, Connection, EVENT_CHANNEL_CAPACITY, Event};

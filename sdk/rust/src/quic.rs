@@ -17,81 +17,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
-
 use crate::client::Dial;
 use crate::conn::{ConnectOptions, Connection};
 use crate::error::SdkError;
-
-/// ALPN of raw Missive over QUIC.
-pub const ALPN: &[u8] = b"missive/1";
-
-/// How the server's certificate is trusted.
-#[derive(Debug, Clone)]
-pub enum Trust {
-    /// The leaf certificate's SHA-256 (hex), like WebTransport's `serverCertificateHashes`.
-    Sha256(String),
-    /// Ordinary verification against these root certificates (DER), for `server_name`.
-    Roots { roots: Vec<CertificateDer<'static>>, server_name: String },
-}
-
-#[derive(Debug)]
-struct PinVerifier {
-    sha256: Vec<u8>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if Sha256::digest(end_entity.as_ref()).as_slice() == self.sha256.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("server certificate does not match the pinned SHA-256".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
+use crate::tls::PinVerifier;
+pub use crate::tls::{ALPN, Trust};
 
 /// The quinn client configuration for `trust` (TLS 1.3, ALPN `missive/1`) and
 /// the server name to connect with; for callers that drive quinn themselves.
@@ -104,7 +34,7 @@ pub fn client_config(trust: &Trust) -> Result<(quinn::ClientConfig, String), Sdk
         Trust::Sha256(hex_hash) => {
             let sha256 =
                 hex::decode(hex_hash).map_err(|e| SdkError::Protocol(format!("certificate hash: {e}")))?;
-            let v = Arc::new(PinVerifier { sha256, provider });
+            let v = Arc::new(PinVerifier::new(sha256, provider));
             (
                 builder.dangerous().with_custom_certificate_verifier(v).with_no_client_auth(),
                 "localhost".to_owned(),

@@ -108,7 +108,7 @@ fn check_config_prints_the_effective_configuration() {
         "login_policy = \"single\"",
         "[groups]",
         "# unset (off): quic, ",
-        ", ws\n",
+        ", ws, wss\n",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
     }

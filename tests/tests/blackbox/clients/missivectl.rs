@@ -228,6 +228,32 @@ fn ping_over_raw_quic_and_its_bad_input() {
 }
 
 #[test]
+fn ping_over_tls_with_a_pin_or_a_ca_file() {
+    let dir = tempfile::tempdir().expect("cert dir");
+    let cert = tls::write_cert(dir.path());
+    let toml = format!("tcp_tls = \"127.0.0.1:0\"\n[web]\n{}", cert.web_toml());
+    let b = BrokerOpts::default().config(&toml).spawn();
+    let tls = b.listening.fields.get("tcp_tls").expect("tcp_tls=").clone();
+    let tok = mint("alice");
+    let ping = |extra: &[&str]| {
+        let mut args = vec!["--json", "ping", "--token", tok.as_str(), "--tls", tls.as_str()];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let r = ping(&["--cert-sha256", &cert.sha256]);
+    r.assert_ok("ping over TLS with a pin");
+    assert_eq!(str_field(&r.json(), "user"), "alice");
+    let ca = cert.cert.to_string_lossy().into_owned();
+    let r = ping(&["--ca", &ca, "--server-name", "localhost"]);
+    r.assert_ok("ping over TLS with a CA file");
+    // A certificate for another name is refused (status 1); no way to trust it is a usage error.
+    let r = ping(&["--ca", &ca, "--server-name", "chat.example.com"]);
+    assert_eq!(r.status.code(), Some(1), "{r:#?}");
+    let r = ping(&[]);
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+}
+
+#[test]
 fn forged_token_exits_with_status_2() {
     let b = BrokerProc::start();
     let forged = mint_with("not-the-broker-secret-0123456789abcdef", "alice", 3600, None, None);
