@@ -12,6 +12,19 @@ pub enum BrokerError {
     /// Storage failure.
     #[error(transparent)]
     Storage(#[from] missive_storage::StorageError),
+    /// The data directory failed its integrity check at open: the broker
+    /// does not start on it.
+    #[error(
+        "data directory {dir} is damaged: {detail}; the broker did not start. Run `missive verify --data {dir}` \
+         for a report, then restore a backup (`missive restore`) or, as a last resort, `missive repair --data \
+         {dir}` (README \"Operations\")"
+    )]
+    Corrupt {
+        /// The data directory.
+        dir: String,
+        /// RocksDB's report (file and offset).
+        detail: String,
+    },
     /// Socket or thread failure.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -33,6 +46,11 @@ impl Reject {
 impl From<missive_storage::StorageError> for Reject {
     fn from(e: missive_storage::StorageError) -> Self {
         tracing::error!(error = %e, "storage error");
-        Reject::new(ErrorCode::Storage, "storage failure; nothing was changed")
+        if e.is_no_space() {
+            // RocksDB refuses writes until space returns, then resumes by itself.
+            Reject::new(ErrorCode::Storage, "storage full (no space left on the data disk); nothing was changed; retry later")
+        } else {
+            Reject::new(ErrorCode::Storage, "storage failure; nothing was changed")
+        }
     }
 }

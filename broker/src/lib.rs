@@ -35,13 +35,13 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::bounded;
 use mio::{Poll, Waker};
-use missive_storage::{Durability, Store, StoreOptions};
+use missive_storage::{Clock, Durability, StorageError, Store, StoreOptions};
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use config::{Config, DurabilityMode};
 pub use error::BrokerError;
 
-use net::{Mesh, WAKER, Worker, http, quic};
+use net::{Mesh, WAKER, Worker, admin, http, quic};
 use node::Node;
 
 /// Capacity of each worker's inbox channel (messages). Memory: ~100 bytes each.
@@ -77,6 +77,16 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, BrokerError> {
     Ok(sock.into())
 }
 
+/// A storage error at open: corruption becomes [`BrokerError::Corrupt`] (a
+/// clear refusal to start), anything else stays a storage error.
+fn corrupt_or(config: &Config, e: StorageError) -> BrokerError {
+    if e.is_corruption() {
+        BrokerError::Corrupt { dir: config.data_dir.display().to_string(), detail: e.to_string() }
+    } else {
+        BrokerError::Storage(e)
+    }
+}
+
 /// Web listeners (one per worker, SO_REUSEPORT), their address, and the web context.
 type WebParts = (Vec<std::net::TcpListener>, Option<SocketAddr>, Option<Arc<http::WebCtx>>);
 
@@ -84,6 +94,7 @@ fn web_listeners(
     config: &Config,
     n: usize,
     webtransport: Option<http::WebTransportInfo>,
+    store: &Store,
 ) -> Result<WebParts, BrokerError> {
     let Some(addr) = config.ws else { return Ok((Vec::new(), None, None)) };
     let site = match &config.web.static_dir {
@@ -102,6 +113,9 @@ fn web_listeners(
         ws_echo: config.web.ws_echo,
         secret: config.secret.clone(),
         webtransport,
+        admin: config.admin.token.clone().map(|token| {
+            admin::AdminCtx::new(token, config.storage.backup_dir.clone(), store.clone())
+        }),
     };
     if ctx.dev_mode {
         tracing::warn!("web.dev_mode is on: the page can mint tokens for any user");
@@ -123,8 +137,17 @@ impl Broker {
                 },
                 block_cache_bytes: config.storage.block_cache_mb << 20,
                 write_buffer_bytes: config.storage.write_buffer_mb << 20,
+                dedup_retention_ms: config.storage.dedup_retention_days.saturating_mul(86_400_000),
+                clock: Clock::system(),
             },
-        )?;
+        )
+        .map_err(|e| corrupt_or(&config, e))?;
+        if config.storage.verify_on_open {
+            let started = std::time::Instant::now();
+            let report = store.verify().map_err(|e| corrupt_or(&config, e))?;
+            let entries: u64 = report.families.iter().map(|(_, n)| n).sum();
+            tracing::info!(entries, ms = started.elapsed().as_millis() as u64, "storage verified (verify_on_open)");
+        }
         let committed_version = store.max_version()?;
         // The first listener resolves port 0; the others share its port.
         let first = listener(config.tcp)?;
@@ -144,7 +167,7 @@ impl Broker {
             cert_hash: q.generated.then(|| q.cert_sha256.clone()),
         });
         // On an error below, dropping `quic` stops its thread.
-        let (web_listeners, ws_addr, web) = web_listeners(&config, n, wt)?;
+        let (web_listeners, ws_addr, web) = web_listeners(&config, n, wt, &store)?;
         let mut polls = Vec::with_capacity(n);
         let mut wakers = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);

@@ -128,7 +128,12 @@ fn effective_toml_shows_every_key_and_hides_the_secret() {
     let text = c.effective_toml();
     assert!(!text.contains("a-secret-nobody-may-see"), "{text}");
     assert!(text.contains("redacted: 23 bytes"), "{text}");
-    assert!(text.contains("# unset (off): quic, web.static_dir"), "{text}");
+    assert!(text.contains("# unset (off): admin.token, quic, storage.backup_dir, web.static_dir"), "{text}");
+    let mut with_admin = c.clone();
+    with_admin.admin.token = Some("an-admin-token-nobody-may-see".into());
+    let shown = with_admin.effective_toml();
+    assert!(!shown.contains("an-admin-token-nobody-may-see"), "{shown}");
+    assert!(shown.contains("redacted: 29 bytes"), "{shown}");
     let mut back = Config::parse_toml(&text).expect("the printed configuration parses");
     back.secret = c.secret.clone();
     assert_eq!(format!("{back:?}"), format!("{c:?}"));

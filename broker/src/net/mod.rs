@@ -18,6 +18,7 @@
 //! - decoding never allocates more than `limits.max_frame_size` per frame;
 //! - the engine gets the turn's time as an argument (`now_ms`).
 
+pub(crate) mod admin;
 mod conn;
 pub(crate) mod http;
 mod mailbox;
