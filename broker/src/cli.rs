@@ -286,7 +286,10 @@ fn maintenance(cmd: Maintenance) -> Result<(), Failure> {
             let entries: u64 = report.families.iter().map(|(_, n)| n).sum();
             println!("repair {}: ok, {entries} entries readable", data.display());
             if lost.is_dir() {
-                println!("  files RocksDB could not use were moved to {}; their entries are gone", lost.display());
+                println!(
+                    "  files RocksDB could not use were moved to {}; their entries are gone",
+                    lost.display()
+                );
             }
             Ok(())
         }
@@ -298,10 +301,16 @@ fn maintenance(cmd: Maintenance) -> Result<(), Failure> {
                 ))
             })?;
             copy_checkpoint(&from, &data)?;
-            let report = Store::verify_dir(&data, &opts)
-                .map_err(|e| Failure::Runtime(format!("restore: the copy in {} is damaged: {e}", data.display())))?;
+            let report = Store::verify_dir(&data, &opts).map_err(|e| {
+                Failure::Runtime(format!("restore: the copy in {} is damaged: {e}", data.display()))
+            })?;
             let entries: u64 = report.families.iter().map(|(_, n)| n).sum();
-            println!("restore {} -> {}: ok, {entries} entries; start the broker with --data {}", from.display(), data.display(), data.display());
+            println!(
+                "restore {} -> {}: ok, {entries} entries; start the broker with --data {}",
+                from.display(),
+                data.display(),
+                data.display()
+            );
             Ok(())
         }
     }
@@ -310,7 +319,9 @@ fn maintenance(cmd: Maintenance) -> Result<(), Failure> {
 /// Copies the files of checkpoint `from` (flat: tables, MANIFEST, OPTIONS,
 /// WAL) into `to`, which must not exist or be empty.
 fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), Failure> {
-    let io = |what: &str, p: &Path, e: std::io::Error| Failure::Runtime(format!("restore: {what} {}: {e}", p.display()));
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        Failure::Runtime(format!("restore: {what} {}: {e}", p.display()))
+    };
     if to.exists() {
         let mut entries = std::fs::read_dir(to).map_err(|e| io("cannot read", to, e))?;
         if entries.next().is_some() {

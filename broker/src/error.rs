@@ -48,7 +48,10 @@ impl From<missive_storage::StorageError> for Reject {
         tracing::error!(error = %e, "storage error");
         if e.is_no_space() {
             // RocksDB refuses writes until space returns, then resumes by itself.
-            Reject::new(ErrorCode::Storage, "storage full (no space left on the data disk); nothing was changed; retry later")
+            Reject::new(
+                ErrorCode::Storage,
+                "storage full (no space left on the data disk); nothing was changed; retry later",
+            )
         } else {
             Reject::new(ErrorCode::Storage, "storage failure; nothing was changed")
         }

@@ -113,9 +113,11 @@ fn web_listeners(
         ws_echo: config.web.ws_echo,
         secret: config.secret.clone(),
         webtransport,
-        admin: config.admin.token.clone().map(|token| {
-            admin::AdminCtx::new(token, config.storage.backup_dir.clone(), store.clone())
-        }),
+        admin: config
+            .admin
+            .token
+            .clone()
+            .map(|token| admin::AdminCtx::new(token, config.storage.backup_dir.clone(), store.clone())),
     };
     if ctx.dev_mode {
         tracing::warn!("web.dev_mode is on: the page can mint tokens for any user");
@@ -146,7 +148,11 @@ impl Broker {
             let started = std::time::Instant::now();
             let report = store.verify().map_err(|e| corrupt_or(&config, e))?;
             let entries: u64 = report.families.iter().map(|(_, n)| n).sum();
-            tracing::info!(entries, ms = started.elapsed().as_millis() as u64, "storage verified (verify_on_open)");
+            tracing::info!(
+                entries,
+                ms = started.elapsed().as_millis() as u64,
+                "storage verified (verify_on_open)"
+            );
         }
         let committed_version = store.max_version()?;
         // The first listener resolves port 0; the others share its port.

@@ -396,7 +396,8 @@ mod tests {
                 rocksdb::ColumnFamilyDescriptor::new(f.name, o)
             });
             let db = DB::open_cf_descriptors(&db_opts, dir.path(), cfs).expect("open legacy");
-            let legacy = Store::wrap(db, &StoreOptions { durability: Durability::Buffered, ..Default::default() });
+            let legacy =
+                Store::wrap(db, &StoreOptions { durability: Durability::Buffered, ..Default::default() });
             let mut b = legacy.batch();
             for i in 1..=50u64 {
                 b.put_message(&c, Seq(i), format!("m{i}").as_bytes());

@@ -24,13 +24,20 @@ pub(crate) struct AdminRefused {
 }
 
 /// Asks the broker at `http` (HOST:PORT of its `ws` listener) for a backup.
-pub(crate) fn backup(json: bool, http: &str, token: &str, name: Option<&str>, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) fn backup(
+    json: bool,
+    http: &str,
+    token: &str,
+    name: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let addr = http
         .to_socket_addrs()
         .with_context(|| format!("--http {http}"))?
         .next()
         .with_context(|| format!("--http {http}: no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     let query = name.map(|n| format!("?name={n}")).unwrap_or_default();
@@ -43,7 +50,8 @@ pub(crate) fn backup(json: bool, http: &str, token: &str, name: Option<&str>, ti
     s.take(MAX_RESPONSE).read_to_end(&mut raw).context("reading the response")?;
     let text = String::from_utf8_lossy(&raw);
     let Some((head, body)) = text.split_once("\r\n\r\n") else { bail!("malformed HTTP response: {text:?}") };
-    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no HTTP status")?;
+    let status: u16 =
+        head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no HTTP status")?;
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
     if !(200..300).contains(&status) {
         let field = |k: &str| v["error"][k].as_str().unwrap_or("").to_owned();
@@ -56,7 +64,11 @@ pub(crate) fn backup(json: bool, http: &str, token: &str, name: Option<&str>, ti
     if json {
         println!("{v}");
     } else {
-        println!("backup {} written to {}", v["name"].as_str().unwrap_or("?"), v["path"].as_str().unwrap_or("?"));
+        println!(
+            "backup {} written to {}",
+            v["name"].as_str().unwrap_or("?"),
+            v["path"].as_str().unwrap_or("?")
+        );
     }
     Ok(())
 }

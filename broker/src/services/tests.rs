@@ -132,7 +132,10 @@ fn group_send_failing_after_append_commits_nothing_and_the_retry_is_stored_once(
     assert_eq!(f.call("alice", send(&conv, "m1", "hi")).err(), Some(ErrorCode::Storage));
     failpoint::disarm_all();
     assert_eq!(f.node.store.max_seq(&conv).expect("read").0, created_tip, "nothing appended");
-    assert!(f.node.store.dedup(&conv, "alice", "phone", "m1", f.now).expect("read").is_none(), "no dedup record");
+    assert!(
+        f.node.store.dedup(&conv, "alice", "phone", "m1", f.now).expect("read").is_none(),
+        "no dedup record"
+    );
     // The retry gets the next seq (the cache did not keep the failed append) and is stored once.
     let a = ack(f.call("alice", send(&conv, "m1", "hi")));
     assert_eq!((a.seq, a.duplicate), (created_tip + 1, false));

