@@ -62,7 +62,9 @@ impl From<missive_storage::StorageError> for Reject {
             let last = NO_SPACE_LOGGED_MS.load(Ordering::Relaxed);
             let refused = NO_SPACE_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
             if now.saturating_sub(last) >= NO_SPACE_LOG_MS
-                && NO_SPACE_LOGGED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                && NO_SPACE_LOGGED_MS
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
             {
                 NO_SPACE_REFUSED.store(0, Ordering::Relaxed);
                 tracing::error!(error = %e, refused, "storage full: writes refused until space returns");

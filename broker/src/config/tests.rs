@@ -29,6 +29,18 @@ fn rejects_bad_values() {
     assert!(short.validate().is_err());
 }
 
+/// The storage and admin keys of issue 14's disk work: each rule names its key.
+#[test]
+fn admin_token_and_dedup_retention_rules() {
+    assert_eq!(violation(|c| c.admin.token = Some("short".into())).key, "admin.token");
+    assert_eq!(violation(|c| c.admin.token = Some("has a space in it!!".into())).key, "admin.token");
+    assert_eq!(violation(|c| c.storage.dedup_retention_days = 36_501).key, "storage.dedup_retention_days");
+    let mut c = valid();
+    c.admin.token = Some("0123456789abcdef".into());
+    c.storage.dedup_retention_days = 0;
+    c.validate().expect("a 16-byte token and retention 0 (forever) are valid");
+}
+
 /// The key a violation names, after applying `change` to a valid config.
 fn violation(change: impl FnOnce(&mut Config)) -> ConfigError {
     let mut c = valid();
