@@ -12,7 +12,11 @@
 //!   dropped it yet, and the compaction filter ([`ExpiryFilterFactory`], at
 //!   the store's [`Clock`]) drops exactly the expired ones, so what a retry sees never depends on
 //!   when compaction ran. A record the filter cannot decode is kept (reads
-//!   report it as corrupt).
+//!   report it as corrupt). A key rewritten after expiry (a late retry) has
+//!   a younger record above the old one; if a compaction drops the old one
+//!   first nothing changes, and an older record can never shadow a younger
+//!   one's answer because any record older than an unexpired one that a
+//!   read could surface is itself expired.
 
 use std::ffi::{CStr, CString};
 
