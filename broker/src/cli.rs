@@ -4,24 +4,34 @@
 //! prints `missive tls reloaded cert_sha256=HEX`), and stops it cleanly on SIGINT/SIGTERM. Shared by the `missive` binary and the tests'
 //! broker-under-test binary.
 //!
-//! Exit status: 0 after a clean stop (or a valid `--check-config`); 2 for a user
+//! Maintenance subcommands work on a stopped broker's data directory:
+//! `missive verify --data DIR` (read everything with checksums), `missive
+//! repair --data DIR` (RocksDB RepairDB, last resort) and `missive restore
+//! --from BACKUP --data DIR` (copy a checkpoint into a new data directory).
+//!
+//! Exit status: 0 after a clean stop (or a valid `--check-config`, or a
+//! successful maintenance command); 2 for a user
 //! error (a bad flag, an unreadable or invalid configuration), reported as ONE line
 //! on stderr naming the key, the rule and the fix, never with a stack trace, even
 //! under `RUST_BACKTRACE=1`; 1 when the broker fails at run time (one line, the
 //! error chain). Panics are bugs and keep Rust's report (and backtrace).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::ConfigError;
 use crate::{Broker, BrokerError, Config, DurabilityMode};
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use missive_storage::{Store, StoreOptions};
 
 /// Missive instant-messaging broker.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 pub(crate) struct Args {
+    /// Maintenance of a stopped broker's data directory (README "Operations").
+    #[command(subcommand)]
+    command: Option<Maintenance>,
     /// Configuration file (TOML; every key: docs/CONFIG.md). Flags override it.
     #[arg(long, conflicts_with = "check_config")]
     config: Option<PathBuf>,
@@ -62,6 +72,33 @@ pub(crate) struct Args {
     /// Development mode: the chat page may mint tokens. Never in production.
     #[arg(long)]
     dev: bool,
+}
+
+/// Commands on a data directory no broker has open.
+#[derive(Debug, Subcommand)]
+enum Maintenance {
+    /// Read every entry of the store with checksums (read-only). Exit 0 if it is sound, 1 if damaged.
+    Verify {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Rebuild a damaged store from the files it still has (RocksDB RepairDB). Last resort:
+    /// unreadable table files move to DATA/lost/ and their entries are gone; prefer `restore`.
+    Repair {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Copy a backup (a checkpoint from `missivectl backup`) into a new data directory and verify it.
+    Restore {
+        /// The backup directory (under `storage.backup_dir`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory: must not exist or be empty.
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 /// Why the command line stopped before a clean end.
@@ -180,6 +217,9 @@ fn effective_config(args: Args) -> Result<Config, Failure> {
 /// Runs the broker until a signal; returns when it stopped cleanly.
 fn run() -> Result<(), Failure> {
     let args = parse_args()?;
+    if let Some(cmd) = args.command {
+        return maintenance(cmd);
+    }
     if let Some(path) = args.check_config.clone() {
         let config = effective_config(args)?;
         println!("# missive --check-config {}: valid; effective configuration:", path.display());
@@ -206,6 +246,7 @@ fn run() -> Result<(), Failure> {
         // Settings that fail only when used (static_dir, TLS files) are user errors too.
         BrokerError::Config(m) if m.contains("; fix: ") => Failure::Usage(m),
         BrokerError::Config(m) => Failure::Usage(format!("{m}; fix: correct that setting (docs/CONFIG.md)")),
+        e @ BrokerError::Corrupt { .. } => Failure::Runtime(e.to_string()),
         other => Failure::Runtime(format!("starting the broker: {other}")),
     })?;
     // Machine-readable line for scripts and tests (stdout; logs go to stderr).
@@ -234,5 +275,101 @@ fn run() -> Result<(), Failure> {
     broker.shutdown();
     broker.join().map_err(|e| Failure::Runtime(format!("stopping the broker: {e}")))?;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Runs a maintenance command; prints its result on stdout.
+fn maintenance(cmd: Maintenance) -> Result<(), Failure> {
+    let opts = StoreOptions::default();
+    let must_exist = |dir: &PathBuf| {
+        if dir.join("CURRENT").is_file() {
+            Ok(())
+        } else {
+            Err(Failure::Usage(format!(
+                "--data {}: not a data directory (no CURRENT file); fix: give the broker's data_dir",
+                dir.display()
+            )))
+        }
+    };
+    match cmd {
+        Maintenance::Verify { data } => {
+            must_exist(&data)?;
+            let report = Store::verify_dir(&data, &opts)
+                .map_err(|e| Failure::Runtime(format!("verify {}: DAMAGED: {e}", data.display())))?;
+            println!("verify {}: ok", data.display());
+            for (family, n) in report.families {
+                println!("  {family}: {n} entries");
+            }
+            Ok(())
+        }
+        Maintenance::Repair { data } => {
+            must_exist(&data)?;
+            Store::repair(&data).map_err(|e| Failure::Runtime(format!("repair {}: {e}", data.display())))?;
+            let lost = data.join("lost");
+            // Opening read-write recreates the families that had no table
+            // file left (RepairDB only knows families it found in tables).
+            let report = Store::open(&data, &opts).and_then(|s| s.verify()).map_err(|e| {
+                Failure::Runtime(format!("repair {}: still damaged after repair: {e}", data.display()))
+            })?;
+            let entries: u64 = report.families.iter().map(|(_, n)| n).sum();
+            println!("repair {}: ok, {entries} entries readable", data.display());
+            if lost.is_dir() {
+                println!(
+                    "  files RocksDB could not use were moved to {}; their entries are gone",
+                    lost.display()
+                );
+            }
+            Ok(())
+        }
+        Maintenance::Restore { from, data } => {
+            must_exist(&from).map_err(|_| {
+                Failure::Usage(format!(
+                    "--from {}: not a backup (no CURRENT file); fix: give a directory under storage.backup_dir",
+                    from.display()
+                ))
+            })?;
+            copy_checkpoint(&from, &data)?;
+            let report = Store::verify_dir(&data, &opts).map_err(|e| {
+                Failure::Runtime(format!("restore: the copy in {} is damaged: {e}", data.display()))
+            })?;
+            let entries: u64 = report.families.iter().map(|(_, n)| n).sum();
+            println!(
+                "restore {} -> {}: ok, {entries} entries; start the broker with --data {}",
+                from.display(),
+                data.display(),
+                data.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Copies the files of checkpoint `from` (flat: tables, MANIFEST, OPTIONS,
+/// WAL) into `to`, which must not exist or be empty.
+fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), Failure> {
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        Failure::Runtime(format!("restore: {what} {}: {e}", p.display()))
+    };
+    if to.exists() {
+        let mut entries = std::fs::read_dir(to).map_err(|e| io("cannot read", to, e))?;
+        if entries.next().is_some() {
+            return Err(Failure::Usage(format!(
+                "--data {}: not empty; fix: restore into a new directory (never over a live one)",
+                to.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(to).map_err(|e| io("cannot create", to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io("cannot read", from, e))? {
+        let entry = entry.map_err(|e| io("cannot read", from, e))?;
+        let src = entry.path();
+        if entry.file_type().map_err(|e| io("cannot stat", &src, e))?.is_file() {
+            let dst = to.join(entry.file_name());
+            std::fs::copy(&src, &dst).map_err(|e| io("cannot copy", &src, e))?;
+            std::fs::File::open(&dst).and_then(|f| f.sync_all()).map_err(|e| io("cannot sync", &dst, e))?;
+        }
+    }
+    // The copies are durable before we report success.
+    std::fs::File::open(to).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", to, e))?;
     Ok(())
 }

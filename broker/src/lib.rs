@@ -37,13 +37,13 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::bounded;
 use mio::{Poll, Waker};
-use missive_storage::{Durability, Store, StoreOptions};
+use missive_storage::{Clock, Durability, StorageError, Store, StoreOptions};
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use config::{Config, DurabilityMode};
 pub use error::BrokerError;
 
-use net::{Listen, Mesh, WAKER, Worker, admit, http, quic, tls};
+use net::{Listen, Mesh, WAKER, Worker, admin, admit, http, quic, tls};
 use node::Node;
 
 /// Capacity of each worker's inbox channel (messages). Memory: ~100 bytes each.
@@ -81,6 +81,16 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, BrokerError> {
     Ok(sock.into())
 }
 
+/// A storage error at open: corruption becomes [`BrokerError::Corrupt`] (a
+/// clear refusal to start), anything else stays a storage error.
+fn corrupt_or(config: &Config, e: StorageError) -> BrokerError {
+    if e.is_corruption() {
+        BrokerError::Corrupt { dir: config.data_dir.display().to_string(), detail: e.to_string() }
+    } else {
+        BrokerError::Storage(e)
+    }
+}
+
 /// `n` listeners on `addr` (one per worker, SO_REUSEPORT) and the bound
 /// address; none when `addr` is unset.
 fn listeners(
@@ -102,6 +112,7 @@ fn listeners(
 fn web_ctx(
     config: &Config,
     webtransport: Option<http::WebTransportInfo>,
+    store: &Store,
 ) -> Result<Option<Arc<http::WebCtx>>, BrokerError> {
     if config.ws.is_none() && config.wss.is_none() {
         return Ok(None);
@@ -117,6 +128,11 @@ fn web_ctx(
         secret: config.secret.clone(),
         webtransport,
         allowed_origins: config.web.allowed_origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+        admin: config
+            .admin
+            .token
+            .clone()
+            .map(|token| admin::AdminCtx::new(token, config.storage.backup_dir.clone(), store.clone())),
     };
     if ctx.dev_mode {
         tracing::warn!("web.dev_mode is on: the page can mint tokens for any user");
@@ -138,8 +154,21 @@ impl Broker {
                 },
                 block_cache_bytes: config.storage.block_cache_mb << 20,
                 write_buffer_bytes: config.storage.write_buffer_mb << 20,
+                dedup_retention_ms: config.storage.dedup_retention_days.saturating_mul(86_400_000),
+                clock: Clock::system(),
             },
-        )?;
+        )
+        .map_err(|e| corrupt_or(&config, e))?;
+        if config.storage.verify_on_open {
+            let started = std::time::Instant::now();
+            let report = store.verify().map_err(|e| corrupt_or(&config, e))?;
+            let entries: u64 = report.families.iter().map(|(_, n)| n).sum();
+            tracing::info!(
+                entries,
+                ms = started.elapsed().as_millis() as u64,
+                "storage verified (verify_on_open)"
+            );
+        }
         let committed_version = store.max_version()?;
         let (tcp_listeners, local_addr) = listeners(Some(config.tcp), n)?;
         let local_addr = local_addr.unwrap_or(config.tcp);
@@ -174,7 +203,7 @@ impl Broker {
             cert_hash: q.generated.then(|| q.cert_sha256.clone()),
         });
         // On an error below, dropping `quic` stops its thread.
-        let web = web_ctx(&config, wt)?;
+        let web = web_ctx(&config, wt, &store)?;
         let (ws_listeners, ws_addr) = listeners(config.ws, n)?;
         let (tls_listeners, tls_addr) = listeners(config.tcp_tls, n)?;
         let (wss_listeners, wss_addr) = listeners(config.wss, n)?;

@@ -16,8 +16,12 @@
 //!   family stays inside one first component (see `Store::iter`).
 //! - The block cache is shared by all families and every family gets the same
 //!   write buffer: both are the operator's memory budget ([`StoreOptions`]).
+//! - `dedup` is the only family with a compaction filter: it drops records
+//!   past the retention window ([`crate::spaces::dedup`]), with "now" from the
+//!   injectable [`Clock`], never from the OS directly.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DataBlockIndexType, Options,
@@ -37,6 +41,46 @@ pub enum Durability {
     Buffered,
 }
 
+/// Where the store reads "now" (unix ms): dedup expiry at read time and in
+/// the `dedup` compaction filter. The system clock by default; tests inject a
+/// fake one so retention is tested without sleeping.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    /// The wall clock.
+    pub fn system() -> Self {
+        Self(Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        }))
+    }
+
+    /// A clock that calls `f` (a test's fake clock).
+    pub fn from_fn(f: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Now, unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// Tuning knobs with their memory cost.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -46,11 +90,26 @@ pub struct StoreOptions {
     pub block_cache_bytes: usize,
     /// Memtable size per column family (memory cost: up to ~2x this per cf).
     pub write_buffer_bytes: usize,
+    /// How long a dedup record (idempotency key → ack) is honoured, ms after
+    /// its message's server time; 0 = forever. Older records read as absent
+    /// and are dropped by compaction (spec [I-2]).
+    pub dedup_retention_ms: u64,
+    /// Source of "now" for dedup expiry.
+    pub clock: Clock,
 }
+
+/// Default dedup retention: 7 days.
+pub const DEFAULT_DEDUP_RETENTION_MS: u64 = 7 * 86_400_000;
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { durability: Durability::Fsync, block_cache_bytes: 64 << 20, write_buffer_bytes: 32 << 20 }
+        Self {
+            durability: Durability::Fsync,
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 32 << 20,
+            dedup_retention_ms: DEFAULT_DEDUP_RETENTION_MS,
+            clock: Clock::system(),
+        }
     }
 }
 
@@ -241,18 +300,77 @@ fn family_options(t: &Tuning, cache: &Cache, opts: &StoreOptions) -> Options {
     o
 }
 
-/// Opens (creating if needed) the database under `path` with every family.
-pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<DB> {
+/// Every 24 h each `dedup` file is recompacted even if nothing else would
+/// touch it, so expired records leave the bottom level too (cost: rewriting
+/// the dedup family about once a day; it holds one small record per message
+/// of the retention window).
+const DEDUP_PERIODIC_COMPACTION_SECS: u64 = 86_400;
+
+/// The options of every family, in [`FAMILIES`] order, then RocksDB's `default`.
+fn descriptors(opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
+    let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+    FAMILIES
+        .iter()
+        .map(|f| {
+            let mut o = family_options(&f.tuning, &cache, opts);
+            if f.cf == Cf::Dedup && opts.dedup_retention_ms > 0 {
+                o.set_compaction_filter_factory(crate::spaces::dedup::ExpiryFilterFactory::new(
+                    opts.dedup_retention_ms,
+                    opts.clock.clone(),
+                ));
+                o.set_periodic_compaction_seconds(DEDUP_PERIODIC_COMPACTION_SECS);
+            }
+            ColumnFamilyDescriptor::new(f.name, o)
+        })
+        .chain(std::iter::once({
+            // RocksDB's `default` family holds nothing of ours, but its
+            // memtable size counts (see `db_options`): same as the others.
+            let mut o = Options::default();
+            o.set_write_buffer_size(opts.write_buffer_bytes);
+            ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, o)
+        }))
+        .collect()
+}
+
+/// Database-wide options (and those of RocksDB's unused `default` family).
+fn db_options(opts: &StoreOptions) -> Options {
     let mut db_opts = Options::default();
+    // RocksDB resumes writes after a full disk (ENOSPC) once the largest
+    // memtable of any family fits in the free space (its SstFileManager polls
+    // every 5 s); the `default` family gets our size too (`descriptors`),
+    // else RocksDB's 64 MiB would set that bar.
+    db_opts.set_write_buffer_size(opts.write_buffer_bytes);
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);
     db_opts.set_compression_type(DBCompressionType::Lz4);
     db_opts.set_max_background_jobs(2);
     db_opts.set_bytes_per_sync(1 << 20);
-    let cache = Cache::new_lru_cache(opts.block_cache_bytes);
-    let cfs =
-        FAMILIES.iter().map(|f| ColumnFamilyDescriptor::new(f.name, family_options(&f.tuning, &cache, opts)));
-    Ok(DB::open_cf_descriptors(&db_opts, path, cfs)?)
+    // Stop at the first inconsistency RocksDB finds (MANIFEST, WAL, file
+    // sizes, table footers) instead of opening a damaged store: the default,
+    // stated because the corruption handling (`verify`, `repair`) relies on it.
+    db_opts.set_paranoid_checks(true);
+    db_opts
+}
+
+/// Opens (creating if needed) the database under `path` with every family.
+pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<DB> {
+    Ok(DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts))?)
+}
+
+/// Opens the database under `path` read-only (for `verify`): nothing is
+/// written, not even a WAL replay's flush.
+pub(crate) fn open_read_only(path: &Path, opts: &StoreOptions) -> Result<DB> {
+    let mut db_opts = db_options(opts);
+    db_opts.create_if_missing(false);
+    Ok(DB::open_cf_descriptors_read_only(&db_opts, path, descriptors(opts), false)?)
+}
+
+/// Rebuilds the MANIFEST of the database under `path` from the files it
+/// finds (RocksDB `RepairDB`); tables it cannot read are moved to `lost/`.
+pub(crate) fn repair(path: &Path) -> Result<()> {
+    let mut db_opts = db_options(&StoreOptions::default());
+    db_opts.create_if_missing(false);
+    Ok(DB::repair(&db_opts, path)?)
 }
 
 #[cfg(test)]

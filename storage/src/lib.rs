@@ -11,7 +11,7 @@
 //! | file | holds |
 //! |---|---|
 //! | `engine.rs` | the column-family table, each family's tuning profile, [`StoreOptions`] |
-//! | `store.rs` | [`Store`]: open, [`Store::write`], flush, shared read helpers |
+//! | `store.rs` | [`Store`]: open, [`Store::write`], flush, shared read helpers, verify / repair / checkpoint |
 //! | `batch.rs` | [`Batch`] and [`SavePoint`]: staged puts and deletes |
 //! | `spaces/*.rs` | one keyspace each: keys, `Store` reads, `Batch` puts |
 //! | `keys.rs` | separator rule and key-building primitives |
@@ -68,7 +68,7 @@ mod spaces;
 mod store;
 
 pub use batch::{Batch, SavePoint};
-pub use engine::{Durability, StoreOptions};
+pub use engine::{Clock, DEFAULT_DEDUP_RETENTION_MS, Durability, StoreOptions};
 
 pub use records::{
     AccountRecord, BlockRecord, DedupRecord, DeviceRecord, FeedRecord, FriendRecord, GroupApplicationRecord,
@@ -76,7 +76,7 @@ pub use records::{
     StatusRecord, UserConvRecord, VersionRecord,
 };
 pub use spaces::{MsgPage, RelKind};
-pub use store::Store;
+pub use store::{Store, VerifyReport};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,26 @@ pub enum StorageError {
         /// What was wrong.
         detail: String,
     },
+}
+
+impl StorageError {
+    /// The disk (or its quota) is full: the write was refused and nothing
+    /// was stored. RocksDB stops writing until space returns (it then
+    /// resumes by itself); reads keep working.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StorageError::Rocks(e) => e.as_ref().contains("No space left on device"),
+            StorageError::Corrupt { .. } => false,
+        }
+    }
+
+    /// Stored bytes failed a checksum or could not be decoded.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StorageError::Rocks(e) => e.kind() == rocksdb::ErrorKind::Corruption,
+            StorageError::Corrupt { .. } => true,
+        }
+    }
 }
 
 /// Result alias of this crate.

@@ -3,7 +3,8 @@
 //! Role: mint access tokens, and talk to a running server as one device
 //! (ping, send, tail, history, read; accounts and profiles with `user`,
 //! friends with `friend`, the blacklist with `black`, presence with
-//! `presence`) through the Rust SDK.
+//! `presence`) through the Rust SDK; ask a running broker for a backup
+//! (`backup`, over its admin HTTP API).
 //!
 //! Invariants:
 //! - `--json` (any position) switches stdout to one JSON object per line with
@@ -16,6 +17,7 @@
 //!   (`--tls` with `--cert-sha256` or `--ca`) or raw QUIC (`--quic` with
 //!   `--cert-sha256`), with the same behaviour.
 
+mod admin;
 mod commands;
 mod groups;
 mod output;
@@ -170,6 +172,22 @@ enum Command {
         #[command(subcommand)]
         cmd: social::PresenceCmd,
     },
+    /// Ask a running broker for an online backup (a RocksDB checkpoint under its
+    /// `storage.backup_dir`) through `POST /admin/v1/backup`; restore with `missive restore`.
+    Backup {
+        /// The broker's HTTP (`ws`) listener, HOST:PORT.
+        #[arg(long, env = "MISSIVE_HTTP")]
+        http: String,
+        /// The broker's `admin.token`.
+        #[arg(long, env = "MISSIVE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Backup name (A-Z a-z 0-9 . _ -, at most 64 bytes); default `backup-<unix ms>`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Timeout in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
     /// Groups: create, info, join, approve, invite, kick, quit, dismiss, transfer, admin,
     /// mute, mute-all, members, joined, send.
     Group {
@@ -196,6 +214,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Black { cmd } => social::black(json, cmd),
         Command::Presence { cmd } => social::presence(json, cmd),
         Command::Group { cmd } => groups::group(json, cmd),
+        Command::Backup { http, admin_token, name, timeout } => {
+            admin::backup(json, &http, &admin_token, name.as_deref(), commands::secs(timeout, "--timeout")?)
+        }
     }
 }
 
@@ -203,6 +224,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<admin::AdminRefused>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => match e.downcast_ref::<SdkError>() {
             Some(SdkError::Closed { code, message } | SdkError::Server { code, message, .. })
                 if *code != 0 =>

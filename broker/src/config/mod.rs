@@ -68,6 +68,8 @@ pub struct Config {
     pub wss: Option<SocketAddr>,
     /// Web and QUIC settings.
     pub web: WebConfig,
+    /// Admin HTTP API.
+    pub admin: AdminConfig,
 }
 
 /// Group limits (spec "Groups").
@@ -202,7 +204,7 @@ pub struct History {
     pub roam_days: u64,
 }
 
-/// RocksDB memory settings.
+/// RocksDB memory, integrity checks, dedup retention and backups.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
@@ -210,7 +212,28 @@ pub struct StorageConfig {
     pub block_cache_mb: usize,
     /// Memtable size per column family, MiB.
     pub write_buffer_mb: usize,
+    /// Read the whole store with checksums before serving (start-up cost:
+    /// one sequential read of the data directory); off = RocksDB's own open
+    /// checks only (MANIFEST, WAL, file sizes, table footers and indexes).
+    pub verify_on_open: bool,
+    /// Days a send's idempotency key is honoured (spec [I-2]); 0 = forever.
+    pub dedup_retention_days: u64,
+    /// Directory that `POST /admin/v1/backup` writes checkpoints under; unset = backups off.
+    pub backup_dir: Option<PathBuf>,
 }
+
+/// The admin HTTP API on the `ws` listener (`/admin/v1/...`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token the admin endpoints require; unset = the admin API is off (404).
+    pub token: Option<String>,
+}
+
+/// Shortest accepted `admin.token`, bytes.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+/// Longest accepted `storage.dedup_retention_days` (100 years).
+pub const MAX_DEDUP_RETENTION_DAYS: u64 = 36_500;
 
 impl Default for Config {
     fn default() -> Self {
@@ -231,6 +254,7 @@ impl Default for Config {
             tcp_tls: None,
             wss: None,
             web: WebConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -289,7 +313,13 @@ impl Default for Limits {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { block_cache_mb: 64, write_buffer_mb: 32 }
+        Self {
+            block_cache_mb: 64,
+            write_buffer_mb: 32,
+            verify_on_open: true,
+            dedup_retention_days: 7,
+            backup_dir: None,
+        }
     }
 }
 
@@ -485,6 +515,29 @@ impl Config {
             "must be > 0 MiB",
             "set a positive size",
         )?;
+        if self.storage.dedup_retention_days > MAX_DEDUP_RETENTION_DAYS {
+            return Err(ConfigError::new(
+                "storage.dedup_retention_days",
+                format!(
+                    "must be at most {MAX_DEDUP_RETENTION_DAYS} (got {})",
+                    self.storage.dedup_retention_days
+                ),
+                "set a number of days, or 0 to keep idempotency keys forever",
+            ));
+        }
+        if let Some(t) = &self.admin.token
+            && (t.len() < MIN_ADMIN_TOKEN_BYTES || !t.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError::new(
+                "admin.token",
+                format!(
+                    "must be at least {MIN_ADMIN_TOKEN_BYTES} printable ASCII bytes without spaces (got {} bytes)",
+                    t.len()
+                ),
+                "set a long random token, e.g. `head -c 32 /dev/urandom | od -An -vtx1 | tr -d ' \\n'`, \
+                 or remove admin.token to turn the admin API off",
+            ));
+        }
         Ok(())
     }
 
@@ -494,6 +547,9 @@ impl Config {
     pub fn effective_toml(&self) -> String {
         let mut shown = self.clone();
         shown.secret = format!("<redacted: {} bytes>", self.secret.len());
+        if let Some(t) = &self.admin.token {
+            shown.admin.token = Some(format!("<redacted: {} bytes>", t.len()));
+        }
         let mut text = toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
         let unset = self.unset_keys();
         if !unset.is_empty() {

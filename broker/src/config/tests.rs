@@ -29,6 +29,18 @@ fn rejects_bad_values() {
     assert!(short.validate().is_err());
 }
 
+/// The storage and admin keys of issue 14's disk work: each rule names its key.
+#[test]
+fn admin_token_and_dedup_retention_rules() {
+    assert_eq!(violation(|c| c.admin.token = Some("short".into())).key, "admin.token");
+    assert_eq!(violation(|c| c.admin.token = Some("has a space in it!!".into())).key, "admin.token");
+    assert_eq!(violation(|c| c.storage.dedup_retention_days = 36_501).key, "storage.dedup_retention_days");
+    let mut c = valid();
+    c.admin.token = Some("0123456789abcdef".into());
+    c.storage.dedup_retention_days = 0;
+    c.validate().expect("a 16-byte token and retention 0 (forever) are valid");
+}
+
 /// The key a violation names, after applying `change` to a valid config.
 fn violation(change: impl FnOnce(&mut Config)) -> ConfigError {
     let mut c = valid();
@@ -135,7 +147,15 @@ fn effective_toml_shows_every_key_and_hides_the_secret() {
     let text = c.effective_toml();
     assert!(!text.contains("a-secret-nobody-may-see"), "{text}");
     assert!(text.contains("redacted: 23 bytes"), "{text}");
-    assert!(text.contains("# unset (off): quic, tcp_tls, web.static_dir"), "{text}");
+    assert!(
+        text.contains("# unset (off): admin.token, quic, storage.backup_dir, tcp_tls, web.static_dir"),
+        "{text}"
+    );
+    let mut with_admin = c.clone();
+    with_admin.admin.token = Some("an-admin-token-nobody-may-see".into());
+    let shown = with_admin.effective_toml();
+    assert!(!shown.contains("an-admin-token-nobody-may-see"), "{shown}");
+    assert!(shown.contains("redacted: 29 bytes"), "{shown}");
     let mut back = Config::parse_toml(&text).expect("the printed configuration parses");
     back.secret = c.secret.clone();
     assert_eq!(format!("{back:?}"), format!("{c:?}"));

@@ -5,7 +5,8 @@
 //! `GET /api/info` describes the server to the page; `GET /api/dev-token`
 //! mints a development token (only in dev mode, 404 otherwise); `GET /echo`
 //! is a plain WebSocket echo endpoint for conformance testing (only with
-//! `web.ws_echo`); every other `GET`/`HEAD` serves a file of `web.static_dir`.
+//! `web.ws_echo`); `/admin/...` goes to the admin API ([`super::admin`], only
+//! with `admin.token`); every other `GET`/`HEAD` serves a file of `web.static_dir`.
 //!
 //! Invariants:
 //! - workers never touch the disk for HTTP: [`Site::load`] reads the static
@@ -114,6 +115,8 @@ pub(crate) struct WebCtx {
     /// `web.allowed_origins`, lowercased: a WebSocket upgrade whose `Origin`
     /// is not listed gets 403 (empty: any origin).
     pub(crate) allowed_origins: Vec<String>,
+    /// The admin API (`admin.token` set), else `/admin/` is 404.
+    pub(crate) admin: Option<super::admin::AdminCtx>,
 }
 
 /// Whether a browser page from `origin` may open a session: any origin when
@@ -181,6 +184,7 @@ struct Head {
     ws_version: Option<String>,
     host: Option<String>,
     origin: Option<String>,
+    authorization: Option<String>,
 }
 
 /// The outcome of a request head.
@@ -218,6 +222,7 @@ fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, u16> {
         ws_version: None,
         host: None,
         origin: None,
+        authorization: None,
     };
     let mut conn_upgrade = false;
     let mut upgrade = false;
@@ -240,21 +245,29 @@ fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, u16> {
             head.host = Some(v.to_owned());
         } else if name.eq_ignore_ascii_case("origin") {
             head.origin = Some(v.to_owned());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(v.to_owned());
         }
     }
     head.upgrade_ws = conn_upgrade && upgrade;
     Ok(Some((head, used)))
 }
 
-fn response(status: u16, ctype: &str, extra: &str, body: &[u8], head_only: bool) -> Bytes {
+pub(super) fn response(status: u16, ctype: &str, extra: &str, body: &[u8], head_only: bool) -> Bytes {
     let reason = match status {
         200 => "OK",
+        201 => "Created",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
         _ => "Error",
     };
     let mut b = BytesMut::with_capacity(256 + body.len());
@@ -281,7 +294,7 @@ fn json_escape(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
-fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+pub(super) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
@@ -296,6 +309,18 @@ impl WebCtx {
             Err(status) => return Route::Respond(error_response(status)),
         };
         let _ = buf.split_to(used);
+        if head.path.starts_with("/admin/") {
+            return Route::Respond(match &self.admin {
+                Some(admin) => admin.handle(
+                    &head.method,
+                    &head.path,
+                    &head.query,
+                    head.authorization.as_deref(),
+                    now_secs.saturating_mul(1000),
+                ),
+                None => response(404, "text/plain", "", b"404\n", false),
+            });
+        }
         let get = head.method == "GET";
         if !get && head.method != "HEAD" {
             return Route::Respond(response(405, "text/plain", "Allow: GET, HEAD\r\n", b"405\n", false));

@@ -27,6 +27,7 @@
 //!   turn (`shard::READ_TURN_BUDGET`);
 //! - the engine gets the turn's time as an argument (`now_ms`).
 
+pub(crate) mod admin;
 pub(crate) mod admit;
 mod conn;
 pub(crate) mod http;

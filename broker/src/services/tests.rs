@@ -132,7 +132,10 @@ fn group_send_failing_after_append_commits_nothing_and_the_retry_is_stored_once(
     assert_eq!(f.call("alice", send(&conv, "m1", "hi")).err(), Some(ErrorCode::Storage));
     failpoint::disarm_all();
     assert_eq!(f.node.store.max_seq(&conv).expect("read").0, created_tip, "nothing appended");
-    assert!(f.node.store.dedup(&conv, "alice", "phone", "m1").expect("read").is_none(), "no dedup record");
+    assert!(
+        f.node.store.dedup(&conv, "alice", "phone", "m1", f.now).expect("read").is_none(),
+        "no dedup record"
+    );
     // The retry gets the next seq (the cache did not keep the failed append) and is stored once.
     let a = ack(f.call("alice", send(&conv, "m1", "hi")));
     assert_eq!((a.seq, a.duplicate), (created_tip + 1, false));
@@ -154,6 +157,29 @@ fn direct_send_failing_before_its_dedup_record_commits_nothing() {
     assert_eq!((a.seq, a.duplicate, a.server_time_ms), (1, false, f.now), "fake clock stamps the message");
     assert!(ack(f.call("alice", send(&conv, "c1", "hello"))).duplicate);
     assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(1));
+}
+
+/// Dedup retention ([I-2]) on the engine's fake clock: a retry inside the
+/// window gets the original ack; once the record is past the window (not yet
+/// compacted) the same client_msg_id is a new send, and that new send is
+/// deduplicated again from then on.
+#[test]
+fn a_retry_after_the_dedup_retention_window_is_a_new_send() {
+    let mut f = fixture();
+    let window = f.node.store.dedup_retention_ms();
+    assert_eq!(window, 7 * 86_400_000, "default retention");
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    let first = ack(f.call("alice", send(&conv, "r1", "hello")));
+    assert_eq!((first.seq, first.duplicate), (1, false));
+    f.now = first.server_time_ms + window - 2; // the next turn runs at window - 1
+    let inside = ack(f.call("alice", send(&conv, "r1", "hello")));
+    assert_eq!((inside.seq, inside.duplicate, inside.server_time_ms), (1, true, first.server_time_ms));
+    f.now = first.server_time_ms + window - 1; // the next turn runs exactly at the window's end
+    let after = ack(f.call("alice", send(&conv, "r1", "hello")));
+    assert_eq!((after.seq, after.duplicate), (2, false), "expired key: stored as a new message");
+    let again = ack(f.call("alice", send(&conv, "r1", "hello")));
+    assert_eq!((again.seq, again.duplicate), (2, true), "the new record deduplicates");
+    assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(2));
 }
 
 /// Defect: `finish` of a group op appended the tip and changed members, then

@@ -6,15 +6,84 @@
 //!   message always has its dedup record and a retry finds it.
 //! - Read by point lookups only (most of them miss: the engine keeps a
 //!   whole-key filter for that).
+//! - Retention (spec [I-2]): a record whose `server_time_ms` is at least
+//!   `dedup_retention_ms` before "now" is *expired*. An expired record reads
+//!   as absent ([`Store::dedup`], at the caller's time) whether or not compaction has
+//!   dropped it yet, and the compaction filter ([`ExpiryFilterFactory`], at
+//!   the store's [`Clock`]) drops exactly the expired ones, so what a retry sees never depends on
+//!   when compaction ran. A record the filter cannot decode is kept (reads
+//!   report it as corrupt). A key rewritten after expiry (a late retry) has
+//!   a younger record above the old one; if a compaction drops the old one
+//!   first nothing changes, and an older record can never shadow a younger
+//!   one's answer because any record older than an unexpired one that a
+//!   read could surface is itself expired.
+
+use std::ffi::{CStr, CString};
 
 use missive_protocol::ConvId;
+use prost::Message as _;
+use rocksdb::CompactionDecision;
+use rocksdb::compaction_filter::CompactionFilter;
+use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
 
 use crate::Result;
 use crate::batch::Batch;
-use crate::engine::Cf;
+use crate::engine::{Cf, Clock};
 use crate::keys;
 use crate::records::DedupRecord;
 use crate::store::Store;
+
+/// Whether a record stored at `server_time_ms` is past a retention of
+/// `retention_ms` (0 = forever) at `now_ms`.
+pub(crate) fn expired(server_time_ms: u64, retention_ms: u64, now_ms: u64) -> bool {
+    retention_ms > 0 && server_time_ms.saturating_add(retention_ms) <= now_ms
+}
+
+/// Makes one [`ExpiryFilter`] per compaction, with that compaction's "now".
+pub(crate) struct ExpiryFilterFactory {
+    retention_ms: u64,
+    clock: Clock,
+    name: CString,
+}
+
+impl ExpiryFilterFactory {
+    pub(crate) fn new(retention_ms: u64, clock: Clock) -> Self {
+        Self { retention_ms, clock, name: c"missive.dedup_expiry.v1".to_owned() }
+    }
+}
+
+impl CompactionFilterFactory for ExpiryFilterFactory {
+    type Filter = ExpiryFilter;
+
+    fn create(&mut self, _context: CompactionFilterContext) -> ExpiryFilter {
+        ExpiryFilter { retention_ms: self.retention_ms, now_ms: self.clock.now_ms(), name: self.name.clone() }
+    }
+
+    fn name(&self) -> &CStr {
+        &self.name
+    }
+}
+
+/// Drops expired dedup records during one compaction.
+pub(crate) struct ExpiryFilter {
+    retention_ms: u64,
+    /// Read once when the compaction starts.
+    now_ms: u64,
+    name: CString,
+}
+
+impl CompactionFilter for ExpiryFilter {
+    fn filter(&mut self, _level: u32, _key: &[u8], value: &[u8]) -> CompactionDecision {
+        match DedupRecord::decode(value) {
+            Ok(r) if expired(r.server_time_ms, self.retention_ms, self.now_ms) => CompactionDecision::Remove,
+            _ => CompactionDecision::Keep,
+        }
+    }
+
+    fn name(&self) -> &CStr {
+        &self.name
+    }
+}
 
 /// Appends the key `conv 00 sender 00 device 00 client_msg_id`.
 fn key(out: &mut Vec<u8>, conv: &ConvId, sender: &str, device: &str, client_msg_id: &str) {
@@ -25,15 +94,22 @@ fn key(out: &mut Vec<u8>, conv: &ConvId, sender: &str, device: &str, client_msg_
 }
 
 impl Store {
-    /// The ack recorded for an idempotency key, if that send was stored.
+    /// The ack recorded for an idempotency key, if that send was stored and
+    /// its record is not past the retention window at `now_ms` (the caller's
+    /// clock: the engine's turn time). An expired record reads as absent even
+    /// before compaction drops it.
     pub fn dedup(
         &self,
         conv: &ConvId,
         sender: &str,
         device: &str,
         client_msg_id: &str,
+        now_ms: u64,
     ) -> Result<Option<DedupRecord>> {
-        self.get_decoded(Cf::Dedup, &keys::owned(|k| key(k, conv, sender, device, client_msg_id)))
+        let rec: Option<DedupRecord> =
+            self.get_decoded(Cf::Dedup, &keys::owned(|k| key(k, conv, sender, device, client_msg_id)))?;
+        let retention = self.dedup_retention_ms();
+        Ok(rec.filter(|r| !expired(r.server_time_ms, retention, now_ms)))
     }
 }
 
@@ -75,7 +151,76 @@ mod tests {
         let mut b = s.batch();
         b.put_dedup(&c, "a", "d1", "m-1", &rec);
         s.write(b).expect("write");
-        assert_eq!(s.dedup(&c, "a", "d1", "m-1").expect("get"), Some(rec));
-        assert_eq!(s.dedup(&c, "a", "d2", "m-1").expect("get"), None);
+        assert_eq!(s.dedup(&c, "a", "d1", "m-1", 0).expect("get"), Some(rec));
+        assert_eq!(s.dedup(&c, "a", "d2", "m-1", 0).expect("get"), None);
+    }
+
+    #[test]
+    fn expiry_boundary() {
+        assert!(!expired(1_000, 0, u64::MAX), "0 = forever");
+        assert!(!expired(1_000, 500, 1_499));
+        assert!(expired(1_000, 500, 1_500));
+        assert!(!expired(u64::MAX - 1, 500, u64::MAX - 1), "no overflow");
+    }
+
+    /// With a fake clock: a record inside the window is honoured; past it, it
+    /// reads as absent at once, and a compaction removes it from disk, while
+    /// a younger record survives both.
+    #[test]
+    fn retention_with_a_fake_clock() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        const DAY: u64 = 86_400_000;
+        let now = Arc::new(AtomicU64::new(100 * DAY));
+        let n2 = Arc::clone(&now);
+        let dir = tempfile::tempdir().expect("tmp");
+        let opts = StoreOptions {
+            durability: Durability::Buffered,
+            dedup_retention_ms: 7 * DAY,
+            clock: Clock::from_fn(move || n2.load(Ordering::SeqCst)),
+            ..Default::default()
+        };
+        let s = Store::open(dir.path(), &opts).expect("open");
+        let c = ConvId::parse("p:a:b").expect("valid");
+        let old = DedupRecord { seq: 1, server_msg_id: 1, server_time_ms: 100 * DAY };
+        let young = DedupRecord { seq: 2, server_msg_id: 2, server_time_ms: 105 * DAY };
+        let mut b = s.batch();
+        b.put_dedup(&c, "a", "d1", "old", &old);
+        b.put_dedup(&c, "a", "d1", "young", &young);
+        s.write(b).expect("write");
+        s.flush().expect("flush");
+
+        now.store(107 * DAY - 1, Ordering::SeqCst);
+        assert_eq!(
+            s.dedup(&c, "a", "d1", "old", now.load(Ordering::SeqCst)).expect("get"),
+            Some(old.clone()),
+            "inside the window"
+        );
+
+        now.store(107 * DAY, Ordering::SeqCst);
+        assert_eq!(
+            s.dedup(&c, "a", "d1", "old", now.load(Ordering::SeqCst)).expect("get"),
+            None,
+            "expired reads as absent"
+        );
+        let raw = |id: &str| s.get(Cf::Dedup, &keys::owned(|k| key(k, &c, "a", "d1", id))).expect("raw");
+        assert!(raw("old").is_some(), "not compacted yet: still on disk");
+
+        s.compact_all().expect("compact");
+        assert!(raw("old").is_none(), "compaction dropped the expired record");
+        assert_eq!(
+            s.dedup(&c, "a", "d1", "young", now.load(Ordering::SeqCst)).expect("get"),
+            Some(young.clone())
+        );
+        assert!(raw("young").is_some());
+
+        // Forever (0): nothing expires, whatever the clock says.
+        drop(s);
+        let s =
+            Store::open(dir.path(), &StoreOptions { dedup_retention_ms: 0, ..opts.clone() }).expect("open");
+        now.store(1_000 * DAY, Ordering::SeqCst);
+        s.compact_all().expect("compact");
+        assert_eq!(s.dedup(&c, "a", "d1", "young", now.load(Ordering::SeqCst)).expect("get"), Some(young));
     }
 }

@@ -7,7 +7,7 @@
 //! entry; a group member writes the member's `user` index entry), but never
 //! builds another keyspace's key.
 
-mod dedup;
+pub(crate) mod dedup;
 pub(crate) mod feed;
 mod group;
 mod meta;

@@ -107,7 +107,7 @@ fn check_config_prints_the_effective_configuration() {
         "max_content_bytes = 65536", // defaults fill the rest
         "login_policy = \"single\"",
         "[groups]",
-        "# unset (off): quic, ",
+        "# unset (off): admin.token, quic, storage.backup_dir, ",
         ", ws, wss\n",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");

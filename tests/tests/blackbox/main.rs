@@ -28,6 +28,7 @@
 //! | `robustness::crash` | durability across SIGKILL, clean SIGTERM |
 //! | `robustness::slow_consumer` | a flooded reader is closed with bounded memory |
 //! | `robustness::fd_limit` | refusal at the broker's open-file limit |
+//! | `robustness::disk` | a full data disk (tmpfs), a corrupted table, online backup and restore |
 //! | `spec_coverage` | spec/PROTOCOL.md documents every code and kind of the schema |
 //! | `spec_corrections` | the spec corrections of issue 13, each test citing its rule id |
 //! | `config_cli` | the command line and configuration: one-line errors, `--check-config` (docs/CONFIG.md) |

@@ -35,7 +35,13 @@ pub(super) fn stage_send(
     };
     let prior = match s.dedup.get(&key) {
         Some(r) => Some(r.clone()),
-        None => s.node.store.dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str())?,
+        None => s.node.store.dedup(
+            conv,
+            op.user.as_str(),
+            op.device.as_str(),
+            client_msg_id.as_str(),
+            t.now_ms,
+        )?,
     };
     if let Some(r) = prior {
         return Ok(Answer::Response(response::Result::SendAck(pb::SendAck {
