@@ -30,7 +30,7 @@ use tracing::{debug, warn};
 use super::admit::Slot;
 use super::query::QueryJob;
 use super::tls::Stream;
-use super::{CLOSE_LINGER, MAX_IOV, Worker};
+use super::{CLOSE_LINGER, MAX_IOV, WRITE_BUDGET, Worker};
 use crate::frames;
 use crate::node::directory::ConnRef;
 use crate::session::Session;
@@ -232,18 +232,34 @@ impl Worker {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
+        let mut again = Vec::new();
         for id in dirty {
             let Some(c) = self.conns.get_mut(&id) else { continue };
             let mut failed = false;
-            while !c.out.is_empty() {
+            let mut blocked = false;
+            let mut written = 0;
+            while !c.out.is_empty() && written < WRITE_BUDGET {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                let n_iov = c.out.iter().zip(iov.iter_mut()).map(|(b, slot)| *slot = IoSlice::new(b)).count();
+                // At most the rest of this turn's budget, so one connection's
+                // large replies cannot hold the loop (and everyone's pongs) for long.
+                let mut room = WRITE_BUDGET - written;
+                let mut n_iov = 0;
+                for (b, slot) in c.out.iter().zip(iov.iter_mut()) {
+                    if room == 0 {
+                        break;
+                    }
+                    let take = b.len().min(room);
+                    *slot = IoSlice::new(&b[..take]);
+                    room -= take;
+                    n_iov += 1;
+                }
                 match c.sock.write_vectored(&iov[..n_iov]) {
                     Ok(0) => {
                         failed = true;
                         break;
                     }
                     Ok(mut n) => {
+                        written += n;
                         c.out_bytes -= n;
                         while n > 0 {
                             let Some(front) = c.out.front_mut() else { break };
@@ -258,13 +274,20 @@ impl Worker {
                             }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
                         failed = true;
                         break;
                     }
                 }
+            }
+            if !failed && !blocked && !c.out.is_empty() {
+                // Budget used up, the socket still takes data: next turn.
+                again.push(id);
             }
             // TLS: encrypted bytes may still wait for the socket.
             if !failed && let Err(e) = c.sock.flush() {
@@ -277,6 +300,7 @@ impl Worker {
                 self.resume_input(id);
             }
         }
+        self.dirty.extend(again);
     }
 
     pub(super) fn drop_conn(&mut self, id: u64) {

@@ -133,6 +133,9 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 pub(super) const INBOX_BATCH: usize = 4096;
 /// Bytes read from one connection per turn (fairness between connections).
 pub(super) const READ_BUDGET: usize = 256 * 1024;
+/// Bytes written to one connection per turn (fairness: a connection taking
+/// megabytes of replies must not delay other connections' frames).
+pub(super) const WRITE_BUDGET: usize = 256 * 1024;
 /// Frames decoded from one connection per turn.
 pub(super) const FRAME_BUDGET: usize = 256;
 /// Buffers handed to one `writev`.
@@ -252,6 +255,7 @@ impl Worker {
             let shard_ready =
                 !self.engine.write_in_flight() && (!self.ops.is_empty() || self.engine.has_deferred());
             let busy = shard_ready
+                || !self.dirty.is_empty()
                 || !self.inbox.is_empty()
                 || !self.ready.is_empty()
                 || self.overflow.iter().any(|q| !q.is_empty());
