@@ -66,7 +66,16 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Messages fetched per history page. */
   pageSize?: number;
+  /**
+   * How long an unacknowledged send keeps being resent before it fails (ms;
+   * default 24 h). It must stay well below the server's dedup retention
+   * window (spec [I-2], [S-4]), after which a resend may be stored twice.
+   */
+  sendGiveUpMs?: number;
 }
+
+/** Default of `ClientOptions.sendGiveUpMs`: one day. */
+export const SEND_GIVE_UP_MS = 24 * 3600 * 1000;
 
 interface Outbox {
   convId: string;
@@ -75,6 +84,8 @@ interface Outbox {
   resolve: (a: SendAck) => void;
   reject: (e: MissiveError) => void;
   inFlight: boolean;
+  /** When `send` was called (Date.now()). */
+  createdAt: number;
 }
 
 interface Conv {
@@ -372,7 +383,7 @@ export class MissiveClient {
   send(convId: string, content: MessageInitShape<typeof ContentSchema>): Promise<SendAck> {
     const clientMsgId = `${this.o.deviceId}-${Date.now().toString(36)}-${(this.seqCounter++).toString(36)}`;
     return new Promise((resolve, reject) => {
-      this.outbox.push({ convId, clientMsgId, content, resolve, reject, inFlight: false });
+      this.outbox.push({ convId, clientMsgId, content, resolve, reject, inFlight: false, createdAt: Date.now() });
       this.flushOutbox();
     });
   }
@@ -387,8 +398,15 @@ export class MissiveClient {
   private flushOutbox() {
     const conn = this.conn;
     if (!conn) return;
+    const giveUp = this.o.sendGiveUpMs ?? SEND_GIVE_UP_MS;
     for (const e of this.outbox) {
       if (e.inFlight) continue;
+      if (Date.now() - e.createdAt > giveUp) {
+        // [S-4]: never resend past the server's dedup window; report the send as failed.
+        this.outbox = this.outbox.filter((x) => x !== e);
+        e.reject(new MissiveError(0, `send not acknowledged within ${giveUp} ms; not resent`, false));
+        continue;
+      }
       e.inFlight = true;
       conn
         .request({ case: "send", value: { convId: e.convId, clientMsgId: e.clientMsgId, content: e.content } })

@@ -137,7 +137,7 @@ test("handshake refused with the server's close code; responses matched by id", 
 });
 
 /** A tiny in-memory broker for one conversation. */
-function miniBroker(opts: { dropFirstSend?: boolean } = {}) {
+function miniBroker(opts: { dropFirstSend?: boolean; dropAllSends?: boolean } = {}) {
   const conv = directConvId("alice", "bob");
   const stored: { clientMsgId: string; text: string }[] = [];
   const syncTokens: string[] = [];
@@ -158,6 +158,7 @@ function miniBroker(opts: { dropFirstSend?: boolean } = {}) {
           stored.push({ clientMsgId: op.value.clientMsgId, text: op.value.content?.body.case === "text" ? op.value.content.body.value.text : "" });
           seq = stored.length;
         }
+        if (opts.dropAllSends) return conn.drop(); // the ack never arrives
         if (opts.dropFirstSend && !dropped) {
           dropped = true; // stored, but the ack is lost with the connection
           return conn.drop();
@@ -190,6 +191,23 @@ test("a send whose ack was lost is resent with the same id after reconnect and s
   assert.equal(b.stored.length, 1);
   assert.ok(b.conns.length >= 2, "reconnected");
   assert.deepEqual(states.slice(0, 4), ["connecting", "online", "offline", "connecting"]);
+  client.stop();
+});
+
+test("an unacknowledged send stops being resent after sendGiveUpMs and fails", async () => {
+  const b = miniBroker({ dropAllSends: true });
+  const client = new MissiveClient({
+    transports: [b.factory],
+    token: "t",
+    deviceId: "web1",
+    backoffMs: { initial: 5, max: 20 },
+    sendGiveUpMs: 100,
+  });
+  client.start();
+  await assert.rejects(client.sendText(b.conv, "hello"), (e: MissiveError) => !e.retryable && /not resent/.test(e.message));
+  const resends = b.stored.length;
+  assert.ok(resends >= 1, "it was sent at least once");
+  assert.equal(client.pending().length, 0, "the outbox is empty");
   client.stop();
 });
 
