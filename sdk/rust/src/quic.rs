@@ -20,35 +20,12 @@ use std::time::Duration;
 use crate::client::Dial;
 use crate::conn::{ConnectOptions, Connection};
 use crate::error::SdkError;
-use crate::tls::PinVerifier;
 pub use crate::tls::{ALPN, Trust};
 
 /// The quinn client configuration for `trust` (TLS 1.3, ALPN `missive/1`) and
 /// the server name to connect with; for callers that drive quinn themselves.
 pub fn client_config(trust: &Trust) -> Result<(quinn::ClientConfig, String), SdkError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| SdkError::Protocol(format!("tls: {e}")))?;
-    let (mut tls, name) = match trust {
-        Trust::Sha256(hex_hash) => {
-            let sha256 =
-                hex::decode(hex_hash).map_err(|e| SdkError::Protocol(format!("certificate hash: {e}")))?;
-            let v = Arc::new(PinVerifier::new(sha256, provider));
-            (
-                builder.dangerous().with_custom_certificate_verifier(v).with_no_client_auth(),
-                "localhost".to_owned(),
-            )
-        }
-        Trust::Roots { roots, server_name } => {
-            let mut store = rustls::RootCertStore::empty();
-            for r in roots {
-                store.add(r.clone()).map_err(|e| SdkError::Protocol(format!("root certificate: {e}")))?;
-            }
-            (builder.with_root_certificates(store).with_no_client_auth(), server_name.clone())
-        }
-    };
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let (tls, name) = crate::tls::rustls_config(trust, &[&rustls::version::TLS13])?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| SdkError::Protocol(format!("tls: {e}")))?;
     Ok((quinn::ClientConfig::new(Arc::new(crypto)), name))

@@ -129,9 +129,18 @@ fn tls_err(what: &str, e: impl std::fmt::Display) -> SdkError {
 /// The rustls client configuration for `trust` (TLS 1.2 and 1.3, ALPN
 /// `missive/1`) and the server name to connect with.
 pub fn client_config(trust: &Trust) -> Result<(rustls::ClientConfig, String), SdkError> {
+    rustls_config(trust, rustls::DEFAULT_VERSIONS)
+}
+
+/// The rustls client configuration for `trust` with these protocol
+/// `versions` (QUIC: TLS 1.3 only), ALPN `missive/1`, and the server name.
+pub(crate) fn rustls_config(
+    trust: &Trust,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<(rustls::ClientConfig, String), SdkError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| tls_err("versions", e))?;
     let (mut tls, name) = match trust {
         Trust::Sha256(hex_hash) => {
