@@ -5,10 +5,10 @@
 //! required) and its destination:
 //! - [`Route::Owner`]: an op for the owner shard of its [`OwnerKey`]
 //!   (`node::owner`), staged transactionally there;
-//! - [`Route::Local`]: a read-only query served on the connection's worker
-//!   from committed storage;
-//! - [`Route::Sync`]: read on the connection's worker; the page then goes to
-//!   the user's owner shard, which records its token and answers.
+//! - [`Route::Local`]: a read-only query served by the query pool
+//!   (`net::query`, off the I/O loops) from committed storage;
+//! - [`Route::Sync`]: read by the query pool; the page then goes to the
+//!   user's owner shard, which records its token and answers.
 //!
 //! Invariants: the match has no wildcard arm, so a request kind added to
 //! `spec/proto` without a route here does not compile; permission checks that
@@ -39,9 +39,9 @@ pub(crate) struct Caller<'a> {
 pub(crate) enum Route {
     /// To the owner shard (index) with this op.
     Owner(usize, ServiceOp),
-    /// Served on the connection's worker.
+    /// Served by the query pool.
     Local(LocalQuery),
-    /// Sync, served on the connection's worker.
+    /// Sync, read by the query pool, answered by the user's owner shard.
     Sync(pb::SyncRequest),
 }
 
