@@ -25,6 +25,8 @@
 //!   kept in [`RawClient::pushes`]), pipelining; its submodules hold the typed
 //!   helpers of each request group (messages, conversations, sync, accounts,
 //!   presence, relations, groups) and the waits for pushes.
+//! - [`netns`]: [`netns::NetLab`], two network namespaces joined by a lossy,
+//!   delaying, reordering user-space relay (the weak-network test).
 //! - [`ws`]: the same client over WebSocket; [`wt`]: WebTransport / raw QUIC probes.
 //!
 //! Invariants: every wait is bounded by a timeout ([`WAIT`] unless told) and
@@ -34,6 +36,7 @@
 
 use std::time::Duration;
 
+pub mod netns;
 pub mod ws;
 pub mod wt;
 

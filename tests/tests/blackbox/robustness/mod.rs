@@ -1,6 +1,7 @@
 //! Failure and overload: crashes and clean shutdown (durability), a slow
-//! consumer, the open-file limit.
+//! consumer, the open-file limit, weak networks (loss, delay, reordering).
 
 mod crash;
 mod fd_limit;
 mod slow_consumer;
+mod weak_network;
