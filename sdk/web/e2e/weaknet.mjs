@@ -5,7 +5,9 @@
 // retrying across timeouts and reconnects), bob receives. Checks that bob
 // gets seqs 1..=N in order, each once, carrying the sent texts in send order,
 // and nothing more in the next second. Prints one JSON line:
-// {"errors":[...],"latencies_ms":[...]} (send start -> bob's message event).
+// {"errors":[...],"latencies_ms":[...],"reconnects":N} (latency: send start ->
+// bob's message event; reconnects: sessions after the first, both clients).
+// Connection state changes go to stderr.
 // Usage: node weaknet.mjs WS_URL ALICE ALICE_TOKEN BOB BOB_TOKEN N TAG
 import { MissiveClient, webSocketTransport, directConvId } from "../dist/src/index.js";
 
@@ -25,6 +27,15 @@ const opts = (token) => ({
 });
 const alice = new MissiveClient(opts(aliceToken));
 const bob = new MissiveClient(opts(bobToken));
+const t0 = performance.now();
+let reconnects = 0;
+for (const [name, c] of [["alice", alice], ["bob", bob]]) {
+  let online = 0;
+  c.on("state", (st, detail) => {
+    if (st === "online" && online++ > 0) reconnects++;
+    console.error(`${((performance.now() - t0) / 1000).toFixed(2)}s ${name} ${st} ${detail}`);
+  });
+}
 const got = [];
 let wake = () => {};
 bob.on("message", (m) => {
@@ -58,5 +69,5 @@ got.forEach((g, i) => {
 const latencies = got.slice(0, n).map((g, i) => g.at - sentAt[i]);
 alice.stop();
 bob.stop();
-console.log(JSON.stringify({ errors: errors.slice(0, 20), latencies_ms: latencies }));
+console.log(JSON.stringify({ errors: errors.slice(0, 20), latencies_ms: latencies, reconnects }));
 process.exit(errors.length ? 1 : 0);

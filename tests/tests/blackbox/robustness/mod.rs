@@ -3,5 +3,7 @@
 
 mod crash;
 mod fd_limit;
+mod load;
 mod slow_consumer;
+mod soak;
 mod weak_network;

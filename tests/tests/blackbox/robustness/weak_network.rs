@@ -47,8 +47,8 @@ fn levels() -> [Level; 2] {
             imp: Impairment { loss_up: 0.30, loss_down: 0.30, delay_ms: 40, jitter_ms: 40, seed: 30 },
         },
         Level {
-            name: "70% loss each way, 40+0..40 ms delay",
-            imp: Impairment { loss_up: 0.70, loss_down: 0.70, delay_ms: 40, jitter_ms: 40, seed: 70 },
+            name: "70% loss client->server, 40+0..40 ms delay",
+            imp: Impairment { loss_up: 0.70, loss_down: 0.0, delay_ms: 40, jitter_ms: 40, seed: 70 },
         },
     ]
 }
@@ -62,6 +62,8 @@ struct RunResult {
     transport: &'static str,
     latencies_ms: Vec<f64>,
     wall: Duration,
+    /// Sessions after the first one, sender and receiver together.
+    reconnects: usize,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -75,14 +77,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Connects a resilient Rust client, retrying the first connect (it may time out under loss).
 fn connect(addr: &str, user: &str, config: &ClientConfig) -> Client {
     let deadline = Instant::now() + RUN_DEADLINE;
-    loop {
-        let opts = ConnectOptions::new(addr, mint(user), "phone");
+    for attempt in 0.. {
+        // A new Client per attempt is a fresh install: a new device id, so the
+        // abandoned attempt's late Hello cannot end this one's session ([L-2]).
+        let mut opts = ConnectOptions::new(addr, mint(user), format!("phone-{attempt}"));
+        opts.connect_timeout = Duration::from_secs(30);
         match Client::connect_with(opts, LocalState::default(), config.clone()) {
             Ok(c) => return c,
             Err(e) if Instant::now() < deadline => eprintln!("{user}: first connect failed ({e}); retrying"),
             Err(e) => panic!("{user}: no connection within {RUN_DEADLINE:?}: {e}"),
         }
     }
+    unreachable!("the connect loop returns or panics")
 }
 
 /// The Rust SDK: alice sends `n` messages sequentially, bob receives. Runs in the client namespace.
@@ -104,9 +110,10 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
     let ids: Vec<String> = (0..n).map(|i| format!("wn-{level}-{i:05}")).collect();
     let started = Instant::now();
     let mut sent_at = Vec::with_capacity(n);
-    let (received, acks) = std::thread::scope(|s| {
+    let ((received, bob_sessions), acks) = std::thread::scope(|s| {
         let receiver = s.spawn(|| {
             let mut got: Vec<(u64, String, Instant)> = Vec::new();
+            let mut reconnects = 0usize;
             let deadline = Instant::now() + RUN_DEADLINE;
             while got.len() < n {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -115,13 +122,14 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
                     Ok(ClientEvent::Message(m)) if m.conv_id == conv => {
                         got.push((m.seq, m.client_msg_id.clone(), Instant::now()));
                     }
+                    Ok(ClientEvent::Connected { .. }) => reconnects += 1,
                     Ok(ClientEvent::Kicked { code, message } | ClientEvent::Closed { code, message }) => {
                         panic!("{transport}: bob's client stopped: {code} {message}")
                     }
                     Ok(_) | Err(_) => {}
                 }
             }
-            got
+            (got, reconnects)
         });
         let mut acks = Vec::with_capacity(n);
         for id in &ids {
@@ -137,7 +145,7 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
     // Anything arriving after the N-th message is a duplicate.
     let extra_deadline = Instant::now() + Duration::from_secs(1);
     while let Ok(ev) = events.recv_timeout(extra_deadline.saturating_duration_since(Instant::now())) {
-        if let ClientEvent::Message(m) = ev {
+        if let ClientEvent::Message(m) = &ev {
             assert_ne!(m.conv_id, conv, "{transport}: message delivered again: seq {} {}", m.seq, m.client_msg_id);
         }
     }
@@ -150,9 +158,11 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
     assert_eq!(got_ids, want_ids, "{transport}: received ids in send order");
     let latencies_ms =
         received.iter().zip(&sent_at).map(|(r, t0)| r.2.duration_since(*t0).as_secs_f64() * 1e3).collect();
+    let alice_sessions = alice.events().try_iter().filter(|e| matches!(e, ClientEvent::Connected { .. })).count();
+    let reconnects = alice_sessions.saturating_sub(1) + bob_sessions.saturating_sub(1);
     alice.close();
     bob.close();
-    RunResult { transport, latencies_ms, wall }
+    RunResult { transport, latencies_ms, wall, reconnects }
 }
 
 /// The built TypeScript SDK's driver script, if sdk/web/dist exists.
@@ -212,14 +222,15 @@ fn run_web(lab: &NetLab, b: &BrokerProc, driver: &PathBuf, n: usize, level: usiz
     let latencies_ms: Vec<f64> =
         v["latencies_ms"].as_array().expect("latencies_ms").iter().filter_map(serde_json::Value::as_f64).collect();
     assert_eq!(latencies_ms.len(), n, "web: one latency per message");
-    RunResult { transport: "web-ws", latencies_ms, wall }
+    let reconnects = v["reconnects"].as_u64().unwrap_or(0) as usize;
+    RunResult { transport: "web-ws", latencies_ms, wall, reconnects }
 }
 
 fn report(level: &str, r: &RunResult, relay: RelayStats) {
     let mut s = r.latencies_ms.clone();
     s.sort_by(f64::total_cmp);
     eprintln!(
-        "weak network | {level} | {:<9} | {} msgs | time-to-delivery ms p50 {:.0} p90 {:.0} p99 {:.0} max {:.0} | run {:.1} s | relay {:?}",
+        "weak network | {level} | {:<9} | {} msgs | time-to-delivery ms p50 {:.0} p90 {:.0} p99 {:.0} max {:.0} | run {:.1} s | {} reconnects | relay {:?}",
         r.transport,
         s.len(),
         percentile(&s, 50.0),
@@ -227,6 +238,7 @@ fn report(level: &str, r: &RunResult, relay: RelayStats) {
         percentile(&s, 99.0),
         percentile(&s, 100.0),
         r.wall.as_secs_f64(),
+        r.reconnects,
         relay,
     );
 }
