@@ -126,13 +126,8 @@ impl NetLab {
         let (client_ns, server_ns) = (format!("{base}-c"), format!("{base}-s"));
         ip(&["netns", "add", &client_ns])?;
         let tmp = tempfile::Builder::new().prefix("missive-netlab-").tempdir().map_err(|e| e.to_string())?;
-        let mut lab = NetLab {
-            client_ns,
-            server_ns,
-            relay: None,
-            stats: tmp.path().join("relay-stats"),
-            _tmp: tmp,
-        };
+        let mut lab =
+            NetLab { client_ns, server_ns, relay: None, stats: tmp.path().join("relay-stats"), _tmp: tmp };
         ip(&["netns", "add", &lab.server_ns])?;
         let relay = broker_binary().with_file_name(format!("netem-relay{}", std::env::consts::EXE_SUFFIX));
         if !relay.exists() {

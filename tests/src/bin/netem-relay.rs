@@ -105,7 +105,8 @@ struct IfReq {
 /// Creates (or attaches to) TUN device `name` in the calling thread's network namespace.
 fn open_tun(name: &str) -> io::Result<File> {
     let f = OpenOptions::new().read(true).write(true).open("/dev/net/tun")?;
-    let mut req = IfReq { name: [0; 16], flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short, _pad: [0; 22] };
+    let mut req =
+        IfReq { name: [0; 16], flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short, _pad: [0; 22] };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq` (40 bytes, which
     // `IfReq` is, repr(C)) that lives for the whole call; the fd is ours.

@@ -228,7 +228,12 @@ fn soak_kill9_cycles_under_mixed_load() {
     let cycles: usize = std::env::var("SOAK_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let started = Instant::now();
     let mut b = BrokerProc::start(); // durability fsync
-    for u in ["alice", "bob", "carol", "rel-owner", "g-owner"].iter().chain(&FRIEND_PEERS).chain(&BLOCK_PEERS).chain(&MEMBERS) {
+    for u in ["alice", "bob", "carol", "rel-owner", "g-owner"]
+        .iter()
+        .chain(&FRIEND_PEERS)
+        .chain(&BLOCK_PEERS)
+        .chain(&MEMBERS)
+    {
         drop(b.client(u, "soak-setup"));
     }
     let mut carol = b.client("carol", "soak-setup");
@@ -247,8 +252,10 @@ fn soak_kill9_cycles_under_mixed_load() {
         outbox: Vec::new(),
         fresh: 0,
     };
-    let mut convs =
-        vec![new_conv("d", "alice", "bob", direct("alice", "bob")), new_conv("g", "carol", "alice", gconv(MSG_GROUP))];
+    let mut convs = vec![
+        new_conv("d", "alice", "bob", direct("alice", "bob")),
+        new_conv("g", "carol", "alice", gconv(MSG_GROUP)),
+    ];
     let mut rel = Toggles::default();
     let mut grp = Toggles::default();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -259,7 +266,7 @@ fn soak_kill9_cycles_under_mixed_load() {
             verify(&b, &convs, &mut rel, &mut grp, cycle);
             checks += 1;
         }
-        let target = 20 + (next_rand(&mut rng) % 300) as usize;
+        let target = 200 + (next_rand(&mut rng) % 1800) as usize;
         let acked_now = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let senders: Vec<_> = convs
@@ -306,7 +313,8 @@ fn soak_kill9_cycles_under_mixed_load() {
         let stored = reader.pull_all(&c.conv);
         let (chk, examples) = check_log(&stored, &c.acked, &c.sent);
         assert_eq!(chk, LogCheck::default(), "final {}: {chk:?} e.g. {examples:?}", c.name);
-        assert_eq!(stored.len(), c.sent.len(), "final {}: every sent id stored exactly once", c.name);
+        let sent_stored = stored.iter().filter(|m| !m.client_msg_id.is_empty()).count();
+        assert_eq!(sent_stored, c.sent.len(), "final {}: every sent id stored exactly once", c.name);
     }
     let msgs: usize = convs.iter().map(|c| c.acked.len()).sum();
     eprintln!(

@@ -17,7 +17,8 @@
 //! printed per level and transport (README "Weak networks").
 //!
 //! Skips with a printed reason when namespaces cannot be made (not root, no
-//! /dev/net/tun). `WEAKNET_MSGS` sets the messages per transport and level
+//! /dev/net/tun), unless `WEAKNET_REQUIRED` is set (`make soak`): then it
+//! fails. `WEAKNET_MSGS` sets the messages per transport and level
 //! (default 20; `make soak` uses more); the TypeScript part needs
 //! sdk/web/dist (`make web`), else it is skipped with a message.
 
@@ -32,8 +33,10 @@ use missive_sdk::{Client, ClientConfig, ClientEvent, ConnectOptions, LocalState}
 use missive_tests::netns::{Impairment, NetLab, RelayStats, SERVER_IP};
 use missive_tests::*;
 
-/// Hard bound for one transport's run at one loss level.
-const RUN_DEADLINE: Duration = Duration::from_secs(240);
+/// Hard bound for one transport's run at one loss level: 4 minutes plus 3 s a message.
+fn run_deadline() -> Duration {
+    Duration::from_secs(240 + 3 * msgs() as u64)
+}
 
 struct Level {
     name: &'static str,
@@ -76,7 +79,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Connects a resilient Rust client, retrying the first connect (it may time out under loss).
 fn connect(addr: &str, user: &str, config: &ClientConfig) -> Client {
-    let deadline = Instant::now() + RUN_DEADLINE;
+    let deadline = Instant::now() + run_deadline();
     for attempt in 0.. {
         // A new Client per attempt is a fresh install: a new device id, so the
         // abandoned attempt's late Hello cannot end this one's session ([L-2]).
@@ -85,7 +88,7 @@ fn connect(addr: &str, user: &str, config: &ClientConfig) -> Client {
         match Client::connect_with(opts, LocalState::default(), config.clone()) {
             Ok(c) => return c,
             Err(e) if Instant::now() < deadline => eprintln!("{user}: first connect failed ({e}); retrying"),
-            Err(e) => panic!("{user}: no connection within {RUN_DEADLINE:?}: {e}"),
+            Err(e) => panic!("{user}: no connection within {run_deadline():?}: {e}"),
         }
     }
     unreachable!("the connect loop returns or panics")
@@ -97,7 +100,7 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
     let transport = if over_quic { "rust-quic" } else { "rust-tcp" };
     let (alice_id, bob_id) = (format!("alice-{transport}-{level}"), format!("bob-{transport}-{level}"));
     let conv = direct(&alice_id, &bob_id);
-    let mut config = ClientConfig { retry_timeout: RUN_DEADLINE, ..Default::default() };
+    let mut config = ClientConfig { retry_timeout: run_deadline(), ..Default::default() };
     if over_quic {
         let addr = b.listening.quic.expect("broker printed quic=");
         let hash = b.listening.fields.get("cert_sha256").expect("broker printed cert_sha256=").clone();
@@ -114,10 +117,14 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
         let receiver = s.spawn(|| {
             let mut got: Vec<(u64, String, Instant)> = Vec::new();
             let mut reconnects = 0usize;
-            let deadline = Instant::now() + RUN_DEADLINE;
+            let deadline = Instant::now() + run_deadline();
             while got.len() < n {
                 let left = deadline.saturating_duration_since(Instant::now());
-                assert!(!left.is_zero(), "{transport}: bob got {} of {n} within {RUN_DEADLINE:?}", got.len());
+                assert!(
+                    !left.is_zero(),
+                    "{transport}: bob got {} of {n} within {run_deadline():?}",
+                    got.len()
+                );
                 match events.recv_timeout(left) {
                     Ok(ClientEvent::Message(m)) if m.conv_id == conv => {
                         got.push((m.seq, m.client_msg_id.clone(), Instant::now()));
@@ -146,7 +153,11 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
     let extra_deadline = Instant::now() + Duration::from_secs(1);
     while let Ok(ev) = events.recv_timeout(extra_deadline.saturating_duration_since(Instant::now())) {
         if let ClientEvent::Message(m) = &ev {
-            assert_ne!(m.conv_id, conv, "{transport}: message delivered again: seq {} {}", m.seq, m.client_msg_id);
+            assert_ne!(
+                m.conv_id, conv,
+                "{transport}: message delivered again: seq {} {}",
+                m.seq, m.client_msg_id
+            );
         }
     }
     let expected: Vec<u64> = (1..=n as u64).collect();
@@ -158,7 +169,8 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
     assert_eq!(got_ids, want_ids, "{transport}: received ids in send order");
     let latencies_ms =
         received.iter().zip(&sent_at).map(|(r, t0)| r.2.duration_since(*t0).as_secs_f64() * 1e3).collect();
-    let alice_sessions = alice.events().try_iter().filter(|e| matches!(e, ClientEvent::Connected { .. })).count();
+    let alice_sessions =
+        alice.events().try_iter().filter(|e| matches!(e, ClientEvent::Connected { .. })).count();
     let reconnects = alice_sessions.saturating_sub(1) + bob_sessions.saturating_sub(1);
     alice.close();
     bob.close();
@@ -178,8 +190,13 @@ fn web_driver() -> Result<PathBuf, String> {
 /// Node 20 and 21 need a flag for the global WebSocket.
 fn node_flags() -> Vec<&'static str> {
     let v = Command::new("node").arg("--version").output().map(|o| o.stdout).unwrap_or_default();
-    let major: u32 =
-        String::from_utf8_lossy(&v).trim().trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let major: u32 = String::from_utf8_lossy(&v)
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
     if major < 22 { vec!["--experimental-websocket"] } else { vec![] }
 }
 
@@ -192,13 +209,21 @@ fn run_web(lab: &NetLab, b: &BrokerProc, driver: &PathBuf, n: usize, level: usiz
         .command_in_client("node")
         .args(node_flags())
         .arg(driver)
-        .args([&url, &alice_id, &mint(&alice_id), &bob_id, &mint(&bob_id), &n.to_string(), &format!("wn-{level}")])
+        .args([
+            &url,
+            &alice_id,
+            &mint(&alice_id),
+            &bob_id,
+            &mint(&bob_id),
+            &n.to_string(),
+            &format!("wn-{level}"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn node");
-    let deadline = Instant::now() + RUN_DEADLINE;
+    let deadline = Instant::now() + run_deadline();
     let status = loop {
         if let Some(s) = child.try_wait().expect("try_wait node") {
             break s;
@@ -206,7 +231,7 @@ fn run_web(lab: &NetLab, b: &BrokerProc, driver: &PathBuf, n: usize, level: usiz
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("web: node did not finish within {RUN_DEADLINE:?}");
+            panic!("web: node did not finish within {run_deadline():?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -215,12 +240,20 @@ fn run_web(lab: &NetLab, b: &BrokerProc, driver: &PathBuf, n: usize, level: usiz
     child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read node stdout");
     child.stderr.take().expect("stderr").read_to_string(&mut err).expect("read node stderr");
     assert!(status.success(), "web: node driver failed ({status}):\n{out}\n{err}");
-    let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("web: no result:\n{out}\n{err}"));
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("web: no result:\n{out}\n{err}"));
     let v: serde_json::Value = serde_json::from_str(line).expect("web: result JSON");
     let errors = v["errors"].as_array().cloned().unwrap_or_default();
     assert!(errors.is_empty(), "web: {errors:?}\n{err}");
-    let latencies_ms: Vec<f64> =
-        v["latencies_ms"].as_array().expect("latencies_ms").iter().filter_map(serde_json::Value::as_f64).collect();
+    let latencies_ms: Vec<f64> = v["latencies_ms"]
+        .as_array()
+        .expect("latencies_ms")
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
     assert_eq!(latencies_ms.len(), n, "web: one latency per message");
     let reconnects = v["reconnects"].as_u64().unwrap_or(0) as usize;
     RunResult { transport: "web-ws", latencies_ms, wall, reconnects }
@@ -250,6 +283,10 @@ fn messages_arrive_exactly_once_in_order_over_lossy_links() {
         let lab = match NetLab::new(level.imp) {
             Ok(l) => l,
             Err(why) => {
+                assert!(
+                    std::env::var_os("WEAKNET_REQUIRED").is_none(),
+                    "weak-network test required (WEAKNET_REQUIRED) but namespaces are unavailable: {why}"
+                );
                 eprintln!(
                     "SKIPPED weak-network test: cannot build the network namespaces ({why}); it needs root, \
                      `ip netns add` and /dev/net/tun"
@@ -269,6 +306,10 @@ fn messages_arrive_exactly_once_in_order_over_lossy_links() {
             let web = match &driver {
                 Ok(d) => Some(s.spawn(|| run_web(&lab, &b, d, n, i))),
                 Err(why) => {
+                    assert!(
+                        std::env::var_os("WEAKNET_REQUIRED").is_none(),
+                        "TypeScript SDK part required: {why}"
+                    );
                     eprintln!("SKIPPED the TypeScript SDK part of the weak-network test: {why}");
                     None
                 }
