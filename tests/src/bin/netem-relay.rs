@@ -148,6 +148,9 @@ impl Rng {
     }
 }
 
+/// A packet waiting for its time: (due, arrival order, direction 0 = A→B, packet).
+type Delayed = (Instant, u64, u8, Vec<u8>);
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
     forwarded: u64,
@@ -165,8 +168,7 @@ fn run(a: Args) -> io::Result<()> {
         out.flush()?;
     }
     let mut rng = Rng(a.seed);
-    // (due, arrival order, direction 0 = A→B, packet)
-    let mut queue: BinaryHeap<Reverse<(Instant, u64, u8, Vec<u8>)>> = BinaryHeap::new();
+    let mut queue: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
     let mut counters = [Counters::default(); 2];
     let mut order = 0u64;
     let mut buf = vec![0u8; 65_536];
@@ -216,9 +218,10 @@ fn run(a: Args) -> io::Result<()> {
         while queue.peek().is_some_and(|Reverse((due, ..))| *due <= now) {
             let Some(Reverse((_, _, dir, pkt))) = queue.pop() else { break };
             let dst = if dir == 0 { &mut side_b } else { &mut side_a };
-            // A write error (e.g. the link is still down) is a lost packet, as on a wire.
-            match dst.write(&pkt) {
-                Ok(_) => counters[usize::from(dir)].forwarded += 1,
+            // A TUN write takes the whole packet or fails; a failure (e.g. the link
+            // is still down) is a lost packet, as on a wire.
+            match dst.write_all(&pkt) {
+                Ok(()) => counters[usize::from(dir)].forwarded += 1,
                 Err(_) => counters[usize::from(dir)].lost += 1,
             }
         }

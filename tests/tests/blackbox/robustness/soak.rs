@@ -128,7 +128,7 @@ fn relation_churn(b_addr: std::net::SocketAddr, mut t: Toggles, stop: Arc<Atomic
     }
     let mut step = 0usize;
     while !stop.load(Ordering::Acquire) {
-        let friend = step % 2 == 0;
+        let friend = step.is_multiple_of(2);
         let peer = if friend { FRIEND_PEERS[(step / 2) % 2] } else { BLOCK_PEERS[(step / 2) % 2] };
         step += 1;
         let key = format!("{}:{peer}", if friend { "friend" } else { "blocked" });

@@ -88,7 +88,7 @@ fn connect(addr: &str, user: &str, config: &ClientConfig) -> Client {
         match Client::connect_with(opts, LocalState::default(), config.clone()) {
             Ok(c) => return c,
             Err(e) if Instant::now() < deadline => eprintln!("{user}: first connect failed ({e}); retrying"),
-            Err(e) => panic!("{user}: no connection within {run_deadline():?}: {e}"),
+            Err(e) => panic!("{user}: no connection within {:?}: {e}", run_deadline()),
         }
     }
     unreachable!("the connect loop returns or panics")
@@ -122,8 +122,9 @@ fn run_rust(lab: &NetLab, b: &BrokerProc, over_quic: bool, n: usize, level: usiz
                 let left = deadline.saturating_duration_since(Instant::now());
                 assert!(
                     !left.is_zero(),
-                    "{transport}: bob got {} of {n} within {run_deadline():?}",
-                    got.len()
+                    "{transport}: bob got {} of {n} within {:?}",
+                    got.len(),
+                    run_deadline()
                 );
                 match events.recv_timeout(left) {
                     Ok(ClientEvent::Message(m)) if m.conv_id == conv => {
@@ -231,7 +232,7 @@ fn run_web(lab: &NetLab, b: &BrokerProc, driver: &PathBuf, n: usize, level: usiz
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("web: node did not finish within {run_deadline():?}");
+            panic!("web: node did not finish within {:?}", run_deadline());
         }
         std::thread::sleep(Duration::from_millis(50));
     };
