@@ -40,6 +40,7 @@ const got = [];
 let wake = () => {};
 bob.on("message", (m) => {
   if (m.convId !== conv) return;
+  console.error(`${((performance.now() - t0) / 1000).toFixed(2)}s bob got seq ${m.seq}`);
   got.push({ seq: Number(m.seq), text: m.content?.body?.case === "text" ? m.content.body.value.text : "", at: performance.now() });
   wake();
 });
@@ -53,6 +54,7 @@ for (let i = 0; i < n; i++) {
   sentAt.push(performance.now());
   try {
     const ack = await alice.sendText(conv, text);
+    console.error(`${((performance.now() - t0) / 1000).toFixed(2)}s acked ${text} seq ${ack.seq}, bob has ${got.length}`);
     if (Number(ack.seq) !== i + 1) errors.push(`send ${text}: acked seq ${ack.seq}, expected ${i + 1}`);
   } catch (e) {
     errors.push(`send ${text} failed: ${e?.message ?? e}`);

@@ -232,7 +232,11 @@ fn run_web(lab: &NetLab, b: &BrokerProc, driver: &PathBuf, n: usize, level: usiz
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("web: node did not finish within {:?}", run_deadline());
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("web: node did not finish within {:?}; its log:\n{err}", run_deadline());
         }
         std::thread::sleep(Duration::from_millis(50));
     };
