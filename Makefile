@@ -100,12 +100,12 @@ test: lint web
 ## soak: SOAK_CYCLES (default 100) kill -9 cycles under mixed load, then the weak-network test, bigger
 # Not in CI and not in `make test`. The crash-cycle test (tests/tests/blackbox/robustness/soak.rs,
 # #[ignore]d in ordinary runs) prints a `soak: ...` summary line; the weak-network test
-# (robustness/weak_network.rs) runs WEAKNET_MSGS (default here 100) messages per transport and
+# (robustness/weak_network.rs) runs WEAKNET_MSGS (default here 50; 20 in `make test`) messages per transport and
 # loss level and prints time-to-delivery percentiles. Both need the release binaries; the
 # weak-network test needs root (network namespaces, /dev/net/tun) and sdk/web/dist: here
 # (WEAKNET_REQUIRED=1) it fails instead of skipping without them.
 SOAK_CYCLES ?= 100
-SOAK_WEAKNET_MSGS ?= 100
+SOAK_WEAKNET_MSGS ?= 50
 soak: bootstrap web
 	$(CARGO) build --release --workspace --bins
 	SOAK_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release --workspace --test blackbox -- \

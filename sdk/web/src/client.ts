@@ -25,7 +25,7 @@ import { type ConversationState, ConversationStateSchema, type ReadReceipt, type
 import type { Kicked, Presence } from "./gen/user_pb.ts";
 import { type Message, type Content, ContentSchema, MessageSchema } from "./gen/message_pb.ts";
 import { Platform } from "./gen/platform_pb.ts";
-import { Connection, ErrorCodes, MissiveError, isRetryableClose, type RequestOp } from "./connection.ts";
+import { Connection, ErrorCodes, MissiveError, REQUEST_TIMED_OUT, isRetryableClose, type RequestOp } from "./connection.ts";
 import type { TransportFactory } from "./transport.ts";
 
 export interface KeyValueStore {
@@ -431,6 +431,13 @@ export class MissiveClient {
         .catch((err: MissiveError) => {
           if (err.code === 0 || err.retryable) {
             e.inFlight = false; // resent on the next connection (same client_msg_id)
+            if (err.message === REQUEST_TIMED_OUT && this.conn === conn && conn.isOpen) {
+              // Probably a dead or stalled link (TCP backing off under loss): end it so
+              // the client reconnects and resends now, as the Rust SDK does, instead of
+              // resending into it until the idle timeout (90 s) notices.
+              conn.close();
+              return;
+            }
             if (this.conn === conn && conn.isOpen) setTimeout(() => this.flushOutbox(), 1000);
           } else {
             this.outbox = this.outbox.filter((x) => x !== e);

@@ -305,29 +305,37 @@ fn messages_arrive_exactly_once_in_order_over_lossy_links() {
             .spawn();
         assert_eq!(b.addr.ip().to_string(), SERVER_IP);
         let driver = web_driver();
-        let results: Vec<RunResult> = std::thread::scope(|s| {
-            let tcp = s.spawn(|| run_rust(&lab, &b, false, n, i));
-            let quic = s.spawn(|| run_rust(&lab, &b, true, n, i));
-            let web = match &driver {
-                Ok(d) => Some(s.spawn(|| run_web(&lab, &b, d, n, i))),
+        // Every run finishes (or hits its deadline) before a failure is raised,
+        // so the other transports' results are still reported.
+        let outcomes: Vec<std::thread::Result<RunResult>> = std::thread::scope(|s| {
+            let mut runs =
+                vec![s.spawn(|| run_rust(&lab, &b, false, n, i)), s.spawn(|| run_rust(&lab, &b, true, n, i))];
+            match &driver {
+                Ok(d) => runs.push(s.spawn(|| run_web(&lab, &b, d, n, i))),
                 Err(why) => {
                     assert!(
                         std::env::var_os("WEAKNET_REQUIRED").is_none(),
                         "TypeScript SDK part required: {why}"
                     );
                     eprintln!("SKIPPED the TypeScript SDK part of the weak-network test: {why}");
-                    None
                 }
-            };
-            let mut out = vec![tcp.join().expect("rust-tcp run"), quic.join().expect("rust-quic run")];
-            if let Some(w) = web {
-                out.push(w.join().expect("web-ws run"));
             }
-            out
+            runs.into_iter().map(|h| h.join()).collect()
         });
+        let mut results = Vec::new();
+        let mut failure = None;
+        for o in outcomes {
+            match o {
+                Ok(r) => results.push(r),
+                Err(p) => failure = failure.or(Some(p)),
+            }
+        }
         let relay = lab.stats();
         for r in &results {
             report(level.name, r, relay);
+        }
+        if let Some(p) = failure {
+            std::panic::resume_unwind(p);
         }
         let seen: HashSet<&str> = results.iter().map(|r| r.transport).collect();
         assert!(seen.contains("rust-tcp") && seen.contains("rust-quic"));
