@@ -38,7 +38,7 @@ FUZZ_SECONDS ?= 60
 CARGO_FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir fuzz --target-dir $(FUZZ_TARGET_DIR)
 
-.PHONY: help bootstrap run test lint fmt bench bench-micro ctl fuzz-build fuzz web web-test
+.PHONY: help bootstrap run test lint fmt bench bench-micro ctl fuzz-build fuzz web web-test soak
 
 ## help: list the targets
 help:
@@ -88,12 +88,30 @@ run: bootstrap web
 # $(RELEASE_DIR); `cargo test` only builds a package's binaries for that package's own
 # tests, so build every binary first or missivectl's tests would run a stale (or no) copy.
 # scripts/test-bootstrap.sh first: it checks the prerequisite detection itself in seconds.
-test: lint
+# `web` first: the weak-network black-box test runs the TypeScript SDK from sdk/web/dist (it
+# needs root for network namespaces; without them it prints why it skipped).
+test: lint web
 	scripts/test-bootstrap.sh
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
 	$(CARGO) bench --workspace --bench '*' -- --test
 	$(MAKE) web-test
+
+## soak: SOAK_CYCLES (default 100) kill -9 cycles under mixed load, then the weak-network test, bigger
+# Not in CI and not in `make test`. The crash-cycle test (tests/tests/blackbox/robustness/soak.rs,
+# #[ignore]d in ordinary runs) prints a `soak: ...` summary line; the weak-network test
+# (robustness/weak_network.rs) runs WEAKNET_MSGS (default here 50; 20 in `make test`) messages per transport and
+# loss level and prints time-to-delivery percentiles. Both need the release binaries; the
+# weak-network test needs root (network namespaces, /dev/net/tun) and sdk/web/dist: here
+# (WEAKNET_REQUIRED=1) it fails instead of skipping without them.
+SOAK_CYCLES ?= 100
+SOAK_WEAKNET_MSGS ?= 50
+soak: bootstrap web
+	$(CARGO) build --release --workspace --bins
+	SOAK_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release --workspace --test blackbox -- \
+	  --ignored --exact robustness::soak::soak_kill9_cycles_under_mixed_load --nocapture
+	WEAKNET_REQUIRED=1 WEAKNET_MSGS=$(SOAK_WEAKNET_MSGS) $(CARGO) test --release --workspace --test blackbox -- \
+	  --exact robustness::weak_network::messages_arrive_exactly_once_in_order_over_lossy_links --nocapture
 
 ## web: install the web SDK's npm packages (npm ci) and build the SDK and the chat page
 web: bootstrap

@@ -63,11 +63,21 @@ pub struct BrokerOpts {
     /// Extra TOML written to `missive-test.toml` in the data dir's parent and
     /// passed with `--config` (e.g. `"[limits]\nhandshake_timeout_secs = 1\n"`).
     pub config_toml: Option<String>,
+    /// Run the broker inside this network namespace (`ip netns exec NS`), see [`crate::netns`].
+    pub netns: Option<String>,
+    /// The host the TCP and WebSocket listeners bind (port 0).
+    pub host: String,
 }
 
 impl Default for BrokerOpts {
     fn default() -> Self {
-        Self { workers: 2, durability: "fsync".to_owned(), config_toml: None }
+        Self {
+            workers: 2,
+            durability: "fsync".to_owned(),
+            config_toml: None,
+            netns: None,
+            host: "127.0.0.1".to_owned(),
+        }
     }
 }
 
@@ -87,6 +97,13 @@ impl BrokerOpts {
     /// Passes a configuration file with this TOML content.
     pub fn config(mut self, toml: &str) -> Self {
         self.config_toml = Some(toml.to_owned());
+        self
+    }
+
+    /// Runs the broker inside network namespace `ns`, listening on `host`.
+    pub fn in_netns(mut self, ns: &str, host: &str) -> Self {
+        self.netns = Some(ns.to_owned());
+        self.host = host.to_owned();
         self
     }
 
@@ -186,10 +203,19 @@ impl BrokerProc {
 
     fn launch(root: &Path, opts: &BrokerOpts, log: &Arc<Mutex<Vec<u8>>>) -> (Child, Listening) {
         let data = root.join("data");
-        let mut cmd = Command::new(broker_binary());
+        // `ip netns exec` execs the broker in place: the child's pid is the broker's.
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(broker_binary());
+                c
+            }
+            None => Command::new(broker_binary()),
+        };
+        let any_port = format!("{}:0", opts.host);
         cmd.arg("--data")
             .arg(&data)
-            .args(["--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--secret", SECRET])
+            .args(["--tcp", &any_port, "--ws", &any_port, "--secret", SECRET])
             .args(["--workers", &opts.workers.to_string()])
             .args(["--durability", &opts.durability]);
         if let Some(toml) = &opts.config_toml {

@@ -25,6 +25,8 @@
 //!   kept in [`RawClient::pushes`]), pipelining; its submodules hold the typed
 //!   helpers of each request group (messages, conversations, sync, accounts,
 //!   presence, relations, groups) and the waits for pushes.
+//! - [`netns`]: [`netns::NetLab`], two network namespaces joined by a lossy,
+//!   delaying, reordering user-space relay (the weak-network test).
 //! - [`ws`]: the same client over WebSocket (or WSS); [`wt`]: WebTransport / raw QUIC
 //!   probes; [`tls`]: test certificates and TLS client streams.
 //!
@@ -35,6 +37,7 @@
 
 use std::time::Duration;
 
+pub mod netns;
 pub mod tls;
 pub mod ws;
 pub mod wt;

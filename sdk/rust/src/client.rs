@@ -29,6 +29,10 @@
 //! - a `Close` with a non-retryable code (e.g. TOKEN_INVALID, TOKEN_EXPIRED,
 //!   KICKED) stops the client for good ([C-11]): the last event is then
 //!   [`ClientEvent::Kicked`] (authentication codes) or [`ClientEvent::Closed`].
+//! - exception: a `Close{2005 KICKED}` within [`SELF_KICK_WINDOW`] of a
+//!   handshake this client abandoned (timed out after `Hello` may have been
+//!   sent) is taken as that late login of its own ending the newer session
+//!   ([L-2] note): the client reconnects, once per abandoned handshake;
 //! - a message the client sent itself is not emitted when its `SendAck` seq is
 //!   `L + 1` (the caller has the ack; `L` advances); otherwise it arrives later
 //!   through a pull, like any other message ([Y-10], [S-6]).
@@ -47,6 +51,11 @@ use tracing::{debug, warn};
 use crate::conn::{ConnectOptions, Connection, Event};
 use crate::error::{SdkError, close_code_retryable};
 use crate::pb;
+
+/// How long after an abandoned (timed-out) handshake a KICKED is taken as
+/// that late login of this client's own ending its newer session. A `Hello`
+/// retransmitted over a lossy link can land minutes later.
+pub const SELF_KICK_WINDOW: Duration = Duration::from_secs(300);
 
 /// What the application persists between runs (e.g. as JSON) to resume:
 /// the sync token and, per conversation, the contiguous seq `L`.
@@ -338,6 +347,10 @@ struct Link {
 struct Inner {
     opts: ConnectOptions,
     config: ClientConfig,
+    /// When a handshake of this client last timed out (its `Hello` may still
+    /// reach the server and end the next session: [L-2] note); taken by the
+    /// first KICKED it explains.
+    abandoned_handshake: Mutex<Option<Instant>>,
     link: Mutex<Link>,
     link_cv: Condvar,
     track: Mutex<Tracker>,
@@ -365,10 +378,32 @@ fn jitter(d: Duration) -> Duration {
 impl Inner {
     /// Opens a connection with the configured [`Dial`], or over TCP.
     fn dial(&self) -> Result<Connection, SdkError> {
-        match &self.config.dial {
+        let res = match &self.config.dial {
             Some(d) => d.connect(&self.opts),
             None => Connection::connect(&self.opts),
+        };
+        if matches!(res, Err(SdkError::Timeout)) {
+            *self.abandoned_handshake.lock() = Some(Instant::now());
         }
+        res
+    }
+
+    /// Whether a close with `code` ends the client for good. A KICKED soon
+    /// after an abandoned handshake is that late login of this same client
+    /// (it names our own device, [L-2]), so it is retryable, once.
+    fn is_terminal(&self, code: u32) -> bool {
+        if close_code_retryable(code) {
+            return false;
+        }
+        if code == ErrorCode::Kicked.as_u32() {
+            let mut abandoned = self.abandoned_handshake.lock();
+            if abandoned.is_some_and(|t| t.elapsed() < SELF_KICK_WINDOW) {
+                *abandoned = None;
+                warn!("kicked by a late login of an abandoned handshake of this client; reconnecting");
+                return false;
+            }
+        }
+        true
     }
 
     fn emit(&self, ev: ClientEvent) {
@@ -675,7 +710,7 @@ fn supervise(inner: Arc<Inner>, first: Arc<Connection>, stop: Receiver<()>) {
                 Ok(c) => c,
                 Err(e) => {
                     let (code, message) = end_of(&e);
-                    if !close_code_retryable(code) {
+                    if inner.is_terminal(code) {
                         inner.terminate(code, message);
                         return;
                     }
@@ -696,7 +731,7 @@ fn supervise(inner: Arc<Inner>, first: Arc<Connection>, stop: Receiver<()>) {
         match end {
             End::Stop => break,
             End::Closed(code, message) => {
-                if !close_code_retryable(code) {
+                if inner.is_terminal(code) {
                     inner.terminate(code, message);
                     return;
                 }
@@ -763,6 +798,7 @@ impl Client {
             config,
             link: Mutex::new(Link::default()),
             link_cv: Condvar::new(),
+            abandoned_handshake: Mutex::new(None),
             track: Mutex::new(Tracker { state, ..Default::default() }),
             events: tx,
         });

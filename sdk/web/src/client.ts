@@ -14,7 +14,10 @@
  *   retried send is never stored twice ([S-4]); it settles only on a
  *   SendAck or a non-retryable error;
  * - each message is emitted once per client (keyed by conversation + seq),
- *   in ascending seq order within a sync or pull;
+ *   in ascending seq order within a sync or pull; a pushed message after a
+ *   gap is emitted only together with the pulled gap, and a conversation's
+ *   contiguous seq never moves past a message that was not stored (a gap
+ *   pull that fails is redone by the next sync);
  * - the sync token is stored only after the page it came with is processed.
  */
 import { create, fromJson, toJson, type MessageInitShape } from "@bufbuild/protobuf";
@@ -22,7 +25,7 @@ import { type ConversationState, ConversationStateSchema, type ReadReceipt, type
 import type { Kicked, Presence } from "./gen/user_pb.ts";
 import { type Message, type Content, ContentSchema, MessageSchema } from "./gen/message_pb.ts";
 import { Platform } from "./gen/platform_pb.ts";
-import { Connection, ErrorCodes, MissiveError, isRetryableClose, type RequestOp } from "./connection.ts";
+import { Connection, ErrorCodes, MissiveError, REQUEST_TIMED_OUT, isRetryableClose, type RequestOp } from "./connection.ts";
 import type { TransportFactory } from "./transport.ts";
 
 export interface KeyValueStore {
@@ -105,6 +108,8 @@ export class MissiveClient {
   private conn?: Connection;
   private convs = new Map<string, Conv>();
   private outbox: Outbox[] = [];
+  /** Per conversation: the highest seq a running gap pull will bring. */
+  private filling = new Map<string, bigint>();
   private listeners: { [K in keyof ClientEvents]?: ClientEvents[K][] } = {};
   private running = false;
   private attempt = 0;
@@ -342,13 +347,25 @@ export class MissiveClient {
       case "message": {
         const m = ev.value;
         const c = this.conv(m.convId);
-        const gapFrom = c.contiguous + 1n;
-        const fresh = this.store1(m);
-        if (fresh && m.seq > gapFrom && !this.outbox.some((o) => o.convId === m.convId)) {
-          this.pull(m.convId, gapFrom, m.seq - 1n).catch(() => {});
+        if (m.seq <= c.contiguous || c.messages.has(m.seq)) return; // already delivered
+        if (m.seq === c.contiguous + 1n) {
+          this.store1(m);
+          this.saveLocal();
+          return;
         }
-        if (m.seq > c.contiguous) c.contiguous = m.seq;
-        this.saveLocal();
+        // A gap (sent while this session was down, or a catch-up still running):
+        // pull the gap and this message together so events stay in seq order.
+        // `contiguous` stays put until they are stored, so if the pull fails
+        // (the connection drops), the next sync pulls them again.
+        // One gap pull per conversation at a time (a later push extends it).
+        if ((this.filling.get(m.convId) ?? 0n) >= m.seq) return;
+        this.filling.set(m.convId, m.seq);
+        this.pull(m.convId, c.contiguous + 1n, m.seq)
+          .then(() => this.saveLocal())
+          .catch(() => {})
+          .finally(() => {
+            if (this.filling.get(m.convId) === m.seq) this.filling.delete(m.convId);
+          });
         return;
       }
       case "readReceipt": {
@@ -432,6 +449,13 @@ export class MissiveClient {
         .catch((err: MissiveError) => {
           if (err.code === 0 || err.retryable) {
             e.inFlight = false; // resent on the next connection (same client_msg_id)
+            if (err.message === REQUEST_TIMED_OUT && this.conn === conn && conn.isOpen) {
+              // Probably a dead or stalled link (TCP backing off under loss): end it so
+              // the client reconnects and resends now, as the Rust SDK does, instead of
+              // resending into it until the idle timeout (90 s) notices.
+              conn.close();
+              return;
+            }
             if (this.conn === conn && conn.isOpen) setTimeout(() => this.flushOutbox(), 1000);
           } else {
             this.outbox = this.outbox.filter((x) => x !== e);

@@ -215,7 +215,7 @@ export class Connection {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new MissiveError(0, "request timed out", true));
+        reject(new MissiveError(0, REQUEST_TIMED_OUT, true));
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.t.send(encodeFrame({ body: { case: "request", value: create(RequestSchema, { id, op }) } }));
@@ -227,6 +227,9 @@ export class Connection {
     this.end(0, "closed by the client");
   }
 }
+
+/** The message of the error a request fails with when no response came in time. */
+export const REQUEST_TIMED_OUT = "request timed out";
 
 /** Close codes after which reconnecting (with the same token) makes sense. */
 export function isRetryableClose(code: number): boolean {

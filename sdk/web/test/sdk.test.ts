@@ -137,11 +137,12 @@ test("handshake refused with the server's close code; responses matched by id", 
 });
 
 /** A tiny in-memory broker for one conversation. */
-function miniBroker(opts: { dropFirstSend?: boolean; dropAllSends?: boolean } = {}) {
+function miniBroker(opts: { dropFirstSend?: boolean; dropAllSends?: boolean; dropFirstPull?: boolean } = {}) {
   const conv = directConvId("alice", "bob");
   const stored: { clientMsgId: string; text: string }[] = [];
   const syncTokens: string[] = [];
   let dropped = false;
+  let droppedPull = false;
   const s = fakeServer((f, reply, conn) => {
     if (f.body.case === "hello") return reply(helloOk("alice"));
     if (f.body.case !== "request") return;
@@ -166,6 +167,10 @@ function miniBroker(opts: { dropFirstSend?: boolean; dropAllSends?: boolean } = 
         return ok({ case: "sendAck", value: { convId: conv, seq: BigInt(seq), duplicate } });
       }
       case "pull": {
+        if (opts.dropFirstPull && !droppedPull) {
+          droppedPull = true; // the link dies before the pull is answered
+          return conn.drop();
+        }
         const msgs = [];
         for (let q = op.value.fromSeq; q <= op.value.toSeq && q <= BigInt(stored.length); q++) {
           msgs.push(create(MessageSchema, { convId: conv, seq: q, sender: "bob", content: { body: { case: "text", value: { text: stored[Number(q) - 1].text } } } }));
@@ -245,8 +250,28 @@ test("a pushed message after a gap triggers a pull of the gap", async () => {
     body: { case: "push", value: { event: { case: "message", value: { convId: b.conv, seq: 3n, sender: "bob", content: { body: { case: "text", value: { text: "3" } } } } } } },
   });
   await until(() => seqs.length === 3, "gap filled");
-  assert.deepEqual([...seqs].sort(), [1n, 2n, 3n]);
+  assert.deepEqual(seqs, [1n, 2n, 3n], "emitted in seq order: the pushed message waits for its gap");
   assert.deepEqual(c.messages(b.conv).map((m) => m.seq), [1n, 2n, 3n]);
+  c.stop();
+});
+
+test("a gap whose pull fails is pulled by the next sync, in order, each message once", async () => {
+  const b = miniBroker({ dropFirstPull: true });
+  const c = new MissiveClient({ transports: [b.factory], token: "t", deviceId: "w", backoffMs: { initial: 5, max: 20 } });
+  const seqs: bigint[] = [];
+  c.on("message", (m) => seqs.push(m.seq));
+  c.start();
+  await until(() => b.syncTokens.length === 1, "sync");
+  await until(() => c.conversations().length === 1, "conversation known");
+  b.stored.push({ clientMsgId: "a", text: "1" }, { clientMsgId: "b", text: "2" }, { clientMsgId: "c", text: "3" });
+  b.conns.at(-1)!.push({
+    body: { case: "push", value: { event: { case: "message", value: { convId: b.conv, seq: 3n, sender: "bob", content: { body: { case: "text", value: { text: "3" } } } } } } },
+  });
+  await until(() => seqs.length === 3, "gap pulled after the reconnect");
+  assert.ok(b.conns.length >= 2, "reconnected after the failed pull");
+  assert.deepEqual(seqs, [1n, 2n, 3n]);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(seqs, [1n, 2n, 3n], "nothing emitted twice");
   c.stop();
 });
 

@@ -1,7 +1,8 @@
 //! The Rust SDK's resilient [`Client`] against a real broker: resuming from a
 //! saved [`LocalState`] (exactly once, in seq order), reconnecting after a lost
 //! connection, idempotent sends with a fixed `client_msg_id`, refusal of a
-//! forged token, and read receipts / conversation state events.
+//! forged token, read receipts / conversation state events, and surviving the
+//! KICKED of a late login from its own abandoned handshake ([L-2] note).
 //!
 //! The client's `ConnectOptions::addr` is fixed for its lifetime and a
 //! restarted test broker listens on a new port, so "reconnect across a broker
@@ -306,4 +307,53 @@ fn read_receipt_and_conversation_events() {
     let cached = bob_laptop.conversations().get(&conv).cloned().expect("bob/laptop caches the state");
     assert_eq!((cached.read_seq, cached.unread), (3, 0), "{cached:?}");
     assert!(messages_of(&events).is_empty(), "no message may be re-emitted to bob/laptop: {events:#?}");
+}
+
+/// A lossy link can make the client give up on a handshake whose `Hello` still
+/// reaches the server after the next login; that late login kicks the live
+/// session (same device). The client takes that one KICKED as its own doing
+/// and reconnects ([L-2] note); a KICKED with no abandoned handshake before it
+/// still ends the client.
+#[test]
+fn a_late_login_of_an_abandoned_handshake_does_not_stop_the_client() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use missive_sdk::{ClientConfig, Connection, Dial};
+
+    let b = BrokerProc::start();
+    let addr = b.addr;
+    let dials = Arc::new(AtomicUsize::new(0));
+    let d2 = Arc::clone(&dials);
+    // Dial #2 "times out"; its Hello lands 300 ms later (a raw login on the same device).
+    let dial = Dial::new(move |opts: &ConnectOptions| {
+        if d2.fetch_add(1, Ordering::AcqRel) == 1 {
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let late = RawClient::login(addr, "alice", "phone");
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                drop(late);
+            });
+            return Err(SdkError::Timeout);
+        }
+        Connection::connect(opts)
+    });
+    let config = ClientConfig { dial: Some(dial), ..Default::default() };
+    let c = Client::connect_with(options(&b, "alice", "phone"), LocalState::default(), config)
+        .expect("first connection");
+    let conn = c.connection().expect("connected");
+    conn.shutdown(); // dial #2 (abandoned), then dial #3 (live), then the late login kicks it
+    events_until(&c, "the kick of the live session", |e| matches!(e, ClientEvent::SessionKicked(_)));
+    events_until(&c, "a reconnect after the self-inflicted kick", |e| {
+        matches!(e, ClientEvent::Connected { .. })
+    });
+    assert_eq!(c.ended(), None, "the client stopped after its own late login kicked it");
+    assert!(dials.load(Ordering::Acquire) >= 4, "reconnected after the kick");
+    let ack = c.send_text(&direct("alice", "bob"), "still here").expect("send after the reconnect");
+    assert_eq!(ack.seq, 1);
+
+    // Once per abandoned handshake: a real second login on the same device ends it.
+    let _other = RawClient::login(addr, "alice", "phone");
+    let evs = events_until(&c, "the client stops", |e| matches!(e, ClientEvent::Kicked { .. }));
+    assert!(matches!(evs.last(), Some(ClientEvent::Kicked { code: 2005, .. })), "{evs:?}");
 }

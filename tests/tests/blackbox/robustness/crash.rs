@@ -3,96 +3,15 @@
 //! shutdown that keeps everything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use missive_protocol::pb::{self, frame, request, response};
 use missive_tests::*;
 
+use super::load::{SendPlan, send_loop};
+
 const DEVICE: &str = "crash-phone";
-
-struct SenderLog {
-    /// client_msg_ids sent (acked or not), in order.
-    sent: Vec<String>,
-    /// client_msg_id → acked seq.
-    acked: HashMap<String, u64>,
-    /// Why the loop ended.
-    ended: String,
-}
-
-/// Sends continuously (up to `window` in flight) until the connection dies or `stop` is set.
-fn send_loop(
-    addr: SocketAddr,
-    conv: String,
-    acked_count: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-) -> SenderLog {
-    let mut c = RawClient::login(addr, "alice", DEVICE);
-    let window = 16;
-    let mut log = SenderLog { sent: Vec::new(), acked: HashMap::new(), ended: String::new() };
-    let mut pending: HashMap<u64, String> = HashMap::new();
-    let mut next = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if Instant::now() > deadline {
-            log.ended = "deadline".into();
-            return log;
-        }
-        while pending.len() < window && !stop.load(Ordering::Acquire) && next < 1_000_000 {
-            let cmid = format!("m-{next:07}");
-            let op = request::Op::Send(pb::SendMessage {
-                conv_id: conv.clone(),
-                client_msg_id: cmid.clone(),
-                content: Some(text(&cmid)),
-            });
-            // Record before writing: a send may be stored even if the write errors half-way.
-            log.sent.push(cmid.clone());
-            next += 1;
-            match c.try_send_request(op) {
-                Ok(id) => {
-                    pending.insert(id, cmid);
-                }
-                Err(e) => {
-                    log.ended = format!("write failed: {e}");
-                    return log;
-                }
-            }
-        }
-        if pending.is_empty() {
-            log.ended = "stopped".into();
-            return log;
-        }
-        match c.recv(Duration::from_secs(30)) {
-            Recv::Frame(pb::Frame { body: Some(frame::Body::Response(r)) }) => {
-                let cmid = pending.remove(&r.id).expect("response to a pending request");
-                match outcome(r) {
-                    Ok(response::Result::SendAck(a)) => {
-                        assert!(!a.duplicate, "fresh send acked as duplicate: {a:?}");
-                        log.acked.insert(cmid, a.seq);
-                        acked_count.fetch_add(1, Ordering::AcqRel);
-                    }
-                    other => panic!("send {cmid} failed before the crash: {other:?}"),
-                }
-            }
-            Recv::Frame(f) => {
-                if let Some(frame::Body::Close(cl)) = f.body {
-                    log.ended = format!("close {cl:?}");
-                    return log;
-                }
-            }
-            Recv::Eof => {
-                log.ended = "eof".into();
-                return log;
-            }
-            Recv::Timeout => {
-                log.ended = "timeout waiting for a response".into();
-                return log;
-            }
-        }
-    }
-}
 
 #[test]
 fn acked_messages_survive_sigkill_and_retries_are_stored_once() {
@@ -101,8 +20,17 @@ fn acked_messages_survive_sigkill_and_retries_are_stored_once() {
     let acked_count = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
-        let (addr, conv, n, stop) = (b.addr, conv.clone(), Arc::clone(&acked_count), Arc::clone(&stop));
-        std::thread::spawn(move || send_loop(addr, conv, n, stop))
+        let plan = SendPlan {
+            user: "alice".into(),
+            device: DEVICE.into(),
+            conv: conv.clone(),
+            resend: Vec::new(),
+            fresh: Box::new(|i| format!("m-{i:07}")),
+            max_fresh: 1_000_000,
+            window: 16,
+        };
+        let (addr, n, stop) = (b.addr, Arc::clone(&acked_count), Arc::clone(&stop));
+        std::thread::spawn(move || send_loop(addr, plan, n, stop))
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     while acked_count.load(Ordering::Acquire) < 200 {
