@@ -92,6 +92,7 @@ run: bootstrap web
 # needs root for network namespaces; without them it prints why it skipped).
 test: lint web
 	scripts/test-bootstrap.sh
+	@scripts/bootstrap.sh netns
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
 	$(CARGO) bench --workspace --bench '*' -- --test
@@ -107,6 +108,7 @@ test: lint web
 SOAK_CYCLES ?= 100
 SOAK_WEAKNET_MSGS ?= 50
 soak: bootstrap web
+	@scripts/bootstrap.sh netns
 	$(CARGO) build --release --workspace --bins
 	SOAK_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release --workspace --test blackbox -- \
 	  --ignored --exact robustness::soak::soak_kill9_cycles_under_mixed_load --nocapture

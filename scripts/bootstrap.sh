@@ -5,7 +5,8 @@
 #   scripts/bootstrap.sh run        # build + nodejs/npm (the chat page): what `make run` needs
 #   scripts/bootstrap.sh lint       # build + rustfmt and clippy
 #   scripts/bootstrap.sh browser    # run + chromium (browser end-to-end tests)
-#   scripts/bootstrap.sh test       # everything `make test` needs (lint + browser)
+#   scripts/bootstrap.sh netns      # build + iproute2 (`ip netns`: the weak-network test)
+#   scripts/bootstrap.sh test       # everything `make test` needs (lint + browser + netns)
 #   scripts/bootstrap.sh --check-libclang   # only report: exit 0 if clang-sys would find
 #                                           # libclang (LIBCLANG_SEARCH_DIRS overrides dirs)
 #
@@ -14,11 +15,12 @@
 # otherwise the exact command to run is printed and the script exits 1.
 set -euo pipefail
 
-usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; }
 
 want_node=0
 want_browser=0
 want_lint=0
+want_netns=0
 check_libclang=0
 for arg in "$@"; do
     case "$arg" in
@@ -26,7 +28,8 @@ for arg in "$@"; do
         run) want_node=1 ;;
         lint) want_lint=1 ;;
         browser) want_node=1; want_browser=1 ;;
-        test) want_node=1; want_browser=1; want_lint=1 ;;
+        netns) want_netns=1 ;;
+        test) want_node=1; want_browser=1; want_lint=1; want_netns=1 ;;
         --check-libclang) check_libclang=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bootstrap: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
@@ -111,6 +114,10 @@ if [ "$want_browser" = 1 ]; then
     have chromium || [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 
+if [ "$want_netns" = 1 ]; then
+    have ip || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+fi
+
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -138,5 +145,8 @@ if [ "$want_node" = 1 ]; then
 fi
 if [ "$want_browser" = 1 ]; then
     have chromium || [ -x /usr/bin/chromium ] || { echo "bootstrap: chromium still missing" >&2; exit 1; }
+fi
+if [ "$want_netns" = 1 ]; then
+    have ip || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || { echo "bootstrap: ip (iproute2) still missing" >&2; exit 1; }
 fi
 echo "bootstrap: done"
