@@ -32,12 +32,15 @@ export const ErrorCodes = {
   CONNECTION_LOST: 0,
   UNKNOWN_REQUEST: 1006,
   SERVER_SHUTDOWN: 1009,
+  FLOODING: 1012,
   TOKEN_INVALID: 2000,
   TOKEN_EXPIRED: 2001,
   ACCOUNT_DISABLED: 2004,
   KICKED: 2005,
   TOKEN_REVOKED: 2007,
   INVALID_SYNC_TOKEN: 3005,
+  CONTENT_TOO_DEEP: 3007,
+  RATE_LIMITED: 5003,
 } as const;
 
 export interface SessionOptions {
@@ -233,5 +236,11 @@ export const REQUEST_TIMED_OUT = "request timed out";
 
 /** Close codes after which reconnecting (with the same token) makes sense. */
 export function isRetryableClose(code: number): boolean {
+  // Known 1xxx codes that say the client itself is at fault (spec section 10: not
+  // retryable): reconnecting would only repeat them.
+  if (NON_RETRYABLE_1XXX.has(code)) return false;
   return code === 0 || (code >= 1000 && code < 2000) || code >= 5000;
 }
+
+/** MALFORMED_FRAME, FRAME_TOO_LARGE, UNSUPPORTED_VERSION, HANDSHAKE_REQUIRED, UNEXPECTED_FRAME, UNKNOWN_REQUEST, FLOODING. */
+const NON_RETRYABLE_1XXX = new Set([1000, 1001, 1002, 1003, 1005, 1006, 1012]);

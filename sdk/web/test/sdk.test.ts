@@ -17,7 +17,9 @@ import {
   encodeFrame,
   lengthPrefixed,
   Connection,
+  ErrorCodes,
   MissiveError,
+  isRetryableClose,
   MessageSchema,
   ConversationStateSchema,
   type Frame,
@@ -356,4 +358,11 @@ test("the deepest content the server accepts decodes in every frame that carries
   // The issue's poison content, wrapped by Sync, is past the decoder's limit.
   const [, sync] = frames(32).at(-1)!;
   assert.throws(() => decodeFrame(encodeFrame(sync)), /recursion/, "32 merged levels in a Sync frame");
+});
+
+test("close codes: the server's transient ones are retryable, the client's own faults are not", () => {
+  for (const c of [0, 1004, 1007, 1008, 1009, 1010, 1011, 5000, 5001, 5003]) assert.ok(isRetryableClose(c), `${c}`);
+  for (const c of [1000, 1001, 1002, 1003, 1005, ErrorCodes.FLOODING, 2000, 2005, 3000, ErrorCodes.CONTENT_TOO_DEEP]) {
+    assert.ok(!isRetryableClose(c), `${c}`);
+  }
 });
