@@ -389,6 +389,21 @@ impl LogHandle {
         let n = needle.as_bytes();
         !n.is_empty() && g.windows(n.len()).any(|w| w == n)
     }
+
+    /// Whether `needle` shows up within `timeout`: the broker's output is read
+    /// by another thread, so a line the broker just wrote may not be here yet.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for BrokerProc {

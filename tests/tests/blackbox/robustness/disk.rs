@@ -141,12 +141,11 @@ fn a_full_disk_refuses_sends_retryably_and_recovers_without_a_restart() {
     assert!(err.retryable, "STORAGE is retryable: {err:?}");
     assert!(err.message.contains("storage full"), "the message says why: {err:?}");
     // The log is read from the broker's stderr by another thread: give it a moment.
-    let log = b.log_handle();
-    let t0 = Instant::now();
-    while !log.contains("No space left on device") && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(log.contains("No space left on device"), "the broker logs the cause:\n{}", b.log());
+    assert!(
+        b.log_handle().wait_for("No space left on device", Duration::from_secs(5)),
+        "the broker logs the cause:\n{}",
+        b.log()
+    );
     // Reads keep working while writes are refused.
     assert_acked_present(&mut c, &acked);
 

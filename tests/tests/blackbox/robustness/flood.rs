@@ -95,7 +95,7 @@ fn unanswered_frames_flood_keeps_memory_bounded_then_is_closed() {
     let c = b.client("mallory", "phone");
     let (_, failed) = flood(c.stream_clone(), &chunk, Duration::from_secs(10));
     assert!(failed.is_some(), "a PushAck flood was not disconnected within 10 s");
-    assert!(b.log_handle().contains("flooding"), "the close is logged:\n{}", b.log());
+    assert!(b.log_handle().wait_for("flooding", Duration::from_secs(5)), "the close is logged:\n{}", b.log());
     let mut other = b.client("bob", "phone");
     other.ping(8);
 
@@ -119,7 +119,7 @@ fn websocket_pong_flood_is_closed_and_memory_bounded() {
         peak_rss_during(&b, || flood(ws.stream_clone(), &chunk, Duration::from_secs(10)));
     assert!(failed.is_some(), "a WebSocket Pong flood was not disconnected within 10 s");
     assert!(peak < before + RSS_GROWTH_BOUND, "RSS grew from {before} to {peak} bytes during the Pong flood");
-    assert!(b.log_handle().contains("flooding"), "the close is logged:\n{}", b.log());
+    assert!(b.log_handle().wait_for("flooding", Duration::from_secs(5)), "the close is logged:\n{}", b.log());
 }
 
 #[test]

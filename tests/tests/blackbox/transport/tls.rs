@@ -230,7 +230,10 @@ fn per_address_cap_counts_tcp_tls_web_and_quic() {
         missive_sdk::quic::connect(&opts, quic_addr, &Trust::Sha256(cert.sha256.clone())).is_err(),
         "QUIC refuses the fourth connection"
     );
-    assert!(b.log().contains("limits.max_connections_per_ip"), "the refusal is logged");
+    assert!(
+        b.log_handle().wait_for("limits.max_connections_per_ip", Duration::from_secs(5)),
+        "the refusal is logged"
+    );
 
     // A slot comes back when a connection ends.
     tls.close();
