@@ -44,7 +44,12 @@ bob.on("message", (m) => {
   got.push({ seq: Number(m.seq), text: m.content?.body?.case === "text" ? m.content.body.value.text : "", at: performance.now() });
   wake();
 });
+// Like the Rust run (whose connect returns once the session is up): bob is online before
+// alice sends. A device's first sync treats what is already there as history (no message
+// events), so messages sent before bob's first session would not be events.
+const bobOnline = new Promise((resolve) => bob.on("state", (st) => st === "online" && resolve()));
 bob.start();
+await bobOnline;
 alice.start();
 const sentAt = [];
 const texts = [];
