@@ -239,8 +239,9 @@ test("sync token is persisted and reused; missed messages are pulled in order", 
   c2.stop();
 });
 
-test("a pushed message after a gap triggers a pull of the gap", async () => {
-  const b = miniBroker();
+/** A client that knows the conversation; then 3 messages are stored and only seq 3 is pushed. */
+async function pushAfterGap(opts: { dropFirstPull?: boolean } = {}) {
+  const b = miniBroker(opts);
   const c = new MissiveClient({ transports: [b.factory], token: "t", deviceId: "w", backoffMs: { initial: 5, max: 20 } });
   const seqs: bigint[] = [];
   c.on("message", (m) => seqs.push(m.seq));
@@ -251,6 +252,11 @@ test("a pushed message after a gap triggers a pull of the gap", async () => {
   b.conns.at(-1)!.push({
     body: { case: "push", value: { event: { case: "message", value: { convId: b.conv, seq: 3n, sender: "bob", content: { body: { case: "text", value: { text: "3" } } } } } } },
   });
+  return { b, c, seqs };
+}
+
+test("a pushed message after a gap triggers a pull of the gap", async () => {
+  const { b, c, seqs } = await pushAfterGap();
   await until(() => seqs.length === 3, "gap filled");
   assert.deepEqual(seqs, [1n, 2n, 3n], "emitted in seq order: the pushed message waits for its gap");
   assert.deepEqual(c.messages(b.conv).map((m) => m.seq), [1n, 2n, 3n]);
@@ -258,17 +264,7 @@ test("a pushed message after a gap triggers a pull of the gap", async () => {
 });
 
 test("a gap whose pull fails is pulled by the next sync, in order, each message once", async () => {
-  const b = miniBroker({ dropFirstPull: true });
-  const c = new MissiveClient({ transports: [b.factory], token: "t", deviceId: "w", backoffMs: { initial: 5, max: 20 } });
-  const seqs: bigint[] = [];
-  c.on("message", (m) => seqs.push(m.seq));
-  c.start();
-  await until(() => b.syncTokens.length === 1, "sync");
-  await until(() => c.conversations().length === 1, "conversation known");
-  b.stored.push({ clientMsgId: "a", text: "1" }, { clientMsgId: "b", text: "2" }, { clientMsgId: "c", text: "3" });
-  b.conns.at(-1)!.push({
-    body: { case: "push", value: { event: { case: "message", value: { convId: b.conv, seq: 3n, sender: "bob", content: { body: { case: "text", value: { text: "3" } } } } } } },
-  });
+  const { b, c, seqs } = await pushAfterGap({ dropFirstPull: true });
   await until(() => seqs.length === 3, "gap pulled after the reconnect");
   assert.ok(b.conns.length >= 2, "reconnected after the failed pull");
   assert.deepEqual(seqs, [1n, 2n, 3n]);
