@@ -24,6 +24,8 @@ const opts = (token) => ({
   token,
   deviceId: "phone",
   backoffMs: { initial: 100, max: 2000 },
+  // Like the Rust run's connect_timeout: give one attempt 30 s before a fresh one.
+  connectTimeoutMs: 30_000,
 });
 const alice = new MissiveClient(opts(aliceToken));
 const bob = new MissiveClient(opts(bobToken));

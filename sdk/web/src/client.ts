@@ -67,6 +67,11 @@ export interface ClientOptions {
   /** Backoff between reconnect attempts: first delay and cap, ms. */
   backoffMs?: { initial: number; max: number };
   requestTimeoutMs?: number;
+  /**
+   * How long opening a transport may take, and then the handshake (ms each; default
+   * 10 000). A timed-out attempt is abandoned and the client reconnects with backoff.
+   */
+  connectTimeoutMs?: number;
   /** Messages fetched per history page. */
   pageSize?: number;
   /**
@@ -184,6 +189,7 @@ export class MissiveClient {
           deviceId: this.o.deviceId,
           platform: this.o.platform ?? Platform.WEB,
           requestTimeoutMs: this.o.requestTimeoutMs,
+          handshakeTimeoutMs: this.o.connectTimeoutMs,
         });
         if (!this.running) {
           conn.close();

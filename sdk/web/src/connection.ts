@@ -58,6 +58,35 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/**
+ * Opens a transport, giving up after `ms`: under heavy loss a TCP connect can wait minutes
+ * in SYN backoff, and a fresh attempt gets through sooner. A transport that opens after
+ * the deadline is closed at once.
+ */
+async function openWithin(factory: TransportFactory, ms: number): Promise<Transport> {
+  return new Promise<Transport>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(new MissiveError(0, "connect timed out", true));
+    }, ms);
+    factory().then(
+      (t) => {
+        if (settled) return t.close();
+        settled = true;
+        clearTimeout(timer);
+        resolve(t);
+      },
+      (e) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
 export class Connection {
   onPush: (p: Push) => void = () => {};
   /** Fires once when the session ends: the server's Close code, or 0 if lost. */
@@ -81,7 +110,7 @@ export class Connection {
 
   /** Opens a transport and performs the handshake. Rejects with the server's Close code. */
   static async open(factory: TransportFactory, o: SessionOptions): Promise<Connection> {
-    const t = await factory();
+    const t = await openWithin(factory, o.handshakeTimeoutMs ?? 10_000);
     // Frames that arrive after HelloOk but before the session is attached.
     const early: Uint8Array[] = [];
     let done = false;

@@ -362,3 +362,21 @@ test("close codes: the server's transient ones are retryable, the client's own f
     assert.ok(!isRetryableClose(c), `${c}`);
   }
 });
+
+test("a transport that does not open in time is given up (and closed if it opens later)", async () => {
+  let closed = false;
+  let open: (t: Transport) => void = () => {};
+  const slow: TransportFactory = () =>
+    new Promise<Transport>((resolve) => {
+      open = resolve;
+    });
+  const t0 = Date.now();
+  await assert.rejects(
+    Connection.open(slow, { token: "t", deviceId: "d", handshakeTimeoutMs: 50 }),
+    (e: MissiveError) => e.retryable && /connect timed out/.test(e.message),
+  );
+  assert.ok(Date.now() - t0 < 1000, "gave up at the deadline");
+  open({ kind: "websocket", send() {}, close() { closed = true; }, onMessage() {}, onClose() {} } as unknown as Transport);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.ok(closed, "the late transport was closed");
+});
