@@ -329,19 +329,17 @@ impl Worker {
         match self.engine.start_turn(ops, now_ms()) {
             Started::Done(effects) => self.emit(effects),
             Started::Write(batch) => {
-                let submitted = match &self.writer {
-                    Some(w) => w.submit(batch),
-                    None => {
-                        let written = shard::write(&self.node.store, batch);
-                        let effects = self.engine.finish_turn(written);
-                        self.emit(effects);
-                        Ok(())
-                    }
+                // fsync: the writer thread reports back (see the top of this fn);
+                // buffered, or a writer that is gone: finish here.
+                let written = match &self.writer {
+                    Some(w) => match w.submit(batch) {
+                        Ok(()) => return,
+                        Err(r) => Err(r),
+                    },
+                    None => shard::write(&self.node.store, batch),
                 };
-                if let Err(r) = submitted {
-                    let effects = self.engine.finish_turn(Err(r));
-                    self.emit(effects);
-                }
+                let effects = self.engine.finish_turn(written);
+                self.emit(effects);
             }
         }
     }
