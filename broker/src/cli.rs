@@ -66,6 +66,9 @@ pub(crate) struct Args {
     /// HTTPS / secure WebSocket listen address.
     #[arg(long)]
     wss: Option<SocketAddr>,
+    /// Admin REST API listen address (`[api] listen`, default 127.0.0.1:7701; port 0 picks a free port).
+    #[arg(long)]
+    api: Option<SocketAddr>,
     /// Directory of the chat page served on the ws listener at `/`.
     #[arg(long)]
     static_dir: Option<PathBuf>,
@@ -202,6 +205,9 @@ fn effective_config(args: Args) -> Result<Config, Failure> {
     }
     if args.tcp_tls.is_some() {
         config.tcp_tls = args.tcp_tls;
+    }
+    if args.api.is_some() {
+        config.api.listen = args.api;
     }
     if args.wss.is_some() {
         config.wss = args.wss;

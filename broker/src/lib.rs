@@ -19,6 +19,7 @@
 //! validated [`Config`]. Module dependencies point one way: net → session →
 //! route → services → shard → node (frames and error are leaves).
 
+mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -60,6 +61,7 @@ pub struct Broker {
     tls_addr: Option<SocketAddr>,
     wss_addr: Option<SocketAddr>,
     quic: Option<quic::QuicHandle>,
+    api: Option<api::ApiHandle>,
 }
 
 /// The process's open-file limit (soft), for error messages.
@@ -229,6 +231,7 @@ impl Broker {
             tls: tls_ctx,
             in_flight_ops: AtomicUsize::new(0),
             web,
+            api: net::mailbox::Replies::default(),
         });
         let (query_tx, query_rx) = crossbeam_channel::unbounded();
         // The pool ends once the workers (its only job senders) are gone.
@@ -247,8 +250,9 @@ impl Broker {
         }
         drop(query_tx);
         threads.append(&mut pool);
+        let api = api::start(&node, &mesh)?;
         tracing::info!(%local_addr, ?ws_addr, ?tls_addr, ?wss_addr, workers = n, "listening");
-        Ok(Self { node, mesh, threads, local_addr, ws_addr, tls_addr, wss_addr, quic })
+        Ok(Self { node, mesh, threads, local_addr, ws_addr, tls_addr, wss_addr, quic, api })
     }
 
     /// Re-reads the certificate files (`web.tls_cert`, `web.tls_key`; on
@@ -294,6 +298,9 @@ impl Broker {
         if let Some(q) = &self.quic {
             line.push_str(&format!(" quic={}", q.addr));
         }
+        if let Some(a) = &self.api {
+            line.push_str(&format!(" api={}", a.addr));
+        }
         let sha = self
             .mesh
             .tls
@@ -304,6 +311,11 @@ impl Broker {
             line.push_str(&format!(" cert_sha256={sha}"));
         }
         line
+    }
+
+    /// The bound admin REST API address, if `[api] listen` is set.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().map(|a| a.addr)
     }
 
     /// The bound TCP address (useful with port 0).
@@ -327,6 +339,9 @@ impl Broker {
         }
         if let Some(mut q) = self.quic {
             q.stop();
+        }
+        if let Some(mut a) = self.api {
+            a.stop();
         }
         self.node.store.flush()?;
         Ok(())

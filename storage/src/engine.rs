@@ -124,10 +124,13 @@ pub(crate) enum Cf {
     Meta,
     Rel,
     Group,
+    /// Server-integration records: audit log, webhook outbox and dead letters,
+    /// webhook endpoints, sensitive-word lists (`spaces/ops.rs`).
+    Ops,
 }
 
 /// Number of column families.
-pub(crate) const CF_COUNT: usize = 8;
+pub(crate) const CF_COUNT: usize = 9;
 
 impl Cf {
     /// The family's RocksDB name (also used in `StorageError::Corrupt`).
@@ -266,6 +269,7 @@ pub(crate) const FAMILIES: [Family; CF_COUNT] = [
     Family { cf: Cf::Meta, name: "meta", tuning: TINY },
     Family { cf: Cf::Rel, name: "rel", tuning: INDEX },
     Family { cf: Cf::Group, name: "group", tuning: INDEX },
+    Family { cf: Cf::Ops, name: "ops", tuning: FEED },
 ];
 
 /// Name of the prefix extractor (recorded in every SST built with it).

@@ -122,6 +122,8 @@ pub struct Listening {
     pub ws: Option<SocketAddr>,
     /// The QUIC listener, if any.
     pub quic: Option<SocketAddr>,
+    /// The admin REST API listener, if any.
+    pub api: Option<SocketAddr>,
     /// Every `key=value` of the line (e.g. `cert_sha256`).
     pub fields: HashMap<String, String>,
 }
@@ -136,7 +138,12 @@ impl Listening {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let addr = |k: &str| fields.get(k).and_then(|v| v.parse::<SocketAddr>().ok());
-        Some(Self { tcp: addr("tcp")?, ws: addr("ws"), quic: addr("quic"), fields })
+        Some(Self { tcp: addr("tcp")?, ws: addr("ws"), quic: addr("quic"), api: addr("api"), fields })
+    }
+
+    /// The admin REST API address; panics if the broker has none.
+    pub fn api(&self) -> SocketAddr {
+        self.api.expect("broker printed no api= address")
     }
 
     /// The WebSocket address; panics if the broker has none.
@@ -215,7 +222,7 @@ impl BrokerProc {
         let any_port = format!("{}:0", opts.host);
         cmd.arg("--data")
             .arg(&data)
-            .args(["--tcp", &any_port, "--ws", &any_port, "--secret", SECRET])
+            .args(["--tcp", &any_port, "--ws", &any_port, "--api", &any_port, "--secret", SECRET])
             .args(["--workers", &opts.workers.to_string()])
             .args(["--durability", &opts.durability]);
         if let Some(toml) = &opts.config_toml {

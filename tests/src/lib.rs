@@ -25,6 +25,7 @@
 //!   kept in [`RawClient::pushes`]), pipelining; its submodules hold the typed
 //!   helpers of each request group (messages, conversations, sync, accounts,
 //!   presence, relations, groups) and the waits for pushes.
+//! - [`api`]: [`api::Api`], a blocking client of the admin REST API.
 //! - [`netns`]: [`netns::NetLab`], two network namespaces joined by a lossy,
 //!   delaying, reordering user-space relay (the weak-network test).
 //! - [`ws`]: the same client over WebSocket (or WSS); [`wt`]: WebTransport / raw QUIC
@@ -37,6 +38,7 @@
 
 use std::time::Duration;
 
+pub mod api;
 pub mod netns;
 pub mod tls;
 pub mod ws;

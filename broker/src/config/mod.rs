@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BrokerError;
 
+mod server;
+pub use server::{ApiConfig, ApiKey, FailMode, FilterConfig, WebhooksConfig};
+
 /// When an acknowledged message is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -68,8 +71,14 @@ pub struct Config {
     pub wss: Option<SocketAddr>,
     /// Web and QUIC settings.
     pub web: WebConfig,
-    /// Admin HTTP API.
+    /// Admin HTTP API on the web listener (backups).
     pub admin: AdminConfig,
+    /// The admin REST API listener.
+    pub api: ApiConfig,
+    /// Webhooks.
+    pub webhooks: WebhooksConfig,
+    /// The sensitive-word filter.
+    pub filter: FilterConfig,
 }
 
 /// Group limits (spec "Groups").
@@ -255,6 +264,9 @@ impl Default for Config {
             wss: None,
             web: WebConfig::default(),
             admin: AdminConfig::default(),
+            api: ApiConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            filter: FilterConfig::default(),
         }
     }
 }
@@ -525,6 +537,9 @@ impl Config {
                 "set a number of days, or 0 to keep idempotency keys forever",
             ));
         }
+        self.api.check()?;
+        self.webhooks.check()?;
+        self.filter.check()?;
         if let Some(t) = &self.admin.token
             && (t.len() < MIN_ADMIN_TOKEN_BYTES || !t.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -549,6 +564,9 @@ impl Config {
         shown.secret = format!("<redacted: {} bytes>", self.secret.len());
         if let Some(t) = &self.admin.token {
             shown.admin.token = Some(format!("<redacted: {} bytes>", t.len()));
+        }
+        for k in &mut shown.api.keys {
+            k.key = format!("<redacted: {} bytes>", k.key.len());
         }
         let mut text = toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
         let unset = self.unset_keys();

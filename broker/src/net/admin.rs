@@ -1,7 +1,7 @@
 //! The admin HTTP API on the web listener: `/admin/v1/...`, for operators.
 //!
 //! Today one endpoint, `POST /admin/v1/backup?name=NAME`: a RocksDB checkpoint
-//! of the running store written to `storage.backup_dir/NAME` (spec/openapi.yaml).
+//! of the running store written to `storage.backup_dir/NAME` (docs/admin-backup-openapi.yaml).
 //! Issue #15 grows this into the full admin REST API: add an arm to
 //! [`AdminCtx::handle`]'s path match (or a file per resource beside this one).
 //!

@@ -1,7 +1,8 @@
 //! The mailbox: messages between workers, and emitting a turn's effects.
 //!
 //! Role: [`WorkerMsg`] is everything one worker tells another (an op for its
-//! owner shard, a reply, a push, a login decision, a kick). Sends go through
+//! owner shard, a reply, a push, a login decision, a kick); [`Replies`] holds
+//! the REST API's calls waiting for an owner shard (`crate::api`). Sends go through
 //! bounded crossbeam channels plus a `mio::Waker`, woken once per destination
 //! per loop turn.
 //!
@@ -11,11 +12,14 @@
 //! between two workers stay in order, so pushes of one conversation reach a
 //! connection in seq order.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use crossbeam_channel::TrySendError;
 use missive_protocol::{ErrorCode, UserId};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use super::conn::Phase;
 use super::{INBOX_BATCH, Worker};
@@ -23,6 +27,33 @@ use crate::error::Reject;
 use crate::frames;
 use crate::services::ServiceOp;
 use crate::shard::{Effect, Reply, ShardOp};
+
+/// Calls waiting for their owner shard's answer: ticket → oneshot.
+#[derive(Debug, Default)]
+pub(crate) struct Replies {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+}
+
+impl Replies {
+    pub(crate) fn register(&self) -> (u64, oneshot::Receiver<Reply>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().insert(id, tx);
+        (id, rx)
+    }
+
+    pub(crate) fn forget(&self, id: u64) {
+        self.waiting.lock().remove(&id);
+    }
+
+    /// Delivers the answer of call `id` (called by the worker that emits it).
+    pub(crate) fn complete(&self, id: u64, reply: Reply) {
+        if let Some(tx) = self.waiting.lock().remove(&id) {
+            let _ = tx.send(reply);
+        }
+    }
+}
 
 /// A message between workers.
 #[derive(Debug)]
@@ -136,6 +167,9 @@ impl Worker {
     pub(super) fn emit(&mut self, effects: Vec<Effect>) {
         for e in effects {
             match e {
+                Effect::Reply { conn, reply, .. } if conn.worker == crate::api::API_WORKER => {
+                    self.mesh.api.complete(conn.id, *reply)
+                }
                 Effect::Reply { conn, request_id, cost, reply } => {
                     self.send_to(conn.worker, WorkerMsg::Reply { conn: conn.id, request_id, cost, reply })
                 }

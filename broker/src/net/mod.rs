@@ -31,7 +31,7 @@ pub(crate) mod admin;
 pub(crate) mod admit;
 mod conn;
 pub(crate) mod http;
-mod mailbox;
+pub(crate) mod mailbox;
 pub(crate) mod query;
 pub(crate) mod quic;
 mod read;
@@ -82,6 +82,8 @@ pub(crate) struct Mesh {
     pub(crate) in_flight_ops: AtomicUsize,
     /// Routes and files of the web listener (set when `ws` is configured).
     pub(crate) web: Option<Arc<http::WebCtx>>,
+    /// REST API calls waiting for their owner shard's answer.
+    pub(crate) api: mailbox::Replies,
 }
 
 /// Token of the listener.

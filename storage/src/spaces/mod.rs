@@ -12,9 +12,11 @@ pub(crate) mod feed;
 mod group;
 mod meta;
 mod msg;
+mod ops;
 mod rel;
 mod uconv;
 mod user;
 
 pub use msg::MsgPage;
+pub use ops::OpsSpace;
 pub use rel::RelKind;
