@@ -94,7 +94,7 @@ impl Broker {
         let mut cmd = Command::new(&opts.bin);
         cmd.arg("--data")
             .arg(dir.path().join("data"))
-            .args(["--tcp", "127.0.0.1:0", "--durability", &opts.durability])
+            .args(["--tcp", "127.0.0.1:0", "--api", "127.0.0.1:0", "--durability", &opts.durability])
             .env("MISSIVE_SECRET", secret)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -31,7 +31,7 @@ export const SECRET = "missive-e2e-secret-0123456789";
 export async function startBroker(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), "missive-e2e-"));
   const args = ["--data", join(dir, "data"), "--secret", SECRET, "--workers", "2",
-    "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--static-dir", join(here, "../demo/dist"), "--dev", ...extraArgs];
+    "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--api", "127.0.0.1:0", "--static-dir", join(here, "../demo/dist"), "--dev", ...extraArgs];
   const child = spawn(brokerBinary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let log = "";
   child.stderr.on("data", (d) => (log += d));
