@@ -45,11 +45,18 @@ pub enum BrokerError {
 pub(crate) struct Reject {
     pub(crate) code: ErrorCode,
     pub(crate) message: String,
+    /// For RATE_LIMITED: when to retry, ms from now (`Error.retry_after_ms`).
+    pub(crate) retry_after_ms: Option<u64>,
 }
 
 impl Reject {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), retry_after_ms: None }
+    }
+
+    /// RATE_LIMITED, to be retried no sooner than `retry_after_ms` from now.
+    pub(crate) fn rate_limited(retry_after_ms: u64, message: impl Into<String>) -> Self {
+        Self { code: ErrorCode::RateLimited, message: message.into(), retry_after_ms: Some(retry_after_ms) }
     }
 }
 

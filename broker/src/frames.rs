@@ -48,7 +48,10 @@ pub(crate) fn response(request_id: u64, result: response::Result) -> Bytes {
 pub(crate) fn error(request_id: u64, r: &Reject) -> Bytes {
     encode_small(frame::Body::Response(pb::Response {
         id: request_id,
-        error: Some(r.code.with_message(r.message.clone())),
+        error: Some(pb::Error {
+            retry_after_ms: r.retry_after_ms.unwrap_or(0),
+            ..r.code.with_message(r.message.clone())
+        }),
         result: None,
     }))
 }
@@ -72,7 +75,16 @@ pub(crate) fn push(event: push::Event) -> Bytes {
 }
 
 pub(crate) fn close(code: ErrorCode, message: &str) -> Bytes {
-    encode_small(frame::Body::Close(pb::Close { code: code.as_u32(), message: message.to_owned() }))
+    close_retry(code, message, 0)
+}
+
+/// A Close telling the client to wait `retry_after_ms` before reconnecting (0 = unset).
+pub(crate) fn close_retry(code: ErrorCode, message: &str, retry_after_ms: u64) -> Bytes {
+    encode_small(frame::Body::Close(pb::Close {
+        code: code.as_u32(),
+        message: message.to_owned(),
+        retry_after_ms,
+    }))
 }
 
 pub(crate) fn hello_ok(ok: pb::HelloOk) -> Bytes {

@@ -179,6 +179,7 @@ impl Broker {
             Arc::clone(&conn_count),
             config.limits.max_connections,
             config.limits.max_connections_per_ip,
+            config.limits.max_handshakes_per_ip_per_sec,
         ));
         // One certificate for TCP-TLS, WSS and QUIC.
         let identity = if config.tcp_tls.is_some() || config.wss.is_some() || config.quic.is_some() {

@@ -206,7 +206,9 @@ mod tests {
     #[test]
     fn encode_refuses_oversized_frame() {
         let codec = FrameCodec::new(8);
-        let frame = Frame { body: Some(Body::Close(pb::Close { code: 1, message: "x".repeat(64) })) };
+        let frame = Frame {
+            body: Some(Body::Close(pb::Close { code: 1, message: "x".repeat(64), retry_after_ms: 0 })),
+        };
         let mut buf = BytesMut::new();
         assert!(matches!(codec.encode(&frame, &mut buf), Err(CodecError::TooLarge { .. })));
         assert!(buf.is_empty());

@@ -320,7 +320,12 @@ impl ErrorCode {
 
     /// Builds the wire `Error` with the given human-readable message.
     pub fn with_message(self, message: impl Into<String>) -> crate::pb::Error {
-        crate::pb::Error { code: self.as_u32(), message: message.into(), retryable: self.retryable() }
+        crate::pb::Error {
+            code: self.as_u32(),
+            message: message.into(),
+            retryable: self.retryable(),
+            retry_after_ms: 0,
+        }
     }
 }
 

@@ -113,6 +113,28 @@ impl BrokerOpts {
     }
 }
 
+/// The limits every test broker gets unless its test sets them: the
+/// production defaults of the per-device send rate (5/s) and the handshake
+/// rate per address (100/s) would throttle tests that send and connect fast
+/// over loopback. Tests of those limits set them in their own config.
+const TEST_LIMITS: [(&str, i64); 2] =
+    [("max_sends_per_sec", 1_000_000), ("max_handshakes_per_ip_per_sec", 0)];
+
+/// The config file of a test broker: the test's TOML with [`TEST_LIMITS`]
+/// added where it does not set them (text that does not parse is kept as is,
+/// for tests of bad configuration).
+fn test_config(toml_text: Option<&str>) -> String {
+    let text = toml_text.unwrap_or("");
+    let Ok(mut table) = text.parse::<toml::Table>() else { return text.to_owned() };
+    let limits = table.entry("limits").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(limits) = limits.as_table_mut() {
+        for (k, v) in TEST_LIMITS {
+            limits.entry(k).or_insert(toml::Value::Integer(v));
+        }
+    }
+    table.to_string()
+}
+
 /// The addresses of a broker's `missive listening tcp=ADDR [ws=ADDR] [quic=ADDR] ...` line.
 #[derive(Debug, Clone)]
 pub struct Listening {
@@ -225,11 +247,9 @@ impl BrokerProc {
             .args(["--tcp", &any_port, "--ws", &any_port, "--api", &any_port, "--secret", SECRET])
             .args(["--workers", &opts.workers.to_string()])
             .args(["--durability", &opts.durability]);
-        if let Some(toml) = &opts.config_toml {
-            let path = root.join("missive-test.toml");
-            std::fs::write(&path, toml).expect("write config file");
-            cmd.arg("--config").arg(&path);
-        }
+        let path = root.join("missive-test.toml");
+        std::fs::write(&path, test_config(opts.config_toml.as_deref())).expect("write config file");
+        cmd.arg("--config").arg(&path);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }

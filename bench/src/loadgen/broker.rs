@@ -91,10 +91,16 @@ impl Broker {
             tempfile::Builder::new().prefix("missive-loadgen-").tempdir().context("creating temp dir")?;
         let log = dir.path().join("broker.log");
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        // Load runs from one address at full speed: no per-device send or handshake rate.
+        let config = dir.path().join("loadgen.toml");
+        std::fs::write(&config, "[limits]\nmax_sends_per_sec = 1000000\nmax_handshakes_per_ip_per_sec = 0\n")
+            .with_context(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(&opts.bin);
         cmd.arg("--data")
             .arg(dir.path().join("data"))
             .args(["--tcp", "127.0.0.1:0", "--api", "127.0.0.1:0", "--durability", &opts.durability])
+            .arg("--config")
+            .arg(&config)
             .env("MISSIVE_SECRET", secret)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

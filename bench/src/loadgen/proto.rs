@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(reply::<pb::SendMessage>(ok), Ok(ack));
         let refused = pb::Response {
             id: 2,
-            error: Some(pb::Error { code: 3002, message: "no".into(), retryable: false }),
+            error: Some(pb::Error { code: 3002, message: "no".into(), retryable: false, retry_after_ms: 0 }),
             result: None,
         };
         assert_eq!(reply::<pb::SendMessage>(refused), Err("error 3002".to_owned()));

@@ -100,7 +100,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
 
 impl From<Reject> for ApiError {
     fn from(r: Reject) -> Self {
-        Self::new(status_of(r.code), r.code, r.message)
+        Self { status: status_of(r.code), code: r.code, message: r.message, retry_after_ms: r.retry_after_ms }
     }
 }
 

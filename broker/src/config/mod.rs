@@ -203,6 +203,12 @@ pub struct Limits {
     /// Requests one connection may send per second (burst: twice this); beyond
     /// it a request is answered with `5003 RATE_LIMITED` and not executed.
     pub max_requests_per_sec: u32,
+    /// Messages one device (connection) may send per second (burst: twice
+    /// this); beyond it a send gets `5003 RATE_LIMITED` with `retry_after_ms`.
+    pub max_sends_per_sec: u32,
+    /// New connections (TCP, TLS, WebSocket, QUIC handshakes) one address may
+    /// open per second (burst: twice this); 0 = no limit.
+    pub max_handshakes_per_ip_per_sec: u32,
 }
 
 /// History visibility.
@@ -319,6 +325,8 @@ impl Default for Limits {
             max_silent_frames_per_sec: 1000,
             query_threads: 0,
             max_requests_per_sec: 20_000,
+            max_sends_per_sec: 5,
+            max_handshakes_per_ip_per_sec: 100,
         }
     }
 }
@@ -441,6 +449,7 @@ impl Config {
             ("limits.conv_cache_entries", l.conv_cache_entries),
             ("limits.max_silent_frames_per_sec", l.max_silent_frames_per_sec as usize),
             ("limits.max_requests_per_sec", l.max_requests_per_sec as usize),
+            ("limits.max_sends_per_sec", l.max_sends_per_sec as usize),
         ] {
             ensure(v > 0, key, "must be > 0", "set a positive number")?;
         }

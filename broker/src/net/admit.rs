@@ -19,6 +19,10 @@
 //!   [`Admission::bridges`] before it connects; the worker that accepts it
 //!   gives it no slot, because the QUIC connection already holds one (with
 //!   the client's real address);
+//! - new connections per address are rate limited
+//!   (`limits.max_handshakes_per_ip_per_sec`, token bucket, burst 2x); the
+//!   bucket table holds at most [`MAX_RATE_ENTRIES`] addresses (a full shard
+//!   starts over: a fresh burst for some addresses, never unbounded memory);
 //! - refusals are logged at most once per [`LOG_EVERY`], with the count.
 
 use std::collections::{HashMap, HashSet};
@@ -32,6 +36,8 @@ use tracing::warn;
 
 /// Mutexes the per-address table is split over.
 const SHARDS: usize = 16;
+/// Most addresses with a handshake bucket, over all shards.
+pub(crate) const MAX_RATE_ENTRIES: usize = 65_536;
 /// Refusals are logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -74,6 +80,8 @@ pub(crate) enum Refusal {
     Total,
     /// `limits.max_connections_per_ip` reached for this address.
     PerIp,
+    /// `limits.max_handshakes_per_ip_per_sec` exceeded: retry after this many ms.
+    Rate(u64),
 }
 
 impl Refusal {
@@ -82,9 +90,21 @@ impl Refusal {
         match self {
             Refusal::Total => "server connection limit reached",
             Refusal::PerIp => "too many connections from this address",
+            Refusal::Rate(_) => "too many new connections from this address; retry later",
+        }
+    }
+
+    /// The Close code told to the client.
+    pub(crate) fn code(self) -> missive_protocol::ErrorCode {
+        match self {
+            Refusal::Total | Refusal::PerIp => missive_protocol::ErrorCode::TooManyConnections,
+            Refusal::Rate(_) => missive_protocol::ErrorCode::RateLimited,
         }
     }
 }
+
+/// A handshake token bucket: (tokens, last refill).
+type RateBucket = (f64, Instant);
 
 /// The shared counts (see the module docs).
 #[derive(Debug)]
@@ -95,6 +115,9 @@ pub(crate) struct Admission {
     /// 0 = no per-address cap.
     max_per_ip: usize,
     per_ip: [Mutex<HashMap<IpKey, u32>>; SHARDS],
+    /// 0 = no handshake rate limit.
+    handshakes_per_sec: u32,
+    rates: [Mutex<HashMap<IpKey, RateBucket>>; SHARDS],
     /// Local addresses of QUIC bridges about to connect to the TCP listener.
     bridges: Mutex<HashSet<SocketAddr>>,
     last_log: Mutex<Option<Instant>>,
@@ -124,12 +147,19 @@ impl Drop for Slot {
 }
 
 impl Admission {
-    pub(crate) fn new(total: Arc<AtomicUsize>, max_total: usize, max_per_ip: usize) -> Self {
+    pub(crate) fn new(
+        total: Arc<AtomicUsize>,
+        max_total: usize,
+        max_per_ip: usize,
+        handshakes_per_sec: u32,
+    ) -> Self {
         Self {
             total,
             max_total,
             max_per_ip,
             per_ip: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            handshakes_per_sec,
+            rates: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             bridges: Mutex::new(HashSet::new()),
             last_log: Mutex::new(None),
             refused_since_log: AtomicU64::new(0),
@@ -138,6 +168,14 @@ impl Admission {
 
     /// Counts a new connection from `ip`, or refuses it (nothing counted).
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        self.admit_at(ip, Instant::now())
+    }
+
+    /// [`Admission::admit`] at time `now`.
+    pub(crate) fn admit_at(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Slot, Refusal> {
+        if let Err(retry_ms) = self.take_handshake(IpKey::of(ip), now) {
+            return Err(self.refused(Refusal::Rate(retry_ms), ip));
+        }
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(self.refused(Refusal::Total, ip));
@@ -159,6 +197,28 @@ impl Admission {
         Ok(Slot { admission: Arc::clone(self), key })
     }
 
+    /// Takes one handshake token of `key`; `Err(retry_after_ms)` when empty.
+    fn take_handshake(&self, key: IpKey, now: Instant) -> Result<(), u64> {
+        if self.handshakes_per_sec == 0 {
+            return Ok(());
+        }
+        let rate = f64::from(self.handshakes_per_sec);
+        let burst = rate * 2.0;
+        let mut m = self.rates[key.shard()].lock();
+        if m.len() >= MAX_RATE_ENTRIES / SHARDS && !m.contains_key(&key) {
+            m.clear();
+        }
+        let (tokens, at) = m.entry(key).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - *tokens) / rate) * 1000.0).ceil().max(1.0) as u64)
+        }
+    }
+
     /// Logs a refusal, at most once per [`LOG_EVERY`].
     fn refused(&self, why: Refusal, ip: IpAddr) -> Refusal {
         let n = self.refused_since_log.fetch_add(1, Ordering::Relaxed) + 1;
@@ -169,6 +229,7 @@ impl Admission {
             let limit = match why {
                 Refusal::Total => "limits.max_connections",
                 Refusal::PerIp => "limits.max_connections_per_ip",
+                Refusal::Rate(_) => "limits.max_handshakes_per_ip_per_sec",
             };
             warn!(%ip, refused = n, limit, "refusing connections: {}", why.message());
         }
@@ -198,7 +259,7 @@ mod tests {
 
     #[test]
     fn counts_per_address_and_in_total() {
-        let a = Arc::new(Admission::new(Arc::new(AtomicUsize::new(0)), 3, 2));
+        let a = Arc::new(Admission::new(Arc::new(AtomicUsize::new(0)), 3, 2, 0));
         let ip1: IpAddr = [10, 0, 0, 1].into();
         let ip2: IpAddr = [10, 0, 0, 2].into();
         let s1 = a.admit(ip1).expect("first");
@@ -224,8 +285,24 @@ mod tests {
     }
 
     #[test]
+    fn handshakes_per_address_are_rate_limited() {
+        let a = Arc::new(Admission::new(Arc::new(AtomicUsize::new(0)), 100, 0, 2));
+        let ip1: IpAddr = [10, 0, 0, 1].into();
+        let ip2: IpAddr = [10, 0, 0, 2].into();
+        let t = Instant::now();
+        let mut slots: Vec<Slot> = (0..4).map(|_| a.admit_at(ip1, t).expect("burst")).collect();
+        match a.admit_at(ip1, t) {
+            Err(Refusal::Rate(ms)) => assert!((1..=500).contains(&ms), "{ms}"),
+            other => panic!("expected a rate refusal, got {other:?}"),
+        }
+        slots.push(a.admit_at(ip2, t).expect("another address has its own bucket"));
+        slots.push(a.admit_at(ip1, t + Duration::from_millis(600)).expect("refilled"));
+        assert_eq!(a.total.load(Ordering::Acquire), 6, "a refusal counts nothing");
+    }
+
+    #[test]
     fn bridges_are_taken_once() {
-        let a = Admission::new(Arc::new(AtomicUsize::new(0)), 1, 0);
+        let a = Admission::new(Arc::new(AtomicUsize::new(0)), 1, 0, 0);
         let local: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
         a.announce_bridge(local);
         assert!(a.take_bridge(local));

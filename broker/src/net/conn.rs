@@ -78,6 +78,8 @@ pub(super) struct Conn {
     pub(super) queries: VecDeque<QueryJob>,
     /// Frames that get no reply ([`Worker::count_silent`]).
     pub(super) silent: Bucket,
+    /// Message sends (`limits.max_sends_per_sec`).
+    pub(super) sends: Bucket,
     /// Requests (`limits.max_requests_per_sec`).
     pub(super) requests: Bucket,
     /// Set once a Close is queued: flush, then drop by `close_deadline`.
@@ -142,6 +144,13 @@ impl Bucket {
         }
         self.tokens -= 1;
         true
+    }
+
+    /// After a refused [`Bucket::take`]: ms until the next token (at least 1).
+    pub(super) fn retry_after_ms(&self, rate: u32, now: Instant) -> u64 {
+        let per_token = 1000u64.div_ceil(u64::from(rate.max(1)));
+        let waited = now.duration_since(self.at).as_millis() as u64;
+        per_token.saturating_sub(waited).max(1)
     }
 }
 

@@ -440,6 +440,7 @@ impl Worker {
                             Instant::now(),
                         ),
                         requests: Bucket::new(self.node.config.limits.max_requests_per_sec, Instant::now()),
+                        sends: Bucket::new(self.node.config.limits.max_sends_per_sec, Instant::now()),
                         close_deadline: None,
                         readable: true,
                         web: kind.web().then(|| Box::new(web::WebConn::new())),
@@ -448,8 +449,12 @@ impl Worker {
                     self.conns.insert(id, conn);
                     self.ready.push(id);
                     debug!(worker = self.idx, conn = id, %peer, "accepted");
-                    if let Some(why) = refused {
-                        self.close(id, ErrorCode::TooManyConnections, why.message());
+                    match refused {
+                        Some(why @ admit::Refusal::Rate(ms)) if !kind.web() => {
+                            self.close_with(id, frames::close_retry(why.code(), why.message(), ms))
+                        }
+                        Some(why) => self.close(id, why.code(), why.message()),
+                        None => {}
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -282,8 +282,22 @@ impl Worker {
             self.enqueue(id, frames::error(request_id, &rej));
             return;
         }
-        if !c.requests.take(node.config.limits.max_requests_per_sec, Instant::now()) {
-            let rej = Reject::new(ErrorCode::RateLimited, "too many requests per second on this connection");
+        let now = Instant::now();
+        let rate = node.config.limits.max_requests_per_sec;
+        if !c.requests.take(rate, now) {
+            let rej = Reject::rate_limited(
+                c.requests.retry_after_ms(rate, now),
+                "too many requests per second on this connection",
+            );
+            self.enqueue(id, frames::error(request_id, &rej));
+            return;
+        }
+        let sends = node.config.limits.max_sends_per_sec;
+        if matches!(r.op, Some(pb::request::Op::Send(_))) && !c.sends.take(sends, now) {
+            let rej = Reject::rate_limited(
+                c.sends.retry_after_ms(sends, now),
+                format!("more than {sends} messages per second from this device (limits.max_sends_per_sec)"),
+            );
             self.enqueue(id, frames::error(request_id, &rej));
             return;
         }

@@ -685,7 +685,8 @@ impl Inner {
                 conn.shutdown();
             }
             drop(conn);
-            let pause = jitter(backoff);
+            // The server's retry-after (RATE_LIMITED) is a floor under the backoff.
+            let pause = jitter(backoff).max(err.retry_after().unwrap_or_default());
             if !err.is_retryable() || Instant::now() + pause >= deadline {
                 return Err(err);
             }

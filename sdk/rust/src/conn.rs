@@ -215,7 +215,12 @@ fn body_name(body: &frame::Body) -> &'static str {
 /// Maps a `Response` to its result; an unset result without error is success ([V-6]).
 fn into_result(r: pb::Response) -> Result<response::Result, SdkError> {
     if let Some(e) = r.error {
-        return Err(SdkError::Server { code: e.code, message: e.message, retryable: e.retryable });
+        return Err(SdkError::Server {
+            code: e.code,
+            message: e.message,
+            retryable: e.retryable,
+            retry_after_ms: e.retry_after_ms,
+        });
     }
     Ok(r.result.unwrap_or(response::Result::Ok(pb::Ok {})))
 }

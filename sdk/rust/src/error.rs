@@ -38,6 +38,8 @@ pub enum SdkError {
         message: String,
         /// The server's `Error.retryable` flag: resending may succeed later.
         retryable: bool,
+        /// `Error.retry_after_ms` (RATE_LIMITED): resend no sooner than this; 0 = unset.
+        retry_after_ms: u64,
     },
     /// No answer within the configured timeout.
     #[error("timed out")]
@@ -63,6 +65,16 @@ impl SdkError {
     /// The known [`ErrorCode`] of [`SdkError::code`], if any.
     pub fn error_code(&self) -> Option<ErrorCode> {
         self.code().and_then(ErrorCode::from_u32)
+    }
+
+    /// How long the server asked to wait before a retry (`RATE_LIMITED`), if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Server { retry_after_ms, .. } if *retry_after_ms > 0 => {
+                Some(std::time::Duration::from_millis(*retry_after_ms))
+            }
+            _ => None,
+        }
     }
 
     /// Whether the same request (possibly on a new connection) may succeed
@@ -128,7 +140,7 @@ mod tests {
         assert!(SdkError::Closed { code: 1008, message: String::new() }.is_retryable());
         assert!(close_code_retryable(5999));
         assert!(!close_code_retryable(4242));
-        let s = SdkError::Server { code: 3002, message: "no".into(), retryable: false };
+        let s = SdkError::Server { code: 3002, message: "no".into(), retryable: false, retry_after_ms: 0 };
         assert_eq!(s.to_string(), "server error: NOT_PARTICIPANT (3002): no");
         assert_eq!(code_name(9), "UNKNOWN (9)");
         let wrong =

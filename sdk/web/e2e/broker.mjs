@@ -2,7 +2,7 @@
 // temp data dir, `--ws 127.0.0.1:0`, dev mode, the built chat page; parses the
 // `missive listening tcp=ADDR ws=ADDR ...` line. Stop with `await b.stop()`.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,7 +30,10 @@ export const SECRET = "missive-e2e-secret-0123456789";
 
 export async function startBroker(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), "missive-e2e-"));
-  const args = ["--data", join(dir, "data"), "--secret", SECRET, "--workers", "2",
+  // The tests send faster than a person: lift the per-device send rate (default 5/s).
+  const config = join(dir, "e2e.toml");
+  writeFileSync(config, "[limits]\nmax_sends_per_sec = 1000000\n");
+  const args = ["--data", join(dir, "data"), "--secret", SECRET, "--workers", "2", "--config", config,
     "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--api", "127.0.0.1:0", "--static-dir", join(here, "../demo/dist"), "--dev", ...extraArgs];
   const child = spawn(brokerBinary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let log = "";

@@ -462,7 +462,9 @@ export class MissiveClient {
               conn.close();
               return;
             }
-            if (this.conn === conn && conn.isOpen) setTimeout(() => this.flushOutbox(), 1000);
+            // RATE_LIMITED says how long to wait; otherwise retry after a second.
+            const wait = Math.max(1000, err.retryAfterMs ?? 0);
+            if (this.conn === conn && conn.isOpen) setTimeout(() => this.flushOutbox(), wait);
           } else {
             this.outbox = this.outbox.filter((x) => x !== e);
             e.reject(err);

@@ -22,6 +22,8 @@ export class MissiveError extends Error {
     readonly code: number,
     message: string,
     readonly retryable: boolean,
+    /** `Error.retry_after_ms` (RATE_LIMITED): resend no sooner than this; 0 = unset. */
+    readonly retryAfterMs: number = 0,
   ) {
     super(message);
     this.name = "MissiveError";
@@ -207,7 +209,8 @@ export class Connection {
         if (!p) return;
         this.pending.delete(r.id);
         clearTimeout(p.timer);
-        if (r.error) p.reject(new MissiveError(r.error.code, r.error.message, r.error.retryable));
+        if (r.error)
+          p.reject(new MissiveError(r.error.code, r.error.message, r.error.retryable, Number(r.error.retryAfterMs)));
         else p.resolve(r.result);
         return;
       }

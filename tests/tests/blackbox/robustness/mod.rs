@@ -7,6 +7,7 @@ mod disk;
 mod fd_limit;
 mod flood;
 mod load;
+mod rate_limits;
 mod slow_consumer;
 mod soak;
 mod weak_network;

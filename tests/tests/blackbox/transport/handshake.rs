@@ -382,7 +382,11 @@ fn frames_split_across_writes_are_reassembled() {
 fn close_frame_from_client_is_unexpected() {
     let b = BrokerProc::start();
     let mut c = b.client("alice", "phone");
-    c.send_frame(&frame_of(frame::Body::Close(pb::Close { code: 1000, message: "bye".into() })));
+    c.send_frame(&frame_of(frame::Body::Close(pb::Close {
+        code: 1000,
+        message: "bye".into(),
+        retry_after_ms: 0,
+    })));
     c.expect_close_code(ErrorCode::UnexpectedFrame);
     // In CONNECTED, any non-Hello kind is HANDSHAKE_REQUIRED, including an unknown body.
     let mut c = b.connect();
