@@ -23,6 +23,12 @@ pub(crate) struct AdminRefused {
     message: String,
 }
 
+impl AdminRefused {
+    pub(crate) fn new(status: u16, code: String, message: String) -> Self {
+        Self { status, code, message }
+    }
+}
+
 /// Asks the broker at `http` (HOST:PORT of its `ws` listener) for a backup.
 pub(crate) fn backup(
     json: bool,

@@ -29,7 +29,7 @@ use serde_json::json;
 use crate::ConnArgs;
 use crate::output;
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

@@ -18,6 +18,7 @@
 //!   `--cert-sha256`), with the same behaviour.
 
 mod admin;
+mod api;
 mod commands;
 mod groups;
 mod output;
@@ -188,6 +189,14 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
     },
+    /// The admin REST API (`[api] listen`): `call METHOD PATH [--data JSON]` for any
+    /// endpoint, and shortcuts (health, stats, audit, openapi).
+    Admin {
+        #[command(flatten)]
+        api: api::ApiArgs,
+        #[command(subcommand)]
+        cmd: api::AdminCmd,
+    },
     /// Groups: create, info, join, approve, invite, kick, quit, dismiss, transfer, admin,
     /// mute, mute-all, members, joined, send.
     Group {
@@ -214,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Black { cmd } => social::black(json, cmd),
         Command::Presence { cmd } => social::presence(json, cmd),
         Command::Group { cmd } => groups::group(json, cmd),
+        Command::Admin { api, cmd } => api::admin(json, &api, cmd),
         Command::Backup { http, admin_token, name, timeout } => {
             admin::backup(json, &http, &admin_token, name.as_deref(), commands::secs(timeout, "--timeout")?)
         }
