@@ -127,6 +127,11 @@ impl Live {
     /// Replaces (or creates) list `list.name`; `max_lists` bounds the count.
     pub(crate) fn put(&self, store: &Store, list: WordList, max_lists: usize) -> Result<(), ChangeError> {
         let _w = self.write.lock();
+        self.put_locked(store, list, max_lists)
+    }
+
+    /// [`Live::put`] with the write lock held.
+    fn put_locked(&self, store: &Store, list: WordList, max_lists: usize) -> Result<(), ChangeError> {
         let cur = self.all();
         let mut lists: Vec<WordList> = cur.lists().to_vec();
         match lists.iter_mut().find(|l| l.name == list.name) {
@@ -160,29 +165,28 @@ impl Live {
         remove: &[String],
         max_words: usize,
     ) -> Result<WordList, ChangeError> {
-        let list = {
-            let _w = self.write.lock();
-            let cur = self.all();
-            let Some(old) = cur.lists().iter().find(|l| l.name == name) else {
-                return Err(ChangeError::NotFound);
-            };
-            let mut list = old.clone();
-            list.words.retain(|w| !remove.contains(w));
-            for w in add {
-                if !list.words.contains(&w) {
-                    list.words.push(w);
-                }
-            }
-            if list.words.len() > max_words {
-                return Err(ChangeError::Limit(format!(
-                    "the list would hold {} words; at most {max_words} (filter.max_words_per_list)",
-                    list.words.len()
-                )));
-            }
-            list
+        let _w = self.write.lock();
+        let cur = self.all();
+        let Some(old) = cur.lists().iter().find(|l| l.name == name) else {
+            return Err(ChangeError::NotFound);
         };
-        // The list exists, so `put` never hits the list-count bound.
-        self.put(store, list.clone(), usize::MAX)?;
+        let mut list = old.clone();
+        let remove: std::collections::HashSet<&String> = remove.iter().collect();
+        list.words.retain(|w| !remove.contains(w));
+        let mut have: std::collections::HashSet<String> = list.words.iter().cloned().collect();
+        for w in add {
+            if have.insert(w.clone()) {
+                list.words.push(w);
+            }
+        }
+        if list.words.len() > max_words {
+            return Err(ChangeError::Limit(format!(
+                "the list would hold {} words; at most {max_words} (filter.max_words_per_list)",
+                list.words.len()
+            )));
+        }
+        // The list exists, so the list-count bound cannot apply.
+        self.put_locked(store, list.clone(), usize::MAX)?;
         Ok(list)
     }
 
@@ -296,5 +300,74 @@ impl Mutes {
             None => map.range::<str, _>(..),
         };
         range.filter(|(_, t)| **t > now_ms).take(limit).map(|(u, t)| (u.clone(), *t)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use missive_storage::{Durability, StoreOptions};
+
+    fn store(dir: &std::path::Path) -> Store {
+        Store::open(dir, &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+            .expect("open")
+    }
+
+    fn list(name: &str, action: Action, words: &[&str]) -> WordList {
+        WordList {
+            name: name.into(),
+            action,
+            mask: "*".into(),
+            words: words.iter().map(|w| (*w).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn lists_change_at_once_and_reload_from_storage() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store(dir.path());
+        let live = Live::default();
+        assert!(live.snapshot().is_none(), "no list: no snapshot");
+        live.put(&s, list("a", Action::Block, &["x1"]), 2).expect("put a");
+        live.put(&s, list("b", Action::Flag, &["y1"]), 2).expect("put b");
+        assert!(matches!(live.put(&s, list("c", Action::Flag, &["z"]), 2), Err(ChangeError::Limit(_))));
+        live.put(&s, list("b", Action::Flag, &["y1", "y2"]), 2).expect("replace b");
+        let l = live.edit(&s, "b", vec!["y3".into(), "y1".into()], &["y2".into()], 3).expect("edit");
+        assert_eq!(l.words, ["y1", "y3"]);
+        assert!(matches!(
+            live.edit(&s, "b", vec!["y4".into(), "y5".into()], &[], 3),
+            Err(ChangeError::Limit(_))
+        ));
+        assert!(matches!(live.edit(&s, "nope", vec!["q".into()], &[], 3), Err(ChangeError::NotFound)));
+        assert_eq!(live.flagged("y3!"), ["b"]);
+        assert!(live.snapshot().expect("active").check("X1").blocked.is_some());
+        // A fresh node loads the same lists.
+        let again = Live::default();
+        assert_eq!(again.load(&s).expect("load"), 2);
+        assert_eq!(again.all().lists(), live.all().lists());
+        live.delete(&s, "a").expect("delete");
+        live.delete(&s, "b").expect("delete");
+        assert!(matches!(live.delete(&s, "b"), Err(ChangeError::NotFound)));
+        assert!(live.snapshot().is_none(), "no list left: back to the fast path");
+        assert_eq!(Live::default().load(&s).expect("load"), 0);
+    }
+
+    #[test]
+    fn mutes_expire_and_reload() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store(dir.path());
+        let m = Mutes::default();
+        assert_eq!(m.until("u", 0), None);
+        m.set(&s, "u1", 2_000, 1_000).expect("set");
+        m.set(&s, "u2", 5_000, 1_000).expect("set");
+        assert_eq!(m.until("u1", 1_500), Some(2_000));
+        assert_eq!(m.until("u1", 2_000), None, "ends at its time");
+        assert_eq!(m.page(None, 10, 2_500), [("u2".to_owned(), 5_000)]);
+        let again = Mutes::default();
+        assert_eq!(again.load(&s, 2_500).expect("load"), 1, "the ended mute is not loaded");
+        // Setting another mute drops ended ones from storage.
+        m.set(&s, "u2", 0, 3_000).expect("unmute");
+        assert_eq!(m.until("u2", 3_000), None);
+        assert_eq!(s.ops_scan(OpsSpace::Mute, b"", None, 10).expect("scan").len(), 0);
     }
 }

@@ -16,7 +16,8 @@ const LISTS: &str = "/v1/moderation/word-lists";
 /// "#", `watch` flags "watchme".
 fn install_lists(api: &Api) {
     api.put(&format!("{LISTS}/bad"), &json!({"action": "block", "words": ["BadWord"]})).ok();
-    api.put(&format!("{LISTS}/mask"), &json!({"action": "replace", "mask": "#", "words": ["坏词", "ugly"]})).ok();
+    api.put(&format!("{LISTS}/mask"), &json!({"action": "replace", "mask": "#", "words": ["坏词", "ugly"]}))
+        .ok();
     api.put(&format!("{LISTS}/watch"), &json!({"action": "flag", "words": ["watchme"]})).ok();
 }
 
@@ -40,7 +41,11 @@ fn block_replace_flag_over_tcp() {
     let mut bob = b.client("bob", "phone");
 
     // Block: refused, the message names the list and not the word; nothing stored.
-    let e = assert_error(alice.send_text(&conv, "m1", "say ＢＡＤＷＯＲＤ now"), ErrorCode::ContentBlocked, "block");
+    let e = assert_error(
+        alice.send_text(&conv, "m1", "say ＢＡＤＷＯＲＤ now"),
+        ErrorCode::ContentBlocked,
+        "block",
+    );
     assert!(e.message.contains("bad") && !e.message.to_lowercase().contains("badword"), "{}", e.message);
     // Replace: stored and delivered masked, char by char (Chinese without spaces).
     let ack = alice.send_ok(&conv, "m2", "说坏词了, UGLY!");
@@ -89,7 +94,11 @@ fn block_replace_flag_over_tcp() {
         "group notice",
     );
     assert_error(
-        bob.call(pb::SetGroupNickname { group_id: "g1".into(), user_id: String::new(), nickname: "badword".into() }),
+        bob.call(pb::SetGroupNickname {
+            group_id: "g1".into(),
+            user_id: String::new(),
+            nickname: "badword".into(),
+        }),
         ErrorCode::ContentBlocked,
         "group nickname",
     );
@@ -108,7 +117,11 @@ fn block_and_replace_over_websocket() {
     install_lists(&api);
     let conv = direct("wsa", "wsb");
     let mut ws = WsClient::login(b.listening.ws(), "wsa", "browser");
-    let req = pb::SendMessage { conv_id: conv.clone(), client_msg_id: "w1".into(), content: Some(text("x badword")) };
+    let req = pb::SendMessage {
+        conv_id: conv.clone(),
+        client_msg_id: "w1".into(),
+        content: Some(text("x badword")),
+    };
     let e = outcome(ws.request(req)).expect_err("blocked over ws");
     assert_eq!(e.code, ErrorCode::ContentBlocked.as_u32());
     ws.send_ok(&conv, "w2", "ugly 坏词");
@@ -125,7 +138,8 @@ fn rest_lists_and_check() {
     let api = Api::new(b.listening.api());
     install_lists(&api);
     let all = api.get(LISTS).ok();
-    let names: Vec<&str> = all["items"].as_array().expect("items").iter().filter_map(|l| l["name"].as_str()).collect();
+    let names: Vec<&str> =
+        all["items"].as_array().expect("items").iter().filter_map(|l| l["name"].as_str()).collect();
     assert_eq!(names, ["bad", "mask", "watch"]);
     assert_eq!(all["items"][1]["word_count"], 2);
     let one = api.get(&format!("{LISTS}/mask")).ok();
@@ -143,7 +157,8 @@ fn rest_lists_and_check() {
     assert_eq!(api.delete(&format!("{LISTS}/extra")).status, 204);
     api.get(&format!("{LISTS}/extra")).refused(404, ErrorCode::InvalidArgument.as_u32());
     api.delete(&format!("{LISTS}/extra")).refused(404, ErrorCode::InvalidArgument.as_u32());
-    api.post(&format!("{LISTS}/extra/words"), &json!({"add": ["x"]})).refused(404, ErrorCode::InvalidArgument.as_u32());
+    api.post(&format!("{LISTS}/extra/words"), &json!({"add": ["x"]}))
+        .refused(404, ErrorCode::InvalidArgument.as_u32());
 }
 
 /// [SW-6]: a change applies to the next request (bounded wait ≤ 1 s) and
@@ -154,7 +169,9 @@ fn changes_apply_at_once_and_survive_restart() {
     let conv = direct("alice", "bob");
     let mut alice = b.client("alice", "phone");
     alice.send_ok(&conv, "c1", "fresh news");
-    Api::new(b.listening.api()).put(&format!("{LISTS}/late"), &json!({"action": "block", "words": ["fresh"]})).ok();
+    Api::new(b.listening.api())
+        .put(&format!("{LISTS}/late"), &json!({"action": "block", "words": ["fresh"]}))
+        .ok();
     let deadline = Instant::now() + Duration::from_secs(1);
     let mut n = 0;
     loop {
@@ -220,7 +237,8 @@ fn bad_input_bounds_and_auth() {
     anon.get(LISTS).refused(401, ErrorCode::TokenInvalid.as_u32());
     anon.put(&format!("{LISTS}/l9"), &ok_body).refused(401, ErrorCode::TokenInvalid.as_u32());
     anon.post("/v1/moderation/check", &json!({"text": "a"})).refused(401, ErrorCode::TokenInvalid.as_u32());
-    anon.post("/v1/moderation/mutes", &json!({"user_id": "u", "duration_secs": 5})).refused(401, ErrorCode::TokenInvalid.as_u32());
+    anon.post("/v1/moderation/mutes", &json!({"user_id": "u", "duration_secs": 5}))
+        .refused(401, ErrorCode::TokenInvalid.as_u32());
     let user = Api::with_bearer(b.listening.api(), Some(mint("alice")));
     user.get(LISTS).refused(403, ErrorCode::PermissionDenied.as_u32());
     assert_eq!(api.get(LISTS).ok()["items"].as_array().map(Vec::len), Some(2));
