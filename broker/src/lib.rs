@@ -23,6 +23,7 @@ mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod filter;
 mod frames;
 mod net;
 mod node;
@@ -223,6 +224,7 @@ impl Broker {
             receivers.push(rx);
         }
         let node = Arc::new(Node::new(Arc::new(config), store, committed_version, n));
+        node.load_moderation().map_err(BrokerError::Config)?;
         let mesh = Arc::new(Mesh {
             senders,
             wakers,

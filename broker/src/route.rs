@@ -57,8 +57,10 @@ fn not_self(user: &UserId, other: &UserId) -> Result<(), Reject> {
 }
 
 /// Checks `op` and picks where it runs.
-pub(crate) fn route(node: &Node, c: Caller<'_>, op: Op) -> Result<Route, Reject> {
+pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Reject> {
     let user = c.user;
+    // Global mutes and the word lists (spec section 16), before the request's own checks.
+    crate::filter::screen::screen(node, user, &mut op)?;
     let rel = &node.config.relations;
     let owner = |key: OwnerKey<'_>| node.owner(key);
     let to_conv = |o: ConversationsOp| Route::Owner(owner(o.owner(user)), ServiceOp::Conversations(o));

@@ -55,6 +55,8 @@ pub enum ErrorCode {
     AccountNotFound = 2006,
     /// The token was issued at or before the user's token revocation. Closes.
     TokenRevoked = 2007,
+    /// The user is muted by a moderator (global mute); the message says until when.
+    UserMuted = 2008,
 
     /// A request field is missing or out of range; the message names it.
     InvalidArgument = 3000,
@@ -72,6 +74,8 @@ pub enum ErrorCode {
     UnsupportedConversation = 3006,
     /// Merged content nested deeper than the protocol allows (spec [M-5]).
     ContentTooDeep = 3007,
+    /// A text matched a sensitive-word list whose action is `block` (spec [SW-4]).
+    ContentBlocked = 3008,
 
     /// The target user is not registered.
     UserNotFound = 4000,
@@ -161,6 +165,7 @@ impl ErrorCode {
         Self::Kicked,
         Self::AccountNotFound,
         Self::TokenRevoked,
+        Self::UserMuted,
         Self::InvalidArgument,
         Self::InvalidConvId,
         Self::NotParticipant,
@@ -169,6 +174,7 @@ impl ErrorCode {
         Self::InvalidSyncToken,
         Self::UnsupportedConversation,
         Self::ContentTooDeep,
+        Self::ContentBlocked,
         Self::UserNotFound,
         Self::AccountExists,
         Self::AlreadyFriends,
@@ -235,6 +241,7 @@ impl ErrorCode {
             Self::Kicked => "KICKED",
             Self::AccountNotFound => "ACCOUNT_NOT_FOUND",
             Self::TokenRevoked => "TOKEN_REVOKED",
+            Self::UserMuted => "USER_MUTED",
             Self::InvalidArgument => "INVALID_ARGUMENT",
             Self::InvalidConvId => "INVALID_CONV_ID",
             Self::NotParticipant => "NOT_PARTICIPANT",
@@ -243,6 +250,7 @@ impl ErrorCode {
             Self::InvalidSyncToken => "INVALID_SYNC_TOKEN",
             Self::UnsupportedConversation => "UNSUPPORTED_CONVERSATION",
             Self::ContentTooDeep => "CONTENT_TOO_DEEP",
+            Self::ContentBlocked => "CONTENT_BLOCKED",
             Self::UserNotFound => "USER_NOT_FOUND",
             Self::AccountExists => "ACCOUNT_EXISTS",
             Self::AlreadyFriends => "ALREADY_FRIENDS",

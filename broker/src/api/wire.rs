@@ -73,7 +73,8 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         | E::MemberMuted
         | E::GroupMuted
         | E::FriendRequestsDenied
-        | E::JoinDenied => StatusCode::FORBIDDEN,
+        | E::JoinDenied
+        | E::UserMuted => StatusCode::FORBIDDEN,
         E::AccountNotFound
         | E::UserNotFound
         | E::GroupNotFound
@@ -89,7 +90,8 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         | E::GroupFull
         | E::JoinedGroupLimit
         | E::OwnerCannotQuit
-        | E::ReceiptGroupTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+        | E::ReceiptGroupTooLarge
+        | E::ContentBlocked => StatusCode::UNPROCESSABLE_ENTITY,
         E::ContentTooLarge | E::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         E::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         E::Overloaded | E::ServerShutdown => StatusCode::SERVICE_UNAVAILABLE,

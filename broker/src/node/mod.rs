@@ -34,6 +34,10 @@ pub(crate) struct Node {
     pub(crate) token_key: token::TokenKey,
     /// Number of owner shards (= workers).
     pub(crate) workers: usize,
+    /// The sensitive-word lists in use (loaded by [`Node::load_moderation`]).
+    pub(crate) words: crate::filter::Live,
+    /// Global mutes (moderation).
+    pub(crate) mutes: crate::filter::Mutes,
 }
 
 impl Node {
@@ -47,7 +51,19 @@ impl Node {
             counters: counters::Counters::new(),
             token_key,
             workers,
+            words: crate::filter::Live::default(),
+            mutes: crate::filter::Mutes::default(),
         }
+    }
+
+    /// Loads the stored word lists and mutes (start-up).
+    pub(crate) fn load_moderation(&self) -> Result<(), String> {
+        let lists = self.words.load(&self.store)?;
+        let mutes = self.mutes.load(&self.store, clock::now_ms())?;
+        if lists + mutes > 0 {
+            tracing::info!(lists, mutes, "moderation loaded");
+        }
+        Ok(())
     }
 
     /// The shard that owns `key`.

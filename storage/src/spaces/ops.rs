@@ -12,6 +12,7 @@
 //! | `dead`   | `endpoint 00 event_id:be64`      | an event that failed every attempt | the webhook dispatcher |
 //! | `hook`   | `endpoint`                       | a webhook endpoint | the API edge |
 //! | `words`  | `list`                           | a sensitive-word list | the API edge |
+//! | `mute`   | `user`                           | a global mute (until, Unix ms) | the API edge |
 //!
 //! Invariants: every key's first component is its space name, so a scan of
 //! one space never leaves it (the family has a prefix filter); ids sort in
@@ -40,6 +41,8 @@ pub enum OpsSpace {
     Hook,
     /// Sensitive-word lists.
     Words,
+    /// Global mutes (moderation), per user.
+    Mute,
 }
 
 impl OpsSpace {
@@ -50,6 +53,7 @@ impl OpsSpace {
             Self::Dead => b"dead",
             Self::Hook => b"hook",
             Self::Words => b"words",
+            Self::Mute => b"mute",
         }
     }
 }

@@ -22,6 +22,8 @@
 //! | `groups::operations` | groups: roles × operations, modes, mute, transfer, dismiss, mentions, receipts |
 //! | `groups::policy` | the blacklist across groups, closed groups refuse invitations and applications |
 //! | `groups::large` | a 5 000-member group |
+//! | `moderation::words` | sensitive-word lists: block / replace / flag over TCP, WebSocket, REST; live changes, restart, bad input, auth |
+//! | `moderation::mutes` | global mutes: refused sends, expiry, unmute, paging |
 //! | `clients::sdk_client` | the Rust SDK's resilient `Client` |
 //! | `clients::missivectl` | `missivectl` (tokens, messages, users, relations, presence) |
 //! | `clients::missivectl_groups` | `missivectl group ...` |
@@ -48,6 +50,7 @@ mod clients;
 mod config_cli;
 mod groups;
 mod messaging;
+mod moderation;
 mod relations;
 mod robustness;
 mod spec_corrections;
