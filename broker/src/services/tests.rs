@@ -86,10 +86,10 @@ impl Fixture {
 
     fn create_group(&mut self, owner: &str, g: &str, members: &[&str]) {
         let req = pb::CreateGroup { group_id: g.into(), ..Default::default() };
-        let op = groups::GroupsOp {
-            conv: group_conv(g),
-            op: groups::GroupOp::Create { req, members: members.iter().map(|m| user(m)).collect() },
-        };
+        let op = groups::GroupsOp::new(
+            group_conv(g),
+            groups::GroupOp::Create { req, members: members.iter().map(|m| user(m)).collect() },
+        );
         self.call(owner, ServiceOp::Groups(op)).expect("create");
     }
 }
@@ -195,10 +195,10 @@ fn group_op_failing_in_finish_changes_nothing() {
     let gid = GroupId::new("team").expect("valid");
     let before = f.node.store.max_seq(&conv).expect("read").0;
     let invite = |who: &str| {
-        ServiceOp::Groups(groups::GroupsOp {
-            conv: group_conv("team"),
-            op: groups::GroupOp::Invite { targets: vec![user(who)] },
-        })
+        ServiceOp::Groups(groups::GroupsOp::new(
+            group_conv("team"),
+            groups::GroupOp::Invite { targets: vec![user(who)] },
+        ))
     };
     failpoint::arm("groups.finish.after_tip");
     assert_eq!(f.call("alice", invite("carol")).err(), Some(ErrorCode::Storage));
