@@ -22,6 +22,7 @@
 //! | `groups::operations` | groups: roles × operations, modes, mute, transfer, dismiss, mentions, receipts |
 //! | `groups::policy` | the blacklist across groups, closed groups refuse invitations and applications |
 //! | `groups::large` | a 5 000-member group |
+//! | `admin_groups` | the admin REST API's group endpoints: auth, bad input, no-consent adds, effects seen by members, paging |
 //! | `clients::sdk_client` | the Rust SDK's resilient `Client` |
 //! | `clients::missivectl` | `missivectl` (tokens, messages, users, relations, presence) |
 //! | `clients::missivectl_groups` | `missivectl group ...` |
@@ -44,6 +45,7 @@
 //! installed. Keep it that way: a test that needs process-wide state belongs
 //! in its own `[[test]]` binary.
 
+mod admin_groups;
 mod clients;
 mod config_cli;
 mod groups;
