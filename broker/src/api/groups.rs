@@ -348,7 +348,11 @@ const MAX_MUTE_SECS: u64 = 10 * 365 * 86_400;
 // ---------------------------------------------------------------- helpers
 
 fn internal(what: &str) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, format!("unexpected answer to {what}"))
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Internal,
+        format!("unexpected answer to {what}"),
+    )
 }
 
 /// The conversation of a `{group_id}` path parameter (400 if not a group id).
@@ -368,9 +372,7 @@ fn cursor_id(raw: Option<&str>, valid: impl Fn(&str) -> bool) -> ApiResult<Strin
 }
 
 /// Runs a blocking storage read off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Reject> + Send + 'static,
-) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Reject> + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "read failed"))?
@@ -392,12 +394,10 @@ async fn send_as_system(api: &Api, op: GroupsOp) -> ApiResult<response::Result> 
 /// The group's committed info (after an op whose answer carries none).
 async fn stored_info(api: &Api, g: GroupId) -> ApiResult<axum::Json<GroupOut>> {
     let store = api.node.store.clone();
-    let info = blocking(move || {
-        let rec = store.group(&g)?.ok_or_else(|| Reject::new(ErrorCode::GroupNotFound, format!("no group {g}")))?;
-        Ok(crate::services::groups::views::info_view(&g, &rec))
-    })
-    .await?;
-    Ok(axum::Json(info.into()))
+    let id = g.clone();
+    let rec = blocking(move || Ok(store.group(&id)?)).await?;
+    let rec = rec.ok_or_else(|| ApiError::not_found(ErrorCode::GroupNotFound, format!("no group {g}")))?;
+    Ok(axum::Json(crate::services::groups::views::info_view(&g, &rec).into()))
 }
 
 fn group_reply(r: response::Result, what: &str) -> ApiResult<axum::Json<GroupOut>> {
@@ -444,7 +444,8 @@ async fn create(State(api): State<Arc<Api>>, Body(b): Body<CreateIn>) -> ApiResu
 /// `POST /v1/groups/query`: info of 1..=100 groups (unknown ids left out).
 async fn query(State(api): State<Arc<Api>>, Body(b): Body<GroupIdsIn>) -> ApiResult<axum::Json<GroupsOut>> {
     let system = api.system_user()?;
-    let r = expect_ok(api.call(&system, false, Op::GetGroups(pb::GetGroups { group_ids: b.group_ids })).await)?;
+    let r =
+        expect_ok(api.call(&system, false, Op::GetGroups(pb::GetGroups { group_ids: b.group_ids })).await)?;
     match r {
         response::Result::Groups(g) => {
             Ok(axum::Json(GroupsOut { groups: g.groups.into_iter().map(GroupOut::from).collect() }))

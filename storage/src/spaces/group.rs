@@ -99,8 +99,11 @@ impl Store {
     pub fn groups_after(&self, after: &str, limit: usize) -> Result<Vec<(GroupId, GroupRecord)>> {
         let mut out = Vec::new();
         // Just past every key of group `after` (`after 00 ...`).
-        let mut seek =
-            if after.is_empty() { Vec::new() } else { keys::prefix_end(&keys::owned(|k| keys::part(k, after.as_bytes()))) };
+        let mut seek = if after.is_empty() {
+            Vec::new()
+        } else {
+            keys::prefix_end(&keys::owned(|k| keys::part(k, after.as_bytes())))
+        };
         while out.len() < limit {
             let Some(key) = self.first_key_from(Cf::Group, &seek)? else { break };
             let owner = keys::first_component(&key);
@@ -227,7 +230,10 @@ mod tests {
         }
         assert_eq!(paged, ids.to_vec());
         assert_eq!(s.groups_after("g1", 10).expect("scan").len(), 0);
-        assert_eq!(s.groups_after("a-", 10).expect("scan").first().map(|(g, _)| g.to_string()), Some("a-1".into()));
+        assert_eq!(
+            s.groups_after("a-", 10).expect("scan").first().map(|(g, _)| g.to_string()),
+            Some("a-1".into())
+        );
     }
 
     #[test]

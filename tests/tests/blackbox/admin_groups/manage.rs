@@ -101,8 +101,11 @@ fn create_with_owner_and_members_reaches_the_members_without_consent() {
         .refused(409, code(ErrorCode::GroupExists));
     api.post("/v1/groups", &json!({ "group_id": "ghost-team", "owner_id": "nobody" }))
         .refused(404, code(ErrorCode::UserNotFound));
-    api.post("/v1/groups", &json!({ "group_id": "ghost-team", "owner_id": "o", "member_ids": ["m1", "nobody"] }))
-        .refused(404, code(ErrorCode::UserNotFound));
+    api.post(
+        "/v1/groups",
+        &json!({ "group_id": "ghost-team", "owner_id": "o", "member_ids": ["m1", "nobody"] }),
+    )
+    .refused(404, code(ErrorCode::UserNotFound));
     let q = api.post("/v1/groups/query", &json!({ "group_ids": ["ghost-team"] })).ok();
     assert_eq!(q["groups"].as_array().map(Vec::len), Some(0), "nothing created: {q}");
     // Group full: 3 members into max_members 2.
@@ -164,19 +167,30 @@ fn info_update_and_dismiss_are_seen_by_members() {
     create(&api, "other", "m", &[], json!({}));
     // Info, batch: unknown ids are left out.
     let q = api.post("/v1/groups/query", &json!({ "group_ids": ["team", "nope", "other"] })).ok();
-    let ids: Vec<&str> = q["groups"].as_array().expect("groups").iter().filter_map(|g| g["group_id"].as_str()).collect();
+    let ids: Vec<&str> =
+        q["groups"].as_array().expect("groups").iter().filter_map(|g| g["group_id"].as_str()).collect();
     assert_eq!(ids, ["team", "other"]);
     let too_many: Vec<String> = (0..101).map(|i| format!("g{i}")).collect();
-    for body in [json!({}), json!({ "group_ids": [] }), json!({ "group_ids": too_many }), json!({ "group_ids": ["a b"] }), json!({ "group_ids": ["g"], "x": 1 })] {
+    for body in [
+        json!({}),
+        json!({ "group_ids": [] }),
+        json!({ "group_ids": too_many }),
+        json!({ "group_ids": ["a b"] }),
+        json!({ "group_ids": ["g"], "x": 1 }),
+    ] {
         api.post("/v1/groups/query", &body).refused(400, code(ErrorCode::InvalidArgument));
     }
     // Update: info and settings of a PUBLIC group (admins-only edits) by the operator.
     let g = api
-        .call("PATCH", "/v1/groups/team", Some(&json!({
-            "name": "Renamed", "notice": "read me", "join_mode": "anyone", "edit_mode": "everyone",
-            "invite_mode": "any_member", "history_visibility": "full", "invitee_consent": false,
-            "ex": { "a": "1" }, "avatar_url": "https://example.com/a.png", "introduction": "intro",
-        })))
+        .call(
+            "PATCH",
+            "/v1/groups/team",
+            Some(&json!({
+                "name": "Renamed", "notice": "read me", "join_mode": "anyone", "edit_mode": "everyone",
+                "invite_mode": "any_member", "history_visibility": "full", "invitee_consent": false,
+                "ex": { "a": "1" }, "avatar_url": "https://example.com/a.png", "introduction": "intro",
+            })),
+        )
         .ok();
     assert_eq!((g["name"].as_str(), g["join_mode"].as_str()), (Some("Renamed"), Some("anyone")));
     assert_eq!((g["edit_mode"].as_str(), g["history_visibility"].as_str()), (Some("everyone"), Some("full")));
@@ -210,14 +224,19 @@ fn info_update_and_dismiss_are_seen_by_members() {
     expect_tip(&mut o, "team", "group.dismissed");
     assert_error(members_seen_by(&mut m, "team"), ErrorCode::GroupNotFound, "members of a dismissed group");
     let q = api.post("/v1/groups/query", &json!({ "group_ids": ["team"] })).ok();
-    assert_eq!((q["groups"][0]["dismissed"].as_bool(), q["groups"][0]["member_count"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(
+        (q["groups"][0]["dismissed"].as_bool(), q["groups"][0]["member_count"].as_u64()),
+        (Some(true), Some(0))
+    );
     api.delete("/v1/groups/team").refused(404, code(ErrorCode::GroupNotFound));
-    api.call("PATCH", "/v1/groups/team", Some(&json!({ "name": "x" }))).refused(404, code(ErrorCode::GroupNotFound));
+    api.call("PATCH", "/v1/groups/team", Some(&json!({ "name": "x" })))
+        .refused(404, code(ErrorCode::GroupNotFound));
     api.get("/v1/groups/team/members").refused(404, code(ErrorCode::GroupNotFound));
     api.delete("/v1/groups/bad%20id").refused(400, code(ErrorCode::InvalidArgument));
     // Every write is audited.
     let audit = api.get("/v1/audit?limit=100").ok();
-    let whats: Vec<&str> = audit["items"].as_array().expect("items").iter().filter_map(|r| r["what"].as_str()).collect();
+    let whats: Vec<&str> =
+        audit["items"].as_array().expect("items").iter().filter_map(|r| r["what"].as_str()).collect();
     assert!(whats.contains(&"DELETE /v1/groups/team"), "{whats:?}");
     assert!(whats.contains(&"PATCH /v1/groups/team"), "{whats:?}");
 }

@@ -40,16 +40,25 @@ fn add_members_without_consent_into_approval_and_closed_groups() {
         .refused(409, code(ErrorCode::AlreadyGroupMember));
     api.post("/v1/groups/pub/members", &json!({ "user_ids": ["w", "ghost"] }))
         .refused(404, code(ErrorCode::UserNotFound));
-    api.post("/v1/groups/nope/members", &json!({ "user_ids": ["w"] })).refused(404, code(ErrorCode::GroupNotFound));
+    api.post("/v1/groups/nope/members", &json!({ "user_ids": ["w"] }))
+        .refused(404, code(ErrorCode::GroupNotFound));
     let many: Vec<String> = (0..501).map(|i| format!("u{i}")).collect();
-    for body in [json!({}), json!({ "user_ids": [] }), json!({ "user_ids": many }), json!({ "user_ids": ["a b"] }), json!({ "user_ids": ["w"], "x": 1 })] {
+    for body in [
+        json!({}),
+        json!({ "user_ids": [] }),
+        json!({ "user_ids": many }),
+        json!({ "user_ids": ["a b"] }),
+        json!({ "user_ids": ["w"], "x": 1 }),
+    ] {
         api.post("/v1/groups/pub/members", &body).refused(400, code(ErrorCode::InvalidArgument));
     }
-    api.post("/v1/groups/bad%20id/members", &json!({ "user_ids": ["w"] })).refused(400, code(ErrorCode::InvalidArgument));
+    api.post("/v1/groups/bad%20id/members", &json!({ "user_ids": ["w"] }))
+        .refused(400, code(ErrorCode::InvalidArgument));
     let members = api.get("/v1/groups/pub/members").ok();
     assert_eq!(members["member_count"], 4, "w was not added: {members}");
     create(&api, "small", "o", &["x"], json!({ "max_members": 2 }));
-    api.post("/v1/groups/small/members", &json!({ "user_ids": ["y"] })).refused(422, code(ErrorCode::GroupFull));
+    api.post("/v1/groups/small/members", &json!({ "user_ids": ["y"] }))
+        .refused(422, code(ErrorCode::GroupFull));
 }
 
 #[test]
@@ -67,7 +76,11 @@ fn remove_members_all_or_nothing_and_never_the_owner() {
     assert_eq!(tip(&t).map(|(_, p)| p["users"].clone()), Some("m1,m3".to_owned()));
     expect_tip(&mut m2, "team", "group.members_kicked");
     assert_error(members_seen_by(&mut m1, "team"), ErrorCode::NotGroupMember, "m1 was removed");
-    assert_error(m1.send_text(&gconv("team"), "c1", "hi"), ErrorCode::NotParticipant, "a removed member sends");
+    assert_error(
+        m1.send_text(&gconv("team"), "c1", "hi"),
+        ErrorCode::NotParticipant,
+        "a removed member sends",
+    );
     // All or nothing: the owner (4104) or a non-member (4102) in the list removes nobody.
     api.post("/v1/groups/team/members/remove", &json!({ "user_ids": ["m2", "o"] }))
         .refused(403, code(ErrorCode::GroupPermissionDenied));
@@ -75,7 +88,9 @@ fn remove_members_all_or_nothing_and_never_the_owner() {
         .refused(403, code(ErrorCode::NotGroupMember));
     let list = must(members_seen_by(&mut o, "team"), "members");
     assert_eq!(list.iter().map(|m| m.user_id.as_str()).collect::<Vec<_>>(), ["m2", "o"]);
-    for body in [json!({}), json!({ "user_ids": [] }), json!({ "user_ids": [""] }), json!({ "user_ids": "m2" })] {
+    for body in
+        [json!({}), json!({ "user_ids": [] }), json!({ "user_ids": [""] }), json!({ "user_ids": "m2" })]
+    {
         api.post("/v1/groups/team/members/remove", &body).refused(400, code(ErrorCode::InvalidArgument));
     }
     api.post("/v1/groups/nope/members/remove", &json!({ "user_ids": ["m2"] }))
@@ -92,7 +107,10 @@ fn roles_are_set_by_the_operator_and_take_effect() {
     create(&api, "team", "o", &["m1", "m2"], json!({}));
     // A member may not kick; once admin, they may.
     assert_error(
-        m1.call(Op::KickFromGroup(pb::KickFromGroup { group_id: "team".into(), user_ids: vec!["m2".into()] })),
+        m1.call(Op::KickFromGroup(pb::KickFromGroup {
+            group_id: "team".into(),
+            user_ids: vec!["m2".into()],
+        })),
         ErrorCode::GroupPermissionDenied,
         "a member kicks",
     );
@@ -104,7 +122,10 @@ fn roles_are_set_by_the_operator_and_take_effect() {
     let list = must(members_seen_by(&mut o, "team"), "members");
     assert_eq!(role_in(&list, "m1"), Some(pb::GroupRole::Admin));
     must(
-        m1.call(Op::KickFromGroup(pb::KickFromGroup { group_id: "team".into(), user_ids: vec!["m2".into()] })),
+        m1.call(Op::KickFromGroup(pb::KickFromGroup {
+            group_id: "team".into(),
+            user_ids: vec!["m2".into()],
+        })),
         "an admin kicks",
     );
     let m = api.put("/v1/groups/team/members/m1/role", &json!({ "role": "member" })).ok();
@@ -112,9 +133,17 @@ fn roles_are_set_by_the_operator_and_take_effect() {
     // Refusals.
     api.put("/v1/groups/team/members/o/role", &json!({ "role": "admin" }))
         .refused(403, code(ErrorCode::GroupPermissionDenied));
-    api.put("/v1/groups/team/members/out/role", &json!({ "role": "admin" })).refused(403, code(ErrorCode::NotGroupMember));
-    api.put("/v1/groups/nope/members/m1/role", &json!({ "role": "admin" })).refused(404, code(ErrorCode::GroupNotFound));
-    for body in [json!({}), json!({ "role": "owner" }), json!({ "role": "ADMIN" }), json!({ "role": 2 }), json!({ "role": "admin", "x": 1 })] {
+    api.put("/v1/groups/team/members/out/role", &json!({ "role": "admin" }))
+        .refused(403, code(ErrorCode::NotGroupMember));
+    api.put("/v1/groups/nope/members/m1/role", &json!({ "role": "admin" }))
+        .refused(404, code(ErrorCode::GroupNotFound));
+    for body in [
+        json!({}),
+        json!({ "role": "owner" }),
+        json!({ "role": "ADMIN" }),
+        json!({ "role": 2 }),
+        json!({ "role": "admin", "x": 1 }),
+    ] {
         api.put("/v1/groups/team/members/m1/role", &body).refused(400, code(ErrorCode::InvalidArgument));
     }
     api.put("/v1/groups/team/members/bad%20id/role", &json!({ "role": "admin" }))
@@ -158,8 +187,14 @@ fn mute_a_member_or_the_whole_group_blocks_their_sends() {
         .refused(403, code(ErrorCode::NotGroupMember));
     api.post("/v1/groups/nope/members/m1/mute", &json!({ "duration_secs": 60 }))
         .refused(404, code(ErrorCode::GroupNotFound));
-    api.post("/v1/groups/nope/mute", &json!({ "mute_all": true })).refused(404, code(ErrorCode::GroupNotFound));
-    for body in [json!({}), json!({ "duration_secs": -1 }), json!({ "duration_secs": 315_360_001u64 }), json!({ "duration_secs": "60" })] {
+    api.post("/v1/groups/nope/mute", &json!({ "mute_all": true }))
+        .refused(404, code(ErrorCode::GroupNotFound));
+    for body in [
+        json!({}),
+        json!({ "duration_secs": -1 }),
+        json!({ "duration_secs": 315_360_001u64 }),
+        json!({ "duration_secs": "60" }),
+    ] {
         api.post("/v1/groups/team/members/m1/mute", &body).refused(400, code(ErrorCode::InvalidArgument));
     }
     for body in [json!({}), json!({ "mute_all": "yes" }), json!({ "mute_all": true, "x": 1 })] {
@@ -178,10 +213,7 @@ fn transfer_makes_a_member_the_owner() {
     assert_eq!((g["owner_id"].as_str(), g["member_count"].as_u64()), (Some("m1"), Some(2)));
     let t = expect_tip(&mut o, "team", "group.owner_transferred");
     let params = tip(&t).map(|(_, p)| p.clone()).expect("params");
-    assert_eq!(
-        (params["from"].as_str(), params["to"].as_str(), params["by"].as_str()),
-        ("o", "m1", SYSTEM)
-    );
+    assert_eq!((params["from"].as_str(), params["to"].as_str(), params["by"].as_str()), ("o", "m1", SYSTEM));
     let list = must(members_seen_by(&mut m1, "team"), "members");
     assert_eq!(role_in(&list, "m1"), Some(pb::GroupRole::Owner));
     assert_eq!(role_in(&list, "o"), Some(pb::GroupRole::Member));
@@ -200,10 +232,18 @@ fn transfer_makes_a_member_the_owner() {
         "the new owner sets an admin",
     );
     // Refusals.
-    api.post("/v1/groups/team/transfer", &json!({ "new_owner_id": "m1" })).refused(400, code(ErrorCode::SelfTarget));
-    api.post("/v1/groups/team/transfer", &json!({ "new_owner_id": "out" })).refused(403, code(ErrorCode::NotGroupMember));
-    api.post("/v1/groups/nope/transfer", &json!({ "new_owner_id": "m1" })).refused(404, code(ErrorCode::GroupNotFound));
-    for body in [json!({}), json!({ "new_owner_id": "" }), json!({ "new_owner_id": "a b" }), json!({ "new_owner_id": "o", "quit": true })] {
+    api.post("/v1/groups/team/transfer", &json!({ "new_owner_id": "m1" }))
+        .refused(400, code(ErrorCode::SelfTarget));
+    api.post("/v1/groups/team/transfer", &json!({ "new_owner_id": "out" }))
+        .refused(403, code(ErrorCode::NotGroupMember));
+    api.post("/v1/groups/nope/transfer", &json!({ "new_owner_id": "m1" }))
+        .refused(404, code(ErrorCode::GroupNotFound));
+    for body in [
+        json!({}),
+        json!({ "new_owner_id": "" }),
+        json!({ "new_owner_id": "a b" }),
+        json!({ "new_owner_id": "o", "quit": true }),
+    ] {
         api.post("/v1/groups/team/transfer", &body).refused(400, code(ErrorCode::InvalidArgument));
     }
 }

@@ -67,11 +67,15 @@ pub(crate) fn expect_tip(c: &mut RawClient, g: &str, kind: &str) -> pb::Message 
 
 /// `user`'s view of the members of `g` over the socket (ListGroupMembers).
 pub(crate) fn members_seen_by(c: &mut RawClient, g: &str) -> Result<Vec<pb::GroupMember>, pb::Error> {
-    c.call(Op::ListGroupMembers(pb::ListGroupMembers { group_id: g.to_owned(), cursor: String::new(), limit: 0 }))
-        .map(|r| match r {
-            response::Result::GroupMembers(m) => m.members,
-            other => panic!("ListGroupMembers: {other:?}"),
-        })
+    c.call(Op::ListGroupMembers(pb::ListGroupMembers {
+        group_id: g.to_owned(),
+        cursor: String::new(),
+        limit: 0,
+    }))
+    .map(|r| match r {
+        response::Result::GroupMembers(m) => m.members,
+        other => panic!("ListGroupMembers: {other:?}"),
+    })
 }
 
 /// The role of `user` in `list`.
