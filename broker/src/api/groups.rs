@@ -35,7 +35,8 @@ use crate::services::groups::{GroupsOp, admin, check};
 pub(crate) fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/v1/groups", post(create).get(list_all))
-        .route("/v1/groups/query", post(query))
+        // A group may be named "query": its PATCH and DELETE are served here too.
+        .route("/v1/groups/query", post(query).patch(update_named_query).delete(dismiss_named_query))
         .route("/v1/groups/{group_id}", axum::routing::patch(update).delete(dismiss))
         .route("/v1/groups/{group_id}/members", post(add_members).get(members))
         .route("/v1/groups/{group_id}/members/remove", post(remove_members))
@@ -474,6 +475,16 @@ async fn dismiss(State(api): State<Arc<Api>>, Path(group): Path<String>) -> ApiR
     let op = check::dismiss(pb::DismissGroup { group_id: group })?.by_admin();
     send_as_system(&api, op).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PATCH /v1/groups/query`: the group named "query" (the path is also the batch info route).
+async fn update_named_query(state: State<Arc<Api>>, body: Body<PatchIn>) -> ApiResult<axum::Json<GroupOut>> {
+    update(state, Path("query".to_owned()), body).await
+}
+
+/// `DELETE /v1/groups/query`: the group named "query".
+async fn dismiss_named_query(state: State<Arc<Api>>) -> ApiResult<Response> {
+    dismiss(state, Path("query".to_owned())).await
 }
 
 /// `POST /v1/groups/{group_id}/members`: adds users at once, without consent.

@@ -240,3 +240,21 @@ fn info_update_and_dismiss_are_seen_by_members() {
     assert!(whats.contains(&"DELETE /v1/groups/team"), "{whats:?}");
     assert!(whats.contains(&"PATCH /v1/groups/team"), "{whats:?}");
 }
+
+/// Ids that are also words of the routes: a group named `query` and a user
+/// named `remove` are managed like any other.
+#[test]
+fn ids_that_are_route_words_are_served() {
+    let (b, api) = start();
+    import(&b, &["o", "remove"]);
+    create(&api, "query", "o", &["remove"], json!({}));
+    let m = api.put("/v1/groups/query/members/remove/role", &json!({ "role": "admin" })).ok();
+    assert_eq!(m["role"], "admin");
+    api.post("/v1/groups/query/members/remove/mute", &json!({ "duration_secs": 5 })).ok();
+    let g = api.call("PATCH", "/v1/groups/query", Some(&json!({ "name": "Q" }))).ok();
+    assert_eq!(g["name"], "Q");
+    let g = api.post("/v1/groups/query/members/remove", &json!({ "user_ids": ["remove"] })).ok();
+    assert_eq!(g["member_count"], 1);
+    assert_eq!(api.delete("/v1/groups/query").status, 204);
+    api.delete("/v1/groups/query").refused(404, code(ErrorCode::GroupNotFound));
+}
