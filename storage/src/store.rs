@@ -12,7 +12,9 @@
 //! - Every iterator is made by [`Store::iter`]: it stays inside the first key
 //!   component of its seek key (`prefix_same_as_start`), which is what lets a
 //!   family use a prefix filter (see `engine`). A scan must therefore seek to
-//!   a key of the conversation, user or group it reads.
+//!   a key of the conversation, user or group it reads. The one exception,
+//!   [`Store::first_key_from`], seeks in total order (no prefix filter) and
+//!   reads one key: listings across owners step from owner to owner with it.
 //! - Undecodable stored bytes become [`StorageError::Corrupt`], never a panic.
 //! - Maintenance ([`Store::verify`], [`Store::checkpoint`], [`Store::repair`])
 //!   never changes what a reader sees: verify and checkpoint only read, and
@@ -219,6 +221,21 @@ impl Store {
             ro.set_iterate_upper_bound(u);
         }
         self.db.iterator_cf_opt(self.handle(cf), ro, IteratorMode::From(seek, direction))
+    }
+
+    /// The first key of `cf` at or after `seek` in the family's total order,
+    /// across owners (the one iterator not bound to the first key component,
+    /// for admin listings that walk owners: one seek per owner).
+    pub(crate) fn first_key_from(&self, cf: Cf, seek: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut ro = ReadOptions::default();
+        ro.set_total_order_seek(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.handle(cf), ro);
+        it.seek(seek);
+        if it.valid() {
+            return Ok(it.key().map(<[u8]>::to_vec));
+        }
+        it.status()?;
+        Ok(None)
     }
 
     /// Keys under `prefix` after `prefix ++ after` (exclusive; "" = from the

@@ -86,10 +86,10 @@ impl Fixture {
 
     fn create_group(&mut self, owner: &str, g: &str, members: &[&str]) {
         let req = pb::CreateGroup { group_id: g.into(), ..Default::default() };
-        let op = groups::GroupsOp {
-            conv: group_conv(g),
-            op: groups::GroupOp::Create { req, members: members.iter().map(|m| user(m)).collect() },
-        };
+        let op = groups::GroupsOp::new(
+            group_conv(g),
+            groups::GroupOp::Create { req, members: members.iter().map(|m| user(m)).collect() },
+        );
         self.call(owner, ServiceOp::Groups(op)).expect("create");
     }
 }
@@ -195,10 +195,10 @@ fn group_op_failing_in_finish_changes_nothing() {
     let gid = GroupId::new("team").expect("valid");
     let before = f.node.store.max_seq(&conv).expect("read").0;
     let invite = |who: &str| {
-        ServiceOp::Groups(groups::GroupsOp {
-            conv: group_conv("team"),
-            op: groups::GroupOp::Invite { targets: vec![user(who)] },
-        })
+        ServiceOp::Groups(groups::GroupsOp::new(
+            group_conv("team"),
+            groups::GroupOp::Invite { targets: vec![user(who)] },
+        ))
     };
     failpoint::arm("groups.finish.after_tip");
     assert_eq!(f.call("alice", invite("carol")).err(), Some(ErrorCode::Storage));
@@ -212,6 +212,51 @@ fn group_op_failing_in_finish_changes_nothing() {
     assert!(f.node.store.group_member(&gid, "carol").expect("read").is_some());
     let info = f.node.store.group(&gid).expect("read").expect("group");
     assert_eq!(info.member_count, 3);
+}
+
+/// [GR-30]: an admin op acts with the owner's rights without being a member,
+/// adds into a closed group needing consent at once, is undone whole when
+/// `finish` fails, and is refused for ops about the caller itself.
+#[test]
+fn admin_group_ops_act_as_owner_and_roll_back_whole() {
+    let mut f = fixture();
+    for u in ["alice", "bob", "carol"] {
+        f.import(u);
+    }
+    f.create_group("alice", "team", &["bob"]);
+    let conv = group_conv("team");
+    let gid = GroupId::new("team").expect("valid");
+    let closed = pb::GroupPatch {
+        join_mode: Some(pb::JoinMode::Nobody as i32),
+        invitee_consent: Some(true),
+        ..Default::default()
+    };
+    let update = groups::GroupsOp::new(conv.clone(), groups::GroupOp::Update { patch: closed });
+    f.call("alice", ServiceOp::Groups(update)).expect("owner closes the group");
+    let add = |admin: bool| {
+        let op = groups::admin::add(conv.clone(), vec!["carol".into()]).expect("op");
+        ServiceOp::Groups(if admin { op } else { groups::GroupsOp { admin: false, ..op } })
+    };
+    assert_eq!(f.call("system", add(false)).err(), Some(ErrorCode::NotGroupMember), "a client");
+    assert_eq!(f.call("alice", add(false)).err(), Some(ErrorCode::JoinDenied), "even the owner");
+    let before = f.node.store.max_seq(&conv).expect("read").0;
+    failpoint::arm("groups.finish.after_tip");
+    assert_eq!(f.call("system", add(true)).err(), Some(ErrorCode::Storage));
+    failpoint::disarm_all();
+    assert_eq!(f.node.store.max_seq(&conv).expect("read").0, before, "no tip");
+    assert!(f.node.store.group_member(&gid, "carol").expect("read").is_none());
+    f.call("system", add(true)).expect("the operator adds without consent");
+    assert!(f.node.store.group_member(&gid, "carol").expect("read").is_some());
+    assert!(f.node.store.group_member(&gid, "system").expect("read").is_none(), "not a member");
+    let tip = f.node.store.message(&conv, Seq(before + 1)).expect("read").expect("tip");
+    let tip = <pb::Message as prost::Message>::decode(tip.as_slice()).expect("decode");
+    assert_eq!(tip.sender, "system");
+    // The owner is spared; ops about the caller itself are not admin ops.
+    let kick = groups::admin::remove(conv.clone(), vec!["alice".into()]).expect("op");
+    assert_eq!(f.call("system", ServiceOp::Groups(kick)).err(), Some(ErrorCode::GroupPermissionDenied));
+    let quit = groups::GroupsOp::new(conv.clone(), groups::GroupOp::Quit).by_admin();
+    assert_eq!(f.call("system", ServiceOp::Groups(quit)).err(), Some(ErrorCode::Internal));
+    assert_eq!(f.node.store.group(&gid).expect("read").expect("group").member_count, 3);
 }
 
 /// Defect: a profile change staged the profile, then failed while moving the

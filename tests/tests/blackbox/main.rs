@@ -24,6 +24,7 @@
 //! | `groups::large` | a 5 000-member group |
 //! | `moderation::words` | sensitive-word lists: block / replace / flag over TCP, WebSocket, REST; live changes, restart, bad input, auth |
 //! | `moderation::mutes` | global mutes: refused sends, expiry, unmute, paging |
+//! | `admin_groups` | the admin REST API's group endpoints: auth, bad input, no-consent adds, effects seen by members, paging |
 //! | `clients::sdk_client` | the Rust SDK's resilient `Client` |
 //! | `clients::missivectl` | `missivectl` (tokens, messages, users, relations, presence) |
 //! | `clients::missivectl_groups` | `missivectl group ...` |
@@ -46,6 +47,7 @@
 //! installed. Keep it that way: a test that needs process-wide state belongs
 //! in its own `[[test]]` binary.
 
+mod admin_groups;
 mod clients;
 mod config_cli;
 mod groups;

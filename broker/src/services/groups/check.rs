@@ -27,7 +27,7 @@ pub(crate) fn group_id(group: &str) -> Result<GroupId, Reject> {
 }
 
 fn op(group: &str, op: GroupOp) -> Result<GroupsOp, Reject> {
-    Ok(GroupsOp { conv: group_conv(group)?, op })
+    Ok(GroupsOp::new(group_conv(group)?, op))
 }
 
 fn patch_ok(p: &pb::GroupPatch, r: &Relations) -> Result<(), Reject> {
@@ -68,7 +68,7 @@ pub(crate) fn create(mut req: pb::CreateGroup, r: &Relations) -> Result<GroupsOp
     } else {
         checks::user_ids(std::mem::take(&mut req.member_ids), "member_ids")?
     };
-    Ok(GroupsOp { conv, op: GroupOp::Create { req, members } })
+    Ok(GroupsOp::new(conv, GroupOp::Create { req, members }))
 }
 
 pub(crate) fn update(req: pb::UpdateGroup, r: &Relations) -> Result<GroupsOp, Reject> {
@@ -89,17 +89,17 @@ pub(crate) fn join(req: pb::JoinGroup, r: &Relations) -> Result<GroupsOp, Reject
 pub(crate) fn respond(req: pb::RespondGroupApplication) -> Result<GroupsOp, Reject> {
     let conv = group_conv(&req.group_id)?;
     let target = checks::user_id(req.user_id, "user_id")?;
-    Ok(GroupsOp { conv, op: GroupOp::Respond { target, accept: req.accept } })
+    Ok(GroupsOp::new(conv, GroupOp::Respond { target, accept: req.accept }))
 }
 
 pub(crate) fn invite(req: pb::InviteToGroup) -> Result<GroupsOp, Reject> {
     let conv = group_conv(&req.group_id)?;
-    Ok(GroupsOp { conv, op: GroupOp::Invite { targets: checks::user_ids(req.user_ids, "user_ids")? } })
+    Ok(GroupsOp::new(conv, GroupOp::Invite { targets: checks::user_ids(req.user_ids, "user_ids")? }))
 }
 
 pub(crate) fn kick(req: pb::KickFromGroup) -> Result<GroupsOp, Reject> {
     let conv = group_conv(&req.group_id)?;
-    Ok(GroupsOp { conv, op: GroupOp::Kick { targets: checks::user_ids(req.user_ids, "user_ids")? } })
+    Ok(GroupsOp::new(conv, GroupOp::Kick { targets: checks::user_ids(req.user_ids, "user_ids")? }))
 }
 
 pub(crate) fn quit(req: pb::QuitGroup) -> Result<GroupsOp, Reject> {
@@ -109,13 +109,13 @@ pub(crate) fn quit(req: pb::QuitGroup) -> Result<GroupsOp, Reject> {
 pub(crate) fn transfer(req: pb::TransferGroup) -> Result<GroupsOp, Reject> {
     let conv = group_conv(&req.group_id)?;
     let new_owner = checks::user_id(req.new_owner, "new_owner")?;
-    Ok(GroupsOp { conv, op: GroupOp::Transfer { new_owner, quit: req.quit } })
+    Ok(GroupsOp::new(conv, GroupOp::Transfer { new_owner, quit: req.quit }))
 }
 
 pub(crate) fn set_role(req: pb::SetGroupRole) -> Result<GroupsOp, Reject> {
     let role = pb::GroupRole::try_from(req.role).map_err(|_| checks::invalid("role: undefined value"))?;
     let conv = group_conv(&req.group_id)?;
-    Ok(GroupsOp { conv, op: GroupOp::SetRole { target: checks::user_id(req.user_id, "user_id")?, role } })
+    Ok(GroupsOp::new(conv, GroupOp::SetRole { target: checks::user_id(req.user_id, "user_id")?, role }))
 }
 
 pub(crate) fn set_nickname(
@@ -127,7 +127,7 @@ pub(crate) fn set_nickname(
     let conv = group_conv(&req.group_id)?;
     let target =
         if req.user_id.is_empty() { caller.clone() } else { checks::user_id(req.user_id, "user_id")? };
-    Ok(GroupsOp { conv, op: GroupOp::SetNickname { target, nickname: req.nickname } })
+    Ok(GroupsOp::new(conv, GroupOp::SetNickname { target, nickname: req.nickname }))
 }
 
 pub(crate) fn mute(req: pb::MuteGroupMember) -> Result<GroupsOp, Reject> {
@@ -136,7 +136,7 @@ pub(crate) fn mute(req: pb::MuteGroupMember) -> Result<GroupsOp, Reject> {
     }
     let conv = group_conv(&req.group_id)?;
     let target = checks::user_id(req.user_id, "user_id")?;
-    Ok(GroupsOp { conv, op: GroupOp::Mute { target, duration_secs: req.duration_secs } })
+    Ok(GroupsOp::new(conv, GroupOp::Mute { target, duration_secs: req.duration_secs }))
 }
 
 pub(crate) fn mute_all(req: pb::MuteGroupAll) -> Result<GroupsOp, Reject> {

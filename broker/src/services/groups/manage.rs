@@ -59,7 +59,10 @@ pub(super) fn create(c: &mut Ctx<'_>, req: &pb::CreateGroup, members: &[UserId])
     all.dedup();
     check_room(&info, all.len())?;
     check_registered(&c.s.node.store, &all)?;
-    check_not_blocked_by(&c.s.node.store, &me, &all)?;
+    if !c.admin() {
+        // [GR-30]: an admin create adds the members without their consent.
+        check_not_blocked_by(&c.s.node.store, &me, &all)?;
+    }
     reserve_joins(&c.s.node, &all, c.t)?;
     c.e.members_mut().clear();
     c.new_info = info;
@@ -117,16 +120,18 @@ pub(super) fn transfer(c: &mut Ctx<'_>, new_owner: &UserId, quit: bool) -> Resul
     if role_of(&m) != pb::GroupRole::Owner {
         return Err(denied("transfer the group (owner only)"));
     }
-    if *new_owner == me {
-        return Err(Reject::new(ErrorCode::SelfTarget, "name another member"));
+    // [GR-30]: an admin transfers from the current owner and is named as `by`.
+    let from = if c.admin() { c.info.owner.clone() } else { me.to_string() };
+    if new_owner.as_str() == from {
+        return Err(Reject::new(ErrorCode::SelfTarget, "name another member than the owner"));
     }
     c.target_member(new_owner)?;
     c.new_info.owner = new_owner.to_string();
-    let mut plan = Plan::with_tip(
-        c.info_reply(&c.new_info),
-        "group.owner_transferred",
-        &[("from", me.to_string()), ("to", new_owner.to_string()), ("quit", quit.to_string())],
-    );
+    let mut params = vec![("from", from), ("to", new_owner.to_string()), ("quit", quit.to_string())];
+    if c.admin() {
+        params.push(("by", me.to_string()));
+    }
+    let mut plan = Plan::with_tip(c.info_reply(&c.new_info), "group.owner_transferred", &params);
     if quit {
         plan.leave.push(me);
     }

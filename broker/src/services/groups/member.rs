@@ -29,13 +29,14 @@ pub(super) fn set_role(c: &mut Ctx<'_>, target: &UserId, role: pb::GroupRole) ->
     if role_of(&m) != pb::GroupRole::Owner {
         return Err(denied("set admins (owner only)"));
     }
-    if target == c.me() {
+    if target == c.me() && !c.admin() {
         return Err(Reject::new(ErrorCode::SelfTarget, "the owner's role changes by TransferGroup"));
     }
     if !matches!(role, pb::GroupRole::Admin | pb::GroupRole::Member) {
         return Err(checks::invalid("role: ADMIN or MEMBER"));
     }
     let mut tm = c.target_member(target)?;
+    c.admin_spares_owner(&tm, "given another role")?;
     tm.role = role as i32;
     let view = store_member(c, target, tm);
     Ok(Plan::with_tip(
@@ -68,13 +69,14 @@ pub(super) fn mute(c: &mut Ctx<'_>, target: &UserId, duration_secs: u64) -> Resu
     if !is_manager(&m) {
         return Err(denied("mute members"));
     }
-    if target == c.me() {
+    if target == c.me() && !c.admin() {
         return Err(Reject::new(ErrorCode::SelfTarget, "name another member"));
     }
     let mut tm = c.target_member(target)?;
     if role_of(&m) == pb::GroupRole::Admin && role_of(&tm) != pb::GroupRole::Member {
         return Err(denied("mute the owner or another admin"));
     }
+    c.admin_spares_owner(&tm, "muted")?;
     tm.mute_until_ms =
         if duration_secs == 0 { 0 } else { c.now().saturating_add(duration_secs.saturating_mul(1000)) };
     let view = store_member(c, target, tm);

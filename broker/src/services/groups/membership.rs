@@ -126,7 +126,9 @@ pub(super) fn respond(c: &mut Ctx<'_>, target: &UserId, accept: bool) -> Result<
 
 pub(super) fn invite(c: &mut Ctx<'_>, targets: &[UserId]) -> Result<Plan, Reject> {
     let m = c.need_member()?;
-    if c.info.join_mode == pb::JoinMode::Nobody as i32 {
+    // [GR-30]: an admin adds directly, whatever the modes, consent and blacklists.
+    let admin = c.admin();
+    if c.info.join_mode == pb::JoinMode::Nobody as i32 && !admin {
         return Err(Reject::new(ErrorCode::JoinDenied, "the group is closed to new members"));
     }
     if c.info.invite_mode == pb::InviteMode::Admins as i32 && !is_manager(&m) {
@@ -140,8 +142,10 @@ pub(super) fn invite(c: &mut Ctx<'_>, targets: &[UserId]) -> Result<Plan, Reject
     }
     check_registered(&c.s.node.store, &new)?;
     let me = c.me().clone();
-    check_not_blocked_by(&c.s.node.store, &me, &new)?;
-    if c.info.invitee_consent {
+    if !admin {
+        check_not_blocked_by(&c.s.node.store, &me, &new)?;
+    }
+    if c.info.invitee_consent && !admin {
         let group = c.group();
         let mut plan = Plan::reply(c.info_reply(&c.info));
         for u in new {
@@ -181,13 +185,14 @@ pub(super) fn kick(c: &mut Ctx<'_>, targets: &[UserId]) -> Result<Plan, Reject> 
     out.sort();
     out.dedup();
     for u in &out {
-        if u == c.me() {
+        if u == c.me() && !c.admin() {
             return Err(Reject::new(ErrorCode::SelfTarget, "use QuitGroup to leave"));
         }
         let tm = c.target_member(u)?;
         if my_role == pb::GroupRole::Admin && role_of(&tm) != pb::GroupRole::Member {
             return Err(denied("remove the owner or another admin"));
         }
+        c.admin_spares_owner(&tm, "removed")?;
     }
     let mut plan = Plan::with_tip(
         response::Result::Ok(pb::Ok {}),

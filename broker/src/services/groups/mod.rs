@@ -7,7 +7,8 @@
 //! log. Permission checks, membership changes and sends are therefore
 //! serialized, and each check happens at the moment of the write.
 //!
-//! Files: `check.rs` (stateless checks, for `route`), `entry.rs` (the cache),
+//! Files: `check.rs` (stateless checks, for `route`), `admin.rs` (ops of the
+//! admin REST API, [GR-30]), `entry.rs` (the cache),
 //! `send.rs` (group sends, member conversation state, receipts),
 //! `manage.rs` / `membership.rs` / `member.rs` (one function per management
 //! op, each deciding a `Plan`), `plan.rs` (staging a plan), `views.rs` (wire
@@ -26,6 +27,7 @@
 //!   group log, pushed to the members (and to removed members) like a message;
 //! - joined-group counts change only through counter reservations.
 
+pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod entry;
 mod manage;
@@ -61,9 +63,17 @@ const MAX_MENTIONS: usize = 1000;
 pub(crate) struct GroupsOp {
     pub(crate) conv: ConvId,
     pub(crate) op: GroupOp,
+    /// Made by the admin REST API ([`admin`], spec [GR-30]): acts with the
+    /// owner's rights and adds members without consent. Never set by `route`.
+    pub(crate) admin: bool,
 }
 
 impl GroupsOp {
+    /// A client's op (no admin rights).
+    pub(crate) fn new(conv: ConvId, op: GroupOp) -> Self {
+        Self { conv, op, admin: false }
+    }
+
     pub(crate) fn owner(&self) -> OwnerKey<'_> {
         OwnerKey::Conv(&self.conv)
     }
@@ -278,6 +288,9 @@ fn run_op(
     t: &mut Turn<Undo>,
 ) -> Result<response::Result, Reject> {
     let gop = &op.op.op;
+    if op.op.admin && !admin::allowed(gop) {
+        return Err(Reject::new(ErrorCode::Internal, "not an admin group op"));
+    }
     let live = e.info.clone().filter(|i| !i.dismissed);
     let info = match (gop, live) {
         (GroupOp::Create { .. }, _) => GroupRecord::default(),

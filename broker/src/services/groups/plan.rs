@@ -48,9 +48,31 @@ impl Ctx<'_> {
         self.t.now_ms
     }
 
-    /// The caller's member record, or NOT_GROUP_MEMBER.
+    /// The op comes from the admin API ([GR-30], `admin.rs`).
+    pub(super) fn admin(&self) -> bool {
+        self.op.op.admin
+    }
+
+    /// The caller's member record, or NOT_GROUP_MEMBER. An admin op acts
+    /// with the owner's rights ([GR-30]): a record with role OWNER that is
+    /// never stored (the operator does not become a member).
     pub(super) fn need_member(&self) -> Result<GroupMemberRecord, Reject> {
+        if self.admin() {
+            return Ok(GroupMemberRecord { role: pb::GroupRole::Owner as i32, ..Default::default() });
+        }
         self.e.members.get(&self.op.user).cloned().ok_or_else(|| not_member(&self.op.user))
+    }
+
+    /// [GR-30]: an admin op acts with the owner's rights, but never on the
+    /// owner (the owner changes by transfer only).
+    pub(super) fn admin_spares_owner(&self, target: &GroupMemberRecord, what: &str) -> Result<(), Reject> {
+        if self.admin() && target.role == pb::GroupRole::Owner as i32 {
+            return Err(Reject::new(
+                missive_protocol::ErrorCode::GroupPermissionDenied,
+                format!("the owner cannot be {what}; transfer the group first"),
+            ));
+        }
+        Ok(())
     }
 
     /// `u`'s member record, or NOT_GROUP_MEMBER.
