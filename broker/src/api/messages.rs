@@ -5,11 +5,11 @@
 //! - `POST /v1/messages/notice`: one `SystemNotice` from the system user
 //!   (`api.system_user`) into `p:{system}:{user}` of each of ≤ 500 users;
 //! - `POST /v1/messages/broadcast`: one message in `b:all`, stored once,
-//!   which every user syncs (read diffusion, spec [M-13]);
+//!   which every user syncs (read diffusion, spec [AM-2]);
 //! - `GET /v1/conversations/{conv_id}/messages`: NDJSON export of committed
 //!   `msg` rows, read on a blocking thread;
 //! - `POST /v1/messages/import`: historical messages appended in order with
-//!   their original senders and times (spec [M-12]).
+//!   their original senders and times (spec [AM-1]).
 //!
 //! Invariants: every body field is validated before anything is routed (400
 //! naming the field); ops no client may send (notice, broadcast, import) go

@@ -32,7 +32,7 @@ pub(crate) enum Effect {
     /// (shared: a group's recipient list is built once, not per message).
     Fanout { users: Arc<[UserId]>, exclude: Option<ConnRef>, frame: Bytes },
     /// Deliver a push to every online session of the node (a broadcast
-    /// message, spec [M-13]): one directory walk, the frame shared.
+    /// message, spec [AM-2]): one directory walk, the frame shared.
     FanoutAll { frame: Bytes },
     /// End a session: push `frame` (a `Kicked`), then Close{code, message}.
     Kick { conn: ConnRef, frame: Bytes, code: ErrorCode, message: String },

@@ -1,4 +1,4 @@
-//! The broadcast conversation `b:all` (spec [M-13]): system messages every
+//! The broadcast conversation `b:all` (spec [AM-2]): system messages every
 //! user reads, stored ONCE (read diffusion).
 //!
 //! Role: its owner shard (`OwnerKey::Conv("b:all")`) appends a message posted

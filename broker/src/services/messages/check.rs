@@ -56,7 +56,7 @@ pub(crate) fn content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), 
 }
 
 /// The same checks for content the admin API posts (broadcasts, notices,
-/// imports): tips and system notices are allowed (spec [M-12]).
+/// imports): tips and system notices are allowed (spec [AM-1]).
 pub(crate) fn admin_content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), Reject> {
     content_checks(content, max_bytes, true)
 }

@@ -34,7 +34,7 @@ pub(crate) enum MessagesOp {
     Pull { conv: ConvId, req: pb::PullRequest },
     History { conv: ConvId, req: pb::HistoryRequest },
     /// Admin API only (no client request maps here): one historical message
-    /// stored with its original sender (the op's user) and time (spec [M-12]).
+    /// stored with its original sender (the op's user) and time (spec [AM-1]).
     Import { conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content, time_ms: u64 },
 }
 

@@ -45,7 +45,7 @@ pub(super) fn stage_send(
     Ok(Answer::Response(response::Result::SendAck(ack)))
 }
 
-/// Admin import of one historical message (spec [M-12]): appended with its
+/// Admin import of one historical message (spec [AM-1]): appended with its
 /// original sender (`op.user`) and time; already stored (same sender,
 /// client_msg_id) → the original ack with `duplicate`.
 pub(super) fn stage_import(

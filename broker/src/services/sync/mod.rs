@@ -77,7 +77,7 @@ pub(crate) fn serve(
             items.push((v, FeedRecord { conv_id: format!("g:{g}"), ..Default::default() }));
         }
     }
-    // The broadcast conversation (read diffusion, spec [M-13]): one version
+    // The broadcast conversation (read diffusion, spec [AM-2]): one version
     // record for every user, O(1) per sync.
     let all = ConvId::broadcast_all();
     let v = store.broadcast_version(&all)?;

@@ -1,5 +1,5 @@
 //! `POST /v1/messages/broadcast`: one message in `b:all`, stored once, which
-//! every user syncs (read diffusion, spec [M-13]).
+//! every user syncs (read diffusion, spec [AM-2]).
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! `POST /v1/messages/import` (historical messages with their original
-//! senders and times, spec [M-12]) and `GET /v1/conversations/{id}/messages`
+//! senders and times, spec [AM-1]) and `GET /v1/conversations/{id}/messages`
 //! (NDJSON export).
 
 use missive_protocol::pb;

@@ -1,5 +1,5 @@
 //! The admin REST API, tag `messages` (spec/openapi.yaml, PROTOCOL.md
-//! [M-12], [M-13]): send as a user, system notices, broadcast to every user
+//! [AM-1], [AM-2]): send as a user, system notices, broadcast to every user
 //! (read diffusion: stored once), NDJSON history export and the import of
 //! historical messages with their original senders and times.
 
