@@ -80,6 +80,7 @@ fn import_keeps_original_times_and_senders() {
 fn import_into_a_group_needs_members() {
     let (b, api) = broker();
     let mut alice = RawClient::login(b.listening.tcp, "alice", "phone");
+    let _bob = RawClient::login(b.listening.tcp, "bob", "phone");
     alice.create_group("team", pb::GroupType::Work, &["bob"], None).expect("create");
     let r = api
         .post("/v1/messages/import", &json!({"conv_id": "g:team", "messages": [item("bob", 0, "a"), item("carol", 1, "b")]}))

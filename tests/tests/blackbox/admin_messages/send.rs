@@ -89,8 +89,8 @@ fn send_as_a_user_every_content_kind_reaches_the_peer() {
 fn send_as_a_user_to_a_group_checks_membership_and_blacklist() {
     let (b, api) = broker();
     let mut alice = RawClient::login(b.listening.tcp, "alice", "phone");
-    alice.create_group("team", pb::GroupType::Work, &["bob"], None).expect("create");
     let mut bob = RawClient::login(b.listening.tcp, "bob", "phone");
+    alice.create_group("team", pb::GroupType::Work, &["bob"], None).expect("create");
     let ack = api.post("/v1/messages", &json!({"from": "alice", "group_id": "team", "content": text("hello team")})).ok();
     assert_eq!(ack["conv_id"], "g:team");
     let seq = ack["seq"].as_u64().expect("seq");
