@@ -293,7 +293,10 @@ mod tests {
         for ok in ["p:a:b", "g:team-1", "r:lobby", "c:big:general", "b:all"] {
             assert_eq!(ConvId::parse(ok).expect(ok).as_str(), ok);
         }
-        for bad in ["", "p:b:a", "p:a:a", "p:a", "x:y", "g:", "g:a:b", "g:a b", "c:g", "p:a:b:c", "g:\0", "b:", "b:a:b"] {
+        for bad in [
+            "", "p:b:a", "p:a:a", "p:a", "x:y", "g:", "g:a:b", "g:a b", "c:g", "p:a:b:c", "g:\0", "b:",
+            "b:a:b",
+        ] {
             assert!(ConvId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -220,8 +220,7 @@ async fn notice(State(api): State<Arc<Api>>, Body(b): Body<NoticeBody>) -> ApiRe
             b.user_ids.len()
         )));
     }
-    let users =
-        b.user_ids.iter().map(|u| api.user(u, "user_ids")).collect::<ApiResult<Vec<UserId>>>()?;
+    let users = b.user_ids.iter().map(|u| api.user(u, "user_ids")).collect::<ApiResult<Vec<UserId>>>()?;
     if b.title.len() > MAX_TITLE {
         return Err(ApiError::invalid(format!("title: at most {MAX_TITLE} bytes")));
     }
@@ -303,8 +302,9 @@ struct ImportBody {
 /// `POST /v1/messages/import`: historical messages, in order, with their
 /// original senders and times.
 async fn import(State(api): State<Arc<Api>>, Body(b): Body<ImportBody>) -> ApiResult<axum::Json<Results>> {
-    let conv = ConvId::parse(&b.conv_id)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidConvId, format!("conv_id: {e}")))?;
+    let conv = ConvId::parse(&b.conv_id).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidConvId, format!("conv_id: {e}"))
+    })?;
     if !matches!(conv.kind(), ConvKind::Direct | ConvKind::Group) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -338,7 +338,10 @@ async fn import(State(api): State<Arc<Api>>, Body(b): Body<ImportBody>) -> ApiRe
         admin_content_ok(&content, max)?;
         let cmid = ClientMsgId::new(m.client_msg_id)
             .map_err(|e| ApiError::invalid(format!("messages[{i}].client_msg_id: {e}")))?;
-        ops.push((from, MessagesOp::Import { conv: conv.clone(), client_msg_id: cmid, content, time_ms: m.time_ms }));
+        ops.push((
+            from,
+            MessagesOp::Import { conv: conv.clone(), client_msg_id: cmid, content, time_ms: m.time_ms },
+        ));
     }
     let owner = api.node.owner(OwnerKey::Conv(&conv));
     let pending: Vec<_> =
@@ -370,8 +373,9 @@ async fn export(
     Path(conv_id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Response> {
-    let conv = ConvId::parse(&conv_id)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidConvId, format!("conv_id: {e}")))?;
+    let conv = ConvId::parse(&conv_id).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidConvId, format!("conv_id: {e}"))
+    })?;
     let limit = match q.limit {
         None => EXPORT_DEFAULT,
         Some(n) if (1..=EXPORT_MAX as u32).contains(&n) => n as usize,

@@ -33,10 +33,9 @@ pub(crate) fn conversation(user: &UserId, s: &str) -> Result<ConvId, Reject> {
             Err(Reject::new(ErrorCode::NotParticipant, "you are not a participant of this conversation"))
         }
         ConvKind::Broadcast if conv.as_str() == missive_protocol::BROADCAST_ALL => Ok(conv),
-        ConvKind::Broadcast => Err(Reject::new(
-            ErrorCode::UnsupportedConversation,
-            "the only broadcast conversation is b:all",
-        )),
+        ConvKind::Broadcast => {
+            Err(Reject::new(ErrorCode::UnsupportedConversation, "the only broadcast conversation is b:all"))
+        }
         ConvKind::Room | ConvKind::Channel => {
             Err(Reject::new(ErrorCode::UnsupportedConversation, "only p: and g: conversations are served"))
         }

@@ -286,7 +286,11 @@ fn to_pb(c: ContentJson, field: &str, depth: usize) -> ApiResult<pb::Content> {
         bodies.push(Body::Merged(pb::Merged { title: m.title, items }));
     }
     if let Some(t) = c.tip {
-        bodies.push(Body::Tip(pb::Tip { kind: t.kind, params: t.params.into_iter().collect(), text: t.text }));
+        bodies.push(Body::Tip(pb::Tip {
+            kind: t.kind,
+            params: t.params.into_iter().collect(),
+            text: t.text,
+        }));
     }
     if let Some(s) = c.system {
         bodies.push(Body::System(pb::SystemNotice { title: s.title, text: s.text }));

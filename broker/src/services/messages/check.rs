@@ -23,7 +23,10 @@ pub(crate) fn send(
 ) -> Result<MessagesOp, Reject> {
     let conv = checks::conversation(user, &m.conv_id)?;
     if conv.kind() == missive_protocol::ConvKind::Broadcast {
-        return Err(Reject::new(ErrorCode::PermissionDenied, "only the admin API posts to a broadcast conversation"));
+        return Err(Reject::new(
+            ErrorCode::PermissionDenied,
+            "only the admin API posts to a broadcast conversation",
+        ));
     }
     let client_msg_id = ClientMsgId::new(m.client_msg_id)
         .map_err(|e| Reject::new(ErrorCode::InvalidArgument, e.to_string()))?;

@@ -30,12 +30,27 @@ pub(crate) use read::read;
 /// A messages op (owner: the conversation).
 #[derive(Debug)]
 pub(crate) enum MessagesOp {
-    Send { conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content },
-    Pull { conv: ConvId, req: pb::PullRequest },
-    History { conv: ConvId, req: pb::HistoryRequest },
+    Send {
+        conv: ConvId,
+        client_msg_id: ClientMsgId,
+        content: pb::Content,
+    },
+    Pull {
+        conv: ConvId,
+        req: pb::PullRequest,
+    },
+    History {
+        conv: ConvId,
+        req: pb::HistoryRequest,
+    },
     /// Admin API only (no client request maps here): one historical message
     /// stored with its original sender (the op's user) and time (spec [AM-1]).
-    Import { conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content, time_ms: u64 },
+    Import {
+        conv: ConvId,
+        client_msg_id: ClientMsgId,
+        content: pb::Content,
+        time_ms: u64,
+    },
 }
 
 impl MessagesOp {

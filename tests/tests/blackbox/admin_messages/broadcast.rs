@@ -25,13 +25,18 @@ fn broadcast_to_10000_users_stores_one_message() {
         ["bu00000", "bu04999", "bu09999"].iter().map(|u| RawClient::login(tcp, u, "phone")).collect();
     let tokens: Vec<String> = online.iter_mut().map(|c| c.sync_all("").token).collect();
     let ack = api
-        .post("/v1/messages/broadcast", &json!({"content": {"system": {"title": "News", "text": "v2 is out"}}}))
+        .post(
+            "/v1/messages/broadcast",
+            &json!({"content": {"system": {"title": "News", "text": "v2 is out"}}}),
+        )
         .ok();
     assert_eq!((ack["conv_id"].as_str(), ack["seq"].as_u64()), (Some(ALL), Some(1)));
     for (c, token) in online.iter_mut().zip(&tokens) {
         let m = c.expect_message(ALL, 1);
         assert_eq!(m.sender, "system");
-        assert!(matches!(m.content.and_then(|c| c.body), Some(pb::content::Body::System(s)) if s.text == "v2 is out"));
+        assert!(
+            matches!(m.content.and_then(|c| c.body), Some(pb::content::Body::System(s)) if s.text == "v2 is out")
+        );
         // An incremental sync finds it too: one conversation state, unread 1.
         let s = c.sync_all(token);
         let st = s.conv(ALL).expect("b:all in the incremental sync");
@@ -84,7 +89,8 @@ fn broadcast_conversation_is_read_only_for_clients() {
     assert!(alice.sync_all("").conv(ALL).is_none());
     // Pin and clear work like any conversation.
     api.post("/v1/messages/broadcast", &json!({"content": text("one"), "client_msg_id": "b1"})).ok();
-    let dup = api.post("/v1/messages/broadcast", &json!({"content": text("one"), "client_msg_id": "b1"})).ok();
+    let dup =
+        api.post("/v1/messages/broadcast", &json!({"content": text("one"), "client_msg_id": "b1"})).ok();
     assert_eq!((dup["seq"].as_u64(), dup["duplicate"].as_bool()), (Some(1), Some(true)));
     let st = alice.update(ALL, Some(true), None, None).expect("pin");
     assert!(st.pinned);

@@ -3,8 +3,8 @@
 //! (NDJSON export).
 
 use missive_protocol::pb;
-use missive_tests::RawClient;
 use missive_tests::ErrorCode;
+use missive_tests::RawClient;
 use serde_json::{Value, json};
 
 use super::{broker, code, direct, text};
@@ -66,12 +66,16 @@ fn import_keeps_original_times_and_senders() {
     let items = vec![item("alice", 0, "first"), item("bob", 1, "second"), item("alice", 2, "third")];
     let again = api.post("/v1/messages/import", &json!({"conv_id": conv, "messages": items})).ok();
     for (i, x) in again["results"].as_array().expect("results").iter().enumerate() {
-        assert_eq!((x["ack"]["seq"].as_u64(), x["ack"]["duplicate"].as_bool()), (Some(i as u64 + 1), Some(true)));
+        assert_eq!(
+            (x["ack"]["seq"].as_u64(), x["ack"]["duplicate"].as_bool()),
+            (Some(i as u64 + 1), Some(true))
+        );
         assert_eq!(x["ack"]["server_time_ms"], T0 + i as u64 * 60_000);
     }
     assert_eq!(bob.pull_all(&conv).len(), 3);
     // New messages continue the log after the imported ones.
-    let ack = api.post("/v1/messages", &json!({"from": "bob", "to_user_id": "alice", "content": text("now")})).ok();
+    let ack =
+        api.post("/v1/messages", &json!({"from": "bob", "to_user_id": "alice", "content": text("now")})).ok();
     assert_eq!(ack["seq"], 4);
     assert!(ack["server_time_ms"].as_u64().is_some_and(|t| t > T0 + 86_400_000));
 }
@@ -83,7 +87,10 @@ fn import_into_a_group_needs_members() {
     let _bob = RawClient::login(b.listening.tcp, "bob", "phone");
     alice.create_group("team", pb::GroupType::Work, &["bob"], None).expect("create");
     let r = api
-        .post("/v1/messages/import", &json!({"conv_id": "g:team", "messages": [item("bob", 0, "a"), item("carol", 1, "b")]}))
+        .post(
+            "/v1/messages/import",
+            &json!({"conv_id": "g:team", "messages": [item("bob", 0, "a"), item("carol", 1, "b")]}),
+        )
         .ok();
     assert_eq!(r["results"][0]["ok"], true);
     assert_eq!(r["results"][1]["ok"], false);
@@ -110,9 +117,21 @@ fn import_refuses_bad_input() {
     let too_many: Vec<Value> = (0..101).map(|i| item("alice", i, "x")).collect();
     let cases: Vec<(Value, u16, u32)> = vec![
         (json!({"messages": [item("alice", 0, "x")]}), 400, invalid),
-        (json!({"conv_id": "p:b:a", "messages": [item("alice", 0, "x")]}), 400, code(ErrorCode::InvalidConvId)),
-        (json!({"conv_id": "b:all", "messages": [item("alice", 0, "x")]}), 400, code(ErrorCode::UnsupportedConversation)),
-        (json!({"conv_id": "r:room", "messages": [item("alice", 0, "x")]}), 400, code(ErrorCode::UnsupportedConversation)),
+        (
+            json!({"conv_id": "p:b:a", "messages": [item("alice", 0, "x")]}),
+            400,
+            code(ErrorCode::InvalidConvId),
+        ),
+        (
+            json!({"conv_id": "b:all", "messages": [item("alice", 0, "x")]}),
+            400,
+            code(ErrorCode::UnsupportedConversation),
+        ),
+        (
+            json!({"conv_id": "r:room", "messages": [item("alice", 0, "x")]}),
+            400,
+            code(ErrorCode::UnsupportedConversation),
+        ),
         (json!({"conv_id": conv, "messages": []}), 400, invalid),
         (json!({"conv_id": conv, "messages": too_many}), 400, invalid),
         (json!({"conv_id": conv}), 400, invalid),

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 use super::{broker, code, direct, text};
 
 /// Every content kind a client may send, as JSON, with the body it must become.
-fn kinds() -> Vec<(Value, fn(&pb::content::Body) -> bool)> {
+/// Whether a received body is the one sent.
+type BodyCheck = fn(&pb::content::Body) -> bool;
+
+fn kinds() -> Vec<(Value, BodyCheck)> {
     use pb::content::Body;
     vec![
         (
@@ -21,21 +24,26 @@ fn kinds() -> Vec<(Value, fn(&pb::content::Body) -> bool)> {
                    "height": 20, "size_bytes": 300, "mime_type": "image/png"}}),
             |b| matches!(b, Body::Image(i) if i.width == 10 && i.height == 20),
         ),
-        (json!({"voice": {"url": "https://x/v.ogg", "duration_ms": 1500}}), |b| {
-            matches!(b, Body::Voice(v) if v.duration_ms == 1500)
-        }),
-        (json!({"video": {"url": "https://x/v.mp4", "duration_ms": 9000, "width": 640}}), |b| {
-            matches!(b, Body::Video(v) if v.duration_ms == 9000 && v.width == 640)
-        }),
-        (json!({"file": {"url": "https://x/f.pdf", "name": "f.pdf", "size_bytes": 12}}), |b| {
-            matches!(b, Body::File(f) if f.name == "f.pdf")
-        }),
-        (json!({"location": {"latitude": 48.85, "longitude": 2.35, "title": "Paris"}}), |b| {
-            matches!(b, Body::Location(l) if l.title == "Paris")
-        }),
-        (json!({"custom": {"type": "card", "data": "aGVsbG8="}}), |b| {
-            matches!(b, Body::Custom(c) if c.r#type == "card" && c.data == b"hello")
-        }),
+        (
+            json!({"voice": {"url": "https://x/v.ogg", "duration_ms": 1500}}),
+            |b| matches!(b, Body::Voice(v) if v.duration_ms == 1500),
+        ),
+        (
+            json!({"video": {"url": "https://x/v.mp4", "duration_ms": 9000, "width": 640}}),
+            |b| matches!(b, Body::Video(v) if v.duration_ms == 9000 && v.width == 640),
+        ),
+        (
+            json!({"file": {"url": "https://x/f.pdf", "name": "f.pdf", "size_bytes": 12}}),
+            |b| matches!(b, Body::File(f) if f.name == "f.pdf"),
+        ),
+        (
+            json!({"location": {"latitude": 48.85, "longitude": 2.35, "title": "Paris"}}),
+            |b| matches!(b, Body::Location(l) if l.title == "Paris"),
+        ),
+        (
+            json!({"custom": {"type": "card", "data": "aGVsbG8="}}),
+            |b| matches!(b, Body::Custom(c) if c.r#type == "card" && c.data == b"hello"),
+        ),
         (
             json!({"merged": {"title": "chat", "items": [
                 {"sender": "carol", "server_time_ms": 5, "content": {"text": {"text": "old"}}}]}}),
@@ -60,7 +68,9 @@ fn send_as_a_user_every_content_kind_reaches_the_peer() {
         assert_eq!(ack["conv_id"], conv);
         assert_eq!(ack["seq"], seq);
         assert_eq!(ack["duplicate"], false);
-        assert!(ack["server_msg_id"].as_u64().is_some_and(|v| v > 0) && ack["server_time_ms"].as_u64().is_some());
+        assert!(
+            ack["server_msg_id"].as_u64().is_some_and(|v| v > 0) && ack["server_time_ms"].as_u64().is_some()
+        );
         let m = bob.expect_message(&conv, seq);
         assert_eq!(m.sender, "alice");
         let body = m.content.and_then(|c| c.body).expect("body");
@@ -74,12 +84,17 @@ fn send_as_a_user_every_content_kind_reaches_the_peer() {
     assert_eq!(c.ex, vec![0, 1]);
     // Idempotent by client_msg_id; a generated id is fresh each time.
     let again = api
-        .post("/v1/messages", &json!({"from": "alice", "to_user_id": "bob", "content": text("x"), "client_msg_id": "k0"}))
+        .post(
+            "/v1/messages",
+            &json!({"from": "alice", "to_user_id": "bob", "content": text("x"), "client_msg_id": "k0"}),
+        )
         .ok();
     assert_eq!((again["seq"].as_u64(), again["duplicate"].as_bool()), (Some(1), Some(true)));
     let n = kinds().len() as u64;
     for k in 1..=2 {
-        let a = api.post("/v1/messages", &json!({"from": "bob", "to_user_id": "alice", "content": text("y")})).ok();
+        let a = api
+            .post("/v1/messages", &json!({"from": "bob", "to_user_id": "alice", "content": text("y")}))
+            .ok();
         assert_eq!(a["seq"], n + k);
         assert_eq!(a["duplicate"], false);
     }
@@ -91,7 +106,9 @@ fn send_as_a_user_to_a_group_checks_membership_and_blacklist() {
     let mut alice = RawClient::login(b.listening.tcp, "alice", "phone");
     let mut bob = RawClient::login(b.listening.tcp, "bob", "phone");
     alice.create_group("team", pb::GroupType::Work, &["bob"], None).expect("create");
-    let ack = api.post("/v1/messages", &json!({"from": "alice", "group_id": "team", "content": text("hello team")})).ok();
+    let ack = api
+        .post("/v1/messages", &json!({"from": "alice", "group_id": "team", "content": text("hello team")}))
+        .ok();
     assert_eq!(ack["conv_id"], "g:team");
     let seq = ack["seq"].as_u64().expect("seq");
     assert_eq!(bob.expect_message("g:team", seq).sender, "alice");
@@ -100,7 +117,10 @@ fn send_as_a_user_to_a_group_checks_membership_and_blacklist() {
         .send_content(
             "g:team",
             "c1",
-            pb::Content { body: Some(pb::content::Body::Text(pb::Text { text: "x".into() })), ..Default::default() },
+            pb::Content {
+                body: Some(pb::content::Body::Text(pb::Text { text: "x".into() })),
+                ..Default::default()
+            },
         )
         .expect_err("not a member");
     let rest = api.post("/v1/messages", &json!({"from": "carol", "group_id": "team", "content": text("x")}));
@@ -161,7 +181,9 @@ fn send_as_a_user_refuses_bad_input_and_bad_credentials() {
         assert_eq!((r.status, r.body["code"].as_u64()), (status, Some(u64::from(c))), "{body}: {}", r.body);
     }
     // Credentials: none → 401, a user token → 403.
-    Api::with_bearer(b.listening.api(), None).post("/v1/messages", &ok).refused(401, code(ErrorCode::TokenInvalid));
+    Api::with_bearer(b.listening.api(), None)
+        .post("/v1/messages", &ok)
+        .refused(401, code(ErrorCode::TokenInvalid));
     Api::with_bearer(b.listening.api(), Some(mint("alice")))
         .post("/v1/messages", &ok)
         .refused(403, code(ErrorCode::PermissionDenied));
@@ -175,7 +197,10 @@ fn notice_reaches_each_user_from_the_system_user() {
     let (b, api) = broker();
     let mut online = RawClient::login(b.listening.tcp, "nu1", "phone");
     let r = api
-        .post("/v1/messages/notice", &json!({"user_ids": ["nu1", "nu2", "system"], "title": "Hi", "text": "maintenance"}))
+        .post(
+            "/v1/messages/notice",
+            &json!({"user_ids": ["nu1", "nu2", "system"], "title": "Hi", "text": "maintenance"}),
+        )
         .ok();
     let results = r["results"].as_array().expect("results");
     assert_eq!(results.len(), 3);
@@ -190,7 +215,9 @@ fn notice_reaches_each_user_from_the_system_user() {
     let m = online.expect_message(&direct("system", "nu1"), 1);
     assert_eq!(m.sender, "system");
     match m.content.and_then(|c| c.body) {
-        Some(pb::content::Body::System(s)) => assert_eq!((s.title.as_str(), s.text.as_str()), ("Hi", "maintenance")),
+        Some(pb::content::Body::System(s)) => {
+            assert_eq!((s.title.as_str(), s.text.as_str()), ("Hi", "maintenance"))
+        }
         other => panic!("not a system notice: {other:?}"),
     }
     // The offline user finds it by sync.
