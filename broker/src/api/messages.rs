@@ -174,6 +174,15 @@ async fn send(State(api): State<Arc<Api>>, Body(b): Body<SendBody>) -> ApiResult
     };
     let content = content_pb(b.content, "content")?;
     let cmid = client_msg_id(b.client_msg_id, "client_msg_id")?;
+    // A disabled account cannot log in, so it cannot send over a socket either.
+    let store = api.node.store.clone();
+    let who = from.clone();
+    let account = tokio::task::spawn_blocking(move || store.account(&who))
+        .await
+        .map_err(|_| ApiError::from(Reject::new(ErrorCode::Internal, "account read failed")))??;
+    if account.is_some_and(|a| a.disabled) {
+        return Err(Reject::new(ErrorCode::AccountDisabled, format!("{from} is disabled")).into());
+    }
     let op = Op::Send(pb::SendMessage {
         conv_id: conv.to_string(),
         client_msg_id: cmid.as_str().to_owned(),

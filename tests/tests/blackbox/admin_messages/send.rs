@@ -133,6 +133,11 @@ fn send_as_a_user_to_a_group_checks_membership_and_blacklist() {
     bob.call(pb::AddToBlacklist { user_id: "alice".into() }).expect("block");
     api.post("/v1/messages", &json!({"from": "alice", "to_user_id": "bob", "content": text("x")}))
         .refused(403, code(ErrorCode::BlockedByUser));
+    // A disabled account sends nothing, as over a socket (it cannot log in).
+    let mut admin = RawClient::login_admin(b.listening.tcp, "root");
+    admin.set_account_disabled("carol", true, "spam").expect("disable");
+    api.post("/v1/messages", &json!({"from": "carol", "to_user_id": "bob", "content": text("x")}))
+        .refused(403, code(ErrorCode::AccountDisabled));
 }
 
 #[test]
