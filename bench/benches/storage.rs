@@ -60,7 +60,8 @@ fn sends(c: &mut Criterion) {
                     seq += 1;
                     let version = seq * 2;
                     w.put_message(&conv, Seq(seq), &payload);
-                    let ack = DedupRecord { seq, server_msg_id: seq << 20, server_time_ms: seq };
+                    let ack =
+                        DedupRecord { seq, server_msg_id: seq << 20, server_time_ms: seq, stored_ms: 0 };
                     cmid.clear();
                     write!(cmid, "m{seq}").expect("fmt");
                     w.put_dedup(&conv, "alice", "phone", &cmid, &ack);

@@ -35,7 +35,7 @@ pub enum IdError {
         /// Which identifier.
         what: &'static str,
     },
-    /// A conversation id that does not follow `p:`, `g:`, `r:` or `c:` rules.
+    /// A conversation id that does not follow `p:`, `g:`, `r:`, `c:` or `b:` rules.
     #[error("malformed conversation id: {0}")]
     BadConv(&'static str),
 }
@@ -168,7 +168,14 @@ pub enum ConvKind {
     Room,
     /// `c:{group}:{channel}` — a channel of an ultra group.
     Channel,
+    /// `b:{name}` — a system broadcast conversation every user reads (read
+    /// diffusion: stored once; only the admin API appends). The broker serves
+    /// one: [`BROADCAST_ALL`].
+    Broadcast,
 }
+
+/// The broadcast conversation every user syncs (`POST /v1/messages/broadcast`).
+pub const BROADCAST_ALL: &str = "b:all";
 
 /// A validated conversation id (see `spec/PROTOCOL.md` "Conversation ids").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,6 +195,7 @@ impl ConvId {
                 }
             }
             "g" | "r" => check_name("group or room id", rest)?,
+            "b" => check_name("broadcast name", rest)?,
             "c" => {
                 let (g, c) = rest.split_once(':').ok_or(IdError::BadConv("c: needs group and channel"))?;
                 check_name("group id", g)?;
@@ -213,6 +221,7 @@ impl ConvId {
             Some(b'p') => ConvKind::Direct,
             Some(b'g') => ConvKind::Group,
             Some(b'r') => ConvKind::Room,
+            Some(b'b') => ConvKind::Broadcast,
             _ => ConvKind::Channel,
         }
     }
@@ -240,6 +249,11 @@ impl ConvId {
     /// other kind, including ultra-group channels `c:{group}:{channel}`).
     pub fn group_id(&self) -> Option<GroupId> {
         self.0.strip_prefix("g:").map(|g| GroupId(g.to_owned()))
+    }
+
+    /// The broadcast conversation every user syncs, [`BROADCAST_ALL`].
+    pub fn broadcast_all() -> Self {
+        ConvId(BROADCAST_ALL.to_owned())
     }
 
     /// The id as a string slice.
@@ -276,10 +290,13 @@ mod tests {
 
     #[test]
     fn parse_validates() {
-        for ok in ["p:a:b", "g:team-1", "r:lobby", "c:big:general"] {
+        for ok in ["p:a:b", "g:team-1", "r:lobby", "c:big:general", "b:all"] {
             assert_eq!(ConvId::parse(ok).expect(ok).as_str(), ok);
         }
-        for bad in ["", "p:b:a", "p:a:a", "p:a", "x:y", "g:", "g:a:b", "g:a b", "c:g", "p:a:b:c", "g:\0"] {
+        for bad in [
+            "", "p:b:a", "p:a:a", "p:a", "x:y", "g:", "g:a:b", "g:a b", "c:g", "p:a:b:c", "g:\0", "b:",
+            "b:a:b",
+        ] {
             assert!(ConvId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

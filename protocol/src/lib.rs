@@ -27,7 +27,7 @@ pub mod pb {
 pub use call::{Call, Invited, UnexpectedReply, request_frame};
 pub use codec::{CodecError, FrameCodec};
 pub use error::ErrorCode;
-pub use ids::{ClientMsgId, ConvId, ConvKind, DeviceId, GroupId, IdError, Seq, UserId};
+pub use ids::{BROADCAST_ALL, ClientMsgId, ConvId, ConvKind, DeviceId, GroupId, IdError, Seq, UserId};
 
 /// Highest protocol major version this crate implements.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn records_encode_in_place_like_encode_to_vec() {
         use prost::Message as _;
-        let rec = crate::DedupRecord { seq: 300, server_msg_id: 1 << 40, server_time_ms: 7 };
+        let rec = crate::DedupRecord { seq: 300, server_msg_id: 1 << 40, server_time_ms: 7, stored_ms: 0 };
         let mut b = Batch::default();
         b.put_record(Cf::Dedup, key(b"k"), &rec);
         b.put_or_delete::<crate::DedupRecord>(Cf::Dedup, key(b"x"), None);

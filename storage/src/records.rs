@@ -14,6 +14,17 @@ pub struct DedupRecord {
     /// Server time it got (unix ms).
     #[prost(uint64, tag = "3")]
     pub server_time_ms: u64,
+    /// When it was stored, if not `server_time_ms` (an admin import keeps
+    /// the message's original time; retention counts from this; 0 = same).
+    #[prost(uint64, tag = "4")]
+    pub stored_ms: u64,
+}
+
+impl DedupRecord {
+    /// The time retention counts from.
+    pub fn stamped_ms(&self) -> u64 {
+        if self.stored_ms > 0 { self.stored_ms } else { self.server_time_ms }
+    }
 }
 
 /// `uconv` value: one user's state in one conversation.

@@ -101,4 +101,50 @@ impl Api {
     pub fn delete(&self, path: &str) -> ApiAnswer {
         self.call("DELETE", path, None)
     }
+
+    /// `GET path`, answered as raw text with its headers (NDJSON exports).
+    pub fn get_text(&self, path: &str) -> TextAnswer {
+        let mut req = self.agent.get(&format!("{}{path}", self.base));
+        if let Some(b) = &self.bearer {
+            req = req.set("Authorization", &format!("Bearer {b}"));
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {path}: transport error {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| resp.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_owned())))
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        TextAnswer { status, headers, text }
+    }
+}
+
+/// A raw answer: status, every header (lower-case names) and the body text.
+#[derive(Debug, Clone)]
+pub struct TextAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+}
+
+impl TextAnswer {
+    /// The value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as NDJSON: one JSON value per non-empty line.
+    #[track_caller]
+    pub fn ndjson(&self) -> Vec<Value> {
+        self.text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
+            .collect()
+    }
 }

@@ -73,6 +73,13 @@ pub(crate) const API_DEVICE: &str = "rest-api";
 /// The OpenAPI document, as committed (`spec/openapi.yaml`).
 const OPENAPI_YAML: &str = include_str!("../../../spec/openapi.yaml");
 
+/// An op submitted to an owner shard, not yet answered ([`Api::submit`]).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    ticket: u64,
+    rx: oneshot::Receiver<Reply>,
+}
+
 /// Who made an API call (for the audit log and the rate limit).
 #[derive(Debug, Clone)]
 pub(crate) struct Principal(pub(crate) String);
@@ -308,6 +315,14 @@ impl Api {
     /// its answer (at most 30 s: an owner answers every op, so this only
     /// fires if the broker is stopping).
     pub(crate) async fn op(&self, owner: usize, user: &UserId, op: ServiceOp) -> Reply {
+        let pending = self.submit(owner, user, op)?;
+        self.wait(pending).await
+    }
+
+    /// Enqueues service op `op` for shard `owner` without waiting: ops
+    /// submitted one after the other reach the owner in that order (one FIFO
+    /// inbox), so a batch can be pipelined and then awaited ([`Api::wait`]).
+    pub(crate) fn submit(&self, owner: usize, user: &UserId, op: ServiceOp) -> Result<Pending, Reject> {
         let (ticket, rx) = self.node_replies().register();
         let device = DeviceId::new(API_DEVICE.to_owned())
             .map_err(|_| Reject::new(ErrorCode::Internal, "api device id"))?;
@@ -328,16 +343,21 @@ impl Api {
         match sender.try_send(WorkerMsg::Op(Box::new(shard_op))) {
             Ok(()) => {
                 let _ = self.mesh.wakers[owner].wake();
+                Ok(Pending { ticket, rx })
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.node_replies().forget(ticket);
-                return Err(Reject::new(ErrorCode::Overloaded, "the broker is busy; retry with backoff"));
+                Err(Reject::new(ErrorCode::Overloaded, "the broker is busy; retry with backoff"))
             }
         }
-        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+    }
+
+    /// Waits for the answer of a submitted op (at most 30 s).
+    pub(crate) async fn wait(&self, p: Pending) -> Reply {
+        match tokio::time::timeout(Duration::from_secs(30), p.rx).await {
             Ok(Ok(reply)) => reply,
             _ => {
-                self.node_replies().forget(ticket);
+                self.node_replies().forget(p.ticket);
                 Err(Reject::new(ErrorCode::Overloaded, "no answer from the owner shard; retry"))
             }
         }

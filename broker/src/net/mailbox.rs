@@ -186,6 +186,13 @@ impl Worker {
                         self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
                     }
                 }
+                Effect::FanoutAll { frame } => {
+                    let mut targets = Vec::new();
+                    self.node.directory.for_each_online(|p| targets.push(p.conn));
+                    for c in targets {
+                        self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
+                    }
+                }
                 Effect::Kick { conn, frame, code, message } => {
                     self.send_to(conn.worker, WorkerMsg::Kick { conn: conn.id, frame, code, message })
                 }

@@ -125,6 +125,16 @@ impl Directory {
         }
     }
 
+    /// Calls `f` for every online session of every user (a broadcast push):
+    /// one shard's read lock at a time.
+    pub(crate) fn for_each_online(&self, mut f: impl FnMut(&Presence)) {
+        for shard in &self.shards {
+            for e in shard.read().values() {
+                e.sessions.iter().for_each(&mut f);
+            }
+        }
+    }
+
     /// The user's online platforms (empty when offline).
     pub(crate) fn online(&self, user: &UserId) -> Online {
         match self.shard(user).read().get(user) {

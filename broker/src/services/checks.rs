@@ -22,7 +22,8 @@ pub(crate) const MAX_QUERY: usize = 64;
 
 /// A conversation id the caller may address: `p:` with the caller as a
 /// participant, or `g:` (membership is decided by the group's owner shard, at
-/// the moment of the op).
+/// the moment of the op), or the broadcast conversation `b:all`, which every
+/// user reads (only the admin API appends to it).
 pub(crate) fn conversation(user: &UserId, s: &str) -> Result<ConvId, Reject> {
     let conv = ConvId::parse(s).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
     match conv.kind() {
@@ -30,6 +31,10 @@ pub(crate) fn conversation(user: &UserId, s: &str) -> Result<ConvId, Reject> {
         ConvKind::Direct if conv.peer_of(user).is_some() => Ok(conv),
         ConvKind::Direct => {
             Err(Reject::new(ErrorCode::NotParticipant, "you are not a participant of this conversation"))
+        }
+        ConvKind::Broadcast if conv.as_str() == missive_protocol::BROADCAST_ALL => Ok(conv),
+        ConvKind::Broadcast => {
+            Err(Reject::new(ErrorCode::UnsupportedConversation, "the only broadcast conversation is b:all"))
         }
         ConvKind::Room | ConvKind::Channel => {
             Err(Reject::new(ErrorCode::UnsupportedConversation, "only p: and g: conversations are served"))

@@ -388,3 +388,70 @@ fn refused_send_between_two_accepted_sends_keeps_seqs_dense() {
     assert_eq!(codes, vec![Ok(1), Err(ErrorCode::NotParticipant), Ok(2)]);
     assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(2));
 }
+
+fn broadcast_op(cmid: &str) -> ServiceOp {
+    send(&ConvId::broadcast_all(), cmid, "news")
+}
+
+/// Broadcasts ([AM-2]): a failure before the dedup record commits nothing
+/// (no row, no version record); two broadcasts in one turn get dense seqs
+/// (the second waits for the next turn: seqs come from the committed log);
+/// the push goes to every online session.
+#[test]
+fn broadcast_failing_commits_nothing_and_broadcasts_keep_seqs_dense() {
+    let mut f = fixture();
+    let all = ConvId::broadcast_all();
+    failpoint::arm("messages.send.before_dedup");
+    assert_eq!(f.call("system", broadcast_op("b1")).err(), Some(ErrorCode::Storage));
+    failpoint::disarm_all();
+    assert_eq!(f.node.store.max_seq(&all).expect("read"), Seq(0));
+    assert_eq!(f.node.store.broadcast_version(&all).expect("read"), 0, "no version record");
+    let (o1, o2) = (f.op("system", broadcast_op("b1")), f.op("system", broadcast_op("b2")));
+    let mut effects = f.turn(vec![o1, o2]);
+    effects.extend(f.turn(vec![]));
+    let mut seqs: Vec<u64> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply { reply, .. } => match &**reply {
+                Ok(response::Result::SendAck(a)) => Some(a.seq),
+                other => panic!("expected a SendAck, got {other:?}"),
+            },
+            _ => None,
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, vec![1, 2], "one answer each, dense seqs");
+    assert_eq!(effects.iter().filter(|e| matches!(e, Effect::FanoutAll { .. })).count(), 2);
+    assert_eq!(f.node.store.max_seq(&all).expect("read"), Seq(2));
+    assert!(f.node.store.broadcast_version(&all).expect("read") > 0);
+    let again = ack(f.call("system", broadcast_op("b1")));
+    assert_eq!((again.seq, again.duplicate), (1, true));
+}
+
+/// Imports ([AM-1]): the original sender and time are stored, and the dedup
+/// record of an old message is not already expired (retention counts from
+/// the import).
+#[test]
+fn import_keeps_the_original_time_and_deduplicates_old_messages() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    let import = || {
+        ServiceOp::Messages(messages::MessagesOp::Import {
+            conv: conv.clone(),
+            client_msg_id: ClientMsgId::new("old-1").expect("valid"),
+            content: pb::Content {
+                body: Some(pb::content::Body::Text(pb::Text { text: "2001".into() })),
+                ..Default::default()
+            },
+            time_ms: 1_000,
+        })
+    };
+    let a = ack(f.call("bob", import()));
+    assert_eq!((a.seq, a.server_time_ms, a.duplicate), (1, 1_000, false));
+    let stored = f.node.store.message(&conv, Seq(1)).expect("read").expect("row");
+    let m = <pb::Message as prost::Message>::decode(stored.as_slice()).expect("decode");
+    assert_eq!((m.sender.as_str(), m.server_time_ms), ("bob", 1_000));
+    let again = ack(f.call("bob", import()));
+    assert_eq!((again.seq, again.server_time_ms, again.duplicate), (1, 1_000, true));
+    assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(1));
+}

@@ -31,6 +31,9 @@ pub(crate) enum Effect {
     /// Deliver a push to every online device of `users`, except `exclude`
     /// (shared: a group's recipient list is built once, not per message).
     Fanout { users: Arc<[UserId]>, exclude: Option<ConnRef>, frame: Bytes },
+    /// Deliver a push to every online session of the node (a broadcast
+    /// message, spec [AM-2]): one directory walk, the frame shared.
+    FanoutAll { frame: Bytes },
     /// End a session: push `frame` (a `Kicked`), then Close{code, message}.
     Kick { conn: ConnRef, frame: Bytes, code: ErrorCode, message: String },
     /// Finish a handshake: HelloOk with this sync token, or Close with the reject.

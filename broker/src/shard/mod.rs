@@ -357,6 +357,7 @@ impl<S: Service> Engine<S> {
                     }
                     Effect::Kick { .. }
                     | Effect::Fanout { .. }
+                    | Effect::FanoutAll { .. }
                     | Effect::SessionAdd { .. }
                     | Effect::SessionRemove { .. } => None,
                 }));

@@ -75,7 +75,7 @@ pub(crate) struct ExpiryFilter {
 impl CompactionFilter for ExpiryFilter {
     fn filter(&mut self, _level: u32, _key: &[u8], value: &[u8]) -> CompactionDecision {
         match DedupRecord::decode(value) {
-            Ok(r) if expired(r.server_time_ms, self.retention_ms, self.now_ms) => CompactionDecision::Remove,
+            Ok(r) if expired(r.stamped_ms(), self.retention_ms, self.now_ms) => CompactionDecision::Remove,
             _ => CompactionDecision::Keep,
         }
     }
@@ -109,7 +109,7 @@ impl Store {
         let rec: Option<DedupRecord> =
             self.get_decoded(Cf::Dedup, &keys::owned(|k| key(k, conv, sender, device, client_msg_id)))?;
         let retention = self.dedup_retention_ms();
-        Ok(rec.filter(|r| !expired(r.server_time_ms, retention, now_ms)))
+        Ok(rec.filter(|r| !expired(r.stamped_ms(), retention, now_ms)))
     }
 }
 
@@ -147,7 +147,7 @@ mod tests {
             Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
                 .expect("open");
         let c = ConvId::parse("p:a:b").expect("valid");
-        let rec = DedupRecord { seq: 5, server_msg_id: 77, server_time_ms: 1 };
+        let rec = DedupRecord { seq: 5, server_msg_id: 77, server_time_ms: 1, stored_ms: 0 };
         let mut b = s.batch();
         b.put_dedup(&c, "a", "d1", "m-1", &rec);
         s.write(b).expect("write");
@@ -183,8 +183,8 @@ mod tests {
         };
         let s = Store::open(dir.path(), &opts).expect("open");
         let c = ConvId::parse("p:a:b").expect("valid");
-        let old = DedupRecord { seq: 1, server_msg_id: 1, server_time_ms: 100 * DAY };
-        let young = DedupRecord { seq: 2, server_msg_id: 2, server_time_ms: 105 * DAY };
+        let old = DedupRecord { seq: 1, server_msg_id: 1, server_time_ms: 100 * DAY, stored_ms: 0 };
+        let young = DedupRecord { seq: 2, server_msg_id: 2, server_time_ms: 105 * DAY, stored_ms: 0 };
         let mut b = s.batch();
         b.put_dedup(&c, "a", "d1", "old", &old);
         b.put_dedup(&c, "a", "d1", "young", &young);

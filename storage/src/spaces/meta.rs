@@ -1,10 +1,16 @@
 //! `meta`: node-wide marks. Key `"ver" 00 shard:be32`, value the highest feed
 //! version that shard committed (be64).
 //!
+//! Key `"bcast" 00 conv`, value the feed version of the broadcast
+//! conversation's last message (be64): sync adds the conversation when it is
+//! in (token, watermark], the read-diffusion twin of a group's version record.
+//!
 //! Invariants:
 //! - Every batch that allocates feed versions also raises its shard's mark,
 //!   so the version clock restarts above [`Store::max_version`] and never
 //!   hands out a version twice. No counter lives only in memory.
+
+use missive_protocol::ConvId;
 
 use crate::batch::Batch;
 use crate::engine::Cf;
@@ -36,7 +42,34 @@ impl Store {
     }
 }
 
+/// Appends `"bcast" 00 conv`.
+fn broadcast_key(out: &mut Vec<u8>, conv: &ConvId) {
+    keys::part(out, b"bcast");
+    out.extend_from_slice(conv.as_str().as_bytes());
+}
+
+impl Store {
+    /// Version of a broadcast conversation's last message (0 = none).
+    pub fn broadcast_version(&self, conv: &ConvId) -> Result<u64> {
+        match self.get(Cf::Meta, &keys::owned(|k| broadcast_key(k, conv)))? {
+            None => Ok(0),
+            Some(v) => {
+                let arr = <[u8; 8]>::try_from(&v[..]).map_err(|_| StorageError::Corrupt {
+                    cf: Cf::Meta.name(),
+                    detail: "bad broadcast version".into(),
+                })?;
+                Ok(u64::from_be_bytes(arr))
+            }
+        }
+    }
+}
+
 impl Batch {
+    /// Records the version of a broadcast conversation's last message.
+    pub fn put_broadcast_version(&mut self, conv: &ConvId, version: u64) {
+        self.put(Cf::Meta, |k| broadcast_key(k, conv), |v| v.extend_from_slice(&version.to_be_bytes()));
+    }
+
     /// Records the highest feed version this shard has written.
     pub fn put_version_mark(&mut self, shard: u32, version: u64) {
         self.put(Cf::Meta, |k| version_key(k, shard), |v| v.extend_from_slice(&version.to_be_bytes()));
@@ -64,6 +97,14 @@ mod tests {
         let mut b = s.batch();
         b.put_version_mark(3, 15);
         s.write(b).expect("write");
+        assert_eq!(s.max_version().expect("read"), 15);
+        let all = ConvId::parse("b:all").expect("conv");
+        assert_eq!(s.broadcast_version(&all).expect("read"), 0);
+        let mut b = s.batch();
+        b.put_broadcast_version(&all, 16);
+        s.write(b).expect("write");
+        assert_eq!(s.broadcast_version(&all).expect("read"), 16);
+        // A broadcast record is not a version mark.
         assert_eq!(s.max_version().expect("read"), 15);
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! | module | what it covers |
 //! |---|---|
+//! | `admin_messages` | admin REST API, tag messages: send as a user, notices, broadcast (stored once), NDJSON export, import |
 //! | `transport::handshake` | connection, framing, handshake, timeouts (Foundation acceptance) |
 //! | `transport::websocket` | the WebSocket/HTTP listener |
 //! | `transport::quic` | raw QUIC with the Rust SDK, mixed with TCP and WebSocket |
@@ -48,6 +49,7 @@
 //! in its own `[[test]]` binary.
 
 mod admin_groups;
+mod admin_messages;
 mod clients;
 mod config_cli;
 mod groups;

@@ -2,7 +2,8 @@
 //! cleared seq, pin, mute, hide) and the user's global do-not-disturb.
 //!
 //! Role: MarkRead, UpdateConversation and ClearHistory run on the owner shard
-//! of the conversation (group conversations go on to `groups::member_change`);
+//! of the conversation (group conversations go on to `groups::member_change`,
+//! broadcast conversations go on to `messages::broadcast::member_change`);
 //! SetGlobalDnd runs on the user's owner shard. Each op replies with the
 //! user's new state and pushes it to the user's other devices when it changed;
 //! a read receipt is pushed to the peer's devices.
@@ -21,6 +22,7 @@ use crate::error::Reject;
 use crate::frames;
 use crate::node::OwnerKey;
 use crate::node::clock::roam_floor_ms;
+use crate::services::messages::broadcast;
 use crate::services::{Services, Undo, groups};
 use crate::shard::{Answer, Effect, ShardOp, Staged, Turn};
 
@@ -70,6 +72,13 @@ pub(crate) fn stage(
     t: &mut Turn<Undo>,
 ) -> Result<Staged<ConversationsOp>, Reject> {
     let now = t.now_ms;
+    if let ConversationsOp::MarkRead { conv, .. }
+    | ConversationsOp::Update { conv, .. }
+    | ConversationsOp::Clear { conv, .. } = &op.op
+        && !broadcast::claim_member(conv, &op.user, t)
+    {
+        return Ok(Staged::Defer(op));
+    }
     let res = match &op.op {
         ConversationsOp::MarkRead { conv, seq } => {
             let seq = *seq;
@@ -78,6 +87,8 @@ pub(crate) fn stage(
             };
             if conv.kind() == ConvKind::Group {
                 groups::member_change(s, &op, conv, t, change, true)?
+            } else if conv.kind() == ConvKind::Broadcast {
+                broadcast::member_change(s, &op, conv, t, change)?
             } else {
                 mark_read(s, &op, conv, seq, t)?
             }
@@ -99,6 +110,8 @@ pub(crate) fn stage(
             };
             if conv.kind() == ConvKind::Group {
                 groups::member_change(s, &op, conv, t, change, false)?
+            } else if conv.kind() == ConvKind::Broadcast {
+                broadcast::member_change(s, &op, conv, t, change)?
             } else {
                 member_change(s, &op, conv, t, change)?
             }
@@ -110,6 +123,8 @@ pub(crate) fn stage(
             };
             if conv.kind() == ConvKind::Group {
                 groups::member_change(s, &op, conv, t, change, false)?
+            } else if conv.kind() == ConvKind::Broadcast {
+                broadcast::member_change(s, &op, conv, t, change)?
             } else {
                 member_change(s, &op, conv, t, change)?
             }

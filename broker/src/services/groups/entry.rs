@@ -94,7 +94,10 @@ impl GroupEntry {
         let now = t.now_ms;
         msg.seq = self.max_seq + 1;
         msg.server_msg_id = ids.next(now);
-        msg.server_time_ms = now;
+        // An imported message keeps its original time (messages::send, admin import).
+        if msg.server_time_ms == 0 {
+            msg.server_time_ms = now;
+        }
         msg.conv_id = conv.to_string();
         let encoded = Bytes::from(msg.encode_to_vec());
         t.batch.put_message(conv, Seq(msg.seq), &encoded);

@@ -22,6 +22,12 @@ pub(crate) fn send(
     max_content_bytes: usize,
 ) -> Result<MessagesOp, Reject> {
     let conv = checks::conversation(user, &m.conv_id)?;
+    if conv.kind() == missive_protocol::ConvKind::Broadcast {
+        return Err(Reject::new(
+            ErrorCode::PermissionDenied,
+            "only the admin API posts to a broadcast conversation",
+        ));
+    }
     let client_msg_id = ClientMsgId::new(m.client_msg_id)
         .map_err(|e| Reject::new(ErrorCode::InvalidArgument, e.to_string()))?;
     let content = m.content.ok_or_else(|| Reject::new(ErrorCode::UnsupportedContent, "content missing"))?;
@@ -49,10 +55,20 @@ pub(crate) const MAX_MERGED_DEPTH: usize = 2;
 /// Content checks, in the order of spec [S-1]: a known body the client may
 /// send, size, non-empty text, merged nesting.
 pub(crate) fn content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), Reject> {
+    content_checks(content, max_bytes, false)
+}
+
+/// The same checks for content the admin API posts (broadcasts, notices,
+/// imports): tips and system notices are allowed (spec [AM-1]).
+pub(crate) fn admin_content_ok(content: &pb::Content, max_bytes: usize) -> Result<(), Reject> {
+    content_checks(content, max_bytes, true)
+}
+
+fn content_checks(content: &pb::Content, max_bytes: usize, admin: bool) -> Result<(), Reject> {
     use pb::content::Body;
     match &content.body {
         None => return Err(Reject::new(ErrorCode::UnsupportedContent, "content has no known body")),
-        Some(Body::Tip(_)) | Some(Body::System(_)) => {
+        Some(Body::Tip(_)) | Some(Body::System(_)) if !admin => {
             return Err(Reject::new(
                 ErrorCode::UnsupportedContent,
                 "tip and system content are server-generated",

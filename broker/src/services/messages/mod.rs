@@ -13,6 +13,7 @@
 //!   refused op or failed write puts the cache back (undo / reload);
 //! - the blacklist ([B-2]) is checked here, at the moment of the write.
 
+pub(crate) mod broadcast;
 pub(crate) mod check;
 mod read;
 mod send;
@@ -29,15 +30,36 @@ pub(crate) use read::read;
 /// A messages op (owner: the conversation).
 #[derive(Debug)]
 pub(crate) enum MessagesOp {
-    Send { conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content },
-    Pull { conv: ConvId, req: pb::PullRequest },
-    History { conv: ConvId, req: pb::HistoryRequest },
+    Send {
+        conv: ConvId,
+        client_msg_id: ClientMsgId,
+        content: pb::Content,
+    },
+    Pull {
+        conv: ConvId,
+        req: pb::PullRequest,
+    },
+    History {
+        conv: ConvId,
+        req: pb::HistoryRequest,
+    },
+    /// Admin API only (no client request maps here): one historical message
+    /// stored with its original sender (the op's user) and time (spec [AM-1]).
+    Import {
+        conv: ConvId,
+        client_msg_id: ClientMsgId,
+        content: pb::Content,
+        time_ms: u64,
+    },
 }
 
 impl MessagesOp {
     pub(crate) fn conv(&self) -> &ConvId {
         match self {
-            Self::Send { conv, .. } | Self::Pull { conv, .. } | Self::History { conv, .. } => conv,
+            Self::Send { conv, .. }
+            | Self::Pull { conv, .. }
+            | Self::History { conv, .. }
+            | Self::Import { conv, .. } => conv,
         }
     }
 }
@@ -58,8 +80,13 @@ pub(crate) fn stage(
 ) -> Result<Staged<MessagesOp>, Reject> {
     match &op.op {
         MessagesOp::Pull { .. } | MessagesOp::History { .. } => Ok(Staged::Read(op)),
+        MessagesOp::Send { conv, .. } if !broadcast::claim(conv, t) => Ok(Staged::Defer(op)),
         MessagesOp::Send { conv, client_msg_id, content } => {
             let a = send::stage_send(s, &op, conv, client_msg_id, content, t)?;
+            Ok(Staged::Done(a))
+        }
+        MessagesOp::Import { conv, client_msg_id, content, time_ms } => {
+            let a = send::stage_import(s, &op, conv, client_msg_id, content, *time_ms, t)?;
             Ok(Staged::Done(a))
         }
     }

@@ -33,12 +33,16 @@ pub(crate) fn read(
     let (conv, ascending, from, to, limit) = match op.op {
         MessagesOp::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
         MessagesOp::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),
-        MessagesOp::Send { .. } => return Err(Reject::new(ErrorCode::Internal, "a send is not a read")),
+        MessagesOp::Send { .. } | MessagesOp::Import { .. } => {
+            return Err(Reject::new(ErrorCode::Internal, "a send is not a read"));
+        }
     };
     let store = s.node.store.clone();
     let (max_seq, min_readable) = if conv.kind() == ConvKind::Group {
         let (min_readable, top) = groups::window_of(s, &op.user, &conv)?;
         (top, min_readable)
+    } else if conv.kind() == ConvKind::Broadcast {
+        super::broadcast::window(&store, &op.user, &conv)?
     } else {
         let entry = s.convs.get(&store, &conv)?;
         let me = entry.participant(&op.user)?;

@@ -1,23 +1,36 @@
-//! Staging a SendMessage: dedup, then a 1:1 append or a group send.
+//! Staging a SendMessage: dedup, then a 1:1 append, a group send or (admin
+//! API only) a broadcast append; and the admin import of historical messages.
 //!
 //! Invariant: the dedup record and the message are staged together; a send
 //! refused at any point (blacklist, membership, mute, a failed read) stages
-//! neither, so a retry is stored exactly once.
+//! neither, so a retry is stored exactly once. Every stored message of this
+//! service (send, import, broadcast) is staged by [`send_as`]: one place to
+//! hook after-send events.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use missive_protocol::pb::{self, push, response};
-use missive_protocol::{ClientMsgId, ConvId, ConvKind, ErrorCode, Seq};
+use missive_protocol::{ClientMsgId, ConvId, ConvKind, DeviceId, ErrorCode, Seq, UserId};
 use missive_storage::DedupRecord;
 use prost::Message as _;
 
 use crate::error::Reject;
 use crate::frames;
+use crate::node::directory::ConnRef;
 use crate::services::{Services, Undo, groups};
 use crate::shard::{Answer, Effect, ShardOp, Turn, failpoint};
 
 use super::{DedupKey, MessagesOp};
+
+/// Who sends one message, and when it is stamped.
+pub(super) struct Sender<'a> {
+    pub(super) conn: ConnRef,
+    pub(super) user: &'a UserId,
+    pub(super) device: &'a DeviceId,
+    /// `Some(original time)` for an imported message; `None` = the turn's time.
+    pub(super) time_ms: Option<u64>,
+}
 
 pub(super) fn stage_send(
     s: &mut Services,
@@ -27,68 +40,108 @@ pub(super) fn stage_send(
     content: &pb::Content,
     t: &mut Turn<Undo>,
 ) -> Result<Answer, Reject> {
+    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms: None };
+    let ack = send_as(s, &who, conv, client_msg_id, content, t)?;
+    Ok(Answer::Response(response::Result::SendAck(ack)))
+}
+
+/// Admin import of one historical message (spec [AM-1]): appended with its
+/// original sender (`op.user`) and time; already stored (same sender,
+/// client_msg_id) → the original ack with `duplicate`.
+pub(super) fn stage_import(
+    s: &mut Services,
+    op: &ShardOp<MessagesOp>,
+    conv: &ConvId,
+    client_msg_id: &ClientMsgId,
+    content: &pb::Content,
+    time_ms: u64,
+    t: &mut Turn<Undo>,
+) -> Result<Answer, Reject> {
+    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms: Some(time_ms) };
+    let ack = send_as(s, &who, conv, client_msg_id, content, t)?;
+    Ok(Answer::Response(response::Result::SendAck(ack)))
+}
+
+/// Dedup, then the append for the conversation's kind, then the dedup record.
+pub(super) fn send_as(
+    s: &mut Services,
+    who: &Sender<'_>,
+    conv: &ConvId,
+    client_msg_id: &ClientMsgId,
+    content: &pb::Content,
+    t: &mut Turn<Undo>,
+) -> Result<pb::SendAck, Reject> {
     let key = DedupKey {
         conv: conv.clone(),
-        sender: op.user.clone(),
-        device: op.device.clone(),
+        sender: who.user.clone(),
+        device: who.device.clone(),
         client_msg_id: client_msg_id.as_str().to_owned(),
     };
     let prior = match s.dedup.get(&key) {
         Some(r) => Some(r.clone()),
         None => s.node.store.dedup(
             conv,
-            op.user.as_str(),
-            op.device.as_str(),
+            who.user.as_str(),
+            who.device.as_str(),
             client_msg_id.as_str(),
             t.now_ms,
         )?,
     };
     if let Some(r) = prior {
-        return Ok(Answer::Response(response::Result::SendAck(pb::SendAck {
+        return Ok(pb::SendAck {
             conv_id: conv.to_string(),
             seq: r.seq,
             server_msg_id: r.server_msg_id,
             server_time_ms: r.server_time_ms,
             duplicate: true,
-        })));
+        });
     }
-    let ack = if conv.kind() == ConvKind::Group {
-        let msg = pb::Message {
-            client_msg_id: client_msg_id.as_str().to_owned(),
-            sender: op.user.to_string(),
-            sender_device: op.device.to_string(),
-            content: Some(content.clone()),
-            ..Default::default()
-        };
-        groups::send(s, op.origin.conn(), &op.user, conv, msg, t)?
-    } else {
-        stage_direct(s, op, conv, client_msg_id, content, t)?
+    let ack = match conv.kind() {
+        ConvKind::Group => {
+            let msg = pb::Message {
+                client_msg_id: client_msg_id.as_str().to_owned(),
+                sender: who.user.to_string(),
+                sender_device: who.device.to_string(),
+                server_time_ms: who.time_ms.unwrap_or(0),
+                content: Some(content.clone()),
+                ..Default::default()
+            };
+            groups::send(s, who.conn, who.user, conv, msg, t)?
+        }
+        ConvKind::Broadcast => super::broadcast::append(s, who, conv, client_msg_id, content, t)?,
+        _ => stage_direct(s, who, conv, client_msg_id, content, t)?,
     };
     failpoint::check("messages.send.before_dedup")?;
-    let rec =
-        DedupRecord { seq: ack.seq, server_msg_id: ack.server_msg_id, server_time_ms: ack.server_time_ms };
-    t.batch.put_dedup(conv, op.user.as_str(), op.device.as_str(), client_msg_id.as_str(), &rec);
+    let stored_ms = if who.time_ms.is_some() { t.now_ms } else { 0 };
+    let rec = DedupRecord {
+        seq: ack.seq,
+        server_msg_id: ack.server_msg_id,
+        server_time_ms: ack.server_time_ms,
+        stored_ms,
+    };
+    t.batch.put_dedup(conv, who.user.as_str(), who.device.as_str(), client_msg_id.as_str(), &rec);
     let key = Arc::new(key);
     t.undo(Undo::Dedup(Arc::clone(&key)));
     s.dedup.insert(key, rec);
-    Ok(Answer::Response(response::Result::SendAck(ack)))
+    Ok(ack)
 }
 
 /// Appends a 1:1 message: seq, log, both members' `uconv` records, push.
 fn stage_direct(
     s: &mut Services,
-    op: &ShardOp<MessagesOp>,
+    who: &Sender<'_>,
     conv: &ConvId,
     client_msg_id: &ClientMsgId,
     content: &pb::Content,
     t: &mut Turn<Undo>,
 ) -> Result<pb::SendAck, Reject> {
     let now = t.now_ms;
+    let time = who.time_ms.unwrap_or(now);
     let server_msg_id = s.ids.next(now);
     let node = Arc::clone(&s.node);
     let entry = s.convs.get_mut(&node.store, conv, t)?;
     let sender_idx = entry
-        .member(&op.user)
+        .member(who.user)
         .ok_or_else(|| Reject::new(ErrorCode::NotParticipant, "sender is not a participant"))?;
     // [B-2]: checked here, at the moment the message would be stored.
     if entry.members.len() == 2 && entry.blocked[1 - sender_idx] {
@@ -100,9 +153,9 @@ fn stage_direct(
         seq,
         server_msg_id,
         client_msg_id: client_msg_id.as_str().to_owned(),
-        sender: op.user.to_string(),
-        sender_device: op.device.to_string(),
-        server_time_ms: now,
+        sender: who.user.to_string(),
+        sender_device: who.device.to_string(),
+        server_time_ms: time,
         content: Some(content.clone()),
     };
     let encoded = Bytes::from(msg.encode_to_vec());
@@ -122,8 +175,8 @@ fn stage_direct(
     }
     t.effect(Effect::Fanout {
         users: recipients.into(),
-        exclude: Some(op.origin.conn()),
+        exclude: Some(who.conn),
         frame: frames::push(push::Event::Message(msg)),
     });
-    Ok(pb::SendAck { conv_id: conv.to_string(), seq, server_msg_id, server_time_ms: now, duplicate: false })
+    Ok(pb::SendAck { conv_id: conv.to_string(), seq, server_msg_id, server_time_ms: time, duplicate: false })
 }

@@ -21,7 +21,7 @@ use crate::error::Reject;
 use crate::node::Node;
 use crate::node::clock::roam_floor_ms;
 use crate::services::conversations::state::state_from_parts;
-use crate::services::{Services, Undo, accounts, groups, relations};
+use crate::services::{Services, Undo, accounts, groups, messages, relations};
 use crate::shard::{Answer, ShardOp, Staged, Turn};
 
 /// A sync op for the user's owner shard.
@@ -77,6 +77,13 @@ pub(crate) fn serve(
             items.push((v, FeedRecord { conv_id: format!("g:{g}"), ..Default::default() }));
         }
     }
+    // The broadcast conversation (read diffusion, spec [AM-2]): one version
+    // record for every user, O(1) per sync.
+    let all = ConvId::broadcast_all();
+    let v = store.broadcast_version(&all)?;
+    if v > since && v <= watermark {
+        items.push((v, FeedRecord { conv_id: all.to_string(), ..Default::default() }));
+    }
     items.sort_by_key(|(v, _)| *v);
     let mut seen = std::collections::HashSet::new();
     items.retain(|(_, r)| r.conv_id.is_empty() || seen.insert(r.conv_id.clone()));
@@ -124,6 +131,18 @@ pub(crate) fn serve(
             bytes_used += len;
             last_included = *version;
             conversations.extend(state);
+            continue;
+        }
+        if conv.kind() == missive_protocol::ConvKind::Broadcast {
+            let state = messages::broadcast::stored_state(store, user, &conv, floor_ms)?;
+            let len = state.encoded_len() + 8;
+            if bytes_used + len > byte_budget && i > 0 {
+                more = true;
+                break;
+            }
+            bytes_used += len;
+            last_included = *version;
+            conversations.push(state);
             continue;
         }
         let rec = store.user_conv(user, &conv)?.unwrap_or_default();
