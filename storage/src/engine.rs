@@ -397,6 +397,6 @@ mod tests {
     #[test]
     fn names_are_the_on_disk_ones() {
         let names: Vec<_> = FAMILIES.iter().map(|f| f.name).collect();
-        assert_eq!(names, ["msg", "dedup", "uconv", "feed", "user", "meta", "rel", "group"]);
+        assert_eq!(names, ["msg", "dedup", "uconv", "feed", "user", "meta", "rel", "group", "ops"]);
     }
 }
