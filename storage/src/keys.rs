@@ -30,6 +30,13 @@ pub(crate) fn record(out: &mut Vec<u8>, owner: &[u8], tag: u8) {
     out.push(tag);
 }
 
+/// Whether `key` is exactly `owner 00 tag`: ids hold no 00, so the first 00
+/// of such a key is its second-last byte (a set entry `owner 00 tag 00 m`
+/// has its first 00 earlier, whatever `m` ends with).
+pub(crate) fn is_record(key: &[u8], tag: u8) -> bool {
+    key.len() >= 2 && key.last() == Some(&tag) && key.iter().position(|&b| b == SEP) == Some(key.len() - 2)
+}
+
 /// Appends `owner 00 tag 00`: the prefix of an owner's set of `tag` entries,
 /// each key of which continues with the member's id.
 pub(crate) fn tagged(out: &mut Vec<u8>, owner: &[u8], tag: u8) {

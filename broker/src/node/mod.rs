@@ -12,6 +12,7 @@ pub(crate) mod clock;
 pub(crate) mod counters;
 pub(crate) mod directory;
 pub(crate) mod owner;
+pub(crate) mod stats;
 pub(crate) mod token;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub(crate) struct Node {
     pub(crate) token_key: token::TokenKey,
     /// Number of owner shards (= workers).
     pub(crate) workers: usize,
+    /// Counters for `GET /v1/stats` (messages committed since start).
+    pub(crate) stats: stats::NodeStats,
 }
 
 impl Node {
@@ -47,6 +50,7 @@ impl Node {
             counters: counters::Counters::new(),
             token_key,
             workers,
+            stats: stats::NodeStats::default(),
         }
     }
 

@@ -5,9 +5,9 @@
 //! Invariants:
 //! - The record holds the version of the conversation's live entry in the
 //!   user's feed; [`Batch::put_user_conv`] moves that entry in the same batch.
-//! - Read by point lookups (send, read marks, sync); no scans today. A
-//!   conversation-list scan would be by the user prefix, which every key has
-//!   as its first component.
+//! - Read by point lookups (send, read marks, sync), and by a scan of the
+//!   user prefix (every key's first component) for the admin API's
+//!   conversation list ([`Store::user_convs`]).
 
 use missive_protocol::{ConvId, UserId};
 
@@ -29,6 +29,15 @@ impl Store {
     /// A user's state in a conversation (`None` if never touched).
     pub fn user_conv(&self, user: &UserId, conv: &ConvId) -> Result<Option<UserConvRecord>> {
         self.get_decoded(Cf::Uconv, &keys::owned(|k| key(k, user, conv)))
+    }
+
+    /// The user's conversation records after conversation id `after`
+    /// (exclusive; "" = from the start), in id order, at most `limit`: a
+    /// prefix scan of the user's keys.
+    pub fn user_convs(&self, user: &UserId, after: &str, limit: usize) -> Result<Vec<(String, UserConvRecord)>> {
+        let prefix = keys::owned(|k| keys::part(k, user.as_str().as_bytes()));
+        let rows = self.scan_suffixes(Cf::Uconv, &prefix, after, limit)?;
+        Self::decode_rows(Cf::Uconv, rows)
     }
 }
 

@@ -113,6 +113,19 @@ impl Store {
         group_ids(self.user_set(user, APPLICATION, after, limit)?)
     }
 
+    /// Devices of `user` that ever logged in, after device id `after`
+    /// (exclusive; "" = from the start), ascending, at most `limit`.
+    pub fn devices(&self, user: &UserId, after: &str, limit: usize) -> Result<Vec<(String, DeviceRecord)>> {
+        let rows = self.scan_suffixes(Cf::User, &set_prefix(user, DEVICE), after, limit)?;
+        Self::decode_rows(Cf::User, rows)
+    }
+
+    /// Number of registered users: a scan of the whole `user` family (every
+    /// record of every user), O(records). Callers cache the answer.
+    pub fn count_accounts(&self) -> Result<u64> {
+        self.count_all(Cf::User, |k| keys::is_record(k, ACCOUNT))
+    }
+
     /// Members of `user`'s `tag` set after `after`, ascending, at most `limit`.
     fn user_set(&self, user: &UserId, tag: u8, after: &str, limit: usize) -> Result<Vec<String>> {
         let rows = self.scan_suffixes(Cf::User, &set_prefix(user, tag), after, limit)?;
