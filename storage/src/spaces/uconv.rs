@@ -34,7 +34,12 @@ impl Store {
     /// The user's conversation records after conversation id `after`
     /// (exclusive; "" = from the start), in id order, at most `limit`: a
     /// prefix scan of the user's keys.
-    pub fn user_convs(&self, user: &UserId, after: &str, limit: usize) -> Result<Vec<(String, UserConvRecord)>> {
+    pub fn user_convs(
+        &self,
+        user: &UserId,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, UserConvRecord)>> {
         let prefix = keys::owned(|k| keys::part(k, user.as_str().as_bytes()));
         let rows = self.scan_suffixes(Cf::Uconv, &prefix, after, limit)?;
         Self::decode_rows(Cf::Uconv, rows)
