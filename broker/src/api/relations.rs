@@ -31,7 +31,7 @@ pub(crate) fn routes() -> Router<Arc<Api>> {
         .route("/v1/users/{user_id}/friends", post(add).get(list_friends))
         .route("/v1/users/{user_id}/friends/{peer_id}", delete(delete_friend))
         .route("/v1/users/{user_id}/blacklist", post(block).get(list_blacklist))
-        .route("/v1/users/{user_id}/blacklist/check", post(check))
+        .route("/v1/users/{user_id}/blacklist/check", post(check).delete(unblock_check))
         .route("/v1/users/{user_id}/blacklist/{peer_id}", delete(unblock))
 }
 
@@ -222,6 +222,12 @@ async fn unblock(
     let op = Op::RemoveFromBlacklist(pb::RemoveFromBlacklist { user_id: peer.to_string() });
     expect_ok(api.call(&user, false, op).await)?;
     Ok(Json(Empty {}))
+}
+
+/// `DELETE /v1/users/{user_id}/blacklist/check`: the route of the check
+/// shadows the peer named `check`; this is its unblock.
+async fn unblock_check(State(api): State<Arc<Api>>, Path(user_id): Path<String>) -> ApiResult<Json<Empty>> {
+    unblock(State(api), Path((user_id, "check".to_owned()))).await
 }
 
 #[derive(Debug, Serialize)]
