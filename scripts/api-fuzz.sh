@@ -8,7 +8,7 @@
 # missivectl, and runs `schemathesis run http://ADDR/openapi.json` with the checks
 # not_a_server_error, status_code_conformance and response_schema_conformance: no 5xx, no
 # undocumented status, no response that violates its schema, on every documented endpoint.
-# Bounded: API_FUZZ_EXAMPLES test cases per operation (default 20), 10 s per request, and
+# Bounded: API_FUZZ_EXAMPLES test cases per operation (default 30), 10 s per request, and
 # API_FUZZ_MAX_TIME seconds overall (default 300; a hard `timeout`, a failure when hit). The broker is stopped on exit, whatever happens.
 # schemathesis comes from PyPI into $HOME/.cache/missive/venv (scripts/bootstrap.sh api).
 set -euo pipefail
@@ -17,7 +17,7 @@ target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/missive/target}"
 missive="$target_dir/release/missive"
 missivectl="$target_dir/release/missivectl"
 st="${SCHEMATHESIS:-$HOME/.cache/missive/venv/bin/schemathesis}"
-examples="${API_FUZZ_EXAMPLES:-20}"
+examples="${API_FUZZ_EXAMPLES:-30}"
 max_time="${API_FUZZ_MAX_TIME:-300}"
 
 for bin in "$missive" "$missivectl"; do
