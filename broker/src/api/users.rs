@@ -505,12 +505,13 @@ struct OnlineDevice {
     admin: bool,
 }
 
+/// A device with a stored record: one that synced at least once.
 #[derive(Debug, Serialize)]
 struct KnownDevice {
     device_id: String,
-    platform: &'static str,
-    last_login_ms: u64,
-    /// The feed version of the device's last sync (0 = never synced).
+    /// When the device's last sync page was recorded (unix ms).
+    last_sync_ms: u64,
+    /// The feed version of the device's last sync token.
     last_sync_version: u64,
 }
 
@@ -520,10 +521,6 @@ struct DevicesAnswer {
     known: Vec<KnownDevice>,
     /// More than `MAX_DEVICES` known devices: the list is cut.
     truncated: bool,
-}
-
-fn platform_of(p: i32) -> &'static str {
-    token::platform_name(pb::Platform::try_from(p).unwrap_or(pb::Platform::Unspecified))
 }
 
 /// `GET /v1/users/{user_id}/devices`.
@@ -550,8 +547,7 @@ async fn devices(State(api): State<Arc<Api>>, Path(user_id): Path<String>) -> Ap
         .into_iter()
         .map(|(device_id, d)| KnownDevice {
             device_id,
-            platform: platform_of(d.platform),
-            last_login_ms: d.last_login_ms,
+            last_sync_ms: d.last_login_ms,
             last_sync_version: d.sync_token.split('.').next().and_then(|v| v.parse().ok()).unwrap_or(0),
         })
         .collect();

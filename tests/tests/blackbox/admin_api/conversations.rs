@@ -55,7 +55,8 @@ fn list_mark_read_and_delete_as_the_user() {
     }
     // Not a participant; not a conversation id.
     let bc = direct("bob", "carol");
-    assert_eq!(api.post(&format!("/v1/users/alice/conversations/{}/read", enc(&bc)), &json!({ "seq": 1 })).status, 400);
+    api.post(&format!("/v1/users/alice/conversations/{}/read", enc(&bc)), &json!({ "seq": 1 }))
+        .refused(403, ErrorCode::NotParticipant.as_u32());
     bad(&api.post("/v1/users/alice/conversations/nonsense/read", &json!({ "seq": 1 })));
     api.post(&format!("/v1/users/ghost/conversations/{}/read", enc(&ab)), &json!({ "seq": 1 }))
         .refused(404, ErrorCode::UserNotFound.as_u32());
@@ -70,7 +71,10 @@ fn list_mark_read_and_delete_as_the_user() {
         .into_iter()
         .find(|c| c["conv_id"] == json!(ab))
         .expect("ab");
-    assert_eq!((c["hidden"].clone(), c["cleared_seq"].clone(), c["unread"].clone()), (json!(true), json!(3), json!(0)));
+    assert_eq!(
+        (c["hidden"].clone(), c["cleared_seq"].clone(), c["unread"].clone()),
+        (json!(true), json!(3), json!(0))
+    );
     assert_eq!(bob.pull_all(&ab).len(), 3, "the other side keeps its history");
     bad(&api.delete("/v1/users/alice/conversations/x%3Ay"));
 }

@@ -26,7 +26,10 @@ fn friend_import_add_list_and_delete() {
         )
         .ok();
     let r = got["results"].as_array().expect("results");
-    assert_eq!(r.iter().map(|x| x["ok"].clone()).collect::<Vec<_>>(), vec![json!(true), json!(false), json!(false), json!(true)]);
+    assert_eq!(
+        r.iter().map(|x| x["ok"].clone()).collect::<Vec<_>>(),
+        vec![json!(true), json!(false), json!(false), json!(true)]
+    );
     assert_eq!(r[1]["code"], json!(ErrorCode::SelfTarget.as_u32()), "{got}");
     assert_eq!(r[2]["code"], json!(3000), "{got}");
     // Visible to the user's own client, pushed and listed.
@@ -116,5 +119,6 @@ fn blacklist_add_check_list_and_remove() {
     bad(&api.post("/v1/users/alice/blacklist", &json!({ "user_id": "" })));
     bad(&api.post("/v1/users/alice/blacklist", &json!({ "peer": "bob" })));
     bad(&api.delete("/v1/users/alice/blacklist/bad%20id"));
-    api.post("/v1/users/ghost/blacklist", &json!({ "user_id": "bob" })).refused(404, ErrorCode::UserNotFound.as_u32());
+    api.post("/v1/users/ghost/blacklist", &json!({ "user_id": "bob" }))
+        .refused(404, ErrorCode::UserNotFound.as_u32());
 }
