@@ -218,6 +218,18 @@ mod tests {
     }
 
     #[test]
+    fn message_count_rolls_back_with_the_batch() {
+        let c = missive_protocol::ConvId::parse("p:a:b").expect("valid");
+        let mut b = Batch::default();
+        b.put_message(&c, missive_protocol::Seq(1), b"x");
+        let sp = b.save_point();
+        b.put_message(&c, missive_protocol::Seq(2), b"y");
+        assert_eq!(b.messages(), 2);
+        b.rollback_to(sp);
+        assert_eq!(b.messages(), 1);
+    }
+
+    #[test]
     fn nested_save_points_roll_back_in_any_order() {
         let mut b = Batch::default();
         let empty = b.save_point();

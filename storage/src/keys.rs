@@ -83,6 +83,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn is_record_matches_only_the_record_key() {
+        assert!(is_record(b"alice\0a", b'a'));
+        assert!(!is_record(b"alice\0p", b'a'));
+        // A set entry whose member ends in `00 a` is not the record.
+        assert!(!is_record(b"alice\0d\0a", b'a'));
+        assert!(!is_record(b"a", b'a'));
+    }
+
+    #[test]
     fn prefix_end_carries() {
         assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
         assert_eq!(prefix_end(&[1, 2]), vec![1, 3]);

@@ -99,5 +99,13 @@ mod tests {
         assert_eq!(s.feed(&u, 0, 2, 100).expect("feed").len(), 1);
         assert_eq!(s.user_conv(&u, &c1).expect("get"), Some(rec));
         assert_eq!(s.max_version().expect("max"), 3);
+        // The list scan: in id order, after a cursor, bounded, only this user's.
+        let ids = |after: &str, n| {
+            s.user_convs(&u, after, n).expect("scan").into_iter().map(|(c, _)| c).collect::<Vec<_>>()
+        };
+        assert_eq!(ids("", 10), vec!["p:a:b", "p:a:c"]);
+        assert_eq!(ids("", 1), vec!["p:a:b"]);
+        assert_eq!(ids("p:a:b", 10), vec!["p:a:c"]);
+        assert!(s.user_convs(&UserId::new("ab").expect("valid"), "", 10).expect("scan").is_empty());
     }
 }

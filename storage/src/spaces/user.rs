@@ -216,6 +216,31 @@ mod tests {
     }
 
     #[test]
+    fn device_list_and_account_count() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
+        let (a, b) = (u("a"), u("b"));
+        let mut w = s.batch();
+        w.put_account(&a, &AccountRecord { created_ms: 1, ..Default::default() });
+        // Device "a" of user b: its key ends in `00 'a'` like an account record.
+        w.put_device(&b, "a", &DeviceRecord { sync_token: "7.mac".into(), ..Default::default() });
+        w.put_device(&a, "d2", &DeviceRecord::default());
+        w.put_device(&a, "d1", &DeviceRecord::default());
+        w.put_profile(&b, 0, &ProfileRecord::default());
+        s.write(w).expect("write");
+        assert_eq!(s.count_accounts().expect("count"), 1);
+        let ids = |after: &str, n| {
+            s.devices(&a, after, n).expect("devices").into_iter().map(|(d, _)| d).collect::<Vec<_>>()
+        };
+        assert_eq!(ids("", 10), vec!["d1", "d2"]);
+        assert_eq!(ids("d1", 10), vec!["d2"]);
+        assert_eq!(ids("", 1), vec!["d1"]);
+        assert_eq!(s.devices(&b, "", 10).expect("devices")[0].1.sync_token, "7.mac");
+    }
+
+    #[test]
     fn records_sets_and_feed_pointers() {
         let dir = tempfile::tempdir().expect("tmp");
         let s =
