@@ -1,5 +1,6 @@
 //! The accounts service: logins (account checks and multi-device policies),
-//! session ends, account administration and profiles.
+//! session ends, account administration (including the admin API's Kick,
+//! ) and profiles.
 //!
 //! Role: `hash(user)` picks one owner shard ([`OwnerKey::User`]); every login
 //! of the user and every write of the user's account and profile records runs
