@@ -60,6 +60,8 @@ token="$("$missivectl" token --secret "$secret" --user api-fuzz --role admin --t
 echo "api-fuzz: broker api=$addr; schemathesis $("$st" --version | awk '{print $NF}'), $examples examples per operation"
 
 status=0
+# From the temp dir: schemathesis keeps a `.schemathesis/` cache in its working directory.
+cd "$tmp"
 timeout "$max_time" "$st" run "http://$addr/openapi.json" \
     -H "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance \
