@@ -87,6 +87,9 @@ run: bootstrap web
 # The black-box tests run the real binaries (missive-under-test, missivectl) from
 # $(RELEASE_DIR); `cargo test` only builds a package's binaries for that package's own
 # tests, so build every binary first or missivectl's tests would run a stale (or no) copy.
+# scripts/api-fuzz.sh (after the cargo tests): schemathesis (PyPI, in $(HOME)/.cache/missive/venv)
+# fuzzes every endpoint of a running broker's /openapi.json: no 5xx, no undocumented status,
+# no response outside its schema.
 # scripts/test-bootstrap.sh first: it checks the prerequisite detection itself in seconds.
 # `web` first: the weak-network black-box test runs the TypeScript SDK from sdk/web/dist (it
 # needs root for network namespaces; without them it prints why it skipped).
@@ -95,6 +98,8 @@ test: lint web
 	@scripts/bootstrap.sh netns
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
+	@scripts/bootstrap.sh api
+	scripts/api-fuzz.sh
 	$(CARGO) bench --workspace --bench '*' -- --test
 	$(MAKE) web-test
 

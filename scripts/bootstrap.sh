@@ -6,7 +6,9 @@
 #   scripts/bootstrap.sh lint       # build + rustfmt and clippy
 #   scripts/bootstrap.sh browser    # run + chromium (browser end-to-end tests)
 #   scripts/bootstrap.sh netns      # build + iproute2 (`ip netns`: the weak-network test)
-#   scripts/bootstrap.sh test       # everything `make test` needs (lint + browser + netns)
+#   scripts/bootstrap.sh api        # build + python3 venv + schemathesis (PyPI) in
+#                                   # $HOME/.cache/missive/venv: the API fuzz of `make test`
+#   scripts/bootstrap.sh test       # everything `make test` needs (lint + browser + netns + api)
 #   scripts/bootstrap.sh --check-libclang   # only report: exit 0 if clang-sys would find
 #                                           # libclang (LIBCLANG_SEARCH_DIRS overrides dirs)
 #
@@ -21,6 +23,7 @@ want_node=0
 want_browser=0
 want_lint=0
 want_netns=0
+want_api=0
 check_libclang=0
 for arg in "$@"; do
     case "$arg" in
@@ -29,7 +32,8 @@ for arg in "$@"; do
         lint) want_lint=1 ;;
         browser) want_node=1; want_browser=1 ;;
         netns) want_netns=1 ;;
-        test) want_node=1; want_browser=1; want_lint=1; want_netns=1 ;;
+        api) want_api=1 ;;
+        test) want_node=1; want_browser=1; want_lint=1; want_netns=1; want_api=1 ;;
         --check-libclang) check_libclang=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bootstrap: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
@@ -37,6 +41,19 @@ for arg in "$@"; do
 done
 
 have() { command -v "$1" >/dev/null 2>&1; }
+
+# --- schemathesis (PyPI) in a venv of our own: no system pip, no --user site. -------
+venv="$HOME/.cache/missive/venv"
+have_python_venv() { have python3 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
+ensure_schemathesis() {
+    [ "$want_api" = 1 ] || return 0
+    [ -x "$venv/bin/schemathesis" ] && return 0
+    echo "bootstrap: installing schemathesis into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis>=4,<5'
+    [ -x "$venv/bin/schemathesis" ] || { echo "bootstrap: schemathesis still missing in $venv" >&2; exit 1; }
+}
 
 # --- Rust toolchain: not an apt package; rustup owns it. ---------------------------
 if [ "$check_libclang" = 0 ] && ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -117,8 +134,11 @@ fi
 if [ "$want_netns" = 1 ]; then
     have ip || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 fi
+if [ "$want_api" = 1 ] && ! have_python_venv; then
+    missing+=(python3 python3-venv)
+fi
 
-[ "${#missing[@]}" -eq 0 ] && exit 0
+[ "${#missing[@]}" -eq 0 ] && { ensure_schemathesis; exit 0; }
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: missing system packages: ${missing[*]}" >&2
@@ -149,4 +169,8 @@ fi
 if [ "$want_netns" = 1 ]; then
     have ip || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || { echo "bootstrap: ip (iproute2) still missing" >&2; exit 1; }
 fi
+if [ "$want_api" = 1 ]; then
+    have_python_venv || { echo "bootstrap: python3 venv still missing" >&2; exit 1; }
+fi
+ensure_schemathesis
 echo "bootstrap: done"

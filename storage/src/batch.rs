@@ -45,6 +45,8 @@ pub struct Batch {
     /// Keys and values of every entry, back to back.
     buf: Vec<u8>,
     entries: Vec<Entry>,
+    /// Messages staged ([`Batch::put_message`]), for the broker's counters.
+    messages: usize,
 }
 
 /// A point in a [`Batch`] to roll back to: everything staged after it can be
@@ -53,6 +55,7 @@ pub struct Batch {
 pub struct SavePoint {
     entries: usize,
     bytes: usize,
+    messages: usize,
 }
 
 impl std::fmt::Debug for Batch {
@@ -65,12 +68,17 @@ impl Batch {
     /// An empty batch with room for `entries` mutations of `bytes` key and
     /// value bytes in total before it grows.
     pub(crate) fn with_capacity(entries: usize, bytes: usize) -> Self {
-        Self { buf: Vec::with_capacity(bytes), entries: Vec::with_capacity(entries) }
+        Self { buf: Vec::with_capacity(bytes), entries: Vec::with_capacity(entries), messages: 0 }
     }
 
     /// Number of mutations in the batch.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Messages staged in this batch (`msg` puts; rolled back with the batch).
+    pub fn messages(&self) -> usize {
+        self.messages
     }
 
     /// Whether the batch has no mutation.
@@ -82,7 +90,7 @@ impl Batch {
     /// lies inside every earlier one, and rolling back to an earlier token
     /// also drops everything after the later ones.
     pub fn save_point(&self) -> SavePoint {
-        SavePoint { entries: self.entries.len(), bytes: self.buf.len() }
+        SavePoint { entries: self.entries.len(), bytes: self.buf.len(), messages: self.messages }
     }
 
     /// Drops every mutation staged after `sp`; the batch is then exactly as it
@@ -95,12 +103,18 @@ impl Batch {
             return;
         }
         self.entries.truncate(sp.entries);
+        self.messages = sp.messages.min(self.messages);
         let end = self.entries.last().map_or(0, |e| e.end);
         debug_assert_eq!(end, sp.bytes, "save point from another batch or a rolled-back state");
         self.buf.truncate(end);
     }
 
     /// Stages a put in `cf`: `key` and then `value` append their bytes.
+    /// Counts one staged message ([`Batch::messages`]).
+    pub(crate) fn count_message(&mut self) {
+        self.messages += 1;
+    }
+
     pub(crate) fn put(&mut self, cf: Cf, key: impl FnOnce(&mut Vec<u8>), value: impl FnOnce(&mut Vec<u8>)) {
         key(&mut self.buf);
         let key_end = self.buf.len();
@@ -201,6 +215,18 @@ mod tests {
                 (Cf::Msg, Vec::new(), Some(b"v4".to_vec())),
             ]
         );
+    }
+
+    #[test]
+    fn message_count_rolls_back_with_the_batch() {
+        let c = missive_protocol::ConvId::parse("p:a:b").expect("valid");
+        let mut b = Batch::default();
+        b.put_message(&c, missive_protocol::Seq(1), b"x");
+        let sp = b.save_point();
+        b.put_message(&c, missive_protocol::Seq(2), b"y");
+        assert_eq!(b.messages(), 2);
+        b.rollback_to(sp);
+        assert_eq!(b.messages(), 1);
     }
 
     #[test]

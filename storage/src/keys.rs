@@ -30,6 +30,13 @@ pub(crate) fn record(out: &mut Vec<u8>, owner: &[u8], tag: u8) {
     out.push(tag);
 }
 
+/// Whether `key` is exactly `owner 00 tag`: ids hold no 00, so the first 00
+/// of such a key is its second-last byte (a set entry `owner 00 tag 00 m`
+/// has its first 00 earlier, whatever `m` ends with).
+pub(crate) fn is_record(key: &[u8], tag: u8) -> bool {
+    key.len() >= 2 && key.last() == Some(&tag) && key.iter().position(|&b| b == SEP) == Some(key.len() - 2)
+}
+
 /// Appends `owner 00 tag 00`: the prefix of an owner's set of `tag` entries,
 /// each key of which continues with the member's id.
 pub(crate) fn tagged(out: &mut Vec<u8>, owner: &[u8], tag: u8) {
@@ -74,6 +81,15 @@ pub(crate) fn has_first_component(key: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_record_matches_only_the_record_key() {
+        assert!(is_record(b"alice\0a", b'a'));
+        assert!(!is_record(b"alice\0p", b'a'));
+        // A set entry whose member ends in `00 a` is not the record.
+        assert!(!is_record(b"alice\0d\0a", b'a'));
+        assert!(!is_record(b"a", b'a'));
+    }
 
     #[test]
     fn prefix_end_carries() {

@@ -279,6 +279,22 @@ impl Store {
         Ok(n)
     }
 
+    /// Number of keys of the whole family `cf` whose key satisfies `keep`: a
+    /// full scan in total order (cost O(keys in the family); callers cache it).
+    pub(crate) fn count_all(&self, cf: Cf, keep: impl Fn(&[u8]) -> bool) -> Result<u64> {
+        let mut ro = ReadOptions::default();
+        ro.set_total_order_seek(true);
+        ro.fill_cache(false);
+        let mut n = 0;
+        for item in self.db.iterator_cf_opt(self.handle(cf), ro, IteratorMode::Start) {
+            let (k, _) = item?;
+            if keep(&k) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Decodes the values of [`Store::scan_suffixes`] rows.
     pub(crate) fn decode_rows<T: prost::Message + Default>(
         cf: Cf,

@@ -135,6 +135,27 @@ impl Directory {
         }
     }
 
+    /// Users online (on any platform), device sessions and sessions per
+    /// platform (index = wire value), admin-token sessions left out: a walk
+    /// of every shard under its read lock (O(online users); for statistics).
+    pub(crate) fn counts(&self) -> (u64, u64, [u64; 8]) {
+        let (mut users, mut sessions, mut by) = (0u64, 0u64, [0u64; 8]);
+        for shard in &self.shards {
+            for e in shard.read().values() {
+                let mut any = false;
+                for s in e.sessions.iter().filter(|s| !s.admin) {
+                    any = true;
+                    sessions += 1;
+                    if let Some(n) = by.get_mut(s.platform as usize) {
+                        *n += 1;
+                    }
+                }
+                users += u64::from(any);
+            }
+        }
+        (users, sessions, by)
+    }
+
     /// The user's online platforms (empty when offline).
     pub(crate) fn online(&self, user: &UserId) -> Online {
         match self.shard(user).read().get(user) {

@@ -12,6 +12,7 @@ pub(crate) mod clock;
 pub(crate) mod counters;
 pub(crate) mod directory;
 pub(crate) mod owner;
+pub(crate) mod stats;
 pub(crate) mod token;
 
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub(crate) struct Node {
     pub(crate) words: crate::filter::Live,
     /// Global mutes (moderation).
     pub(crate) mutes: crate::filter::Mutes,
+    /// Counters for `GET /v1/stats` (messages committed since start).
+    pub(crate) stats: stats::NodeStats,
 }
 
 impl Node {
@@ -53,6 +56,7 @@ impl Node {
             workers,
             words: crate::filter::Live::default(),
             mutes: crate::filter::Mutes::default(),
+            stats: stats::NodeStats::default(),
         }
     }
 

@@ -9,7 +9,7 @@
 //! | `messages/` | SendMessage (1:1; group sends go on to `groups/`), Pull, History; the admin API's broadcasts (`b:all`) and imports |
 //! | `conversations/` | MarkRead, UpdateConversation, ClearHistory, SetGlobalDnd; the direct-conversation cache |
 //! | `sync/` | Sync (served on the connection's worker), recording a device's sync token (owner) |
-//! | `accounts/` | logins and multi-device policies, logouts, ImportUser, SetAccountDisabled, RevokeTokens, SetProfile, AccountsExist, GetProfiles |
+//! | `accounts/` | logins and multi-device policies, logouts, ImportUser, SetAccountDisabled, RevokeTokens, SetProfile, AccountsExist, GetProfiles; the admin API's Kick |
 //! | `presence/` | SubscribePresence, UnsubscribePresence, SetPresenceStatus, GetPresence, ListPresenceSubscriptions |
 //! | `relations/` | friends, friend requests, blacklist (pair records) and their queries |
 //! | `groups/` | every group request, group sends, member state, receipts |

@@ -455,3 +455,68 @@ fn import_keeps_the_original_time_and_deduplicates_old_messages() {
     assert_eq!((again.seq, again.server_time_ms, again.duplicate), (1, 1_000, true));
     assert_eq!(f.node.store.max_seq(&conv).expect("read"), Seq(1));
 }
+
+/// The admin Kick ([A-7]) ends only the named sessions (directory changes are
+/// effects of the turn); no device named ends every session.
+#[test]
+fn kick_ends_the_named_sessions_as_effects() {
+    use crate::node::directory::Presence;
+    let mut f = fixture();
+    f.import("alice");
+    let alice = user("alice");
+    let phone = ConnRef { worker: 0, id: 100 };
+    let web = ConnRef { worker: 0, id: 101 };
+    for (conn, d, platform) in [(phone, "phone", pb::Platform::Ios), (web, "web", pb::Platform::Web)] {
+        let p =
+            Presence { conn, device: DeviceId::new(d).expect("valid"), platform, since_ms: T0, admin: false };
+        f.node.directory.add(&alice, p);
+    }
+    let kicked = |effects: &[Effect]| -> Vec<u64> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Kick { conn, code, .. } if *code == ErrorCode::Kicked => Some(conn.id),
+                _ => None,
+            })
+            .collect()
+    };
+    let kick = |devices: Vec<&str>| {
+        ServiceOp::Accounts(accounts::AccountsOp::Kick {
+            target: user("alice"),
+            devices: devices.into_iter().map(|d| DeviceId::new(d).expect("valid")).collect(),
+        })
+    };
+    let op = f.op("admin", kick(vec!["web", "nowhere"]));
+    let effects = f.turn(vec![op]);
+    assert_eq!(kicked(&effects), vec![101]);
+    let left: Vec<u64> = f.node.directory.sessions(&alice).iter().map(|s| s.conn.id).collect();
+    assert_eq!(left, vec![100]);
+    assert_eq!(f.node.directory.online(&alice).platforms, vec![pb::Platform::Ios]);
+
+    let op = f.op("admin", kick(vec![]));
+    let effects = f.turn(vec![op]);
+    assert_eq!(kicked(&effects), vec![100]);
+    assert!(f.node.directory.sessions(&alice).is_empty());
+}
+
+/// `Node::stats` counts messages of written turns only: refused sends and a
+/// failed write add nothing.
+#[test]
+fn committed_message_counter_counts_written_messages_only() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    let ops = vec![
+        f.op("alice", send(&conv, "a", "1")),
+        f.op("carol", send(&conv, "b", "2")),
+        f.op("bob", send(&conv, "c", "3")),
+    ];
+    f.turn(ops);
+    assert_eq!(f.node.stats.messages_total(), 2);
+    failpoint::arm("engine.write");
+    let op = f.op("alice", send(&conv, "d", "4"));
+    f.turn(vec![op]);
+    failpoint::disarm_all();
+    assert_eq!(f.node.stats.messages_total(), 2);
+    ack(f.call("alice", send(&conv, "e", "5")));
+    assert_eq!(f.node.stats.messages_total(), 3);
+}

@@ -152,6 +152,8 @@ struct InFlight<O> {
     reads: Vec<ShardOp<O>>,
     versions: BatchVersions,
     now_ms: u64,
+    /// Messages in the turn's batch (counted in `Node::stats` once written).
+    messages: usize,
 }
 
 /// Writes a turn's batch (on the worker, or on its writer thread).
@@ -305,7 +307,8 @@ impl<S: Service> Engine<S> {
             }
         }
         let (effects, reservations) = t.finish();
-        let flight = InFlight { out, effects, reservations, reads, versions: t.versions, now_ms };
+        let messages = t.batch.messages();
+        let flight = InFlight { out, effects, reservations, reads, versions: t.versions, now_ms, messages };
         if t.batch.is_empty() {
             self.in_flight = Some(flight);
             return Started::Done(self.finish_turn(Ok(())));
@@ -321,7 +324,7 @@ impl<S: Service> Engine<S> {
     /// counters, applies directory changes, serves reads, and returns the
     /// effects (on a failed write every answer becomes that error).
     pub(crate) fn finish_turn(&mut self, written: Result<(), Reject>) -> Vec<Effect> {
-        let Some(InFlight { mut out, effects, reservations, reads, versions, now_ms }) =
+        let Some(InFlight { mut out, effects, reservations, reads, versions, now_ms, messages }) =
             self.in_flight.take()
         else {
             return Vec::new();
@@ -334,6 +337,7 @@ impl<S: Service> Engine<S> {
         out.reserve(effects.len() + reads.len());
         match written {
             Ok(()) => {
+                node.stats.messages_committed(messages);
                 for e in effects {
                     match e {
                         Effect::SessionAdd { user, presence } => {

@@ -53,6 +53,12 @@ fn set_prefix(group: &GroupId, tag: u8) -> Vec<u8> {
 }
 
 impl Store {
+    /// Number of groups with an info record: a scan of the whole `group`
+    /// family (members included), O(records). Callers cache the answer.
+    pub fn count_groups(&self) -> Result<u64> {
+        self.count_all(Cf::Group, |k| keys::is_record(k, INFO))
+    }
+
     /// A group's info record (`None` if it never existed).
     pub fn group(&self, group: &GroupId) -> Result<Option<GroupRecord>> {
         self.get_decoded(Cf::Group, &keys::owned(|k| record(k, group, INFO)))

@@ -142,6 +142,7 @@ impl MsgPage {
 impl Batch {
     /// Appends an encoded message to a conversation log.
     pub fn put_message(&mut self, conv: &ConvId, seq: Seq, encoded: &[u8]) {
+        self.count_message();
         self.put(Cf::Msg, |k| key(k, conv, seq), |v| v.extend_from_slice(encoded));
     }
 }

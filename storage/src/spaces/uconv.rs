@@ -5,9 +5,9 @@
 //! Invariants:
 //! - The record holds the version of the conversation's live entry in the
 //!   user's feed; [`Batch::put_user_conv`] moves that entry in the same batch.
-//! - Read by point lookups (send, read marks, sync); no scans today. A
-//!   conversation-list scan would be by the user prefix, which every key has
-//!   as its first component.
+//! - Read by point lookups (send, read marks, sync), and by a scan of the
+//!   user prefix (every key's first component) for the admin API's
+//!   conversation list ([`Store::user_convs`]).
 
 use missive_protocol::{ConvId, UserId};
 
@@ -29,6 +29,20 @@ impl Store {
     /// A user's state in a conversation (`None` if never touched).
     pub fn user_conv(&self, user: &UserId, conv: &ConvId) -> Result<Option<UserConvRecord>> {
         self.get_decoded(Cf::Uconv, &keys::owned(|k| key(k, user, conv)))
+    }
+
+    /// The user's conversation records after conversation id `after`
+    /// (exclusive; "" = from the start), in id order, at most `limit`: a
+    /// prefix scan of the user's keys.
+    pub fn user_convs(
+        &self,
+        user: &UserId,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, UserConvRecord)>> {
+        let prefix = keys::owned(|k| keys::part(k, user.as_str().as_bytes()));
+        let rows = self.scan_suffixes(Cf::Uconv, &prefix, after, limit)?;
+        Self::decode_rows(Cf::Uconv, rows)
     }
 }
 
@@ -85,5 +99,13 @@ mod tests {
         assert_eq!(s.feed(&u, 0, 2, 100).expect("feed").len(), 1);
         assert_eq!(s.user_conv(&u, &c1).expect("get"), Some(rec));
         assert_eq!(s.max_version().expect("max"), 3);
+        // The list scan: in id order, after a cursor, bounded, only this user's.
+        let ids = |after: &str, n| {
+            s.user_convs(&u, after, n).expect("scan").into_iter().map(|(c, _)| c).collect::<Vec<_>>()
+        };
+        assert_eq!(ids("", 10), vec!["p:a:b", "p:a:c"]);
+        assert_eq!(ids("", 1), vec!["p:a:b"]);
+        assert_eq!(ids("p:a:b", 10), vec!["p:a:c"]);
+        assert!(s.user_convs(&UserId::new("ab").expect("valid"), "", 10).expect("scan").is_empty());
     }
 }

@@ -113,6 +113,19 @@ impl Store {
         group_ids(self.user_set(user, APPLICATION, after, limit)?)
     }
 
+    /// Devices of `user` that ever logged in, after device id `after`
+    /// (exclusive; "" = from the start), ascending, at most `limit`.
+    pub fn devices(&self, user: &UserId, after: &str, limit: usize) -> Result<Vec<(String, DeviceRecord)>> {
+        let rows = self.scan_suffixes(Cf::User, &set_prefix(user, DEVICE), after, limit)?;
+        Self::decode_rows(Cf::User, rows)
+    }
+
+    /// Number of registered users: a scan of the whole `user` family (every
+    /// record of every user), O(records). Callers cache the answer.
+    pub fn count_accounts(&self) -> Result<u64> {
+        self.count_all(Cf::User, |k| keys::is_record(k, ACCOUNT))
+    }
+
     /// Members of `user`'s `tag` set after `after`, ascending, at most `limit`.
     fn user_set(&self, user: &UserId, tag: u8, after: &str, limit: usize) -> Result<Vec<String>> {
         let rows = self.scan_suffixes(Cf::User, &set_prefix(user, tag), after, limit)?;
@@ -200,6 +213,31 @@ mod tests {
         // Per-user records never collide with set keys or settings.
         assert_ne!(keys::owned(|k| record(k, &a, ACCOUNT)), keys::owned(|k| record(k, &a, SETTINGS)));
         assert!(!keys::owned(|k| record(k, &a, SUBSCRIPTION)).starts_with(&set_prefix(&a, SUBSCRIPTION)));
+    }
+
+    #[test]
+    fn device_list_and_account_count() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s =
+            Store::open(dir.path(), &StoreOptions { durability: Durability::Buffered, ..Default::default() })
+                .expect("open");
+        let (a, b) = (u("a"), u("b"));
+        let mut w = s.batch();
+        w.put_account(&a, &AccountRecord { created_ms: 1, ..Default::default() });
+        // Device "a" of user b: its key ends in `00 'a'` like an account record.
+        w.put_device(&b, "a", &DeviceRecord { sync_token: "7.mac".into(), ..Default::default() });
+        w.put_device(&a, "d2", &DeviceRecord::default());
+        w.put_device(&a, "d1", &DeviceRecord::default());
+        w.put_profile(&b, 0, &ProfileRecord::default());
+        s.write(w).expect("write");
+        assert_eq!(s.count_accounts().expect("count"), 1);
+        let ids = |after: &str, n| {
+            s.devices(&a, after, n).expect("devices").into_iter().map(|(d, _)| d).collect::<Vec<_>>()
+        };
+        assert_eq!(ids("", 10), vec!["d1", "d2"]);
+        assert_eq!(ids("d1", 10), vec!["d2"]);
+        assert_eq!(ids("", 1), vec!["d1"]);
+        assert_eq!(s.devices(&b, "", 10).expect("devices")[0].1.sync_token, "7.mac");
     }
 
     #[test]

@@ -33,6 +33,7 @@
 //! | `robustness::slow_consumer` | a flooded reader is closed with bounded memory |
 //! | `robustness::fd_limit` | refusal at the broker's open-file limit |
 //! | `robustness::disk` | a full data disk (tmpfs), a corrupted table, online backup and restore |
+//! | `admin_api` | the admin REST API: users, relations, conversations, stats; auth, rate limit, audit, OpenAPI document |
 //! | `spec_coverage` | spec/PROTOCOL.md documents every code and kind of the schema |
 //! | `spec_corrections` | the spec corrections of issue 13, each test citing its rule id |
 //! | `config_cli` | the command line and configuration: one-line errors, `--check-config` (docs/CONFIG.md) |
@@ -50,6 +51,7 @@
 
 mod admin_groups;
 mod admin_messages;
+mod admin_api;
 mod clients;
 mod config_cli;
 mod groups;

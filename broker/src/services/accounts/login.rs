@@ -132,3 +132,39 @@ pub(super) fn kick_all(
     // Offline: no platform set, so no change time (as the directory reports it).
     presence::publish(s, user, None, None, Some(Online::default()), t)
 }
+
+/// Ends the sessions of `user` on `devices` (every session when empty) with
+/// `Kicked{ADMIN}` then `Close{KICKED}` ([A-7]); admin-token sessions are
+/// kicked too. Publishes the new presence when the platform set changes.
+pub(super) fn kick_some(
+    s: &mut Services,
+    user: &UserId,
+    devices: &[DeviceId],
+    t: &mut Turn<Undo>,
+) -> Result<(), Reject> {
+    let all = s.node.directory.sessions(user);
+    let before = platforms_of(all.iter());
+    let mut kept = Vec::new();
+    let mut kicked = false;
+    for session in all {
+        if devices.is_empty() || devices.contains(&session.device) {
+            t.effect(Effect::SessionRemove { user: user.clone(), conn: session.conn });
+            t.effect(kick_effect(
+                session.conn,
+                pb::KickReason::Admin,
+                ErrorCode::Kicked,
+                "kicked by the administrator",
+                None,
+            ));
+            kicked = true;
+        } else {
+            kept.push(session);
+        }
+    }
+    let after = platforms_of(kept.iter());
+    if kicked && after != before {
+        let changed_ms = if after.is_empty() { 0 } else { t.now_ms };
+        presence::publish(s, user, None, None, Some(Online { platforms: after, changed_ms }), t)?;
+    }
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! The accounts service: logins (account checks and multi-device policies),
-//! session ends, account administration and profiles.
+//! session ends, account administration (including the admin API's Kick,
+//! ) and profiles.
 //!
 //! Role: `hash(user)` picks one owner shard ([`OwnerKey::User`]); every login
 //! of the user and every write of the user's account and profile records runs
@@ -55,6 +56,12 @@ pub(crate) enum AccountsOp {
     RevokeTokens {
         target: UserId,
     },
+    /// Ends the named live sessions of `target` (all when `devices` is empty)
+    /// with `Kicked{ADMIN}` then Close KICKED ([A-7]); the account is unchanged.
+    Kick {
+        target: UserId,
+        devices: Vec<missive_protocol::DeviceId>,
+    },
     SetProfile {
         patch: pb::ProfilePatch,
     },
@@ -66,7 +73,8 @@ impl AccountsOp {
         match self {
             Self::ImportUser { target, .. }
             | Self::SetDisabled { target, .. }
-            | Self::RevokeTokens { target } => target,
+            | Self::RevokeTokens { target }
+            | Self::Kick { target, .. } => target,
             Self::Login { .. } | Self::Logout | Self::SetProfile { .. } => caller,
         }
     }
@@ -134,6 +142,10 @@ pub(crate) fn stage(
                 "tokens revoked",
                 t,
             )?;
+            response::Result::Ok(pb::Ok {})
+        }
+        AccountsOp::Kick { devices, .. } => {
+            login::kick_some(s, &subject, devices, t)?;
             response::Result::Ok(pb::Ok {})
         }
         AccountsOp::SetProfile { patch } => profile::stage_profile(s, &op, patch, t)?,
