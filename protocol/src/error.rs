@@ -72,6 +72,9 @@ pub enum ErrorCode {
     UnsupportedConversation = 3006,
     /// Merged content nested deeper than the protocol allows (spec [M-5]).
     ContentTooDeep = 3007,
+    /// The app server's `before.send` webhook rejected the message; the
+    /// message is `"<app code>: <app message>"` (spec "Webhooks" [W-6]).
+    RejectedByApp = 3009,
 
     /// The target user is not registered.
     UserNotFound = 4000,
@@ -135,6 +138,9 @@ pub enum ErrorCode {
     Overloaded = 5002,
     /// Rate limit exceeded; retry later.
     RateLimited = 5003,
+    /// The app server's `before.send` webhook timed out or failed and the
+    /// server is configured fail-closed; retry later.
+    WebhookFailed = 5004,
 }
 
 impl ErrorCode {
@@ -169,6 +175,7 @@ impl ErrorCode {
         Self::InvalidSyncToken,
         Self::UnsupportedConversation,
         Self::ContentTooDeep,
+        Self::RejectedByApp,
         Self::UserNotFound,
         Self::AccountExists,
         Self::AlreadyFriends,
@@ -199,6 +206,7 @@ impl ErrorCode {
         Self::Storage,
         Self::Overloaded,
         Self::RateLimited,
+        Self::WebhookFailed,
     ];
 
     /// The numeric wire value.
@@ -243,6 +251,7 @@ impl ErrorCode {
             Self::InvalidSyncToken => "INVALID_SYNC_TOKEN",
             Self::UnsupportedConversation => "UNSUPPORTED_CONVERSATION",
             Self::ContentTooDeep => "CONTENT_TOO_DEEP",
+            Self::RejectedByApp => "REJECTED_BY_APP",
             Self::UserNotFound => "USER_NOT_FOUND",
             Self::AccountExists => "ACCOUNT_EXISTS",
             Self::AlreadyFriends => "ALREADY_FRIENDS",
@@ -273,6 +282,7 @@ impl ErrorCode {
             Self::Storage => "STORAGE",
             Self::Overloaded => "OVERLOADED",
             Self::RateLimited => "RATE_LIMITED",
+            Self::WebhookFailed => "WEBHOOK_FAILED",
         }
     }
 
@@ -290,6 +300,7 @@ impl ErrorCode {
                 | Self::Storage
                 | Self::Overloaded
                 | Self::RateLimited
+                | Self::WebhookFailed
         )
     }
 

@@ -64,6 +64,16 @@ pub(super) fn stage_send(
     } else {
         stage_direct(s, op, conv, client_msg_id, content, t)?
     };
+    crate::services::events::after_send(
+        &s.node,
+        t,
+        conv.as_str(),
+        op.user.as_str(),
+        op.device.as_str(),
+        &ack,
+        client_msg_id.as_str(),
+        content,
+    );
     failpoint::check("messages.send.before_dedup")?;
     let rec =
         DedupRecord { seq: ack.seq, server_msg_id: ack.server_msg_id, server_time_ms: ack.server_time_ms };
