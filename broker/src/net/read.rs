@@ -264,10 +264,12 @@ impl Worker {
     /// Removes an ended session from the directory and, if the user's online
     /// platforms changed, lets the owner shard publish the new presence.
     pub(super) fn end_session(&mut self, user: &UserId, conn: ConnRef) {
+        // Also when only a `user.offline` webhook wants to hear of it.
         if let Some((p, changed)) = self.node.directory.remove(user, conn)
-            && changed
+            && (changed || (!p.admin && self.node.hooks.any("user.offline")))
         {
-            let (owner, op) = session::logout(&self.node, user, p.device, conn);
+            let platform = p.platform;
+            let (owner, op) = session::logout(&self.node, user, p.device, conn, changed, platform);
             self.send_to(owner, WorkerMsg::Op(Box::new(op)));
         }
     }
