@@ -130,3 +130,49 @@ fn dead_endpoint_bounded_retries_then_dead_letter_then_replay() {
     assert_eq!(ok.len(), 4, "every dead letter delivered after replay");
     assert_eq!(api.get("/v1/webhooks/dead/dead-letters").ok()["items"], json!([]));
 }
+
+#[test]
+fn presence_relation_and_group_events() {
+    let b = BrokerProc::start();
+    let rx = HookReceiver::start();
+    rx.respond(|_| HookAnswer::status(200));
+    register(&Api::new(b.listening.api()), "all", &rx, &["user.*", "friend.*", "blacklist.*", "group.*"]);
+    let mut alice = b.client("alice", "phone");
+    let mut bob = b.client("bob", "laptop");
+    must(alice.add_friend_msg("bob", "hi"), "request");
+    must(bob.respond_friend("alice", true, "", Default::default()), "accept");
+    must(alice.block("bob"), "block");
+    must(alice.unblock("bob"), "unblock");
+    must(alice.delete_friend("bob", true), "delete");
+    alice.create_group("wg", missive_protocol::pb::GroupType::Work, &["bob"], None).expect("group");
+    drop(bob);
+    let kinds = [
+        "user.online",
+        "friend.request",
+        "friend.accepted",
+        "friend.added",
+        "blacklist.added",
+        "blacklist.removed",
+        "friend.deleted",
+        "group.created",
+        "user.offline",
+    ];
+    let got = rx.wait_until(WAIT, |r| kinds.iter().all(|k| r.iter().any(|r| r.kind() == *k)));
+    let of = |k: &str| got.iter().find(|r| r.kind() == k).map(|r| r.body["data"].clone()).expect(k);
+    assert!(got.iter().any(|r| r.kind() == "user.online" && r.body["data"]["user_id"] == "alice"));
+    let off = of("user.offline");
+    assert_eq!((off["user_id"].as_str(), off["device"].as_str()), (Some("bob"), Some("laptop")));
+    assert_eq!(of("friend.request")["from"], "alice");
+    assert_eq!(of("friend.added")["friend_id"], "alice");
+    assert_eq!(of("blacklist.added")["blocked_id"], "bob");
+    assert_eq!(of("friend.deleted")["both"], true);
+    let g = of("group.created");
+    assert_eq!(g["group_id"], "wg");
+    assert_eq!(g["by"], "alice");
+    assert!(got.iter().all(|r| r.signature_ok(HOOK_SECRET)));
+    // Event ids are unique.
+    let mut ids: Vec<&str> = got.iter().map(|r| r.event_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), got.len());
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use missive_protocol::pb;
 use missive_tests::api::Api;
-use missive_tests::hook_receiver::{HookAnswer, HookReceiver};
+use missive_tests::hook_receiver::{HookAnswer, HookReceiver, HookRequest};
 use missive_tests::*;
 use serde_json::json;
 
@@ -16,7 +16,7 @@ fn broker(extra: &str) -> BrokerProc {
     BrokerOpts::default().config(&format!("[webhooks]\n{extra}")).spawn()
 }
 
-fn text_of_req(r: &missive_tests::hook_receiver::HookRequest) -> String {
+fn text_of_req(r: &HookRequest) -> String {
     r.body["data"]["content"]["text"].as_str().unwrap_or("").to_owned()
 }
 
