@@ -258,7 +258,18 @@ impl Broker {
         threads.append(&mut pool);
         let api = api::start(&node, &mesh)?;
         tracing::info!(%local_addr, ?ws_addr, ?tls_addr, ?wss_addr, workers = n, "listening");
-        Ok(Self { node, mesh, threads, local_addr, ws_addr, tls_addr, wss_addr, quic, api, hooks: hooks_handle })
+        Ok(Self {
+            node,
+            mesh,
+            threads,
+            local_addr,
+            ws_addr,
+            tls_addr,
+            wss_addr,
+            quic,
+            api,
+            hooks: hooks_handle,
+        })
     }
 
     /// Re-reads the certificate files (`web.tls_cert`, `web.tls_key`; on

@@ -44,7 +44,8 @@ impl HookRequest {
 
     /// Whether `Missive-Signature` is `v1=hex(HMAC-SHA256(secret, ts "." body))`.
     pub fn signature_ok(&self, secret: &str) -> bool {
-        let (Some(ts), Some(sig)) = (self.headers.get("missive-timestamp"), self.headers.get("missive-signature"))
+        let (Some(ts), Some(sig)) =
+            (self.headers.get("missive-timestamp"), self.headers.get("missive-signature"))
         else {
             return false;
         };
@@ -141,7 +142,10 @@ impl HookReceiver {
             if pred(&all) {
                 return all;
             }
-            assert!(Instant::now() < deadline, "webhook receiver: condition not met within {timeout:?}; got {all:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "webhook receiver: condition not met within {timeout:?}; got {all:#?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }

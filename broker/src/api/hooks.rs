@@ -403,7 +403,7 @@ async fn replay(
     Body(b): Body<ReplayBody>,
 ) -> ApiResult<axum::Json<Replayed>> {
     check_id(&id)?;
-    if b.all == !b.event_ids.is_empty() {
+    if b.all != b.event_ids.is_empty() {
         return Err(ApiError::invalid("give either event_ids (1..=1000) or all: true"));
     }
     if b.event_ids.len() > MAX_REPLAY_IDS {
@@ -411,7 +411,8 @@ async fn replay(
     }
     let mut ids = Vec::with_capacity(b.event_ids.len());
     for e in &b.event_ids {
-        let n: u64 = e.parse().map_err(|_| ApiError::invalid(format!("event_ids: {e:?} is not an event id")))?;
+        let n: u64 =
+            e.parse().map_err(|_| ApiError::invalid(format!("event_ids: {e:?} is not an event id")))?;
         ids.push(record_id(&id, n));
     }
     let _w = WRITES.lock().await;

@@ -47,7 +47,8 @@ pub(crate) struct Job {
 
 /// Whether `op` is a send `before.send` applies to.
 pub(crate) fn applies(op: &ShardOp<ServiceOp>) -> bool {
-    matches!(op.op, ServiceOp::Messages(MessagesOp::Send { .. })) && matches!(op.origin, Origin::Request { .. })
+    matches!(op.op, ServiceOp::Messages(MessagesOp::Send { .. }))
+        && matches!(op.origin, Origin::Request { .. })
 }
 
 /// The outcome of asking the endpoints.
@@ -61,7 +62,11 @@ impl Hooks {
     /// `Err(op)` when the node already has `before_send_max_pending` pending:
     /// the caller answers OVERLOADED.
     #[allow(clippy::result_large_err)]
-    pub(crate) fn submit(self: &Arc<Self>, owner: usize, op: ShardOp<ServiceOp>) -> Result<(), ShardOp<ServiceOp>> {
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        owner: usize,
+        op: ShardOp<ServiceOp>,
+    ) -> Result<(), ShardOp<ServiceOp>> {
         let max = self.node.config.webhooks.before_send_max_pending;
         if self.pending.fetch_add(1, Ordering::AcqRel) >= max {
             self.pending.fetch_sub(1, Ordering::AcqRel);
@@ -130,10 +135,20 @@ impl Hooks {
             });
             let body = serde_json::to_vec(&event).unwrap_or_default();
             let left = deadline.saturating_duration_since(Instant::now());
-            let req = signed_request(&self.client, &ep, &id.to_string(), "before.send", body, cfg.replay_window_secs)
-                .timeout(left.max(Duration::from_millis(1)));
+            let req = signed_request(
+                &self.client,
+                &ep,
+                &id.to_string(),
+                "before.send",
+                body,
+                cfg.replay_window_secs,
+            )
+            .timeout(left.max(Duration::from_millis(1)));
             let answer = async {
-                let r = req.send().await.map_err(|e| if e.is_timeout() { "timeout".to_owned() } else { e.to_string() })?;
+                let r = req
+                    .send()
+                    .await
+                    .map_err(|e| if e.is_timeout() { "timeout".to_owned() } else { e.to_string() })?;
                 if !r.status().is_success() {
                     return Err(format!("HTTP {}", r.status().as_u16()));
                 }
@@ -167,7 +182,10 @@ impl Hooks {
                     let code = v.get("code").and_then(Value::as_i64).unwrap_or(0);
                     let message = v.get("message").and_then(Value::as_str).unwrap_or("");
                     let message: String = message.chars().take(512).collect();
-                    return Decision::Refuse(Reject::new(ErrorCode::RejectedByApp, format!("{code}: {message}")));
+                    return Decision::Refuse(Reject::new(
+                        ErrorCode::RejectedByApp,
+                        format!("{code}: {message}"),
+                    ));
                 }
                 Some("modify") => {
                     let new = v
@@ -221,7 +239,8 @@ impl Hooks {
                 }
                 Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
                     if let WorkerMsg::Op(op) = m {
-                        let busy = Reject::new(ErrorCode::Overloaded, "the broker is busy; retry with backoff");
+                        let busy =
+                            Reject::new(ErrorCode::Overloaded, "the broker is busy; retry with backoff");
                         self.answer(&op, Err(busy)).await;
                     }
                     return;

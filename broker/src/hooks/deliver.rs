@@ -91,15 +91,16 @@ async fn endpoint_loop(h: Arc<Hooks>, ep: Arc<Endpoint>) {
         };
         let store = h.node.store.clone();
         let p = prefix.clone();
-        let rows = match tokio::task::spawn_blocking(move || store.ops_scan(OpsSpace::Outbox, &p, None, WINDOW))
-            .await
-        {
-            Ok(Ok(rows)) => rows,
-            _ => {
-                tracing::warn!(endpoint = %ep.id, "webhooks: outbox scan failed");
-                Vec::new()
-            }
-        };
+        let rows =
+            match tokio::task::spawn_blocking(move || store.ops_scan(OpsSpace::Outbox, &p, None, WINDOW))
+                .await
+            {
+                Ok(Ok(rows)) => rows,
+                _ => {
+                    tracing::warn!(endpoint = %ep.id, "webhooks: outbox scan failed");
+                    Vec::new()
+                }
+            };
         let now = Instant::now();
         let mut next = now + POLL;
         {
@@ -111,16 +112,17 @@ async fn endpoint_loop(h: Arc<Hooks>, ep: Arc<Endpoint>) {
                 if s.in_flight.contains(&event_id) || s.done.contains_key(&event_id) {
                     continue;
                 }
-                if let Some(at) = s.retry_at.get(&event_id) {
-                    if *at > now {
-                        next = next.min(*at);
-                        continue;
-                    }
+                if let Some(at) = s.retry_at.get(&event_id)
+                    && *at > now
+                {
+                    next = next.min(*at);
+                    continue;
                 }
                 let Ok(permit) = Arc::clone(&sem).try_acquire_owned() else { break };
                 s.in_flight.insert(event_id);
                 let known = s.attempts.get(&event_id).copied().unwrap_or(0);
-                let (h2, ep2, st, wk) = (Arc::clone(&h), Arc::clone(&ep), Arc::clone(&state), Arc::clone(&wake));
+                let (h2, ep2, st, wk) =
+                    (Arc::clone(&h), Arc::clone(&ep), Arc::clone(&state), Arc::clone(&wake));
                 tokio::spawn(async move {
                     attempt(&h2, &ep2, id, event_id, value, known, &st).await;
                     drop(permit);
@@ -158,7 +160,9 @@ async fn attempt(
             let result = match sent {
                 Ok(r) if r.status().is_success() => Ok(()),
                 Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-                Err(e) => Err(if e.is_timeout() { "timeout".to_owned() } else { format!("request failed: {e}") }),
+                Err(e) => {
+                    Err(if e.is_timeout() { "timeout".to_owned() } else { format!("request failed: {e}") })
+                }
             };
             (result, rec)
         }
@@ -222,8 +226,10 @@ async fn attempt(
                 s.done.insert(event_id, pass);
             } else {
                 s.attempts.insert(event_id, attempts);
-                s.retry_at
-                    .insert(event_id, Instant::now() + backoff(cfg.backoff_base_ms, cfg.backoff_max_ms, attempts));
+                s.retry_at.insert(
+                    event_id,
+                    Instant::now() + backoff(cfg.backoff_base_ms, cfg.backoff_max_ms, attempts),
+                );
             }
         }
     }

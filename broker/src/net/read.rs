@@ -309,23 +309,24 @@ impl Worker {
         if let Some((owner, op)) = d.op {
             // Webhooks [W-5]: a send waits for the app's `before.send` decision
             // on the webhook runtime, never on this loop.
-            if crate::hooks::before::applies(&op) && node.hooks.any("before.send") {
-                if let Some(hooks) = self.mesh.hooks.get() {
-                    match hooks.submit(owner, op) {
-                        Ok(()) => {
-                            if let Some(c) = self.conns.get_mut(&id) {
-                                c.in_flight += 1;
-                                c.reserved += cost as usize;
-                            }
-                            self.mesh.in_flight_ops.fetch_add(1, Ordering::AcqRel);
+            if crate::hooks::before::applies(&op)
+                && node.hooks.any("before.send")
+                && let Some(hooks) = self.mesh.hooks.get()
+            {
+                match hooks.submit(owner, op) {
+                    Ok(()) => {
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            c.in_flight += 1;
+                            c.reserved += cost as usize;
                         }
-                        Err(_) => {
-                            let rej = Reject::new(ErrorCode::Overloaded, "too many sends wait for before.send");
-                            self.enqueue(id, frames::error(request_id, &rej));
-                        }
+                        self.mesh.in_flight_ops.fetch_add(1, Ordering::AcqRel);
                     }
-                    return;
+                    Err(_) => {
+                        let rej = Reject::new(ErrorCode::Overloaded, "too many sends wait for before.send");
+                        self.enqueue(id, frames::error(request_id, &rej));
+                    }
                 }
+                return;
             }
             if matches!(op.origin, Origin::Request { .. }) {
                 if let Some(c) = self.conns.get_mut(&id) {

@@ -43,7 +43,10 @@ pub(crate) enum AccountsOp {
     /// A session of the user ended (no answer; the origin is the ended
     /// connection). `publish`: its online platforms changed; `platform`: the
     /// ended session's (for the `user.offline` webhook event).
-    Logout { publish: bool, platform: pb::Platform },
+    Logout {
+        publish: bool,
+        platform: pb::Platform,
+    },
     /// Admin ops: `target` is the subject (and routing key); the op's user is the admin.
     ImportUser {
         target: UserId,
@@ -104,9 +107,12 @@ pub(crate) fn stage(
                 presence::publish(s, &subject, None, None, None, t)?;
             }
             let (dev, p) = (op.device.as_str(), platform.as_str_name());
-            crate::services::events::emit(&s.node, t, "user.offline", || {
-                serde_json::json!({ "user_id": subject.as_str(), "device": dev, "platform": p, "reason": "disconnected" })
-            });
+            crate::services::events::emit(
+                &s.node,
+                t,
+                "user.offline",
+                || serde_json::json!({ "user_id": subject.as_str(), "device": dev, "platform": p, "reason": "disconnected" }),
+            );
             return Ok(Staged::Done(Answer::None));
         }
         AccountsOp::ImportUser { patch, .. } => profile::stage_import(s, &subject, patch, t)?,

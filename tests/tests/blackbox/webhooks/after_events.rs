@@ -21,7 +21,8 @@ fn after_send_is_signed_and_carries_the_message() {
     register(&Api::new(b.listening.api()), "after", &rx, &["after.send"]);
     let conv = direct("alice", "bob");
     let mut alice = b.client("alice", "phone");
-    let acks: Vec<_> = (0..3).map(|i| alice.send_ok(&conv, &format!("m{i}"), &format!("hello {i}"))).collect();
+    let acks: Vec<_> =
+        (0..3).map(|i| alice.send_ok(&conv, &format!("m{i}"), &format!("hello {i}"))).collect();
     let got = rx.wait_until(WAIT, |r| r.iter().filter(|r| r.kind() == "after.send").count() >= 3);
     let events: Vec<_> = got.iter().filter(|r| r.kind() == "after.send").collect();
     for (e, ack) in events.iter().zip(&acks) {
@@ -39,7 +40,10 @@ fn after_send_is_signed_and_carries_the_message() {
     // Delivered in event order, ids increasing.
     let ids: Vec<u64> = events.iter().map(|e| e.event_id().parse().expect("id")).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    assert_eq!(events.iter().map(|e| e.body["data"]["seq"].as_u64()).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+    assert_eq!(
+        events.iter().map(|e| e.body["data"]["seq"].as_u64()).collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(3)]
+    );
 }
 
 #[test]
@@ -54,7 +58,8 @@ fn after_send_survives_kill9_between_ack_and_delivery() {
     let conv = direct("alice", "bob");
     let ack = b.client("alice", "phone").send_ok(&conv, "m1", "survive");
     let first = rx.wait_until(WAIT, |r| r.iter().any(|r| r.kind() == "after.send"));
-    let event_id = first.iter().find(|r| r.kind() == "after.send").map(|r| r.event_id().to_owned()).expect("event");
+    let event_id =
+        first.iter().find(|r| r.kind() == "after.send").map(|r| r.event_id().to_owned()).expect("event");
     b.kill9();
     rx.respond(|_| HookAnswer::status(200));
     b.restart();
@@ -72,7 +77,9 @@ fn after_send_survives_kill9_between_ack_and_delivery() {
 #[test]
 fn dead_endpoint_bounded_retries_then_dead_letter_then_replay() {
     let b = BrokerOpts::default()
-        .config("[webhooks]\nmax_attempts = 3\nbackoff_base_ms = 10\nbackoff_max_ms = 50\nmax_concurrency = 2\n")
+        .config(
+            "[webhooks]\nmax_attempts = 3\nbackoff_base_ms = 10\nbackoff_max_ms = 50\nmax_concurrency = 2\n",
+        )
         .spawn();
     let api = Api::new(b.listening.api());
     let rx = HookReceiver::start();

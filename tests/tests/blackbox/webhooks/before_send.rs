@@ -73,7 +73,10 @@ fn reject_and_modify_decide_what_is_stored() {
 fn timeout_fails_open_by_default() {
     let b = broker("before_send_timeout_ms = 200\n");
     let rx = HookReceiver::start();
-    rx.respond(|_| HookAnswer::ok(json!({ "action": "reject", "code": 1, "message": "late" })).after(Duration::from_millis(1500)));
+    rx.respond(|_| {
+        HookAnswer::ok(json!({ "action": "reject", "code": 1, "message": "late" }))
+            .after(Duration::from_millis(1500))
+    });
     register(&Api::new(b.listening.api()), "slow", &rx, &["before.send"]);
     let conv = direct("alice", "bob");
     let mut alice = b.client("alice", "phone");

@@ -13,7 +13,8 @@ fn crud_and_bad_input() {
     let b = BrokerProc::start();
     let api = Api::new(b.listening.api());
     let rx = HookReceiver::start();
-    let good = json!({ "id": "app-1", "url": rx.url(), "secret": HOOK_SECRET, "events": ["after.send", "group.*"] });
+    let good =
+        json!({ "id": "app-1", "url": rx.url(), "secret": HOOK_SECRET, "events": ["after.send", "group.*"] });
     let created = api.post("/v1/webhooks", &good).ok();
     assert_eq!(created["id"], "app-1");
     assert_eq!(created["enabled"], true);
@@ -58,7 +59,8 @@ fn crud_and_bad_input() {
     api.get("/v1/webhooks/app-1/dead-letters?limit=0").refused(400, 3000);
     api.get("/v1/webhooks/app-1/dead-letters?cursor=***").refused(400, 3000);
     api.post("/v1/webhooks/app-1/dead-letters/replay", &json!({})).refused(400, 3000);
-    api.post("/v1/webhooks/app-1/dead-letters/replay", &json!({ "all": true, "event_ids": ["1"] })).refused(400, 3000);
+    api.post("/v1/webhooks/app-1/dead-letters/replay", &json!({ "all": true, "event_ids": ["1"] }))
+        .refused(400, 3000);
     api.post("/v1/webhooks/app-1/dead-letters/replay", &json!({ "event_ids": ["abc"] })).refused(400, 3000);
     let r = api.post("/v1/webhooks/app-1/dead-letters/replay", &json!({ "event_ids": ["12345"] })).ok();
     assert_eq!(r["replayed"], 0);
@@ -75,7 +77,10 @@ fn only_admins_manage_webhooks() {
     Api::with_bearer(addr, None).get("/v1/webhooks").refused(401, ErrorCode::TokenInvalid as u32);
     let user = Api::with_bearer(addr, Some(mint("alice")));
     user.get("/v1/webhooks").refused(403, ErrorCode::PermissionDenied as u32);
-    user.post("/v1/webhooks", &json!({ "id": "x", "url": "http://127.0.0.1:1/", "secret": HOOK_SECRET, "events": ["*"] }))
-        .refused(403, ErrorCode::PermissionDenied as u32);
+    user.post(
+        "/v1/webhooks",
+        &json!({ "id": "x", "url": "http://127.0.0.1:1/", "secret": HOOK_SECRET, "events": ["*"] }),
+    )
+    .refused(403, ErrorCode::PermissionDenied as u32);
     assert_eq!(Api::new(addr).get("/v1/webhooks").ok()["items"], json!([]));
 }
