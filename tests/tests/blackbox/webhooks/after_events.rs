@@ -24,7 +24,9 @@ fn after_send_is_signed_and_carries_the_message() {
     let acks: Vec<_> =
         (0..3).map(|i| alice.send_ok(&conv, &format!("m{i}"), &format!("hello {i}"))).collect();
     let got = rx.wait_until(WAIT, |r| r.iter().filter(|r| r.kind() == "after.send").count() >= 3);
-    let events: Vec<_> = got.iter().filter(|r| r.kind() == "after.send").collect();
+    // Up to max_concurrency deliveries run at once: they may arrive in any order.
+    let mut events: Vec<_> = got.iter().filter(|r| r.kind() == "after.send").collect();
+    events.sort_by_key(|e| e.event_id().parse::<u64>().expect("numeric id"));
     for (e, ack) in events.iter().zip(&acks) {
         assert!(e.signature_ok(HOOK_SECRET), "{e:#?}");
         assert!(!e.signature_ok("another-secret-value"));
@@ -37,9 +39,7 @@ fn after_send_is_signed_and_carries_the_message() {
         assert_eq!(d["device"], "phone");
         assert_eq!(d["content"]["kind"], "text");
     }
-    // Delivered in event order, ids increasing.
-    let ids: Vec<u64> = events.iter().map(|e| e.event_id().parse().expect("id")).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    // Event ids increase with the order the messages were stored.
     assert_eq!(
         events.iter().map(|e| e.body["data"]["seq"].as_u64()).collect::<Vec<_>>(),
         [Some(1), Some(2), Some(3)]
