@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod filter;
 mod frames;
+mod hooks;
 mod net;
 mod node;
 mod route;
@@ -63,6 +64,7 @@ pub struct Broker {
     wss_addr: Option<SocketAddr>,
     quic: Option<quic::QuicHandle>,
     api: Option<api::ApiHandle>,
+    hooks: hooks::HooksHandle,
 }
 
 /// The process's open-file limit (soft), for error messages.
@@ -235,7 +237,11 @@ impl Broker {
             in_flight_ops: AtomicUsize::new(0),
             web,
             api: net::mailbox::Replies::default(),
+            hooks: std::sync::OnceLock::new(),
         });
+        hooks::load(&node)?;
+        let (hooks_rt, hooks_handle) = hooks::start(&node, &mesh)?;
+        let _ = mesh.hooks.set(hooks_rt);
         let (query_tx, query_rx) = crossbeam_channel::unbounded();
         // The pool ends once the workers (its only job senders) are gone.
         let mut pool = net::query::spawn(&node, &mesh, &query_rx)?;
@@ -255,7 +261,18 @@ impl Broker {
         threads.append(&mut pool);
         let api = api::start(&node, &mesh)?;
         tracing::info!(%local_addr, ?ws_addr, ?tls_addr, ?wss_addr, workers = n, "listening");
-        Ok(Self { node, mesh, threads, local_addr, ws_addr, tls_addr, wss_addr, quic, api })
+        Ok(Self {
+            node,
+            mesh,
+            threads,
+            local_addr,
+            ws_addr,
+            tls_addr,
+            wss_addr,
+            quic,
+            api,
+            hooks: hooks_handle,
+        })
     }
 
     /// Re-reads the certificate files (`web.tls_cert`, `web.tls_key`; on
@@ -346,6 +363,8 @@ impl Broker {
         if let Some(mut a) = self.api {
             a.stop();
         }
+        let mut hooks = self.hooks;
+        hooks.stop();
         self.node.store.flush()?;
         Ok(())
     }

@@ -76,6 +76,9 @@ pub enum ErrorCode {
     ContentTooDeep = 3007,
     /// A text matched a sensitive-word list whose action is `block` (spec [SW-4]).
     ContentBlocked = 3008,
+    /// The app server's `before.send` webhook rejected the message; the
+    /// message is `"<app code>: <app message>"` (spec "Webhooks" [WH-6]).
+    RejectedByApp = 3009,
 
     /// The target user is not registered.
     UserNotFound = 4000,
@@ -139,6 +142,9 @@ pub enum ErrorCode {
     Overloaded = 5002,
     /// Rate limit exceeded; retry later.
     RateLimited = 5003,
+    /// The app server's `before.send` webhook timed out or failed and the
+    /// server is configured fail-closed; retry later.
+    WebhookFailed = 5004,
 }
 
 impl ErrorCode {
@@ -175,6 +181,7 @@ impl ErrorCode {
         Self::UnsupportedConversation,
         Self::ContentTooDeep,
         Self::ContentBlocked,
+        Self::RejectedByApp,
         Self::UserNotFound,
         Self::AccountExists,
         Self::AlreadyFriends,
@@ -205,6 +212,7 @@ impl ErrorCode {
         Self::Storage,
         Self::Overloaded,
         Self::RateLimited,
+        Self::WebhookFailed,
     ];
 
     /// The numeric wire value.
@@ -251,6 +259,7 @@ impl ErrorCode {
             Self::UnsupportedConversation => "UNSUPPORTED_CONVERSATION",
             Self::ContentTooDeep => "CONTENT_TOO_DEEP",
             Self::ContentBlocked => "CONTENT_BLOCKED",
+            Self::RejectedByApp => "REJECTED_BY_APP",
             Self::UserNotFound => "USER_NOT_FOUND",
             Self::AccountExists => "ACCOUNT_EXISTS",
             Self::AlreadyFriends => "ALREADY_FRIENDS",
@@ -281,6 +290,7 @@ impl ErrorCode {
             Self::Storage => "STORAGE",
             Self::Overloaded => "OVERLOADED",
             Self::RateLimited => "RATE_LIMITED",
+            Self::WebhookFailed => "WEBHOOK_FAILED",
         }
     }
 
@@ -298,6 +308,7 @@ impl ErrorCode {
                 | Self::Storage
                 | Self::Overloaded
                 | Self::RateLimited
+                | Self::WebhookFailed
         )
     }
 

@@ -39,6 +39,7 @@
 use std::time::Duration;
 
 pub mod api;
+pub mod hook_receiver;
 pub mod netns;
 pub mod tls;
 pub mod ws;

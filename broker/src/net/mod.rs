@@ -84,6 +84,8 @@ pub(crate) struct Mesh {
     pub(crate) web: Option<Arc<http::WebCtx>>,
     /// REST API calls waiting for their owner shard's answer.
     pub(crate) api: mailbox::Replies,
+    /// The webhook runtime (`before.send` decisions); set once at start.
+    pub(crate) hooks: std::sync::OnceLock<Arc<crate::hooks::Hooks>>,
 }
 
 /// Token of the listener.

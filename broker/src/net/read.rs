@@ -264,10 +264,12 @@ impl Worker {
     /// Removes an ended session from the directory and, if the user's online
     /// platforms changed, lets the owner shard publish the new presence.
     pub(super) fn end_session(&mut self, user: &UserId, conn: ConnRef) {
+        // Also when only a `user.offline` webhook wants to hear of it.
         if let Some((p, changed)) = self.node.directory.remove(user, conn)
-            && changed
+            && (changed || (!p.admin && self.node.hooks.any("user.offline")))
         {
-            let (owner, op) = session::logout(&self.node, user, p.device, conn);
+            let platform = p.platform;
+            let (owner, op) = session::logout(&self.node, user, p.device, conn, changed, platform);
             self.send_to(owner, WorkerMsg::Op(Box::new(op)));
         }
     }
@@ -319,6 +321,27 @@ impl Worker {
             self.enqueue(id, frames::reply(request_id, reply));
         }
         if let Some((owner, op)) = d.op {
+            // Webhooks [WH-5]: a send waits for the app's `before.send` decision
+            // on the webhook runtime, never on this loop.
+            if crate::hooks::before::applies(&op)
+                && node.hooks.any("before.send")
+                && let Some(hooks) = self.mesh.hooks.get()
+            {
+                match hooks.submit(owner, op) {
+                    Ok(()) => {
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            c.in_flight += 1;
+                            c.reserved += cost as usize;
+                        }
+                        self.mesh.in_flight_ops.fetch_add(1, Ordering::AcqRel);
+                    }
+                    Err(_) => {
+                        let rej = Reject::new(ErrorCode::Overloaded, "too many sends wait for before.send");
+                        self.enqueue(id, frames::error(request_id, &rej));
+                    }
+                }
+                return;
+            }
             if matches!(op.origin, Origin::Request { .. }) {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.in_flight += 1;

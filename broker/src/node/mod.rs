@@ -11,6 +11,7 @@
 pub(crate) mod clock;
 pub(crate) mod counters;
 pub(crate) mod directory;
+pub(crate) mod hooks;
 pub(crate) mod owner;
 pub(crate) mod stats;
 pub(crate) mod token;
@@ -33,6 +34,8 @@ pub(crate) struct Node {
     /// Friend, blacklist and joined-group counts behind the cross-shard limits.
     pub(crate) counters: counters::Counters,
     pub(crate) token_key: token::TokenKey,
+    /// Webhook endpoints (live snapshot) and the after-event id generator.
+    pub(crate) hooks: hooks::Registry,
     /// Number of owner shards (= workers).
     pub(crate) workers: usize,
     /// The sensitive-word lists in use (loaded by [`Node::load_moderation`]).
@@ -53,6 +56,7 @@ impl Node {
             directory: directory::Directory::new(),
             counters: counters::Counters::new(),
             token_key,
+            hooks: hooks::Registry::default(),
             workers,
             words: crate::filter::Live::default(),
             mutes: crate::filter::Mutes::default(),

@@ -26,6 +26,7 @@
 pub(crate) mod accounts;
 pub(crate) mod checks;
 pub(crate) mod conversations;
+pub(crate) mod events;
 pub(crate) mod groups;
 pub(crate) mod messages;
 pub(crate) mod presence;

@@ -520,3 +520,47 @@ fn committed_message_counter_counts_written_messages_only() {
     ack(f.call("alice", send(&conv, "e", "5")));
     assert_eq!(f.node.stats.messages_total(), 3);
 }
+
+/// Webhooks [WH-8]: an after-event is staged in the op's batch, so a send
+/// refused after staging it leaves no outbox record, an accepted send leaves
+/// exactly one per subscribed endpoint, and a duplicate leaves none.
+#[test]
+fn after_send_event_commits_with_the_message_and_rolls_back_with_it() {
+    use missive_storage::OpsSpace;
+    let mut f = fixture();
+    let ep = |id: &str, events: &[&str]| {
+        Arc::new(crate::node::hooks::Endpoint {
+            id: id.into(),
+            url: "http://127.0.0.1:9/".into(),
+            secret: "0123456789abcdef".into(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            enabled: true,
+            created_ms: 0,
+            updated_ms: 0,
+        })
+    };
+    f.node.hooks.set(vec![ep("a", &["after.send"]), ep("b", &["*"]), ep("c", &["group.*"])]);
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    let outbox = |f: &Fixture, id: &str| {
+        f.node.store.ops_scan(OpsSpace::Outbox, format!("{id}\0").as_bytes(), None, 100).expect("scan")
+    };
+    failpoint::arm("messages.send.before_dedup");
+    assert_eq!(f.call("alice", send(&conv, "c1", "hello")).err(), Some(ErrorCode::Storage));
+    failpoint::disarm_all();
+    assert!(outbox(&f, "a").is_empty() && outbox(&f, "b").is_empty(), "a refused send has no event");
+    let a = ack(f.call("alice", send(&conv, "c1", "hello")));
+    assert!(ack(f.call("alice", send(&conv, "c1", "hello"))).duplicate);
+    for id in ["a", "b"] {
+        let rows = outbox(&f, id);
+        assert_eq!(rows.len(), 1, "endpoint {id}");
+        let rec: events::OutboxRecord = serde_json::from_slice(&rows[0].1).expect("json");
+        assert_eq!(rec.event["type"], "after.send");
+        assert_eq!(rec.event["data"]["seq"], a.seq);
+        assert_eq!(rec.event["at_ms"], f.now - 1);
+        assert_eq!(
+            crate::node::hooks::event_id_of(&rows[0].0).map(|n| n.to_string()).as_deref(),
+            rec.event["id"].as_str()
+        );
+    }
+    assert!(outbox(&f, "c").is_empty(), "not subscribed");
+}

@@ -107,7 +107,14 @@ pub(crate) fn hello_ok(
 }
 
 /// The op telling `user`'s owner that a session ended (its presence may change).
-pub(crate) fn logout(node: &Node, user: &UserId, device: DeviceId, conn: ConnRef) -> Routed {
+pub(crate) fn logout(
+    node: &Node,
+    user: &UserId,
+    device: DeviceId,
+    conn: ConnRef,
+    publish: bool,
+    platform: pb::Platform,
+) -> Routed {
     let owner = node.owner(OwnerKey::User(user));
     (
         owner,
@@ -115,7 +122,7 @@ pub(crate) fn logout(node: &Node, user: &UserId, device: DeviceId, conn: ConnRef
             origin: Origin::Event { conn },
             user: user.clone(),
             device,
-            op: ServiceOp::Accounts(AccountsOp::Logout),
+            op: ServiceOp::Accounts(AccountsOp::Logout { publish, platform }),
         },
     )
 }

@@ -36,6 +36,7 @@
 //! | `admin_api` | the admin REST API: users, relations, conversations, stats; auth, rate limit, audit, OpenAPI document |
 //! | `spec_coverage` | spec/PROTOCOL.md documents every code and kind of the schema |
 //! | `spec_corrections` | the spec corrections of issue 13, each test citing its rule id |
+//! | `webhooks` | before.send (reject, modify, timeouts, ordering), after-events across kill -9, retries, dead letters, replay, signatures, `/v1/webhooks` |
 //! | `config_cli` | the command line and configuration: one-line errors, `--check-config` (docs/CONFIG.md) |
 //!
 //! Run one area with a filter: `cargo test --release --workspace --test blackbox -- relations::`.
@@ -63,3 +64,4 @@ mod spec_corrections;
 mod spec_coverage;
 mod transport;
 mod users;
+mod webhooks;

@@ -103,6 +103,24 @@ pub(super) fn stage_login(
         all.iter().filter(|s| !kicked.contains(&s.conn)).chain(std::iter::once(&session)).collect();
     let after = platforms_of(after_sessions.into_iter());
     t.effect(Effect::SessionAdd { user: user.clone(), presence: session });
+    if !admin {
+        let (now, dev) = (t.now_ms, op.device.as_str());
+        for victim in existing.iter().filter(|v| kicked.contains(&v.conn)) {
+            let (vd, vp) = (victim.device.as_str(), victim.platform.as_str_name());
+            crate::services::events::emit(
+                &node,
+                t,
+                "user.offline",
+                || serde_json::json!({ "user_id": user.as_str(), "device": vd, "platform": vp, "reason": "kicked" }),
+            );
+        }
+        crate::services::events::emit(
+            &node,
+            t,
+            "user.online",
+            || serde_json::json!({ "user_id": user.as_str(), "device": dev, "platform": platform.as_str_name(), "since_ms": now }),
+        );
+    }
     failpoint::check("accounts.login.after_session_add")?;
     let sync_token = node.store.device(user, op.device.as_str())?.map(|d| d.sync_token).unwrap_or_default();
     if !admin && after != before {
@@ -126,6 +144,15 @@ pub(super) fn kick_all(
         return Ok(());
     }
     for session in sessions {
+        if !session.admin {
+            let (d, p) = (session.device.as_str(), session.platform.as_str_name());
+            crate::services::events::emit(
+                &s.node,
+                t,
+                "user.offline",
+                || serde_json::json!({ "user_id": user.as_str(), "device": d, "platform": p, "reason": "kicked" }),
+            );
+        }
         t.effect(Effect::SessionRemove { user: user.clone(), conn: session.conn });
         t.effect(kick_effect(session.conn, reason, code, message, None));
     }

@@ -41,8 +41,13 @@ pub(crate) enum AccountsOp {
         /// The token's `iat`, unix ms ([A-5]).
         issued_at_ms: u64,
     },
-    /// A session of the user ended (no answer; the origin is the ended connection).
-    Logout,
+    /// A session of the user ended (no answer; the origin is the ended
+    /// connection). `publish`: its online platforms changed; `platform`: the
+    /// ended session's (for the `user.offline` webhook event).
+    Logout {
+        publish: bool,
+        platform: pb::Platform,
+    },
     /// Admin ops: `target` is the subject (and routing key); the op's user is the admin.
     ImportUser {
         target: UserId,
@@ -75,7 +80,7 @@ impl AccountsOp {
             | Self::SetDisabled { target, .. }
             | Self::RevokeTokens { target }
             | Self::Kick { target, .. } => target,
-            Self::Login { .. } | Self::Logout | Self::SetProfile { .. } => caller,
+            Self::Login { .. } | Self::Logout { .. } | Self::SetProfile { .. } => caller,
         }
     }
 
@@ -105,8 +110,17 @@ pub(crate) fn stage(
             let token = login::stage_login(s, &op, *platform, *role, *issued_at_ms, t)?;
             return Ok(Staged::Done(Answer::LoginOk(token)));
         }
-        AccountsOp::Logout => {
-            presence::publish(s, &subject, None, None, None, t)?;
+        AccountsOp::Logout { publish, platform } => {
+            if *publish {
+                presence::publish(s, &subject, None, None, None, t)?;
+            }
+            let (dev, p) = (op.device.as_str(), platform.as_str_name());
+            crate::services::events::emit(
+                &s.node,
+                t,
+                "user.offline",
+                || serde_json::json!({ "user_id": subject.as_str(), "device": dev, "platform": p, "reason": "disconnected" }),
+            );
             return Ok(Staged::Done(Answer::None));
         }
         AccountsOp::ImportUser { patch, .. } => profile::stage_import(s, &subject, patch, t)?,

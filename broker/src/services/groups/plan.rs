@@ -125,6 +125,47 @@ impl Plan {
     }
 }
 
+/// The webhook event of a group tip kind (`None`: no event).
+fn event_of(tip_kind: &str) -> Option<&'static str> {
+    Some(match tip_kind {
+        "group.created" => "group.created",
+        "group.info_updated" => "group.info_changed",
+        "group.dismissed" => "group.dismissed",
+        "group.owner_transferred" => "group.transferred",
+        "group.mute_all" | "group.member_muted" => "group.muted",
+        "group.role_changed" => "group.role_changed",
+        "group.member_joined" | "group.members_invited" | "group.joined" => "group.member_joined",
+        "group.members_kicked" => "group.member_kicked",
+        "group.member_quit" => "group.member_left",
+        _ => return None,
+    })
+}
+
+/// Stages the `group.*` after-event of a change recorded by `tip`.
+fn emit_event<U>(
+    node: &crate::node::Node,
+    t: &mut Turn<U>,
+    group: &GroupId,
+    op: &ShardOp<GroupsOp>,
+    tip: &pb::Message,
+    join: &[(UserId, pb::GroupRole)],
+    leave: &[UserId],
+) {
+    let Some(pb::content::Body::Tip(tp)) = tip.content.as_ref().and_then(|c| c.body.as_ref()) else { return };
+    let Some(kind) = event_of(&tp.kind) else { return };
+    crate::services::events::emit(node, t, kind, || {
+        serde_json::json!({
+            "group_id": group.as_str(),
+            "by": op.user.as_str(),
+            "tip": tp.kind,
+            "params": tp.params,
+            "seq": tip.seq,
+            "joined": join.iter().map(|(u, r)| serde_json::json!({ "user_id": u.as_str(), "role": r.as_str_name() })).collect::<Vec<_>>(),
+            "left": leave.iter().map(UserId::as_str).collect::<Vec<_>>(),
+        })
+    });
+}
+
 /// Stages a decided plan: tip, membership, records, effects; returns the reply.
 pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject> {
     let Ctx { s, t, op, conv, e, info, new_info } = c;
@@ -153,6 +194,7 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
         let tip = e.append(&mut s.ids, &node.clock, t, conv, tip);
         failpoint::check("groups.finish.after_tip")?;
         let seq = tip.seq;
+        emit_event(&node, t, &group, op, &tip, &plan.join, &plan.leave);
         let leaving: Vec<UserId> =
             plan.leave.iter().filter(|u| e.members.contains_key(*u)).cloned().collect();
         release_joins(&node, &leaving, t)?;

@@ -111,6 +111,16 @@ pub(super) fn send_as(
         ConvKind::Broadcast => super::broadcast::append(s, who, conv, client_msg_id, content, t)?,
         _ => stage_direct(s, who, conv, client_msg_id, content, t)?,
     };
+    crate::services::events::after_send(
+        &s.node,
+        t,
+        conv.as_str(),
+        op.user.as_str(),
+        op.device.as_str(),
+        &ack,
+        client_msg_id.as_str(),
+        content,
+    );
     failpoint::check("messages.send.before_dedup")?;
     let stored_ms = if who.time_ms.is_some() { t.now_ms } else { 0 };
     let rec = DedupRecord {

@@ -211,6 +211,7 @@ pub(crate) fn stage(
             batch.put_rel(owner, RelKind::Outgoing, other, after.outgoing.as_ref());
         }
     }
+    emit_events(&node, t, me, peer, pair_op, (&before_me, &a), (&before_peer, &b));
     // Views that changed: feed entry and push.
     let mut my_view = view(me, peer, &a, &b);
     for (owner, other, own_before, their_before, own_after, their_after) in
@@ -249,6 +250,44 @@ pub(crate) fn stage(
         _ => response::Result::Relation(my_view),
     };
     Ok(Staged::Done(Answer::Response(result)))
+}
+
+/// Webhook after-events of a pair change (`friend.*`, `blacklist.*`), from
+/// the records before and after (so an op that changed nothing emits nothing).
+fn emit_events<U>(
+    node: &Node,
+    t: &mut Turn<U>,
+    me: &UserId,
+    peer: &UserId,
+    pair_op: &PairOp,
+    mine: (&Side, &Side),
+    theirs: (&Side, &Side),
+) {
+    use crate::services::events::emit;
+    use serde_json::json;
+    let (m, p) = (me.as_str(), peer.as_str());
+    let friends = |x: &Side, y: &Side| x.friend.is_some() && y.friend.is_some();
+    if !pending(&mine.0.outgoing) && pending(&mine.1.outgoing) {
+        let msg = mine.1.outgoing.as_ref().map(|r| r.message.clone()).unwrap_or_default();
+        emit(node, t, "friend.request", || json!({ "from": m, "to": p, "message": msg }));
+    }
+    if let PairOp::Respond { accept, .. } = pair_op {
+        let kind = if *accept { "friend.accepted" } else { "friend.declined" };
+        emit(node, t, kind, || json!({ "user_id": m, "requester": p }));
+    }
+    if !friends(mine.0, theirs.0) && friends(mine.1, theirs.1) {
+        emit(node, t, "friend.added", || json!({ "user_id": m, "friend_id": p }));
+    }
+    if mine.0.friend.is_some() && mine.1.friend.is_none() {
+        let both = theirs.0.friend.is_some() && theirs.1.friend.is_none();
+        emit(node, t, "friend.deleted", || json!({ "user_id": m, "friend_id": p, "both": both }));
+    }
+    if mine.0.block.is_none() && mine.1.block.is_some() {
+        emit(node, t, "blacklist.added", || json!({ "user_id": m, "blocked_id": p }));
+    }
+    if mine.0.block.is_some() && mine.1.block.is_none() {
+        emit(node, t, "blacklist.removed", || json!({ "user_id": m, "blocked_id": p }));
+    }
 }
 
 /// Reserves the friend and blacklist count changes of both sides; fails
