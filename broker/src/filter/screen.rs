@@ -151,6 +151,19 @@ fn content(c: &mut pb::Content, f: &mut Visit<'_>, depth: usize) -> Result<(), R
 }
 
 /// `ms` as an RFC 3339 UTC time, second precision (falls back to the number).
+/// Every screened text of a message's content ([SW-3]): the texts `flag`
+/// lists are matched against for `message.flagged` events.
+pub(crate) fn content_texts(c: &pb::Content) -> Vec<String> {
+    let mut c = c.clone();
+    let mut out = Vec::new();
+    let mut collect = |s: &mut String| -> Result<(), Reject> {
+        out.push(s.clone());
+        Ok(())
+    };
+    let _ = content(&mut c, &mut collect, 0);
+    out
+}
+
 pub(crate) fn rfc3339(ms: u64) -> String {
     let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
     match time::OffsetDateTime::from_unix_timestamp(secs) {

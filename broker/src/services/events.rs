@@ -123,8 +123,29 @@ pub(crate) fn after_send<U>(
             "content": content_json(content),
         })
     });
-    // TODO(filter merge): emit `message.flagged` when the text matches a flag list:
-    // for lists in node.words.flagged(text) → emit(node, t, "message.flagged", || json!({conv, seq, server_msg_id, sender, lists})).
+    // [SW-6]: a message whose texts match `flag` lists is delivered and reported.
+    if ack.duplicate || node.words.snapshot().is_none() {
+        return;
+    }
+    let mut lists: Vec<String> = crate::filter::screen::content_texts(content)
+        .iter()
+        .flat_map(|text| node.words.flagged(text))
+        .collect();
+    lists.sort_unstable();
+    lists.dedup();
+    if !lists.is_empty() {
+        emit(node, t, "message.flagged", || {
+            json!({
+                "conv_id": conv,
+                "seq": ack.seq,
+                "server_msg_id": ack.server_msg_id.to_string(),
+                "sender": sender,
+                "device": device,
+                "lists": lists,
+                "content": content_json(content),
+            })
+        });
+    }
 }
 
 #[cfg(test)]
