@@ -11,7 +11,6 @@
 //! prints the broker's `code` and `message` and exits with status 2; a 2xx
 //! answer is printed as JSON (pretty unless `--json`, then one line).
 
-
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use missive_protocol::UserId;

@@ -50,9 +50,9 @@
 //! installed. Keep it that way: a test that needs process-wide state belongs
 //! in its own `[[test]]` binary.
 
+mod admin_api;
 mod admin_groups;
 mod admin_messages;
-mod admin_api;
 mod clients;
 mod config_cli;
 mod groups;

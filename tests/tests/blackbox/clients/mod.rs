@@ -2,5 +2,6 @@
 //! and the `missivectl` binary.
 
 mod missivectl;
+mod missivectl_admin;
 mod missivectl_groups;
 mod sdk_client;
