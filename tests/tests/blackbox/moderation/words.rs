@@ -243,3 +243,45 @@ fn bad_input_bounds_and_auth() {
     user.get(LISTS).refused(403, ErrorCode::PermissionDenied.as_u32());
     assert_eq!(api.get(LISTS).ok()["items"].as_array().map(Vec::len), Some(2));
 }
+
+/// The filter on REST sends ([SW-3]: every transport and REST): blocked is
+/// 422 CONTENT_BLOCKED with nothing stored, replaced is stored masked, and a
+/// flagged message is delivered and reported as a `message.flagged` webhook
+/// event ([SW-6]) naming the list.
+#[test]
+fn rest_sends_are_screened_and_flags_become_events() {
+    use missive_tests::hook_receiver::{HookAnswer, HookReceiver};
+    let b = BrokerProc::start();
+    let api = Api::new(b.listening.api());
+    install_lists(&api);
+    let rx = HookReceiver::start();
+    rx.respond(|_| HookAnswer::ok(json!({})));
+    api.post(
+        "/v1/webhooks",
+        &json!({"id": "review", "url": rx.url(), "secret": "review-secret-0123456789",
+                "events": ["message.flagged"], "enabled": true}),
+    )
+    .ok();
+    let conv = direct("alice", "bob");
+    let send = |id: &str, text: &str| {
+        api.post(
+            "/v1/messages",
+            &json!({"from": "alice", "to_user_id": "bob", "client_msg_id": id, "content": {"text": {"text": text}}}),
+        )
+    };
+    send("r1", "a BADWORD here").refused(422, ErrorCode::ContentBlocked as u32);
+    let ack = send("r2", "ugly words").ok();
+    assert_eq!(ack["seq"], 1, "the blocked send took no seq: {ack}");
+    send("r3", "watchme please").ok();
+    let mut bob = b.client("bob", "phone");
+    let stored: Vec<String> = bob.pull_all(&conv).iter().map(|m| text_of(m).to_owned()).collect();
+    assert_eq!(stored, ["#### words", "watchme please"]);
+    let events = rx.wait_until(WAIT, |r| r.iter().any(|e| e.kind() == "message.flagged"));
+    let flagged: Vec<_> = events.iter().filter(|e| e.kind() == "message.flagged").collect();
+    assert_eq!(flagged.len(), 1, "only the flagged message is reported: {flagged:?}");
+    let data = &flagged[0].body["data"];
+    assert_eq!(data["conv_id"], conv.as_str());
+    assert_eq!(data["seq"], 2);
+    assert_eq!(data["lists"], json!(["watch"]));
+    assert!(flagged[0].signature_ok("review-secret-0123456789"));
+}
