@@ -438,6 +438,10 @@ async fn create(State(api): State<Arc<Api>>, Body(b): Body<CreateIn>) -> ApiResu
         member_ids: Vec::new(),
         max_members: b.max_members.unwrap_or(0),
     };
+    // The sensitive-word filter applies to texts the API sets too ([SW-3]).
+    let mut screened = Op::CreateGroup(req);
+    crate::filter::screen::screen(&api.node, &owner, &mut screened)?;
+    let Op::CreateGroup(req) = screened else { return Err(internal("CreateGroup")) };
     let op = admin::create(req, b.member_ids, &api.node.config.relations)?;
     group_reply(send(&api, &owner, op).await?, "CreateGroup")
 }
@@ -466,6 +470,9 @@ async fn update(
         return Err(ApiError::invalid("nothing to update"));
     }
     let req = pb::UpdateGroup { group_id: group, patch: Some(patch.into_pb()) };
+    let mut screened = Op::UpdateGroup(req);
+    crate::filter::screen::screen(&api.node, &api.system_user()?, &mut screened)?;
+    let Op::UpdateGroup(req) = screened else { return Err(internal("UpdateGroup")) };
     let op = check::update(req, &api.node.config.relations)?.by_admin();
     group_reply(send_as_system(&api, op).await?, "UpdateGroup")
 }

@@ -208,8 +208,39 @@ async fn create(
         created_ms: now,
         updated_ms: now,
     };
+    purge(&api, &e.id).await?;
     save(&api, &e).await?;
     Ok((StatusCode::CREATED, axum::Json(EndpointView::from(&e))))
+}
+
+/// Deletes every outbox record and dead letter of endpoint `id`, a page at a
+/// time. Run after a delete and before a create of the same id, so events of
+/// an earlier endpoint of that id (a delivery that failed after the delete,
+/// or a turn staged just before it) never reach a new one.
+async fn purge(api: &Api, id: &str) -> ApiResult<()> {
+    let mut prefix = id.as_bytes().to_vec();
+    prefix.push(0);
+    for space in [OpsSpace::Outbox, OpsSpace::Dead] {
+        loop {
+            let store = api.node.store.clone();
+            let p = prefix.clone();
+            let n = blocking(move || {
+                let rows = store.ops_scan(space, &p, None, 1000)?;
+                let n = rows.len();
+                let mut b = store.batch();
+                for (k, _) in rows {
+                    b.delete_ops(space, &k);
+                }
+                store.write(b)?;
+                Ok(n)
+            })
+            .await?;
+            if n < 1000 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `GET /v1/webhooks`.
@@ -281,29 +312,8 @@ async fn remove(State(api): State<Arc<Api>>, Path(id): Path<String>) -> ApiResul
     })
     .await?;
     reload(&api).await?;
-    // Then its records, a page at a time (the dispatcher no longer reads them).
-    let mut prefix = id.as_bytes().to_vec();
-    prefix.push(0);
-    for space in [OpsSpace::Outbox, OpsSpace::Dead] {
-        loop {
-            let store = api.node.store.clone();
-            let p = prefix.clone();
-            let n = blocking(move || {
-                let rows = store.ops_scan(space, &p, None, 1000)?;
-                let n = rows.len();
-                let mut b = store.batch();
-                for (k, _) in rows {
-                    b.delete_ops(space, &k);
-                }
-                store.write(b)?;
-                Ok(n)
-            })
-            .await?;
-            if n < 1000 {
-                break;
-            }
-        }
-    }
+    // Then its records (the dispatcher no longer reads them).
+    purge(&api, &id).await?;
     Ok(axum::Json(Deleted { deleted: true }))
 }
 
@@ -384,10 +394,16 @@ fn move_back(
     let mut b = store.batch();
     let mut n = 0;
     for (k, v) in rows {
-        let Ok(mut r) = serde_json::from_slice::<OutboxRecord>(&v) else { continue };
-        r.attempts = 0;
-        r.last_error.clear();
-        let Ok(value) = serde_json::to_vec(&r) else { continue };
+        // A record this version cannot read moves back as it is (never left
+        // behind, so a replay of everything always makes progress).
+        let value = match serde_json::from_slice::<OutboxRecord>(&v) {
+            Ok(mut r) => {
+                r.attempts = 0;
+                r.last_error.clear();
+                serde_json::to_vec(&r).unwrap_or(v)
+            }
+            Err(_) => v,
+        };
         b.delete_ops(OpsSpace::Dead, &k);
         b.put_ops(OpsSpace::Outbox, &k, &value);
         n += 1;
@@ -430,7 +446,11 @@ async fn replay(
                 if rows.is_empty() {
                     break;
                 }
-                total += move_back(&store, rows)?;
+                let moved = move_back(&store, rows)?;
+                if moved == 0 {
+                    break;
+                }
+                total += moved;
             }
             Ok(total)
         })

@@ -353,8 +353,20 @@ async fn import(State(api): State<Arc<Api>>, Body(b): Body<ImportBody>) -> ApiRe
         ));
     }
     let owner = api.node.owner(OwnerKey::Conv(&conv));
-    let pending: Vec<_> =
-        ops.into_iter().map(|(from, op)| api.submit(owner, &from, ServiceOp::Messages(op))).collect();
+    // Items are appended in order: once one cannot be submitted (a full inbox),
+    // later ones are not attempted, so a retry of the call keeps the order.
+    let mut stopped = false;
+    let pending: Vec<_> = ops
+        .into_iter()
+        .map(|(from, op)| {
+            if stopped {
+                return Err(Reject::new(ErrorCode::Overloaded, "not attempted: an earlier item was refused"));
+            }
+            let p = api.submit(owner, &from, ServiceOp::Messages(op));
+            stopped = p.is_err();
+            p
+        })
+        .collect();
     let mut results = Vec::with_capacity(pending.len());
     for (i, p) in pending.into_iter().enumerate() {
         let reply = match p {

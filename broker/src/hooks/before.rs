@@ -263,6 +263,9 @@ impl Hooks {
                 }
                 Err(TrySendError::Full(m)) => {
                     if mesh.shutdown.load(Ordering::Acquire) {
+                        // The answer cannot be delivered: release its in-flight
+                        // count so the shutdown does not wait for it.
+                        mesh.in_flight_ops.fetch_sub(1, Ordering::AcqRel);
                         return;
                     }
                     msg = m;

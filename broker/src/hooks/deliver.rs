@@ -139,6 +139,11 @@ async fn endpoint_loop(h: Arc<Hooks>, ep: Arc<Endpoint>) {
     }
 }
 
+/// Whether `ep` (this generation of it) is still a registered endpoint.
+fn still_registered(h: &Hooks, ep: &Endpoint) -> bool {
+    h.node.hooks.snapshot().iter().any(|e| e.id == ep.id && e.created_ms == ep.created_ms)
+}
+
 /// One delivery attempt of one record.
 async fn attempt(
     h: &Hooks,
@@ -194,6 +199,13 @@ async fn attempt(
                 let pass = s.pass;
                 s.done.insert(event_id, pass);
             }
+        }
+        Err(_) if !still_registered(h, ep) => {
+            // The endpoint was deleted (or re-created) meanwhile: its records
+            // are purged; writing this one back would resurrect it.
+            let mut s = state.lock();
+            s.in_flight.remove(&event_id);
+            s.attempts.remove(&event_id);
         }
         Err(err) => {
             rec.attempts = rec.attempts.max(known_attempts).saturating_add(1);

@@ -59,10 +59,13 @@ pub(crate) struct Endpoint {
 
 /// Whether pattern `p` (an event name, `prefix.*` or `*`) covers `event`.
 pub(crate) fn pattern_matches(p: &str, event: &str) -> bool {
+    if event == "before.send" {
+        // before.send changes how sends are processed: only its own name
+        // subscribes to it, never `*` or `before.*`.
+        return p == event;
+    }
     if p == "*" {
-        // `*` means every after-event; before.send must be named explicitly
-        // (it changes how sends are processed).
-        return event != "before.send";
+        return true;
     }
     match p.strip_suffix(".*") {
         Some(prefix) => event.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')),

@@ -175,6 +175,15 @@ pub(super) fn kick_some(
     let mut kicked = false;
     for session in all {
         if devices.is_empty() || devices.contains(&session.device) {
+            if !session.admin {
+                let (d, p) = (session.device.as_str(), session.platform.as_str_name());
+                crate::services::events::emit(
+                    &s.node,
+                    t,
+                    "user.offline",
+                    || serde_json::json!({ "user_id": user.as_str(), "device": d, "platform": p, "reason": "kicked" }),
+                );
+            }
             t.effect(Effect::SessionRemove { user: user.clone(), conn: session.conn });
             t.effect(kick_effect(
                 session.conn,

@@ -284,4 +284,15 @@ fn rest_sends_are_screened_and_flags_become_events() {
     assert_eq!(data["seq"], 2);
     assert_eq!(data["lists"], json!(["watch"]));
     assert!(flagged[0].signature_ok("review-secret-0123456789"));
+
+    // Texts the API itself sets are screened too: group name and notice.
+    api.post("/v1/users/import", &json!({"users": [{"user_id": "alice"}]})).ok();
+    api.post("/v1/groups", &json!({"group_id": "g1", "owner_id": "alice", "info": {"name": "badword club"}}))
+        .refused(422, ErrorCode::ContentBlocked as u32);
+    let g = api
+        .post("/v1/groups", &json!({"group_id": "g1", "owner_id": "alice", "info": {"name": "ugly club"}}))
+        .ok();
+    assert_eq!(g["name"], "#### club", "{g}");
+    api.call("PATCH", "/v1/groups/g1", Some(&json!({"notice": "BadWord"})))
+        .refused(422, ErrorCode::ContentBlocked as u32);
 }
