@@ -44,7 +44,9 @@ export const ErrorCodes = {
   INVALID_SYNC_TOKEN: 3005,
   CONTENT_TOO_DEEP: 3007,
   CONTENT_BLOCKED: 3008,
+  REJECTED_BY_APP: 3009,
   RATE_LIMITED: 5003,
+  WEBHOOK_FAILED: 5004,
 } as const;
 
 export interface SessionOptions {
