@@ -37,7 +37,7 @@ use crate::error::BrokerError;
 use crate::net::Mesh;
 use crate::node::Node;
 use crate::node::directory::ConnRef;
-use crate::node::hooks::Endpoint;
+use crate::node::hooks::{Endpoint, event_id_of};
 
 /// Most endpoints a node keeps (the API refuses more).
 pub(crate) const MAX_ENDPOINTS: usize = 100;
@@ -87,7 +87,22 @@ pub(crate) fn load(node: &Node) -> Result<(), BrokerError> {
         .into_iter()
         .filter_map(|(_, v)| serde_json::from_slice::<Endpoint>(&v).ok())
         .map(Arc::new)
-        .collect();
+        .collect::<Vec<Arc<Endpoint>>>();
+    // Event ids continue above every pending one (one reverse seek per endpoint and list).
+    for e in &all {
+        let mut prefix = e.id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut end = e.id.as_bytes().to_vec();
+        end.push(1);
+        for space in [OpsSpace::Outbox, OpsSpace::Dead] {
+            let last = node.store.ops_scan_rev(space, Some(&end), 1)?;
+            if let Some(n) =
+                last.first().filter(|(id, _)| id.starts_with(&prefix)).and_then(|(id, _)| event_id_of(id))
+            {
+                node.hooks.seed_event_id(n);
+            }
+        }
+    }
     node.hooks.set(all);
     Ok(())
 }

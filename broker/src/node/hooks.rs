@@ -114,6 +114,13 @@ impl Registry {
         self.endpoints.read().iter().any(|e| e.wants(event))
     }
 
+    /// Raises the last event id handed out to at least `id` (at start: the
+    /// largest id still in an outbox or dead-letter list, so a clock that
+    /// stepped back across a restart never reuses a pending event's id).
+    pub(crate) fn seed_event_id(&self, id: u64) {
+        self.last_event_id.fetch_max(id, Ordering::AcqRel);
+    }
+
     /// A new event id at `now_ms`: `now_ms << 20 | counter`, increasing.
     pub(crate) fn next_event_id(&self, now_ms: u64) -> u64 {
         let base = (now_ms & ((1 << 44) - 1)) << 20;
@@ -172,5 +179,15 @@ mod tests {
         assert_eq!(a, 1000 << 20);
         let id = record_id("h1", 42);
         assert_eq!(event_id_of(&id), Some(42));
+    }
+
+    /// After a restart with the clock stepped back, ids continue above the
+    /// largest pending one.
+    #[test]
+    fn seeded_ids_continue_above_pending_ones() {
+        let r = Registry::default();
+        r.seed_event_id(5000 << 20);
+        r.seed_event_id(10);
+        assert_eq!(r.next_event_id(1000), (5000 << 20) + 1);
     }
 }
