@@ -36,9 +36,21 @@ pub(crate) const WINDOW: usize = 256;
 /// Longest pause between passes.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 
+/// What one endpoint's deliveries share across restarts of its loop (an
+/// update restarts it): the concurrency permits and the in-flight / attempt
+/// state, so attempts still running from before an update count against the
+/// cap and are not started a second time.
+#[derive(Debug, Clone)]
+struct Shared {
+    sem: Arc<Semaphore>,
+    state: Arc<Mutex<State>>,
+}
+
 /// Runs the dispatcher: keeps one task per enabled endpoint of the registry.
 pub(crate) async fn run(h: Arc<Hooks>) {
     let mut tasks: HashMap<String, (Arc<Endpoint>, JoinHandle<()>)> = HashMap::new();
+    // Keyed by (id, created_ms): a deleted and re-created endpoint starts afresh.
+    let mut shared: HashMap<(String, u64), Shared> = HashMap::new();
     loop {
         let snap = h.node.hooks.snapshot();
         tasks.retain(|id, (ep, task)| {
@@ -48,9 +60,17 @@ pub(crate) async fn run(h: Arc<Hooks>) {
             }
             keep
         });
+        shared.retain(|(id, created), _| snap.iter().any(|e| e.id == *id && e.created_ms == *created));
         for ep in snap.iter().filter(|e| e.enabled) {
             if !tasks.contains_key(&ep.id) {
-                let task = tokio::spawn(endpoint_loop(Arc::clone(&h), Arc::clone(ep)));
+                let sh = shared
+                    .entry((ep.id.clone(), ep.created_ms))
+                    .or_insert_with(|| Shared {
+                        sem: Arc::new(Semaphore::new(h.node.config.webhooks.max_concurrency)),
+                        state: Arc::new(Mutex::new(State::default())),
+                    })
+                    .clone();
+                let task = tokio::spawn(endpoint_loop(Arc::clone(&h), Arc::clone(ep), sh));
                 tasks.insert(ep.id.clone(), (Arc::clone(ep), task));
             }
         }
@@ -76,10 +96,8 @@ pub(crate) fn backoff(base_ms: u64, max_ms: u64, attempts: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(0..=cap))
 }
 
-async fn endpoint_loop(h: Arc<Hooks>, ep: Arc<Endpoint>) {
-    let cfg = &h.node.config.webhooks;
-    let sem = Arc::new(Semaphore::new(cfg.max_concurrency));
-    let state = Arc::new(Mutex::new(State::default()));
+async fn endpoint_loop(h: Arc<Hooks>, ep: Arc<Endpoint>, shared: Shared) {
+    let Shared { sem, state } = shared;
     let wake = Arc::new(Notify::new());
     let mut prefix = ep.id.as_bytes().to_vec();
     prefix.push(0);
@@ -105,8 +123,13 @@ async fn endpoint_loop(h: Arc<Hooks>, ep: Arc<Endpoint>) {
         let mut next = now + POLL;
         {
             let mut s = state.lock();
-            let seen: HashSet<u64> = rows.iter().filter_map(|(id, _)| event_id_of(id)).collect();
-            s.retry_at.retain(|id, _| seen.contains(id));
+            // Backoffs of events outside a full window are kept (they come back into
+            // it later), up to a bound; a partial window saw every record.
+            let whole = rows.len() < WINDOW;
+            if whole || s.retry_at.len() > 4 * WINDOW {
+                let seen: HashSet<u64> = rows.iter().filter_map(|(id, _)| event_id_of(id)).collect();
+                s.retry_at.retain(|id, _| seen.contains(id));
+            }
             for (id, value) in rows {
                 let Some(event_id) = event_id_of(&id) else { continue };
                 if s.in_flight.contains(&event_id) || s.done.contains_key(&event_id) {
