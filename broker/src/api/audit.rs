@@ -92,11 +92,10 @@ async fn list(
     let limit = page_limit(q.limit)?;
     let before = Cursor::parse(q.cursor.as_deref())?;
     let store = api.node.store.clone();
-    let rows = tokio::task::spawn_blocking(move || {
+    let rows = super::storage(move || {
         store.ops_scan_rev(OpsSpace::Audit, before.as_ref().map(|c| c.0.as_slice()), limit + 1)
     })
-    .await
-    .map_err(|_| super::ApiError::invalid("query failed"))??;
+    .await?;
     let more = rows.len() > limit;
     let mut items = Vec::with_capacity(limit);
     let mut last = Vec::new();

@@ -18,8 +18,9 @@ use missive_protocol::ConvId;
 use missive_protocol::pb::{self, request::Op};
 use serde::{Deserialize, Serialize};
 
+use super::blocking;
 use super::relations::ListQuery;
-use super::users::{Empty, blocking, registered};
+use super::users::{Empty, registered};
 use super::{Api, ApiError, ApiResult, Body, Cursor, Page, Path, Query, expect_ok, page_limit};
 
 pub(crate) fn routes() -> Router<Arc<Api>> {

@@ -27,7 +27,7 @@ use missive_protocol::pb::{self, request::Op, response};
 use missive_protocol::{ConvId, ErrorCode, GroupId, UserId};
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, Body, Cursor, Page, Path, Query, expect_ok, page_limit};
+use super::{Api, ApiError, ApiResult, Body, Cursor, Page, Path, Query, blocking, expect_ok, page_limit};
 use crate::error::Reject;
 use crate::services::ServiceOp;
 use crate::services::groups::{GroupsOp, admin, check};
@@ -372,14 +372,6 @@ fn cursor_id(raw: Option<&str>, valid: impl Fn(&str) -> bool) -> ApiResult<Strin
     }
 }
 
-/// Runs a blocking storage read off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Reject> + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "read failed"))?
-        .map_err(ApiError::from)
-}
-
 /// Sends an admin group op to the group's owner shard as `as_user`.
 async fn send(api: &Api, as_user: &UserId, op: GroupsOp) -> ApiResult<response::Result> {
     let shard = api.node.owner(op.owner());
@@ -617,7 +609,7 @@ async fn user_groups(
     let store = api.node.store.clone();
     let rows = blocking(move || {
         if store.account(&user)?.is_none() {
-            return Err(Reject::new(ErrorCode::UserNotFound, format!("user {user} is not registered")));
+            return Err(Reject::new(ErrorCode::UserNotFound, format!("user {user} is not registered")).into());
         }
         let mut out = Vec::new();
         for g in store.joined_groups(&user, &after, limit + 1)? {

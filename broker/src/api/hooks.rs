@@ -20,7 +20,7 @@ use missive_protocol::ErrorCode;
 use missive_storage::OpsSpace;
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, Body, Cursor, Page, Path, Query, page_limit};
+use super::{Api, ApiError, ApiResult, Body, Cursor, Page, Path, Query, page_limit, storage};
 use crate::hooks::MAX_ENDPOINTS;
 use crate::node::hooks::{Endpoint, event_id_of, pattern_valid, record_id};
 use crate::services::events::OutboxRecord;
@@ -137,19 +137,10 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(ErrorCode::InvalidArgument, format!("no webhook endpoint {id:?}"))
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, missive_storage::StorageError> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "task failed"))?
-        .map_err(ApiError::from)
-}
-
 async fn read(api: &Api, id: &str) -> ApiResult<Option<Endpoint>> {
     let store = api.node.store.clone();
     let key = id.as_bytes().to_vec();
-    let v = blocking(move || store.ops_get(OpsSpace::Hook, &key)).await?;
+    let v = storage(move || store.ops_get(OpsSpace::Hook, &key)).await?;
     Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
@@ -157,7 +148,7 @@ async fn save(api: &Api, e: &Endpoint) -> ApiResult<()> {
     let store = api.node.store.clone();
     let key = e.id.as_bytes().to_vec();
     let value = serde_json::to_vec(e).map_err(|_| ApiError::invalid("endpoint does not encode"))?;
-    blocking(move || {
+    storage(move || {
         let mut b = store.batch();
         b.put_ops(OpsSpace::Hook, &key, &value);
         store.write(b)
@@ -224,7 +215,7 @@ async fn purge(api: &Api, id: &str) -> ApiResult<()> {
         loop {
             let store = api.node.store.clone();
             let p = prefix.clone();
-            let n = blocking(move || {
+            let n = storage(move || {
                 let rows = store.ops_scan(space, &p, None, 1000)?;
                 let n = rows.len();
                 let mut b = store.batch();
@@ -305,7 +296,7 @@ async fn remove(State(api): State<Arc<Api>>, Path(id): Path<String>) -> ApiResul
     }
     let store = api.node.store.clone();
     let key = id.as_bytes().to_vec();
-    blocking(move || {
+    storage(move || {
         let mut b = store.batch();
         b.delete_ops(OpsSpace::Hook, &key);
         store.write(b)
@@ -349,7 +340,7 @@ async fn dead_letters(
     let mut prefix = id.as_bytes().to_vec();
     prefix.push(0);
     let store = api.node.store.clone();
-    let rows = blocking(move || {
+    let rows = storage(move || {
         store.ops_scan(OpsSpace::Dead, &prefix, after.as_ref().map(|c| c.0.as_slice()), limit + 1)
     })
     .await?;
@@ -439,7 +430,7 @@ async fn replay(
     let replayed = if b.all {
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
-        blocking(move || {
+        storage(move || {
             let mut total = 0;
             while total < MAX_REPLAY_ALL {
                 let rows = store.ops_scan(OpsSpace::Dead, &prefix, None, 1000)?;
@@ -456,7 +447,7 @@ async fn replay(
         })
         .await?
     } else {
-        blocking(move || {
+        storage(move || {
             let mut rows = Vec::new();
             for k in ids {
                 if let Some(v) = store.ops_get(OpsSpace::Dead, &k)? {

@@ -177,9 +177,7 @@ async fn send(State(api): State<Arc<Api>>, Body(b): Body<SendBody>) -> ApiResult
     // A disabled account cannot log in, so it cannot send over a socket either.
     let store = api.node.store.clone();
     let who = from.clone();
-    let account = tokio::task::spawn_blocking(move || store.account(&who))
-        .await
-        .map_err(|_| ApiError::from(Reject::new(ErrorCode::Internal, "account read failed")))??;
+    let account = super::storage(move || store.account(&who)).await?;
     if account.is_some_and(|a| a.disabled) {
         return Err(Reject::new(ErrorCode::AccountDisabled, format!("{from} is disabled")).into());
     }
@@ -407,11 +405,9 @@ async fn export(
         return Err(ApiError::invalid("after_seq: too large"));
     }
     let store = api.node.store.clone();
-    let page = tokio::task::spawn_blocking(move || {
-        store.messages(&conv, Seq(after + 1), Seq(u64::MAX), limit, EXPORT_BUDGET)
-    })
-    .await
-    .map_err(|_| ApiError::from(Reject::new(ErrorCode::Internal, "export failed")))??;
+    let page =
+        super::storage(move || store.messages(&conv, Seq(after + 1), Seq(u64::MAX), limit, EXPORT_BUDGET))
+            .await?;
     let mut body = Vec::with_capacity(page.bytes + page.rows.len() * 64);
     let mut next = after;
     for (seq, bytes) in page.rows {

@@ -61,7 +61,9 @@ use crate::route::{self, Caller, Route};
 use crate::services::{ServiceOp, serve_local};
 use crate::shard::{Origin, Reply, ShardOp};
 
-pub(crate) use wire::{ApiError, ApiResult, Body, Cursor, Page, Path, Query, page_limit};
+pub(crate) use wire::{
+    ApiError, ApiResult, Body, Cursor, Page, Path, Query, blocking, page_limit, run_blocking, storage,
+};
 
 /// The pseudo worker index of API calls: an op whose origin connection has
 /// this worker is answered through [`Replies`], not a socket.

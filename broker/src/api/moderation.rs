@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use missive_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, Body, Cursor, Page, Path, Query, page_limit};
+use super::{Api, ApiError, ApiResult, Body, Cursor, Page, Path, Query, page_limit, run_blocking};
 use crate::filter::live::ChangeError;
 use crate::filter::{Action, DEFAULT_MASK, WordList, valid_list_name};
 
@@ -185,12 +185,6 @@ fn change_error(name: &str, e: ChangeError) -> ApiError {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "task failed"))
-}
-
 /// `GET /v1/moderation/word-lists`.
 async fn list_lists(State(api): State<Arc<Api>>) -> ApiResult<axum::Json<Lists>> {
     let all = api.node.words.all();
@@ -233,7 +227,7 @@ async fn put_list(
     let max_lists = api.node.config.filter.max_lists;
     let a = Arc::clone(&api);
     let l = list.clone();
-    blocking(move || a.node.words.put(&a.node.store, l, max_lists))
+    run_blocking(move || a.node.words.put(&a.node.store, l, max_lists))
         .await?
         .map_err(|e| change_error(&name, e))?;
     Ok(axum::Json(list.into()))
@@ -244,7 +238,9 @@ async fn delete_list(State(api): State<Arc<Api>>, Path(name): Path<String>) -> A
     name_ok(&name)?;
     let a = Arc::clone(&api);
     let n = name.clone();
-    blocking(move || a.node.words.delete(&a.node.store, &n)).await?.map_err(|e| change_error(&name, e))?;
+    run_blocking(move || a.node.words.delete(&a.node.store, &n))
+        .await?
+        .map_err(|e| change_error(&name, e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -266,7 +262,7 @@ async fn edit_words(
     let a = Arc::clone(&api);
     let n = name.clone();
     let remove = body.remove;
-    let list = blocking(move || a.node.words.edit(&a.node.store, &n, add, &remove, max))
+    let list = run_blocking(move || a.node.words.edit(&a.node.store, &n, add, &remove, max))
         .await?
         .map_err(|e| change_error(&name, e))?;
     Ok(axum::Json(list.into()))
@@ -299,7 +295,7 @@ async fn set_mute(State(api): State<Arc<Api>>, Body(body): Body<MuteBody>) -> Ap
     let until_ms = if body.duration_secs == 0 { 0 } else { now + body.duration_secs * 1000 };
     let a = Arc::clone(&api);
     let u = user.as_str().to_owned();
-    blocking(move || a.node.mutes.set(&a.node.store, &u, until_ms, now)).await??;
+    run_blocking(move || a.node.mutes.set(&a.node.store, &u, until_ms, now)).await??;
     Ok(axum::Json(Mute { user_id: user.as_str().to_owned(), until_ms }))
 }
 

@@ -23,7 +23,7 @@ use missive_protocol::token;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::users::blocking;
+use super::blocking;
 use super::{Api, ApiResult};
 use crate::node::stats::RateWindow;
 

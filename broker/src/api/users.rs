@@ -23,7 +23,7 @@ use missive_protocol::token::{self, Claims, Role};
 use missive_protocol::{DeviceId, ErrorCode, UserId};
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, Body, Path, expect_ok};
+use super::{Api, ApiError, ApiResult, Body, Path, blocking, expect_ok};
 use crate::node::OwnerKey;
 use crate::services::ServiceOp;
 use crate::services::accounts::AccountsOp;
@@ -171,15 +171,6 @@ pub(crate) fn user_ids(api: &Api, ids: &[String], max: usize, field: &str) -> Ap
         return Err(ApiError::invalid(format!("{field}: 1..={max} ids required, got {}", ids.len())));
     }
     ids.iter().map(|s| api.user(s, field)).collect()
-}
-
-/// Runs a storage read on a blocking thread.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| {
-        ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "read failed")
-    })?
 }
 
 /// 404 USER_NOT_FOUND unless `user` is registered.

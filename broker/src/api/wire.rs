@@ -231,3 +231,26 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
             .map_err(|e| ApiError::invalid(format!("bad path parameter: {e}")))
     }
 }
+
+/// Runs blocking work (a storage read or write) off the async threads; a
+/// task that panicked is 500 INTERNAL.
+pub(crate) async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "task failed"))
+}
+
+/// [`run_blocking`] for work that may fail (`?` converts a `Reject` or a
+/// storage error into an [`ApiError`]).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    run_blocking(f).await?
+}
+
+/// [`blocking`] for one storage call.
+pub(crate) async fn storage<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, missive_storage::StorageError> + Send + 'static,
+) -> ApiResult<T> {
+    blocking(move || f().map_err(ApiError::from)).await
+}

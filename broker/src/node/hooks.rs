@@ -12,7 +12,7 @@
 //! can deduplicate by id and an endpoint's outbox reads in event order.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,9 @@ impl Endpoint {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     endpoints: RwLock<Arc<Vec<Arc<Endpoint>>>>,
+    /// Whether any endpoint is enabled: every message and send asks, and
+    /// without webhooks the answer is one atomic load, no lock.
+    active: AtomicBool,
     last_event_id: AtomicU64,
 }
 
@@ -101,16 +104,24 @@ impl Registry {
     /// Replaces the snapshot (the API edge, after the store write; at start).
     pub(crate) fn set(&self, mut all: Vec<Arc<Endpoint>>) {
         all.sort_by(|a, b| a.id.cmp(&b.id));
+        let active = all.iter().any(|e| e.enabled);
         *self.endpoints.write() = Arc::new(all);
+        self.active.store(active, Ordering::Release);
     }
 
     /// Ids of the endpoints that want `event` (empty: stage nothing).
     pub(crate) fn subscribers(&self, event: &str) -> Vec<Arc<Endpoint>> {
+        if !self.active.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         self.endpoints.read().iter().filter(|e| e.wants(event)).cloned().collect()
     }
 
     /// Whether any enabled endpoint wants `event`.
     pub(crate) fn any(&self, event: &str) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
         self.endpoints.read().iter().any(|e| e.wants(event))
     }
 

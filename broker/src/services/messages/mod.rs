@@ -82,11 +82,11 @@ pub(crate) fn stage(
         MessagesOp::Pull { .. } | MessagesOp::History { .. } => Ok(Staged::Read(op)),
         MessagesOp::Send { conv, .. } if !broadcast::claim(conv, t) => Ok(Staged::Defer(op)),
         MessagesOp::Send { conv, client_msg_id, content } => {
-            let a = send::stage_send(s, &op, conv, client_msg_id, content, t)?;
+            let a = send::stage(s, &op, conv, client_msg_id, content, None, t)?;
             Ok(Staged::Done(a))
         }
         MessagesOp::Import { conv, client_msg_id, content, time_ms } => {
-            let a = send::stage_import(s, &op, conv, client_msg_id, content, *time_ms, t)?;
+            let a = send::stage(s, &op, conv, client_msg_id, content, Some(*time_ms), t)?;
             Ok(Staged::Done(a))
         }
     }

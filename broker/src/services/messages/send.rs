@@ -32,32 +32,20 @@ pub(super) struct Sender<'a> {
     pub(super) time_ms: Option<u64>,
 }
 
-pub(super) fn stage_send(
+/// A client send (`time_ms` `None`: the turn's time) or an admin import of
+/// one historical message (spec [AM-1]: `Some(original time)`, sender
+/// `op.user`); already stored (same sender, device, client_msg_id) → the
+/// original ack with `duplicate`.
+pub(super) fn stage(
     s: &mut Services,
     op: &ShardOp<MessagesOp>,
     conv: &ConvId,
     client_msg_id: &ClientMsgId,
     content: &pb::Content,
+    time_ms: Option<u64>,
     t: &mut Turn<Undo>,
 ) -> Result<Answer, Reject> {
-    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms: None };
-    let ack = send_as(s, &who, conv, client_msg_id, content, t)?;
-    Ok(Answer::Response(response::Result::SendAck(ack)))
-}
-
-/// Admin import of one historical message (spec [AM-1]): appended with its
-/// original sender (`op.user`) and time; already stored (same sender,
-/// client_msg_id) → the original ack with `duplicate`.
-pub(super) fn stage_import(
-    s: &mut Services,
-    op: &ShardOp<MessagesOp>,
-    conv: &ConvId,
-    client_msg_id: &ClientMsgId,
-    content: &pb::Content,
-    time_ms: u64,
-    t: &mut Turn<Undo>,
-) -> Result<Answer, Reject> {
-    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms: Some(time_ms) };
+    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms };
     let ack = send_as(s, &who, conv, client_msg_id, content, t)?;
     Ok(Answer::Response(response::Result::SendAck(ack)))
 }
