@@ -33,7 +33,6 @@ pub(crate) mod stats;
 pub(crate) mod users;
 mod wire;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,7 +48,6 @@ use crossbeam_channel::TrySendError;
 use missive_protocol::pb::{self, request::Op};
 use missive_protocol::token::{self, Role};
 use missive_protocol::{DeviceId, ErrorCode, UserId};
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::error::{BrokerError, Reject};
@@ -57,6 +55,7 @@ use crate::net::Mesh;
 use crate::net::mailbox::{Replies, WorkerMsg};
 use crate::node::Node;
 use crate::node::directory::ConnRef;
+use crate::node::ratelimit::KeyedBuckets;
 use crate::route::{self, Caller, Route};
 use crate::services::{ServiceOp, serve_local};
 use crate::shard::{Origin, Reply, ShardOp};
@@ -86,41 +85,16 @@ pub(crate) struct Pending {
 #[derive(Debug, Clone)]
 pub(crate) struct Principal(pub(crate) String);
 
-/// A token bucket per principal.
-#[derive(Debug, Default)]
-struct Buckets(Mutex<HashMap<String, (f64, Instant)>>);
-
 /// Most principals tracked by the rate limiter (keys + admin users); beyond,
-/// the map starts over (a burst more for everyone, never unbounded memory).
+/// a table shard starts over (a burst more for some, never unbounded memory).
 const MAX_BUCKETS: usize = 10_000;
-
-impl Buckets {
-    /// Takes one token; `Err(retry_after_ms)` when empty.
-    fn take(&self, who: &str, per_sec: u32, now: Instant) -> Result<(), u64> {
-        let rate = f64::from(per_sec);
-        let burst = rate * 2.0;
-        let mut map = self.0.lock();
-        if map.len() >= MAX_BUCKETS && !map.contains_key(who) {
-            map.clear();
-        }
-        let (tokens, at) = map.entry(who.to_owned()).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((((1.0 - *tokens) / rate) * 1000.0).ceil().max(1.0) as u64)
-        }
-    }
-}
 
 /// Shared state of every handler.
 #[derive(Debug)]
 pub(crate) struct Api {
     pub(crate) node: Arc<Node>,
     pub(crate) mesh: Arc<Mesh>,
-    buckets: Buckets,
+    buckets: KeyedBuckets<String>,
     /// The OpenAPI document as JSON (converted once at start).
     openapi: serde_json::Value,
     pub(crate) audit: audit::AuditLog,
@@ -167,7 +141,7 @@ pub(crate) fn start(node: &Arc<Node>, mesh: &Arc<Mesh>) -> Result<Option<ApiHand
     let api = Arc::new(Api {
         node: Arc::clone(node),
         mesh: Arc::clone(mesh),
-        buckets: Buckets::default(),
+        buckets: KeyedBuckets::new(MAX_BUCKETS),
         openapi,
         audit: audit::AuditLog::new(node.store.clone()),
     });
@@ -393,18 +367,5 @@ mod tests {
     fn openapi_document_parses() {
         let doc = openapi_json().expect("yaml");
         assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
-    }
-
-    #[test]
-    fn buckets_refuse_with_retry_after() {
-        let b = Buckets::default();
-        let t = Instant::now();
-        for _ in 0..4 {
-            assert!(b.take("k", 2, t).is_ok());
-        }
-        let retry = b.take("k", 2, t).expect_err("empty");
-        assert!((1..=500).contains(&retry), "{retry}");
-        assert!(b.take("k", 2, t + Duration::from_millis(600)).is_ok());
-        assert!(b.take("other", 2, t).is_ok());
     }
 }

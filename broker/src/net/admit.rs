@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracing::warn;
 
+use crate::node::ratelimit::KeyedBuckets;
+
 /// Mutexes the per-address table is split over.
 const SHARDS: usize = 16;
 /// Most addresses with a handshake bucket, over all shards.
@@ -103,9 +105,6 @@ impl Refusal {
     }
 }
 
-/// A handshake token bucket: (tokens, last refill).
-type RateBucket = (f64, Instant);
-
 /// The shared counts (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Admission {
@@ -117,7 +116,7 @@ pub(crate) struct Admission {
     per_ip: [Mutex<HashMap<IpKey, u32>>; SHARDS],
     /// 0 = no handshake rate limit.
     handshakes_per_sec: u32,
-    rates: [Mutex<HashMap<IpKey, RateBucket>>; SHARDS],
+    rates: KeyedBuckets<IpKey>,
     /// Local addresses of QUIC bridges about to connect to the TCP listener.
     bridges: Mutex<HashSet<SocketAddr>>,
     last_log: Mutex<Option<Instant>>,
@@ -159,7 +158,7 @@ impl Admission {
             max_per_ip,
             per_ip: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             handshakes_per_sec,
-            rates: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            rates: KeyedBuckets::new(MAX_RATE_ENTRIES),
             bridges: Mutex::new(HashSet::new()),
             last_log: Mutex::new(None),
             refused_since_log: AtomicU64::new(0),
@@ -173,7 +172,7 @@ impl Admission {
 
     /// [`Admission::admit`] at time `now`.
     pub(crate) fn admit_at(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Slot, Refusal> {
-        if let Err(retry_ms) = self.take_handshake(IpKey::of(ip), now) {
+        if let Err(retry_ms) = self.rates.take(&IpKey::of(ip), self.handshakes_per_sec, now) {
             return Err(self.refused(Refusal::Rate(retry_ms), ip));
         }
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total {
@@ -195,28 +194,6 @@ impl Admission {
             None
         };
         Ok(Slot { admission: Arc::clone(self), key })
-    }
-
-    /// Takes one handshake token of `key`; `Err(retry_after_ms)` when empty.
-    fn take_handshake(&self, key: IpKey, now: Instant) -> Result<(), u64> {
-        if self.handshakes_per_sec == 0 {
-            return Ok(());
-        }
-        let rate = f64::from(self.handshakes_per_sec);
-        let burst = rate * 2.0;
-        let mut m = self.rates[key.shard()].lock();
-        if m.len() >= MAX_RATE_ENTRIES / SHARDS && !m.contains_key(&key) {
-            m.clear();
-        }
-        let (tokens, at) = m.entry(key).or_insert((burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((((1.0 - *tokens) / rate) * 1000.0).ceil().max(1.0) as u64)
-        }
     }
 
     /// Logs a refusal, at most once per [`LOG_EVERY`].

@@ -13,6 +13,7 @@ pub(crate) mod counters;
 pub(crate) mod directory;
 pub(crate) mod hooks;
 pub(crate) mod owner;
+pub(crate) mod ratelimit;
 pub(crate) mod stats;
 pub(crate) mod token;
 
