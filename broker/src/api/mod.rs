@@ -26,6 +26,7 @@ pub(crate) mod audit;
 pub(crate) mod conversations;
 pub(crate) mod groups;
 pub(crate) mod hooks;
+mod listen;
 pub(crate) mod messages;
 pub(crate) mod moderation;
 pub(crate) mod relations;
@@ -151,6 +152,7 @@ pub(crate) fn start(node: &Arc<Node>, mesh: &Arc<Mesh>) -> Result<Option<ApiHand
         .enable_all()
         .build()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let max_connections = node.config.api.max_connections;
     let app = router(Arc::clone(&api));
     let thread = std::thread::Builder::new().name("missive-api".into()).spawn(move || {
         rt.block_on(async move {
@@ -161,6 +163,7 @@ pub(crate) fn start(node: &Arc<Node>, mesh: &Arc<Mesh>) -> Result<Option<ApiHand
                     return;
                 }
             };
+            let listener = listen::Bounded::new(listener, max_connections);
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stop_rx.await;
             });

@@ -32,6 +32,8 @@ pub struct ApiConfig {
     pub system_user: String,
     /// Largest request body, bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Open API connections (authenticated or not); beyond, accepting waits.
+    pub max_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -42,6 +44,7 @@ impl Default for ApiConfig {
             max_requests_per_sec: 1000,
             system_user: "system".into(),
             max_body_bytes: 4 << 20,
+            max_connections: 1024,
         }
     }
 }
@@ -155,6 +158,12 @@ impl ApiConfig {
             "api.system_user",
             "must be a valid user id",
             "use 1..=64 chars of [A-Za-z0-9_.@-]",
+        )?;
+        ensure(
+            (1..=65_536).contains(&self.max_connections),
+            "api.max_connections",
+            "must be within 1..=65536",
+            "set a number of connections; the default is 1024",
         )?;
         ensure(
             (1024..=(64 << 20)).contains(&self.max_body_bytes),

@@ -150,3 +150,23 @@ fn rest_requests_per_credential_get_429_with_retry_after() {
     // Another credential has its own bucket.
     assert_eq!(Api::new(b.listening.api()).get("/v1/audit").status, 200);
 }
+
+/// The REST listener holds at most `api.max_connections` connections,
+/// authenticated or not: one more is not served until another closes.
+#[test]
+fn rest_connections_are_bounded() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let b = BrokerOpts::default().config("[api]\nmax_connections = 2\n").spawn();
+    let addr = b.listening.api();
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+    let mut third = TcpStream::connect(addr).expect("the kernel backlog accepts the TCP connection");
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: api\r\n\r\n").expect("write");
+    third.set_read_timeout(Some(Duration::from_millis(700))).expect("timeout");
+    let mut buf = [0u8; 256];
+    assert!(third.read(&mut buf).is_err(), "a third connection is not served while two are open");
+    drop(idle);
+    third.set_read_timeout(Some(WAIT)).expect("timeout");
+    let n = third.read(&mut buf).expect("served once a connection closed");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+}
