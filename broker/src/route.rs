@@ -56,6 +56,11 @@ fn not_self(user: &UserId, other: &UserId) -> Result<(), Reject> {
     Ok(())
 }
 
+/// A request kind of the schema this build does not serve yet ([Q-5]).
+fn not_served() -> Reject {
+    Reject::new(ErrorCode::UnknownRequest, "this request kind is not served by this server version")
+}
+
 /// Checks `op` and picks where it runs.
 pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Reject> {
     let user = c.user;
@@ -215,5 +220,17 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
         Op::ListGroupMembers(req) => Route::Local(LocalQuery::Groups(groups::Query::ListGroupMembers(req))),
         Op::ListJoinedGroups(req) => Route::Local(LocalQuery::Groups(groups::Query::ListJoinedGroups(req))),
         Op::GetGroupReceipt(req) => to_groups(groups::check::receipt(req)?),
+
+        // --- message lifecycle (section 18) ---
+        Op::Recall(_) | Op::Edit(_) | Op::DeleteMessages(_) | Op::ClearAllMessages(_) => {
+            return Err(not_served());
+        }
+        Op::React(_) | Op::GetReactions(_) | Op::ListReactionUsers(_) | Op::SetExtensions(_) => {
+            return Err(not_served());
+        }
+        Op::PullUpdates(_) => return Err(not_served()),
+        Op::Typing(_) => return Err(not_served()),
+        Op::Forward(_) => return Err(not_served()),
+        Op::Translate(_) => return Err(not_served()),
     })
 }

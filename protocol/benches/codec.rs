@@ -20,6 +20,7 @@ fn sample() -> pb::Frame {
             })),
             ..Default::default()
         }),
+        ..Default::default()
     };
     pb::Frame { body: Some(frame::Body::Push(pb::Push { event: Some(push::Event::Message(msg)) })) }
 }

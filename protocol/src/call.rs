@@ -227,6 +227,19 @@ calls! {
     ListGroupMembers => ListGroupMembers, GroupMembers(pb::GroupMembers);
     ListJoinedGroups => ListJoinedGroups, JoinedGroups(pb::JoinedGroups);
     GetGroupReceipt => GetGroupReceipt, GroupReceipt(pb::GroupReceipt);
+    // Message lifecycle (section 18).
+    RecallMessage => Recall, Message(pb::Message);
+    EditMessage => Edit, Message(pb::Message);
+    DeleteMessages => DeleteMessages, Ok;
+    ClearAllMessages => ClearAllMessages, Ok;
+    React => React, Reactions(pb::Reactions);
+    GetReactions => GetReactions, ReactionsList(pb::ReactionsList);
+    ListReactionUsers => ListReactionUsers, ReactionUsers(pb::ReactionUsers);
+    SetExtensions => SetExtensions, Extensions(pb::Extensions);
+    PullUpdates => PullUpdates, Updates(pb::MessageUpdates);
+    Typing => Typing, Ok;
+    ForwardMessages => Forward, Forward(pb::ForwardResult);
+    TranslateMessage => Translate, Translation(pb::Translation);
 }
 
 /// The proto field name of a result case, e.g. `"send_ack"`.
@@ -256,6 +269,14 @@ pub fn result_name(r: &response::Result) -> &'static str {
         R::JoinedGroups(_) => "joined_groups",
         R::GroupReceipt(_) => "group_receipt",
         R::GroupMember(_) => "group_member",
+        R::Message(_) => "message",
+        R::Reactions(_) => "reactions",
+        R::ReactionsList(_) => "reactions_list",
+        R::ReactionUsers(_) => "reaction_users",
+        R::Extensions(_) => "extensions",
+        R::Updates(_) => "updates",
+        R::Forward(_) => "forward",
+        R::Translation(_) => "translation",
     }
 }
 
@@ -336,6 +357,18 @@ mod tests {
             Op::ListGroupMembers(r) => check(r),
             Op::ListJoinedGroups(r) => check(r),
             Op::GetGroupReceipt(r) => check(r),
+            Op::Recall(r) => check(r),
+            Op::Edit(r) => check(r),
+            Op::DeleteMessages(r) => check(r),
+            Op::ClearAllMessages(r) => check(r),
+            Op::React(r) => check(r),
+            Op::GetReactions(r) => check(r),
+            Op::ListReactionUsers(r) => check(r),
+            Op::SetExtensions(r) => check(r),
+            Op::PullUpdates(r) => check(r),
+            Op::Typing(r) => check(r),
+            Op::Forward(r) => check(r),
+            Op::Translate(r) => check(r),
         }
     }
 

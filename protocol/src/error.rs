@@ -79,6 +79,9 @@ pub enum ErrorCode {
     /// The app server's `before.send` webhook rejected the message; the
     /// message is `"<app code>: <app message>"` (spec "Webhooks" [WH-6]).
     RejectedByApp = 3009,
+    /// The conversation kind does not accept this content kind, or the
+    /// content is above its kind's size limit (spec [MF-5], [MF-6]).
+    ContentKindNotAllowed = 3010,
 
     /// The target user is not registered.
     UserNotFound = 4000,
@@ -134,6 +137,25 @@ pub enum ErrorCode {
     /// Group read receipts are not kept for groups this large.
     ReceiptGroupTooLarge = 4112,
 
+    /// No message at that seq that the caller may see (spec section 18).
+    MessageNotFound = 4200,
+    /// The recall or edit window of the message has passed.
+    TimeLimitExceeded = 4201,
+    /// The message was recalled or deleted for everyone.
+    MessageRecalled = 4202,
+    /// Editing is off for this conversation kind, or the content kind is not editable.
+    EditNotAllowed = 4203,
+    /// A reaction limit (keys per message, reactions per user) would be exceeded.
+    ReactionLimit = 4204,
+    /// An extension limit (keys, key or value size) would be exceeded.
+    ExtensionLimit = 4205,
+    /// `SetExtensions.if_version` is not the message's extension version.
+    ExtensionConflict = 4206,
+    /// Only the message's sender may do this.
+    NotMessageSender = 4207,
+    /// No translation provider is configured.
+    TranslationDisabled = 4208,
+
     /// Unexpected server error.
     Internal = 5000,
     /// The storage engine failed; nothing was stored.
@@ -145,6 +167,8 @@ pub enum ErrorCode {
     /// The app server's `before.send` webhook timed out or failed and the
     /// server is configured fail-closed; retry later.
     WebhookFailed = 5004,
+    /// The translation provider failed or timed out.
+    TranslationFailed = 5005,
 }
 
 impl ErrorCode {
@@ -182,6 +206,7 @@ impl ErrorCode {
         Self::ContentTooDeep,
         Self::ContentBlocked,
         Self::RejectedByApp,
+        Self::ContentKindNotAllowed,
         Self::UserNotFound,
         Self::AccountExists,
         Self::AlreadyFriends,
@@ -208,11 +233,21 @@ impl ErrorCode {
         Self::MemberMuted,
         Self::GroupMuted,
         Self::ReceiptGroupTooLarge,
+        Self::MessageNotFound,
+        Self::TimeLimitExceeded,
+        Self::MessageRecalled,
+        Self::EditNotAllowed,
+        Self::ReactionLimit,
+        Self::ExtensionLimit,
+        Self::ExtensionConflict,
+        Self::NotMessageSender,
+        Self::TranslationDisabled,
         Self::Internal,
         Self::Storage,
         Self::Overloaded,
         Self::RateLimited,
         Self::WebhookFailed,
+        Self::TranslationFailed,
     ];
 
     /// The numeric wire value.
@@ -260,6 +295,7 @@ impl ErrorCode {
             Self::ContentTooDeep => "CONTENT_TOO_DEEP",
             Self::ContentBlocked => "CONTENT_BLOCKED",
             Self::RejectedByApp => "REJECTED_BY_APP",
+            Self::ContentKindNotAllowed => "CONTENT_KIND_NOT_ALLOWED",
             Self::UserNotFound => "USER_NOT_FOUND",
             Self::AccountExists => "ACCOUNT_EXISTS",
             Self::AlreadyFriends => "ALREADY_FRIENDS",
@@ -286,11 +322,21 @@ impl ErrorCode {
             Self::MemberMuted => "MEMBER_MUTED",
             Self::GroupMuted => "GROUP_MUTED",
             Self::ReceiptGroupTooLarge => "RECEIPT_GROUP_TOO_LARGE",
+            Self::MessageNotFound => "MESSAGE_NOT_FOUND",
+            Self::TimeLimitExceeded => "TIME_LIMIT_EXCEEDED",
+            Self::MessageRecalled => "MESSAGE_RECALLED",
+            Self::EditNotAllowed => "EDIT_NOT_ALLOWED",
+            Self::ReactionLimit => "REACTION_LIMIT",
+            Self::ExtensionLimit => "EXTENSION_LIMIT",
+            Self::ExtensionConflict => "EXTENSION_CONFLICT",
+            Self::NotMessageSender => "NOT_MESSAGE_SENDER",
+            Self::TranslationDisabled => "TRANSLATION_DISABLED",
             Self::Internal => "INTERNAL",
             Self::Storage => "STORAGE",
             Self::Overloaded => "OVERLOADED",
             Self::RateLimited => "RATE_LIMITED",
             Self::WebhookFailed => "WEBHOOK_FAILED",
+            Self::TranslationFailed => "TRANSLATION_FAILED",
         }
     }
 
@@ -309,6 +355,7 @@ impl ErrorCode {
                 | Self::Overloaded
                 | Self::RateLimited
                 | Self::WebhookFailed
+                | Self::TranslationFailed
         )
     }
 

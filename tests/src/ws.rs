@@ -277,6 +277,7 @@ impl WsClient {
             conv_id: conv.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(crate::text(body)),
+            flags: None,
         };
         match crate::outcome(self.request(req)).map(pb::SendMessage::reply) {
             Ok(Ok(a)) => a,

@@ -162,6 +162,7 @@ pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str) -> anyhow::Re
                 conv_id: direct_conv(conn.user_id(), to),
                 client_msg_id: client_msg_id.clone(),
                 content: Some(text_content(text)),
+                flags: None,
             })
         });
         match res {

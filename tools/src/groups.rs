@@ -348,6 +348,7 @@ pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
                     conv_id: format!("g:{id}"),
                     client_msg_id: missive_sdk::new_client_msg_id(),
                     content: Some(missive_sdk::text_content(&text)),
+                    flags: None,
                 },
             )?;
             emit(json, output::ack_json(&ack), output::ack_line(&ack))

@@ -94,6 +94,7 @@ pub(crate) fn send_text(id: u64, conv: &str, client_msg_id: String, text: String
                 body: Some(content::Body::Text(pb::Text { text })),
                 ..Default::default()
             }),
+            flags: None,
         },
     )
 }

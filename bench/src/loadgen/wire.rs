@@ -159,6 +159,7 @@ mod tests {
             sender_device: "d1".into(),
             server_time_ms: 1_700_000_000_000,
             content: Some(pb::Content { body, ..Default::default() }),
+            ..Default::default()
         };
         let f =
             pb::Frame { body: Some(frame::Body::Push(pb::Push { event: Some(push::Event::Message(m)) })) };

@@ -185,6 +185,7 @@ async fn send(State(api): State<Arc<Api>>, Body(b): Body<SendBody>) -> ApiResult
         conv_id: conv.to_string(),
         client_msg_id: cmid.as_str().to_owned(),
         content: Some(content),
+        flags: None,
     });
     match expect_ok(api.call(&from, false, op).await)? {
         response::Result::SendAck(a) => Ok(axum::Json(a.into())),

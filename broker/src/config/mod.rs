@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BrokerError;
 
+mod messages;
 mod server;
+pub use messages::{CLIENT_KINDS, MessagesConfig, TranslateConfig};
 pub use server::{ApiConfig, ApiKey, FailMode, FilterConfig, WebhooksConfig};
 
 /// When an acknowledged message is durable.
@@ -79,6 +81,10 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The sensitive-word filter.
     pub filter: FilterConfig,
+    /// The message lifecycle (spec section 18).
+    pub messages: MessagesConfig,
+    /// The translation provider (spec 18.10).
+    pub translate: TranslateConfig,
 }
 
 /// Group limits (spec "Groups").
@@ -98,7 +104,7 @@ pub struct Groups {
 
 impl Default for Groups {
     fn default() -> Self {
-        Self { max_members: 10_000, max_joined: 5_000, receipt_max_members: 500, cache_entries: 1024 }
+        Self { max_members: 10_000, max_joined: 5_000, receipt_max_members: 1000, cache_entries: 1024 }
     }
 }
 
@@ -273,6 +279,8 @@ impl Default for Config {
             api: ApiConfig::default(),
             webhooks: WebhooksConfig::default(),
             filter: FilterConfig::default(),
+            messages: MessagesConfig::default(),
+            translate: TranslateConfig::default(),
         }
     }
 }
@@ -549,6 +557,8 @@ impl Config {
         self.api.check()?;
         self.webhooks.check()?;
         self.filter.check()?;
+        self.messages.check()?;
+        self.translate.check()?;
         if let Some(t) = &self.admin.token
             && (t.len() < MIN_ADMIN_TOKEN_BYTES || !t.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -573,6 +583,9 @@ impl Config {
         shown.secret = format!("<redacted: {} bytes>", self.secret.len());
         if let Some(t) = &self.admin.token {
             shown.admin.token = Some(format!("<redacted: {} bytes>", t.len()));
+        }
+        if let Some(k) = &self.translate.api_key {
+            shown.translate.api_key = Some(format!("<redacted: {} bytes>", k.len()));
         }
         for k in &mut shown.api.keys {
             k.key = format!("<redacted: {} bytes>", k.key.len());

@@ -148,7 +148,7 @@ fn effective_toml_shows_every_key_and_hides_the_secret() {
     assert!(!text.contains("a-secret-nobody-may-see"), "{text}");
     assert!(text.contains("redacted: 23 bytes"), "{text}");
     assert!(
-        text.contains("# unset (off): admin.token, quic, storage.backup_dir, tcp_tls, web.static_dir"),
+        text.contains("# unset (off): admin.token, quic, storage.backup_dir, tcp_tls, translate.api_key, translate.url, web.static_dir"),
         "{text}"
     );
     let mut with_admin = c.clone();

@@ -178,6 +178,13 @@ pub enum ClientEvent {
     Presence(pb::Presence),
     /// A group application or invitation (see `Event::GroupApplication`).
     GroupApplication(pb::GroupApplication),
+    /// A message was recalled, edited, deleted, reacted to or extended
+    /// (spec section 18); from a push or from `PullUpdates` after a sync.
+    MessageUpdate(pb::MessageUpdate),
+    /// Someone is typing (transient, spec 18.7).
+    Typing(pb::TypingEvent),
+    /// The 1:1 peer received up to a seq (spec 18.7a).
+    DeliveryReceipt(pb::DeliveryReceipt),
 }
 
 fn is_auth_code(code: u32) -> bool {
@@ -594,6 +601,9 @@ impl Inner {
             Event::Relation(r) => self.emit(ClientEvent::Relation(r)),
             Event::Presence(p) => self.emit(ClientEvent::Presence(p)),
             Event::GroupApplication(a) => self.emit(ClientEvent::GroupApplication(a)),
+            Event::MessageUpdate(u) => self.emit(ClientEvent::MessageUpdate(u)),
+            Event::Typing(t) => self.emit(ClientEvent::Typing(t)),
+            Event::DeliveryReceipt(d) => self.emit(ClientEvent::DeliveryReceipt(d)),
             Event::Closed { code, message } => return Err(SdkError::Closed { code, message }),
         }
         Ok(())
@@ -908,6 +918,7 @@ impl Client {
             conv_id: conv_id.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(content),
+            flags: None,
         })?;
         self.inner.track.lock().on_ack(&ack);
         Ok(ack)

@@ -110,6 +110,13 @@ pub enum Event {
     /// `Push{group_application}`: a join application (to group managers) or
     /// an invitation / application outcome (to the applicant).
     GroupApplication(pb::GroupApplication),
+    /// `Push{message_update}`: a message was recalled, edited, deleted,
+    /// reacted to or extended (spec section 18).
+    MessageUpdate(pb::MessageUpdate),
+    /// `Push{typing}`: someone is typing (transient).
+    Typing(pb::TypingEvent),
+    /// `Push{delivery_receipt}`: the 1:1 peer received up to a seq.
+    DeliveryReceipt(pb::DeliveryReceipt),
     /// The connection ended: the server's `Close{code, message}`, or code 0
     /// when the TCP connection ended without one. Always the last event.
     Closed {
@@ -552,6 +559,9 @@ fn dispatch(shared: &Shared, events: &Sender<Event>, frame: pb::Frame) {
                 Some(push::Event::Relation(r)) => Event::Relation(r),
                 Some(push::Event::Presence(p)) => Event::Presence(p),
                 Some(push::Event::GroupApplication(a)) => Event::GroupApplication(a),
+                Some(push::Event::MessageUpdate(u)) => Event::MessageUpdate(u),
+                Some(push::Event::Typing(t)) => Event::Typing(t),
+                Some(push::Event::DeliveryReceipt(d)) => Event::DeliveryReceipt(d),
                 None => return, // [V-4]
             };
             send_event(shared, events, ev);

@@ -22,6 +22,7 @@ impl RawClient {
             conv_id: conv.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(content),
+            flags: None,
         })
     }
 
@@ -76,6 +77,7 @@ impl RawClient {
                     conv_id: conv.to_owned(),
                     client_msg_id: cmid,
                     content: Some(text(&body)),
+                    flags: None,
                 });
                 ids.push(id);
                 next += 1;

@@ -56,6 +56,8 @@ pub(crate) fn state_from_parts(
         mentioned: false,
         group_notify: 0,
         min_readable_seq: 0,
+        update_seq: 0,
+        peer_delivered_seq: 0,
     }
 }
 

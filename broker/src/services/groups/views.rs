@@ -129,6 +129,8 @@ pub(crate) fn group_state(
         mentioned: mention > read_floor && mention <= top,
         group_notify: notify,
         min_readable_seq: min_readable,
+        update_seq: 0,
+        peer_delivered_seq: 0,
     }
 }
 

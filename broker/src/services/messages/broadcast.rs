@@ -57,6 +57,7 @@ pub(super) fn append(
         sender_device: who.device.to_string(),
         server_time_ms: time,
         content: Some(content.clone()),
+        ..Default::default()
     };
     let encoded = Bytes::from(msg.encode_to_vec());
     t.batch.put_message(conv, Seq(seq), &encoded);

@@ -155,6 +155,7 @@ fn stage_direct(
         sender_device: who.device.to_string(),
         server_time_ms: time,
         content: Some(content.clone()),
+        ..Default::default()
     };
     let encoded = Bytes::from(msg.encode_to_vec());
     t.batch.put_message(conv, Seq(seq), &encoded);

@@ -121,6 +121,7 @@ fn block_and_replace_over_websocket() {
         conv_id: conv.clone(),
         client_msg_id: "w1".into(),
         content: Some(text("x badword")),
+        flags: None,
     };
     let e = outcome(ws.request(req)).expect_err("blocked over ws");
     assert_eq!(e.code, ErrorCode::ContentBlocked.as_u32());

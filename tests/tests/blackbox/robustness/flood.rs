@@ -281,6 +281,7 @@ fn query_floods_do_not_stall_other_clients_on_the_worker() {
                 conv_id: direct("mallory", &format!("friend{i:04}")),
                 client_msg_id: format!("m{i}"),
                 content: Some(text("hello")),
+                flags: None,
             })
         })
         .collect();

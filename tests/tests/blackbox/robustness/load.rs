@@ -75,6 +75,7 @@ pub(super) fn send_loop(
                 conv_id: plan.conv.clone(),
                 client_msg_id: cmid.clone(),
                 content: Some(text(&cmid)),
+                flags: None,
             });
             // Record before writing: a send may be stored even if the write errors half-way.
             log.sent.push(cmid.clone());

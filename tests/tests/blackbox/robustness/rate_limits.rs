@@ -23,6 +23,7 @@ fn burst(c: &mut RawClient, conv: &str, prefix: &str, n: usize) -> (Vec<u64>, Ve
                 conv_id: conv.to_owned(),
                 client_msg_id: format!("{prefix}{i}"),
                 content: Some(text(&format!("{prefix}{i}"))),
+                flags: None,
             })
         })
         .collect();
@@ -82,6 +83,7 @@ fn sends_per_device_are_limited_over_websocket() {
                 conv_id: conv.clone(),
                 client_msg_id: format!("w{i}"),
                 content: Some(text("hi")),
+                flags: None,
             })
         })
         .collect();

@@ -32,6 +32,7 @@ fn quic_tcp_and_websocket_clients_exchange_messages() {
             conv_id: conv.clone(),
             client_msg_id: format!("q-{peer}"),
             content: Some(text_content(text)),
+            flags: None,
         }));
         assert!(matches!(res, Ok(pb::response::Result::SendAck(ref a)) if a.seq == 1), "{res:?}");
     }

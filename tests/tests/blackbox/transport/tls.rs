@@ -70,6 +70,7 @@ fn tls_clients_exchange_messages_with_tcp_clients() {
         conv_id: conv.clone(),
         client_msg_id: "t-1".into(),
         content: Some(text("hi bob over tls")),
+        flags: None,
     }));
     assert!(matches!(res, Ok(pb::response::Result::SendAck(ref a)) if a.seq == 1), "{res:?}");
     let m = bob.next_message_push(WAIT).expect("the TCP client gets the TLS message");

@@ -37,6 +37,7 @@ fn websocket_and_tcp_clients_exchange_messages() {
                 conv_id: conv.clone(),
                 client_msg_id: format!("p-{i}"),
                 content: Some(text(&format!("burst {i}"))),
+                flags: None,
             }))
         })
         .collect();

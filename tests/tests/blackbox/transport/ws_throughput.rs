@@ -48,6 +48,7 @@ fn run(sender: &mut dyn Wire, conv: &str, tag: &str) {
                 conv_id: conv.to_owned(),
                 client_msg_id: format!("{tag}-{sent}"),
                 content: Some(text("a typical short chat message, about this long")),
+                flags: None,
             }));
             sent += 1;
         }

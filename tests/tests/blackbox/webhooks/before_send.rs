@@ -133,6 +133,7 @@ fn a_slow_decision_delays_neither_other_senders_nor_the_order_of_its_own() {
                 conv_id: slow_conv.clone(),
                 client_msg_id: format!("s{i}"),
                 content: Some(text(&format!("s{i}"))),
+                flags: None,
             })
         })
         .collect();
