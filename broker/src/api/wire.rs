@@ -79,10 +79,14 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         | E::UserNotFound
         | E::GroupNotFound
         | E::NoPendingRequest
-        | E::NoPendingApplication => StatusCode::NOT_FOUND,
-        E::AccountExists | E::AlreadyFriends | E::GroupExists | E::AlreadyGroupMember | E::NotFriends => {
-            StatusCode::CONFLICT
-        }
+        | E::NoPendingApplication
+        | E::MessageNotFound => StatusCode::NOT_FOUND,
+        E::AccountExists
+        | E::AlreadyFriends
+        | E::GroupExists
+        | E::AlreadyGroupMember
+        | E::NotFriends
+        | E::MessageRecalled => StatusCode::CONFLICT,
         E::FriendLimit
         | E::PeerFriendLimit
         | E::BlacklistLimit

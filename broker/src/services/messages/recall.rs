@@ -62,7 +62,11 @@ pub(crate) fn check_recall(user: &UserId, req: pb::RecallMessage) -> Result<Mess
 
 /// EditMessage → [`MessagesOp::Change`]: content present, a text or custom
 /// body (4203 otherwise), the content checks of a send ([S-1]).
-pub(crate) fn check_edit(user: &UserId, req: pb::EditMessage, max_bytes: usize) -> Result<MessagesOp, Reject> {
+pub(crate) fn check_edit(
+    user: &UserId,
+    req: pb::EditMessage,
+    max_bytes: usize,
+) -> Result<MessagesOp, Reject> {
     let conv = checks::conversation(user, &req.conv_id)?;
     if req.seq == 0 {
         return Err(life::not_found(0));
@@ -216,7 +220,11 @@ fn append_tip(
         t.batch.put_user_conv(&m.user, &conv, old, &m.rec);
         users.push(m.user.clone());
     }
-    t.effect(Effect::Fanout { users: users.into(), exclude: None, frame: frames::push(push::Event::Message(tip)) });
+    t.effect(Effect::Fanout {
+        users: users.into(),
+        exclude: None,
+        frame: frames::push(push::Event::Message(tip)),
+    });
     Ok(())
 }
 
@@ -234,7 +242,10 @@ pub(super) fn edit(
     let enabled = if conv.kind() == ConvKind::Group { cfg.edit_group } else { cfg.edit_direct };
     let window = cfg.edit_window_secs;
     if !enabled {
-        return Err(Reject::new(ErrorCode::EditNotAllowed, "editing is disabled in this kind of conversation"));
+        return Err(Reject::new(
+            ErrorCode::EditNotAllowed,
+            "editing is disabled in this kind of conversation",
+        ));
     }
     life::with_message(s, &op.user, false, conv, seq, t, |s, n, t| {
         n.require_current()?;
