@@ -144,9 +144,9 @@ fn recall_window_and_group_roles() {
     let mut alice = b.client("alice", "phone");
     let mut bob = b.client("bob", "phone");
     let old = alice.send_ok(&conv, "old", "old");
-    let g = group(&mut alice, "g1", &["bob", "carol", "dan"]);
     let mut carol = b.client("carol", "phone");
     let mut dan = b.client("dan", "phone");
+    let g = group(&mut alice, "g1", &["bob", "carol", "dan"]);
     set_admin(&mut alice, "g1", "carol");
     let by_bob = bob.send_ok(&g, "b1", "bob's");
     let by_dan = dan.send_ok(&g, "d1", "dan's");
@@ -297,9 +297,9 @@ fn delete_for_me_follows_the_user_to_new_devices() {
 fn delete_for_everyone_by_owner_or_admin_only() {
     let b = BrokerProc::start();
     let mut owner = b.client("olga", "phone");
-    let g = group(&mut owner, "gd", &["bob", "carol"]);
     let mut bob = b.client("bob", "phone");
     let mut carol = b.client("carol", "phone");
+    let g = group(&mut owner, "gd", &["bob", "carol"]);
     let m1 = bob.send_ok(&g, "b1", "spam");
     let m2 = bob.send_ok(&g, "b2", "more spam");
     assert_error(delete(&mut bob, &g, &[m1.seq], true), ErrorCode::GroupPermissionDenied, "member");
@@ -349,9 +349,9 @@ fn clear_all_messages_clears_every_conversation() {
 fn reactions_and_extensions_through_the_core() {
     let b = BrokerProc::start();
     let mut owner = b.client("olga", "phone");
-    let g = group(&mut owner, "gr", &["bob", "carol"]);
     let mut bob = b.client("bob", "phone");
     let mut carol = b.client("carol", "phone");
+    let g = group(&mut owner, "gr", &["bob", "carol"]);
     let m = owner.send_ok(&g, "m", "vote");
     let r = must(
         bob.call(pb::React { conv_id: g.clone(), seq: m.seq, key: "+1".into(), remove: false }),
