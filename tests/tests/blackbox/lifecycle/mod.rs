@@ -1,1 +1,2 @@
+mod admin_rest;
 mod changes;
