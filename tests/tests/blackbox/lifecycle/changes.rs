@@ -291,6 +291,14 @@ fn delete_for_me_follows_the_user_to_new_devices() {
     assert!(updates(&mut bob, &conv, 0).messages.is_empty(), "[UP-5]");
     // A deleted-for-me message cannot be named by alice any more.
     assert_error(recall(&mut alice, &conv, acks[0].seq), ErrorCode::MessageNotFound, "recall deleted");
+    // The last message deleted for alice: her sync shows its tombstone, bob's the message.
+    must(delete(&mut alice, &conv, &[acks[2].seq], false), "delete the last one");
+    let st = fresh.sync_all("");
+    let last = st.conv(&conv).and_then(|c| c.last_message.clone()).expect("last message in sync");
+    assert!(last.seq == acks[2].seq && last.deleted && last.content.is_none(), "{last:?}");
+    let st = bob.sync_all("");
+    let last = st.conv(&conv).and_then(|c| c.last_message.clone()).expect("bob's last message");
+    assert!(!last.deleted && last.content.is_some(), "{last:?}");
 }
 
 #[test]
