@@ -36,6 +36,7 @@
 //! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
 //! | `ops`   | `space 00 id` (audit, outbox, dead, hook, words, mute) | the broker's JSON records (`spaces/ops.rs`) |
 //! | `meta`  | `"bcast" 00 conv`                            | broadcast conversation's last version, be64 |
+//! | `meta`  | `"unc" 00 conv`                              | recent uncounted seqs (spec [MF-3]), be64 each |
 //!
 //! Each family has a tuning profile fitted to how it is read (log scans,
 //! point lookups, delete-heavy feed scans, record + index scans, tiny): see

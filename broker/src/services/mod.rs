@@ -95,6 +95,8 @@ pub(crate) enum Undo {
     Dedup(Arc<messages::DedupKey>),
     /// A user's settings staged in this turn, before the change.
     Settings(UserId, Option<SettingsRecord>),
+    /// A conversation's uncounted seqs before the change (spec [MF-3]).
+    Uncounted(ConvId, Option<messages::uncounted::Seqs>),
 }
 
 /// One shard's services and the caches they share.
@@ -110,6 +112,8 @@ pub(crate) struct Services {
     pub(crate) dedup: HashMap<Arc<messages::DedupKey>, missive_storage::DedupRecord>,
     /// Settings records staged this turn.
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
+    /// Conversations' recent uncounted seqs (spec [MF-3]).
+    pub(crate) uncounted: messages::uncounted::UncountedCache,
 }
 
 impl std::fmt::Debug for Services {
@@ -122,6 +126,7 @@ impl Services {
     pub(crate) fn new(idx: usize, node: Arc<Node>) -> Self {
         let groups = groups::entry::GroupCache::new(node.config.groups.cache_entries);
         let convs = conversations::cache::ConvCache::new(node.config.limits.conv_cache_entries);
+        let node_cap = node.config.limits.conv_cache_entries;
         Self {
             idx,
             node,
@@ -130,6 +135,7 @@ impl Services {
             ids: MsgIdGen::new(idx),
             dedup: HashMap::new(),
             settings: HashMap::new(),
+            uncounted: messages::uncounted::UncountedCache::new(node_cap),
         }
     }
 }
@@ -166,6 +172,7 @@ impl Service for Services {
             Undo::Dedup(key) => {
                 self.dedup.remove(&*key);
             }
+            Undo::Uncounted(conv, before) => self.uncounted.restore(conv, before),
             Undo::Settings(user, before) => match before {
                 Some(r) => {
                     self.settings.insert(user, r);
@@ -196,11 +203,13 @@ impl Service for Services {
     fn write_failed(&mut self) {
         self.convs.drop_staged();
         self.groups.drop_touched();
+        self.uncounted.drop_staged();
     }
 
     fn end_turn(&mut self) {
         self.convs.end_turn();
         self.groups.end_turn();
+        self.uncounted.end_turn();
         self.dedup.clear();
         self.settings.clear();
     }

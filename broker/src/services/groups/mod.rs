@@ -244,7 +244,9 @@ fn cached_state(
             .message(conv, missive_protocol::Seq(top))?
             .and_then(|b| prost::Message::decode(b.as_slice()).ok())
     };
-    Ok(group_state(conv, &info, who, &rec, e.max_seq, last))
+    let mut state = group_state(conv, &info, who, &rec, e.max_seq, last);
+    crate::services::messages::flags::view(s, conv, &mut state)?;
+    Ok(state)
 }
 
 /// Runs `f` on `conv`'s entry, taken out of the cache (its undo recorded),

@@ -159,5 +159,7 @@ pub(crate) fn stored_state(
         None => None,
     }
     .filter(|m| m.server_time_ms >= floor_ms);
-    Ok(Some(group_state(conv, &info, who, &rec, max_seq, last)))
+    let mut state = group_state(conv, &info, who, &rec, max_seq, last);
+    crate::services::messages::flags::view_stored(store, conv, &mut state)?;
+    Ok(Some(state))
 }

@@ -1,0 +1,4 @@
+//! The message lifecycle (spec section 18).
+
+mod flags;
+mod forward;
