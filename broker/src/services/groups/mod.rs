@@ -49,7 +49,7 @@ use crate::services::{Services, Undo};
 use crate::shard::{Answer, ShardOp, Staged, Turn};
 
 pub(crate) use queries::{Query, serve};
-pub(crate) use send::{member_change, send, window_of};
+pub(crate) use send::{member_change, send, send_online, window_of};
 
 use entry::GroupEntry;
 use plan::{Ctx, Plan};

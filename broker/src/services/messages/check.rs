@@ -177,6 +177,25 @@ mod tests {
     }
 
     #[test]
+    fn kind_allow_lists_and_size_limits() {
+        let mut cfg = MessagesConfig { max_text_bytes: 32, ..Default::default() };
+        assert!(kind_ok(&cfg, ConvKind::Direct, &text("short")).is_ok());
+        let e = kind_ok(&cfg, ConvKind::Direct, &text(&"a".repeat(40))).expect_err("long");
+        assert_eq!(e.code, ErrorCode::ContentKindNotAllowed);
+        assert!(e.message.contains("text") && e.message.contains("32"), "{}", e.message);
+        cfg.allowed_kinds_group = vec!["custom".into()];
+        let e = kind_ok(&cfg, ConvKind::Group, &text("hi")).expect_err("text in group");
+        assert_eq!(e.code, ErrorCode::ContentKindNotAllowed);
+        assert!(kind_ok(&cfg, ConvKind::Direct, &text("hi")).is_ok(), "the group list only");
+        // Only the top-level kind counts; the merged limit applies to merged.
+        cfg.allowed_kinds_direct = vec!["merged".into()];
+        cfg.max_merged_bytes = 10_000;
+        assert!(kind_ok(&cfg, ConvKind::Direct, &nested(2)).is_ok());
+        cfg.max_merged_bytes = 16;
+        assert!(kind_ok(&cfg, ConvKind::Direct, &nested(2)).is_err());
+    }
+
+    #[test]
     fn merged_depth_is_bounded() {
         for levels in 0..=MAX_MERGED_DEPTH {
             assert!(content_ok(&nested(levels), 65_536).is_ok(), "{levels} levels allowed");

@@ -214,3 +214,63 @@ pub(super) fn stage(
     }
     Ok(Answer::Response(response::Result::Forward(pb::ForwardResult { acks })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(seqs: Vec<u64>, merged: bool, title: &str, cmid: &str) -> pb::ForwardMessages {
+        pb::ForwardMessages {
+            from_conv_id: "p:alice:bob".into(),
+            seqs,
+            to_conv_id: "g:team".into(),
+            merged,
+            title: title.into(),
+            client_msg_id: cmid.into(),
+        }
+    }
+
+    fn code(r: pb::ForwardMessages) -> Option<ErrorCode> {
+        let alice = UserId::new("alice").expect("user");
+        check(&alice, r).err().map(|e| e.code)
+    }
+
+    #[test]
+    fn stateless_checks() {
+        let inv = Some(ErrorCode::InvalidArgument);
+        assert_eq!(code(req(vec![], false, "", "c")), inv);
+        assert_eq!(code(req((1..=101).collect(), false, "", "c")), inv);
+        assert_eq!(code(req((1..=100).collect(), false, "", "c")), None);
+        assert_eq!(code(req((1..=11).collect(), true, "", "c")), inv);
+        assert_eq!(code(req((1..=10).collect(), true, "t", "c")), None);
+        assert_eq!(code(req(vec![2, 1, 2], false, "", "c")), inv);
+        assert_eq!(code(req(vec![1, 0], false, "", "c")), Some(ErrorCode::MessageNotFound));
+        assert_eq!(code(req(vec![1], false, "t", "c")), inv);
+        assert_eq!(code(req(vec![1], false, "", "")), inv);
+        // "{id}:{i}" must fit in 64 bytes; merged uses the id itself.
+        assert_eq!(code(req(vec![1], false, "", &"x".repeat(62))), None);
+        assert_eq!(code(req(vec![1], false, "", &"x".repeat(63))), inv);
+        assert_eq!(code(req(vec![1], true, "", &"x".repeat(64))), None);
+        let mut r = req(vec![1], false, "", "c");
+        r.to_conv_id = "b:all".into();
+        assert_eq!(code(r), Some(ErrorCode::PermissionDenied));
+        let mut r = req(vec![1], false, "", "c");
+        r.from_conv_id = "p:bob:carol".into();
+        assert_eq!(code(r), Some(ErrorCode::NotParticipant));
+        let ok = check(&UserId::new("alice").expect("user"), req(vec![5, 3], false, "", "f")).expect("ok");
+        let ids: Vec<&str> = ok.client_msg_ids.iter().map(ClientMsgId::as_str).collect();
+        assert_eq!(ids, vec!["f:0", "f:1"]);
+    }
+
+    #[test]
+    fn copies_drop_quote_and_mentions() {
+        let c = pb::Content {
+            body: Some(pb::content::Body::Text(pb::Text { text: "hi".into() })),
+            quote: Some(pb::Quote { seq: 3, ..Default::default() }),
+            mentions: Some(pb::Mentions { user_ids: vec!["bob".into()], all: true }),
+            ex: vec![1, 2],
+        };
+        let copy = copy_content(&c);
+        assert_eq!((copy.body, copy.quote, copy.mentions, copy.ex), (c.body, None, None, vec![1, 2]));
+    }
+}
