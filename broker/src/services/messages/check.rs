@@ -20,7 +20,7 @@ use super::MessagesOp;
 pub(crate) fn send(config: &Config, user: &UserId, m: pb::SendMessage) -> Result<MessagesOp, Reject> {
     let max_content_bytes = config.limits.max_content_bytes;
     let conv = checks::conversation(user, &m.conv_id)?;
-    if conv.kind() == missive_protocol::ConvKind::Broadcast {
+    if conv.kind() == ConvKind::Broadcast {
         return Err(Reject::new(
             ErrorCode::PermissionDenied,
             "only the admin API posts to a broadcast conversation",

@@ -8,6 +8,7 @@ use std::time::Duration;
 use missive_protocol::pb;
 use missive_protocol::ErrorCode;
 use missive_tests::*;
+use missive_tests::api::Api;
 use serde_json::json;
 
 fn flags(online_only: bool, no_history: bool, no_unread: bool, no_push: bool) -> pb::MessageFlags {
