@@ -269,7 +269,12 @@ pub(crate) fn forward(
         print_json(&json!({ "acks": acks }));
     } else {
         for a in &r.acks {
-            println!("forwarded to {} seq {}{}", a.conv_id, a.seq, if a.duplicate { " (duplicate)" } else { "" });
+            println!(
+                "forwarded to {} seq {}{}",
+                a.conv_id,
+                a.seq,
+                if a.duplicate { " (duplicate)" } else { "" }
+            );
         }
     }
     Ok(())

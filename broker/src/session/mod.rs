@@ -257,7 +257,9 @@ pub(crate) fn serve_query(
         },
         Query::Forward(req) => match forward::plan(node, user, &req, now_ms) {
             // The destination's owner stores the copies and answers.
-            Ok((owner, op)) => Served::Op((owner, ShardOp { origin, user: user.clone(), device: device.clone(), op })),
+            Ok((owner, op)) => {
+                Served::Op((owner, ShardOp { origin, user: user.clone(), device: device.clone(), op }))
+            }
             Err(rej) => Served::Reply(Err(rej)),
         },
     }

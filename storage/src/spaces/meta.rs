@@ -91,18 +91,24 @@ impl Store {
         if v.len() % 8 != 0 {
             return Err(StorageError::Corrupt { cf: Cf::Meta.name(), detail: "bad uncounted list".into() });
         }
-        Ok(v.chunks_exact(8).map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
+        Ok(v.chunks_exact(8)
+            .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
     }
 }
 
 impl Batch {
     /// Replaces a conversation's uncounted seqs (ascending).
     pub fn put_uncounted(&mut self, conv: &ConvId, seqs: &[u64]) {
-        self.put(Cf::Meta, |k| uncounted_key(k, conv), |v| {
-            for s in seqs {
-                v.extend_from_slice(&s.to_be_bytes());
-            }
-        });
+        self.put(
+            Cf::Meta,
+            |k| uncounted_key(k, conv),
+            |v| {
+                for s in seqs {
+                    v.extend_from_slice(&s.to_be_bytes());
+                }
+            },
+        );
     }
 }
 

@@ -77,7 +77,9 @@ pub(crate) fn kind_ok(cfg: &MessagesConfig, conv: ConvKind, content: &pb::Conten
     if len > limit {
         return Err(Reject::new(
             ErrorCode::ContentKindNotAllowed,
-            format!("{kind} content is {len} bytes, the limit for {kind} is {limit} (messages.max_{kind}_bytes)"),
+            format!(
+                "{kind} content is {len} bytes, the limit for {kind} is {limit} (messages.max_{kind}_bytes)"
+            ),
         ));
     }
     Ok(())

@@ -72,7 +72,11 @@ pub(crate) fn view(s: &mut Services, conv: &ConvId, state: &mut pb::Conversation
 }
 
 /// [`view`] for a state built from committed storage (sync).
-pub(crate) fn view_stored(store: &Store, conv: &ConvId, state: &mut pb::ConversationState) -> Result<(), Reject> {
+pub(crate) fn view_stored(
+    store: &Store,
+    conv: &ConvId,
+    state: &mut pb::ConversationState,
+) -> Result<(), Reject> {
     let seqs = if state.unread > 0 { store.uncounted(conv)? } else { Vec::new() };
     finish(state, &seqs);
     Ok(())

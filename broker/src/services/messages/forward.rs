@@ -122,10 +122,9 @@ fn window(node: &Node, user: &UserId, conv: &ConvId) -> Result<(u64, u64, u64), 
             Ok((min, max_seq, rec.read_seq))
         }
         ConvKind::Direct => Ok((rec.cleared_seq + 1, store.max_seq(conv)?.0, rec.read_seq)),
-        ConvKind::Room | ConvKind::Channel => Err(Reject::new(
-            ErrorCode::UnsupportedConversation,
-            "only p: and g: conversations are served",
-        )),
+        ConvKind::Room | ConvKind::Channel => {
+            Err(Reject::new(ErrorCode::UnsupportedConversation, "only p: and g: conversations are served"))
+        }
     }
 }
 

@@ -773,7 +773,9 @@ fn send_flags_and_forward() {
     assert_eq!(u64_field(&r.json()["acks"][0], "seq"), 3);
     let mut carol = b.client("carol", "phone");
     let m = carol.pull_all(&to);
-    assert!(matches!(m[2].content.as_ref().and_then(|c| c.body.as_ref()), Some(missive_protocol::pb::content::Body::Merged(mg)) if mg.title == "chat" && mg.items.len() == 2));
+    assert!(
+        matches!(m[2].content.as_ref().and_then(|c| c.body.as_ref()), Some(missive_protocol::pb::content::Body::Merged(mg)) if mg.title == "chat" && mg.items.len() == 2)
+    );
     // Bad input: a seq that is not a number (local), an unknown seq (server).
     let r = run_as(&b, &alice, "cli", "forward", &[&conv, "1,x", &to]);
     assert!(!r.status.success(), "{r:#?}");

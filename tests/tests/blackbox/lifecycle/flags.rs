@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use missive_protocol::pb;
 use missive_protocol::ErrorCode;
-use missive_tests::*;
+use missive_protocol::pb;
 use missive_tests::api::Api;
+use missive_tests::*;
 use serde_json::json;
 
 fn flags(online_only: bool, no_history: bool, no_unread: bool, no_push: bool) -> pb::MessageFlags {
@@ -46,7 +46,8 @@ fn online_only_reaches_online_devices_and_is_never_stored() {
     bob.expect_message(&conv, 1);
     alice_laptop.expect_message(&conv, 1);
 
-    let ack = must(send_flagged(&mut alice, &conv, "o1", "ephemeral", flags(true, false, false, false)), "online");
+    let ack =
+        must(send_flagged(&mut alice, &conv, "o1", "ephemeral", flags(true, false, false, false)), "online");
     assert_eq!((ack.seq, ack.duplicate), (0, false), "{ack:?}");
     assert!(ack.server_msg_id > 0);
     for c in [&mut bob, &mut alice_laptop] {
@@ -56,7 +57,8 @@ fn online_only_reaches_online_devices_and_is_never_stored() {
         assert!(m.flags.is_some_and(|f| f.online_only), "{m:?}");
     }
     // No dedup: a retry is delivered again, still seq 0.
-    let again = must(send_flagged(&mut alice, &conv, "o1", "ephemeral", flags(true, false, false, false)), "retry");
+    let again =
+        must(send_flagged(&mut alice, &conv, "o1", "ephemeral", flags(true, false, false, false)), "retry");
     assert_eq!((again.seq, again.duplicate), (0, false));
     bob.expect_message(&conv, 0);
     // The seq was not taken.
@@ -74,7 +76,8 @@ fn online_only_reaches_online_devices_and_is_never_stored() {
     // Groups: members online get it; the log does not move; outsiders are refused.
     let g = must(alice.create_group("og", pb::GroupType::Work, &["bob"], None), "create");
     let gc = gconv(&g.group_id);
-    let ack = must(send_flagged(&mut alice, &gc, "go1", "group ephemeral", flags(true, false, false, false)), "g");
+    let ack =
+        must(send_flagged(&mut alice, &gc, "go1", "group ephemeral", flags(true, false, false, false)), "g");
     assert_eq!(ack.seq, 0);
     let m = bob.expect_message(&gc, 0);
     assert_eq!(text_of(&m), "group ephemeral");
@@ -133,7 +136,8 @@ fn no_history_is_a_placeholder_once_read_and_in_history() {
     assert!(mine[1].content.is_none(), "{:?}", mine[1]);
 
     // Once bob read it: a placeholder in pull too; last_message follows.
-    let nh4 = must(send_flagged(&mut alice, &conv, "m4", "last secret", flags(false, true, false, false)), "nh4");
+    let nh4 =
+        must(send_flagged(&mut alice, &conv, "m4", "last secret", flags(false, true, false, false)), "nh4");
     let st = bob.sync("", 0).expect("sync").conversations;
     let last = st[0].last_message.clone().expect("last");
     assert_eq!((last.seq, text_of(&last)), (4, "last secret"));
@@ -224,26 +228,45 @@ fn kind_limits_and_allow_lists_refuse_with_3010() {
     let conv = direct("alice", "bob");
     let mut alice = b.client("alice", "phone");
     alice.send_ok(&conv, "ok", &"a".repeat(40));
-    let e = assert_error(alice.send_text(&conv, "big", &"a".repeat(80)), ErrorCode::ContentKindNotAllowed, "long text");
+    let e = assert_error(
+        alice.send_text(&conv, "big", &"a".repeat(80)),
+        ErrorCode::ContentKindNotAllowed,
+        "long text",
+    );
     assert!(e.message.contains("text") && e.message.contains("64"), "{}", e.message);
     let custom = |n: usize| pb::Content {
         body: Some(pb::content::Body::Custom(pb::Custom { r#type: "poll".into(), data: vec![7; n] })),
         ..Default::default()
     };
     must(alice.send_content(&conv, "c1", custom(20)), "small custom");
-    let e = assert_error(alice.send_content(&conv, "c2", custom(200)), ErrorCode::ContentKindNotAllowed, "big custom");
+    let e = assert_error(
+        alice.send_content(&conv, "c2", custom(200)),
+        ErrorCode::ContentKindNotAllowed,
+        "big custom",
+    );
     assert!(e.message.contains("custom") && e.message.contains("100"), "{}", e.message);
     let image = pb::Content {
-        body: Some(pb::content::Body::Image(pb::Image { url: "https://x/y.png".into(), ..Default::default() })),
+        body: Some(pb::content::Body::Image(pb::Image {
+            url: "https://x/y.png".into(),
+            ..Default::default()
+        })),
         ..Default::default()
     };
-    let e = assert_error(alice.send_content(&conv, "i1", image.clone()), ErrorCode::ContentKindNotAllowed, "image 1:1");
+    let e = assert_error(
+        alice.send_content(&conv, "i1", image.clone()),
+        ErrorCode::ContentKindNotAllowed,
+        "image 1:1",
+    );
     assert!(e.message.contains("image"), "{}", e.message);
     // Groups allow text only.
     let g = must(alice.create_group("k", pb::GroupType::Work, &["bob"], None), "create");
     let gc = gconv(&g.group_id);
     alice.send_ok(&gc, "gt", "hello");
-    assert_error(alice.send_content(&gc, "gc", custom(10)), ErrorCode::ContentKindNotAllowed, "custom in group");
+    assert_error(
+        alice.send_content(&gc, "gc", custom(10)),
+        ErrorCode::ContentKindNotAllowed,
+        "custom in group",
+    );
     assert_error(alice.send_content(&gc, "gi", image), ErrorCode::ContentKindNotAllowed, "image in group");
     // The general limit is checked first (3003).
     let huge = "a".repeat(70_000);
@@ -272,5 +295,7 @@ fn admin_rest_send_takes_flags() {
     let bad = json!({"from": "alice", "to_user_id": "bob", "content": {"text": {"text": "x"}}, "flags": {"no_push": "yes"}});
     assert_eq!(api.post("/v1/messages", &bad).status, 400);
     assert_eq!(bob.pull(&conv, 1, 0, 0).expect("pull").max_seq, 1);
-    bob.assert_no_push("nothing more", Duration::from_millis(200), |e| matches!(e, pb::push::Event::Message(_)));
+    bob.assert_no_push("nothing more", Duration::from_millis(200), |e| {
+        matches!(e, pb::push::Event::Message(_))
+    });
 }

@@ -3,8 +3,8 @@
 //! window (participant, cleared history, join floor, no_history), the
 //! destination's send checks, and bad input.
 
-use missive_protocol::pb::{self, response};
 use missive_protocol::ErrorCode;
+use missive_protocol::pb::{self, response};
 use missive_tests::*;
 
 fn fwd(
@@ -96,14 +96,23 @@ fn forward_merged_builds_one_bubble() {
     let items: Vec<(String, String)> = mg
         .items
         .iter()
-        .map(|i| (i.sender.clone(), match i.content.as_ref().and_then(|c| c.body.as_ref()) {
-            Some(pb::content::Body::Text(t)) => t.text.clone(),
-            _ => String::new(),
-        }))
+        .map(|i| {
+            (
+                i.sender.clone(),
+                match i.content.as_ref().and_then(|c| c.body.as_ref()) {
+                    Some(pb::content::Body::Text(t)) => t.text.clone(),
+                    _ => String::new(),
+                },
+            )
+        })
         .collect();
     assert_eq!(
         items,
-        vec![("bob".into(), "text 2".into()), ("alice".into(), "text 1".into()), ("alice".into(), "text 3".into())]
+        vec![
+            ("bob".into(), "text 2".into()),
+            ("alice".into(), "text 1".into()),
+            ("alice".into(), "text 3".into())
+        ]
     );
     assert!(mg.items.iter().all(|i| i.server_time_ms > 0));
     let dup = must(fwd(&mut alice, &conv, &[2, 1, 3], &to, true, "Chat with bob", "mg"), "retry");
@@ -111,7 +120,11 @@ fn forward_merged_builds_one_bubble() {
 
     // At most 10 merged; 10 is fine.
     let eleven: Vec<u64> = (1..=11).collect();
-    assert_error(fwd(&mut alice, &conv, &eleven, &to, true, "", "m11"), ErrorCode::InvalidArgument, "11 merged");
+    assert_error(
+        fwd(&mut alice, &conv, &eleven, &to, true, "", "m11"),
+        ErrorCode::InvalidArgument,
+        "11 merged",
+    );
     must(fwd(&mut alice, &conv, &eleven[..10], &to, true, "", "m10"), "10 merged");
 
     // Nesting [M-5]: merged of (merged of merged) is too deep.
@@ -142,7 +155,11 @@ fn forward_checks_the_source_window() {
     assert_error(fwd(&mut bob, &conv, &[1, 0], &to, false, "", "x"), ErrorCode::MessageNotFound, "seq 0");
     // Cleared history.
     bob.clear(&conv, 2).expect("clear");
-    let e = assert_error(fwd(&mut bob, &conv, &[3, 2], &to, false, "", "x"), ErrorCode::MessageNotFound, "cleared");
+    let e = assert_error(
+        fwd(&mut bob, &conv, &[3, 2], &to, false, "", "x"),
+        ErrorCode::MessageNotFound,
+        "cleared",
+    );
     assert!(e.message.contains("seq 2"), "{}", e.message);
     must(fwd(&mut bob, &conv, &[3], &to, false, "", "ok3"), "readable");
     // alice did not clear: she may forward seq 1.
@@ -160,27 +177,47 @@ fn forward_checks_the_source_window() {
         "nh",
     );
     must(fwd(&mut bob, &conv, &[ack.seq], &to, false, "", "nh-unread"), "unread no_history");
-    assert_error(fwd(&mut alice, &conv, &[ack.seq], &to, false, "", "x"), ErrorCode::NotParticipant, "alice not in bob:carol");
+    assert_error(
+        fwd(&mut alice, &conv, &[ack.seq], &to, false, "", "x"),
+        ErrorCode::NotParticipant,
+        "alice not in bob:carol",
+    );
     bob.mark_read(&conv, 0).expect("read");
-    assert_error(fwd(&mut bob, &conv, &[ack.seq], &to, false, "", "nh-read"), ErrorCode::MessageNotFound, "read no_history");
+    assert_error(
+        fwd(&mut bob, &conv, &[ack.seq], &to, false, "", "nh-read"),
+        ErrorCode::MessageNotFound,
+        "read no_history",
+    );
 
     // Groups: the join floor (FROM_JOIN) and outsiders.
     let g = must(alice.create_group("win", pb::GroupType::Work, &["bob"], None), "create");
     let gc = gconv(&g.group_id);
     alice.send_ok(&gc, "g1", "before dave");
-    must(alice.call(pb::InviteToGroup { group_id: g.group_id.clone(), user_ids: vec!["dave".into()] }), "invite");
+    must(
+        alice.call(pb::InviteToGroup { group_id: g.group_id.clone(), user_ids: vec!["dave".into()] }),
+        "invite",
+    );
     let after = alice.send_ok(&gc, "g2", "after dave");
     let mut dave = b.client("dave", "phone");
     let early = after.seq - 2; // "before dave"
     let to_dave = direct("bob", "dave");
-    assert_error(fwd(&mut dave, &gc, &[early], &to_dave, false, "", "x"), ErrorCode::MessageNotFound, "before join");
+    assert_error(
+        fwd(&mut dave, &gc, &[early], &to_dave, false, "", "x"),
+        ErrorCode::MessageNotFound,
+        "before join",
+    );
     must(fwd(&mut dave, &gc, &[after.seq], &to_dave, false, "", "ok"), "after join");
-    assert_error(fwd(&mut carol, &gc, &[after.seq], &to, false, "", "x"), ErrorCode::NotParticipant, "not a member");
+    assert_error(
+        fwd(&mut carol, &gc, &[after.seq], &to, false, "", "x"),
+        ErrorCode::NotParticipant,
+        "not a member",
+    );
 }
 
 #[test]
 fn forward_applies_the_destination_send_checks() {
-    let opts = BrokerOpts::default().config("[messages]\nmax_merged_bytes = 200\nallowed_kinds_group = [\"text\", \"merged\"]\n");
+    let opts = BrokerOpts::default()
+        .config("[messages]\nmax_merged_bytes = 200\nallowed_kinds_group = [\"text\", \"merged\"]\n");
     let b = opts.spawn();
     let conv = direct("alice", "bob");
     let mut alice = b.client("alice", "phone");
@@ -192,21 +229,41 @@ fn forward_applies_the_destination_send_checks() {
     let mut eve = b.client("eve", "phone");
     must(eve.call(pb::AddToBlacklist { user_id: "alice".into() }), "block");
     let to_eve = direct("alice", "eve");
-    assert_error(fwd(&mut alice, &conv, &[1, 2], &to_eve, false, "", "b"), ErrorCode::BlockedByUser, "blocked");
+    assert_error(
+        fwd(&mut alice, &conv, &[1, 2], &to_eve, false, "", "b"),
+        ErrorCode::BlockedByUser,
+        "blocked",
+    );
     assert_eq!(eve.pull(&to_eve, 1, 0, 0).expect("pull").max_seq, 0, "all or nothing");
     // Not a member of the destination group.
     let g = must(bob.create_group("dst", pb::GroupType::Work, &["carol"], None), "create");
     let gc = gconv(&g.group_id);
-    assert_error(fwd(&mut alice, &conv, &[1], &gc, false, "", "n"), ErrorCode::NotParticipant, "not a member of B");
+    assert_error(
+        fwd(&mut alice, &conv, &[1], &gc, false, "", "n"),
+        ErrorCode::NotParticipant,
+        "not a member of B",
+    );
     // The merged result's size limit ([MF-6]).
-    let e = assert_error(fwd(&mut bob, &conv, &[1, 2, 3], &gc, true, "t", "big"), ErrorCode::ContentKindNotAllowed, "merged too big");
+    let e = assert_error(
+        fwd(&mut bob, &conv, &[1, 2, 3], &gc, true, "t", "big"),
+        ErrorCode::ContentKindNotAllowed,
+        "merged too big",
+    );
     assert!(e.message.contains("merged"), "{}", e.message);
     must(fwd(&mut bob, &conv, &[1], &gc, true, "t", "small"), "one item fits");
     // A tip cannot be forwarded (3004).
     let tip_seq = 1; // the group's creation tip
-    assert_error(fwd(&mut bob, &gc, &[tip_seq], &conv, false, "", "tip"), ErrorCode::UnsupportedContent, "tip");
+    assert_error(
+        fwd(&mut bob, &gc, &[tip_seq], &conv, false, "", "tip"),
+        ErrorCode::UnsupportedContent,
+        "tip",
+    );
     // Broadcast destinations are the admin API's.
-    assert_error(fwd(&mut alice, &conv, &[1], "b:all", false, "", "bc"), ErrorCode::PermissionDenied, "broadcast");
+    assert_error(
+        fwd(&mut alice, &conv, &[1], "b:all", false, "", "bc"),
+        ErrorCode::PermissionDenied,
+        "broadcast",
+    );
 }
 
 #[test]
@@ -227,7 +284,11 @@ fn forward_bad_input() {
     must(fwd(&mut alice, &conv, &[1], &to, true, "", &"c".repeat(64)), "merged id of 64 bytes");
     assert_error(fwd(&mut alice, "nope", &[1], &to, false, "", "e"), ErrorCode::InvalidConvId, "bad from");
     assert_error(fwd(&mut alice, &conv, &[1], "p:x", false, "", "e"), ErrorCode::InvalidConvId, "bad to");
-    assert_error(fwd(&mut alice, &conv, &[1], &direct("bob", "carol"), false, "", "e"), ErrorCode::NotParticipant, "to not mine");
+    assert_error(
+        fwd(&mut alice, &conv, &[1], &direct("bob", "carol"), false, "", "e"),
+        ErrorCode::NotParticipant,
+        "to not mine",
+    );
     // Through the admin API's call path too (a forward is not admin-only): unchanged answer kinds.
     let r = alice.request(pb::request::Op::Forward(pb::ForwardMessages {
         from_conv_id: conv.clone(),
