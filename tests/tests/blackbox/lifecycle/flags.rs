@@ -179,12 +179,12 @@ fn no_unread_is_not_counted_and_the_list_is_bounded() {
     assert!(pulled[1].flags.is_some_and(|f| f.no_unread));
 
     // Groups: one list for the group.
+    let mut carol = b.client("carol", "phone");
     let g = must(alice.create_group("nu", pb::GroupType::Work, &["bob", "carol"], None), "create");
     let gc = gconv(&g.group_id);
     let before = unread_of(&mut bob, &gc);
     must(send_flagged(&mut alice, &gc, "g1", "quiet", nu), "g nu");
     assert_eq!(unread_of(&mut bob, &gc), before);
-    let mut carol = b.client("carol", "phone");
     assert_eq!(unread_of(&mut carol, &gc), before);
     alice.send_ok(&gc, "g2", "counted");
     assert_eq!(unread_of(&mut carol, &gc), before + 1);
@@ -227,6 +227,7 @@ fn kind_limits_and_allow_lists_refuse_with_3010() {
     let b = opts.spawn();
     let conv = direct("alice", "bob");
     let mut alice = b.client("alice", "phone");
+    let _bob = b.client("bob", "phone"); // registered (auto-registration at login)
     alice.send_ok(&conv, "ok", &"a".repeat(40));
     let e = assert_error(
         alice.send_text(&conv, "big", &"a".repeat(80)),

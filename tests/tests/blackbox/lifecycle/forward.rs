@@ -44,9 +44,9 @@ fn forward_one_by_one_copies_content_and_retries_per_message() {
     alice.send_ok(&conv, "a1", "first");
     bob.send_ok(&conv, "b2", "second");
     must(alice.send_content(&conv, "a3", quoted("third")), "quoted");
+    let mut carol = b.client("carol", "phone");
     let g = must(alice.create_group("fw", pb::GroupType::Work, &["carol"], None), "create");
     let gc = gconv(&g.group_id);
-    let mut carol = b.client("carol", "phone");
     let max_before = carol.pull(&gc, 1, 0, 0).expect("pull").max_seq;
 
     let r = must(fwd(&mut alice, &conv, &[3, 1, 2], &gc, false, "", "f1"), "forward");
@@ -193,12 +193,12 @@ fn forward_checks_the_source_window() {
     let g = must(alice.create_group("win", pb::GroupType::Work, &["bob"], None), "create");
     let gc = gconv(&g.group_id);
     alice.send_ok(&gc, "g1", "before dave");
+    let mut dave = b.client("dave", "phone");
     must(
         alice.call(pb::InviteToGroup { group_id: g.group_id.clone(), user_ids: vec!["dave".into()] }),
         "invite",
     );
     let after = alice.send_ok(&gc, "g2", "after dave");
-    let mut dave = b.client("dave", "phone");
     let early = after.seq - 2; // "before dave"
     let to_dave = direct("bob", "dave");
     assert_error(
@@ -236,6 +236,7 @@ fn forward_applies_the_destination_send_checks() {
     );
     assert_eq!(eve.pull(&to_eve, 1, 0, 0).expect("pull").max_seq, 0, "all or nothing");
     // Not a member of the destination group.
+    let _carol = b.client("carol", "phone");
     let g = must(bob.create_group("dst", pb::GroupType::Work, &["carol"], None), "create");
     let gc = gconv(&g.group_id);
     assert_error(
