@@ -768,7 +768,10 @@ fn send_flags_and_forward() {
     r.assert_ok("forward");
     let acks = r.json()["acks"].as_array().cloned().unwrap_or_default();
     assert_eq!(acks.iter().map(|a| u64_field(a, "seq")).collect::<Vec<_>>(), vec![1, 2], "{acks:?}");
-    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "1,2", &to, "--merged", "--title", "chat"]);
+    // Seq 1 is alice's own no_history message: read by her, so not forwardable ([FW-4]).
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "1", &to]);
+    assert_server_error(&r, ErrorCode::MessageNotFound);
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "2,3", &to, "--merged", "--title", "chat"]);
     r.assert_ok("forward --merged");
     assert_eq!(u64_field(&r.json()["acks"][0], "seq"), 3);
     let mut carol = b.client("carol", "phone");
