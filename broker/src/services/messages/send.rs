@@ -38,6 +38,8 @@ pub(super) struct Sender<'a> {
 /// one historical message (spec [AM-1]: `Some(original time)`, sender
 /// `op.user`); already stored (same sender, device, client_msg_id) → the
 /// original ack with `duplicate`.
+// The send's fields as the op carries them; a struct would only repack them.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn stage(
     s: &mut Services,
     op: &ShardOp<MessagesOp>,
