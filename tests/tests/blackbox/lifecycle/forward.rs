@@ -301,3 +301,37 @@ fn forward_bad_input() {
     }));
     assert!(matches!(outcome(r), Ok(response::Result::Forward(_))));
 }
+
+#[test]
+fn rust_sdk_send_with_flags_and_forward() {
+    use missive_sdk::{Client, ClientEvent, ConnectOptions, LocalState, text_content};
+    let b = BrokerProc::start();
+    let connect = |user: &str| {
+        Client::connect(ConnectOptions::new(b.addr.to_string(), mint(user), "sdk"), LocalState::default())
+            .unwrap_or_else(|e| panic!("connect {user}: {e}"))
+    };
+    let alice = connect("alice");
+    let bob = connect("bob");
+    let conv = direct("alice", "bob");
+    let online = pb::MessageFlags { online_only: true, ..Default::default() };
+    let ack = alice.send_with_flags(&conv, text_content("live"), online).expect("online_only");
+    assert_eq!(ack.seq, 0);
+    let deadline = std::time::Instant::now() + WAIT;
+    let got = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match bob.events().recv_timeout(left) {
+            Ok(ClientEvent::Message(m)) if m.seq == 0 => break m,
+            Ok(_) => {}
+            Err(e) => panic!("no online_only message event: {e}"),
+        }
+    };
+    assert_eq!(text_of(&got), "live");
+    let nu = pb::MessageFlags { no_unread: true, ..Default::default() };
+    assert_eq!(alice.send_with_flags(&conv, text_content("quiet"), nu).expect("no_unread").seq, 1);
+    assert_eq!(alice.send_text(&conv, "loud").expect("send").seq, 2);
+    let r = alice.forward(&conv, &[1, 2], &direct("alice", "carol"), false, "").expect("forward");
+    assert_eq!(r.acks.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
+    let r = alice.forward(&conv, &[1, 2], &direct("alice", "carol"), true, "both").expect("merged");
+    assert_eq!(r.acks[0].seq, 3);
+    assert!(alice.forward(&conv, &[], &direct("alice", "carol"), false, "").is_err(), "empty seqs");
+}
