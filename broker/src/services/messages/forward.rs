@@ -156,19 +156,16 @@ pub(crate) fn read_source(
             ));
         }
         let placeholder = m.flags.as_ref().is_some_and(|f| f.no_history) && seq <= read_seq;
-        if m.server_time_ms < floor_ms || placeholder || m.content.is_none() || deleted_for(user, &m) {
+        if m.server_time_ms < floor_ms
+            || placeholder
+            || m.content.is_none()
+            || node.store.is_deleted_for(&req.from, user, seq)?
+        {
             return Err(not_found(seq));
         }
         out.push(m);
     }
     Ok(out)
-}
-
-/// Whether `m` was deleted for `user` only ([FW-4]: 4200). Deletion for one
-/// user is recorded by the delete service (18.3); until it exists here,
-/// nothing is deleted for one user.
-fn deleted_for(_user: &UserId, _m: &pb::Message) -> bool {
-    false
 }
 
 /// [FW-5]: the content of a copy: the body and `ex` as stored; the quote and

@@ -20,15 +20,15 @@ pub(crate) mod broadcast;
 pub(crate) mod check;
 pub(crate) mod delete;
 pub(crate) mod extensions;
-pub(crate) mod life;
-pub(crate) mod reactions;
 pub(crate) mod flags;
 pub(crate) mod forward;
+pub(crate) mod life;
+pub(crate) mod reactions;
 mod read;
 pub(crate) mod recall;
 mod send;
-pub(crate) mod updates;
 pub(crate) mod uncounted;
+pub(crate) mod updates;
 
 use missive_protocol::pb;
 use missive_protocol::{ClientMsgId, ConvId, DeviceId, UserId};

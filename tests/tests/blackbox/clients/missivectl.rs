@@ -772,6 +772,7 @@ fn lifecycle_commands() {
     let r = run_as(&b, &tok, "cli", "delete", &[&conv, "1", "--everyone"]);
     assert_eq!(r.status.code(), Some(2), "{r:#?}");
     assert!(r.stderr.contains("PERMISSION_DENIED"), "{r:#?}");
+}
 
 #[test]
 fn send_flags_and_forward() {
