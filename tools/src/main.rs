@@ -1,7 +1,7 @@
 //! `missivectl`: command-line tool for Missive operators and developers.
 //!
 //! Role: mint access tokens, and talk to a running server as one device
-//! (ping, send, tail, history, read; accounts and profiles with `user`,
+//! (ping, send, tail, history, read, typing, translate; accounts and profiles with `user`,
 //! friends with `friend`, the blacklist with `black`, presence with
 //! `presence`) through the Rust SDK; ask a running broker for a backup
 //! (`backup`, over its admin HTTP API).
@@ -22,6 +22,7 @@ mod api;
 mod commands;
 mod groups;
 mod output;
+mod signals;
 mod social;
 
 use std::path::PathBuf;
@@ -153,6 +154,29 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seq: u64,
     },
+    /// Tell a conversation's other participants you are typing (or, with
+    /// --stop, that you stopped); never stored.
+    Typing {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Conversation id (`p:alice:bob`, `g:team`).
+        conv: String,
+        /// Stopped typing.
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Translate a text message through the server's translation provider;
+    /// prints the translated text.
+    Translate {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Conversation id (`p:alice:bob`, `g:team`).
+        conv: String,
+        /// The message's seq.
+        seq: u64,
+        /// Target language tag, e.g. `en`, `zh-Hans`.
+        language: String,
+    },
     /// Accounts (import, exists, disable, enable, revoke: admin token) and profiles.
     User {
         #[command(subcommand)]
@@ -218,6 +242,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::History { conn, with, limit } => commands::history(json, &conn, &with, limit),
         Command::Read { conn, with, seq } => commands::read(json, &conn, &with, seq),
+        Command::Typing { conn, conv, stop } => signals::typing(json, &conn, &conv, stop),
+        Command::Translate { conn, conv, seq, language } => {
+            signals::translate(json, &conn, &conv, seq, &language)
+        }
         Command::User { cmd } => social::user(json, cmd),
         Command::Friend { cmd } => social::friend(json, cmd),
         Command::Black { cmd } => social::black(json, cmd),

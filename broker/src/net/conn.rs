@@ -82,6 +82,8 @@ pub(super) struct Conn {
     pub(super) sends: Bucket,
     /// Requests (`limits.max_requests_per_sec`).
     pub(super) requests: Bucket,
+    /// Typing requests (`messages.typing_per_sec`): beyond, answered but not pushed.
+    pub(super) typing: Bucket,
     /// Set once a Close is queued: flush, then drop by `close_deadline`.
     pub(super) close_deadline: Option<Instant>,
     /// Queued in the worker's `ready` list (there may be unread bytes).

@@ -13,6 +13,8 @@
 //! | `presence/` | SubscribePresence, UnsubscribePresence, SetPresenceStatus, GetPresence, ListPresenceSubscriptions |
 //! | `relations/` | friends, friend requests, blacklist (pair records) and their queries |
 //! | `groups/` | every group request, group sends, member state, receipts |
+//! | `signals/` | Typing; delivery receipts (from `PushAck`) |
+//! | `translate/` | TranslateMessage: checks, cache lookup (query pool), cache write (owner) |
 //!
 //! [`Services`] is one shard's service set: it implements the engine's
 //! [`Service`] by dispatching each [`ServiceOp`] to its service, and owns the
@@ -31,7 +33,9 @@ pub(crate) mod groups;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod relations;
+pub(crate) mod signals;
 pub(crate) mod sync;
+pub(crate) mod translate;
 
 #[cfg(test)]
 mod tests;
@@ -58,6 +62,8 @@ pub(crate) enum ServiceOp {
     Presence(presence::PresenceOp),
     Relations(relations::RelationsOp),
     Groups(groups::GroupsOp),
+    Signals(signals::SignalsOp),
+    Translate(translate::TranslateOp),
 }
 
 /// A read-only request served on the connection's own worker, from committed
@@ -110,6 +116,8 @@ pub(crate) struct Services {
     pub(crate) dedup: HashMap<Arc<messages::DedupKey>, missive_storage::DedupRecord>,
     /// Settings records staged this turn.
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
+    /// Delivery receipts staged this turn (one feed version per conversation).
+    pub(crate) receipts: signals::TurnReceipts,
 }
 
 impl std::fmt::Debug for Services {
@@ -130,6 +138,7 @@ impl Services {
             ids: MsgIdGen::new(idx),
             dedup: HashMap::new(),
             settings: HashMap::new(),
+            receipts: signals::TurnReceipts::new(),
         }
     }
 }
@@ -155,6 +164,8 @@ impl Service for Services {
             ServiceOp::Presence(o) => dispatch!(Presence, presence, o),
             ServiceOp::Relations(o) => dispatch!(Relations, relations, o),
             ServiceOp::Groups(o) => dispatch!(Groups, groups, o),
+            ServiceOp::Signals(o) => dispatch!(Signals, signals, o),
+            ServiceOp::Translate(o) => dispatch!(Translate, translate, o),
         }
     }
 
@@ -186,7 +197,9 @@ impl Service for Services {
             | ServiceOp::Sync(_)
             | ServiceOp::Accounts(_)
             | ServiceOp::Presence(_)
-            | ServiceOp::Relations(_) => Err(Reject::new(
+            | ServiceOp::Relations(_)
+            | ServiceOp::Signals(_)
+            | ServiceOp::Translate(_) => Err(Reject::new(
                 missive_protocol::ErrorCode::Internal,
                 "this service serves no reads after the write",
             )),
@@ -203,5 +216,6 @@ impl Service for Services {
         self.groups.end_turn();
         self.dedup.clear();
         self.settings.clear();
+        self.receipts.clear();
     }
 }
