@@ -190,6 +190,7 @@ pub(crate) fn reply_cost(node: &Node, op: &Op) -> u32 {
             | Op::GetGroupReceipt(_)
             | Op::CreateGroup(_)
             | Op::InviteToGroup(_)
+            | Op::Translate(_)
     );
     if page_like { node.config.limits.max_frame_size } else { SMALL_REPLY_COST }
 }
