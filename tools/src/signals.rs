@@ -27,9 +27,16 @@ pub(crate) fn typing(json: bool, c: &ConnArgs, conv: &str, stop: bool) -> anyhow
 }
 
 /// `translate CONV SEQ LANG`.
-pub(crate) fn translate(json: bool, c: &ConnArgs, conv: &str, seq: u64, language: &str) -> anyhow::Result<()> {
+pub(crate) fn translate(
+    json: bool,
+    c: &ConnArgs,
+    conv: &str,
+    seq: u64,
+    language: &str,
+) -> anyhow::Result<()> {
     let conn = connect(c)?;
-    let t = conn.call(pb::TranslateMessage { conv_id: conv.to_owned(), seq, language: language.to_owned() })?;
+    let t =
+        conn.call(pb::TranslateMessage { conv_id: conv.to_owned(), seq, language: language.to_owned() })?;
     if json {
         println!(
             "{}",

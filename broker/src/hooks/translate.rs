@@ -22,7 +22,6 @@ use missive_protocol::{DeviceId, ErrorCode, UserId};
 use serde_json::{Value, json};
 
 use crate::error::Reject;
-use crate::node::OwnerKey;
 use crate::services::ServiceOp;
 use crate::services::translate::{Job, TranslateOp};
 use crate::shard::{Origin, ShardOp};
@@ -68,15 +67,11 @@ impl Hooks {
         self.rt.spawn(async move {
             let outcome = h.call_provider(&job).await;
             h.translating.fetch_sub(1, Ordering::AcqRel);
-            let owner = h.node.owner(OwnerKey::Conv(&job.conv));
             match outcome {
                 Ok(translated) => {
-                    let op = ShardOp {
-                        origin,
-                        user,
-                        device,
-                        op: ServiceOp::Translate(TranslateOp { job, translated }),
-                    };
+                    let op = TranslateOp { job, translated };
+                    let owner = h.node.owner(op.owner());
+                    let op = ShardOp { origin, user, device, op: ServiceOp::Translate(op) };
                     h.forward(before::Job { owner, op }).await;
                 }
                 Err(r) => {
@@ -115,7 +110,8 @@ impl Hooks {
         }
         let limit = Duration::from_millis(cfg.timeout_ms);
         let call = async {
-            let mut r = req.send().await.map_err(|e| if e.is_timeout() { failed("timeout") } else { failed(e) })?;
+            let mut r =
+                req.send().await.map_err(|e| if e.is_timeout() { failed("timeout") } else { failed(e) })?;
             if !r.status().is_success() {
                 return Err(failed(format!("HTTP {}", r.status().as_u16())));
             }
@@ -127,7 +123,8 @@ impl Hooks {
                 bytes.extend_from_slice(&chunk);
             }
             let v: Value = serde_json::from_slice(&bytes).map_err(|_| failed("answer is not JSON"))?;
-            let text = v.get("text").and_then(Value::as_str).ok_or_else(|| failed("answer has no \"text\""))?;
+            let text =
+                v.get("text").and_then(Value::as_str).ok_or_else(|| failed("answer has no \"text\""))?;
             let max = self.node.config.limits.max_content_bytes as usize;
             if text.len() > max {
                 return Err(failed(format!("translation longer than {max} bytes")));

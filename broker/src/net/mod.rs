@@ -449,6 +449,7 @@ impl Worker {
                         requests: Bucket::new(self.node.config.limits.max_requests_per_sec, Instant::now()),
                         sends: Bucket::new(self.node.config.limits.max_sends_per_sec, Instant::now()),
                         typing: Bucket::new(self.node.config.messages.typing_per_sec, Instant::now()),
+                        acked: false,
                         close_deadline: None,
                         readable: true,
                         web: kind.web().then(|| Box::new(web::WebConn::new())),

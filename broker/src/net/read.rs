@@ -35,9 +35,9 @@ use crate::error::Reject;
 use crate::frames;
 use crate::node::clock::now_ms;
 use crate::node::directory::ConnRef;
-use crate::session;
 use crate::services::ServiceOp;
 use crate::services::signals::SignalsOp;
+use crate::session;
 use crate::shard::{Origin, Reply, ShardOp};
 
 /// `PushAck` entries looked at per frame; the rest are ignored ([DR-2]).
@@ -226,9 +226,10 @@ impl Worker {
         if !self.node.config.messages.delivery_receipts {
             return;
         }
-        let Some(c) = self.conns.get(&id).filter(|c| c.close_deadline.is_none()) else { return };
+        let Some(c) = self.conns.get_mut(&id).filter(|c| c.close_deadline.is_none()) else { return };
         let Phase::Ready(s) = &c.phase else { return };
         let conn = ConnRef { worker: self.idx, id };
+        let mut any = false;
         for d in a.delivered.into_iter().take(ACK_ENTRIES_PER_FRAME) {
             if d.seq == 0 {
                 continue;
@@ -237,6 +238,7 @@ impl Worker {
             if conv.kind() != ConvKind::Direct || conv.peer_of(&s.user).is_none() {
                 continue;
             }
+            any = true;
             match self.acks.entry((conv, s.user.clone())) {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     if d.seq > e.get().seq {
@@ -248,6 +250,7 @@ impl Worker {
                 }
             }
         }
+        c.acked |= any;
         if self.acks.len() >= ACKS_PER_TURN {
             self.flush_acks();
         }
@@ -261,9 +264,17 @@ impl Worker {
         }
         let node = Arc::clone(&self.node);
         for ((conv, user), a) in std::mem::take(&mut self.acks) {
+            if let Some(c) = self.conns.get_mut(&a.conn.id) {
+                c.acked = false;
+            }
             let op = SignalsOp::Delivered { conv, seq: a.seq };
             let owner = node.owner(op.owner());
-            let op = ShardOp { origin: Origin::Event { conn: a.conn }, user, device: a.device, op: ServiceOp::Signals(op) };
+            let op = ShardOp {
+                origin: Origin::Event { conn: a.conn },
+                user,
+                device: a.device,
+                op: ServiceOp::Signals(op),
+            };
             self.send_to(owner, WorkerMsg::Op(Box::new(op)));
         }
     }
@@ -344,9 +355,11 @@ impl Worker {
     }
 
     pub(super) fn on_request(&mut self, id: u64, r: pb::Request) {
-        // Acks read before this request reach their owners first (a client's
-        // frames keep their order, [DR-2]).
-        self.flush_acks();
+        // Acks this connection sent before this request reach their owners
+        // first (a client's frames keep their order, [DR-2]).
+        if self.conns.get(&id).is_some_and(|c| c.acked) {
+            self.flush_acks();
+        }
         let request_id = r.id;
         let node = Arc::clone(&self.node);
         let Some(c) = self.conns.get_mut(&id) else { return };

@@ -49,8 +49,11 @@ pub(super) fn stage(
         s.receipts.insert(key);
     }
     t.batch.put_user_conv(&m.user, conv, old, &m.rec);
-    let receipt =
-        pb::DeliveryReceipt { conv_id: conv.to_string(), user_id: op.user.to_string(), delivered_seq: target };
+    let receipt = pb::DeliveryReceipt {
+        conv_id: conv.to_string(),
+        user_id: op.user.to_string(),
+        delivered_seq: target,
+    };
     t.effect(Effect::Fanout {
         users: Arc::from(vec![m.user.clone()]),
         exclude: None,

@@ -34,7 +34,8 @@ pub(super) fn stage(
         ConvKind::Group => {
             let e = s.groups.take_for_read(&node.store, conv, node.config.groups.max_members)?;
             let member = e.info.as_ref().is_some_and(|i| !i.dismissed) && e.members.contains_key(&op.user);
-            let small = e.info.as_ref().is_some_and(|i| i.member_count <= node.config.messages.typing_max_members);
+            let small =
+                e.info.as_ref().is_some_and(|i| i.member_count <= node.config.messages.typing_max_members);
             let users = (member && small).then(|| {
                 e.members
                     .iter()

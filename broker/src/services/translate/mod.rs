@@ -165,10 +165,7 @@ pub(crate) fn lookup(node: &Node, user: &UserId, l: Lookup, now_ms: u64) -> Resu
     let text = match m.content.and_then(|c| c.body) {
         Some(content::Body::Text(t)) => t.text,
         _ => {
-            return Err(Reject::new(
-                ErrorCode::UnsupportedContent,
-                "only text messages can be translated",
-            ));
+            return Err(Reject::new(ErrorCode::UnsupportedContent, "only text messages can be translated"));
         }
     };
     let id = cache_id(&l.conv, l.seq, &l.language);
@@ -184,7 +181,13 @@ pub(crate) fn lookup(node: &Node, user: &UserId, l: Lookup, now_ms: u64) -> Resu
             cached: true,
         }));
     }
-    Ok(Found::Call(Job { conv: l.conv, seq: l.seq, language: l.language, edit_version: m.edit_version, text }))
+    Ok(Found::Call(Job {
+        conv: l.conv,
+        seq: l.seq,
+        language: l.language,
+        edit_version: m.edit_version,
+        text,
+    }))
 }
 
 /// Stores the provider's translation (owner shard) and answers with it.
@@ -204,14 +207,4 @@ pub(crate) fn stage(
         text: translated.clone(),
         cached: false,
     }))))
-}
-
-/// The cache ids of every translation of `conv` at `seq` (one scan of the
-/// message's prefix, at most 4 096): a recall or a delete for everyone,
-/// whose content must be gone from storage, deletes them in its batch
-/// (`t.batch.delete_ops(OpsSpace::Translation, id)`).
-pub(crate) fn cached_ids(store: &Store, conv: &ConvId, seq: u64) -> Result<Vec<Vec<u8>>, Reject> {
-    let prefix = cache_id(conv, seq, "");
-    let rows = store.ops_scan(OpsSpace::Translation, &prefix, None, 4096)?;
-    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }

@@ -9,7 +9,8 @@ use missive_protocol::pb::{self, frame, push};
 use missive_tests::*;
 
 fn ack(c: &mut RawClient, entries: &[(&str, u64)]) {
-    let delivered = entries.iter().map(|(c, s)| pb::Delivered { conv_id: (*c).to_owned(), seq: *s }).collect();
+    let delivered =
+        entries.iter().map(|(c, s)| pb::Delivered { conv_id: (*c).to_owned(), seq: *s }).collect();
     c.send_frame(&frame_of(frame::Body::PushAck(pb::PushAck { delivered })));
 }
 
@@ -98,7 +99,10 @@ fn bad_ack_entries_are_ignored() {
     // An outsider's ack, bad ids, a group and the broadcast conversation:
     // nothing is recorded, nothing pushed, the connections stay open.
     ack(&mut carol, &[(&conv, 1)]);
-    ack(&mut bob, &[("nonsense", 1), ("p:bob", 1), (&gconv("g"), 5), ("b:all", 1), (&direct("bob", "carol"), 1)]);
+    ack(
+        &mut bob,
+        &[("nonsense", 1), ("p:bob", 1), (&gconv("g"), 5), ("b:all", 1), (&direct("bob", "carol"), 1)],
+    );
     barrier(&mut bob, &conv);
     barrier(&mut carol, &direct("carol", "dave"));
     no_receipt(&mut alice, "bad acks", Duration::from_millis(300));

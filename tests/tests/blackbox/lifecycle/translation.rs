@@ -34,7 +34,10 @@ fn translation_is_cached_per_message_and_language() {
     );
     let calls = p.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].body, json!({"text": "bonjour", "target_language": "en", "conv_id": conv, "seq": seq}));
+    assert_eq!(
+        calls[0].body,
+        json!({"text": "bonjour", "target_language": "en", "conv_id": conv, "seq": seq})
+    );
     assert_eq!(calls[0].headers.get("authorization").map(String::as_str), Some("Bearer k-123"));
     // Cache hit for anyone who may read it, also the sender; the provider is not called again.
     let again = translate(&mut alice, &conv, seq, "en").expect("again");
@@ -62,7 +65,11 @@ fn provider_failures_are_5005_and_not_cached() {
     p.respond(|_| HookAnswer::status(500));
     assert_error(translate(&mut alice, &conv, seq, "en"), ErrorCode::TranslationFailed, "HTTP 500");
     p.respond(|_| HookAnswer::ok(json!({"no_text": 1})));
-    assert_error(translate(&mut alice, &conv, seq, "en"), ErrorCode::TranslationFailed, "answer without text");
+    assert_error(
+        translate(&mut alice, &conv, seq, "en"),
+        ErrorCode::TranslationFailed,
+        "answer without text",
+    );
     p.respond(|_| HookAnswer::ok(json!("just a string")));
     assert_error(translate(&mut alice, &conv, seq, "en"), ErrorCode::TranslationFailed, "not an object");
     p.respond(|_| HookAnswer::ok(json!({"text": "late"})).after(Duration::from_millis(1500)));
@@ -85,7 +92,11 @@ fn translation_bad_input_and_permissions() {
     let mut carol = b.client("carol", "d");
     let seq = alice.send_ok(&conv, "m0", "hi").seq;
     for bad in ["", "e n", "en_US", "aaaaaaaaaaaaaaaaa", "ü"] {
-        assert_error(translate(&mut alice, &conv, seq, bad), ErrorCode::InvalidArgument, &format!("lang {bad:?}"));
+        assert_error(
+            translate(&mut alice, &conv, seq, bad),
+            ErrorCode::InvalidArgument,
+            &format!("lang {bad:?}"),
+        );
     }
     assert_error(translate(&mut alice, "p:alice", seq, "en"), ErrorCode::InvalidConvId, "bad conv id");
     assert_error(translate(&mut carol, &conv, seq, "en"), ErrorCode::NotParticipant, "outsider");
@@ -123,8 +134,8 @@ fn no_provider_is_4208() {
 
 #[test]
 fn concurrency_beyond_the_limit_is_overloaded() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let p = TranslateProvider::start();
     let b = broker_with(&p, "timeout_ms = 5000\nmax_concurrency = 1\n");
     let arrived = Arc::new(AtomicUsize::new(0));
@@ -143,14 +154,19 @@ fn concurrency_beyond_the_limit_is_overloaded() {
     let mut alice = b.client("alice", "d");
     let s1 = alice.send_ok(&conv, "m0", "a").seq;
     let s2 = alice.send_ok(&conv, "m1", "b").seq;
-    let r1 = alice.send_request(pb::TranslateMessage { conv_id: conv.clone(), seq: s1, language: "en".into() });
+    let r1 =
+        alice.send_request(pb::TranslateMessage { conv_id: conv.clone(), seq: s1, language: "en".into() });
     let deadline = std::time::Instant::now() + WAIT;
     while arrived.load(Ordering::SeqCst) == 0 {
         assert!(std::time::Instant::now() < deadline, "the first call never reached the provider");
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut bob = b.client("bob", "d");
-    assert_error(translate(&mut bob, &conv, s2, "en"), ErrorCode::Overloaded, "a second call while one is in flight");
+    assert_error(
+        translate(&mut bob, &conv, s2, "en"),
+        ErrorCode::Overloaded,
+        "a second call while one is in flight",
+    );
     release.store(true, Ordering::SeqCst);
     let first = outcome(alice.wait_response(r1, WAIT));
     assert!(first.is_ok(), "{first:?}");
