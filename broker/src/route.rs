@@ -49,6 +49,9 @@ pub(crate) enum Route {
     Sync(pb::SyncRequest),
     /// TranslateMessage (spec 18.10).
     Translate(translate::Lookup),
+    /// ForwardMessages: the source is read by the query pool, the copies are
+    /// stored and answered by the destination's owner (`session::forward`).
+    Forward(Box<messages::forward::ForwardReq>),
 }
 
 fn admin_only(c: Caller<'_>) -> Result<(), Reject> {
@@ -91,7 +94,7 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
     };
     Ok(match op {
         // --- messages and conversations (spec section 8) ---
-        Op::Send(m) => to_msgs(messages::check::send(user, m, node.config.limits.max_content_bytes)?),
+        Op::Send(m) => to_msgs(messages::check::send(&node.config, user, m)?),
         Op::Pull(req) => to_msgs(messages::check::pull(user, req)?),
         Op::History(req) => to_msgs(messages::check::history(user, req)?),
         Op::Sync(req) => Route::Sync(req),
@@ -228,19 +231,57 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
         Op::GetGroupReceipt(req) => to_groups(groups::check::receipt(req)?),
 
         // --- message lifecycle (section 18) ---
-        Op::Recall(_) | Op::Edit(_) | Op::DeleteMessages(_) | Op::ClearAllMessages(_) => {
-            return Err(not_served());
+        Op::Recall(req) => to_msgs(messages::recall::check_recall(user, req)?),
+        Op::Edit(req) => {
+            to_msgs(messages::recall::check_edit(user, req, node.config.limits.max_content_bytes)?)
         }
-        Op::React(_) | Op::GetReactions(_) | Op::ListReactionUsers(_) | Op::SetExtensions(_) => {
-            return Err(not_served());
+        Op::DeleteMessages(req) => to_msgs(messages::delete::check(user, req)?),
+        Op::ClearAllMessages(_) => to_conv(ConversationsOp::ClearAll { next: None }),
+        Op::React(req) => to_msgs(messages::reactions::check(user, req)?),
+        Op::GetReactions(req) => {
+            let conv = checks::conversation(user, &req.conv_id)?;
+            messages::updates::check_seqs(&req.seqs)?;
+            to_msgs(messages::MessagesOp::LifeRead {
+                conv,
+                read: messages::LifeRead::Reactions { seqs: req.seqs },
+            })
         }
-        Op::PullUpdates(_) => return Err(not_served()),
+        Op::ListReactionUsers(req) => {
+            let conv = checks::conversation(user, &req.conv_id)?;
+            messages::reactions::check_key(&req.key)?;
+            if req.seq == 0 {
+                return Err(messages::life::not_found(0));
+            }
+            if req.cursor.len() > 64 {
+                return Err(checks::invalid("cursor is not one this server returned"));
+            }
+            let limit = messages::updates::page(req.limit, rel.page_default, rel.page_max);
+            to_msgs(messages::MessagesOp::LifeRead {
+                conv,
+                read: messages::LifeRead::ReactionUsers {
+                    seq: req.seq,
+                    key: req.key,
+                    after: req.cursor,
+                    limit,
+                },
+            })
+        }
+        Op::SetExtensions(req) => to_msgs(messages::extensions::check(user, req, &node.config.messages)?),
+        Op::PullUpdates(req) => {
+            let conv = checks::conversation(user, &req.conv_id)?;
+            let l = &node.config.limits;
+            let limit = messages::updates::page(req.limit, l.pull_page_default, l.pull_page_max);
+            to_msgs(messages::MessagesOp::LifeRead {
+                conv,
+                read: messages::LifeRead::Updates { after: req.after_update_seq, limit },
+            })
+        }
         Op::Typing(req) => {
             let conv = checks::conversation(user, &req.conv_id)?;
             let o = SignalsOp::Typing { conv, typing: req.typing };
             Route::Owner(owner(o.owner()), ServiceOp::Signals(o))
         }
-        Op::Forward(_) => return Err(not_served()),
+        Op::Forward(req) => Route::Forward(Box::new(messages::forward::check(user, req)?)),
         Op::Translate(req) => Route::Translate(translate::check(node, user, req)?),
     })
 }

@@ -1,7 +1,7 @@
 //! `missivectl`: command-line tool for Missive operators and developers.
 //!
 //! Role: mint access tokens, and talk to a running server as one device
-//! (ping, send, tail, history, read, typing, translate; accounts and profiles with `user`,
+//! (ping, send, tail, history, read, typing, translate; recall, edit, delete, react; accounts and profiles with `user`,
 //! friends with `friend`, the blacklist with `black`, presence with
 //! `presence`) through the Rust SDK; ask a running broker for a backup
 //! (`backup`, over its admin HTTP API).
@@ -21,6 +21,7 @@ mod admin;
 mod api;
 mod commands;
 mod groups;
+mod life;
 mod output;
 mod signals;
 mod social;
@@ -117,6 +118,25 @@ enum Command {
         to: String,
         /// Message text.
         text: String,
+        #[command(flatten)]
+        flags: commands::FlagArgs,
+    },
+    /// Forward messages of one conversation into another (spec 18.9); prints the acks.
+    Forward {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Source conversation id (p:a:b or g:group).
+        from: String,
+        /// Seqs to forward, comma separated (one by one: up to 100; merged: up to 10).
+        seqs: String,
+        /// Destination conversation id.
+        to: String,
+        /// One "chat history" bubble instead of one message per seq.
+        #[arg(long)]
+        merged: bool,
+        /// The merged bubble's title.
+        #[arg(long, default_value = "")]
+        title: String,
     },
     /// Sync, print pending messages, then new ones as they arrive.
     Tail {
@@ -177,6 +197,43 @@ enum Command {
         /// Target language tag, e.g. `en`, `zh-Hans`.
         language: String,
     },
+    /// Recall a message (conversation id, e.g. p:alice:bob or g:team; its seq).
+    Recall {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        seq: u64,
+    },
+    /// Replace the text of one's own text message (when the server allows editing).
+    Edit {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        seq: u64,
+        text: String,
+    },
+    /// Delete messages for oneself, or with --everyone (group owner / admin) for everyone.
+    Delete {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        #[arg(required = true, num_args = 1..=100)]
+        seqs: Vec<u64>,
+        /// Delete for every participant.
+        #[arg(long)]
+        everyone: bool,
+    },
+    /// Add (or with --remove, remove) one's reaction KEY on a message; prints its reactions.
+    React {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        seq: u64,
+        key: String,
+        /// Remove the reaction instead.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Accounts (import, exists, disable, enable, revoke: admin token) and profiles.
     User {
         #[command(subcommand)]
@@ -236,7 +293,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::token(json, &secret, &user, ttl, &role, device.as_deref(), platform.as_deref())
         }
         Command::Ping { conn } => commands::ping(json, &conn),
-        Command::Send { conn, to, text } => commands::send(json, &conn, &to, &text),
+        Command::Send { conn, to, text, flags } => commands::send(json, &conn, &to, &text, &flags),
+        Command::Forward { conn, from, seqs, to, merged, title } => {
+            commands::forward(json, &conn, &from, &seqs, &to, merged, &title)
+        }
         Command::Tail { conn, count, timeout, state } => {
             commands::tail(json, &conn, count, timeout, state.as_deref())
         }
@@ -246,6 +306,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Translate { conn, conv, seq, language } => {
             signals::translate(json, &conn, &conv, seq, &language)
         }
+        Command::Recall { conn, conv, seq } => life::recall(json, &conn, conv, seq),
+        Command::Edit { conn, conv, seq, text } => life::edit(json, &conn, conv, seq, text),
+        Command::Delete { conn, conv, seqs, everyone } => life::delete(json, &conn, conv, seqs, everyone),
+        Command::React { conn, conv, seq, key, remove } => life::react(json, &conn, conv, seq, key, remove),
         Command::User { cmd } => social::user(json, cmd),
         Command::Friend { cmd } => social::friend(json, cmd),
         Command::Black { cmd } => social::black(json, cmd),

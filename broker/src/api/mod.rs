@@ -26,6 +26,7 @@ pub(crate) mod audit;
 pub(crate) mod conversations;
 pub(crate) mod groups;
 pub(crate) mod hooks;
+pub(crate) mod lifecycle;
 mod listen;
 pub(crate) mod messages;
 pub(crate) mod moderation;
@@ -179,6 +180,7 @@ fn router(api: Arc<Api>) -> Router {
     let v1 = Router::new()
         .merge(users::routes())
         .merge(messages::routes())
+        .merge(lifecycle::routes())
         .merge(conversations::routes())
         .merge(relations::routes())
         .merge(groups::routes())
@@ -289,6 +291,17 @@ impl Api {
             Route::Sync(_) => Err(Reject::new(ErrorCode::UnknownRequest, "sync is for devices, not the API")),
             Route::Translate(_) => {
                 Err(Reject::new(ErrorCode::UnknownRequest, "translation is for devices, not the API"))
+            }
+            Route::Forward(req) => {
+                let node = Arc::clone(&self.node);
+                let who = user.clone();
+                let now = crate::node::clock::now_ms();
+                let planned = tokio::task::spawn_blocking(move || {
+                    crate::session::forward::plan(&node, &who, &req, now)
+                })
+                .await
+                .map_err(|_| Reject::new(ErrorCode::Internal, "forward failed"))??;
+                self.op(planned.0, user, planned.1).await
             }
         }
     }

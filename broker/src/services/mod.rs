@@ -6,7 +6,7 @@
 //!
 //! | folder | requests |
 //! |---|---|
-//! | `messages/` | SendMessage (1:1; group sends go on to `groups/`), Pull, History; the admin API's broadcasts (`b:all`) and imports |
+//! | `messages/` | SendMessage (1:1; group sends go on to `groups/`), Pull, History; the admin API's broadcasts (`b:all`) and imports; the message lifecycle (section 18: `life.rs` core, reactions, extensions, updates) |
 //! | `conversations/` | MarkRead, UpdateConversation, ClearHistory, SetGlobalDnd; the direct-conversation cache |
 //! | `sync/` | Sync (served on the connection's worker), recording a device's sync token (owner) |
 //! | `accounts/` | logins and multi-device policies, logouts, ImportUser, SetAccountDisabled, RevokeTokens, SetProfile, AccountsExist, GetProfiles; the admin API's Kick |
@@ -101,6 +101,10 @@ pub(crate) enum Undo {
     Dedup(Arc<messages::DedupKey>),
     /// A user's settings staged in this turn, before the change.
     Settings(UserId, Option<SettingsRecord>),
+    /// A lifecycle entry staged in this turn (rewritten message, extras, reaction keys).
+    Life(messages::life::LifeUndo),
+    /// A conversation's uncounted seqs before the change (spec [MF-3]).
+    Uncounted(ConvId, Option<messages::uncounted::Seqs>),
 }
 
 /// One shard's services and the caches they share.
@@ -118,6 +122,10 @@ pub(crate) struct Services {
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
     /// Delivery receipts staged this turn (one feed version per conversation).
     pub(crate) receipts: signals::TurnReceipts,
+    /// Lifecycle state staged this turn (spec section 18).
+    pub(crate) life: messages::life::Staging,
+    /// Conversations' recent uncounted seqs (spec [MF-3]).
+    pub(crate) uncounted: messages::uncounted::UncountedCache,
 }
 
 impl std::fmt::Debug for Services {
@@ -130,6 +138,7 @@ impl Services {
     pub(crate) fn new(idx: usize, node: Arc<Node>) -> Self {
         let groups = groups::entry::GroupCache::new(node.config.groups.cache_entries);
         let convs = conversations::cache::ConvCache::new(node.config.limits.conv_cache_entries);
+        let node_cap = node.config.limits.conv_cache_entries;
         Self {
             idx,
             node,
@@ -139,6 +148,8 @@ impl Services {
             dedup: HashMap::new(),
             settings: HashMap::new(),
             receipts: signals::TurnReceipts::new(),
+            life: messages::life::Staging::default(),
+            uncounted: messages::uncounted::UncountedCache::new(node_cap),
         }
     }
 }
@@ -177,6 +188,8 @@ impl Service for Services {
             Undo::Dedup(key) => {
                 self.dedup.remove(&*key);
             }
+            Undo::Life(u) => self.life.undo(u),
+            Undo::Uncounted(conv, before) => self.uncounted.restore(conv, before),
             Undo::Settings(user, before) => match before {
                 Some(r) => {
                     self.settings.insert(user, r);
@@ -209,13 +222,17 @@ impl Service for Services {
     fn write_failed(&mut self) {
         self.convs.drop_staged();
         self.groups.drop_touched();
+        self.life.clear();
+        self.uncounted.drop_staged();
     }
 
     fn end_turn(&mut self) {
         self.convs.end_turn();
         self.groups.end_turn();
+        self.uncounted.end_turn();
         self.dedup.clear();
         self.settings.clear();
         self.receipts.clear();
+        self.life.clear();
     }
 }

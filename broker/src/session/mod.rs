@@ -30,6 +30,8 @@ use crate::services::translate::{self, Found};
 use crate::services::{LocalQuery, ServiceOp, serve_local, sync};
 use crate::shard::{Origin, Reply, ShardOp};
 
+pub(crate) mod forward;
+
 /// An authenticated session (transport-agnostic state of a connection).
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -151,6 +153,9 @@ pub(crate) enum Query {
     /// is called off the pool (`hooks::translate`) and the conversation's
     /// owner shard caches its text and answers.
     Translate(translate::Lookup),
+    /// A forward (spec 18.9): the source is read from committed storage,
+    /// then the copies go to the destination's owner, which answers.
+    Forward(Box<crate::services::messages::forward::ForwardReq>),
 }
 
 /// What serving a [`Query`] produced.
@@ -188,6 +193,7 @@ pub(crate) fn reply_cost(node: &Node, op: &Op) -> u32 {
             | Op::ListGroupMembers(_)
             | Op::ListJoinedGroups(_)
             | Op::GetGroupReceipt(_)
+            | Op::Forward(_)
             | Op::CreateGroup(_)
             | Op::InviteToGroup(_)
             | Op::Translate(_)
@@ -219,6 +225,7 @@ pub(crate) fn request(
         Ok(Route::Local(q)) => query(Query::Local(q)),
         Ok(Route::Sync(req)) => query(Query::Sync(req)),
         Ok(Route::Translate(l)) => query(Query::Translate(l)),
+        Ok(Route::Forward(req)) => query(Query::Forward(req)),
         Ok(Route::Owner(owner, op)) => {
             let op = ShardOp {
                 origin: Origin::Request { conn, request_id, cost },
@@ -260,6 +267,13 @@ pub(crate) fn serve_query(
         Query::Translate(l) => match translate::lookup(node, user, l, now_ms) {
             Ok(Found::Cached(t)) => Served::Reply(Ok(pb::response::Result::Translation(t))),
             Ok(Found::Call(job)) => Served::Translate(job),
+            Err(rej) => Served::Reply(Err(rej)),
+        },
+        Query::Forward(req) => match forward::plan(node, user, &req, now_ms) {
+            // The destination's owner stores the copies and answers.
+            Ok((owner, op)) => {
+                Served::Op((owner, ShardOp { origin, user: user.clone(), device: device.clone(), op }))
+            }
             Err(rej) => Served::Reply(Err(rej)),
         },
     }

@@ -67,6 +67,10 @@ pub struct LocalState {
     /// Per conversation id: every readable message up to this seq was delivered.
     #[serde(default)]
     pub max_seq: HashMap<String, u64>,
+    /// Per conversation id: every message update up to this update seq was
+    /// applied (spec [UP-2]); followed with `PullUpdates`.
+    #[serde(default)]
+    pub update_seq: HashMap<String, u64>,
 }
 
 /// Tuning of a [`Client`].
@@ -185,6 +189,9 @@ pub enum ClientEvent {
     Typing(pb::TypingEvent),
     /// The 1:1 peer received up to a seq (spec 18.7a).
     DeliveryReceipt(pb::DeliveryReceipt),
+    /// The current form of a message that changed while this device was
+    /// away (from `PullUpdates` after a sync or a conversation push, [UP-2]).
+    MessageChanged(pb::Message),
 }
 
 fn is_auth_code(code: u32) -> bool {
@@ -507,9 +514,11 @@ impl Inner {
                     t.apply_state(&s);
                     s.max_seq > t.local(&s.conv_id)
                 };
+                let fresh = self.track.lock().local(&s.conv_id) == 0;
                 if behind {
                     self.fill(conn, &s.conv_id, s.max_seq)?;
                 }
+                self.follow_updates(conn, &s.conv_id, s.update_seq, fresh)?;
                 self.emit(ClientEvent::Conversation(s));
             }
             if let Some(settings) = page.settings {
@@ -554,6 +563,45 @@ impl Inner {
         Ok(())
     }
 
+    /// Follows a conversation's update log ([UP-2]) up to `target`: pages of
+    /// `PullUpdates`, each changed message emitted as
+    /// [`ClientEvent::MessageChanged`]. A conversation this device never held
+    /// (`fresh`) only records `target`: its pulls returned current forms.
+    fn follow_updates(
+        &self,
+        conn: &Connection,
+        conv: &str,
+        target: u64,
+        fresh: bool,
+    ) -> Result<(), SdkError> {
+        let mut after = self.track.lock().state.update_seq.get(conv).copied().unwrap_or(0);
+        if after >= target {
+            return Ok(());
+        }
+        if fresh {
+            self.track.lock().state.update_seq.insert(conv.to_owned(), target);
+            return Ok(());
+        }
+        // Bounded: each page moves `after` forward or ends the loop.
+        for _ in 0..10_000 {
+            let page = conn.call(pb::PullUpdates {
+                conv_id: conv.to_owned(),
+                after_update_seq: after,
+                limit: self.config.page_limit,
+            })?;
+            for m in page.messages {
+                self.emit(ClientEvent::MessageChanged(m));
+            }
+            let next = page.update_seq.max(after);
+            self.track.lock().state.update_seq.insert(conv.to_owned(), next);
+            if !page.more || next == after {
+                break;
+            }
+            after = next;
+        }
+        Ok(())
+    }
+
     /// A pushed message: gap rule, then emit.
     fn on_message(
         &self,
@@ -561,6 +609,11 @@ impl Inner {
         m: pb::Message,
         acks: &mut HashMap<String, u64>,
     ) -> Result<(), SdkError> {
+        if m.seq == 0 {
+            // An online_only message ([MF-1]): never stored, outside the seq order.
+            self.emit(ClientEvent::Message(m));
+            return Ok(());
+        }
         let delivery = self.track.lock().classify(&m.conv_id, m.seq);
         match delivery {
             Delivery::Duplicate => return Ok(()),
@@ -599,6 +652,13 @@ impl Inner {
                         Err(e) if !e.is_retryable() => warn!(conv = %s.conv_id, error = %e, "pull failed"),
                         Err(e) => return Err(e),
                     }
+                }
+                match self.follow_updates(conn, &s.conv_id, s.update_seq, false) {
+                    Ok(()) => {}
+                    Err(e) if !e.is_retryable() => {
+                        warn!(conv = %s.conv_id, error = %e, "pull updates failed")
+                    }
+                    Err(e) => return Err(e),
                 }
                 self.emit(ClientEvent::Conversation(s));
             }
@@ -926,15 +986,67 @@ impl Client {
         client_msg_id: &str,
         content: pb::Content,
     ) -> Result<pb::SendAck, SdkError> {
+        self.send_full(conv_id, client_msg_id, content, None)
+    }
+
+    /// Sends content with send flags (spec 18.8) and a fresh client message
+    /// id, retrying until acknowledged. An `online_only` message is never
+    /// stored: its ack has `seq = 0` and does not move [`LocalState`].
+    pub fn send_with_flags(
+        &self,
+        conv_id: &str,
+        content: pb::Content,
+        flags: pb::MessageFlags,
+    ) -> Result<pb::SendAck, SdkError> {
+        self.send_full(conv_id, &crate::new_client_msg_id(), content, Some(flags))
+    }
+
+    /// [`Client::send_with_id`] with optional send flags.
+    pub fn send_full(
+        &self,
+        conv_id: &str,
+        client_msg_id: &str,
+        content: pb::Content,
+        flags: Option<pb::MessageFlags>,
+    ) -> Result<pb::SendAck, SdkError> {
         ClientMsgId::new(client_msg_id).map_err(|e| SdkError::InvalidArgument(e.to_string()))?;
         let ack = self.call(pb::SendMessage {
             conv_id: conv_id.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(content),
-            flags: None,
+            flags,
         })?;
-        self.inner.track.lock().on_ack(&ack);
+        if ack.seq > 0 {
+            self.inner.track.lock().on_ack(&ack);
+        }
         Ok(ack)
+    }
+
+    /// Forwards messages `seqs` of `from_conv_id` into `to_conv_id` (spec
+    /// 18.9): one message per seq, or one merged bubble titled `title`. The
+    /// server copies the content. Retried with the same client message id
+    /// until answered, so a retry stores nothing twice ([FW-7]).
+    pub fn forward(
+        &self,
+        from_conv_id: &str,
+        seqs: &[u64],
+        to_conv_id: &str,
+        merged: bool,
+        title: &str,
+    ) -> Result<pb::ForwardResult, SdkError> {
+        let r = self.call(pb::ForwardMessages {
+            from_conv_id: from_conv_id.to_owned(),
+            seqs: seqs.to_vec(),
+            to_conv_id: to_conv_id.to_owned(),
+            merged,
+            title: title.to_owned(),
+            client_msg_id: crate::new_client_msg_id(),
+        })?;
+        let mut t = self.inner.track.lock();
+        for ack in &r.acks {
+            t.on_ack(ack);
+        }
+        Ok(r)
     }
 
     /// History page: up to `limit` messages with seq < `before_seq` (0 = latest + 1).
@@ -1001,6 +1113,29 @@ impl Client {
     pub fn set_global_dnd(&self, enabled: bool) -> Result<(), SdkError> {
         self.call(pb::SetGlobalDnd { enabled })?;
         self.inner.track.lock().settings = Some(pb::UserSettings { global_dnd: enabled });
+        Ok(())
+    }
+
+    /// Recalls message `seq` (spec 18.1); returns its recalled form.
+    pub fn recall(&self, conv_id: &str, seq: u64) -> Result<pb::Message, SdkError> {
+        self.call(pb::RecallMessage { conv_id: conv_id.to_owned(), seq })
+    }
+
+    /// Replaces the content of one's own text or custom message (spec 18.2).
+    pub fn edit(&self, conv_id: &str, seq: u64, content: pb::Content) -> Result<pb::Message, SdkError> {
+        self.call(pb::EditMessage { conv_id: conv_id.to_owned(), seq, content: Some(content) })
+    }
+
+    /// Deletes 1..=100 messages for this user, or (group owner / admin) for
+    /// everyone (spec 18.3).
+    pub fn delete_messages(&self, conv_id: &str, seqs: &[u64], for_everyone: bool) -> Result<(), SdkError> {
+        self.call(pb::DeleteMessages { conv_id: conv_id.to_owned(), seqs: seqs.to_vec(), for_everyone })?;
+        Ok(())
+    }
+
+    /// Clears this user's history of every conversation (spec [DL-6]).
+    pub fn clear_all_messages(&self) -> Result<(), SdkError> {
+        self.call(pb::ClearAllMessages {})?;
         Ok(())
     }
 

@@ -27,6 +27,7 @@
 //! | `lifecycle::delivery` | 1:1 delivery receipts from PushAck: push, sync, restart, bad entries, MarkRead (18.7) |
 //! | `lifecycle::group_receipts` | GetGroupReceipt in a 1 000-member group ([GR-23]) |
 //! | `lifecycle::translation` | TranslateMessage with a real provider on loopback: cache, failures, limits (18.10) |
+//! | `lifecycle::changes` | recall, edit, delete (for me, for everyone), ClearAllMessages, reactions and extensions; offline devices through sync and PullUpdates |
 //! | `moderation::words` | sensitive-word lists: block / replace / flag over TCP, WebSocket, REST; live changes, restart, bad input, auth |
 //! | `moderation::mutes` | global mutes: refused sends, expiry, unmute, paging |
 //! | `admin_groups` | the admin REST API's group endpoints: auth, bad input, no-consent adds, effects seen by members, paging |
@@ -41,6 +42,7 @@
 //! | `spec_coverage` | spec/PROTOCOL.md documents every code and kind of the schema |
 //! | `spec_corrections` | the spec corrections of issue 13, each test citing its rule id |
 //! | `webhooks` | before.send (reject, modify, timeouts, ordering), after-events across kill -9, retries, dead letters, replay, signatures, `/v1/webhooks` |
+//! | `lifecycle` | the message lifecycle (spec section 18): send flags and content limits, forward |
 //! | `config_cli` | the command line and configuration: one-line errors, `--check-config` (docs/CONFIG.md) |
 //!
 //! Run one area with a filter: `cargo test --release --workspace --test blackbox -- relations::`.

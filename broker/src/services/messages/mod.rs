@@ -4,6 +4,9 @@
 //! assigns the conversation's seqs and writes its log. A 1:1 send is staged
 //! here ([`send`]); a group send goes on to `groups::send` (read diffusion).
 //! Pull and history are reads served after the turn's write ([`read`]).
+//! Send flags and the uncounted seqs are in [`flags`] and [`uncounted`];
+//! a forward's sends are staged here ([`forward`]) after the source was read
+//! off the I/O loop (`session::forward`).
 //!
 //! Invariants:
 //! - (conv, sender, device, client_msg_id) maps to one stored message: checked
@@ -15,15 +18,24 @@
 
 pub(crate) mod broadcast;
 pub(crate) mod check;
+pub(crate) mod delete;
+pub(crate) mod extensions;
+pub(crate) mod flags;
+pub(crate) mod forward;
+pub(crate) mod life;
+pub(crate) mod reactions;
 mod read;
+pub(crate) mod recall;
 mod send;
+pub(crate) mod uncounted;
+pub(crate) mod updates;
 
 use missive_protocol::pb;
 use missive_protocol::{ClientMsgId, ConvId, DeviceId, UserId};
 
 use crate::error::Reject;
 use crate::services::{Services, Undo};
-use crate::shard::{ShardOp, Staged, Turn};
+use crate::shard::{Answer, ShardOp, Staged, Turn};
 
 pub(crate) use read::read;
 
@@ -34,6 +46,14 @@ pub(crate) enum MessagesOp {
         conv: ConvId,
         client_msg_id: ClientMsgId,
         content: pb::Content,
+        /// Send flags (spec 18.8); `None` = none.
+        flags: Option<pb::MessageFlags>,
+    },
+    /// ForwardMessages (spec 18.9): the copies to store in `conv`, already
+    /// read from the source and checked as sends (`session::forward`).
+    Forward {
+        conv: ConvId,
+        items: Vec<(ClientMsgId, pb::Content)>,
     },
     Pull {
         conv: ConvId,
@@ -51,15 +71,68 @@ pub(crate) enum MessagesOp {
         content: pb::Content,
         time_ms: u64,
     },
+    /// A change of one stored message (spec section 18); `admin`: the admin
+    /// API acting on any message.
+    Change {
+        conv: ConvId,
+        seq: u64,
+        change: Change,
+        admin: bool,
+    },
+    /// DeleteMessages (spec 18.3): 1..=100 seqs, for the caller or for
+    /// everyone; `admin`: the admin API.
+    Delete {
+        conv: ConvId,
+        seqs: Vec<u64>,
+        for_everyone: bool,
+        admin: bool,
+    },
+    /// A lifecycle read, served after the turn's write.
+    LifeRead {
+        conv: ConvId,
+        read: LifeRead,
+    },
+}
+
+/// What a lifecycle change does (checked statelessly by `route`).
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// Add or remove the caller's reaction `key` ([RX-1]).
+    React { key: String, remove: bool },
+    /// Set and remove extension keys ([EX-1]).
+    Extensions {
+        set: std::collections::BTreeMap<String, String>,
+        remove: Vec<String>,
+        if_version: Option<u64>,
+    },
+    /// Recall the message ([RC-1]).
+    Recall,
+    /// Replace the content of one's own message ([ED-1]).
+    Edit { content: pb::Content },
+}
+
+/// A lifecycle read.
+#[derive(Debug)]
+pub(crate) enum LifeRead {
+    /// GetReactions: summaries of up to 100 messages.
+    Reactions { seqs: Vec<u64> },
+    /// ListReactionUsers: a page of one key's users.
+    ReactionUsers { seq: u64, key: String, after: String, limit: usize },
+    /// PullUpdates ([UP-2]).
+    Updates { after: u64, limit: usize },
 }
 
 impl MessagesOp {
     pub(crate) fn conv(&self) -> &ConvId {
         match self {
             Self::Send { conv, .. }
+            | Self::Forward { conv, .. }
             | Self::Pull { conv, .. }
             | Self::History { conv, .. }
-            | Self::Import { conv, .. } => conv,
+            | Self::Import { conv, .. }
+            | Self::Change { conv, .. }
+            | Self::Delete { conv, .. }
+            | Self::LifeRead { conv, .. } => conv,
         }
     }
 }
@@ -79,14 +152,32 @@ pub(crate) fn stage(
     t: &mut Turn<Undo>,
 ) -> Result<Staged<MessagesOp>, Reject> {
     match &op.op {
-        MessagesOp::Pull { .. } | MessagesOp::History { .. } => Ok(Staged::Read(op)),
+        MessagesOp::Pull { .. } | MessagesOp::History { .. } | MessagesOp::LifeRead { .. } => {
+            Ok(Staged::Read(op))
+        }
+        MessagesOp::Change { conv, seq, change, admin } => {
+            let answer = match change {
+                Change::React { key, remove } => reactions::react(s, &op, conv, *seq, key, *remove, t)?,
+                Change::Extensions { set, remove, if_version } => {
+                    extensions::set(s, &op, conv, *seq, set, remove, *if_version, *admin, t)?
+                }
+                Change::Recall => recall::recall(s, &op, conv, *seq, *admin, t)?,
+                Change::Edit { content } => recall::edit(s, &op, conv, *seq, content, t)?,
+            };
+            Ok(Staged::Done(Answer::Response(answer)))
+        }
+        MessagesOp::Delete { conv, seqs, for_everyone, admin } => {
+            let answer = delete::delete(s, &op, conv, seqs, *for_everyone, *admin, t)?;
+            Ok(Staged::Done(Answer::Response(answer)))
+        }
         MessagesOp::Send { conv, .. } if !broadcast::claim(conv, t) => Ok(Staged::Defer(op)),
-        MessagesOp::Send { conv, client_msg_id, content } => {
-            let a = send::stage(s, &op, conv, client_msg_id, content, None, t)?;
+        MessagesOp::Send { conv, client_msg_id, content, flags } => {
+            let a = send::stage(s, &op, conv, client_msg_id, content, None, *flags, t)?;
             Ok(Staged::Done(a))
         }
+        MessagesOp::Forward { conv, items } => Ok(Staged::Done(forward::stage(s, &op, conv, items, t)?)),
         MessagesOp::Import { conv, client_msg_id, content, time_ms } => {
-            let a = send::stage(s, &op, conv, client_msg_id, content, Some(*time_ms), t)?;
+            let a = send::stage(s, &op, conv, client_msg_id, content, Some(*time_ms), None, t)?;
             Ok(Staged::Done(a))
         }
     }

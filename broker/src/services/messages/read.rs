@@ -33,8 +33,13 @@ pub(crate) fn read(
     let (conv, ascending, from, to, limit) = match op.op {
         MessagesOp::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
         MessagesOp::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),
-        MessagesOp::Send { .. } | MessagesOp::Import { .. } => {
-            return Err(Reject::new(ErrorCode::Internal, "a send is not a read"));
+        MessagesOp::LifeRead { conv, read } => return super::updates::read(s, &op.user, &conv, read, now_ms),
+        MessagesOp::Send { .. }
+        | MessagesOp::Import { .. }
+        | MessagesOp::Change { .. }
+        | MessagesOp::Delete { .. }
+        | MessagesOp::Forward { .. } => {
+            return Err(Reject::new(ErrorCode::Internal, "a write is not a read"));
         }
     };
     let store = s.node.store.clone();
@@ -49,6 +54,8 @@ pub(crate) fn read(
         (entry.max_seq, entry.members[me].rec.cleared_seq + 1)
     };
     let floor_ms = roam_floor_ms(now_ms, config.history.roam_days);
+    // [MF-2]: no_history messages keep their content only in pulls above the reader's read seq.
+    let read_seq = if ascending { super::flags::read_seq_of(s, &op.user, &conv)? } else { u64::MAX };
     // the page stops at the reply's byte budget while reading, so a
     // page of large messages reads at most one row it does not return.
     let byte_budget =
@@ -64,15 +71,17 @@ pub(crate) fn read(
     let mut messages = Vec::with_capacity(page.rows.len());
     // History rows arrive newest-first, so a cut keeps the newest ones.
     for (_, bytes) in page.rows {
-        let m = pb::Message::decode(bytes.as_slice())
+        let mut m = pb::Message::decode(bytes.as_slice())
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("stored message undecodable: {e}")))?;
         if m.server_time_ms >= floor_ms {
+            super::flags::render(&mut m, read_seq);
             messages.push(m);
         }
     }
     if !ascending {
         messages.reverse();
     }
+    super::life::overlay(&store, &op.user, &conv, &mut messages)?;
     Ok(response::Result::Messages(pb::Messages {
         conv_id: conv.to_string(),
         messages,

@@ -742,3 +742,77 @@ fn presence_commands_get_subscribe_watch_list_unsubscribe_status() {
     assert!(bool_field(&r.json(), "online"));
     assert!(alice_phone.is_alive());
 }
+
+/// `missivectl recall | edit | delete | react` (spec section 18): each does
+/// what it says, prints one JSON line, and a server refusal exits 2.
+#[test]
+fn lifecycle_commands() {
+    let b = BrokerOpts::default().config("[messages]\nedit_direct = true\n").spawn();
+    let conv = direct("alice", "bob");
+    let mut bob = b.client("bob", "phone");
+    let mut alice = b.client("alice", "phone");
+    let acks = alice.send_many(&conv, "m", 3, 3);
+    let tok = mint("alice");
+    let s = |q: u64| q.to_string();
+    let v = run_as(&b, &tok, "cli", "edit", &[&conv, &s(acks[0].seq), "fixed"]).assert_ok("edit").json();
+    assert_eq!((str_field(&v, "text"), u64_field(&v, "edit_version")), ("fixed", 1));
+    let v = run_as(&b, &tok, "cli", "react", &[&conv, &s(acks[0].seq), "+1"]).assert_ok("react").json();
+    assert_eq!(v["reactions"][0]["count"].as_u64(), Some(1));
+    let v = run_as(&b, &tok, "cli", "recall", &[&conv, &s(acks[1].seq)]).assert_ok("recall").json();
+    assert_eq!(v["recalled"].as_bool(), Some(true));
+    run_as(&b, &tok, "cli", "delete", &[&conv, &s(acks[2].seq)]).assert_ok("delete for me");
+    let mine = alice.pull_all(&conv);
+    assert!(mine.iter().any(|m| m.seq == acks[1].seq && m.recalled.is_some()));
+    assert!(mine.iter().any(|m| m.seq == acks[2].seq && m.deleted));
+    assert!(bob.pull_all(&conv).iter().any(|m| m.seq == acks[2].seq && !m.deleted), "only for alice");
+    // Refusals: 4202 on a recalled message, 2003 for everyone in a 1:1 conversation.
+    let r = run_as(&b, &tok, "cli", "recall", &[&conv, &s(acks[1].seq)]);
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+    assert!(r.stderr.contains("MESSAGE_RECALLED"), "{r:#?}");
+    let r = run_as(&b, &tok, "cli", "delete", &[&conv, "1", "--everyone"]);
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+    assert!(r.stderr.contains("PERMISSION_DENIED"), "{r:#?}");
+}
+
+#[test]
+fn send_flags_and_forward() {
+    let b = BrokerProc::start();
+    let conv = direct("alice", "bob");
+    let alice = mint("alice");
+    let mut bob_phone = b.client("bob", "phone");
+    let r = run_as(&b, &alice, "cli", "send", &["--to", "bob", "--online-only", "live"]);
+    r.assert_ok("send --online-only");
+    assert_eq!(u64_field(&r.json(), "seq"), 0, "never stored");
+    assert_eq!(text_of(&bob_phone.expect_message(&conv, 0)), "live");
+    for (i, flag) in ["--no-history", "--no-unread", "--no-push"].into_iter().enumerate() {
+        let r = run_as(&b, &alice, "cli", "send", &["--to", "bob", flag, "kept"]);
+        r.assert_ok(flag);
+        assert_eq!(u64_field(&r.json(), "seq"), i as u64 + 1);
+    }
+    let pulled = bob_phone.pull_all(&conv);
+    let got: Vec<_> = pulled.iter().map(|m| m.flags.unwrap_or_default()).collect();
+    assert!(got[0].no_history && got[1].no_unread && got[2].no_push, "{got:?}");
+
+    // Forward one by one, then merged.
+    let to = direct("alice", "carol");
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "2,3", &to]);
+    r.assert_ok("forward");
+    let acks = r.json()["acks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(acks.iter().map(|a| u64_field(a, "seq")).collect::<Vec<_>>(), vec![1, 2], "{acks:?}");
+    // Seq 1 is alice's own no_history message: read by her, so not forwardable ([FW-4]).
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "1", &to]);
+    assert_server_error(&r, ErrorCode::MessageNotFound);
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "2,3", &to, "--merged", "--title", "chat"]);
+    r.assert_ok("forward --merged");
+    assert_eq!(u64_field(&r.json()["acks"][0], "seq"), 3);
+    let mut carol = b.client("carol", "phone");
+    let m = carol.pull_all(&to);
+    assert!(
+        matches!(m[2].content.as_ref().and_then(|c| c.body.as_ref()), Some(missive_protocol::pb::content::Body::Merged(mg)) if mg.title == "chat" && mg.items.len() == 2)
+    );
+    // Bad input: a seq that is not a number (local), an unknown seq (server).
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "1,x", &to]);
+    assert!(!r.status.success(), "{r:#?}");
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "99", &to]);
+    assert_server_error(&r, ErrorCode::MessageNotFound);
+}
