@@ -8,7 +8,10 @@
 //! - [`Route::Local`]: a read-only query served by the query pool
 //!   (`net::query`, off the I/O loops) from committed storage;
 //! - [`Route::Sync`]: read by the query pool; the page then goes to the
-//!   user's owner shard, which records its token and answers.
+//!   user's owner shard, which records its token and answers;
+//! - [`Route::Translate`]: looked up by the query pool; a cache miss goes
+//!   to the translation provider (webhook runtime), whose text the
+//!   conversation's owner shard caches before answering.
 //!
 //! Invariants: the match has no wildcard arm, so a request kind added to
 //! `spec/proto` without a route here does not compile; permission checks that
@@ -23,7 +26,8 @@ use crate::node::{Node, OwnerKey};
 use crate::services::accounts::{self, AccountsOp};
 use crate::services::conversations::ConversationsOp;
 use crate::services::relations::{self, PairOp, RelationsOp};
-use crate::services::{LocalQuery, ServiceOp, checks, groups, messages, presence};
+use crate::services::signals::SignalsOp;
+use crate::services::{LocalQuery, ServiceOp, checks, groups, messages, presence, translate};
 
 /// Who is asking (from the session).
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +47,8 @@ pub(crate) enum Route {
     Local(LocalQuery),
     /// Sync, read by the query pool, answered by the user's owner shard.
     Sync(pb::SyncRequest),
+    /// TranslateMessage (spec 18.10).
+    Translate(translate::Lookup),
     /// ForwardMessages: the source is read by the query pool, the copies are
     /// stored and answered by the destination's owner (`session::forward`).
     Forward(Box<messages::forward::ForwardReq>),
@@ -270,8 +276,12 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
                 read: messages::LifeRead::Updates { after: req.after_update_seq, limit },
             })
         }
-        Op::Typing(_) => return Err(not_served()),
+        Op::Typing(req) => {
+            let conv = checks::conversation(user, &req.conv_id)?;
+            let o = SignalsOp::Typing { conv, typing: req.typing };
+            Route::Owner(owner(o.owner()), ServiceOp::Signals(o))
+        }
         Op::Forward(req) => Route::Forward(Box::new(messages::forward::check(user, req)?)),
-        Op::Translate(_) => return Err(not_served()),
+        Op::Translate(req) => Route::Translate(translate::check(node, user, req)?),
     })
 }

@@ -34,7 +34,7 @@
 //! | `group` | `group 00 'm'/'x'/'a' 00 user`               | [`GroupMemberRecord`] / [`GroupDepartedRecord`] / [`GroupApplicationRecord`] |
 //! | `rel`   | `owner 00 kind 00 peer` (kind F/B/I/O/V/H)   | [`FriendRecord`] / [`BlockRecord`] / [`RequestRecord`] ×2 / [`VersionRecord`] / empty (H: peer lists owner) |
 //! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
-//! | `ops`   | `space 00 id` (audit, outbox, dead, hook, words, mute) | the broker's JSON records (`spaces/ops.rs`) |
+//! | `ops`   | `space 00 id` (audit, outbox, dead, hook, words, mute, tr) | the broker's JSON records (`spaces/ops.rs`) |
 //! | `meta`  | `"bcast" 00 conv`                            | broadcast conversation's last version, be64 |
 //! | `life`  | `conv 00 'u' update_seq:be64`                | [`UpdateRecord`]: the update index ([UP-1]) |
 //! | `life`  | `conv 00 'x' seq:be64`                       | [`ExtrasRecord`]: a message's reactions and extensions |

@@ -57,6 +57,11 @@ pub struct UserConvRecord {
     /// Groups: max seq when the conversation was hidden (a later message un-hides it).
     #[prost(uint64, tag = "9")]
     pub hidden_seq: u64,
+    /// 1:1 only: the other participant holds every message <= this on at
+    /// least one device (delivery receipts, spec [DR-1]); kept on the record
+    /// of the user who is told, so a receipt writes one record.
+    #[prost(uint64, tag = "20")]
+    pub peer_delivered_seq: u64,
 }
 
 /// `feed` value: what changed at that version.

@@ -28,6 +28,7 @@
 //! - [`api`]: [`api::Api`], a blocking client of the admin REST API.
 //! - [`netns`]: [`netns::NetLab`], two network namespaces joined by a lossy,
 //!   delaying, reordering user-space relay (the weak-network test).
+//! - [`translate_provider`]: a real translation provider (spec 18.10) on loopback.
 //! - [`ws`]: the same client over WebSocket (or WSS); [`wt`]: WebTransport / raw QUIC
 //!   probes; [`tls`]: test certificates and TLS client streams.
 //!
@@ -42,6 +43,7 @@ pub mod api;
 pub mod hook_receiver;
 pub mod netns;
 pub mod tls;
+pub mod translate_provider;
 pub mod ws;
 pub mod wt;
 

@@ -1,7 +1,7 @@
 //! `missivectl`: command-line tool for Missive operators and developers.
 //!
 //! Role: mint access tokens, and talk to a running server as one device
-//! (ping, send, tail, history, read; recall, edit, delete, react; accounts and profiles with `user`,
+//! (ping, send, tail, history, read, typing, translate; recall, edit, delete, react; accounts and profiles with `user`,
 //! friends with `friend`, the blacklist with `black`, presence with
 //! `presence`) through the Rust SDK; ask a running broker for a backup
 //! (`backup`, over its admin HTTP API).
@@ -23,6 +23,7 @@ mod commands;
 mod groups;
 mod life;
 mod output;
+mod signals;
 mod social;
 
 use std::path::PathBuf;
@@ -173,6 +174,29 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seq: u64,
     },
+    /// Tell a conversation's other participants you are typing (or, with
+    /// --stop, that you stopped); never stored.
+    Typing {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Conversation id (`p:alice:bob`, `g:team`).
+        conv: String,
+        /// Stopped typing.
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Translate a text message through the server's translation provider;
+    /// prints the translated text.
+    Translate {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Conversation id (`p:alice:bob`, `g:team`).
+        conv: String,
+        /// The message's seq.
+        seq: u64,
+        /// Target language tag, e.g. `en`, `zh-Hans`.
+        language: String,
+    },
     /// Recall a message (conversation id, e.g. p:alice:bob or g:team; its seq).
     Recall {
         #[command(flatten)]
@@ -278,6 +302,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::History { conn, with, limit } => commands::history(json, &conn, &with, limit),
         Command::Read { conn, with, seq } => commands::read(json, &conn, &with, seq),
+        Command::Typing { conn, conv, stop } => signals::typing(json, &conn, &conv, stop),
+        Command::Translate { conn, conv, seq, language } => {
+            signals::translate(json, &conn, &conv, seq, &language)
+        }
         Command::Recall { conn, conv, seq } => life::recall(json, &conn, conv, seq),
         Command::Edit { conn, conv, seq, text } => life::edit(json, &conn, conv, seq, text),
         Command::Delete { conn, conv, seqs, everyone } => life::delete(json, &conn, conv, seqs, everyone),

@@ -289,6 +289,9 @@ impl Api {
                     .map_err(|_| Reject::new(ErrorCode::Internal, "query failed"))?
             }
             Route::Sync(_) => Err(Reject::new(ErrorCode::UnknownRequest, "sync is for devices, not the API")),
+            Route::Translate(_) => {
+                Err(Reject::new(ErrorCode::UnknownRequest, "translation is for devices, not the API"))
+            }
             Route::Forward(req) => {
                 let node = Arc::clone(&self.node);
                 let who = user.clone();

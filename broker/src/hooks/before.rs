@@ -41,8 +41,8 @@ use super::{Hooks, signed_request};
 /// A send waiting for its decision.
 #[derive(Debug)]
 pub(crate) struct Job {
-    owner: usize,
-    op: ShardOp<ServiceOp>,
+    pub(super) owner: usize,
+    pub(super) op: ShardOp<ServiceOp>,
 }
 
 /// Whether `op` is a send `before.send` applies to.
@@ -222,7 +222,7 @@ impl Hooks {
 
     /// Sends the decided op to its owner's inbox (retrying while it is full,
     /// at most 2 s, then OVERLOADED).
-    async fn forward(&self, job: Job) {
+    pub(super) async fn forward(&self, job: Job) {
         let Some(mesh) = self.mesh.upgrade() else { return };
         let Job { owner, op } = job;
         let Some(sender) = mesh.senders.get(owner) else { return };
@@ -251,7 +251,7 @@ impl Hooks {
     }
 
     /// Answers `op`'s request on its connection's worker.
-    async fn answer(&self, op: &ShardOp<ServiceOp>, reply: Reply) {
+    pub(super) async fn answer(&self, op: &ShardOp<ServiceOp>, reply: Reply) {
         let Some(mesh) = self.mesh.upgrade() else { return };
         let Origin::Request { conn, request_id, cost } = op.origin else { return };
         let Some(sender) = mesh.senders.get(conn.worker) else { return };

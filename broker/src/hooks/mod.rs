@@ -8,6 +8,9 @@
 //!   each event signed ([`sign`]), deletes it on 2xx, retries with
 //!   exponential backoff and full jitter, and after `max_attempts` moves it
 //!   to the dead letters in one batch;
+//! - translations ([`translate`]): the query pool hands a cache miss here;
+//!   the provider's text goes to the conversation's owner shard (cached,
+//!   answered), a failure to the connection's worker;
 //! - `before.send` ([`before`]): the I/O edge hands a routed send here
 //!   instead of to its owner shard; the decision (allow, reject, modify, or
 //!   the configured failure mode) is taken here and the op is forwarded to
@@ -18,11 +21,13 @@
 //! `webhooks.max_attempts` (persisted in the record, so restarts do not
 //! reset them); pending `before.send` decisions ≤
 //! `webhooks.before_send_max_pending`; a connection has at most one
-//! `before.send` in flight (its sends keep their order).
+//! `before.send` in flight (its sends keep their order); provider calls in
+//! flight ≤ `translate.max_concurrency`.
 
 pub(crate) mod before;
 pub(crate) mod deliver;
 pub(crate) mod sign;
+pub(crate) mod translate;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicUsize;
@@ -53,6 +58,10 @@ pub(crate) struct Hooks {
     queues: Mutex<HashMap<ConnRef, VecDeque<before::Job>>>,
     /// `before.send` decisions pending node-wide.
     pending: AtomicUsize,
+    /// The translation provider's client (`translate.timeout_ms`).
+    translate_client: reqwest::Client,
+    /// Provider calls in flight node-wide (≤ `translate.max_concurrency`).
+    translating: AtomicUsize,
 }
 
 /// The running webhook runtime (its thread).
@@ -120,6 +129,8 @@ pub(crate) fn start(node: &Arc<Node>, mesh: &Arc<Mesh>) -> Result<(Arc<Hooks>, H
         .user_agent(concat!("missive-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| BrokerError::Config(format!("webhooks: HTTP client: {e}")))?;
+    let translate_client = translate::client(node.config.translate.timeout_ms)
+        .map_err(|e| BrokerError::Config(format!("translate: HTTP client: {e}")))?;
     let hooks = Arc::new(Hooks {
         node: Arc::clone(node),
         mesh: Arc::downgrade(mesh),
@@ -127,6 +138,8 @@ pub(crate) fn start(node: &Arc<Node>, mesh: &Arc<Mesh>) -> Result<(Arc<Hooks>, H
         client,
         queues: Mutex::new(HashMap::new()),
         pending: AtomicUsize::new(0),
+        translate_client,
+        translating: AtomicUsize::new(0),
     });
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let h = Arc::clone(&hooks);

@@ -82,6 +82,11 @@ pub(super) struct Conn {
     pub(super) sends: Bucket,
     /// Requests (`limits.max_requests_per_sec`).
     pub(super) requests: Bucket,
+    /// Typing requests (`messages.typing_per_sec`): beyond, answered but not pushed.
+    pub(super) typing: Bucket,
+    /// `PushAck` entries of this connection wait in the worker's ack map
+    /// (flushed before its next request, so its frames keep their order).
+    pub(super) acked: bool,
     /// Set once a Close is queued: flush, then drop by `close_deadline`.
     pub(super) close_deadline: Option<Instant>,
     /// Queued in the worker's `ready` list (there may be unread bytes).

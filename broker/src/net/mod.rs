@@ -50,7 +50,7 @@ use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use missive_protocol::{ErrorCode, FrameCodec};
+use missive_protocol::{ConvId, ErrorCode, FrameCodec, UserId};
 use tracing::{debug, info, warn};
 
 use crate::config::DurabilityMode;
@@ -189,6 +189,9 @@ pub(crate) struct Worker {
     scratch: Box<[u8]>,
     /// Writes the shard's batches off the loop (`fsync` durability only).
     writer: Option<writer::Writer>,
+    /// `PushAck` entries read this turn, highest seq per (conversation,
+    /// user): one delivery op each, sent after the reads (`read::flush_acks`).
+    acks: HashMap<(ConvId, UserId), read::PendingAck>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -248,6 +251,7 @@ impl Worker {
             spare_fd: std::fs::File::open("/dev/null").ok(),
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
             writer,
+            acks: HashMap::new(),
         })
     }
 
@@ -302,6 +306,7 @@ impl Worker {
             if !stopping && self.overflow.iter().all(|q| q.len() < OVERFLOW_PAUSE) {
                 self.read_all();
             }
+            self.flush_acks();
             self.drain_inbox();
             self.retry_overflow();
             self.shard_turn();
@@ -443,6 +448,8 @@ impl Worker {
                         ),
                         requests: Bucket::new(self.node.config.limits.max_requests_per_sec, Instant::now()),
                         sends: Bucket::new(self.node.config.limits.max_sends_per_sec, Instant::now()),
+                        typing: Bucket::new(self.node.config.messages.typing_per_sec, Instant::now()),
+                        acked: false,
                         close_deadline: None,
                         readable: true,
                         web: kind.web().then(|| Box::new(web::WebConn::new())),

@@ -77,6 +77,14 @@ fn run(node: &Node, mesh: &Mesh, jobs: &Receiver<QueryJob>) {
                 deliver(mesh, owner, WorkerMsg::Op(Box::new(op)));
                 None
             }
+            // The provider's answer (or its failure) answers the request later.
+            Served::Translate(job) => match mesh.hooks.get() {
+                Some(h) => h.translate(origin, user, device, job).err().map(|r| Box::new(Err(r))),
+                None => Some(Box::new(Err(crate::error::Reject::new(
+                    missive_protocol::ErrorCode::Internal,
+                    "the translation runtime is not running",
+                )))),
+            },
         };
         deliver(mesh, conn.worker, WorkerMsg::QueryDone { conn: conn.id, request_id, cost, reply });
     }

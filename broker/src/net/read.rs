@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use missive_protocol::pb::{self, frame};
-use missive_protocol::{ErrorCode, UserId};
+use missive_protocol::{ConvId, ConvKind, DeviceId, ErrorCode, UserId};
 use tracing::{debug, info, warn};
 
 use super::conn::Phase;
@@ -35,8 +35,24 @@ use crate::error::Reject;
 use crate::frames;
 use crate::node::clock::now_ms;
 use crate::node::directory::ConnRef;
+use crate::services::ServiceOp;
+use crate::services::signals::SignalsOp;
 use crate::session;
-use crate::shard::{Origin, Reply};
+use crate::shard::{Origin, Reply, ShardOp};
+
+/// `PushAck` entries looked at per frame; the rest are ignored ([DR-2]).
+pub(super) const ACK_ENTRIES_PER_FRAME: usize = 64;
+/// (conversation, user) pairs a worker collects in one turn before it
+/// sends their delivery ops early.
+const ACKS_PER_TURN: usize = 4096;
+
+/// The highest seq a user acknowledged in a conversation during this turn.
+#[derive(Debug)]
+pub(super) struct PendingAck {
+    seq: u64,
+    device: DeviceId,
+    conn: ConnRef,
+}
 
 impl Worker {
     pub(super) fn read_all(&mut self) {
@@ -193,9 +209,73 @@ impl Worker {
             (Some(frame::Body::Hello(_)), true) => self.close(id, ErrorCode::UnexpectedFrame, "second Hello"),
             (_, false) => self.close(id, ErrorCode::HandshakeRequired, "the first frame must be Hello"),
             (Some(frame::Body::Ping(p)), true) => self.enqueue(id, frames::pong(p.nonce, now_ms())),
-            (Some(frame::Body::PushAck(_)), true) => self.count_silent(id),
+            (Some(frame::Body::PushAck(a)), true) => {
+                self.count_silent(id);
+                self.on_push_ack(id, a);
+            }
             (Some(frame::Body::Request(r)), true) => self.on_request(id, r),
             (_, true) => self.close(id, ErrorCode::UnexpectedFrame, "frame kind not accepted from clients"),
+        }
+    }
+
+    /// Collects a `PushAck`'s `p:` entries for delivery receipts ([DR-1],
+    /// [DR-2]): checked here without state (the id parses, names the
+    /// session's user, seq > 0), coalesced per (conversation, user) until
+    /// [`Worker::flush_acks`]. Nothing at all when receipts are off.
+    fn on_push_ack(&mut self, id: u64, a: pb::PushAck) {
+        if !self.node.config.messages.delivery_receipts {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&id).filter(|c| c.close_deadline.is_none()) else { return };
+        let Phase::Ready(s) = &c.phase else { return };
+        let conn = ConnRef { worker: self.idx, id };
+        let mut any = false;
+        for d in a.delivered.into_iter().take(ACK_ENTRIES_PER_FRAME) {
+            if d.seq == 0 {
+                continue;
+            }
+            let Ok(conv) = ConvId::parse(&d.conv_id) else { continue };
+            if conv.kind() != ConvKind::Direct || conv.peer_of(&s.user).is_none() {
+                continue;
+            }
+            any = true;
+            match self.acks.entry((conv, s.user.clone())) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if d.seq > e.get().seq {
+                        *e.get_mut() = PendingAck { seq: d.seq, device: s.device.clone(), conn };
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(PendingAck { seq: d.seq, device: s.device.clone(), conn });
+                }
+            }
+        }
+        c.acked |= any;
+        if self.acks.len() >= ACKS_PER_TURN {
+            self.flush_acks();
+        }
+    }
+
+    /// Sends one delivery op per (conversation, user) collected this turn to
+    /// the conversation's owner (an internal event: no answer).
+    pub(super) fn flush_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let node = Arc::clone(&self.node);
+        for ((conv, user), a) in std::mem::take(&mut self.acks) {
+            if let Some(c) = self.conns.get_mut(&a.conn.id) {
+                c.acked = false;
+            }
+            let op = SignalsOp::Delivered { conv, seq: a.seq };
+            let owner = node.owner(op.owner());
+            let op = ShardOp {
+                origin: Origin::Event { conn: a.conn },
+                user,
+                device: a.device,
+                op: ServiceOp::Signals(op),
+            };
+            self.send_to(owner, WorkerMsg::Op(Box::new(op)));
         }
     }
 
@@ -275,6 +355,11 @@ impl Worker {
     }
 
     pub(super) fn on_request(&mut self, id: u64, r: pb::Request) {
+        // Acks this connection sent before this request reach their owners
+        // first (a client's frames keep their order, [DR-2]).
+        if self.conns.get(&id).is_some_and(|c| c.acked) {
+            self.flush_acks();
+        }
         let request_id = r.id;
         let node = Arc::clone(&self.node);
         let Some(c) = self.conns.get_mut(&id) else { return };
@@ -305,9 +390,15 @@ impl Worker {
             self.enqueue(id, frames::error(request_id, &rej));
             return;
         }
+        // [TY-5]: typing over `messages.typing_per_sec` is answered but not pushed.
+        let typing_over = matches!(r.op, Some(pb::request::Op::Typing(_)))
+            && !c.typing.take(node.config.messages.typing_per_sec, now);
         let conn = ConnRef { worker: self.idx, id };
         let cost = r.op.as_ref().map_or(session::SMALL_REPLY_COST, |op| session::reply_cost(&node, op));
-        let d = session::request(&node, s, conn, request_id, r.op, cost);
+        let mut d = session::request(&node, s, conn, request_id, r.op, cost);
+        if typing_over && d.op.take().is_some() {
+            d.reply = Some(Ok(pb::response::Result::Ok(pb::Ok {})));
+        }
         if let Some(query) = d.query {
             let job =
                 QueryJob { conn, request_id, cost, user: s.user.clone(), device: s.device.clone(), query };

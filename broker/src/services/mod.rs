@@ -13,6 +13,8 @@
 //! | `presence/` | SubscribePresence, UnsubscribePresence, SetPresenceStatus, GetPresence, ListPresenceSubscriptions |
 //! | `relations/` | friends, friend requests, blacklist (pair records) and their queries |
 //! | `groups/` | every group request, group sends, member state, receipts |
+//! | `signals/` | Typing; delivery receipts (from `PushAck`) |
+//! | `translate/` | TranslateMessage: checks, cache lookup (query pool), cache write (owner) |
 //!
 //! [`Services`] is one shard's service set: it implements the engine's
 //! [`Service`] by dispatching each [`ServiceOp`] to its service, and owns the
@@ -31,7 +33,9 @@ pub(crate) mod groups;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod relations;
+pub(crate) mod signals;
 pub(crate) mod sync;
+pub(crate) mod translate;
 
 #[cfg(test)]
 mod tests;
@@ -58,6 +62,8 @@ pub(crate) enum ServiceOp {
     Presence(presence::PresenceOp),
     Relations(relations::RelationsOp),
     Groups(groups::GroupsOp),
+    Signals(signals::SignalsOp),
+    Translate(translate::TranslateOp),
 }
 
 /// A read-only request served on the connection's own worker, from committed
@@ -114,6 +120,8 @@ pub(crate) struct Services {
     pub(crate) dedup: HashMap<Arc<messages::DedupKey>, missive_storage::DedupRecord>,
     /// Settings records staged this turn.
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
+    /// Delivery receipts staged this turn (one feed version per conversation).
+    pub(crate) receipts: signals::TurnReceipts,
     /// Lifecycle state staged this turn (spec section 18).
     pub(crate) life: messages::life::Staging,
     /// Conversations' recent uncounted seqs (spec [MF-3]).
@@ -139,6 +147,7 @@ impl Services {
             ids: MsgIdGen::new(idx),
             dedup: HashMap::new(),
             settings: HashMap::new(),
+            receipts: signals::TurnReceipts::new(),
             life: messages::life::Staging::default(),
             uncounted: messages::uncounted::UncountedCache::new(node_cap),
         }
@@ -166,6 +175,8 @@ impl Service for Services {
             ServiceOp::Presence(o) => dispatch!(Presence, presence, o),
             ServiceOp::Relations(o) => dispatch!(Relations, relations, o),
             ServiceOp::Groups(o) => dispatch!(Groups, groups, o),
+            ServiceOp::Signals(o) => dispatch!(Signals, signals, o),
+            ServiceOp::Translate(o) => dispatch!(Translate, translate, o),
         }
     }
 
@@ -199,7 +210,9 @@ impl Service for Services {
             | ServiceOp::Sync(_)
             | ServiceOp::Accounts(_)
             | ServiceOp::Presence(_)
-            | ServiceOp::Relations(_) => Err(Reject::new(
+            | ServiceOp::Relations(_)
+            | ServiceOp::Signals(_)
+            | ServiceOp::Translate(_) => Err(Reject::new(
                 missive_protocol::ErrorCode::Internal,
                 "this service serves no reads after the write",
             )),
@@ -219,6 +232,7 @@ impl Service for Services {
         self.uncounted.end_turn();
         self.dedup.clear();
         self.settings.clear();
+        self.receipts.clear();
         self.life.clear();
     }
 }

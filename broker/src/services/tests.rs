@@ -565,3 +565,58 @@ fn after_send_event_commits_with_the_message_and_rolls_back_with_it() {
     }
     assert!(outbox(&f, "c").is_empty(), "not subscribed");
 }
+
+fn typing_op(conv: &ConvId) -> ServiceOp {
+    ServiceOp::Signals(signals::SignalsOp::Typing { conv: conv.clone(), typing: true })
+}
+
+/// [TY-4]: a turn of typing ops (1:1 and group) stages nothing, so the
+/// engine writes no batch at all; each op is still answered and pushed.
+#[test]
+fn a_turn_of_typing_ops_writes_nothing() {
+    let mut f = fixture();
+    for u in ["alice", "bob"] {
+        f.import(u);
+    }
+    f.create_group("alice", "team", &["bob"]);
+    let direct = ConvId::parse("p:alice:bob").expect("valid");
+    ack(f.call("alice", send(&direct, "m1", "hi")));
+    let ops = vec![f.op("alice", typing_op(&direct)), f.op("bob", typing_op(&group_conv("team")))];
+    f.now += 1;
+    let effects = match f.engine.start_turn(ops, f.now) {
+        crate::shard::Started::Done(effects) => effects,
+        crate::shard::Started::Write(b) => panic!("typing staged a batch of {} entries", b.len()),
+    };
+    let replies = effects.iter().filter(|e| matches!(e, Effect::Reply { .. })).count();
+    let pushes = effects.iter().filter(|e| matches!(e, Effect::Fanout { .. })).count();
+    assert_eq!((replies, pushes), (2, 2));
+}
+
+/// [DR-6]: several acks of one conversation in one turn make one record
+/// write and one feed version; the delivered seq is the highest, clamped.
+#[test]
+fn acks_of_one_turn_share_one_feed_version() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    for i in 0..3 {
+        ack(f.call("alice", send(&conv, &format!("m{i}"), "hi")));
+    }
+    let versions_before = f.node.store.max_version().expect("max");
+    let delivered = |seq| ShardOp {
+        origin: Origin::Event { conn: ConnRef { worker: 0, id: 99 } },
+        user: user("bob"),
+        device: device(),
+        op: ServiceOp::Signals(signals::SignalsOp::Delivered { conv: conv.clone(), seq }),
+    };
+    let outsider = ShardOp { user: user("carol"), ..delivered(3) };
+    let effects = f.turn(vec![delivered(1), delivered(2), delivered(9), delivered(2), outsider]);
+    assert!(effects.iter().all(|e| !matches!(e, Effect::Reply { .. })), "acks get no answer");
+    assert_eq!(effects.iter().filter(|e| matches!(e, Effect::Fanout { .. })).count(), 3, "one push per move");
+    assert_eq!(f.node.store.max_version().expect("max"), versions_before + 1, "one feed version");
+    let rec = f.node.store.user_conv(&user("alice"), &conv).expect("read").expect("alice's record");
+    assert_eq!(rec.peer_delivered_seq, 3, "clamped to max_seq");
+    let bob = f.node.store.user_conv(&user("bob"), &conv).expect("read").expect("bob's record");
+    assert_eq!(bob.peer_delivered_seq, 0, "alice acked nothing");
+    let feed = f.node.store.feed(&user("alice"), 0, u64::MAX, 100).expect("feed");
+    assert_eq!(feed.len(), 1, "one live feed entry: {feed:?}");
+}

@@ -26,6 +26,7 @@ use crate::node::{Node, OwnerKey};
 use crate::route::{self, Caller, Route};
 use crate::services::accounts::AccountsOp;
 use crate::services::sync::SyncOp;
+use crate::services::translate::{self, Found};
 use crate::services::{LocalQuery, ServiceOp, serve_local, sync};
 use crate::shard::{Origin, Reply, ShardOp};
 
@@ -148,6 +149,10 @@ pub(crate) enum Query {
     /// A sync page: read from committed storage, then its token is recorded by
     /// the user's owner shard, which answers.
     Sync(pb::SyncRequest),
+    /// A translation: a cached one answers at once; otherwise the provider
+    /// is called off the pool (`hooks::translate`) and the conversation's
+    /// owner shard caches its text and answers.
+    Translate(translate::Lookup),
     /// A forward (spec 18.9): the source is read from committed storage,
     /// then the copies go to the destination's owner, which answers.
     Forward(Box<crate::services::messages::forward::ForwardReq>),
@@ -160,6 +165,8 @@ pub(crate) enum Served {
     Reply(Reply),
     /// An op for the user's owner shard, which answers the request.
     Op(Routed),
+    /// A translation for the provider (answered by `hooks::translate`).
+    Translate(translate::Job),
 }
 
 /// The bytes a request's answer may take in the connection's write queue:
@@ -189,6 +196,7 @@ pub(crate) fn reply_cost(node: &Node, op: &Op) -> u32 {
             | Op::Forward(_)
             | Op::CreateGroup(_)
             | Op::InviteToGroup(_)
+            | Op::Translate(_)
     );
     if page_like { node.config.limits.max_frame_size } else { SMALL_REPLY_COST }
 }
@@ -216,6 +224,7 @@ pub(crate) fn request(
         Err(rej) => now(Err(rej)),
         Ok(Route::Local(q)) => query(Query::Local(q)),
         Ok(Route::Sync(req)) => query(Query::Sync(req)),
+        Ok(Route::Translate(l)) => query(Query::Translate(l)),
         Ok(Route::Forward(req)) => query(Query::Forward(req)),
         Ok(Route::Owner(owner, op)) => {
             let op = ShardOp {
@@ -253,6 +262,11 @@ pub(crate) fn serve_query(
                 };
                 Served::Op((owner, record))
             }
+            Err(rej) => Served::Reply(Err(rej)),
+        },
+        Query::Translate(l) => match translate::lookup(node, user, l, now_ms) {
+            Ok(Found::Cached(t)) => Served::Reply(Ok(pb::response::Result::Translation(t))),
+            Ok(Found::Call(job)) => Served::Translate(job),
             Err(rej) => Served::Reply(Err(rej)),
         },
         Query::Forward(req) => match forward::plan(node, user, &req, now_ms) {

@@ -306,6 +306,16 @@ impl Tracker {
         }
     }
 
+    /// A 1:1 delivery receipt from the peer (spec [DR-3]): the cached
+    /// state's `peer_delivered_seq` only moves forward.
+    fn apply_delivery(&mut self, d: &pb::DeliveryReceipt) {
+        if let Some(s) = self.convs.get_mut(&d.conv_id)
+            && d.user_id != self.user_id
+        {
+            s.peer_delivered_seq = s.peer_delivered_seq.max(d.delivered_seq);
+        }
+    }
+
     /// Applies one pull page of the range `from..=to`. Returns the messages
     /// to emit (in order) and where to continue, `None` once the range is done.
     /// Seqs of the range the server did not return (below
@@ -663,7 +673,10 @@ impl Inner {
             Event::GroupApplication(a) => self.emit(ClientEvent::GroupApplication(a)),
             Event::MessageUpdate(u) => self.emit(ClientEvent::MessageUpdate(u)),
             Event::Typing(t) => self.emit(ClientEvent::Typing(t)),
-            Event::DeliveryReceipt(d) => self.emit(ClientEvent::DeliveryReceipt(d)),
+            Event::DeliveryReceipt(d) => {
+                self.track.lock().apply_delivery(&d);
+                self.emit(ClientEvent::DeliveryReceipt(d));
+            }
             Event::Closed { code, message } => return Err(SdkError::Closed { code, message }),
         }
         Ok(())
@@ -1082,6 +1095,18 @@ impl Client {
         let s = self.call(req)?;
         self.inner.track.lock().apply_state(&s);
         Ok(s)
+    }
+
+    /// Tells the other participants that this user is typing (`true`) or
+    /// stopped (`false`) in `conv_id` (spec 18.6; never stored, best effort).
+    pub fn typing(&self, conv_id: &str, typing: bool) -> Result<(), SdkError> {
+        self.call(pb::Typing { conv_id: conv_id.to_owned(), typing })
+    }
+
+    /// Translates the text of message `seq` of `conv_id` into `language`
+    /// (spec 18.10): `cached` tells whether the server had it already.
+    pub fn translate(&self, conv_id: &str, seq: u64, language: &str) -> Result<pb::Translation, SdkError> {
+        self.call(pb::TranslateMessage { conv_id: conv_id.to_owned(), seq, language: language.to_owned() })
     }
 
     /// Sets global do-not-disturb; updates the cached settings.

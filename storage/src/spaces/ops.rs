@@ -13,6 +13,7 @@
 //! | `hook`   | `endpoint`                       | a webhook endpoint | the API edge |
 //! | `words`  | `list`                           | a sensitive-word list | the API edge |
 //! | `mute`   | `user`                           | a global mute (until, Unix ms) | the API edge |
+//! | `tr`     | `conv 00 seq:be64 ‖ language`    | a cached translation (edit version, text) | the conversation's owner shard |
 //!
 //! Invariants: every key's first component is its space name, so a scan of
 //! one space never leaves it (the family has a prefix filter); ids sort in
@@ -43,6 +44,8 @@ pub enum OpsSpace {
     Words,
     /// Global mutes (moderation), per user.
     Mute,
+    /// Cached translations of messages (spec 18.10), per message and language.
+    Translation,
 }
 
 impl OpsSpace {
@@ -54,6 +57,7 @@ impl OpsSpace {
             Self::Hook => b"hook",
             Self::Words => b"words",
             Self::Mute => b"mute",
+            Self::Translation => b"tr",
         }
     }
 }

@@ -23,6 +23,10 @@
 //! | `groups::operations` | groups: roles × operations, modes, mute, transfer, dismiss, mentions, receipts |
 //! | `groups::policy` | the blacklist across groups, closed groups refuse invitations and applications |
 //! | `groups::large` | a 5 000-member group |
+//! | `lifecycle::typing` | typing indicators: peer, groups ≤ typing_max_members, rate limit, never stored (18.6) |
+//! | `lifecycle::delivery` | 1:1 delivery receipts from PushAck: push, sync, restart, bad entries, MarkRead (18.7) |
+//! | `lifecycle::group_receipts` | GetGroupReceipt in a 1 000-member group ([GR-23]) |
+//! | `lifecycle::translation` | TranslateMessage with a real provider on loopback: cache, failures, limits (18.10) |
 //! | `lifecycle::changes` | recall, edit, delete (for me, for everyone), ClearAllMessages, reactions and extensions; offline devices through sync and PullUpdates |
 //! | `moderation::words` | sensitive-word lists: block / replace / flag over TCP, WebSocket, REST; live changes, restart, bad input, auth |
 //! | `moderation::mutes` | global mutes: refused sends, expiry, unmute, paging |

@@ -161,10 +161,14 @@ fn mark_read(
     let mut receipt_to = Vec::new();
     if changed {
         // Both participants' views change (read seq / peer read seq).
+        let receipts = node.config.messages.delivery_receipts;
         for (i, m) in entry.members.iter_mut().enumerate() {
             let old = m.rec.feed_version;
             if i == me {
                 m.rec.read_seq = target;
+            } else if receipts {
+                // [DR-5]: what the reader read, it holds.
+                m.rec.peer_delivered_seq = m.rec.peer_delivered_seq.max(target);
             }
             m.rec.feed_version = node.clock.alloc(&mut t.versions);
             t.batch.put_user_conv(&m.user, conv, old, &m.rec);

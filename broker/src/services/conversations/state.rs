@@ -59,7 +59,7 @@ pub(crate) fn state_from_parts(
         group_notify: 0,
         min_readable_seq: 0,
         update_seq: 0,
-        peer_delivered_seq: 0,
+        peer_delivered_seq: rec.peer_delivered_seq,
     }
 }
 

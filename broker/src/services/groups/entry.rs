@@ -188,6 +188,27 @@ impl GroupCache {
         Ok(r)
     }
 
+    /// The read seqs of `users` in group conversation `conv`, in order: cached
+    /// records from the cache, the others with ONE batched multi-get (then
+    /// cached), not a lookup per member (group receipts, [GR-23]).
+    pub(crate) fn read_seqs_of(
+        &mut self,
+        store: &Store,
+        conv: &ConvId,
+        users: &[UserId],
+    ) -> Result<Vec<u64>, Reject> {
+        let map = self.uconv.entry(conv.clone()).or_default();
+        let mut missing: Vec<UserId> = users.iter().filter(|u| !map.contains_key(*u)).cloned().collect();
+        if !missing.is_empty() {
+            missing.sort();
+            let recs = store.user_conv_many(&missing, conv)?;
+            for (u, r) in missing.into_iter().zip(recs) {
+                map.insert(u, r.unwrap_or_default());
+            }
+        }
+        Ok(users.iter().map(|u| map.get(u).map_or(0, |r| r.read_seq)).collect())
+    }
+
     /// Stages `user`'s record; `bump` moves its feed entry (their sync sees it).
     pub(crate) fn write_uconv(
         &mut self,

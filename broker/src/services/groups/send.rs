@@ -249,9 +249,9 @@ fn receipt_inner(
         .map(|(u, _)| u.clone())
         .collect();
     let (mut read, mut unread) = (Vec::new(), Vec::new());
-    for u in candidates {
-        let rec = s.groups.uconv_of(&node.store, conv, &u)?;
-        if rec.read_seq >= seq { read.push(u.to_string()) } else { unread.push(u.to_string()) }
+    let read_seqs = s.groups.read_seqs_of(&node.store, conv, &candidates)?;
+    for (u, read_seq) in candidates.iter().zip(read_seqs) {
+        if read_seq >= seq { read.push(u.to_string()) } else { unread.push(u.to_string()) }
     }
     Ok(response::Result::GroupReceipt(pb::GroupReceipt {
         group_id: e.id.to_string(),
