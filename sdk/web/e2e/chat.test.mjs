@@ -34,7 +34,7 @@ async function login(context, user) {
 }
 
 async function texts(page) {
-  return page.getByTestId("message").evaluateAll((els) => els.map((e) => e.firstChild?.textContent ?? ""));
+  return page.getByTestId("message-text").evaluateAll((els) => els.map((e) => e.textContent ?? ""));
 }
 
 async function send(page, text) {
