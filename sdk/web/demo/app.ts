@@ -555,6 +555,7 @@ function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined):
       b.setAttribute("aria-label", `React with ${k}`);
       b.dataset.testid = "pick-reaction";
       b.dataset.key = k;
+      b.dataset.focusKey = `pick:${m.seq}:${k}`;
       b.addEventListener("click", () => {
         pickerFor = undefined;
         const held = m.reactions.find((r) => r.key === k);
