@@ -6,8 +6,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // is reused by another clone sharing the target dir, and must not point
     // back at the first clone's files.
     let proto_dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../spec/proto");
-    let files =
-        ["frame.proto", "message.proto", "conversation.proto", "platform.proto", "user.proto", "group.proto", "lifecycle.proto"];
+    let files = [
+        "frame.proto",
+        "message.proto",
+        "conversation.proto",
+        "platform.proto",
+        "user.proto",
+        "group.proto",
+        "lifecycle.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", proto_dir.join(f).display());
     }

@@ -225,10 +225,45 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
         Op::Recall(_) | Op::Edit(_) | Op::DeleteMessages(_) | Op::ClearAllMessages(_) => {
             return Err(not_served());
         }
-        Op::React(_) | Op::GetReactions(_) | Op::ListReactionUsers(_) | Op::SetExtensions(_) => {
-            return Err(not_served());
+        Op::React(req) => to_msgs(messages::reactions::check(user, req)?),
+        Op::GetReactions(req) => {
+            let conv = checks::conversation(user, &req.conv_id)?;
+            messages::updates::check_seqs(&req.seqs)?;
+            to_msgs(messages::MessagesOp::LifeRead {
+                conv,
+                read: messages::LifeRead::Reactions { seqs: req.seqs },
+            })
         }
-        Op::PullUpdates(_) => return Err(not_served()),
+        Op::ListReactionUsers(req) => {
+            let conv = checks::conversation(user, &req.conv_id)?;
+            messages::reactions::check_key(&req.key)?;
+            if req.seq == 0 {
+                return Err(messages::life::not_found(0));
+            }
+            if req.cursor.len() > 64 {
+                return Err(checks::invalid("cursor is not one this server returned"));
+            }
+            let limit = messages::updates::page(req.limit, rel.page_default, rel.page_max);
+            to_msgs(messages::MessagesOp::LifeRead {
+                conv,
+                read: messages::LifeRead::ReactionUsers {
+                    seq: req.seq,
+                    key: req.key,
+                    after: req.cursor,
+                    limit,
+                },
+            })
+        }
+        Op::SetExtensions(req) => to_msgs(messages::extensions::check(user, req, &node.config.messages)?),
+        Op::PullUpdates(req) => {
+            let conv = checks::conversation(user, &req.conv_id)?;
+            let l = &node.config.limits;
+            let limit = messages::updates::page(req.limit, l.pull_page_default, l.pull_page_max);
+            to_msgs(messages::MessagesOp::LifeRead {
+                conv,
+                read: messages::LifeRead::Updates { after: req.after_update_seq, limit },
+            })
+        }
         Op::Typing(_) => return Err(not_served()),
         Op::Forward(_) => return Err(not_served()),
         Op::Translate(_) => return Err(not_served()),

@@ -127,10 +127,13 @@ pub(crate) enum Cf {
     /// Server-integration records: audit log, webhook outbox and dead letters,
     /// webhook endpoints, sensitive-word lists (`spaces/ops.rs`).
     Ops,
+    /// The message lifecycle: update index, message extras (reactions,
+    /// extensions), reaction rows, deletions for one user (`spaces/life.rs`).
+    Life,
 }
 
 /// Number of column families.
-pub(crate) const CF_COUNT: usize = 9;
+pub(crate) const CF_COUNT: usize = 10;
 
 impl Cf {
     /// The family's RocksDB name (also used in `StorageError::Corrupt`).
@@ -270,6 +273,7 @@ pub(crate) const FAMILIES: [Family; CF_COUNT] = [
     Family { cf: Cf::Rel, name: "rel", tuning: INDEX },
     Family { cf: Cf::Group, name: "group", tuning: INDEX },
     Family { cf: Cf::Ops, name: "ops", tuning: FEED },
+    Family { cf: Cf::Life, name: "life", tuning: INDEX },
 ];
 
 /// Name of the prefix extractor (recorded in every SST built with it).
@@ -397,6 +401,6 @@ mod tests {
     #[test]
     fn names_are_the_on_disk_ones() {
         let names: Vec<_> = FAMILIES.iter().map(|f| f.name).collect();
-        assert_eq!(names, ["msg", "dedup", "uconv", "feed", "user", "meta", "rel", "group", "ops"]);
+        assert_eq!(names, ["msg", "dedup", "uconv", "feed", "user", "meta", "rel", "group", "ops", "life"]);
     }
 }

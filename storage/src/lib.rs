@@ -36,6 +36,10 @@
 //! | `meta`  | `"ver" 00 shard:be32`                        | highest feed version, be64    |
 //! | `ops`   | `space 00 id` (audit, outbox, dead, hook, words, mute) | the broker's JSON records (`spaces/ops.rs`) |
 //! | `meta`  | `"bcast" 00 conv`                            | broadcast conversation's last version, be64 |
+//! | `life`  | `conv 00 'u' update_seq:be64`                | [`UpdateRecord`]: the update index ([UP-1]) |
+//! | `life`  | `conv 00 'x' seq:be64`                       | [`ExtrasRecord`]: a message's reactions and extensions |
+//! | `life`  | `conv 00 'r' seq:be64 key 00 user` / `conv 00 'p' seq:be64 user` | reaction row (at_ms, be64) / [`UserReactionsRecord`] |
+//! | `life`  | `conv 00 'd' user 00 seq:be64`               | deleted for `user` (empty) |
 //!
 //! Each family has a tuning profile fitted to how it is read (log scans,
 //! point lookups, delete-heavy feed scans, record + index scans, tiny): see
@@ -77,7 +81,8 @@ pub use records::{
     GroupDepartedRecord, GroupMemberRecord, GroupRecord, ProfileRecord, RequestRecord, SettingsRecord,
     StatusRecord, UserConvRecord, VersionRecord,
 };
-pub use spaces::{MsgPage, OpsSpace, RelKind};
+pub use records::{ExtrasRecord, UpdateRecord, UserReactionsRecord};
+pub use spaces::{LifeRow, MsgPage, OpsSpace, RelKind};
 pub use store::{Store, VerifyReport};
 
 /// Errors of the storage layer.

@@ -319,3 +319,41 @@ pub struct GroupApplicationRecord {
     #[prost(string, tag = "6")]
     pub handled_by: String,
 }
+
+/// `life` `'u'` value: one entry of a conversation's update index ([UP-1]).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateRecord {
+    /// The message that changed.
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    /// Set for a deletion visible only to this user ([UP-5]); empty = everyone.
+    #[prost(string, tag = "2")]
+    pub user: String,
+}
+
+/// `life` `'x'` value: what a message carries besides its log row —
+/// reaction summaries and the extension map (spec 18.4, 18.5).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExtrasRecord {
+    /// The message's latest update seq through this record (0 = none).
+    #[prost(uint64, tag = "1")]
+    pub update_seq: u64,
+    /// Reaction summaries, ascending key; `me` is never stored.
+    #[prost(message, repeated, tag = "2")]
+    pub reactions: Vec<missive_protocol::pb::ReactionSummary>,
+    /// The extension map.
+    #[prost(btree_map = "string, message", tag = "3")]
+    pub extensions: std::collections::BTreeMap<String, missive_protocol::pb::ExtensionValue>,
+    /// Extension version: +1 per accepted `SetExtensions`.
+    #[prost(uint64, tag = "4")]
+    pub ext_version: u64,
+}
+
+/// `life` `'p'` value: the reaction keys one user has on one message, in
+/// the order they were added.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UserReactionsRecord {
+    /// Keys.
+    #[prost(string, repeated, tag = "1")]
+    pub keys: Vec<String>,
+}

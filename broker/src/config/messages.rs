@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::{ConfigError, ensure};
 
 /// The content kinds a client may send, by their `Content.body` field name.
-pub const CLIENT_KINDS: [&str; 8] = ["text", "image", "voice", "video", "file", "location", "custom", "merged"];
+pub const CLIENT_KINDS: [&str; 8] =
+    ["text", "image", "voice", "video", "file", "location", "custom", "merged"];
 
 /// `[messages]`: the message lifecycle.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,9 +140,10 @@ impl MessagesConfig {
         ] {
             ensure(v >= 16, key, "must be at least 16 bytes", "raise it")?;
         }
-        for (key, kinds) in
-            [("messages.allowed_kinds_direct", &self.allowed_kinds_direct), ("messages.allowed_kinds_group", &self.allowed_kinds_group)]
-        {
+        for (key, kinds) in [
+            ("messages.allowed_kinds_direct", &self.allowed_kinds_direct),
+            ("messages.allowed_kinds_group", &self.allowed_kinds_group),
+        ] {
             ensure(
                 kinds.iter().all(|k| CLIENT_KINDS.contains(&k.as_str())),
                 key,

@@ -6,7 +6,7 @@
 //!
 //! | folder | requests |
 //! |---|---|
-//! | `messages/` | SendMessage (1:1; group sends go on to `groups/`), Pull, History; the admin API's broadcasts (`b:all`) and imports |
+//! | `messages/` | SendMessage (1:1; group sends go on to `groups/`), Pull, History; the admin API's broadcasts (`b:all`) and imports; the message lifecycle (section 18: `life.rs` core, reactions, extensions, updates) |
 //! | `conversations/` | MarkRead, UpdateConversation, ClearHistory, SetGlobalDnd; the direct-conversation cache |
 //! | `sync/` | Sync (served on the connection's worker), recording a device's sync token (owner) |
 //! | `accounts/` | logins and multi-device policies, logouts, ImportUser, SetAccountDisabled, RevokeTokens, SetProfile, AccountsExist, GetProfiles; the admin API's Kick |
@@ -95,6 +95,8 @@ pub(crate) enum Undo {
     Dedup(Arc<messages::DedupKey>),
     /// A user's settings staged in this turn, before the change.
     Settings(UserId, Option<SettingsRecord>),
+    /// A lifecycle entry staged in this turn (rewritten message, extras, reaction keys).
+    Life(messages::life::LifeUndo),
 }
 
 /// One shard's services and the caches they share.
@@ -110,6 +112,8 @@ pub(crate) struct Services {
     pub(crate) dedup: HashMap<Arc<messages::DedupKey>, missive_storage::DedupRecord>,
     /// Settings records staged this turn.
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
+    /// Lifecycle state staged this turn (spec section 18).
+    pub(crate) life: messages::life::Staging,
 }
 
 impl std::fmt::Debug for Services {
@@ -130,6 +134,7 @@ impl Services {
             ids: MsgIdGen::new(idx),
             dedup: HashMap::new(),
             settings: HashMap::new(),
+            life: messages::life::Staging::default(),
         }
     }
 }
@@ -166,6 +171,7 @@ impl Service for Services {
             Undo::Dedup(key) => {
                 self.dedup.remove(&*key);
             }
+            Undo::Life(u) => self.life.undo(u),
             Undo::Settings(user, before) => match before {
                 Some(r) => {
                     self.settings.insert(user, r);
@@ -196,6 +202,7 @@ impl Service for Services {
     fn write_failed(&mut self) {
         self.convs.drop_staged();
         self.groups.drop_touched();
+        self.life.clear();
     }
 
     fn end_turn(&mut self) {
@@ -203,5 +210,6 @@ impl Service for Services {
         self.groups.end_turn();
         self.dedup.clear();
         self.settings.clear();
+        self.life.clear();
     }
 }

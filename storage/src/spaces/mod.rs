@@ -10,13 +10,15 @@
 pub(crate) mod dedup;
 pub(crate) mod feed;
 mod group;
+mod life;
 mod meta;
-mod msg;
+pub(crate) mod msg;
 mod ops;
 mod rel;
 mod uconv;
 mod user;
 
+pub use life::LifeRow;
 pub use msg::MsgPage;
 pub use ops::OpsSpace;
 pub use rel::RelKind;

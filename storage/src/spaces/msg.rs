@@ -19,7 +19,7 @@ use crate::keys;
 use crate::store::Store;
 
 /// Appends the key `conv 00 seq`.
-fn key(out: &mut Vec<u8>, conv: &ConvId, seq: Seq) {
+pub(crate) fn key(out: &mut Vec<u8>, conv: &ConvId, seq: Seq) {
     keys::part(out, conv.as_str().as_bytes());
     out.extend_from_slice(&seq.0.to_be_bytes());
 }

@@ -17,9 +17,15 @@ fn protocol_md() -> String {
 
 fn proto_sources() -> String {
     let mut all = String::new();
-    for f in
-        ["frame.proto", "message.proto", "conversation.proto", "platform.proto", "user.proto", "group.proto", "lifecycle.proto"]
-    {
+    for f in [
+        "frame.proto",
+        "message.proto",
+        "conversation.proto",
+        "platform.proto",
+        "user.proto",
+        "group.proto",
+        "lifecycle.proto",
+    ] {
         let path = spec_dir().join("proto").join(f);
         all.push_str(
             &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),

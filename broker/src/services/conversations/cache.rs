@@ -37,6 +37,8 @@ pub(crate) struct ConvEntry {
     pub(crate) members: [Member; 2],
     /// `blocked[i]` = members[i] blacklisted the other member.
     pub(crate) blocked: [bool; 2],
+    /// The conversation's latest update seq (spec [UP-1]).
+    pub(crate) update_seq: u64,
 }
 
 /// What a staging op may change in an entry (no allocation to take: the
@@ -47,6 +49,7 @@ pub(crate) struct ConvSnapshot {
     last: Option<Bytes>,
     recs: [UserConvRecord; 2],
     blocked: [bool; 2],
+    update_seq: u64,
 }
 
 impl ConvEntry {
@@ -76,7 +79,8 @@ impl ConvEntry {
             store.rel::<BlockRecord>(&m0.user, RelKind::Block, &m1.user)?.is_some(),
             store.rel::<BlockRecord>(&m1.user, RelKind::Block, &m0.user)?.is_some(),
         ];
-        Ok(ConvEntry { max_seq: max_seq.0, last, members, blocked })
+        let update_seq = store.update_seq(conv)?;
+        Ok(ConvEntry { max_seq: max_seq.0, last, members, blocked, update_seq })
     }
 
     fn snapshot(&self) -> ConvSnapshot {
@@ -85,6 +89,7 @@ impl ConvEntry {
             last: self.last.clone(),
             recs: [self.members[0].rec.clone(), self.members[1].rec.clone()],
             blocked: self.blocked,
+            update_seq: self.update_seq,
         }
     }
 
@@ -95,6 +100,7 @@ impl ConvEntry {
         self.members[0].rec = r0;
         self.members[1].rec = r1;
         self.blocked = s.blocked;
+        self.update_seq = s.update_seq;
     }
 }
 

@@ -30,7 +30,9 @@ pub(crate) fn conversation_state(
         }
         _ => None,
     };
-    state_from_parts(conv, entry.max_seq, rec, peer_read_seq.unwrap_or(0), last_message)
+    let mut st = state_from_parts(conv, entry.max_seq, rec, peer_read_seq.unwrap_or(0), last_message);
+    st.update_seq = entry.update_seq;
+    st
 }
 
 /// Builds a [`pb::ConversationState`]; shared with the sync path.

@@ -41,6 +41,8 @@ pub(crate) struct GroupEntry {
     /// Members whose devices get messages pushed; rebuilt after any group op
     /// (the only writer of membership and notify settings).
     pub(crate) recipients: Option<Arc<[UserId]>>,
+    /// The conversation's latest update seq (spec [UP-1]).
+    pub(crate) update_seq: u64,
 }
 
 impl GroupEntry {
@@ -60,7 +62,8 @@ impl GroupEntry {
         }
         let max_seq = store.max_seq(conv)?.0;
         let last = if max_seq > 0 { store.message(conv, Seq(max_seq))?.map(Bytes::from) } else { None };
-        Ok(GroupEntry { id, info, members: Arc::new(members), max_seq, last, recipients: None })
+        let update_seq = store.update_seq(conv)?;
+        Ok(GroupEntry { id, info, members: Arc::new(members), max_seq, last, recipients: None, update_seq })
     }
 
     /// The member list for changing (copied if an undo snapshot shares it).

@@ -244,12 +244,32 @@ fn cached_state(
             .message(conv, missive_protocol::Seq(top))?
             .and_then(|b| prost::Message::decode(b.as_slice()).ok())
     };
-    Ok(group_state(conv, &info, who, &rec, e.max_seq, last))
+    let mut st = group_state(conv, &info, who, &rec, e.max_seq, last);
+    st.update_seq = e.update_seq;
+    Ok(st)
+}
+
+/// For the message lifecycle (spec section 18): whether `user` is a current
+/// member, whether they are the owner or an admin, and their readable window
+/// `(min_readable_seq, top)` from the cached entry; a former member reads up
+/// to their leave seq.
+pub(crate) fn member_window(
+    s: &mut Services,
+    e: &GroupEntry,
+    user: &UserId,
+    conv: &ConvId,
+) -> Result<(bool, bool, u64, u64), Reject> {
+    let (current, manager) = match e.members.get(user) {
+        Some(m) => (true, is_manager(m)),
+        None => (false, false),
+    };
+    let st = cached_state(s, e, user, conv)?;
+    Ok((current, manager, st.min_readable_seq.max(1), st.max_seq))
 }
 
 /// Runs `f` on `conv`'s entry, taken out of the cache (its undo recorded),
 /// then puts the entry back, whatever `f` returned.
-fn with_entry<R>(
+pub(crate) fn with_entry<R>(
     s: &mut Services,
     conv: &ConvId,
     t: &mut Turn<Undo>,

@@ -159,5 +159,7 @@ pub(crate) fn stored_state(
         None => None,
     }
     .filter(|m| m.server_time_ms >= floor_ms);
-    Ok(Some(group_state(conv, &info, who, &rec, max_seq, last)))
+    let mut st = group_state(conv, &info, who, &rec, max_seq, last);
+    st.update_seq = store.update_seq(conv)?;
+    Ok(Some(st))
 }

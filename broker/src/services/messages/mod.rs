@@ -15,15 +15,19 @@
 
 pub(crate) mod broadcast;
 pub(crate) mod check;
+pub(crate) mod extensions;
+pub(crate) mod life;
+pub(crate) mod reactions;
 mod read;
 mod send;
+pub(crate) mod updates;
 
 use missive_protocol::pb;
 use missive_protocol::{ClientMsgId, ConvId, DeviceId, UserId};
 
 use crate::error::Reject;
 use crate::services::{Services, Undo};
-use crate::shard::{ShardOp, Staged, Turn};
+use crate::shard::{Answer, ShardOp, Staged, Turn};
 
 pub(crate) use read::read;
 
@@ -51,6 +55,43 @@ pub(crate) enum MessagesOp {
         content: pb::Content,
         time_ms: u64,
     },
+    /// A change of one stored message (spec section 18); `admin`: the admin
+    /// API acting on any message.
+    Change {
+        conv: ConvId,
+        seq: u64,
+        change: Change,
+        admin: bool,
+    },
+    /// A lifecycle read, served after the turn's write.
+    LifeRead {
+        conv: ConvId,
+        read: LifeRead,
+    },
+}
+
+/// What a lifecycle change does (checked statelessly by `route`).
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// Add or remove the caller's reaction `key` ([RX-1]).
+    React { key: String, remove: bool },
+    /// Set and remove extension keys ([EX-1]).
+    Extensions {
+        set: std::collections::BTreeMap<String, String>,
+        remove: Vec<String>,
+        if_version: Option<u64>,
+    },
+}
+
+/// A lifecycle read.
+#[derive(Debug)]
+pub(crate) enum LifeRead {
+    /// GetReactions: summaries of up to 100 messages.
+    Reactions { seqs: Vec<u64> },
+    /// ListReactionUsers: a page of one key's users.
+    ReactionUsers { seq: u64, key: String, after: String, limit: usize },
+    /// PullUpdates ([UP-2]).
+    Updates { after: u64, limit: usize },
 }
 
 impl MessagesOp {
@@ -59,7 +100,9 @@ impl MessagesOp {
             Self::Send { conv, .. }
             | Self::Pull { conv, .. }
             | Self::History { conv, .. }
-            | Self::Import { conv, .. } => conv,
+            | Self::Import { conv, .. }
+            | Self::Change { conv, .. }
+            | Self::LifeRead { conv, .. } => conv,
         }
     }
 }
@@ -79,7 +122,18 @@ pub(crate) fn stage(
     t: &mut Turn<Undo>,
 ) -> Result<Staged<MessagesOp>, Reject> {
     match &op.op {
-        MessagesOp::Pull { .. } | MessagesOp::History { .. } => Ok(Staged::Read(op)),
+        MessagesOp::Pull { .. } | MessagesOp::History { .. } | MessagesOp::LifeRead { .. } => {
+            Ok(Staged::Read(op))
+        }
+        MessagesOp::Change { conv, seq, change, admin } => {
+            let answer = match change {
+                Change::React { key, remove } => reactions::react(s, &op, conv, *seq, key, *remove, t)?,
+                Change::Extensions { set, remove, if_version } => {
+                    extensions::set(s, &op, conv, *seq, set, remove, *if_version, *admin, t)?
+                }
+            };
+            Ok(Staged::Done(Answer::Response(answer)))
+        }
         MessagesOp::Send { conv, .. } if !broadcast::claim(conv, t) => Ok(Staged::Defer(op)),
         MessagesOp::Send { conv, client_msg_id, content } => {
             let a = send::stage(s, &op, conv, client_msg_id, content, None, t)?;

@@ -33,8 +33,9 @@ pub(crate) fn read(
     let (conv, ascending, from, to, limit) = match op.op {
         MessagesOp::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
         MessagesOp::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),
-        MessagesOp::Send { .. } | MessagesOp::Import { .. } => {
-            return Err(Reject::new(ErrorCode::Internal, "a send is not a read"));
+        MessagesOp::LifeRead { conv, read } => return super::updates::read(s, &op.user, &conv, read, now_ms),
+        MessagesOp::Send { .. } | MessagesOp::Import { .. } | MessagesOp::Change { .. } => {
+            return Err(Reject::new(ErrorCode::Internal, "a write is not a read"));
         }
     };
     let store = s.node.store.clone();
@@ -73,6 +74,7 @@ pub(crate) fn read(
     if !ascending {
         messages.reverse();
     }
+    super::life::overlay(&store, &op.user, &conv, &mut messages)?;
     Ok(response::Result::Messages(pb::Messages {
         conv_id: conv.to_string(),
         messages,

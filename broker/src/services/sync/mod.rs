@@ -159,7 +159,8 @@ pub(crate) fn serve(
         } else {
             None
         };
-        let state = state_from_parts(&conv, max_seq, &rec, peer_read, last);
+        let mut state = state_from_parts(&conv, max_seq, &rec, peer_read, last);
+        state.update_seq = store.update_seq(&conv)?;
         let len = state.encoded_len() + 8;
         if bytes_used + len > byte_budget && i > 0 {
             more = true;
