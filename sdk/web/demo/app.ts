@@ -196,7 +196,10 @@ function enter(user: string, token: string) {
       localStorage.removeItem(SESSION_KEY);
     }
   });
-  client.on("conversation", () => renderList());
+  client.on("conversation", (c) => {
+    renderList();
+    if (c.convId === current) renderMessages(false); // ticks from peer_read_seq / peer_delivered_seq
+  });
   client.on("message", (m) => {
     renderList();
     if (typingNow.typing(m.convId).includes(m.sender)) {
