@@ -482,3 +482,25 @@ test("typing tracker: entries expire, stop ends them, the map is bounded", () =>
   assert.deepEqual(t.typing("g"), ["c", "d", "e"], "oldest dropped beyond the bound");
   assert.equal(t.nextExpiryMs(), 6000);
 });
+
+test("states that arrive during a running catch-up do not start a second PullUpdates of the same range", async () => {
+  const b = fakeBroker();
+  b.messages.set(1n, text(1n, "one"));
+  const { c, updates } = newClient(b);
+  c.start();
+  await until(() => c.conversations().length === 1, "synced");
+  await c.history(conv);
+  b.change(1n, (m) => (m.editVersion = 1));
+  const s1 = b.stateOf();
+  b.change(1n, (m) => (m.editVersion = 2));
+  const s2 = b.stateOf();
+  // Both states arrive before the first pull is answered.
+  b.push({ body: { case: "push", value: { event: { case: "conversation", value: s1 } } } });
+  b.push({ body: { case: "push", value: { event: { case: "conversation", value: s2 } } } });
+  await until(() => c.appliedUpdateSeq(conv) === 2n, "caught up");
+  await settle();
+  assert.deepEqual(b.pulls(), [0n], "one pull brought both changes");
+  assert.equal(updates.length, 1);
+  assert.equal(c.messages(conv)[0].editVersion, 2);
+  c.stop();
+});
