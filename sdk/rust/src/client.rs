@@ -67,6 +67,10 @@ pub struct LocalState {
     /// Per conversation id: every readable message up to this seq was delivered.
     #[serde(default)]
     pub max_seq: HashMap<String, u64>,
+    /// Per conversation id: every message update up to this update seq was
+    /// applied (spec [UP-2]); followed with `PullUpdates`.
+    #[serde(default)]
+    pub update_seq: HashMap<String, u64>,
 }
 
 /// Tuning of a [`Client`].
@@ -185,6 +189,9 @@ pub enum ClientEvent {
     Typing(pb::TypingEvent),
     /// The 1:1 peer received up to a seq (spec 18.7a).
     DeliveryReceipt(pb::DeliveryReceipt),
+    /// The current form of a message that changed while this device was
+    /// away (from `PullUpdates` after a sync or a conversation push, [UP-2]).
+    MessageChanged(pb::Message),
 }
 
 fn is_auth_code(code: u32) -> bool {
@@ -497,9 +504,11 @@ impl Inner {
                     t.apply_state(&s);
                     s.max_seq > t.local(&s.conv_id)
                 };
+                let fresh = self.track.lock().local(&s.conv_id) == 0;
                 if behind {
                     self.fill(conn, &s.conv_id, s.max_seq)?;
                 }
+                self.follow_updates(conn, &s.conv_id, s.update_seq, fresh)?;
                 self.emit(ClientEvent::Conversation(s));
             }
             if let Some(settings) = page.settings {
@@ -540,6 +549,45 @@ impl Inner {
                 Some(n) => from = n,
                 None => break,
             }
+        }
+        Ok(())
+    }
+
+    /// Follows a conversation's update log ([UP-2]) up to `target`: pages of
+    /// `PullUpdates`, each changed message emitted as
+    /// [`ClientEvent::MessageChanged`]. A conversation this device never held
+    /// (`fresh`) only records `target`: its pulls returned current forms.
+    fn follow_updates(
+        &self,
+        conn: &Connection,
+        conv: &str,
+        target: u64,
+        fresh: bool,
+    ) -> Result<(), SdkError> {
+        let mut after = self.track.lock().state.update_seq.get(conv).copied().unwrap_or(0);
+        if after >= target {
+            return Ok(());
+        }
+        if fresh {
+            self.track.lock().state.update_seq.insert(conv.to_owned(), target);
+            return Ok(());
+        }
+        // Bounded: each page moves `after` forward or ends the loop.
+        for _ in 0..10_000 {
+            let page = conn.call(pb::PullUpdates {
+                conv_id: conv.to_owned(),
+                after_update_seq: after,
+                limit: self.config.page_limit,
+            })?;
+            for m in page.messages {
+                self.emit(ClientEvent::MessageChanged(m));
+            }
+            let next = page.update_seq.max(after);
+            self.track.lock().state.update_seq.insert(conv.to_owned(), next);
+            if !page.more || next == after {
+                break;
+            }
+            after = next;
         }
         Ok(())
     }
@@ -589,6 +637,13 @@ impl Inner {
                         Err(e) if !e.is_retryable() => warn!(conv = %s.conv_id, error = %e, "pull failed"),
                         Err(e) => return Err(e),
                     }
+                }
+                match self.follow_updates(conn, &s.conv_id, s.update_seq, false) {
+                    Ok(()) => {}
+                    Err(e) if !e.is_retryable() => {
+                        warn!(conv = %s.conv_id, error = %e, "pull updates failed")
+                    }
+                    Err(e) => return Err(e),
                 }
                 self.emit(ClientEvent::Conversation(s));
             }

@@ -19,6 +19,7 @@
 pub mod client;
 pub mod conn;
 pub mod error;
+pub mod lifecycle;
 #[cfg(feature = "quic")]
 pub mod quic;
 #[cfg(feature = "tls")]

@@ -56,6 +56,7 @@ mod admin_messages;
 mod clients;
 mod config_cli;
 mod groups;
+mod lifecycle;
 mod messaging;
 mod moderation;
 mod relations;

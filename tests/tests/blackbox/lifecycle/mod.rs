@@ -1,0 +1,3 @@
+//! The message lifecycle (spec section 18).
+
+mod reactions;
