@@ -81,15 +81,9 @@ async function shot(page, name) {
   await page.screenshot({ path: join(out, name) });
 }
 
-test("reply with a quote, edit and recall between two users; an offline page catches up through PullUpdates", async (t) => {
+test("reply with a quote: the quote bar, the quoted preview above the answer, Escape cancels", async () => {
   const alice = await login("alice");
   const bob = await login("bob");
-  for (const [what, probe] of [
-    ["RecallMessage", `window.missive.client.recall("p:alice:bob", 0n).then(() => 0, ${codeOf})`],
-    ["EditMessage", `window.missive.client.editText("p:alice:bob", 0n, "x").then(() => 0, ${codeOf})`],
-  ]) {
-    if (!(await requireServed(t, alice, what, probe))) return;
-  }
   await openChat(alice, "bob");
   await send(alice, "original text");
   await bob.getByTestId("conv-alice").click();
@@ -105,14 +99,33 @@ test("reply with a quote, edit and recall between two users; an offline page cat
   await quoted.waitFor();
   assert.equal(await quoted.textContent(), "You original text", "alice's page: her own quoted message");
   assert.equal(await bubble(bob, "a reply").getByTestId("message-quote").textContent(), "alice original text");
-  // Escape cancels a reply.
+  assert.equal(await bubble(alice, "original text").getByTestId("message-quote").count(), 0);
+  // Escape cancels a reply: the next message has no quote.
   await act(alice, "a reply", "reply");
   await alice.getByTestId("compose-bar").waitFor();
   await alice.getByTestId("composer").press("Escape");
   await alice.getByTestId("compose-bar").waitFor({ state: "hidden" });
+  await send(alice, "no quote here");
+  await bubble(bob, "no quote here").waitFor();
+  assert.equal(await bubble(bob, "no quote here").getByTestId("message-quote").count(), 0);
+  await shot(bob, "reply-bob.png");
+  await alice.context().close();
+  await bob.context().close();
+});
 
-  // Alice edits her message: "(edited)" on both pages, the new text everywhere.
-  assert.equal(await bubble(bob, "a reply").getByTestId("action-edit").count(), 1, "own text messages can be edited");
+test("edit: own text messages only, '(edited)' on both pages; an offline page catches up through PullUpdates", async (t) => {
+  const alice = await login("ann");
+  const bob = await login("ben");
+  const probe = `window.missive.client.editText("p:ann:ben", 0n, "x").then(() => 0, ${codeOf})`;
+  if (!(await requireServed(t, alice, "EditMessage", probe))) return;
+  await openChat(alice, "ben");
+  await send(alice, "original text");
+  await bob.getByTestId("conv-ann").click();
+  await bubble(bob, "original text").waitFor();
+  await send(bob, "bob's own");
+  await bubble(alice, "bob's own").waitFor();
+
+  assert.equal(await bubble(bob, "bob's own").getByTestId("action-edit").count(), 1, "own text messages can be edited");
   assert.equal(await bubble(bob, "original text").getByTestId("action-edit").count(), 0, "others' cannot");
   await act(alice, "original text", "edit");
   await alice.getByTestId("compose-bar").filter({ hasText: "Editing message" }).waitFor();
@@ -122,36 +135,54 @@ test("reply with a quote, edit and recall between two users; an offline page cat
   await bubble(alice, "edited text").getByTestId("edited").waitFor();
   await bubble(bob, "edited text").getByTestId("edited").waitFor();
   assert.equal(await bubble(bob, "original text").count(), 0, "the old text is gone");
+  assert.equal(await bubble(bob, "bob's own").getByTestId("edited").count(), 0);
 
-  // Alice recalls a message: a notice in its place on both pages.
-  await send(alice, "oops, wrong chat");
-  await bubble(bob, "oops, wrong chat").waitFor();
-  await act(alice, "oops, wrong chat", "recall");
-  await alice.getByTestId("recalled-notice").filter({ hasText: "You recalled a message" }).waitFor();
-  await bob.getByTestId("recalled-notice").filter({ hasText: "alice recalled a message" }).waitFor();
-  assert.equal(await bubble(bob, "oops").count(), 0);
-  assert.equal(await bubble(alice, "oops").count(), 0);
-  await shot(alice, "lifecycle-alice.png");
-  await shot(bob, "lifecycle-bob.png");
-
-  // Bob's connection drops (the page keeps its messages); alice edits and recalls meanwhile.
-  // No push reaches bob: his next sync sees a higher update_seq and pulls the changes.
+  // Bob's connection drops (the page keeps its messages); alice edits meanwhile. No push
+  // reaches bob: his next sync sees a higher update_seq and pulls the change.
   await bob.evaluate(() => window.missive.client.stop());
   await bob.getByTestId("conn-state").filter({ hasText: "offline" }).waitFor();
   await act(alice, "edited text", "edit");
   await alice.getByTestId("composer").fill("edited while bob was away");
   await alice.getByTestId("composer").press("Enter");
   await bubble(alice, "edited while bob was away").waitFor();
-  await send(alice, "recalled while bob was away");
-  await act(alice, "recalled while bob was away", "recall");
-  await alice.getByTestId("recalled-notice").nth(1).waitFor();
+  assert.equal(await bubble(bob, "edited while bob was away").count(), 0, "bob is offline");
   await bob.evaluate(() => window.missive.client.start());
   await bubble(bob, "edited while bob was away").getByTestId("edited").waitFor();
-  await bob.getByTestId("recalled-notice").nth(1).waitFor();
-  assert.equal(await bubble(bob, "recalled while bob was away").count(), 0);
-  const applied = await bob.evaluate(() => String(window.missive.client.appliedUpdateSeq("p:alice:bob")));
+  const applied = await bob.evaluate(() => String(window.missive.client.appliedUpdateSeq("p:ann:ben")));
   assert.ok(BigInt(applied) > 0n, `bob's applied update_seq moved (${applied})`);
+  await shot(bob, "edit-bob.png");
+  await alice.context().close();
+  await bob.context().close();
+});
 
+test("recall: a notice in place on both pages; an offline page catches up through PullUpdates", async (t) => {
+  const alice = await login("amy");
+  const bob = await login("bill");
+  const probe = `window.missive.client.recall("p:amy:bill", 0n).then(() => 0, ${codeOf})`;
+  if (!(await requireServed(t, alice, "RecallMessage", probe))) return;
+  await openChat(alice, "bill");
+  await send(alice, "keep this");
+  await send(alice, "oops, wrong chat");
+  await bob.getByTestId("conv-amy").click();
+  await bubble(bob, "oops, wrong chat").waitFor();
+  assert.equal(await bubble(bob, "oops, wrong chat").getByTestId("action-recall").count(), 0, "only one's own messages");
+  await act(alice, "oops, wrong chat", "recall");
+  await alice.getByTestId("recalled-notice").filter({ hasText: "You recalled a message" }).waitFor();
+  await bob.getByTestId("recalled-notice").filter({ hasText: "amy recalled a message" }).waitFor();
+  assert.equal(await bubble(bob, "oops").count(), 0);
+  assert.equal(await bubble(alice, "oops").count(), 0);
+  await bob.getByTestId("conv-amy").filter({ hasText: "amy recalled a message" }).waitFor();
+
+  // Offline: the held message turns into a notice after the reconnect's PullUpdates.
+  await bob.evaluate(() => window.missive.client.stop());
+  await bob.getByTestId("conn-state").filter({ hasText: "offline" }).waitFor();
+  await act(alice, "keep this", "recall");
+  await alice.getByTestId("recalled-notice").nth(1).waitFor();
+  assert.equal(await bubble(bob, "keep this").count(), 1, "bob is offline");
+  await bob.evaluate(() => window.missive.client.start());
+  await bubble(bob, "keep this").waitFor({ state: "detached" });
+  assert.equal(await bob.getByTestId("recalled-notice").count(), 2);
+  await shot(alice, "recall-alice.png");
   await alice.context().close();
   await bob.context().close();
 });
@@ -203,18 +234,15 @@ test("reactions: pick, count, toggle between two users", async (t) => {
   await dave.context().close();
 });
 
-test("typing indicator and delivered/read ticks in a 1:1 chat", async (t) => {
+test("typing indicator in the header: shown while typing, gone when cleared or sent", async (t) => {
   const erin = await login("erin");
   const frank = await login("frank");
   if (!(await requireServed(t, erin, "Typing", `window.missive.client.typing("p:erin:frank", true).then(() => 0, ${codeOf})`))) return;
   await openChat(erin, "frank");
-  await send(erin, "first");
-  // Frank is online but has the chat closed: delivered, not read.
-  await bubble(erin, "first").getByTestId("receipt-delivered").waitFor({ timeout: 10_000 });
+  await send(erin, "hi frank");
   await frank.getByTestId("conv-erin").click();
-  await bubble(erin, "first").getByTestId("receipt-read").waitFor();
+  await bubble(frank, "hi frank").waitFor();
 
-  // Frank types: erin sees it in the header; clearing the input stops it.
   await frank.getByTestId("composer").pressSequentially("hel", { delay: 30 });
   await erin.getByTestId("typing").filter({ hasText: "frank is typing…" }).waitFor();
   await frank.getByTestId("composer").fill("");
@@ -225,10 +253,36 @@ test("typing indicator and delivered/read ticks in a 1:1 chat", async (t) => {
   await frank.getByTestId("composer").press("Enter");
   await bubble(erin, "hello erin").waitFor();
   await erin.getByTestId("typing").filter({ hasText: "typing" }).waitFor({ state: "hidden" });
-  await shot(erin, "ticks-erin.png");
-
+  assert.equal(await frank.getByTestId("typing").textContent(), "", "one's own typing is not shown");
   await erin.context().close();
   await frank.context().close();
+});
+
+test("ticks on one's own 1:1 messages: sent, then delivered while the peer is online elsewhere, then read", async (t) => {
+  const gail = await login("gail");
+  await openChat(gail, "hugh");
+  await send(gail, "first");
+  // Hugh is offline: sent.
+  await bubble(gail, "first").getByTestId("receipt-sent").waitFor();
+  // Hugh comes online with the chat closed: his client acknowledges the message: delivered.
+  const hugh = await login("hugh");
+  await hugh.getByTestId("conv-gail").waitFor();
+  await send(gail, "second");
+  try {
+    await bubble(gail, "second").getByTestId("receipt-delivered").waitFor({ timeout: 10_000 });
+  } catch (e) {
+    const msg = "no delivered tick within 10 s: the broker sends no delivery receipts yet?";
+    if (process.env.E2E_ALLOW_MISSING === "1") return t.skip(msg);
+    throw new Error(`${msg}\n${e}`);
+  }
+  await bubble(gail, "first").getByTestId("receipt-delivered").waitFor();
+  // Hugh opens the chat: read.
+  await hugh.getByTestId("conv-gail").click();
+  await bubble(gail, "second").getByTestId("receipt-read").waitFor();
+  await bubble(gail, "first").getByTestId("receipt-read").waitFor();
+  await shot(gail, "ticks-gail.png");
+  await gail.context().close();
+  await hugh.context().close();
 });
 
 test("images and files sent by URL render as an image and a download link", async () => {
