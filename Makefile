@@ -163,6 +163,7 @@ bench: bootstrap
 	run pairs --pairs 100 --secs 10; \
 	run pairs --pairs 100 --secs 10 --transport ws; \
 	run pairs --pairs 100 --secs 10 --transport quic; \
+	run mixed --pairs 100 --secs 10; \
 	run latency --rate 10000 --secs 10; \
 	run latency --rate 10000 --secs 10 --transport ws; \
 	run latency --rate 10000 --secs 10 --transport quic; \

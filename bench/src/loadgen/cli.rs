@@ -87,6 +87,9 @@ fn sha256_hex(s: &str) -> Result<String, String> {
 pub(crate) enum Scenario {
     /// P sender→receiver pairs, each sender with at most W unacknowledged messages.
     Pairs(PairsArgs),
+    /// `pairs` plus message lifecycle requests on acked messages (default:
+    /// 10 % reactions, 2 % recalls, 2 % edits).
+    Mixed(MixedArgs),
     /// A fixed send rate; delivery latency percentiles.
     Latency(LatencyArgs),
     /// One group with N online members: one sends, every other member must receive.
@@ -134,6 +137,21 @@ pub(crate) struct PairsArgs {
     pub(crate) window: u32,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MixedArgs {
+    #[command(flatten)]
+    pub(crate) pairs: PairsArgs,
+    /// Percent of acked messages the sender then reacts to.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub(crate) react_pct: u32,
+    /// Percent of acked messages the sender then recalls.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub(crate) recall_pct: u32,
+    /// Percent of acked messages the sender then edits (needs `messages.edit_direct`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub(crate) edit_pct: u32,
 }
 
 #[derive(Debug, Args)]

@@ -134,6 +134,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut ctx = Ctx { addr, secret, prefix: proto::run_prefix(), broker: &mut broker };
     let ran = match &cli.scenario {
         Scenario::Pairs(a) => pairs::run_pairs(&mut ctx, a),
+        Scenario::Mixed(a) => pairs::run_mixed(&mut ctx, a),
         Scenario::Latency(a) => pairs::run_latency(&mut ctx, a),
         Scenario::Idle(a) => idle::run(&mut ctx, a),
         Scenario::Sync(a) => sync::run(&mut ctx, a),

@@ -29,7 +29,7 @@ use anyhow::Context;
 use missive_protocol::pb::{self, frame, push};
 
 use super::Ctx;
-use super::cli::{LatencyArgs, LoadArgs, PairsArgs};
+use super::cli::{LatencyArgs, LoadArgs, MixedArgs, PairsArgs};
 use super::ledger::{Ledger, Verdict};
 use super::net::{ConnId, Event, Net};
 use super::proto::{self, now_ns};
@@ -43,6 +43,9 @@ use super::wire::{self, MsgView, RawPush};
 const RATE_MAX_IN_FLIGHT: usize = 1000;
 /// How often receivers send a cumulative `PushAck`, and counters are published.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
+/// Request ids of lifecycle requests (`mixed`) carry this bit, so their
+/// answers are told apart from the sends' (whose ids count up from 1).
+const LIFE_BIT: u64 = 1 << 62;
 
 /// How sends are paced.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +62,8 @@ struct Plan {
     size: usize,
     secs: Duration,
     drain: Duration,
+    /// Percent of acked messages followed by a reaction, a recall, an edit.
+    mix: [u32; 3],
 }
 
 #[derive(Debug)]
@@ -88,6 +93,45 @@ struct ThreadOut {
     window: Duration,
     errors: BTreeMap<String, u64>,
     backlog_skips: u64,
+    /// Lifecycle requests answered ok (react, recall, edit), and their latency.
+    life_ok: [u64; 3],
+    life: Hist,
+    /// Tips (recall notices) received, not counted as messages.
+    tips: u64,
+}
+
+/// `mixed`: `pairs` plus lifecycle requests on acked messages.
+pub(crate) fn run_mixed(ctx: &mut Ctx<'_>, a: &MixedArgs) -> anyhow::Result<Report> {
+    let mix = [a.react_pct, a.recall_pct, a.edit_pct];
+    if mix.iter().sum::<u32>() > 100 {
+        anyhow::bail!("--react-pct + --recall-pct + --edit-pct must be at most 100");
+    }
+    let p = &a.pairs;
+    let mut plan = plan(&p.load, Pace::Window(p.window as usize), 1.0);
+    plan.mix = mix;
+    let mut r = Report::new("mixed");
+    r.param("pairs", p.pairs)
+        .param("window", p.window)
+        .param("react_pct", a.react_pct)
+        .param("recall_pct", a.recall_pct)
+        .param("edit_pct", a.edit_pct);
+    let out = drive(ctx, p.pairs as usize, &p.load, &plan, &mut r)?;
+    let secs = out.window.as_secs_f64().max(1e-9);
+    let ops: u64 = out.life_ok.iter().sum();
+    r.metric("acked_per_s", (out.acked_in_window as f64 / secs).round())
+        .metric("delivered_per_s", (out.delivered_in_window as f64 / secs).round())
+        .metric("lifecycle_ops_per_s", (ops as f64 / secs).round())
+        .metric("reactions", out.life_ok[0])
+        .metric("recalls", out.life_ok[1])
+        .metric("edits", out.life_ok[2])
+        .metric("recall_tips", out.tips)
+        .quantile("ack_p50_us", &out.ack, 0.5)
+        .quantile("ack_p99_us", &out.ack, 0.99)
+        .quantile("lifecycle_p99_us", &out.life, 0.99)
+        .quantile("deliver_p50_us", &out.deliver, 0.5)
+        .quantile("deliver_p99_us", &out.deliver, 0.99);
+    finish(&mut r, &out);
+    Ok(r)
 }
 
 /// `pairs`: closed-loop throughput.
@@ -144,6 +188,7 @@ fn plan(l: &LoadArgs, pace: Pace, threads: f64) -> Plan {
         size: l.size as usize,
         secs: Duration::from_secs_f64(l.secs),
         drain: Duration::from_secs_f64(l.drain_secs),
+        mix: [0; 3],
     }
 }
 
@@ -211,6 +256,11 @@ fn merge(acc: Option<ThreadOut>, mut o: ThreadOut) -> ThreadOut {
         *a.errors.entry(k).or_default() += v;
     }
     a.backlog_skips += o.backlog_skips;
+    a.life.merge(&o.life);
+    a.tips += o.tips;
+    for i in 0..3 {
+        a.life_ok[i] += o.life_ok[i];
+    }
     a
 }
 
@@ -236,6 +286,11 @@ struct Thread<'a> {
     end: Instant,
     in_flight: usize,
     rr: usize,
+    /// Lifecycle requests unanswered, by request id: (op, send time ns).
+    life_in_flight: BTreeMap<u64, (proto::LifeOp, u64)>,
+    next_life: u64,
+    /// xorshift state for the mix.
+    rng: u64,
 }
 
 fn run_thread(
@@ -269,6 +324,9 @@ fn run_thread(
             window: plan.secs,
             errors: BTreeMap::new(),
             backlog_skips: 0,
+            life_ok: [0; 3],
+            life: Hist::new(),
+            tips: 0,
         },
         sending: true,
         start: now,
@@ -276,6 +334,9 @@ fn run_thread(
         end: now + plan.secs,
         in_flight: 0,
         rr: 0,
+        life_in_flight: BTreeMap::new(),
+        next_life: 0,
+        rng: 0x9E37_79B9_7F4A_7C15 ^ (mine.first().copied().unwrap_or(0) as u64 + 1),
     };
     t.run(counters)?;
     t.out.verdict = t.ledger.verdict();
@@ -336,7 +397,8 @@ impl Thread<'_> {
                 drain_deadline = Some(now + self.plan.drain);
             }
             if let Some(d) = drain_deadline
-                && ((self.in_flight == 0 && self.ledger.outstanding() == 0) || now >= d)
+                && ((self.in_flight == 0 && self.ledger.outstanding() == 0 && self.life_in_flight.is_empty())
+                    || now >= d)
             {
                 break;
             }
@@ -367,6 +429,12 @@ impl Thread<'_> {
             if self.net.open_count() == 0 {
                 break;
             }
+        }
+        if !self.life_in_flight.is_empty() {
+            self.error(
+                "lifecycle requests unanswered after the drain".to_owned(),
+                self.life_in_flight.len() as u64,
+            );
         }
         // Whatever is still unanswered now will never be: count it.
         if self.in_flight > 0 {
@@ -471,7 +539,55 @@ impl Thread<'_> {
         }
     }
 
+    /// After an ack: maybe one lifecycle request on the acked message.
+    fn maybe_lifecycle(&mut self, p: usize, seq: u64) {
+        if self.plan.mix == [0; 3] {
+            return;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let roll = (self.rng % 100) as u32;
+        let [react, recall, edit] = self.plan.mix;
+        let op = if roll < react {
+            proto::LifeOp::React
+        } else if roll < react + recall {
+            proto::LifeOp::Recall
+        } else if roll < react + recall + edit {
+            proto::LifeOp::Edit
+        } else {
+            return;
+        };
+        self.next_life += 1;
+        let id = LIFE_BIT | self.next_life;
+        let pair = &self.pairs[p];
+        self.net.send(pair.sender, &proto::lifecycle(id, &pair.conv, seq, op));
+        self.life_in_flight.insert(id, (op, now_ns()));
+    }
+
+    fn on_life_response(&mut self, resp: pb::Response, recv_ns: u64) {
+        let Some((op, sent)) = self.life_in_flight.remove(&resp.id) else {
+            self.error("response to an unknown lifecycle request".to_owned(), 1);
+            return;
+        };
+        if let Some(e) = resp.error {
+            self.error(format!("{op:?}: error {}", e.code), 1);
+            return;
+        }
+        self.out.life.record_ns(recv_ns.saturating_sub(sent));
+        let i = match op {
+            proto::LifeOp::React => 0,
+            proto::LifeOp::Recall => 1,
+            proto::LifeOp::Edit => 2,
+        };
+        self.out.life_ok[i] += 1;
+    }
+
     fn on_response(&mut self, p: usize, resp: pb::Response, recv_ns: u64) {
+        if resp.id & LIFE_BIT != 0 {
+            self.on_life_response(resp, recv_ns);
+            return;
+        }
         let pair = &mut self.pairs[p];
         // Same conversation: answers come in request order; search otherwise.
         let pos = pair.in_flight.iter().position(|e| e.0 == resp.id);
@@ -489,6 +605,9 @@ impl Thread<'_> {
                 self.ledger.ack(p, ack.seq, msg);
                 self.out.ack.record_ns(recv_ns.saturating_sub(sent_ns));
                 if self.sending {
+                    self.maybe_lifecycle(p, ack.seq);
+                }
+                if self.sending {
                     self.out.acked_in_window += 1;
                     if matches!(self.plan.pace, Pace::Window(_)) {
                         self.send(p, now_ns());
@@ -499,6 +618,13 @@ impl Thread<'_> {
     }
 
     fn on_message(&mut self, p: usize, m: MsgView<'_>, recv_ns: u64) {
+        if self.plan.mix != [0; 3] && m.text.is_none() && m.client_msg_id.is_empty() {
+            // A recall's tip (server-generated, no client_msg_id): not a send of ours.
+            self.out.tips += 1;
+            let pair = &mut self.pairs[p];
+            pair.last_seen = pair.last_seen.max(m.seq);
+            return;
+        }
         if m.conv_id != self.pairs[p].conv.as_bytes() {
             self.error("push for a conversation the receiver is not in".to_owned(), 1);
             return;

@@ -99,6 +99,34 @@ pub(crate) fn send_text(id: u64, conv: &str, client_msg_id: String, text: String
     )
 }
 
+/// A lifecycle request on message `seq` (the `mixed` scenario).
+pub(crate) fn lifecycle(id: u64, conv: &str, seq: u64, op: LifeOp) -> pb::Frame {
+    let conv_id = conv.to_owned();
+    match op {
+        LifeOp::React => request_frame(id, pb::React { conv_id, seq, key: "👍".to_owned(), remove: false }),
+        LifeOp::Recall => request_frame(id, pb::RecallMessage { conv_id, seq }),
+        LifeOp::Edit => request_frame(
+            id,
+            pb::EditMessage {
+                conv_id,
+                seq,
+                content: Some(pb::Content {
+                    body: Some(content::Body::Text(pb::Text { text: "edited".to_owned() })),
+                    ..Default::default()
+                }),
+            },
+        ),
+    }
+}
+
+/// The lifecycle requests of the `mixed` scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LifeOp {
+    React,
+    Recall,
+    Edit,
+}
+
 /// `SyncRequest`.
 pub(crate) fn sync(id: u64, sync_token: String, limit: u32) -> pb::Frame {
     request_frame(id, pb::SyncRequest { sync_token, limit })

@@ -26,6 +26,7 @@ pub(crate) mod audit;
 pub(crate) mod conversations;
 pub(crate) mod groups;
 pub(crate) mod hooks;
+pub(crate) mod lifecycle;
 mod listen;
 pub(crate) mod messages;
 pub(crate) mod moderation;
@@ -179,6 +180,7 @@ fn router(api: Arc<Api>) -> Router {
     let v1 = Router::new()
         .merge(users::routes())
         .merge(messages::routes())
+        .merge(lifecycle::routes())
         .merge(conversations::routes())
         .merge(relations::routes())
         .merge(groups::routes())

@@ -74,15 +74,21 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         | E::GroupMuted
         | E::FriendRequestsDenied
         | E::JoinDenied
+        | E::NotMessageSender
         | E::UserMuted => StatusCode::FORBIDDEN,
         E::AccountNotFound
         | E::UserNotFound
         | E::GroupNotFound
         | E::NoPendingRequest
-        | E::NoPendingApplication => StatusCode::NOT_FOUND,
-        E::AccountExists | E::AlreadyFriends | E::GroupExists | E::AlreadyGroupMember | E::NotFriends => {
-            StatusCode::CONFLICT
-        }
+        | E::NoPendingApplication
+        | E::MessageNotFound => StatusCode::NOT_FOUND,
+        E::AccountExists
+        | E::AlreadyFriends
+        | E::GroupExists
+        | E::AlreadyGroupMember
+        | E::NotFriends
+        | E::MessageRecalled
+        | E::ExtensionConflict => StatusCode::CONFLICT,
         E::FriendLimit
         | E::PeerFriendLimit
         | E::BlacklistLimit
@@ -91,10 +97,17 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         | E::JoinedGroupLimit
         | E::OwnerCannotQuit
         | E::ReceiptGroupTooLarge
-        | E::ContentBlocked => StatusCode::UNPROCESSABLE_ENTITY,
+        | E::ContentBlocked
+        | E::ContentKindNotAllowed
+        | E::TimeLimitExceeded
+        | E::EditNotAllowed
+        | E::ReactionLimit
+        | E::ExtensionLimit
+        | E::TranslationDisabled => StatusCode::UNPROCESSABLE_ENTITY,
         E::ContentTooLarge | E::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         E::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         E::Overloaded | E::ServerShutdown => StatusCode::SERVICE_UNAVAILABLE,
+        E::TranslationFailed => StatusCode::BAD_GATEWAY,
         E::Internal | E::Storage => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }

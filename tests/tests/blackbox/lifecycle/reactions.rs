@@ -319,3 +319,37 @@ fn a_reaction_in_a_5000_member_group_writes_o1_not_per_member() {
     assert_eq!(ups.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [seq]);
     assert!(ups.messages[0].reactions.is_empty(), "every reaction was removed again");
 }
+
+#[test]
+fn the_app_server_sets_extensions_through_the_rest_api() {
+    use missive_tests::api::Api;
+    use serde_json::json;
+    let b = BrokerProc::start();
+    let api = Api::new(b.listening.api());
+    let conv = direct("alice", "bob");
+    let mut alice = b.client("alice", "d1");
+    let mut bob = b.client("bob", "d1");
+    let seq = alice.send_ok(&conv, "m1", "red packet: 3 shares").seq;
+    bob.expect_message(&conv, seq);
+    let path = format!("/v1/conversations/{conv}/messages/{seq}/extensions");
+    let v = api.put(&path, &json!({ "set": { "left": "2" }, "if_version": 0 })).ok();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["extensions"]["left"]["value"], "2");
+    assert_eq!(v["extensions"]["left"]["by"], "system");
+    let u = expect_update(&mut bob, &conv, seq, Kind::Extensions);
+    assert_eq!(u.by, "system");
+    // Compare-and-set, limits, bad input, unknown message.
+    api.put(&path, &json!({ "set": { "left": "1" }, "if_version": 0 }))
+        .refused(409, ErrorCode::ExtensionConflict as u32);
+    api.put(&path, &json!({})).refused(400, ErrorCode::InvalidArgument as u32);
+    api.put(&path, &json!({ "set": { "k": "x".repeat(5000) } }))
+        .refused(422, ErrorCode::ExtensionLimit as u32);
+    api.put(&path, &json!({ "sett": {} })).refused(400, ErrorCode::InvalidArgument as u32);
+    api.put(&format!("/v1/conversations/{conv}/messages/99/extensions"), &json!({ "set": { "a": "1" } }))
+        .refused(404, ErrorCode::MessageNotFound as u32);
+    api.put("/v1/conversations/nope/messages/1/extensions", &json!({ "set": { "a": "1" } }))
+        .refused(400, ErrorCode::InvalidConvId as u32);
+    // The clients see it in their reads.
+    let m = &bob.pull(&conv, seq, seq, 0).expect("pull").messages[0];
+    assert_eq!(m.extensions.get("left").map(|x| x.value.as_str()), Some("2"));
+}
