@@ -570,6 +570,7 @@ function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined):
       if (e.key === "Escape") {
         pickerFor = undefined;
         renderMessages(false);
+        document.querySelector<HTMLElement>(`[data-focus-key="action-react:${m.seq}"]`)?.focus();
       }
     });
     el.append(picker);
