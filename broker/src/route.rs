@@ -222,9 +222,12 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
         Op::GetGroupReceipt(req) => to_groups(groups::check::receipt(req)?),
 
         // --- message lifecycle (section 18) ---
-        Op::Recall(_) | Op::Edit(_) | Op::DeleteMessages(_) | Op::ClearAllMessages(_) => {
-            return Err(not_served());
+        Op::Recall(req) => to_msgs(messages::recall::check_recall(user, req)?),
+        Op::Edit(req) => {
+            to_msgs(messages::recall::check_edit(user, req, node.config.limits.max_content_bytes)?)
         }
+        Op::DeleteMessages(req) => to_msgs(messages::delete::check(user, req)?),
+        Op::ClearAllMessages(_) => to_conv(ConversationsOp::ClearAll { next: None }),
         Op::React(req) => to_msgs(messages::reactions::check(user, req)?),
         Op::GetReactions(req) => {
             let conv = checks::conversation(user, &req.conv_id)?;

@@ -1,7 +1,7 @@
 //! `missivectl`: command-line tool for Missive operators and developers.
 //!
 //! Role: mint access tokens, and talk to a running server as one device
-//! (ping, send, tail, history, read; accounts and profiles with `user`,
+//! (ping, send, tail, history, read; recall, edit, delete, react; accounts and profiles with `user`,
 //! friends with `friend`, the blacklist with `black`, presence with
 //! `presence`) through the Rust SDK; ask a running broker for a backup
 //! (`backup`, over its admin HTTP API).
@@ -21,6 +21,7 @@ mod admin;
 mod api;
 mod commands;
 mod groups;
+mod life;
 mod output;
 mod social;
 
@@ -153,6 +154,43 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seq: u64,
     },
+    /// Recall a message (conversation id, e.g. p:alice:bob or g:team; its seq).
+    Recall {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        seq: u64,
+    },
+    /// Replace the text of one's own text message (when the server allows editing).
+    Edit {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        seq: u64,
+        text: String,
+    },
+    /// Delete messages for oneself, or with --everyone (group owner / admin) for everyone.
+    Delete {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        #[arg(required = true, num_args = 1..=100)]
+        seqs: Vec<u64>,
+        /// Delete for every participant.
+        #[arg(long)]
+        everyone: bool,
+    },
+    /// Add (or with --remove, remove) one's reaction KEY on a message; prints its reactions.
+    React {
+        #[command(flatten)]
+        conn: ConnArgs,
+        conv: String,
+        seq: u64,
+        key: String,
+        /// Remove the reaction instead.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Accounts (import, exists, disable, enable, revoke: admin token) and profiles.
     User {
         #[command(subcommand)]
@@ -218,6 +256,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::History { conn, with, limit } => commands::history(json, &conn, &with, limit),
         Command::Read { conn, with, seq } => commands::read(json, &conn, &with, seq),
+        Command::Recall { conn, conv, seq } => life::recall(json, &conn, conv, seq),
+        Command::Edit { conn, conv, seq, text } => life::edit(json, &conn, conv, seq, text),
+        Command::Delete { conn, conv, seqs, everyone } => life::delete(json, &conn, conv, seqs, everyone),
+        Command::React { conn, conv, seq, key, remove } => life::react(json, &conn, conv, seq, key, remove),
         Command::User { cmd } => social::user(json, cmd),
         Command::Friend { cmd } => social::friend(json, cmd),
         Command::Black { cmd } => social::black(json, cmd),

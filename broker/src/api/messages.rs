@@ -9,7 +9,11 @@
 //! - `GET /v1/conversations/{conv_id}/messages`: NDJSON export of committed
 //!   `msg` rows, read on a blocking thread;
 //! - `POST /v1/messages/import`: historical messages appended in order with
-//!   their original senders and times (spec [AM-1]).
+//!   their original senders and times (spec [AM-1]);
+//! - `POST /v1/conversations/{conv_id}/messages/{seq}/recall` and
+//!   `POST /v1/conversations/{conv_id}/messages/delete`: recall one message,
+//!   delete messages for everyone, on any message (spec [RC-1], [DL-3]),
+//!   acting as the system user.
 //!
 //! Invariants: every body field is validated before anything is routed (400
 //! naming the field); ops no client may send (notice, broadcast, import) go
@@ -64,6 +68,84 @@ pub(crate) fn routes() -> Router<Arc<Api>> {
         .route("/v1/messages/broadcast", post(broadcast))
         .route("/v1/messages/import", post(import))
         .route("/v1/conversations/{conv_id}/messages", get(export))
+        .route("/v1/conversations/{conv_id}/messages/{seq}/recall", post(recall))
+        .route("/v1/conversations/{conv_id}/messages/delete", post(delete))
+}
+
+/// A 1:1 or group conversation id of a lifecycle endpoint (400 otherwise).
+fn life_conv(conv_id: &str) -> ApiResult<ConvId> {
+    let conv = ConvId::parse(conv_id).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidConvId, format!("conv_id: {e}"))
+    })?;
+    match conv.kind() {
+        ConvKind::Direct | ConvKind::Group => Ok(conv),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnsupportedConversation,
+            "conv_id: messages of this conversation kind cannot be changed",
+        )),
+    }
+}
+
+/// A message after a recall (spec [RC-3]).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RecalledJson {
+    conv_id: String,
+    seq: u64,
+    recalled_by: String,
+    recalled_at_ms: u64,
+    update_seq: u64,
+}
+
+/// `POST /v1/conversations/{conv_id}/messages/{seq}/recall`: any message ([RC-1]).
+async fn recall(
+    State(api): State<Arc<Api>>,
+    Path((conv_id, seq)): Path<(String, u64)>,
+) -> ApiResult<axum::Json<RecalledJson>> {
+    let conv = life_conv(&conv_id)?;
+    if seq == 0 {
+        return Err(Reject::new(ErrorCode::MessageNotFound, "no message at seq 0").into());
+    }
+    let sys = ensure_system_user(&api).await?;
+    let owner = api.node.owner(OwnerKey::Conv(&conv));
+    let op = MessagesOp::Change { conv, seq, change: crate::services::messages::Change::Recall, admin: true };
+    match expect_ok(api.op(owner, &sys, ServiceOp::Messages(op)).await)? {
+        response::Result::Message(m) => {
+            let r = m.recalled.unwrap_or_default();
+            Ok(axum::Json(RecalledJson {
+                conv_id: m.conv_id,
+                seq: m.seq,
+                recalled_by: r.by,
+                recalled_at_ms: r.at_ms,
+                update_seq: m.update_seq,
+            }))
+        }
+        _ => Err(ApiError::from(Reject::new(ErrorCode::Internal, "unexpected answer"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    seqs: Vec<u64>,
+}
+
+/// `POST /v1/conversations/{conv_id}/messages/delete`: for everyone ([DL-3]).
+async fn delete(
+    State(api): State<Arc<Api>>,
+    Path(conv_id): Path<String>,
+    Body(b): Body<DeleteBody>,
+) -> ApiResult<axum::Json<super::users::Empty>> {
+    let conv = life_conv(&conv_id)?;
+    crate::services::messages::updates::check_seqs(&b.seqs)?;
+    let mut seqs = b.seqs;
+    seqs.sort_unstable();
+    seqs.dedup();
+    let sys = ensure_system_user(&api).await?;
+    let owner = api.node.owner(OwnerKey::Conv(&conv));
+    let op = MessagesOp::Delete { conv, seqs, for_everyone: true, admin: true };
+    expect_ok(api.op(owner, &sys, ServiceOp::Messages(op)).await)?;
+    Ok(axum::Json(super::users::Empty {}))
 }
 
 /// The answer of one stored (or deduplicated) message.

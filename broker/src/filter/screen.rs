@@ -21,7 +21,7 @@ use crate::node::Node;
 
 /// Applies the mutes and the word lists to `op` (see the module doc).
 pub(crate) fn screen(node: &Node, user: &UserId, op: &mut Op) -> Result<(), Reject> {
-    if matches!(op, Op::Send(_)) {
+    if matches!(op, Op::Send(_) | Op::Edit(_)) {
         let now = crate::node::clock::now_ms();
         if let Some(until) = node.mutes.until(user.as_str(), now) {
             return Err(Reject::new(
@@ -56,6 +56,11 @@ fn texts(op: &mut Op, f: &mut Visit<'_>) -> Result<(), Reject> {
     match op {
         Op::Send(m) => {
             if let Some(c) = m.content.as_mut() {
+                content(c, f, 0)?;
+            }
+        }
+        Op::Edit(req) => {
+            if let Some(c) = req.content.as_mut() {
                 content(c, f, 0)?;
             }
         }

@@ -199,6 +199,7 @@ impl Worker {
                 Effect::LoginDone { conn, user, result } => {
                     self.send_to(conn.worker, WorkerMsg::LoginDone { conn: conn.id, user, result })
                 }
+                Effect::Forward { owner, op } => self.send_to(owner, WorkerMsg::Op(op)),
                 // The engine applies directory changes itself, after the write.
                 Effect::SessionAdd { .. } | Effect::SessionRemove { .. } => {}
             }

@@ -42,4 +42,9 @@ pub(crate) enum Effect {
     SessionAdd { user: UserId, presence: Presence },
     /// Remove a session from the online directory (applied by the engine after the write).
     SessionRemove { user: UserId, conn: ConnRef },
+    /// Hand an op on to shard `owner` once the turn is durable (a request
+    /// served by a chain of owners, e.g. ClearAllMessages); the op keeps its
+    /// origin, so the last owner of the chain answers it. If the write
+    /// fails, the op's request is answered with the failure instead.
+    Forward { owner: usize, op: Box<super::ShardOp<crate::services::ServiceOp>> },
 }

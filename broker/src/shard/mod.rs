@@ -90,6 +90,9 @@ pub(crate) enum Answer {
     LoginOk(String),
     /// To an internal event.
     None,
+    /// Not yet: the op went on to another owner (an `Effect::Forward` of
+    /// this turn), which answers the request.
+    Forwarded,
 }
 
 /// The interface every service set implements for the engine.
@@ -192,6 +195,7 @@ fn answer(origin: Origin, user: &Option<UserId>, a: Answer) -> Result<Option<Eff
             Ok(Some(Effect::LoginDone { conn, user: user.clone(), result: Ok(token) }))
         }
         (Origin::Event { .. }, Answer::None, _) => Ok(None),
+        (Origin::Request { .. }, Answer::Forwarded, _) => Ok(None),
         (Origin::Request { .. } | Origin::Login { .. } | Origin::Event { .. }, _, _) => {
             Err(Reject::new(ErrorCode::Internal, "op answered in the wrong form"))
         }
@@ -359,6 +363,12 @@ impl<S: Service> Engine<S> {
                     Effect::LoginDone { conn, user, .. } => {
                         Some(Effect::LoginDone { conn, user, result: Err(r.clone()) })
                     }
+                    Effect::Forward { op, .. } => match op.origin {
+                        Origin::Request { conn, request_id, cost } => {
+                            Some(Effect::Reply { conn, request_id, cost, reply: Box::new(Err(r.clone())) })
+                        }
+                        Origin::Login { .. } | Origin::Event { .. } => None,
+                    },
                     Effect::Kick { .. }
                     | Effect::Fanout { .. }
                     | Effect::FanoutAll { .. }

@@ -23,6 +23,7 @@
 //! | `groups::operations` | groups: roles × operations, modes, mute, transfer, dismiss, mentions, receipts |
 //! | `groups::policy` | the blacklist across groups, closed groups refuse invitations and applications |
 //! | `groups::large` | a 5 000-member group |
+//! | `lifecycle::changes` | recall, edit, delete (for me, for everyone), ClearAllMessages, reactions and extensions; offline devices through sync and PullUpdates |
 //! | `moderation::words` | sensitive-word lists: block / replace / flag over TCP, WebSocket, REST; live changes, restart, bad input, auth |
 //! | `moderation::mutes` | global mutes: refused sends, expiry, unmute, paging |
 //! | `admin_groups` | the admin REST API's group endpoints: auth, bad input, no-consent adds, effects seen by members, paging |

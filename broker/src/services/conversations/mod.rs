@@ -12,6 +12,7 @@
 //! version in the same batch, so the user's other devices find it by sync.
 
 pub(crate) mod cache;
+mod clear_all;
 pub(crate) mod state;
 
 use missive_protocol::pb::{self, push, response};
@@ -43,6 +44,11 @@ pub(crate) enum ConversationsOp {
         conv: ConvId,
         up_to: u64,
     },
+    /// ClearAllMessages ([DL-6]): a chain of owners, one conversation each;
+    /// `None` = the first hop, on the user's owner.
+    ClearAll {
+        next: Option<ConvId>,
+    },
     /// Owned by the user's shard.
     GlobalDnd {
         enabled: bool,
@@ -56,7 +62,8 @@ impl ConversationsOp {
             Self::MarkRead { conv, .. } | Self::Update { conv, .. } | Self::Clear { conv, .. } => {
                 OwnerKey::Conv(conv)
             }
-            Self::GlobalDnd { .. } => OwnerKey::User(user),
+            Self::ClearAll { next: Some(conv) } => OwnerKey::Conv(conv),
+            Self::GlobalDnd { .. } | Self::ClearAll { next: None } => OwnerKey::User(user),
         }
     }
 }
@@ -78,6 +85,9 @@ pub(crate) fn stage(
         && !broadcast::claim_member(conv, &op.user, t)
     {
         return Ok(Staged::Defer(op));
+    }
+    if let ConversationsOp::ClearAll { next } = &op.op {
+        return Ok(Staged::Done(clear_all::step(s, &op, next.as_ref(), t)?));
     }
     let res = match &op.op {
         ConversationsOp::MarkRead { conv, seq } => {
@@ -130,6 +140,7 @@ pub(crate) fn stage(
             }
         }
         ConversationsOp::GlobalDnd { enabled } => global_dnd(s, &op, *enabled, t)?,
+        ConversationsOp::ClearAll { .. } => unreachable_clear_all()?,
     };
     Ok(Staged::Done(Answer::Response(res)))
 }
@@ -202,6 +213,11 @@ fn member_change(
     }
     let state = conversation_state(conv, entry, me, floor);
     Ok(reply_with_state(op, state, changed, t))
+}
+
+/// ClearAll is staged before the match above.
+fn unreachable_clear_all() -> Result<response::Result, Reject> {
+    Err(Reject::new(missive_protocol::ErrorCode::Internal, "ClearAll staged twice"))
 }
 
 fn global_dnd(

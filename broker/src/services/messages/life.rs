@@ -44,6 +44,8 @@ pub(crate) struct Staging {
 }
 
 /// The previous value of one [`Staging`] entry (`None`: absent).
+// A message snapshot per change, as the other undo records; boxing would add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum LifeUndo {
     Msg((ConvId, u64), Option<pb::Message>),
@@ -369,10 +371,7 @@ pub(crate) fn with_me(
     reactions: &[pb::ReactionSummary],
     mine: &UserReactionsRecord,
 ) -> Vec<pb::ReactionSummary> {
-    reactions
-        .iter()
-        .map(|r| pb::ReactionSummary { me: mine.keys.iter().any(|k| *k == r.key), ..r.clone() })
-        .collect()
+    reactions.iter().map(|r| pb::ReactionSummary { me: mine.keys.contains(&r.key), ..r.clone() }).collect()
 }
 
 /// Gives messages read from the log their current form for `user` ([UP-3]):

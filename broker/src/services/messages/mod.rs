@@ -15,10 +15,12 @@
 
 pub(crate) mod broadcast;
 pub(crate) mod check;
+pub(crate) mod delete;
 pub(crate) mod extensions;
 pub(crate) mod life;
 pub(crate) mod reactions;
 mod read;
+pub(crate) mod recall;
 mod send;
 pub(crate) mod updates;
 
@@ -63,6 +65,14 @@ pub(crate) enum MessagesOp {
         change: Change,
         admin: bool,
     },
+    /// DeleteMessages (spec 18.3): 1..=100 seqs, for the caller or for
+    /// everyone; `admin`: the admin API.
+    Delete {
+        conv: ConvId,
+        seqs: Vec<u64>,
+        for_everyone: bool,
+        admin: bool,
+    },
     /// A lifecycle read, served after the turn's write.
     LifeRead {
         conv: ConvId,
@@ -81,6 +91,10 @@ pub(crate) enum Change {
         remove: Vec<String>,
         if_version: Option<u64>,
     },
+    /// Recall the message ([RC-1]).
+    Recall,
+    /// Replace the content of one's own message ([ED-1]).
+    Edit { content: pb::Content },
 }
 
 /// A lifecycle read.
@@ -102,6 +116,7 @@ impl MessagesOp {
             | Self::History { conv, .. }
             | Self::Import { conv, .. }
             | Self::Change { conv, .. }
+            | Self::Delete { conv, .. }
             | Self::LifeRead { conv, .. } => conv,
         }
     }
@@ -131,7 +146,13 @@ pub(crate) fn stage(
                 Change::Extensions { set, remove, if_version } => {
                     extensions::set(s, &op, conv, *seq, set, remove, *if_version, *admin, t)?
                 }
+                Change::Recall => recall::recall(s, &op, conv, *seq, *admin, t)?,
+                Change::Edit { content } => recall::edit(s, &op, conv, *seq, content, t)?,
             };
+            Ok(Staged::Done(Answer::Response(answer)))
+        }
+        MessagesOp::Delete { conv, seqs, for_everyone, admin } => {
+            let answer = delete::delete(s, &op, conv, seqs, *for_everyone, *admin, t)?;
             Ok(Staged::Done(Answer::Response(answer)))
         }
         MessagesOp::Send { conv, .. } if !broadcast::claim(conv, t) => Ok(Staged::Defer(op)),

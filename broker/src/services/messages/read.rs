@@ -34,7 +34,10 @@ pub(crate) fn read(
         MessagesOp::Pull { conv, req } => (conv, true, req.from_seq, req.to_seq, page(req.limit)),
         MessagesOp::History { conv, req } => (conv, false, 0, req.before_seq, page(req.limit)),
         MessagesOp::LifeRead { conv, read } => return super::updates::read(s, &op.user, &conv, read, now_ms),
-        MessagesOp::Send { .. } | MessagesOp::Import { .. } | MessagesOp::Change { .. } => {
+        MessagesOp::Send { .. }
+        | MessagesOp::Import { .. }
+        | MessagesOp::Change { .. }
+        | MessagesOp::Delete { .. } => {
             return Err(Reject::new(ErrorCode::Internal, "a write is not a read"));
         }
     };

@@ -73,7 +73,12 @@ pub(super) fn read(
             }
             let x = store.extras(conv, seq)?.unwrap_or_default();
             let total = x.reactions.iter().find(|r| r.key == key).map_or(0, |r| r.count);
-            let mut rows = store.reaction_users(conv, seq, &key, &after, limit + 1)?;
+            // A recalled or deleted message keeps no summaries: its rows are not listed.
+            let mut rows = if total == 0 {
+                Vec::new()
+            } else {
+                store.reaction_users(conv, seq, &key, &after, limit + 1)?
+            };
             let more = rows.len() > limit;
             rows.truncate(limit);
             let next_cursor =

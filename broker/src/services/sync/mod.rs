@@ -122,7 +122,10 @@ pub(crate) fn serve(
             continue;
         };
         if conv.kind() == missive_protocol::ConvKind::Group {
-            let state = groups::views::stored_state(store, user, &conv, floor_ms)?;
+            let mut state = groups::views::stored_state(store, user, &conv, floor_ms)?;
+            if let Some(m) = state.as_mut().and_then(|s| s.last_message.as_mut()) {
+                own_tombstone(store, user, &conv, m)?;
+            }
             let len = state.as_ref().map_or(0, |s| s.encoded_len() + 8);
             if bytes_used + len > byte_budget && i > 0 {
                 more = true;
@@ -159,6 +162,10 @@ pub(crate) fn serve(
         } else {
             None
         };
+        let mut last = last;
+        if let Some(m) = last.as_mut() {
+            own_tombstone(store, user, &conv, m)?;
+        }
         let mut state = state_from_parts(&conv, max_seq, &rec, peer_read, last);
         state.update_seq = store.update_seq(&conv)?;
         let len = state.encoded_len() + 8;
@@ -176,4 +183,18 @@ pub(crate) fn serve(
     }
     let sync_token = key.make(user, upto);
     Ok(pb::SyncResult { conversations, settings, sync_token, more, relations, profiles })
+}
+
+/// A last message the user deleted for themselves is their tombstone
+/// ([DL-2]): one point read per conversation of the page.
+fn own_tombstone(
+    store: &missive_storage::Store,
+    user: &UserId,
+    conv: &ConvId,
+    m: &mut pb::Message,
+) -> Result<(), Reject> {
+    if store.is_deleted_for(conv, user, m.seq)? {
+        messages::life::tombstone(m);
+    }
+    Ok(())
 }

@@ -742,3 +742,34 @@ fn presence_commands_get_subscribe_watch_list_unsubscribe_status() {
     assert!(bool_field(&r.json(), "online"));
     assert!(alice_phone.is_alive());
 }
+
+/// `missivectl recall | edit | delete | react` (spec section 18): each does
+/// what it says, prints one JSON line, and a server refusal exits 2.
+#[test]
+fn lifecycle_commands() {
+    let b = BrokerOpts::default().config("[messages]\nedit_direct = true\n").spawn();
+    let conv = direct("alice", "bob");
+    let mut bob = b.client("bob", "phone");
+    let mut alice = b.client("alice", "phone");
+    let acks = alice.send_many(&conv, "m", 3, 3);
+    let tok = mint("alice");
+    let s = |q: u64| q.to_string();
+    let v = run_as(&b, &tok, "cli", "edit", &[&conv, &s(acks[0].seq), "fixed"]).assert_ok("edit").json();
+    assert_eq!((str_field(&v, "text"), u64_field(&v, "edit_version")), ("fixed", 1));
+    let v = run_as(&b, &tok, "cli", "react", &[&conv, &s(acks[0].seq), "+1"]).assert_ok("react").json();
+    assert_eq!(v["reactions"][0]["count"].as_u64(), Some(1));
+    let v = run_as(&b, &tok, "cli", "recall", &[&conv, &s(acks[1].seq)]).assert_ok("recall").json();
+    assert_eq!(v["recalled"].as_bool(), Some(true));
+    run_as(&b, &tok, "cli", "delete", &[&conv, &s(acks[2].seq)]).assert_ok("delete for me");
+    let mine = alice.pull_all(&conv);
+    assert!(mine.iter().any(|m| m.seq == acks[1].seq && m.recalled.is_some()));
+    assert!(mine.iter().any(|m| m.seq == acks[2].seq && m.deleted));
+    assert!(bob.pull_all(&conv).iter().any(|m| m.seq == acks[2].seq && !m.deleted), "only for alice");
+    // Refusals: 4202 on a recalled message, 2003 for everyone in a 1:1 conversation.
+    let r = run_as(&b, &tok, "cli", "recall", &[&conv, &s(acks[1].seq)]);
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+    assert!(r.stderr.contains("MESSAGE_RECALLED"), "{r:#?}");
+    let r = run_as(&b, &tok, "cli", "delete", &[&conv, "1", "--everyone"]);
+    assert_eq!(r.status.code(), Some(2), "{r:#?}");
+    assert!(r.stderr.contains("PERMISSION_DENIED"), "{r:#?}");
+}

@@ -1,3 +1,5 @@
 //! The message lifecycle (spec section 18).
 
+mod admin_rest;
+mod changes;
 mod reactions;
