@@ -72,6 +72,15 @@ function textOf(m: Message | undefined): string {
   if (b.case === "text") return b.value.text;
   if (b.case === "image") return "[image]";
   if (b.case === "file") return `[file] ${b.value.name}`;
+  if (b.case === "tip") {
+    // [RC-4]: a recall leaves a tip {kind: "message.recalled", params: {by, seq}}.
+    if (b.value.kind === "message.recalled") {
+      const by = b.value.params.by ?? m?.sender ?? "";
+      return `${by === me ? "You" : by} recalled a message`;
+    }
+    return b.value.text || `[${b.value.kind}]`;
+  }
+  if (b.case === "system") return [b.value.title, b.value.text].filter(Boolean).join(": ");
   return `[${b.case ?? "unsupported message"}]`;
 }
 
@@ -382,6 +391,18 @@ function renderMessages(stickToBottom: boolean) {
       d.className = "day";
       d.textContent = day === new Date().toDateString() ? "Today" : day;
       nodes.push(d);
+    }
+    const kind = m.content?.body.case;
+    if (kind === "tip" || kind === "system") {
+      // [M-4]: tips and notices render as notices. The recall tip is not shown: the
+      // recalled message already shows its notice in place.
+      if (m.content?.body.case === "tip" && m.content.body.value.kind === "message.recalled") continue;
+      const n = document.createElement("div");
+      n.className = "notice";
+      n.dataset.testid = "tip-notice";
+      n.textContent = textOf(m);
+      nodes.push(n);
+      continue;
     }
     if (m.recalled || m.deleted) {
       const n = document.createElement("div");

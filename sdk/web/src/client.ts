@@ -354,7 +354,8 @@ export class MissiveClient {
       c.state.maxSeq = m.seq;
       c.state.lastMessage = m;
       c.state.hidden = false;
-      if (m.sender !== this.userId && m.seq > c.state.readSeq && m.seq > c.state.clearedSeq) c.state.unread += 1n;
+      const counted = m.sender !== this.userId && !m.flags?.noUnread; // 18.8: no_unread (e.g. the recall tip)
+      if (counted && m.seq > c.state.readSeq && m.seq > c.state.clearedSeq) c.state.unread += 1n;
     }
     while (c.messages.has(c.contiguous + 1n)) c.contiguous += 1n;
     this.emit("message", m);
@@ -493,6 +494,11 @@ export class MissiveClient {
   /** Takes an authoritative state; starts an update catch-up when it is ahead ([UP-2]). */
   private setConversation(s: ConversationState) {
     const c = this.conv(s.convId);
+    // [DL-2]: states answered or pushed by other requests carry the stored last message:
+    // apply this user's own deletions (and any newer form held).
+    const last = s.lastMessage;
+    const held = last ? c.messages.get(last.seq) : undefined;
+    if (last && held && ((held.deleted && !last.deleted) || held.updateSeq > last.updateSeq)) s.lastMessage = held;
     c.state = s;
     this.saveLocal();
     this.emit("conversation", s);
