@@ -151,6 +151,13 @@ test("edit: own text messages only, '(edited)' on both pages; an offline page ca
   const applied = await bob.evaluate(() => String(window.missive.client.appliedUpdateSeq("p:ann:ben")));
   assert.ok(BigInt(applied) > 0n, `bob's applied update_seq moved (${applied})`);
   await shot(bob, "edit-bob.png");
+
+  // Delete for me: a tombstone on bob's page only.
+  await act(bob, "bob's own", "delete");
+  await bob.getByTestId("deleted-notice").waitFor();
+  assert.equal(await bubble(bob, "bob's own").count(), 0);
+  await alice.waitForTimeout(300);
+  assert.equal(await bubble(alice, "bob's own").count(), 1, "the other user still has it");
   await alice.context().close();
   await bob.context().close();
 });
