@@ -282,7 +282,8 @@ function renderList() {
       main.querySelector(".conv-name")!.textContent = peer;
       main.querySelector(".conv-time")!.textContent = timeOf(c.lastMessage?.serverTimeMs);
       const last = c.lastMessage;
-      main.querySelector(".conv-preview")!.textContent = last ? `${last.sender === me ? "You: " : ""}${textOf(last)}` : "No messages yet";
+      const notice = last && (last.recalled || last.deleted || last.content?.body.case === "tip" || last.content?.body.case === "system");
+      main.querySelector(".conv-preview")!.textContent = last ? `${last.sender === me && !notice ? "You: " : ""}${textOf(last)}` : "No messages yet";
       li.append(av, main);
       li.addEventListener("click", () => open(c.convId));
       return li;
