@@ -1057,40 +1057,6 @@ impl Client {
         Ok(())
     }
 
-    /// Adds (or with `remove`, removes) this user's reaction `key` (spec 18.4).
-    pub fn react(&self, conv_id: &str, seq: u64, key: &str, remove: bool) -> Result<pb::Reactions, SdkError> {
-        self.call(pb::React { conv_id: conv_id.to_owned(), seq, key: key.to_owned(), remove })
-    }
-
-    /// Reaction summaries of 1..=100 messages (spec 18.4).
-    pub fn get_reactions(&self, conv_id: &str, seqs: &[u64]) -> Result<pb::ReactionsList, SdkError> {
-        self.call(pb::GetReactions { conv_id: conv_id.to_owned(), seqs: seqs.to_vec() })
-    }
-
-    /// Sets and removes extension keys of a message; `if_version`:
-    /// compare-and-set (spec 18.5).
-    pub fn set_extensions(
-        &self,
-        conv_id: &str,
-        seq: u64,
-        set: std::collections::BTreeMap<String, String>,
-        remove: Vec<String>,
-        if_version: Option<u64>,
-    ) -> Result<pb::Extensions, SdkError> {
-        self.call(pb::SetExtensions { conv_id: conv_id.to_owned(), seq, set, remove, if_version })
-    }
-
-    /// Messages changed after `after_update_seq` (spec [UP-2]); call again
-    /// from the returned `update_seq` while `more`.
-    pub fn pull_updates(
-        &self,
-        conv_id: &str,
-        after_update_seq: u64,
-        limit: u32,
-    ) -> Result<pb::MessageUpdates, SdkError> {
-        self.call(pb::PullUpdates { conv_id: conv_id.to_owned(), after_update_seq, limit })
-    }
-
     /// Stops the background thread and closes the connection.
     pub fn close(self) {
         drop(self);
