@@ -43,6 +43,9 @@ pub(crate) enum Route {
     Local(LocalQuery),
     /// Sync, read by the query pool, answered by the user's owner shard.
     Sync(pb::SyncRequest),
+    /// ForwardMessages: the source is read by the query pool, the copies are
+    /// stored and answered by the destination's owner (`session::forward`).
+    Forward(Box<messages::forward::ForwardReq>),
 }
 
 fn admin_only(c: Caller<'_>) -> Result<(), Reject> {
@@ -85,7 +88,7 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
     };
     Ok(match op {
         // --- messages and conversations (spec section 8) ---
-        Op::Send(m) => to_msgs(messages::check::send(user, m, node.config.limits.max_content_bytes)?),
+        Op::Send(m) => to_msgs(messages::check::send(&node.config, user, m)?),
         Op::Pull(req) => to_msgs(messages::check::pull(user, req)?),
         Op::History(req) => to_msgs(messages::check::history(user, req)?),
         Op::Sync(req) => Route::Sync(req),
@@ -268,7 +271,7 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
             })
         }
         Op::Typing(_) => return Err(not_served()),
-        Op::Forward(_) => return Err(not_served()),
+        Op::Forward(req) => Route::Forward(Box::new(messages::forward::check(user, req)?)),
         Op::Translate(_) => return Err(not_served()),
     })
 }

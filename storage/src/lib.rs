@@ -40,6 +40,7 @@
 //! | `life`  | `conv 00 'x' seq:be64`                       | [`ExtrasRecord`]: a message's reactions and extensions |
 //! | `life`  | `conv 00 'r' seq:be64 key 00 user` / `conv 00 'p' seq:be64 user` | reaction row (at_ms, be64) / [`UserReactionsRecord`] |
 //! | `life`  | `conv 00 'd' user 00 seq:be64`               | deleted for `user` (empty) |
+//! | `meta`  | `"unc" 00 conv`                              | recent uncounted seqs (spec [MF-3]), be64 each |
 //!
 //! Each family has a tuning profile fitted to how it is read (log scans,
 //! point lookups, delete-heavy feed scans, record + index scans, tiny): see

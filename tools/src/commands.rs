@@ -150,7 +150,36 @@ pub(crate) fn ping(json: bool, c: &ConnArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str) -> anyhow::Result<()> {
+/// Send flags of `missivectl send` (spec 18.8).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct FlagArgs {
+    /// Not stored: delivered to online devices only (the ack has seq 0).
+    #[arg(long)]
+    pub(crate) online_only: bool,
+    /// Not kept for roaming or history once read.
+    #[arg(long)]
+    pub(crate) no_history: bool,
+    /// Not counted as unread.
+    #[arg(long)]
+    pub(crate) no_unread: bool,
+    /// No offline push notification.
+    #[arg(long)]
+    pub(crate) no_push: bool,
+}
+
+impl FlagArgs {
+    fn to_pb(&self) -> Option<pb::MessageFlags> {
+        let f = pb::MessageFlags {
+            online_only: self.online_only,
+            no_history: self.no_history,
+            no_unread: self.no_unread,
+            no_push: self.no_push,
+        };
+        (f != pb::MessageFlags::default()).then_some(f)
+    }
+}
+
+pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str, flags: &FlagArgs) -> anyhow::Result<()> {
     let opts = options(c)?;
     let dial = dial(c)?;
     let client_msg_id = missive_sdk::new_client_msg_id();
@@ -162,7 +191,7 @@ pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str) -> anyhow::Re
                 conv_id: direct_conv(conn.user_id(), to),
                 client_msg_id: client_msg_id.clone(),
                 content: Some(text_content(text)),
-                flags: None,
+                flags: flags.to_pb(),
             })
         });
         match res {
@@ -191,6 +220,62 @@ pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str) -> anyhow::Re
             output::rfc3339_ms(ack.server_time_ms),
             if ack.duplicate { " (duplicate)" } else { "" }
         );
+    }
+    Ok(())
+}
+
+/// `missivectl forward FROM SEQS TO [--merged --title T]`.
+pub(crate) fn forward(
+    json: bool,
+    c: &ConnArgs,
+    from: &str,
+    seqs: &str,
+    to: &str,
+    merged: bool,
+    title: &str,
+) -> anyhow::Result<()> {
+    let seqs: Vec<u64> = seqs
+        .split(',')
+        .map(|s| s.trim().parse::<u64>().map_err(|_| anyhow::anyhow!("SEQS: \"{s}\" is not a seq")))
+        .collect::<anyhow::Result<_>>()?;
+    let opts = options(c)?;
+    let dial = dial(c)?;
+    let req = pb::ForwardMessages {
+        from_conv_id: from.to_owned(),
+        seqs,
+        to_conv_id: to.to_owned(),
+        merged,
+        title: title.to_owned(),
+        client_msg_id: missive_sdk::new_client_msg_id(),
+    };
+    // The same client_msg_id on every attempt: each copy is stored once ([FW-7]).
+    let mut attempt = 0u32;
+    let r = loop {
+        match dial.connect(&opts).and_then(|conn| conn.call(req.clone())) {
+            Ok(r) => break r,
+            Err(e) if e.is_retryable() && attempt < 4 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if json {
+        let acks: Vec<_> = r
+            .acks
+            .iter()
+            .map(|a| json!({"conv": a.conv_id, "seq": a.seq, "server_msg_id": a.server_msg_id, "duplicate": a.duplicate}))
+            .collect();
+        print_json(&json!({ "acks": acks }));
+    } else {
+        for a in &r.acks {
+            println!(
+                "forwarded to {} seq {}{}",
+                a.conv_id,
+                a.seq,
+                if a.duplicate { " (duplicate)" } else { "" }
+            );
+        }
     }
     Ok(())
 }

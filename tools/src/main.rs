@@ -117,6 +117,25 @@ enum Command {
         to: String,
         /// Message text.
         text: String,
+        #[command(flatten)]
+        flags: commands::FlagArgs,
+    },
+    /// Forward messages of one conversation into another (spec 18.9); prints the acks.
+    Forward {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Source conversation id (p:a:b or g:group).
+        from: String,
+        /// Seqs to forward, comma separated (one by one: up to 100; merged: up to 10).
+        seqs: String,
+        /// Destination conversation id.
+        to: String,
+        /// One "chat history" bubble instead of one message per seq.
+        #[arg(long)]
+        merged: bool,
+        /// The merged bubble's title.
+        #[arg(long, default_value = "")]
+        title: String,
     },
     /// Sync, print pending messages, then new ones as they arrive.
     Tail {
@@ -250,7 +269,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::token(json, &secret, &user, ttl, &role, device.as_deref(), platform.as_deref())
         }
         Command::Ping { conn } => commands::ping(json, &conn),
-        Command::Send { conn, to, text } => commands::send(json, &conn, &to, &text),
+        Command::Send { conn, to, text, flags } => commands::send(json, &conn, &to, &text, &flags),
+        Command::Forward { conn, from, seqs, to, merged, title } => {
+            commands::forward(json, &conn, &from, &seqs, &to, merged, &title)
+        }
         Command::Tail { conn, count, timeout, state } => {
             commands::tail(json, &conn, count, timeout, state.as_deref())
         }

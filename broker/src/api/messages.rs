@@ -241,6 +241,22 @@ struct SendBody {
     content: ContentJson,
     #[serde(default)]
     client_msg_id: Option<String>,
+    #[serde(default)]
+    flags: Option<FlagsJson>,
+}
+
+/// Send flags (spec 18.8), every one optional (default false).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlagsJson {
+    #[serde(default)]
+    online_only: bool,
+    #[serde(default)]
+    no_history: bool,
+    #[serde(default)]
+    no_unread: bool,
+    #[serde(default)]
+    no_push: bool,
 }
 
 /// `POST /v1/messages`: a SendMessage made as `from`.
@@ -267,7 +283,12 @@ async fn send(State(api): State<Arc<Api>>, Body(b): Body<SendBody>) -> ApiResult
         conv_id: conv.to_string(),
         client_msg_id: cmid.as_str().to_owned(),
         content: Some(content),
-        flags: None,
+        flags: b.flags.map(|f| pb::MessageFlags {
+            online_only: f.online_only,
+            no_history: f.no_history,
+            no_unread: f.no_unread,
+            no_push: f.no_push,
+        }),
     });
     match expect_ok(api.call(&from, false, op).await)? {
         response::Result::SendAck(a) => Ok(axum::Json(a.into())),
@@ -288,7 +309,7 @@ async fn ensure_system_user(api: &Api) -> ApiResult<UserId> {
 }
 
 fn send_op(conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content) -> ServiceOp {
-    ServiceOp::Messages(MessagesOp::Send { conv, client_msg_id, content })
+    ServiceOp::Messages(MessagesOp::Send { conv, client_msg_id, content, flags: None })
 }
 
 #[derive(Debug, Deserialize)]

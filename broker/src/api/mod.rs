@@ -289,6 +289,17 @@ impl Api {
                     .map_err(|_| Reject::new(ErrorCode::Internal, "query failed"))?
             }
             Route::Sync(_) => Err(Reject::new(ErrorCode::UnknownRequest, "sync is for devices, not the API")),
+            Route::Forward(req) => {
+                let node = Arc::clone(&self.node);
+                let who = user.clone();
+                let now = crate::node::clock::now_ms();
+                let planned = tokio::task::spawn_blocking(move || {
+                    crate::session::forward::plan(&node, &who, &req, now)
+                })
+                .await
+                .map_err(|_| Reject::new(ErrorCode::Internal, "forward failed"))??;
+                self.op(planned.0, user, planned.1).await
+            }
         }
     }
 

@@ -21,7 +21,7 @@ use crate::node::Node;
 
 /// Applies the mutes and the word lists to `op` (see the module doc).
 pub(crate) fn screen(node: &Node, user: &UserId, op: &mut Op) -> Result<(), Reject> {
-    if matches!(op, Op::Send(_) | Op::Edit(_)) {
+    if matches!(op, Op::Send(_) | Op::Edit(_) | Op::Forward(_)) {
         let now = crate::node::clock::now_ms();
         if let Some(until) = node.mutes.until(user.as_str(), now) {
             return Err(Reject::new(
@@ -96,6 +96,8 @@ fn texts(op: &mut Op, f: &mut Visit<'_>) -> Result<(), Reject> {
             }
         }
         Op::SetGroupNickname(req) => f(&mut req.nickname)?,
+        // The copies' contents are screened as sends by `session::forward`.
+        Op::Forward(req) => f(&mut req.title)?,
         Op::JoinGroup(req) => f(&mut req.reason)?,
         _ => {}
     }

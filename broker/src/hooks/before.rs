@@ -117,7 +117,8 @@ impl Hooks {
         let cfg = &self.node.config.webhooks;
         let deadline = Instant::now() + Duration::from_millis(cfg.before_send_timeout_ms);
         for ep in self.node.hooks.subscribers("before.send") {
-            let ServiceOp::Messages(MessagesOp::Send { conv, client_msg_id, content }) = &mut op.op else {
+            let ServiceOp::Messages(MessagesOp::Send { conv, client_msg_id, content, .. }) = &mut op.op
+            else {
                 return Decision::Forward;
             };
             let id = self.node.hooks.next_event_id(crate::node::clock::now_ms());

@@ -295,7 +295,9 @@ impl Worker {
             return;
         }
         let sends = node.config.limits.max_sends_per_sec;
-        if matches!(r.op, Some(pb::request::Op::Send(_))) && !c.sends.take(sends, now) {
+        if matches!(r.op, Some(pb::request::Op::Send(_) | pb::request::Op::Forward(_)))
+            && !c.sends.take(sends, now)
+        {
             let rej = Reject::rate_limited(
                 c.sends.retry_after_ms(sends, now),
                 format!("more than {sends} messages per second from this device (limits.max_sends_per_sec)"),

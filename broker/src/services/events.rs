@@ -110,8 +110,10 @@ pub(crate) fn after_send<U>(
     ack: &pb::SendAck,
     client_msg_id: &str,
     content: &pb::Content,
+    flags: Option<&pb::MessageFlags>,
 ) {
     emit(node, t, "after.send", || {
+        let f = flags.copied().unwrap_or_default();
         json!({
             "conv_id": conv,
             "seq": ack.seq,
@@ -121,6 +123,12 @@ pub(crate) fn after_send<U>(
             "device": device,
             "server_time_ms": ack.server_time_ms,
             "content": content_json(content),
+            "flags": {
+                "online_only": f.online_only,
+                "no_history": f.no_history,
+                "no_unread": f.no_unread,
+                "no_push": f.no_push,
+            },
         })
     });
     // [SW-6]: a message whose texts match `flag` lists is delivered and reported.

@@ -97,6 +97,8 @@ pub(crate) enum Undo {
     Settings(UserId, Option<SettingsRecord>),
     /// A lifecycle entry staged in this turn (rewritten message, extras, reaction keys).
     Life(messages::life::LifeUndo),
+    /// A conversation's uncounted seqs before the change (spec [MF-3]).
+    Uncounted(ConvId, Option<messages::uncounted::Seqs>),
 }
 
 /// One shard's services and the caches they share.
@@ -114,6 +116,8 @@ pub(crate) struct Services {
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
     /// Lifecycle state staged this turn (spec section 18).
     pub(crate) life: messages::life::Staging,
+    /// Conversations' recent uncounted seqs (spec [MF-3]).
+    pub(crate) uncounted: messages::uncounted::UncountedCache,
 }
 
 impl std::fmt::Debug for Services {
@@ -126,6 +130,7 @@ impl Services {
     pub(crate) fn new(idx: usize, node: Arc<Node>) -> Self {
         let groups = groups::entry::GroupCache::new(node.config.groups.cache_entries);
         let convs = conversations::cache::ConvCache::new(node.config.limits.conv_cache_entries);
+        let node_cap = node.config.limits.conv_cache_entries;
         Self {
             idx,
             node,
@@ -135,6 +140,7 @@ impl Services {
             dedup: HashMap::new(),
             settings: HashMap::new(),
             life: messages::life::Staging::default(),
+            uncounted: messages::uncounted::UncountedCache::new(node_cap),
         }
     }
 }
@@ -172,6 +178,7 @@ impl Service for Services {
                 self.dedup.remove(&*key);
             }
             Undo::Life(u) => self.life.undo(u),
+            Undo::Uncounted(conv, before) => self.uncounted.restore(conv, before),
             Undo::Settings(user, before) => match before {
                 Some(r) => {
                     self.settings.insert(user, r);
@@ -203,11 +210,13 @@ impl Service for Services {
         self.convs.drop_staged();
         self.groups.drop_touched();
         self.life.clear();
+        self.uncounted.drop_staged();
     }
 
     fn end_turn(&mut self) {
         self.convs.end_turn();
         self.groups.end_turn();
+        self.uncounted.end_turn();
         self.dedup.clear();
         self.settings.clear();
         self.life.clear();

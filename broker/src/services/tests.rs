@@ -106,6 +106,7 @@ fn send(conv: &ConvId, cmid: &str, text: &str) -> ServiceOp {
             body: Some(pb::content::Body::Text(pb::Text { text: text.into() })),
             ..Default::default()
         },
+        flags: None,
     })
 }
 

@@ -29,6 +29,8 @@ use crate::services::sync::SyncOp;
 use crate::services::{LocalQuery, ServiceOp, serve_local, sync};
 use crate::shard::{Origin, Reply, ShardOp};
 
+pub(crate) mod forward;
+
 /// An authenticated session (transport-agnostic state of a connection).
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -146,6 +148,9 @@ pub(crate) enum Query {
     /// A sync page: read from committed storage, then its token is recorded by
     /// the user's owner shard, which answers.
     Sync(pb::SyncRequest),
+    /// A forward (spec 18.9): the source is read from committed storage,
+    /// then the copies go to the destination's owner, which answers.
+    Forward(Box<crate::services::messages::forward::ForwardReq>),
 }
 
 /// What serving a [`Query`] produced.
@@ -181,6 +186,7 @@ pub(crate) fn reply_cost(node: &Node, op: &Op) -> u32 {
             | Op::ListGroupMembers(_)
             | Op::ListJoinedGroups(_)
             | Op::GetGroupReceipt(_)
+            | Op::Forward(_)
             | Op::CreateGroup(_)
             | Op::InviteToGroup(_)
     );
@@ -210,6 +216,7 @@ pub(crate) fn request(
         Err(rej) => now(Err(rej)),
         Ok(Route::Local(q)) => query(Query::Local(q)),
         Ok(Route::Sync(req)) => query(Query::Sync(req)),
+        Ok(Route::Forward(req)) => query(Query::Forward(req)),
         Ok(Route::Owner(owner, op)) => {
             let op = ShardOp {
                 origin: Origin::Request { conn, request_id, cost },
@@ -245,6 +252,13 @@ pub(crate) fn serve_query(
                     op: ServiceOp::Sync(SyncOp::RecordToken { page: Box::new(page) }),
                 };
                 Served::Op((owner, record))
+            }
+            Err(rej) => Served::Reply(Err(rej)),
+        },
+        Query::Forward(req) => match forward::plan(node, user, &req, now_ms) {
+            // The destination's owner stores the copies and answers.
+            Ok((owner, op)) => {
+                Served::Op((owner, ShardOp { origin, user: user.clone(), device: device.clone(), op }))
             }
             Err(rej) => Served::Reply(Err(rej)),
         },

@@ -599,6 +599,11 @@ impl Inner {
         m: pb::Message,
         acks: &mut HashMap<String, u64>,
     ) -> Result<(), SdkError> {
+        if m.seq == 0 {
+            // An online_only message ([MF-1]): never stored, outside the seq order.
+            self.emit(ClientEvent::Message(m));
+            return Ok(());
+        }
         let delivery = self.track.lock().classify(&m.conv_id, m.seq);
         match delivery {
             Delivery::Duplicate => return Ok(()),
@@ -968,15 +973,67 @@ impl Client {
         client_msg_id: &str,
         content: pb::Content,
     ) -> Result<pb::SendAck, SdkError> {
+        self.send_full(conv_id, client_msg_id, content, None)
+    }
+
+    /// Sends content with send flags (spec 18.8) and a fresh client message
+    /// id, retrying until acknowledged. An `online_only` message is never
+    /// stored: its ack has `seq = 0` and does not move [`LocalState`].
+    pub fn send_with_flags(
+        &self,
+        conv_id: &str,
+        content: pb::Content,
+        flags: pb::MessageFlags,
+    ) -> Result<pb::SendAck, SdkError> {
+        self.send_full(conv_id, &crate::new_client_msg_id(), content, Some(flags))
+    }
+
+    /// [`Client::send_with_id`] with optional send flags.
+    pub fn send_full(
+        &self,
+        conv_id: &str,
+        client_msg_id: &str,
+        content: pb::Content,
+        flags: Option<pb::MessageFlags>,
+    ) -> Result<pb::SendAck, SdkError> {
         ClientMsgId::new(client_msg_id).map_err(|e| SdkError::InvalidArgument(e.to_string()))?;
         let ack = self.call(pb::SendMessage {
             conv_id: conv_id.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(content),
-            flags: None,
+            flags,
         })?;
-        self.inner.track.lock().on_ack(&ack);
+        if ack.seq > 0 {
+            self.inner.track.lock().on_ack(&ack);
+        }
         Ok(ack)
+    }
+
+    /// Forwards messages `seqs` of `from_conv_id` into `to_conv_id` (spec
+    /// 18.9): one message per seq, or one merged bubble titled `title`. The
+    /// server copies the content. Retried with the same client message id
+    /// until answered, so a retry stores nothing twice ([FW-7]).
+    pub fn forward(
+        &self,
+        from_conv_id: &str,
+        seqs: &[u64],
+        to_conv_id: &str,
+        merged: bool,
+        title: &str,
+    ) -> Result<pb::ForwardResult, SdkError> {
+        let r = self.call(pb::ForwardMessages {
+            from_conv_id: from_conv_id.to_owned(),
+            seqs: seqs.to_vec(),
+            to_conv_id: to_conv_id.to_owned(),
+            merged,
+            title: title.to_owned(),
+            client_msg_id: crate::new_client_msg_id(),
+        })?;
+        let mut t = self.inner.track.lock();
+        for ack in &r.acks {
+            t.on_ack(ack);
+        }
+        Ok(r)
     }
 
     /// History page: up to `limit` messages with seq < `before_seq` (0 = latest + 1).

@@ -76,6 +76,42 @@ impl Batch {
     }
 }
 
+/// Appends `"unc" 00 conv`.
+fn uncounted_key(out: &mut Vec<u8>, conv: &ConvId) {
+    keys::part(out, b"unc");
+    out.extend_from_slice(conv.as_str().as_bytes());
+}
+
+impl Store {
+    /// A conversation's recent uncounted seqs, ascending (empty = none).
+    pub fn uncounted(&self, conv: &ConvId) -> Result<Vec<u64>> {
+        let Some(v) = self.get(Cf::Meta, &keys::owned(|k| uncounted_key(k, conv)))? else {
+            return Ok(Vec::new());
+        };
+        if v.len() % 8 != 0 {
+            return Err(StorageError::Corrupt { cf: Cf::Meta.name(), detail: "bad uncounted list".into() });
+        }
+        Ok(v.chunks_exact(8)
+            .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+}
+
+impl Batch {
+    /// Replaces a conversation's uncounted seqs (ascending).
+    pub fn put_uncounted(&mut self, conv: &ConvId, seqs: &[u64]) {
+        self.put(
+            Cf::Meta,
+            |k| uncounted_key(k, conv),
+            |v| {
+                for s in seqs {
+                    v.extend_from_slice(&s.to_be_bytes());
+                }
+            },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +141,13 @@ mod tests {
         s.write(b).expect("write");
         assert_eq!(s.broadcast_version(&all).expect("read"), 16);
         // A broadcast record is not a version mark.
+        assert_eq!(s.max_version().expect("read"), 15);
+        let p = ConvId::parse("p:a:b").expect("conv");
+        assert!(s.uncounted(&p).expect("read").is_empty());
+        let mut b = s.batch();
+        b.put_uncounted(&p, &[3, 9, 1 << 40]);
+        s.write(b).expect("write");
+        assert_eq!(s.uncounted(&p).expect("read"), vec![3, 9, 1 << 40]);
         assert_eq!(s.max_version().expect("read"), 15);
     }
 }

@@ -38,6 +38,7 @@
 //! | `spec_coverage` | spec/PROTOCOL.md documents every code and kind of the schema |
 //! | `spec_corrections` | the spec corrections of issue 13, each test citing its rule id |
 //! | `webhooks` | before.send (reject, modify, timeouts, ordering), after-events across kill -9, retries, dead letters, replay, signatures, `/v1/webhooks` |
+//! | `lifecycle` | the message lifecycle (spec section 18): send flags and content limits, forward |
 //! | `config_cli` | the command line and configuration: one-line errors, `--check-config` (docs/CONFIG.md) |
 //!
 //! Run one area with a filter: `cargo test --release --workspace --test blackbox -- relations::`.

@@ -171,7 +171,8 @@ fn mark_read(
             receipt_to.push(m.user.clone());
         }
     }
-    let state = conversation_state(conv, entry, me, floor);
+    let mut state = conversation_state(conv, entry, me, floor);
+    crate::services::messages::flags::view(s, conv, &mut state)?;
     if changed {
         let receipt = pb::ReadReceipt {
             conv_id: conv.to_string(),
@@ -211,7 +212,8 @@ fn member_change(
         m.rec.feed_version = node.clock.alloc(&mut t.versions);
         t.batch.put_user_conv(&m.user, conv, old, &m.rec);
     }
-    let state = conversation_state(conv, entry, me, floor);
+    let mut state = conversation_state(conv, entry, me, floor);
+    crate::services::messages::flags::view(s, conv, &mut state)?;
     Ok(reply_with_state(op, state, changed, t))
 }
 

@@ -49,7 +49,7 @@ use crate::services::{Services, Undo};
 use crate::shard::{Answer, ShardOp, Staged, Turn};
 
 pub(crate) use queries::{Query, serve};
-pub(crate) use send::{member_change, send, window_of};
+pub(crate) use send::{member_change, send, send_online, window_of};
 
 use entry::GroupEntry;
 use plan::{Ctx, Plan};
@@ -246,6 +246,7 @@ fn cached_state(
     };
     let mut st = group_state(conv, &info, who, &rec, e.max_seq, last);
     st.update_seq = e.update_seq;
+    crate::services::messages::flags::view(s, conv, &mut st)?;
     Ok(st)
 }
 

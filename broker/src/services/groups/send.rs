@@ -43,22 +43,7 @@ fn send_inner(
     e: &mut GroupEntry,
     t: &mut Turn<Undo>,
 ) -> Result<pb::SendAck, Reject> {
-    let now = t.now_ms;
-    let Some(me) = e.members.get(sender) else {
-        return Err(Reject::new(ErrorCode::NotParticipant, "you are not a member of this group"));
-    };
-    if me.mute_until_ms > now {
-        return Err(Reject::new(
-            ErrorCode::MemberMuted,
-            format!("you are muted in this group until {} (unix ms)", me.mute_until_ms),
-        ));
-    }
-    if e.info.as_ref().is_some_and(|i| i.mute_all) && !is_manager(me) {
-        return Err(Reject::new(
-            ErrorCode::GroupMuted,
-            "the group is muted: only the owner and admins may send",
-        ));
-    }
+    may_send(e, sender, t.now_ms)?;
     let node = Arc::clone(&s.node);
     let mentions = msg.content.as_ref().and_then(|c| c.mentions.clone()).unwrap_or_default();
     let msg = e.append(&mut s.ids, &node.clock, t, conv, msg);
@@ -97,6 +82,48 @@ fn send_inner(
         server_msg_id: msg.server_msg_id,
         server_time_ms: msg.server_time_ms,
         duplicate: false,
+    })
+}
+
+/// Whether `sender` may send to the group now: a member, not muted, and
+/// the group not muted for them ([GR-16]).
+fn may_send(e: &GroupEntry, sender: &UserId, now: u64) -> Result<(), Reject> {
+    let Some(me) = e.members.get(sender) else {
+        return Err(Reject::new(ErrorCode::NotParticipant, "you are not a member of this group"));
+    };
+    if me.mute_until_ms > now {
+        return Err(Reject::new(
+            ErrorCode::MemberMuted,
+            format!("you are muted in this group until {} (unix ms)", me.mute_until_ms),
+        ));
+    }
+    if e.info.as_ref().is_some_and(|i| i.mute_all) && !is_manager(me) {
+        return Err(Reject::new(
+            ErrorCode::GroupMuted,
+            "the group is muted: only the owner and admins may send",
+        ));
+    }
+    Ok(())
+}
+
+/// An `online_only` group send (spec [MF-1]): the checks of a send, then a
+/// push to the online members; nothing is stored and the seq stays.
+pub(crate) fn send_online(
+    s: &mut Services,
+    origin: ConnRef,
+    sender: &UserId,
+    conv: &ConvId,
+    msg: pb::Message,
+    t: &mut Turn<Undo>,
+) -> Result<(), Reject> {
+    with_entry(s, conv, t, |_s, e, t| {
+        may_send(e, sender, t.now_ms)?;
+        t.effect(Effect::Fanout {
+            users: e.recipients(),
+            exclude: Some(origin),
+            frame: frames::push(push::Event::Message(msg)),
+        });
+        Ok(())
     })
 }
 

@@ -161,5 +161,6 @@ pub(crate) fn stored_state(
     .filter(|m| m.server_time_ms >= floor_ms);
     let mut st = group_state(conv, &info, who, &rec, max_seq, last);
     st.update_seq = store.update_seq(conv)?;
+    crate::services::messages::flags::view_stored(store, conv, &mut st)?;
     Ok(Some(st))
 }

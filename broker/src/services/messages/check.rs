@@ -7,22 +7,20 @@
 //! moment of the write.
 
 use missive_protocol::pb;
-use missive_protocol::{ClientMsgId, ErrorCode, UserId};
+use missive_protocol::{ClientMsgId, ConvKind, ErrorCode, UserId};
 use prost::Message as _;
 
+use crate::config::{Config, MessagesConfig};
 use crate::error::Reject;
 use crate::services::checks;
 
 use super::MessagesOp;
 
 /// SendMessage → [`MessagesOp::Send`].
-pub(crate) fn send(
-    user: &UserId,
-    m: pb::SendMessage,
-    max_content_bytes: usize,
-) -> Result<MessagesOp, Reject> {
+pub(crate) fn send(config: &Config, user: &UserId, m: pb::SendMessage) -> Result<MessagesOp, Reject> {
+    let max_content_bytes = config.limits.max_content_bytes;
     let conv = checks::conversation(user, &m.conv_id)?;
-    if conv.kind() == missive_protocol::ConvKind::Broadcast {
+    if conv.kind() == ConvKind::Broadcast {
         return Err(Reject::new(
             ErrorCode::PermissionDenied,
             "only the admin API posts to a broadcast conversation",
@@ -32,7 +30,59 @@ pub(crate) fn send(
         .map_err(|e| Reject::new(ErrorCode::InvalidArgument, e.to_string()))?;
     let content = m.content.ok_or_else(|| Reject::new(ErrorCode::UnsupportedContent, "content missing"))?;
     content_ok(&content, max_content_bytes)?;
-    Ok(MessagesOp::Send { conv, client_msg_id, content })
+    kind_ok(&config.messages, conv.kind(), &content)?;
+    let flags = super::flags::normalize(m.flags);
+    Ok(MessagesOp::Send { conv, client_msg_id, content, flags })
+}
+
+/// The `Content.body` field name of a content kind ("" = no body).
+pub(crate) fn kind_name(content: &pb::Content) -> &'static str {
+    use pb::content::Body;
+    match &content.body {
+        Some(Body::Text(_)) => "text",
+        Some(Body::Image(_)) => "image",
+        Some(Body::Voice(_)) => "voice",
+        Some(Body::Video(_)) => "video",
+        Some(Body::File(_)) => "file",
+        Some(Body::Location(_)) => "location",
+        Some(Body::Custom(_)) => "custom",
+        Some(Body::Merged(_)) => "merged",
+        Some(Body::Tip(_)) => "tip",
+        Some(Body::System(_)) => "system",
+        None => "",
+    }
+}
+
+/// [MF-5] the conversation kind's allow list, [MF-6] the content kind's size
+/// limit (the encoded `Content`, as [M-3]); both 3010 CONTENT_KIND_NOT_ALLOWED.
+pub(crate) fn kind_ok(cfg: &MessagesConfig, conv: ConvKind, content: &pb::Content) -> Result<(), Reject> {
+    let kind = kind_name(content);
+    let (allowed, where_) = match conv {
+        ConvKind::Group => (&cfg.allowed_kinds_group, "groups"),
+        _ => (&cfg.allowed_kinds_direct, "one-to-one conversations"),
+    };
+    if !allowed.is_empty() && !allowed.iter().any(|k| k == kind) {
+        return Err(Reject::new(
+            ErrorCode::ContentKindNotAllowed,
+            format!("{kind} messages are not allowed in {where_} (allowed: {})", allowed.join(", ")),
+        ));
+    }
+    let limit = match content.body {
+        Some(pb::content::Body::Text(_)) => cfg.max_text_bytes,
+        Some(pb::content::Body::Custom(_)) => cfg.max_custom_bytes,
+        Some(pb::content::Body::Merged(_)) => cfg.max_merged_bytes,
+        _ => return Ok(()),
+    } as usize;
+    let len = content.encoded_len();
+    if len > limit {
+        return Err(Reject::new(
+            ErrorCode::ContentKindNotAllowed,
+            format!(
+                "{kind} content is {len} bytes, the limit for {kind} is {limit} (messages.max_{kind}_bytes)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// PullRequest → [`MessagesOp::Pull`].
@@ -126,6 +176,25 @@ mod tests {
             };
         }
         c
+    }
+
+    #[test]
+    fn kind_allow_lists_and_size_limits() {
+        let mut cfg = MessagesConfig { max_text_bytes: 32, ..Default::default() };
+        assert!(kind_ok(&cfg, ConvKind::Direct, &text("short")).is_ok());
+        let e = kind_ok(&cfg, ConvKind::Direct, &text(&"a".repeat(40))).expect_err("long");
+        assert_eq!(e.code, ErrorCode::ContentKindNotAllowed);
+        assert!(e.message.contains("text") && e.message.contains("32"), "{}", e.message);
+        cfg.allowed_kinds_group = vec!["custom".into()];
+        let e = kind_ok(&cfg, ConvKind::Group, &text("hi")).expect_err("text in group");
+        assert_eq!(e.code, ErrorCode::ContentKindNotAllowed);
+        assert!(kind_ok(&cfg, ConvKind::Direct, &text("hi")).is_ok(), "the group list only");
+        // Only the top-level kind counts; the merged limit applies to merged.
+        cfg.allowed_kinds_direct = vec!["merged".into()];
+        cfg.max_merged_bytes = 10_000;
+        assert!(kind_ok(&cfg, ConvKind::Direct, &nested(2)).is_ok());
+        cfg.max_merged_bytes = 16;
+        assert!(kind_ok(&cfg, ConvKind::Direct, &nested(2)).is_err());
     }
 
     #[test]

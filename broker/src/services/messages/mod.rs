@@ -4,6 +4,9 @@
 //! assigns the conversation's seqs and writes its log. A 1:1 send is staged
 //! here ([`send`]); a group send goes on to `groups::send` (read diffusion).
 //! Pull and history are reads served after the turn's write ([`read`]).
+//! Send flags and the uncounted seqs are in [`flags`] and [`uncounted`];
+//! a forward's sends are staged here ([`forward`]) after the source was read
+//! off the I/O loop (`session::forward`).
 //!
 //! Invariants:
 //! - (conv, sender, device, client_msg_id) maps to one stored message: checked
@@ -17,11 +20,14 @@ pub(crate) mod broadcast;
 pub(crate) mod check;
 pub(crate) mod delete;
 pub(crate) mod extensions;
+pub(crate) mod flags;
+pub(crate) mod forward;
 pub(crate) mod life;
 pub(crate) mod reactions;
 mod read;
 pub(crate) mod recall;
 mod send;
+pub(crate) mod uncounted;
 pub(crate) mod updates;
 
 use missive_protocol::pb;
@@ -40,6 +46,14 @@ pub(crate) enum MessagesOp {
         conv: ConvId,
         client_msg_id: ClientMsgId,
         content: pb::Content,
+        /// Send flags (spec 18.8); `None` = none.
+        flags: Option<pb::MessageFlags>,
+    },
+    /// ForwardMessages (spec 18.9): the copies to store in `conv`, already
+    /// read from the source and checked as sends (`session::forward`).
+    Forward {
+        conv: ConvId,
+        items: Vec<(ClientMsgId, pb::Content)>,
     },
     Pull {
         conv: ConvId,
@@ -112,6 +126,7 @@ impl MessagesOp {
     pub(crate) fn conv(&self) -> &ConvId {
         match self {
             Self::Send { conv, .. }
+            | Self::Forward { conv, .. }
             | Self::Pull { conv, .. }
             | Self::History { conv, .. }
             | Self::Import { conv, .. }
@@ -156,12 +171,13 @@ pub(crate) fn stage(
             Ok(Staged::Done(Answer::Response(answer)))
         }
         MessagesOp::Send { conv, .. } if !broadcast::claim(conv, t) => Ok(Staged::Defer(op)),
-        MessagesOp::Send { conv, client_msg_id, content } => {
-            let a = send::stage(s, &op, conv, client_msg_id, content, None, t)?;
+        MessagesOp::Send { conv, client_msg_id, content, flags } => {
+            let a = send::stage(s, &op, conv, client_msg_id, content, None, *flags, t)?;
             Ok(Staged::Done(a))
         }
+        MessagesOp::Forward { conv, items } => Ok(Staged::Done(forward::stage(s, &op, conv, items, t)?)),
         MessagesOp::Import { conv, client_msg_id, content, time_ms } => {
-            let a = send::stage(s, &op, conv, client_msg_id, content, Some(*time_ms), t)?;
+            let a = send::stage(s, &op, conv, client_msg_id, content, Some(*time_ms), None, t)?;
             Ok(Staged::Done(a))
         }
     }

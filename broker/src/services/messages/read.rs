@@ -37,7 +37,8 @@ pub(crate) fn read(
         MessagesOp::Send { .. }
         | MessagesOp::Import { .. }
         | MessagesOp::Change { .. }
-        | MessagesOp::Delete { .. } => {
+        | MessagesOp::Delete { .. }
+        | MessagesOp::Forward { .. } => {
             return Err(Reject::new(ErrorCode::Internal, "a write is not a read"));
         }
     };
@@ -53,6 +54,8 @@ pub(crate) fn read(
         (entry.max_seq, entry.members[me].rec.cleared_seq + 1)
     };
     let floor_ms = roam_floor_ms(now_ms, config.history.roam_days);
+    // [MF-2]: no_history messages keep their content only in pulls above the reader's read seq.
+    let read_seq = if ascending { super::flags::read_seq_of(s, &op.user, &conv)? } else { u64::MAX };
     // the page stops at the reply's byte budget while reading, so a
     // page of large messages reads at most one row it does not return.
     let byte_budget =
@@ -68,9 +71,10 @@ pub(crate) fn read(
     let mut messages = Vec::with_capacity(page.rows.len());
     // History rows arrive newest-first, so a cut keeps the newest ones.
     for (_, bytes) in page.rows {
-        let m = pb::Message::decode(bytes.as_slice())
+        let mut m = pb::Message::decode(bytes.as_slice())
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("stored message undecodable: {e}")))?;
         if m.server_time_ms >= floor_ms {
+            super::flags::render(&mut m, read_seq);
             messages.push(m);
         }
     }

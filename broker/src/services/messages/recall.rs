@@ -189,6 +189,7 @@ fn append_tip(
     let current = n.current && !n.admin;
     if let Some(e) = n.group() {
         let tip = e.append(&mut s.ids, &node.clock, t, &conv, tip);
+        super::uncounted::mark(s, t, &conv, tip.seq)?;
         if current && e.members.contains_key(&user) {
             let mut rec = s.groups.uconv_of(&node.store, &conv, &user)?;
             rec.read_seq = rec.read_seq.max(tip.seq);
@@ -220,6 +221,7 @@ fn append_tip(
         t.batch.put_user_conv(&m.user, &conv, old, &m.rec);
         users.push(m.user.clone());
     }
+    super::uncounted::mark(s, t, &conv, seq)?;
     t.effect(Effect::Fanout {
         users: users.into(),
         exclude: None,

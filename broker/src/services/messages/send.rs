@@ -30,12 +30,16 @@ pub(super) struct Sender<'a> {
     pub(super) device: &'a DeviceId,
     /// `Some(original time)` for an imported message; `None` = the turn's time.
     pub(super) time_ms: Option<u64>,
+    /// The send flags (spec 18.8), normalized (`None` = none).
+    pub(super) flags: Option<pb::MessageFlags>,
 }
 
 /// A client send (`time_ms` `None`: the turn's time) or an admin import of
 /// one historical message (spec [AM-1]: `Some(original time)`, sender
 /// `op.user`); already stored (same sender, device, client_msg_id) → the
 /// original ack with `duplicate`.
+// The send's fields as the op carries them; a struct would only repack them.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn stage(
     s: &mut Services,
     op: &ShardOp<MessagesOp>,
@@ -43,9 +47,11 @@ pub(super) fn stage(
     client_msg_id: &ClientMsgId,
     content: &pb::Content,
     time_ms: Option<u64>,
+    flags: Option<pb::MessageFlags>,
     t: &mut Turn<Undo>,
 ) -> Result<Answer, Reject> {
-    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms };
+    let flags = super::flags::normalize(flags);
+    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms, flags };
     let ack = send_as(s, &who, conv, client_msg_id, content, t)?;
     Ok(Answer::Response(response::Result::SendAck(ack)))
 }
@@ -59,6 +65,10 @@ pub(super) fn send_as(
     content: &pb::Content,
     t: &mut Turn<Undo>,
 ) -> Result<pb::SendAck, Reject> {
+    if let Some(f) = who.flags.filter(|f| f.online_only) {
+        // [MF-1]: never stored, so no dedup either.
+        return super::flags::send_online(s, who, conv, client_msg_id, content, f, t);
+    }
     let key = DedupKey {
         conv: conv.clone(),
         sender: who.user.clone(),
@@ -92,6 +102,7 @@ pub(super) fn send_as(
                 sender_device: who.device.to_string(),
                 server_time_ms: who.time_ms.unwrap_or(0),
                 content: Some(content.clone()),
+                flags: who.flags,
                 ..Default::default()
             };
             groups::send(s, who.conn, who.user, conv, msg, t)?
@@ -99,6 +110,9 @@ pub(super) fn send_as(
         ConvKind::Broadcast => super::broadcast::append(s, who, conv, client_msg_id, content, t)?,
         _ => stage_direct(s, who, conv, client_msg_id, content, t)?,
     };
+    if who.flags.is_some_and(|f| f.no_unread) {
+        super::uncounted::mark(s, t, conv, ack.seq)?;
+    }
     crate::services::events::after_send(
         &s.node,
         t,
@@ -108,6 +122,7 @@ pub(super) fn send_as(
         &ack,
         client_msg_id.as_str(),
         content,
+        who.flags.as_ref(),
     );
     failpoint::check("messages.send.before_dedup")?;
     let stored_ms = if who.time_ms.is_some() { t.now_ms } else { 0 };
@@ -155,6 +170,7 @@ fn stage_direct(
         sender_device: who.device.to_string(),
         server_time_ms: time,
         content: Some(content.clone()),
+        flags: who.flags,
         ..Default::default()
     };
     let encoded = Bytes::from(msg.encode_to_vec());

@@ -93,6 +93,7 @@ pub(super) fn read(
             }))
         }
         LifeRead::Updates { after, limit } => {
+            let read_seq = super::flags::read_seq_of(s, user, conv)?;
             // Scan at most 4 index rows per returned message, so rows of
             // other users' own deletions cannot make one page unbounded.
             let scan = limit.saturating_mul(4).max(1);
@@ -119,6 +120,7 @@ pub(super) fn read(
                     Reject::new(ErrorCode::Internal, format!("stored message undecodable: {e}"))
                 })?;
                 life::overlay(&store, user, conv, std::slice::from_mut(&mut m))?;
+                super::flags::render(&mut m, read_seq);
                 m.update_seq = m.update_seq.max(useq);
                 messages.push(m);
             }

@@ -168,6 +168,7 @@ pub(crate) fn serve(
         }
         let mut state = state_from_parts(&conv, max_seq, &rec, peer_read, last);
         state.update_seq = store.update_seq(&conv)?;
+        messages::flags::view_stored(store, &conv, &mut state)?;
         let len = state.encoded_len() + 8;
         if bytes_used + len > byte_budget && i > 0 {
             more = true;

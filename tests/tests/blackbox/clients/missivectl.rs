@@ -773,3 +773,46 @@ fn lifecycle_commands() {
     assert_eq!(r.status.code(), Some(2), "{r:#?}");
     assert!(r.stderr.contains("PERMISSION_DENIED"), "{r:#?}");
 }
+
+#[test]
+fn send_flags_and_forward() {
+    let b = BrokerProc::start();
+    let conv = direct("alice", "bob");
+    let alice = mint("alice");
+    let mut bob_phone = b.client("bob", "phone");
+    let r = run_as(&b, &alice, "cli", "send", &["--to", "bob", "--online-only", "live"]);
+    r.assert_ok("send --online-only");
+    assert_eq!(u64_field(&r.json(), "seq"), 0, "never stored");
+    assert_eq!(text_of(&bob_phone.expect_message(&conv, 0)), "live");
+    for (i, flag) in ["--no-history", "--no-unread", "--no-push"].into_iter().enumerate() {
+        let r = run_as(&b, &alice, "cli", "send", &["--to", "bob", flag, "kept"]);
+        r.assert_ok(flag);
+        assert_eq!(u64_field(&r.json(), "seq"), i as u64 + 1);
+    }
+    let pulled = bob_phone.pull_all(&conv);
+    let got: Vec<_> = pulled.iter().map(|m| m.flags.unwrap_or_default()).collect();
+    assert!(got[0].no_history && got[1].no_unread && got[2].no_push, "{got:?}");
+
+    // Forward one by one, then merged.
+    let to = direct("alice", "carol");
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "2,3", &to]);
+    r.assert_ok("forward");
+    let acks = r.json()["acks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(acks.iter().map(|a| u64_field(a, "seq")).collect::<Vec<_>>(), vec![1, 2], "{acks:?}");
+    // Seq 1 is alice's own no_history message: read by her, so not forwardable ([FW-4]).
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "1", &to]);
+    assert_server_error(&r, ErrorCode::MessageNotFound);
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "2,3", &to, "--merged", "--title", "chat"]);
+    r.assert_ok("forward --merged");
+    assert_eq!(u64_field(&r.json()["acks"][0], "seq"), 3);
+    let mut carol = b.client("carol", "phone");
+    let m = carol.pull_all(&to);
+    assert!(
+        matches!(m[2].content.as_ref().and_then(|c| c.body.as_ref()), Some(missive_protocol::pb::content::Body::Merged(mg)) if mg.title == "chat" && mg.items.len() == 2)
+    );
+    // Bad input: a seq that is not a number (local), an unknown seq (server).
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "1,x", &to]);
+    assert!(!r.status.success(), "{r:#?}");
+    let r = run_as(&b, &alice, "cli", "forward", &[&conv, "99", &to]);
+    assert_server_error(&r, ErrorCode::MessageNotFound);
+}

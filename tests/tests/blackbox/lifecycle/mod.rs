@@ -2,4 +2,6 @@
 
 mod admin_rest;
 mod changes;
+mod flags;
+mod forward;
 mod reactions;

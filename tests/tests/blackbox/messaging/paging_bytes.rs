@@ -27,7 +27,7 @@ fn check_page(page: &pb::Messages, what: &str) {
 
 #[test]
 fn large_message_pages_stop_at_the_frame_budget_without_gaps_or_repeats() {
-    let b = BrokerProc::start();
+    let b = BrokerOpts::default().config("[messages]\nmax_text_bytes = 65536\n").spawn();
     let mut alice = b.client("alice", "phone");
     let mut bob = b.client("bob", "phone");
     let conv = direct("alice", "bob");
