@@ -68,7 +68,7 @@ function textOf(m: Message | undefined): string {
   if (m?.recalled) return `${m.recalled.by === me ? "You" : m.recalled.by} recalled a message`;
   if (m?.deleted) return "Message deleted";
   const b = m?.content?.body;
-  if (!b) return "";
+  if (!b) return m?.flags?.noHistory ? "Message not kept in history" : ""; // [MF-2] placeholder
   if (b.case === "text") return b.value.text;
   if (b.case === "image") return "[image]";
   if (b.case === "file") return `[file] ${b.value.name}`;
