@@ -28,11 +28,12 @@ export function ctlBinary() {
 
 export const SECRET = "missive-e2e-secret-0123456789";
 
-export async function startBroker(extraArgs = []) {
+/** `extraConfig`: TOML appended to the test config (e.g. a `[messages]` table). */
+export async function startBroker(extraArgs = [], extraConfig = "") {
   const dir = mkdtempSync(join(tmpdir(), "missive-e2e-"));
   // The tests send faster than a person: lift the per-device send rate (default 5/s).
   const config = join(dir, "e2e.toml");
-  writeFileSync(config, "[limits]\nmax_sends_per_sec = 1000000\n");
+  writeFileSync(config, `[limits]\nmax_sends_per_sec = 1000000\n${extraConfig}`);
   const args = ["--data", join(dir, "data"), "--secret", SECRET, "--workers", "2", "--config", config,
     "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--api", "127.0.0.1:0", "--static-dir", join(here, "../demo/dist"), "--dev", ...extraArgs];
   const child = spawn(brokerBinary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });

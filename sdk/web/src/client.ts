@@ -18,12 +18,41 @@
  *   gap is emitted only together with the pulled gap, and a conversation's
  *   contiguous seq never moves past a message that was not stored (a gap
  *   pull that fails is redone by the next sync);
- * - the sync token is stored only after the page it came with is processed.
+ * - the sync token is stored only after the page it came with is processed;
+ * - lifecycle ([UP-2]): per conversation the client stores the `update_seq` it
+ *   has applied, and advances it only from `PullUpdates` answers (pushes are
+ *   best effort, [UP-4]); a `ConversationState` (sync, push or answer) with a
+ *   higher `update_seq` starts one catch-up per conversation at a time. A
+ *   pushed update and a pulled current form are both emitted as
+ *   `messageUpdate`, and a held message is replaced only by a form with a
+ *   higher or equal `update_seq`;
+ * - pushed (and pulled) messages are acknowledged with `PushAck` (cumulative
+ *   contiguous seq per conversation, batched), which feeds delivery receipts.
  */
-import { create, fromJson, toJson, type MessageInitShape } from "@bufbuild/protobuf";
+import { clone, create, fromJson, toJson, type MessageInitShape } from "@bufbuild/protobuf";
 import { type ConversationState, ConversationStateSchema, type ReadReceipt, type SendAck } from "./gen/conversation_pb.ts";
 import type { Kicked, Presence } from "./gen/user_pb.ts";
-import { type Message, type Content, ContentSchema, MessageSchema } from "./gen/message_pb.ts";
+import {
+  type Message,
+  type Content,
+  ContentSchema,
+  MessageSchema,
+  MessageFlagsSchema,
+} from "./gen/message_pb.ts";
+import {
+  type DeliveryReceipt,
+  type Extensions,
+  type ForwardResult,
+  type MessageUpdate,
+  MessageUpdateSchema,
+  MessageUpdate_Kind,
+  type MessageUpdates,
+  type Reactions,
+  type ReactionUsers,
+  type Translation,
+  type TypingEvent,
+} from "./gen/lifecycle_pb.ts";
+import { applyUpdate } from "./lifecycle.ts";
 import { Platform } from "./gen/platform_pb.ts";
 import { Connection, ErrorCodes, MissiveError, REQUEST_TIMED_OUT, isRetryableClose, type RequestOp } from "./connection.ts";
 import type { TransportFactory } from "./transport.ts";
@@ -54,6 +83,20 @@ export interface ClientEvents {
   presence: (p: Presence) => void;
   kicked: (k: Kicked) => void;
   tokenExpired: () => void;
+  /**
+   * A message changed (recall, edit, delete, reactions, extensions; spec 18):
+   * from a push, from this client's own request, or pulled by `PullUpdates`
+   * after a sync ([UP-2]). `message` is the current form the client now holds
+   * (`messages()` returns it too), or for a message not held in memory the
+   * form that came with the update (partial for a push). A pulled form comes
+   * with `update.kind = KIND_UNSPECIFIED` unless it is recalled or deleted
+   * (several changes may be folded into it).
+   */
+  messageUpdate: (update: MessageUpdate, message: Message | undefined) => void;
+  /** Someone is typing (or stopped) in a conversation (transient, 18.6). */
+  typing: (t: TypingEvent) => void;
+  /** The 1:1 peer holds every message up to `deliveredSeq` (18.7). */
+  delivery: (d: DeliveryReceipt) => void;
 }
 
 export interface ClientOptions {
@@ -80,6 +123,13 @@ export interface ClientOptions {
    * window (spec [I-2], [S-4]), after which a resend may be stored twice.
    */
   sendGiveUpMs?: number;
+  /** How long pushed messages are collected before one `PushAck` (ms; default 200). */
+  pushAckDelayMs?: number;
+}
+
+/** Options of a send (spec 18.8). */
+export interface SendOptions {
+  flags?: MessageInitShape<typeof MessageFlagsSchema>;
 }
 
 /** Default of `ClientOptions.sendGiveUpMs`: one day. */
@@ -89,6 +139,7 @@ interface Outbox {
   convId: string;
   clientMsgId: string;
   content: MessageInitShape<typeof ContentSchema>;
+  flags?: MessageInitShape<typeof MessageFlagsSchema>;
   resolve: (a: SendAck) => void;
   reject: (e: MissiveError) => void;
   inFlight: boolean;
@@ -101,7 +152,12 @@ interface Conv {
   /** Highest seq such that everything from the client's starting point up to it is held or was skipped as history. */
   contiguous: bigint;
   messages: Map<bigint, Message>;
+  /** The update_seq this client has applied ([UP-2]); advanced only by PullUpdates answers. */
+  applied: bigint;
 }
+
+/** Pages one catch-up may pull before it yields to the next trigger (bound). */
+const MAX_UPDATE_PAGES = 1000;
 
 /** Next reconnect delay: exponential with full jitter in [d/2, d]. */
 export function backoffDelay(attempt: number, initial: number, max: number, rand = Math.random): number {
@@ -115,6 +171,11 @@ export class MissiveClient {
   private outbox: Outbox[] = [];
   /** Per conversation: the highest seq a running gap pull will bring. */
   private filling = new Map<string, bigint>();
+  /** Per conversation: a running update catch-up; `again` = a newer update_seq arrived meanwhile. */
+  private updating = new Map<string, { again: boolean }>();
+  /** Pending PushAck: conversation -> contiguous seq. */
+  private acks = new Map<string, bigint>();
+  private ackTimer?: ReturnType<typeof setTimeout>;
   private listeners: { [K in keyof ClientEvents]?: ClientEvents[K][] } = {};
   private running = false;
   private attempt = 0;
@@ -216,6 +277,7 @@ export class MissiveClient {
       this.onDisconnected(code, msg);
     };
     this.setState("online", conn.hello.sessionId);
+    this.acks.clear();
     for (const e of this.outbox) e.inFlight = false;
     this.flushOutbox();
     this.sync().catch((e) => console.warn("missive: sync failed", e));
@@ -252,9 +314,9 @@ export class MissiveClient {
     const raw = this.store.getItem(this.key("convs"));
     if (!raw || this.convs.size > 0) return;
     try {
-      for (const [id, v] of Object.entries(JSON.parse(raw) as Record<string, { s: unknown; l: string }>)) {
+      for (const [id, v] of Object.entries(JSON.parse(raw) as Record<string, { s: unknown; l: string; u?: string }>)) {
         const state = fromJson(ConversationStateSchema, v.s as never);
-        this.convs.set(id, { state, contiguous: BigInt(v.l), messages: new Map() });
+        this.convs.set(id, { state, contiguous: BigInt(v.l), messages: new Map(), applied: BigInt(v.u ?? "0") });
       }
     } catch {
       this.store.setItem(this.key("convs"), "{}");
@@ -262,15 +324,16 @@ export class MissiveClient {
   }
 
   private saveLocal() {
-    const out: Record<string, { s: unknown; l: string }> = {};
-    for (const [id, c] of this.convs) out[id] = { s: toJson(ConversationStateSchema, c.state), l: c.contiguous.toString() };
+    const out: Record<string, { s: unknown; l: string; u: string }> = {};
+    for (const [id, c] of this.convs)
+      out[id] = { s: toJson(ConversationStateSchema, c.state), l: c.contiguous.toString(), u: c.applied.toString() };
     this.store.setItem(this.key("convs"), JSON.stringify(out));
   }
 
   private conv(id: string): Conv {
     let c = this.convs.get(id);
     if (!c) {
-      c = { state: create(ConversationStateSchema, { convId: id }), contiguous: 0n, messages: new Map() };
+      c = { state: create(ConversationStateSchema, { convId: id }), contiguous: 0n, messages: new Map(), applied: 0n };
       this.convs.set(id, c);
     }
     return c;
@@ -278,6 +341,11 @@ export class MissiveClient {
 
   /** Stores a message; emits it if it is new. Returns true if new. */
   private store1(m: Message): boolean {
+    if (m.seq === 0n) {
+      // online_only (18.8): not stored, no seq; emitted once, never held.
+      this.emit("message", m);
+      return true;
+    }
     const c = this.conv(m.convId);
     if (c.messages.has(m.seq)) return false;
     c.messages.set(m.seq, m);
@@ -286,7 +354,8 @@ export class MissiveClient {
       c.state.maxSeq = m.seq;
       c.state.lastMessage = m;
       c.state.hidden = false;
-      if (m.sender !== this.userId && m.seq > c.state.readSeq && m.seq > c.state.clearedSeq) c.state.unread += 1n;
+      const counted = m.sender !== this.userId && !m.flags?.noUnread; // 18.8: no_unread (e.g. the recall tip)
+      if (counted && m.seq > c.state.readSeq && m.seq > c.state.clearedSeq) c.state.unread += 1n;
     }
     while (c.messages.has(c.contiguous + 1n)) c.contiguous += 1n;
     this.emit("message", m);
@@ -314,11 +383,16 @@ export class MissiveClient {
       for (const s of r.value.conversations) {
         const known = this.convs.get(s.convId);
         if (!known) {
-          // First sight: everything up to max_seq is history (loaded on demand).
-          this.convs.set(s.convId, { state: s, contiguous: s.maxSeq, messages: new Map() });
+          // First sight: everything up to max_seq is history (loaded on demand), and
+          // history returns current forms: nothing to catch up on ([UP-2]).
+          this.convs.set(s.convId, { state: s, contiguous: s.maxSeq, messages: new Map(), applied: s.updateSeq });
         } else {
           known.state = s;
-          if (s.maxSeq > known.contiguous) await this.pull(s.convId, known.contiguous + 1n, s.maxSeq);
+          if (s.maxSeq > known.contiguous) {
+            await this.pull(s.convId, known.contiguous + 1n, s.maxSeq);
+            this.queueAck(s.convId);
+          }
+          if (s.updateSeq > known.applied) await this.catchUpUpdates(s.convId).catch(() => {});
         }
         this.emit("conversation", s);
       }
@@ -352,11 +426,16 @@ export class MissiveClient {
     switch (ev.case) {
       case "message": {
         const m = ev.value;
+        if (m.seq === 0n) {
+          this.store1(m); // online_only (18.8): emitted, not held
+          return;
+        }
         const c = this.conv(m.convId);
         if (m.seq <= c.contiguous || c.messages.has(m.seq)) return; // already delivered
         if (m.seq === c.contiguous + 1n) {
           this.store1(m);
           this.saveLocal();
+          this.queueAck(m.convId);
           return;
         }
         // A gap (sent while this session was down, or a catch-up still running):
@@ -367,7 +446,10 @@ export class MissiveClient {
         if ((this.filling.get(m.convId) ?? 0n) >= m.seq) return;
         this.filling.set(m.convId, m.seq);
         this.pull(m.convId, c.contiguous + 1n, m.seq)
-          .then(() => this.saveLocal())
+          .then(() => {
+            this.saveLocal();
+            this.queueAck(m.convId);
+          })
           .catch(() => {})
           .finally(() => {
             if (this.filling.get(m.convId) === m.seq) this.filling.delete(m.convId);
@@ -381,10 +463,23 @@ export class MissiveClient {
         return;
       }
       case "conversation":
-        this.conv(ev.value.convId).state = ev.value;
-        this.saveLocal();
-        this.emit("conversation", ev.value);
+        this.setConversation(ev.value);
         return;
+      case "messageUpdate":
+        this.onMessageUpdate(ev.value);
+        return;
+      case "typing":
+        if (ev.value.userId !== this.userId) this.emit("typing", ev.value);
+        return;
+      case "deliveryReceipt": {
+        const c = this.conv(ev.value.convId);
+        if (ev.value.userId !== this.userId && ev.value.deliveredSeq > c.state.peerDeliveredSeq) {
+          c.state.peerDeliveredSeq = ev.value.deliveredSeq;
+          this.saveLocal();
+        }
+        this.emit("delivery", ev.value);
+        return;
+      }
       case "presence":
         this.emit("presence", ev.value);
         return;
@@ -396,6 +491,129 @@ export class MissiveClient {
     }
   }
 
+  /** Takes an authoritative state; starts an update catch-up when it is ahead ([UP-2]). */
+  private setConversation(s: ConversationState) {
+    const c = this.conv(s.convId);
+    // [DL-2]: states answered or pushed by other requests carry the stored last message:
+    // apply this user's own deletions (and any newer form held).
+    const last = s.lastMessage;
+    const held = last ? c.messages.get(last.seq) : undefined;
+    if (last && held && ((held.deleted && !last.deleted) || held.updateSeq > last.updateSeq)) s.lastMessage = held;
+    c.state = s;
+    this.saveLocal();
+    this.emit("conversation", s);
+    if (s.updateSeq > c.applied && this.conn) this.catchUpUpdates(s.convId).catch(() => {});
+  }
+
+  // ---------------------------------------------------------------- lifecycle updates
+
+  private onMessageUpdate(u: MessageUpdate) {
+    const c = this.conv(u.convId);
+    const held = c.messages.get(u.seq);
+    const last = c.state.lastMessage?.seq === u.seq ? c.state.lastMessage : undefined;
+    let current: Message | undefined;
+    if (held) {
+      const a = applyUpdate(held, u, this.userId);
+      if (!a) return; // stale: a newer form is held
+      c.messages.set(u.seq, a.message);
+      current = a.message;
+      if (a.refreshReactions) this.getReactions(u.convId, [u.seq]).catch(() => {});
+    }
+    if (last) {
+      const a = applyUpdate(last, u, this.userId);
+      if (a) c.state.lastMessage = a.message;
+      current ??= a?.message;
+    }
+    this.emit("messageUpdate", u, current ?? u.message);
+  }
+
+  /**
+   * Takes a current form (a pulled update, or the answer to this client's own
+   * change): replaces the held message (and the list preview) unless a newer
+   * form is held; emits `messageUpdate`.
+   */
+  private applyForm(m: Message, kind: MessageUpdate_Kind, by = "") {
+    const c = this.conv(m.convId);
+    const held = c.messages.get(m.seq);
+    if (held && held.updateSeq > m.updateSeq) return;
+    if (held) c.messages.set(m.seq, m);
+    if (c.state.lastMessage?.seq === m.seq && c.state.lastMessage.updateSeq <= m.updateSeq) c.state.lastMessage = m;
+    const u = create(MessageUpdateSchema, {
+      kind,
+      convId: m.convId,
+      seq: m.seq,
+      by: by || m.recalled?.by || "",
+      atMs: m.recalled?.atMs || m.editedAtMs,
+      message: m,
+      updateSeq: m.updateSeq,
+    });
+    this.emit("messageUpdate", u, m);
+  }
+
+  /** The kind a pulled current form is reported with. */
+  private static pulledKind(m: Message): MessageUpdate_Kind {
+    if (m.recalled) return MessageUpdate_Kind.RECALLED;
+    if (m.deleted) return MessageUpdate_Kind.DELETED;
+    return MessageUpdate_Kind.KIND_UNSPECIFIED;
+  }
+
+  /** The update_seq applied for a conversation ([UP-2]); 0 if none. */
+  appliedUpdateSeq(convId: string): bigint {
+    return this.convs.get(convId)?.applied ?? 0n;
+  }
+
+  /**
+   * Pulls the changes after the stored update_seq until the conversation's
+   * state is reached ([UP-2]); one run per conversation at a time (a trigger
+   * during a run makes it go round once more). Advances the stored value.
+   */
+  private async catchUpUpdates(convId: string): Promise<void> {
+    const running = this.updating.get(convId);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const run = { again: true };
+    this.updating.set(convId, run);
+    try {
+      for (let rounds = 0; run.again && rounds < 16; rounds++) {
+        run.again = false;
+        const c = this.conv(convId);
+        const target = c.state.updateSeq;
+        if (target <= c.applied) continue;
+        let after = c.applied;
+        for (let page = 0; page < MAX_UPDATE_PAGES; page++) {
+          const r = await this.pullUpdates(convId, after);
+          after = r.updateSeq > after ? r.updateSeq : after;
+          if (!r.more) {
+            // Everything up to at least `target` (observed before the request) is applied.
+            if (target > after) after = target;
+            break;
+          }
+        }
+        if (after > c.applied) {
+          c.applied = after;
+          this.saveLocal();
+        }
+      }
+    } finally {
+      this.updating.delete(convId);
+    }
+  }
+
+  private queueAck(convId: string) {
+    const c = this.convs.get(convId);
+    if (!c || c.contiguous === 0n) return;
+    this.acks.set(convId, c.contiguous);
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      const delivered = [...this.acks].map(([convId, seq]) => ({ convId, seq }));
+      this.acks.clear();
+      this.conn?.pushAck(delivered);
+    }, this.o.pushAckDelayMs ?? 200);
+  }
+
   // ---------------------------------------------------------------- sending
 
   /** Sends text; resolves once acknowledged (retrying across reconnects). */
@@ -403,10 +621,14 @@ export class MissiveClient {
     return this.send(convId, { body: { case: "text", value: { text } } });
   }
 
-  send(convId: string, content: MessageInitShape<typeof ContentSchema>): Promise<SendAck> {
+  /**
+   * Sends any content (with an optional quote, mentions) and send flags (18.8);
+   * resolves once acknowledged. An `online_only` send is acknowledged with seq 0.
+   */
+  send(convId: string, content: MessageInitShape<typeof ContentSchema>, opts: SendOptions = {}): Promise<SendAck> {
     const clientMsgId = `${this.o.deviceId}-${Date.now().toString(36)}-${(this.seqCounter++).toString(36)}`;
     return new Promise((resolve, reject) => {
-      this.outbox.push({ convId, clientMsgId, content, resolve, reject, inFlight: false, createdAt: Date.now() });
+      this.outbox.push({ convId, clientMsgId, content, flags: opts.flags, resolve, reject, inFlight: false, createdAt: Date.now() });
       this.flushOutbox();
     });
   }
@@ -432,7 +654,7 @@ export class MissiveClient {
       }
       e.inFlight = true;
       conn
-        .request({ case: "send", value: { convId: e.convId, clientMsgId: e.clientMsgId, content: e.content } })
+        .request({ case: "send", value: { convId: e.convId, clientMsgId: e.clientMsgId, content: e.content, flags: e.flags } })
         .then((r) => {
           this.outbox = this.outbox.filter((x) => x !== e);
           if (r.case !== "sendAck") return e.reject(new MissiveError(0, "unexpected result", false));
@@ -447,6 +669,7 @@ export class MissiveClient {
               senderDevice: this.o.deviceId,
               serverTimeMs: r.value.serverTimeMs,
               content: e.content,
+              flags: e.flags,
             }),
           );
           this.saveLocal();
@@ -527,9 +750,166 @@ export class MissiveClient {
   async markRead(convId: string, seq: bigint): Promise<ConversationState | undefined> {
     const r = await this.req({ case: "markRead", value: { convId, seq } });
     if (r.case !== "conversation") return undefined;
-    this.conv(convId).state = r.value;
+    this.setConversation(r.value);
+    return r.value;
+  }
+
+  // ---------------------------------------------------------------- lifecycle requests (spec 18)
+
+  /** Recalls a message (18.1); resolves with its recalled form (also emitted as `messageUpdate`). */
+  async recall(convId: string, seq: bigint): Promise<Message> {
+    const r = await this.req({ case: "recall", value: { convId, seq } });
+    if (r.case !== "message") throw unexpected(r.case);
+    this.applyForm(r.value, MessageUpdate_Kind.RECALLED, this.userId);
+    return r.value;
+  }
+
+  /** Replaces the content of one's own text or custom message (18.2); resolves with the new form. */
+  async edit(convId: string, seq: bigint, content: MessageInitShape<typeof ContentSchema>): Promise<Message> {
+    const r = await this.req({ case: "edit", value: { convId, seq, content } });
+    if (r.case !== "message") throw unexpected(r.case);
+    this.applyForm(r.value, MessageUpdate_Kind.EDITED, this.userId);
+    return r.value;
+  }
+
+  /** Replaces the text of one's own text message, keeping its quote and mentions (18.2). */
+  editText(convId: string, seq: bigint, text: string): Promise<Message> {
+    const held = this.convs.get(convId)?.messages.get(seq)?.content;
+    return this.edit(convId, seq, { body: { case: "text", value: { text } }, quote: held?.quote, mentions: held?.mentions });
+  }
+
+  /**
+   * Deletes messages (18.3): for the caller's devices only, or for everyone
+   * (`forEveryone`: group owner/admin). Held copies become tombstones.
+   */
+  async deleteMessages(convId: string, seqs: bigint[], forEveryone = false): Promise<void> {
+    await this.req({ case: "deleteMessages", value: { convId, seqs, forEveryone } });
+    const c = this.convs.get(convId);
+    for (const seq of seqs) {
+      const held = c?.messages.get(seq);
+      if (!held || held.deleted) continue;
+      const m = clone(MessageSchema, held);
+      m.deleted = true;
+      m.content = undefined;
+      this.applyForm(m, forEveryone ? MessageUpdate_Kind.DELETED : MessageUpdate_Kind.DELETED_FOR_ME, this.userId);
+    }
+  }
+
+  /** Clears all of the caller's messages in every conversation (18.3); held messages are dropped. */
+  async clearAllMessages(): Promise<void> {
+    await this.req({ case: "clearAllMessages", value: {} });
+    for (const c of this.convs.values()) {
+      c.messages.clear();
+      c.state.clearedSeq = c.state.maxSeq;
+      c.state.unread = 0n;
+      c.state.lastMessage = undefined;
+      this.emit("conversation", c.state);
+    }
     this.saveLocal();
-    this.emit("conversation", r.value);
+  }
+
+  /** Adds (or with `remove`, removes) a reaction of the caller (18.4); resolves with the message's reactions. */
+  async react(convId: string, seq: bigint, key: string, remove = false): Promise<Reactions> {
+    const r = await this.req({ case: "react", value: { convId, seq, key, remove } });
+    if (r.case !== "reactions") throw unexpected(r.case);
+    this.applyReactions(r.value, this.userId);
+    return r.value;
+  }
+
+  /** Reaction summaries of up to 100 messages (18.4); held messages take them. */
+  async getReactions(convId: string, seqs: bigint[]): Promise<Reactions[]> {
+    const r = await this.req({ case: "getReactions", value: { convId, seqs } });
+    if (r.case !== "reactionsList") throw unexpected(r.case);
+    for (const x of r.value.messages) this.applyReactions(x, "");
+    return r.value.messages;
+  }
+
+  private applyReactions(x: Reactions, by: string) {
+    const held = this.convs.get(x.convId)?.messages.get(x.seq);
+    const m = held ? clone(MessageSchema, held) : create(MessageSchema, { convId: x.convId, seq: x.seq });
+    if (held && held.updateSeq > x.updateSeq) return;
+    m.reactions = x.reactions;
+    m.updateSeq = x.updateSeq;
+    this.applyForm(m, MessageUpdate_Kind.REACTIONS, by);
+  }
+
+  /** The users who reacted with `key`, one page (18.4). */
+  async listReactionUsers(convId: string, seq: bigint, key: string, cursor = "", limit = 0): Promise<ReactionUsers> {
+    const r = await this.req({ case: "listReactionUsers", value: { convId, seq, key, cursor, limit } });
+    if (r.case !== "reactionUsers") throw unexpected(r.case);
+    return r.value;
+  }
+
+  /**
+   * Sets and removes keys of a message's extension map (18.5); with
+   * `ifVersion`, only if the extension version is exactly that (else 4206).
+   */
+  async setExtensions(
+    convId: string,
+    seq: bigint,
+    set: Record<string, string>,
+    remove: string[] = [],
+    ifVersion?: bigint,
+  ): Promise<Extensions> {
+    const r = await this.req({ case: "setExtensions", value: { convId, seq, set, remove, ifVersion } });
+    if (r.case !== "extensions") throw unexpected(r.case);
+    const held = this.convs.get(convId)?.messages.get(seq);
+    if (!held || held.updateSeq <= r.value.updateSeq) {
+      const m = held ? clone(MessageSchema, held) : create(MessageSchema, { convId, seq });
+      m.extensions = { ...r.value.extensions };
+      m.updateSeq = r.value.updateSeq;
+      this.applyForm(m, MessageUpdate_Kind.EXTENSIONS, this.userId);
+    }
+    return r.value;
+  }
+
+  /**
+   * One `PullUpdates` page (18.0, [UP-2]): current forms of the messages changed
+   * after `afterUpdateSeq` (default: the stored value). They are applied and
+   * emitted as `messageUpdate`; when the page starts at or below the stored
+   * value, the stored value advances to the page's `update_seq`.
+   */
+  async pullUpdates(convId: string, afterUpdateSeq?: bigint, limit = 0): Promise<MessageUpdates> {
+    const c = this.conv(convId);
+    const after = afterUpdateSeq ?? c.applied;
+    const r = await this.req({ case: "pullUpdates", value: { convId, afterUpdateSeq: after, limit } });
+    if (r.case !== "updates") throw unexpected(r.case);
+    for (const m of r.value.messages) this.applyForm(m, MissiveClient.pulledKind(m));
+    if (after <= c.applied && r.value.updateSeq > c.applied) {
+      c.applied = r.value.updateSeq;
+      this.saveLocal();
+    }
+    return r.value;
+  }
+
+  /** Tells the conversation the caller is typing (or stopped); never stored (18.6). See `TypingNotifier`. */
+  async typing(convId: string, typing = true): Promise<void> {
+    await this.req({ case: "typing", value: { convId, typing } });
+  }
+
+  /**
+   * Forwards messages of `fromConvId` into `toConvId` (18.9): one by one, or
+   * `merged` into one chat-history bubble. Retries reuse `clientMsgId`.
+   */
+  async forward(
+    fromConvId: string,
+    seqs: bigint[],
+    toConvId: string,
+    opts: { merged?: boolean; title?: string; clientMsgId?: string } = {},
+  ): Promise<ForwardResult> {
+    const clientMsgId = opts.clientMsgId ?? `${this.o.deviceId}-fw-${Date.now().toString(36)}-${(this.seqCounter++).toString(36)}`;
+    const r = await this.req({
+      case: "forward",
+      value: { fromConvId, seqs, toConvId, merged: opts.merged ?? false, title: opts.title ?? "", clientMsgId },
+    });
+    if (r.case !== "forward") throw unexpected(r.case);
+    return r.value;
+  }
+
+  /** Translates one message's text into `language` (18.10). */
+  async translate(convId: string, seq: bigint, language: string): Promise<Translation> {
+    const r = await this.req({ case: "translate", value: { convId, seq, language } });
+    if (r.case !== "translation") throw unexpected(r.case);
     return r.value;
   }
 
@@ -543,6 +923,10 @@ export class MissiveClient {
       throw e;
     }
   }
+}
+
+function unexpected(kind: string | undefined): MissiveError {
+  return new MissiveError(0, `unexpected result ${kind ?? "(none)"}`, false);
 }
 
 /** The id of the 1:1 conversation of two users (spec 6.1). */

@@ -45,8 +45,19 @@ export const ErrorCodes = {
   CONTENT_TOO_DEEP: 3007,
   CONTENT_BLOCKED: 3008,
   REJECTED_BY_APP: 3009,
+  CONTENT_KIND_NOT_ALLOWED: 3010,
+  MESSAGE_NOT_FOUND: 4200,
+  TIME_LIMIT_EXCEEDED: 4201,
+  MESSAGE_RECALLED: 4202,
+  EDIT_NOT_ALLOWED: 4203,
+  REACTION_LIMIT: 4204,
+  EXTENSION_LIMIT: 4205,
+  EXTENSION_CONFLICT: 4206,
+  NOT_MESSAGE_SENDER: 4207,
+  TRANSLATION_DISABLED: 4208,
   RATE_LIMITED: 5003,
   WEBHOOK_FAILED: 5004,
+  TRANSLATION_FAILED: 5005,
 } as const;
 
 export interface SessionOptions {
@@ -259,6 +270,15 @@ export class Connection {
       this.pending.set(id, { resolve, reject, timer });
       this.t.send(encodeFrame({ body: { case: "request", value: create(RequestSchema, { id, op }) } }));
     });
+  }
+
+  /**
+   * Sends `PushAck` (8.11): "I hold every message of each conversation up to its seq".
+   * No reply; a no-op once the connection ended. Feeds delivery receipts (18.7).
+   */
+  pushAck(delivered: { convId: string; seq: bigint }[]) {
+    if (this.ended || delivered.length === 0) return;
+    this.t.send(encodeFrame({ body: { case: "pushAck", value: { delivered } } }));
   }
 
   close() {

@@ -11,3 +11,5 @@ export * from "./gen/message_pb.ts";
 export * from "./gen/conversation_pb.ts";
 export * from "./gen/platform_pb.ts";
 export { Presence, PresenceSchema, Kicked, KickedSchema } from "./gen/user_pb.ts";
+export * from "./lifecycle.ts";
+export * from "./gen/lifecycle_pb.ts";
