@@ -19,7 +19,7 @@
 //! check that needs state happens on the owner, at the moment of the write.
 
 use missive_protocol::pb::{self, request::Op};
-use missive_protocol::{ErrorCode, UserId};
+use missive_protocol::{ConvKind, ErrorCode, UserId};
 
 use crate::error::Reject;
 use crate::node::{Node, OwnerKey};
@@ -63,11 +63,6 @@ fn not_self(user: &UserId, other: &UserId) -> Result<(), Reject> {
         return Err(Reject::new(ErrorCode::SelfTarget, "name another user, not yourself"));
     }
     Ok(())
-}
-
-/// A request kind of the schema this build does not serve yet ([Q-5]).
-fn not_served() -> Reject {
-    Reject::new(ErrorCode::UnknownRequest, "this request kind is not served by this server version")
 }
 
 /// Checks `op` and picks where it runs.
@@ -278,6 +273,9 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
         }
         Op::Typing(req) => {
             let conv = checks::conversation(user, &req.conv_id)?;
+            if conv.kind() == ConvKind::Broadcast {
+                return Err(Reject::new(ErrorCode::UnsupportedConversation, "nobody types in a broadcast"));
+            }
             let o = SignalsOp::Typing { conv, typing: req.typing };
             Route::Owner(owner(o.owner()), ServiceOp::Signals(o))
         }

@@ -125,7 +125,7 @@ impl Hooks {
             let v: Value = serde_json::from_slice(&bytes).map_err(|_| failed("answer is not JSON"))?;
             let text =
                 v.get("text").and_then(Value::as_str).ok_or_else(|| failed("answer has no \"text\""))?;
-            let max = self.node.config.limits.max_content_bytes as usize;
+            let max = self.node.config.limits.max_content_bytes;
             if text.len() > max {
                 return Err(failed(format!("translation longer than {max} bytes")));
             }

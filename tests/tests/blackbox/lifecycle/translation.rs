@@ -11,7 +11,8 @@ use missive_tests::*;
 use serde_json::json;
 
 fn broker_with(p: &TranslateProvider, extra: &str) -> BrokerProc {
-    let toml = format!("[translate]\nurl = \"{}\"\napi_key = \"k-123\"\ntimeout_ms = 500\n{extra}", p.url());
+    let timeout = if extra.contains("timeout_ms") { "" } else { "timeout_ms = 500\n" };
+    let toml = format!("[translate]\nurl = \"{}\"\napi_key = \"k-123\"\n{timeout}{extra}", p.url());
     BrokerProc::spawn_with(BrokerOpts::default().config(&toml))
 }
 

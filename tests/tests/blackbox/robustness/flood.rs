@@ -260,7 +260,11 @@ fn request(op: pb::request::Op) -> pb::Request {
 #[test]
 fn query_floods_do_not_stall_other_clients_on_the_worker() {
     // One worker: the flooder, the victim and every owner shard share it.
-    let b = BrokerOpts::default().workers(1).durability("fsync").spawn();
+    let b = BrokerOpts::default()
+        .workers(1)
+        .durability("fsync")
+        .config("[messages]\nmax_text_bytes = 65536\n")
+        .spawn();
     let mut admin = b.admin();
     let mut mallory = b.client("mallory", "phone");
     let friends: Vec<String> = (0..2000).map(|i| format!("friend{i:04}")).collect();
@@ -337,7 +341,9 @@ fn query_floods_do_not_stall_other_clients_on_the_worker() {
 
 #[test]
 fn pipelined_history_pages_are_slowed_down_not_closed() {
-    let b = BrokerOpts::default().durability("buffered").spawn();
+    // 60 KB texts: above the default per-kind text limit ([MF-6]).
+    let b =
+        BrokerOpts::default().durability("buffered").config("[messages]\nmax_text_bytes = 65536\n").spawn();
     let conv = direct("alice", "bob");
     let mut alice = b.client("alice", "phone");
     alice.send_many_padded(&conv, "big", 100, 64, 60_000);
