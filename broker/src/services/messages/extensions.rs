@@ -135,21 +135,13 @@ pub(super) fn set(
             )));
         }
         x.update_seq = life::record(s, n, None, t)?;
-        let update = pb::MessageUpdate {
-            kind: message_update::Kind::Extensions as i32,
-            conv_id: conv.to_string(),
-            seq,
-            by: n.user.to_string(),
-            at_ms: t.now_ms,
-            message: Some(pb::Message {
-                conv_id: conv.to_string(),
-                seq,
-                extensions: x.extensions.clone(),
-                update_seq: x.update_seq,
-                ..Default::default()
-            }),
-            update_seq: x.update_seq,
-        };
+        let update = life::update_of(
+            n,
+            message_update::Kind::Extensions,
+            t.now_ms,
+            x.update_seq,
+            pb::Message { extensions: x.extensions.clone(), ..Default::default() },
+        );
         let reply = response::Result::Extensions(pb::Extensions {
             conv_id: conv.to_string(),
             seq,

@@ -342,6 +342,27 @@ pub(crate) fn record(
     Ok(useq)
 }
 
+/// A `MessageUpdate` of `kind` made by the named message's caller at
+/// `at_ms`; `fields` holds what the kind changed (the message's `conv_id`,
+/// `seq` and `update_seq` are set here).
+pub(crate) fn update_of(
+    n: &Named<'_>,
+    kind: pb::message_update::Kind,
+    at_ms: u64,
+    update_seq: u64,
+    fields: pb::Message,
+) -> pb::MessageUpdate {
+    pb::MessageUpdate {
+        kind: kind as i32,
+        conv_id: n.conv.to_string(),
+        seq: n.seq,
+        by: n.user.to_string(),
+        at_ms,
+        message: Some(pb::Message { conv_id: n.conv.to_string(), seq: n.seq, update_seq, ..fields }),
+        update_seq,
+    }
+}
+
 /// Pushes `Push{message_update}` ([UP-4]) to every online device of the
 /// conversation's readers (a group: members not `BLOCK`ing it) except
 /// `exclude`; `only`: to that user's devices alone.

@@ -110,21 +110,13 @@ pub(super) fn react(
             t.batch.put_reaction(conv, seq, key, &n.user, Some(t.now_ms));
         }
         x.update_seq = life::record(s, n, None, t)?;
-        let update = pb::MessageUpdate {
-            kind: message_update::Kind::Reactions as i32,
-            conv_id: conv.to_string(),
-            seq,
-            by: n.user.to_string(),
-            at_ms: t.now_ms,
-            message: Some(pb::Message {
-                conv_id: conv.to_string(),
-                seq,
-                reactions: x.reactions.clone(),
-                update_seq: x.update_seq,
-                ..Default::default()
-            }),
-            update_seq: x.update_seq,
-        };
+        let update = life::update_of(
+            n,
+            message_update::Kind::Reactions,
+            t.now_ms,
+            x.update_seq,
+            pb::Message { reactions: x.reactions.clone(), ..Default::default() },
+        );
         let reply = answer(n, &x, &mine);
         let user = n.user.clone();
         life::put_user_keys(s, conv, seq, &user, mine, t);

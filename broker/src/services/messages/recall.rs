@@ -125,21 +125,13 @@ pub(super) fn recall(
         drop_extras(s, n, t)?;
         msg.update_seq = life::record(s, n, None, t)?;
         life::store_message(s, n, msg.clone(), t)?;
-        let update = pb::MessageUpdate {
-            kind: message_update::Kind::Recalled as i32,
-            conv_id: conv.to_string(),
-            seq,
-            by: n.user.to_string(),
-            at_ms: t.now_ms,
-            message: Some(pb::Message {
-                conv_id: conv.to_string(),
-                seq,
-                recalled: msg.recalled.clone(),
-                update_seq: msg.update_seq,
-                ..Default::default()
-            }),
-            update_seq: msg.update_seq,
-        };
+        let update = life::update_of(
+            n,
+            message_update::Kind::Recalled,
+            t.now_ms,
+            msg.update_seq,
+            pb::Message { recalled: msg.recalled.clone(), ..Default::default() },
+        );
         life::push_update(s, n, update, Some(conn), None, t)?;
         append_tip(s, n, op, t)?;
         Ok(response::Result::Message(msg))
@@ -271,23 +263,18 @@ pub(super) fn edit(
         msg.edited_at_ms = t.now_ms;
         msg.update_seq = life::record(s, n, None, t)?;
         life::store_message(s, n, msg.clone(), t)?;
-        let update = pb::MessageUpdate {
-            kind: message_update::Kind::Edited as i32,
-            conv_id: conv.to_string(),
-            seq,
-            by: n.user.to_string(),
-            at_ms: t.now_ms,
-            message: Some(pb::Message {
-                conv_id: conv.to_string(),
-                seq,
+        let update = life::update_of(
+            n,
+            message_update::Kind::Edited,
+            t.now_ms,
+            msg.update_seq,
+            pb::Message {
                 content: msg.content.clone(),
                 edit_version: msg.edit_version,
                 edited_at_ms: msg.edited_at_ms,
-                update_seq: msg.update_seq,
                 ..Default::default()
-            }),
-            update_seq: msg.update_seq,
-        };
+            },
+        );
         life::push_update(s, n, update, Some(conn), None, t)?;
         // The answer is the current form: the extras too ([UP-3]).
         let mut reply = [msg];
