@@ -138,10 +138,11 @@ pub(super) fn recall(
     })
 }
 
-/// Drops the message's reactions and extensions (recall, delete for
+/// Drops the message's reactions, extensions and cached translations (recall, delete for
 /// everyone): its extras record is emptied, so every read shows none and
 /// `ListReactionUsers` lists nobody.
 pub(super) fn drop_extras(s: &mut Services, n: &mut Named<'_>, t: &mut Turn<Undo>) -> Result<(), Reject> {
+    crate::services::translate::forget(&s.node.store, &n.conv, n.seq, t)?;
     let x = life::extras_of(s, &n.conv, n.seq)?;
     if !x.reactions.is_empty() || !x.extensions.is_empty() {
         // Keep the index bookkeeping: `record` reads the old update seq first.

@@ -90,6 +90,20 @@ fn cache_id(conv: &ConvId, seq: u64, language: &str) -> Vec<u8> {
     id
 }
 
+/// Most cached languages of one message removed with it ([TR-4]); a message
+/// has one entry per language ever asked for, far fewer in practice.
+const FORGET_MAX: usize = 1024;
+
+/// Removes the cached translations of (`conv`, `seq`): a recall or a delete
+/// for everyone takes them with the content ([TR-4]).
+pub(crate) fn forget(store: &Store, conv: &ConvId, seq: u64, t: &mut Turn<Undo>) -> Result<(), Reject> {
+    let prefix = cache_id(conv, seq, "");
+    for (id, _) in store.ops_scan(OpsSpace::Translation, &prefix, None, FORGET_MAX)? {
+        t.batch.delete_ops(OpsSpace::Translation, &id);
+    }
+    Ok(())
+}
+
 /// Route-side checks of `TranslateMessage` ([TR-1], [TR-2]).
 pub(crate) fn check(node: &Node, user: &UserId, req: pb::TranslateMessage) -> Result<Lookup, Reject> {
     let lang = &req.language;
