@@ -620,3 +620,40 @@ fn acks_of_one_turn_share_one_feed_version() {
     let feed = f.node.store.feed(&user("alice"), 0, u64::MAX, 100).expect("feed");
     assert_eq!(feed.len(), 1, "one live feed entry: {feed:?}");
 }
+
+/// [TR-4]: a recall takes the message's cached translations with its
+/// content; another message's stay.
+#[test]
+fn a_recall_removes_the_messages_cached_translations() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    let first = ack(f.call("alice", send(&conv, "c1", "hello")));
+    let second = ack(f.call("alice", send(&conv, "c2", "world")));
+    let id = |seq: u64, lang: &str| {
+        let mut id = conv.as_str().as_bytes().to_vec();
+        id.push(0);
+        id.extend_from_slice(&seq.to_be_bytes());
+        id.extend_from_slice(lang.as_bytes());
+        id
+    };
+    let space = missive_storage::OpsSpace::Translation;
+    let mut b = f.node.store.batch();
+    for (seq, lang) in [(first.seq, "en"), (first.seq, "fr"), (second.seq, "en")] {
+        b.put_ops(space, &id(seq, lang), b"{}");
+    }
+    f.node.store.write(b).expect("write");
+    let recall = ServiceOp::Messages(messages::MessagesOp::Change {
+        conv: conv.clone(),
+        seq: first.seq,
+        change: messages::Change::Recall,
+        admin: false,
+    });
+    match f.call("alice", recall) {
+        Ok(response::Result::Message(m)) => assert!(m.recalled.is_some() && m.content.is_none()),
+        other => panic!("recall: {other:?}"),
+    }
+    let store = &f.node.store;
+    assert_eq!(store.ops_get(space, &id(first.seq, "en")).expect("read"), None);
+    assert_eq!(store.ops_get(space, &id(first.seq, "fr")).expect("read"), None);
+    assert!(store.ops_get(space, &id(second.seq, "en")).expect("read").is_some(), "another message's stays");
+}
