@@ -17,11 +17,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::put;
+use missive_protocol::ErrorCode;
 use missive_protocol::pb::response;
-use missive_protocol::{ConvId, ConvKind, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, Body, Path, expect_ok};
+use super::{Api, ApiResult, Body, Path, expect_ok};
 use crate::error::Reject;
 use crate::node::OwnerKey;
 use crate::services::ServiceOp;
@@ -62,20 +62,12 @@ struct ExtensionsJson {
     extensions: BTreeMap<String, ExtensionValueJson>,
 }
 
-fn conv_of(s: &str) -> Result<ConvId, ApiError> {
-    let conv = ConvId::parse(s).map_err(|e| Reject::new(ErrorCode::InvalidConvId, e.to_string()))?;
-    match conv.kind() {
-        ConvKind::Direct | ConvKind::Group => Ok(conv),
-        _ => Err(Reject::new(ErrorCode::UnsupportedConversation, "only p: and g: conversations").into()),
-    }
-}
-
 async fn set_extensions(
     State(api): State<Arc<Api>>,
     Path((conv_id, seq)): Path<(String, u64)>,
     Body(body): Body<ExtensionsBody>,
 ) -> ApiResult<axum::Json<ExtensionsJson>> {
-    let conv = conv_of(&conv_id)?;
+    let conv = super::messages::life_conv(&conv_id)?;
     if seq == 0 {
         return Err(Reject::new(ErrorCode::MessageNotFound, "seq 0 names no message").into());
     }

@@ -73,7 +73,7 @@ pub(crate) fn routes() -> Router<Arc<Api>> {
 }
 
 /// A 1:1 or group conversation id of a lifecycle endpoint (400 otherwise).
-fn life_conv(conv_id: &str) -> ApiResult<ConvId> {
+pub(crate) fn life_conv(conv_id: &str) -> ApiResult<ConvId> {
     let conv = ConvId::parse(conv_id).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidConvId, format!("conv_id: {e}"))
     })?;

@@ -59,22 +59,12 @@ pub(crate) fn emit<U>(node: &Node, t: &mut Turn<U>, kind: &str, data: impl FnOnc
 /// `kind`, `text` (text messages), `mentions`, and `proto` (base64 of the
 /// protobuf `missive.v1.Content`, every field).
 pub(crate) fn content_json(c: &pb::Content) -> Value {
-    use pb::content::Body;
-    let kind = match &c.body {
-        Some(Body::Text(_)) => "text",
-        Some(Body::Image(_)) => "image",
-        Some(Body::Voice(_)) => "voice",
-        Some(Body::Video(_)) => "video",
-        Some(Body::File(_)) => "file",
-        Some(Body::Location(_)) => "location",
-        Some(Body::Custom(_)) => "custom",
-        Some(Body::Merged(_)) => "merged",
-        Some(Body::Tip(_)) => "tip",
-        Some(Body::System(_)) => "system",
-        None => "none",
+    let kind = match crate::services::messages::check::kind_name(c) {
+        "" => "none",
+        k => k,
     };
     let mut v = json!({ "kind": kind, "proto": STANDARD.encode(c.encode_to_vec()) });
-    if let Some(Body::Text(t)) = &c.body {
+    if let Some(pb::content::Body::Text(t)) = &c.body {
         v["text"] = Value::String(t.text.clone());
     }
     if let Some(m) = &c.mentions {
