@@ -169,6 +169,26 @@ fn reaction_requests_refuse_bad_input_and_strangers() {
         ErrorCode::NotParticipant,
         "stranger pulls updates",
     );
+    assert_error(
+        bob.call(pb::PullUpdates { conv_id: "x:1".into(), after_update_seq: 0, limit: 0 }),
+        ErrorCode::InvalidConvId,
+        "pull updates of a bad conversation id",
+    );
+    let users = |key: &str, cursor: &str| pb::ListReactionUsers {
+        conv_id: conv.clone(),
+        seq,
+        key: key.into(),
+        cursor: cursor.into(),
+        limit: 0,
+    };
+    assert_error(eve.call(users("a", "")), ErrorCode::NotParticipant, "stranger lists reaction users");
+    assert_error(bob.call(users("", "")), ErrorCode::InvalidArgument, "empty key in the user list");
+    assert_error(bob.call(users("a", &"u".repeat(65))), ErrorCode::InvalidArgument, "foreign cursor");
+    assert_error(
+        eve.call(pb::GetReactions { conv_id: conv.clone(), seqs: vec![seq] }),
+        ErrorCode::NotParticipant,
+        "stranger gets reactions",
+    );
 }
 
 #[test]
