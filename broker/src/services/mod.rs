@@ -120,8 +120,6 @@ pub(crate) struct Services {
     pub(crate) dedup: HashMap<Arc<messages::DedupKey>, missive_storage::DedupRecord>,
     /// Settings records staged this turn.
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
-    /// Delivery receipts staged this turn (one feed version per conversation).
-    pub(crate) receipts: signals::TurnReceipts,
     /// Lifecycle state staged this turn (spec section 18).
     pub(crate) life: messages::life::Staging,
     /// Conversations' recent uncounted seqs (spec [MF-3]).
@@ -147,7 +145,6 @@ impl Services {
             ids: MsgIdGen::new(idx),
             dedup: HashMap::new(),
             settings: HashMap::new(),
-            receipts: signals::TurnReceipts::new(),
             life: messages::life::Staging::default(),
             uncounted: messages::uncounted::UncountedCache::new(node_cap),
         }
@@ -201,6 +198,10 @@ impl Service for Services {
         }
     }
 
+    fn flush(&mut self, t: &mut Turn<Undo>) {
+        self.convs.flush(&self.node.clock, t);
+    }
+
     fn read(&mut self, op: ShardOp<ServiceOp>, now_ms: u64) -> Result<response::Result, Reject> {
         let ShardOp { origin, user, device, op } = op;
         match op {
@@ -232,7 +233,6 @@ impl Service for Services {
         self.uncounted.end_turn();
         self.dedup.clear();
         self.settings.clear();
-        self.receipts.clear();
         self.life.clear();
     }
 }

@@ -110,6 +110,10 @@ pub(crate) trait Service {
     /// Undoes one cache change of a refused op.
     fn undo(&mut self, u: Self::Undo);
 
+    /// Stages what the turn's ops left to write once per turn (coalesced
+    /// records), after the last op and before the write. Cannot be refused.
+    fn flush(&mut self, t: &mut Turn<Self::Undo>);
+
     /// Serves a read after the turn's write.
     fn read(&mut self, op: ShardOp<Self::Op>, now_ms: u64) -> Result<response::Result, Reject>;
 
@@ -310,6 +314,7 @@ impl<S: Service> Engine<S> {
                 }
             }
         }
+        self.service.flush(&mut t);
         let (effects, reservations) = t.finish();
         let messages = t.batch.messages();
         let flight = InFlight { out, effects, reservations, reads, versions: t.versions, now_ms, messages };

@@ -80,6 +80,8 @@ impl Service for Toy {
         };
     }
 
+    fn flush(&mut self, _t: &mut Turn<Self::Undo>) {}
+
     fn read(&mut self, _op: ShardOp<SetText>, _now_ms: u64) -> Result<response::Result, Reject> {
         self.reads += 1;
         Ok(response::Result::Ok(pb::Ok {}))

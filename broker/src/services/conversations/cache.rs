@@ -10,14 +10,24 @@
 //! which records the entry's previous value as an undo first, so a refused op
 //! leaves the cache as it found it; after a failed write the cache is dropped
 //! and entries reload from the log.
+//!
+//! Coalesced member records: an op that changes a member's `uconv` record
+//! only marks it ([`ConvEntry::touch`]); [`ConvCache::flush`], called once
+//! after the turn's last op and before its write, stages each marked record
+//! once with one new feed version. So a conversation with k sends in a turn
+//! writes its two members' records and feed entries once, not k times
+//! (issue #17: 2 + 6/k entries per message instead of 8). The mark is part
+//! of the entry's undo snapshot, so a refused op's mark goes with it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use missive_protocol::{ConvId, ErrorCode, UserId};
 use missive_storage::{BlockRecord, RelKind, Store, UserConvRecord};
 
 use crate::error::Reject;
+use crate::node::clock::VersionClock;
 use crate::services::Undo;
 use crate::shard::Turn;
 
@@ -39,6 +49,14 @@ pub(crate) struct ConvEntry {
     pub(crate) blocked: [bool; 2],
     /// The conversation's latest update seq (spec [UP-1]).
     pub(crate) update_seq: u64,
+    /// Both members' ids, shared by every push of the conversation.
+    pub(crate) users: Arc<[UserId]>,
+    /// `pending[i]`: members[i]'s record changed this turn and is staged by
+    /// [`ConvCache::flush`] (with a new feed version).
+    pending: [bool; 2],
+    /// Listed in [`ConvCache::touched`] this turn (not undone: a listed entry
+    /// with nothing pending costs the flush one look).
+    listed: bool,
 }
 
 /// What a staging op may change in an entry (no allocation to take: the
@@ -50,9 +68,21 @@ pub(crate) struct ConvSnapshot {
     recs: [UserConvRecord; 2],
     blocked: [bool; 2],
     update_seq: u64,
+    pending: [bool; 2],
 }
 
 impl ConvEntry {
+    /// Marks members[i]'s record as changed: the turn's flush stages it once,
+    /// with a new feed version, whatever the number of changes.
+    pub(crate) fn touch(&mut self, i: usize) {
+        self.pending[i] = true;
+    }
+
+    /// Marks both members' records as changed.
+    pub(crate) fn touch_all(&mut self) {
+        self.pending = [true, true];
+    }
+
     pub(crate) fn member(&self, user: &UserId) -> Option<usize> {
         self.members.iter().position(|m| &m.user == user)
     }
@@ -80,7 +110,17 @@ impl ConvEntry {
             store.rel::<BlockRecord>(&m1.user, RelKind::Block, &m0.user)?.is_some(),
         ];
         let update_seq = store.update_seq(conv)?;
-        Ok(ConvEntry { max_seq: max_seq.0, last, members, blocked, update_seq })
+        let users: Arc<[UserId]> = Arc::from(vec![members[0].user.clone(), members[1].user.clone()]);
+        Ok(ConvEntry {
+            max_seq: max_seq.0,
+            last,
+            members,
+            blocked,
+            update_seq,
+            users,
+            pending: [false; 2],
+            listed: false,
+        })
     }
 
     fn snapshot(&self) -> ConvSnapshot {
@@ -90,6 +130,7 @@ impl ConvEntry {
             recs: [self.members[0].rec.clone(), self.members[1].rec.clone()],
             blocked: self.blocked,
             update_seq: self.update_seq,
+            pending: self.pending,
         }
     }
 
@@ -101,6 +142,7 @@ impl ConvEntry {
         self.members[1].rec = r1;
         self.blocked = s.blocked;
         self.update_seq = s.update_seq;
+        self.pending = s.pending;
     }
 }
 
@@ -112,11 +154,14 @@ pub(crate) struct ConvCache {
     /// An entry changed this turn: no eviction until the turn ends (an evicted
     /// entry would lose staged state), and a failed write drops the cache.
     dirty: bool,
+    /// Entries handed out for changing this turn, once each: what
+    /// [`ConvCache::flush`] looks at.
+    touched: Vec<ConvId>,
 }
 
 impl ConvCache {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { entries: HashMap::new(), cap, dirty: false }
+        Self { entries: HashMap::new(), cap, dirty: false, touched: Vec::new() }
     }
 
     /// Evicts 10 % when over capacity; only between turns (nothing staged).
@@ -159,6 +204,10 @@ impl ConvCache {
             .ok_or_else(|| Reject::new(ErrorCode::Internal, "cache miss after load"))?;
         t.undo(Undo::Conv(conv.clone(), Some(entry.snapshot())));
         self.dirty = true;
+        if !entry.listed {
+            entry.listed = true;
+            self.touched.push(conv.clone());
+        }
         Ok(entry)
     }
 
@@ -167,7 +216,29 @@ impl ConvCache {
         let entry = self.entries.get_mut(conv)?;
         t.undo(Undo::Conv(conv.clone(), Some(entry.snapshot())));
         self.dirty = true;
+        if !entry.listed {
+            entry.listed = true;
+            self.touched.push(conv.clone());
+        }
         Some(entry)
+    }
+
+    /// Stages every member record marked this turn ([`ConvEntry::touch`]):
+    /// one new feed version and one `uconv` put per (conversation, member).
+    /// Called after the turn's last op, before its write; stages nothing that
+    /// can be refused, so it needs no save point.
+    pub(crate) fn flush(&mut self, clock: &VersionClock, t: &mut Turn<Undo>) {
+        for conv in self.touched.drain(..) {
+            let Some(entry) = self.entries.get_mut(&conv) else { continue };
+            entry.listed = false;
+            for (i, m) in entry.members.iter_mut().enumerate() {
+                if std::mem::take(&mut entry.pending[i]) {
+                    let old = m.rec.feed_version;
+                    m.rec.feed_version = clock.alloc(&mut t.versions);
+                    t.batch.put_user_conv(&m.user, &conv, old, &m.rec);
+                }
+            }
+        }
     }
 
     /// Undo: puts back an entry's previous state (`None`: drop it, it reloads).
@@ -186,9 +257,18 @@ impl ConvCache {
         if self.dirty {
             self.entries.clear();
         }
+        self.touched.clear();
     }
 
     pub(crate) fn end_turn(&mut self) {
         self.dirty = false;
+        // Flushed before the write; anything left (a turn that staged no
+        // write) only loses its marks.
+        for conv in self.touched.drain(..) {
+            if let Some(e) = self.entries.get_mut(&conv) {
+                e.listed = false;
+                e.pending = [false; 2];
+            }
+        }
     }
 }

@@ -15,6 +15,8 @@ pub(crate) mod cache;
 mod clear_all;
 pub(crate) mod state;
 
+use std::sync::Arc;
+
 use missive_protocol::pb::{self, push, response};
 use missive_protocol::{ConvId, ConvKind, UserId};
 use missive_storage::UserConvRecord;
@@ -158,26 +160,24 @@ fn mark_read(
     let me = entry.participant(&op.user)?;
     let target = up_to(seq, entry.max_seq);
     let changed = target > entry.members[me].rec.read_seq;
-    let mut receipt_to = Vec::new();
+    let mut receipt_to = None;
     if changed {
         // Both participants' views change (read seq / peer read seq).
         let receipts = node.config.messages.delivery_receipts;
         for (i, m) in entry.members.iter_mut().enumerate() {
-            let old = m.rec.feed_version;
             if i == me {
                 m.rec.read_seq = target;
             } else if receipts {
                 // [DR-5]: what the reader read, it holds.
                 m.rec.peer_delivered_seq = m.rec.peer_delivered_seq.max(target);
             }
-            m.rec.feed_version = node.clock.alloc(&mut t.versions);
-            t.batch.put_user_conv(&m.user, conv, old, &m.rec);
-            receipt_to.push(m.user.clone());
         }
+        entry.touch_all();
+        receipt_to = Some(Arc::clone(&entry.users));
     }
     let mut state = conversation_state(conv, entry, me, floor);
     crate::services::messages::flags::view(s, conv, &mut state)?;
-    if changed {
+    if let Some(users) = receipt_to {
         let receipt = pb::ReadReceipt {
             conv_id: conv.to_string(),
             reader: op.user.to_string(),
@@ -185,7 +185,7 @@ fn mark_read(
             reader_device: op.device.to_string(),
         };
         t.effect(Effect::Fanout {
-            users: receipt_to.into(),
+            users,
             exclude: Some(op.origin.conn()),
             frame: frames::push(push::Event::ReadReceipt(receipt)),
         });
@@ -212,9 +212,7 @@ fn member_change(
     change(&mut m.rec, max_seq);
     let changed = m.rec != before;
     if changed {
-        let old = m.rec.feed_version;
-        m.rec.feed_version = node.clock.alloc(&mut t.versions);
-        t.batch.put_user_conv(&m.user, conv, old, &m.rec);
+        entry.touch(me);
     }
     let mut state = conversation_state(conv, entry, me, floor);
     crate::services::messages::flags::view(s, conv, &mut state)?;

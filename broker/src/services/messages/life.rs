@@ -323,13 +323,10 @@ pub(crate) fn record(
         None => {
             let entry = s.convs.get_mut(&node.store, &conv, t)?;
             entry.update_seq += 1;
-            for m in entry.members.iter_mut() {
-                if only.is_some_and(|u| *u != m.user) {
-                    continue;
+            for i in 0..entry.members.len() {
+                if only.is_none_or(|u| *u == entry.members[i].user) {
+                    entry.touch(i);
                 }
-                let old = m.rec.feed_version;
-                m.rec.feed_version = node.clock.alloc(&mut t.versions);
-                t.batch.put_user_conv(&m.user, &conv, old, &m.rec);
             }
             entry.update_seq
         }

@@ -204,16 +204,13 @@ fn append_tip(
     t.batch.put_message(&conv, Seq(seq), &encoded);
     entry.max_seq = seq;
     entry.last = Some(encoded);
-    let mut users = Vec::with_capacity(entry.members.len());
     for m in entry.members.iter_mut() {
-        let old = m.rec.feed_version;
         if m.user == user {
             m.rec.read_seq = seq;
         }
-        m.rec.feed_version = node.clock.alloc(&mut t.versions);
-        t.batch.put_user_conv(&m.user, &conv, old, &m.rec);
-        users.push(m.user.clone());
     }
+    entry.touch_all();
+    let users = Arc::clone(&entry.users);
     super::uncounted::mark(s, t, &conv, seq)?;
     t.effect(Effect::Fanout {
         users: users.into(),

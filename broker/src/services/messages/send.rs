@@ -177,19 +177,14 @@ fn stage_direct(
     t.batch.put_message(conv, Seq(seq), &encoded);
     entry.max_seq = seq;
     entry.last = Some(encoded);
-    let mut recipients = Vec::with_capacity(entry.members.len());
-    for (i, m) in entry.members.iter_mut().enumerate() {
-        let old = m.rec.feed_version;
-        if i == sender_idx {
-            m.rec.read_seq = seq;
-        }
+    entry.members[sender_idx].rec.read_seq = seq;
+    for m in entry.members.iter_mut() {
         m.rec.hidden = false;
-        m.rec.feed_version = node.clock.alloc(&mut t.versions);
-        t.batch.put_user_conv(&m.user, conv, old, &m.rec);
-        recipients.push(m.user.clone());
     }
+    // Both records are staged once per turn by the cache's flush.
+    entry.touch_all();
     t.effect(Effect::Fanout {
-        users: recipients.into(),
+        users: Arc::clone(&entry.users),
         exclude: Some(who.conn),
         frame: frames::push(push::Event::Message(msg)),
     });

@@ -40,15 +40,10 @@ pub(super) fn stage(
         return Ok(());
     }
     let entry = s.convs.get_mut(&node.store, conv, t)?;
-    let m = &mut entry.members[peer];
-    let old = m.rec.feed_version;
-    m.rec.peer_delivered_seq = target;
-    let key = (conv.clone(), m.user.clone());
-    if !s.receipts.contains(&key) {
-        m.rec.feed_version = node.clock.alloc(&mut t.versions);
-        s.receipts.insert(key);
-    }
-    t.batch.put_user_conv(&m.user, conv, old, &m.rec);
+    entry.members[peer].rec.peer_delivered_seq = target;
+    // Staged once per turn by the cache's flush, with one feed version.
+    entry.touch(peer);
+    let m = &entry.members[peer];
     let receipt = pb::DeliveryReceipt {
         conv_id: conv.to_string(),
         user_id: op.user.to_string(),

@@ -15,12 +15,13 @@
 //!
 //! Invariants: typing is never stored; a delivered seq only moves forward,
 //! never above the conversation's max seq, and only for a participant; a
-//! conversation's receipts of one turn allocate one feed version.
+//! conversation's records of one turn are written once, with one feed
+//! version (the direct-conversation cache's flush).
 
 pub(crate) mod delivery;
 pub(crate) mod typing;
 
-use missive_protocol::{ConvId, UserId};
+use missive_protocol::ConvId;
 
 use crate::error::Reject;
 use crate::node::OwnerKey;
@@ -61,7 +62,3 @@ pub(crate) fn stage(
         }
     }
 }
-
-/// The receipts of this turn: (conversation, told user) whose feed entry
-/// this turn already moved, so later receipts of the turn reuse its version.
-pub(crate) type TurnReceipts = std::collections::HashSet<(ConvId, UserId)>;
