@@ -34,6 +34,9 @@ use crate::services::{LocalQuery, ServiceOp, checks, groups, messages, presence,
 pub(crate) struct Caller<'a> {
     pub(crate) user: &'a UserId,
     pub(crate) admin: bool,
+    /// When the caller's client session began; `None` for the admin API and
+    /// internal re-routing (forward), whose sends never skip dedup ([S-7]).
+    pub(crate) since: Option<std::time::Instant>,
 }
 
 /// Where a checked request goes.
@@ -89,7 +92,7 @@ pub(crate) fn route(node: &Node, c: Caller<'_>, mut op: Op) -> Result<Route, Rej
     };
     Ok(match op {
         // --- messages and conversations (spec section 8) ---
-        Op::Send(m) => to_msgs(messages::check::send(&node.config, user, m)?),
+        Op::Send(m) => to_msgs(messages::check::send(&node.config, user, c.since, m)?),
         Op::Pull(req) => to_msgs(messages::check::pull(user, req)?),
         Op::History(req) => to_msgs(messages::check::history(user, req)?),
         Op::Sync(req) => Route::Sync(req),

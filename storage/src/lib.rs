@@ -83,6 +83,7 @@ pub use records::{
     StatusRecord, UserConvRecord, VersionRecord,
 };
 pub use records::{ExtrasRecord, UpdateRecord, UserReactionsRecord};
+pub use spaces::dedup::dedup_key;
 pub use spaces::{LifeRow, MsgPage, OpsSpace, RelKind};
 pub use store::{Store, VerifyReport};
 

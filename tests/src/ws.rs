@@ -278,6 +278,7 @@ impl WsClient {
             client_msg_id: client_msg_id.to_owned(),
             content: Some(crate::text(body)),
             flags: None,
+            first_attempt: false,
         };
         match crate::outcome(self.request(req)).map(pb::SendMessage::reply) {
             Ok(Ok(a)) => a,

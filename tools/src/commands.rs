@@ -192,6 +192,8 @@ pub(crate) fn send(json: bool, c: &ConnArgs, to: &str, text: &str, flags: &FlagA
                 client_msg_id: client_msg_id.clone(),
                 content: Some(text_content(text)),
                 flags: flags.to_pb(),
+                // [S-7]: the id is ours and new; resends clear the promise.
+                first_attempt: attempt == 0,
             })
         });
         match res {

@@ -349,6 +349,8 @@ pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
                     client_msg_id: missive_sdk::new_client_msg_id(),
                     content: Some(missive_sdk::text_content(&text)),
                     flags: None,
+                    // A new id, sent once ([S-7]).
+                    first_attempt: true,
                 },
             )?;
             emit(json, output::ack_json(&ack), output::ack_line(&ack))

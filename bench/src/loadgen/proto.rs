@@ -95,6 +95,8 @@ pub(crate) fn send_text(id: u64, conv: &str, client_msg_id: String, text: String
                 ..Default::default()
             }),
             flags: None,
+            // loadgen never resends: every id is sent once ([S-7]).
+            first_attempt: true,
         },
     )
 }

@@ -289,6 +289,8 @@ async fn send(State(api): State<Arc<Api>>, Body(b): Body<SendBody>) -> ApiResult
             no_unread: f.no_unread,
             no_push: f.no_push,
         }),
+        // The API device resends with the same id: never a first attempt.
+        first_attempt: false,
     });
     match expect_ok(api.call(&from, false, op).await)? {
         response::Result::SendAck(a) => Ok(axum::Json(a.into())),
@@ -309,7 +311,7 @@ async fn ensure_system_user(api: &Api) -> ApiResult<UserId> {
 }
 
 fn send_op(conv: ConvId, client_msg_id: ClientMsgId, content: pb::Content) -> ServiceOp {
-    ServiceOp::Messages(MessagesOp::Send { conv, client_msg_id, content, flags: None })
+    ServiceOp::Messages(MessagesOp::Send { conv, client_msg_id, content, flags: None, fresh: None })
 }
 
 #[derive(Debug, Deserialize)]

@@ -279,7 +279,7 @@ impl Api {
     /// Makes protocol request `op` as `user` (an admin caller when `admin`),
     /// through the route table, and waits for its answer.
     pub(crate) async fn call(&self, user: &UserId, admin: bool, op: Op) -> Reply {
-        match route::route(&self.node, Caller { user, admin }, op)? {
+        match route::route(&self.node, Caller { user, admin, since: None }, op)? {
             Route::Owner(owner, op) => self.op(owner, user, op).await,
             Route::Local(q) => {
                 let node = Arc::clone(&self.node);

@@ -118,6 +118,8 @@ pub(crate) struct Services {
     pub(crate) ids: MsgIdGen,
     /// Sends staged this turn (dedup before the batch is durable).
     pub(crate) dedup: HashMap<Arc<messages::DedupKey>, missive_storage::DedupRecord>,
+    /// Keys stored without a first-attempt promise ([S-7]).
+    pub(crate) retries: messages::retries::Retries,
     /// Settings records staged this turn.
     pub(crate) settings: HashMap<UserId, SettingsRecord>,
     /// Lifecycle state staged this turn (spec section 18).
@@ -145,6 +147,7 @@ impl Services {
             ids: MsgIdGen::new(idx),
             dedup: HashMap::new(),
             settings: HashMap::new(),
+            retries: messages::retries::Retries::new(),
             life: messages::life::Staging::default(),
             uncounted: messages::uncounted::UncountedCache::new(node_cap),
         }

@@ -107,6 +107,7 @@ fn send(conv: &ConvId, cmid: &str, text: &str) -> ServiceOp {
             ..Default::default()
         },
         flags: None,
+        fresh: None,
     })
 }
 
@@ -656,4 +657,59 @@ fn a_recall_removes_the_messages_cached_translations() {
     assert_eq!(store.ops_get(space, &id(first.seq, "en")).expect("read"), None);
     assert_eq!(store.ops_get(space, &id(first.seq, "fr")).expect("read"), None);
     assert!(store.ops_get(space, &id(second.seq, "en")).expect("read").is_some(), "another message's stays");
+}
+
+fn send_fresh(conv: &ConvId, cmid: &str, since: std::time::Instant) -> ServiceOp {
+    match send(conv, cmid, "x") {
+        ServiceOp::Messages(messages::MessagesOp::Send { conv, client_msg_id, content, flags, .. }) => {
+            ServiceOp::Messages(messages::MessagesOp::Send {
+                conv,
+                client_msg_id,
+                content,
+                flags,
+                fresh: Some(since),
+            })
+        }
+        other => other,
+    }
+}
+
+/// Issue #17: k sends of one conversation in one turn stage each member's
+/// record once, with one feed version each (not 2k), and both records hold
+/// the turn's final state.
+#[test]
+fn sends_of_one_turn_write_each_member_record_once() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    ack(f.call("alice", send(&conv, "warm", "load the entry")));
+    let before = f.node.clock.watermark();
+    let ops: Vec<_> = (0..5).map(|i| f.op("alice", send(&conv, &format!("k{i}"), "x"))).collect();
+    let acks = f.turn(ops).into_iter().filter(|e| matches!(e, Effect::Reply { .. })).count();
+    assert_eq!(acks, 5);
+    assert_eq!(f.node.clock.watermark() - before, 2, "one feed version per member for the whole turn");
+    let rec = f.node.store.user_conv(&user("alice"), &conv).expect("read").expect("stored");
+    assert_eq!(rec.read_seq, 6, "the sender's record holds the turn's last send");
+    let bob = f.node.store.user_conv(&user("bob"), &conv).expect("read").expect("stored");
+    assert_eq!(bob.feed_version, before + 2);
+    assert_eq!(rec.feed_version, before + 1);
+}
+
+/// [S-7]: a first attempt skips the durable lookup only when no send of its
+/// key without the promise was stored; a late first attempt whose retry was
+/// stored first (on a newer session) is still answered as a duplicate.
+#[test]
+fn a_late_first_attempt_behind_its_stored_retry_is_a_duplicate() {
+    let mut f = fixture();
+    let conv = ConvId::parse("p:alice:bob").expect("valid");
+    let old_session = std::time::Instant::now();
+    let retry = ack(f.call("alice", send(&conv, "late", "x")));
+    assert!(!retry.duplicate);
+    let late = ack(f.call("alice", send_fresh(&conv, "late", old_session)));
+    assert!(late.duplicate, "{late:?}");
+    assert_eq!(late.seq, retry.seq);
+    // A fresh id with the promise is stored; its own resend finds it durably.
+    let a = ack(f.call("alice", send_fresh(&conv, "new", old_session)));
+    assert!(!a.duplicate);
+    let again = ack(f.call("alice", send(&conv, "new", "x")));
+    assert_eq!((again.seq, again.duplicate), (a.seq, true));
 }

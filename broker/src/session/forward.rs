@@ -42,8 +42,9 @@ pub(crate) fn plan(
             client_msg_id: cmid.as_str().to_owned(),
             content: Some(content),
             flags: None,
+            first_attempt: false,
         });
-        match route::route(node, Caller { user, admin: false }, send)? {
+        match route::route(node, Caller { user, admin: false, since: None }, send)? {
             Route::Owner(owner, ServiceOp::Messages(MessagesOp::Send { client_msg_id, content, .. })) => {
                 dest = Some(owner);
                 items.push((client_msg_id, content));

@@ -39,6 +39,9 @@ pub(crate) struct Session {
     pub(crate) device: DeviceId,
     pub(crate) platform: pb::Platform,
     pub(crate) role: Role,
+    /// When the Hello was accepted: every request of the session was sent
+    /// after it ([S-7], `messages::retries`).
+    pub(crate) since: std::time::Instant,
 }
 
 /// An op for an owner shard: its index and the op.
@@ -73,7 +76,8 @@ pub(crate) fn hello(
     {
         return Err(Reject::new(ErrorCode::TokenDeviceMismatch, "token is restricted to another device"));
     }
-    let session = Session { user: claims.user, device, platform, role: claims.role };
+    let session =
+        Session { user: claims.user, device, platform, role: claims.role, since: std::time::Instant::now() };
     let owner = node.owner(OwnerKey::User(&session.user));
     let op = ShardOp {
         origin: Origin::Login { conn },
@@ -218,7 +222,7 @@ pub(crate) fn request(
     let Some(op) = op else {
         return now(Err(Reject::new(ErrorCode::UnknownRequest, "unknown or missing request operation")));
     };
-    let caller = Caller { user: &s.user, admin: s.role == Role::Admin };
+    let caller = Caller { user: &s.user, admin: s.role == Role::Admin, since: Some(s.since) };
     let query = |q: Query| Dispatch { reply: None, op: None, query: Some(q) };
     match route::route(node, caller, op) {
         Err(rej) => now(Err(rej)),

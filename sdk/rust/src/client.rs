@@ -973,7 +973,7 @@ impl Client {
 
     /// Sends content with a fresh client message id, retrying until acknowledged.
     pub fn send(&self, conv_id: &str, content: pb::Content) -> Result<pb::SendAck, SdkError> {
-        self.send_with_id(conv_id, &crate::new_client_msg_id(), content)
+        self.send_inner(conv_id, &crate::new_client_msg_id(), content, None, true)
     }
 
     /// Sends with the given `client_msg_id`, resending the same id across
@@ -998,7 +998,7 @@ impl Client {
         content: pb::Content,
         flags: pb::MessageFlags,
     ) -> Result<pb::SendAck, SdkError> {
-        self.send_full(conv_id, &crate::new_client_msg_id(), content, Some(flags))
+        self.send_inner(conv_id, &crate::new_client_msg_id(), content, Some(flags), true)
     }
 
     /// [`Client::send_with_id`] with optional send flags.
@@ -1009,12 +1009,33 @@ impl Client {
         content: pb::Content,
         flags: Option<pb::MessageFlags>,
     ) -> Result<pb::SendAck, SdkError> {
+        self.send_inner(conv_id, client_msg_id, content, flags, false)
+    }
+
+    /// One send, resent until acknowledged. `generated`: the SDK made the id
+    /// just now, so its first transmission carries `first_attempt` and lets
+    /// the server skip its dedup lookup ([S-7]); every resend clears it. An
+    /// id from the application may have been sent before: never flagged.
+    fn send_inner(
+        &self,
+        conv_id: &str,
+        client_msg_id: &str,
+        content: pb::Content,
+        flags: Option<pb::MessageFlags>,
+        generated: bool,
+    ) -> Result<pb::SendAck, SdkError> {
         ClientMsgId::new(client_msg_id).map_err(|e| SdkError::InvalidArgument(e.to_string()))?;
-        let ack = self.call(pb::SendMessage {
+        let mut req = pb::SendMessage {
             conv_id: conv_id.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             content: Some(content),
             flags,
+            first_attempt: generated,
+        };
+        let ack = self.inner.retry(self.inner.config.retry_timeout, |c| {
+            let r = c.call(req.clone());
+            req.first_attempt = false;
+            r
         })?;
         if ack.seq > 0 {
             self.inner.track.lock().on_ack(&ack);

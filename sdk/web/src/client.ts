@@ -143,6 +143,8 @@ interface Outbox {
   resolve: (a: SendAck) => void;
   reject: (e: MissiveError) => void;
   inFlight: boolean;
+  /** Transmitted at least once: later transmissions are resends ([S-7]). */
+  sent: boolean;
   /** When `send` was called (Date.now()). */
   createdAt: number;
 }
@@ -628,7 +630,7 @@ export class MissiveClient {
   send(convId: string, content: MessageInitShape<typeof ContentSchema>, opts: SendOptions = {}): Promise<SendAck> {
     const clientMsgId = `${this.o.deviceId}-${Date.now().toString(36)}-${(this.seqCounter++).toString(36)}`;
     return new Promise((resolve, reject) => {
-      this.outbox.push({ convId, clientMsgId, content, flags: opts.flags, resolve, reject, inFlight: false, createdAt: Date.now() });
+      this.outbox.push({ convId, clientMsgId, content, flags: opts.flags, resolve, reject, inFlight: false, sent: false, createdAt: Date.now() });
       this.flushOutbox();
     });
   }
@@ -653,8 +655,14 @@ export class MissiveClient {
         continue;
       }
       e.inFlight = true;
+      // [S-7]: the id is ours; only its first transmission carries the promise.
+      const firstAttempt = !e.sent;
+      e.sent = true;
       conn
-        .request({ case: "send", value: { convId: e.convId, clientMsgId: e.clientMsgId, content: e.content, flags: e.flags } })
+        .request({
+          case: "send",
+          value: { convId: e.convId, clientMsgId: e.clientMsgId, content: e.content, flags: e.flags, firstAttempt },
+        })
         .then((r) => {
           this.outbox = this.outbox.filter((x) => x !== e);
           if (r.case !== "sendAck") return e.reject(new MissiveError(0, "unexpected result", false));

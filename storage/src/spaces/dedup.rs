@@ -93,7 +93,20 @@ fn key(out: &mut Vec<u8>, conv: &ConvId, sender: &str, device: &str, client_msg_
     out.extend_from_slice(client_msg_id.as_bytes());
 }
 
+/// The stored key of an idempotency key, built once by a caller that looks
+/// it up ([`Store::dedup_by_key`]) and then records it ([`Batch::put_dedup_by_key`]).
+pub fn dedup_key(conv: &ConvId, sender: &str, device: &str, client_msg_id: &str) -> Vec<u8> {
+    keys::owned(|k| key(k, conv, sender, device, client_msg_id))
+}
+
 impl Store {
+    /// [`Store::dedup`] by a key from [`dedup_key`].
+    pub fn dedup_by_key(&self, key: &[u8], now_ms: u64) -> Result<Option<DedupRecord>> {
+        let rec: Option<DedupRecord> = self.get_decoded(Cf::Dedup, key)?;
+        let retention = self.dedup_retention_ms();
+        Ok(rec.filter(|r| !expired(r.stamped_ms(), retention, now_ms)))
+    }
+
     /// The ack recorded for an idempotency key, if that send was stored and
     /// its record is not past the retention window at `now_ms` (the caller's
     /// clock: the engine's turn time). An expired record reads as absent even
@@ -106,10 +119,7 @@ impl Store {
         client_msg_id: &str,
         now_ms: u64,
     ) -> Result<Option<DedupRecord>> {
-        let rec: Option<DedupRecord> =
-            self.get_decoded(Cf::Dedup, &keys::owned(|k| key(k, conv, sender, device, client_msg_id)))?;
-        let retention = self.dedup_retention_ms();
-        Ok(rec.filter(|r| !expired(r.stamped_ms(), retention, now_ms)))
+        self.dedup_by_key(&dedup_key(conv, sender, device, client_msg_id), now_ms)
     }
 }
 
@@ -124,6 +134,11 @@ impl Batch {
         rec: &DedupRecord,
     ) {
         self.put_record(Cf::Dedup, |k| key(k, conv, sender, device, client_msg_id), rec);
+    }
+
+    /// Records the ack of a key from [`dedup_key`].
+    pub fn put_dedup_by_key(&mut self, key: &[u8], rec: &DedupRecord) {
+        self.put_record(Cf::Dedup, |k| k.extend_from_slice(key), rec);
     }
 }
 

@@ -23,6 +23,7 @@ impl RawClient {
             client_msg_id: client_msg_id.to_owned(),
             content: Some(content),
             flags: None,
+            first_attempt: false,
         })
     }
 
@@ -78,6 +79,7 @@ impl RawClient {
                     client_msg_id: cmid,
                     content: Some(text(&body)),
                     flags: None,
+                    first_attempt: false,
                 });
                 ids.push(id);
                 next += 1;

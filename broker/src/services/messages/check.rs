@@ -17,7 +17,14 @@ use crate::services::checks;
 use super::MessagesOp;
 
 /// SendMessage → [`MessagesOp::Send`].
-pub(crate) fn send(config: &Config, user: &UserId, m: pb::SendMessage) -> Result<MessagesOp, Reject> {
+/// `since`: when the caller's client session began (`None`: the admin API
+/// or a forward), which a `first_attempt` send carries ([S-7]).
+pub(crate) fn send(
+    config: &Config,
+    user: &UserId,
+    since: Option<std::time::Instant>,
+    m: pb::SendMessage,
+) -> Result<MessagesOp, Reject> {
     let max_content_bytes = config.limits.max_content_bytes;
     let conv = checks::conversation(user, &m.conv_id)?;
     if conv.kind() == ConvKind::Broadcast {
@@ -32,7 +39,8 @@ pub(crate) fn send(config: &Config, user: &UserId, m: pb::SendMessage) -> Result
     content_ok(&content, max_content_bytes)?;
     kind_ok(&config.messages, conv.kind(), &content)?;
     let flags = super::flags::normalize(m.flags);
-    Ok(MessagesOp::Send { conv, client_msg_id, content, flags })
+    let fresh = since.filter(|_| m.first_attempt);
+    Ok(MessagesOp::Send { conv, client_msg_id, content, flags, fresh })
 }
 
 /// The `Content.body` field name of a content kind ("" = no body).

@@ -202,8 +202,14 @@ pub(super) fn stage(
     items: &[(ClientMsgId, pb::Content)],
     t: &mut Turn<Undo>,
 ) -> Result<Answer, Reject> {
-    let who =
-        Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms: None, flags: None };
+    let who = Sender {
+        conn: op.origin.conn(),
+        user: &op.user,
+        device: &op.device,
+        time_ms: None,
+        flags: None,
+        fresh: None,
+    };
     let mut acks = Vec::with_capacity(items.len());
     for (client_msg_id, content) in items {
         acks.push(send_as(s, &who, conv, client_msg_id, content, t)?);

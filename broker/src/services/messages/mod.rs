@@ -26,12 +26,13 @@ pub(crate) mod life;
 pub(crate) mod reactions;
 mod read;
 pub(crate) mod recall;
+pub(crate) mod retries;
 mod send;
 pub(crate) mod uncounted;
 pub(crate) mod updates;
 
 use missive_protocol::pb;
-use missive_protocol::{ClientMsgId, ConvId, DeviceId, UserId};
+use missive_protocol::{ClientMsgId, ConvId};
 
 use crate::error::Reject;
 use crate::services::{Services, Undo};
@@ -48,6 +49,9 @@ pub(crate) enum MessagesOp {
         content: pb::Content,
         /// Send flags (spec 18.8); `None` = none.
         flags: Option<pb::MessageFlags>,
+        /// `first_attempt` was set ([S-7]): when the sending session began
+        /// (`None`: not set, or not a client session).
+        fresh: Option<std::time::Instant>,
     },
     /// ForwardMessages (spec 18.9): the copies to store in `conv`, already
     /// read from the source and checked as sends (`session::forward`).
@@ -137,14 +141,9 @@ impl MessagesOp {
     }
 }
 
-/// The identity of a send for deduplication ([invariant 3]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct DedupKey {
-    pub(crate) conv: ConvId,
-    pub(crate) sender: UserId,
-    pub(crate) device: DeviceId,
-    pub(crate) client_msg_id: String,
-}
+/// The identity of a send for deduplication ([invariant 3]): its stored
+/// `dedup` key (conversation, sender, device, client_msg_id), built once.
+pub(crate) type DedupKey = Box<[u8]>;
 
 pub(crate) fn stage(
     s: &mut Services,
@@ -171,13 +170,13 @@ pub(crate) fn stage(
             Ok(Staged::Done(Answer::Response(answer)))
         }
         MessagesOp::Send { conv, .. } if !broadcast::claim(conv, t) => Ok(Staged::Defer(op)),
-        MessagesOp::Send { conv, client_msg_id, content, flags } => {
-            let a = send::stage(s, &op, conv, client_msg_id, content, None, *flags, t)?;
+        MessagesOp::Send { conv, client_msg_id, content, flags, fresh } => {
+            let a = send::stage(s, &op, conv, client_msg_id, content, None, *flags, *fresh, t)?;
             Ok(Staged::Done(a))
         }
         MessagesOp::Forward { conv, items } => Ok(Staged::Done(forward::stage(s, &op, conv, items, t)?)),
         MessagesOp::Import { conv, client_msg_id, content, time_ms } => {
-            let a = send::stage(s, &op, conv, client_msg_id, content, Some(*time_ms), None, t)?;
+            let a = send::stage(s, &op, conv, client_msg_id, content, Some(*time_ms), None, None, t)?;
             Ok(Staged::Done(a))
         }
     }

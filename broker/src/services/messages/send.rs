@@ -8,11 +8,12 @@
 //! hook after-send events.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use missive_protocol::pb::{self, push, response};
 use missive_protocol::{ClientMsgId, ConvId, ConvKind, DeviceId, ErrorCode, Seq, UserId};
-use missive_storage::DedupRecord;
+use missive_storage::{DedupRecord, dedup_key};
 use prost::Message as _;
 
 use crate::error::Reject;
@@ -32,6 +33,8 @@ pub(super) struct Sender<'a> {
     pub(super) time_ms: Option<u64>,
     /// The send flags (spec 18.8), normalized (`None` = none).
     pub(super) flags: Option<pb::MessageFlags>,
+    /// A `first_attempt` send: when its session began ([S-7]).
+    pub(super) fresh: Option<Instant>,
 }
 
 /// A client send (`time_ms` `None`: the turn's time) or an admin import of
@@ -48,10 +51,11 @@ pub(super) fn stage(
     content: &pb::Content,
     time_ms: Option<u64>,
     flags: Option<pb::MessageFlags>,
+    fresh: Option<Instant>,
     t: &mut Turn<Undo>,
 ) -> Result<Answer, Reject> {
     let flags = super::flags::normalize(flags);
-    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms, flags };
+    let who = Sender { conn: op.origin.conn(), user: &op.user, device: &op.device, time_ms, flags, fresh };
     let ack = send_as(s, &who, conv, client_msg_id, content, t)?;
     Ok(Answer::Response(response::Result::SendAck(ack)))
 }
@@ -69,21 +73,18 @@ pub(super) fn send_as(
         // [MF-1]: never stored, so no dedup either.
         return super::flags::send_online(s, who, conv, client_msg_id, content, f, t);
     }
-    let key = DedupKey {
-        conv: conv.clone(),
-        sender: who.user.clone(),
-        device: who.device.clone(),
-        client_msg_id: client_msg_id.as_str().to_owned(),
-    };
-    let prior = match s.dedup.get(&key) {
-        Some(r) => Some(r.clone()),
-        None => s.node.store.dedup(
-            conv,
-            who.user.as_str(),
-            who.device.as_str(),
-            client_msg_id.as_str(),
-            t.now_ms,
-        )?,
+    let key: DedupKey =
+        dedup_key(conv, who.user.as_str(), who.device.as_str(), client_msg_id.as_str()).into_boxed_slice();
+    let hash = s.retries.hash(&key);
+    // [S-7]: a first attempt no stored retry can precede skips both lookups.
+    let first = who.fresh.is_some_and(|since| s.retries.covers(hash, since));
+    let prior = if first {
+        None
+    } else {
+        match s.dedup.get(&key) {
+            Some(r) => Some(r.clone()),
+            None => s.node.store.dedup_by_key(&key, t.now_ms)?,
+        }
     };
     if let Some(r) = prior {
         return Ok(pb::SendAck {
@@ -132,7 +133,11 @@ pub(super) fn send_as(
         server_time_ms: ack.server_time_ms,
         stored_ms,
     };
-    t.batch.put_dedup(conv, who.user.as_str(), who.device.as_str(), client_msg_id.as_str(), &rec);
+    t.batch.put_dedup_by_key(&key, &rec);
+    if who.fresh.is_none() {
+        // Not undone: a key remembered for nothing only costs a lookup.
+        s.retries.insert(hash, Instant::now());
+    }
     let key = Arc::new(key);
     t.undo(Undo::Dedup(Arc::clone(&key)));
     s.dedup.insert(key, rec);

@@ -27,6 +27,7 @@ fn send_flagged(
         client_msg_id: cmid.to_owned(),
         content: Some(text(body)),
         flags: Some(f),
+        first_attempt: false,
     })
 }
 

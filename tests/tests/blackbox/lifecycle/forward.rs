@@ -173,6 +173,7 @@ fn forward_checks_the_source_window() {
             client_msg_id: "nh".into(),
             content: Some(text("secret")),
             flags: Some(nh),
+            first_attempt: false,
         }),
         "nh",
     );

@@ -159,6 +159,56 @@ fn retried_send_is_stored_once() {
     assert_eq!(seqs(&got), vec![1, 2, 3], "{got:?}");
 }
 
+/// A SendMessage with `first_attempt` ([S-7]).
+fn send_first(c: &mut RawClient, conv: &str, cmid: &str, body: &str) -> pb::SendAck {
+    c.call(pb::SendMessage {
+        conv_id: conv.to_owned(),
+        client_msg_id: cmid.to_owned(),
+        content: Some(text(body)),
+        flags: None,
+        first_attempt: true,
+    })
+    .expect("first attempt accepted")
+}
+
+#[test]
+fn first_attempts_skip_no_stored_retry() {
+    let mut b = BrokerProc::start();
+    let conv = direct("alice", "bob");
+    let mut phone = b.client("alice", "phone");
+
+    // A first attempt, then its resend (no promise): stored once.
+    let first = send_first(&mut phone, &conv, "f-1", "one");
+    assert!(!first.duplicate);
+    let again = phone.send_text(&conv, "f-1", "one (resend)").expect("resend");
+    assert!(again.duplicate, "a resend finds the first attempt: {again:?}");
+    assert_eq!(again.seq, first.seq);
+
+    // An id stored without the promise, then "first" sent with it: the
+    // stored key disables the shortcut, so it is still recognised (the
+    // order a late first attempt behind its retry would arrive in).
+    let retry = phone.send_text(&conv, "f-2", "two").expect("retry first");
+    assert!(!retry.duplicate);
+    let late = send_first(&mut phone, &conv, "f-2", "two (late first attempt)");
+    assert!(late.duplicate, "a first attempt after its stored retry: {late:?}");
+    assert_eq!(late.seq, retry.seq);
+
+    // After a restart durable keys still answer resends.
+    drop(phone);
+    b.restart();
+    let mut phone = b.client("alice", "phone");
+    let after = phone.send_text(&conv, "f-1", "one").expect("resend after restart");
+    assert!(after.duplicate, "{after:?}");
+    assert_eq!(after.seq, first.seq);
+    let fresh = send_first(&mut phone, &conv, "f-3", "three");
+    assert_eq!((fresh.seq, fresh.duplicate), (3, false));
+    let mut bob = b.client("bob", "phone");
+    let all = bob.pull_all(&conv);
+    assert_dense(&all, 1, 3, "pull");
+    let ids: Vec<&str> = all.iter().map(|m| m.client_msg_id.as_str()).collect();
+    assert_eq!(ids, ["f-1", "f-2", "f-3"], "each id stored once");
+}
+
 #[test]
 fn eight_concurrent_senders_get_dense_seqs() {
     const PER_SENDER: usize = 30;

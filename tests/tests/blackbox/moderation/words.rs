@@ -122,6 +122,7 @@ fn block_and_replace_over_websocket() {
         client_msg_id: "w1".into(),
         content: Some(text("x badword")),
         flags: None,
+        first_attempt: false,
     };
     let e = outcome(ws.request(req)).expect_err("blocked over ws");
     assert_eq!(e.code, ErrorCode::ContentBlocked.as_u32());

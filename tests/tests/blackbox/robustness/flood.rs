@@ -286,6 +286,7 @@ fn query_floods_do_not_stall_other_clients_on_the_worker() {
                 client_msg_id: format!("m{i}"),
                 content: Some(text("hello")),
                 flags: None,
+                first_attempt: false,
             })
         })
         .collect();

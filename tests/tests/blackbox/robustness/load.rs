@@ -76,6 +76,7 @@ pub(super) fn send_loop(
                 client_msg_id: cmid.clone(),
                 content: Some(text(&cmid)),
                 flags: None,
+                first_attempt: false,
             });
             // Record before writing: a send may be stored even if the write errors half-way.
             log.sent.push(cmid.clone());

@@ -24,6 +24,7 @@ fn burst(c: &mut RawClient, conv: &str, prefix: &str, n: usize) -> (Vec<u64>, Ve
                 client_msg_id: format!("{prefix}{i}"),
                 content: Some(text(&format!("{prefix}{i}"))),
                 flags: None,
+                first_attempt: false,
             })
         })
         .collect();
@@ -84,6 +85,7 @@ fn sends_per_device_are_limited_over_websocket() {
                 client_msg_id: format!("w{i}"),
                 content: Some(text("hi")),
                 flags: None,
+                first_attempt: false,
             })
         })
         .collect();

@@ -33,6 +33,7 @@ fn quic_tcp_and_websocket_clients_exchange_messages() {
             client_msg_id: format!("q-{peer}"),
             content: Some(text_content(text)),
             flags: None,
+            first_attempt: false,
         }));
         assert!(matches!(res, Ok(pb::response::Result::SendAck(ref a)) if a.seq == 1), "{res:?}");
     }

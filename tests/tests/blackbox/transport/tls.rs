@@ -71,6 +71,7 @@ fn tls_clients_exchange_messages_with_tcp_clients() {
         client_msg_id: "t-1".into(),
         content: Some(text("hi bob over tls")),
         flags: None,
+        first_attempt: false,
     }));
     assert!(matches!(res, Ok(pb::response::Result::SendAck(ref a)) if a.seq == 1), "{res:?}");
     let m = bob.next_message_push(WAIT).expect("the TCP client gets the TLS message");

@@ -38,6 +38,7 @@ fn websocket_and_tcp_clients_exchange_messages() {
                 client_msg_id: format!("p-{i}"),
                 content: Some(text(&format!("burst {i}"))),
                 flags: None,
+                first_attempt: false,
             }))
         })
         .collect();

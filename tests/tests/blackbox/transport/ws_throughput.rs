@@ -49,6 +49,7 @@ fn run(sender: &mut dyn Wire, conv: &str, tag: &str) {
                 client_msg_id: format!("{tag}-{sent}"),
                 content: Some(text("a typical short chat message, about this long")),
                 flags: None,
+                first_attempt: false,
             }));
             sent += 1;
         }

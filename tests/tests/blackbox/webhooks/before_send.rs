@@ -134,6 +134,7 @@ fn a_slow_decision_delays_neither_other_senders_nor_the_order_of_its_own() {
                 client_msg_id: format!("s{i}"),
                 content: Some(text(&format!("s{i}"))),
                 flags: None,
+                first_attempt: false,
             })
         })
         .collect();
