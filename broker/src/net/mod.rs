@@ -260,8 +260,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut shutdown_started: Option<Instant> = None;
         loop {
-            let shard_ready =
-                !self.engine.write_in_flight() && (!self.ops.is_empty() || self.engine.has_deferred());
+            let shard_ready = self.engine.wants_turn(&self.ops);
             let busy = shard_ready
                 || !self.dirty.is_empty()
                 || !self.inbox.is_empty()
@@ -327,23 +326,30 @@ impl Worker {
     /// Ends the shard turn whose write finished, then starts the next one:
     /// its batch goes to the writer thread (`fsync`) or is written here.
     fn shard_turn(&mut self) {
-        if let Some(written) = self.writer.as_ref().and_then(|w| w.done.try_recv().ok()) {
+        while let Some(written) = self.writer.as_ref().and_then(|w| w.done.try_recv().ok()) {
             let effects = self.engine.finish_turn(written);
             self.emit(effects);
         }
-        if self.engine.write_in_flight() || (self.ops.is_empty() && !self.engine.has_deferred()) {
+        if !self.engine.wants_turn(&self.ops) {
             return;
         }
         let ops = std::mem::take(&mut self.ops);
         match self.engine.start_turn(ops, now_ms()) {
             Started::Done(effects) => self.emit(effects),
-            Started::Write(batch) => {
+            Started::Write { batch, after } => {
                 // fsync: the writer thread reports back (see the top of this fn);
                 // buffered, or a writer that is gone: finish here.
                 let written = match &self.writer {
-                    Some(w) => match w.submit(batch) {
+                    Some(w) => match w.submit(batch, after) {
                         Ok(()) => return,
-                        Err(r) => Err(r),
+                        Err(r) => {
+                            // The thread is gone: no turn in flight will come back.
+                            while self.engine.write_in_flight() {
+                                let effects = self.engine.finish_turn(Err(r.clone()));
+                                self.emit(effects);
+                            }
+                            return;
+                        }
                     },
                     None => shard::write(&self.node.store, batch),
                 };

@@ -5,9 +5,13 @@
 //! (`shard::write`), reports the outcome on `done` and wakes the worker,
 //! which then calls `Engine::finish_turn`.
 //!
-//! Invariants: at most one batch is in flight per worker (the engine starts
-//! no turn while one is written), so both channels hold at most one item;
-//! the thread ends when the worker drops its `Writer`.
+//! Invariants: at most `shard::PIPELINE_DEPTH` batches are in flight per
+//! worker (the engine stages no more), so both channels have room for all
+//! of them; batches are written in submission order; a batch staged on top
+//! of the previous one (`after`) is not written when that one failed, and
+//! fails too; an empty batch (a pipelined turn with nothing to store) is
+//! not written, only ordered; the thread ends when the worker drops its
+//! `Writer`.
 
 use std::sync::Arc;
 
@@ -22,18 +26,26 @@ use crate::shard;
 /// One worker's writer thread.
 #[derive(Debug)]
 pub(super) struct Writer {
-    tx: Sender<Batch>,
+    tx: Sender<(Batch, bool)>,
     /// The outcome of the batch in flight.
     pub(super) done: Receiver<Result<(), Reject>>,
 }
 
 impl Writer {
     pub(super) fn spawn(idx: usize, store: Store, waker: Arc<Waker>) -> std::io::Result<Self> {
-        let (tx, rx) = bounded::<Batch>(1);
-        let (done_tx, done) = bounded(1);
+        let (tx, rx) = bounded::<(Batch, bool)>(shard::PIPELINE_DEPTH);
+        let (done_tx, done) = bounded(shard::PIPELINE_DEPTH);
         std::thread::Builder::new().name(format!("missive-wal{idx}")).spawn(move || {
-            while let Ok(batch) = rx.recv() {
-                let written = shard::write(&store, batch);
+            let mut previous_failed = false;
+            while let Ok((batch, after)) = rx.recv() {
+                let written = if after && previous_failed {
+                    Err(Reject::new(ErrorCode::Storage, "an earlier write of this shard failed"))
+                } else if batch.is_empty() {
+                    Ok(())
+                } else {
+                    shard::write(&store, batch)
+                };
+                previous_failed = written.is_err();
                 if done_tx.send(written).is_err() {
                     return;
                 }
@@ -43,9 +55,12 @@ impl Writer {
         Ok(Self { tx, done })
     }
 
-    /// Hands `batch` to the thread; `Err` (the thread is gone) is the
-    /// outcome to finish the turn with.
-    pub(super) fn submit(&self, batch: Batch) -> Result<(), Reject> {
-        self.tx.send(batch).map_err(|_| Reject::new(ErrorCode::Storage, "the storage writer thread stopped"))
+    /// Hands `batch` to the thread (`after`: staged on top of the batch
+    /// before it); `Err` (the thread is gone) is the outcome to finish the
+    /// turn with.
+    pub(super) fn submit(&self, batch: Batch, after: bool) -> Result<(), Reject> {
+        self.tx
+            .send((batch, after))
+            .map_err(|_| Reject::new(ErrorCode::Storage, "the storage writer thread stopped"))
     }
 }

@@ -86,6 +86,11 @@ pub(crate) fn serve_local(node: &Node, user: &UserId, q: LocalQuery) -> Result<r
     }
 }
 
+/// Sends staged and not yet durable, at most, before the engine stops
+/// staging turns on top of in-flight ones (the dedup map and the caches'
+/// staged state then drain with the pipeline).
+const MAX_PIPELINED_SENDS: usize = 1 << 16;
+
 /// How to undo one cache change of a refused op.
 // Most records are entry snapshots; boxing them would add an allocation per staged op.
 #[allow(clippy::large_enum_variant)]
@@ -203,6 +208,27 @@ impl Service for Services {
 
     fn flush(&mut self, t: &mut Turn<Undo>) {
         self.convs.flush(&self.node.clock, t);
+    }
+
+    /// 1:1 and group sends, typing and delivery receipts: their staging
+    /// reads storage only through caches that keep every in-flight turn's
+    /// staged state until the pipeline drains (the direct-conversation and
+    /// group caches with their members' records, this turn's dedup map, the
+    /// uncounted seqs), and the engine stages them on top of turns made of
+    /// such ops only.
+    fn pipeline_safe(&self, op: &ServiceOp) -> bool {
+        use missive_protocol::ConvKind;
+        match op {
+            ServiceOp::Messages(messages::MessagesOp::Send { conv, .. }) => {
+                matches!(conv.kind(), ConvKind::Direct | ConvKind::Group)
+            }
+            ServiceOp::Signals(_) => true,
+            _ => false,
+        }
+    }
+
+    fn may_pipeline(&self) -> bool {
+        self.dedup.len() < MAX_PIPELINED_SENDS
     }
 
     fn read(&mut self, op: ShardOp<ServiceOp>, now_ms: u64) -> Result<response::Result, Reject> {

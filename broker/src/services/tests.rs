@@ -586,7 +586,9 @@ fn a_turn_of_typing_ops_writes_nothing() {
     f.now += 1;
     let effects = match f.engine.start_turn(ops, f.now) {
         crate::shard::Started::Done(effects) => effects,
-        crate::shard::Started::Write(b) => panic!("typing staged a batch of {} entries", b.len()),
+        crate::shard::Started::Write { batch: b, .. } => {
+            panic!("typing staged a batch of {} entries", b.len())
+        }
     };
     let replies = effects.iter().filter(|e| matches!(e, Effect::Reply { .. })).count();
     let pushes = effects.iter().filter(|e| matches!(e, Effect::Fanout { .. })).count();

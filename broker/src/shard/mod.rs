@@ -23,7 +23,19 @@
 //!   emitted, reservations are released and the services drop the cache
 //!   entries the turn changed (they reload from storage);
 //! - counters are settled and directory changes applied here, after the write;
-//! - one turn at a time: no turn starts while a batch is being written;
+//! - pipelined group commit: while turn N's batch is written (on the
+//!   writer thread), turn N+1 may be staged, but only from ops the service
+//!   calls [`Service::pipeline_safe`] (sends and delivery receipts: their
+//!   staging reads only the services' caches, which already hold N's staged
+//!   state, never storage that N changes) and only while
+//!   [`Service::may_pipeline`]; the first other op stops the turn there and
+//!   waits, with everything after it, for the pipeline to drain (answers
+//!   keep request order). At most [`PIPELINE_DEPTH`] turns are in flight;
+//!   their batches are written in order, and a batch staged on top of a
+//!   failed one is never written ([`Started::Write`]'s `after`): it fails
+//!   with it. Effects leave in turn order, each after its own batch is
+//!   durable. The services' per-turn state ([`Service::end_turn`]) lives until
+//!   the pipeline is empty;
 //! - reads run for at most [`READ_TURN_BUDGET`] per turn (at least one read),
 //!   so a flood of expensive reads cannot stall the worker's loop; reads left
 //!   over are served first next turn, and while any remain no new op is
@@ -114,6 +126,15 @@ pub(crate) trait Service {
     /// records), after the last op and before the write. Cannot be refused.
     fn flush(&mut self, t: &mut Turn<Self::Undo>);
 
+    /// Whether `op` may be staged while an earlier turn's batch is still
+    /// being written (see the module docs): its staging must read nothing
+    /// from storage that an in-flight batch may change.
+    fn pipeline_safe(&self, op: &Self::Op) -> bool;
+
+    /// Whether the per-turn state kept until the pipeline drains is small
+    /// enough to stage one more turn on top of it.
+    fn may_pipeline(&self) -> bool;
+
     /// Serves a read after the turn's write.
     fn read(&mut self, op: ShardOp<Self::Op>, now_ms: u64) -> Result<response::Result, Reject>;
 
@@ -136,9 +157,18 @@ pub(crate) struct Engine<S: Service> {
     pending_reads: VecDeque<ShardOp<S::Op>>,
     /// Time reads may take per turn (tests lower it).
     read_budget: Duration,
-    /// The turn whose batch is being written.
-    in_flight: Option<InFlight<S::Op>>,
+    /// The turns whose batches are being written, oldest first.
+    in_flight: VecDeque<InFlight<S::Op>>,
+    /// A write failed while later turns were in flight: no turn is staged
+    /// on top of those (they fail too) until the pipeline is empty.
+    draining: bool,
+    /// Turns in flight at most (1..=[`PIPELINE_DEPTH`]).
+    depth: usize,
 }
+
+/// Turns in flight at most (`limits.commit_pipeline` ≤ this): one being
+/// written, one staged behind it.
+pub(crate) const PIPELINE_DEPTH: usize = 2;
 
 /// What [`Engine::start_turn`] left to do.
 #[derive(Debug)]
@@ -146,7 +176,9 @@ pub(crate) enum Started {
     /// The turn is over: emit these effects.
     Done(Vec<Effect>),
     /// Write this batch durably ([`write`]), then call [`Engine::finish_turn`].
-    Write(Batch),
+    /// `after`: staged while an earlier batch was in flight, on top of its
+    /// state: if that write fails, this batch must not be written.
+    Write { batch: Batch, after: bool },
 }
 
 /// A turn between its staging and the end of its write.
@@ -161,6 +193,8 @@ struct InFlight<O> {
     now_ms: u64,
     /// Messages in the turn's batch (counted in `Node::stats` once written).
     messages: usize,
+    /// Every op of the turn was pipeline-safe: a turn may be staged on top.
+    all_safe: bool,
 }
 
 /// Writes a turn's batch (on the worker, or on its writer thread).
@@ -210,12 +244,14 @@ impl<S: Service> Engine<S> {
     pub(crate) fn new(idx: usize, node: Arc<Node>, service: S) -> Self {
         Self {
             idx,
-            node,
             service,
             deferred: Vec::new(),
             pending_reads: VecDeque::new(),
             read_budget: READ_TURN_BUDGET,
-            in_flight: None,
+            in_flight: VecDeque::new(),
+            draining: false,
+            depth: node.config.limits.commit_pipeline.clamp(1, PIPELINE_DEPTH),
+            node,
         }
     }
 
@@ -227,6 +263,11 @@ impl<S: Service> Engine<S> {
     #[cfg(test)]
     pub(crate) fn set_read_budget(&mut self, budget: Duration) {
         self.read_budget = budget;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_pipeline_depth(&mut self, depth: usize) {
+        self.depth = depth.clamp(1, PIPELINE_DEPTH);
     }
 
     #[cfg(test)]
@@ -242,7 +283,7 @@ impl<S: Service> Engine<S> {
     pub(crate) fn run_turn(&mut self, ops: Vec<ShardOp<S::Op>>, now_ms: u64) -> Vec<Effect> {
         match self.start_turn(ops, now_ms) {
             Started::Done(effects) => effects,
-            Started::Write(batch) => {
+            Started::Write { batch, .. } => {
                 let written = write(&self.node.store, batch);
                 self.finish_turn(written)
             }
@@ -250,9 +291,31 @@ impl<S: Service> Engine<S> {
     }
 
     /// Whether a turn's batch is being written ([`Started::Write`] without
-    /// its [`Engine::finish_turn`] yet): no new turn starts meanwhile.
+    /// its [`Engine::finish_turn`] yet).
     pub(crate) fn write_in_flight(&self) -> bool {
-        self.in_flight.is_some()
+        !self.in_flight.is_empty()
+    }
+
+    /// Whether [`Engine::start_turn`] would stage something now, given the
+    /// worker's new `ops`: with nothing in flight, any op; while a batch is
+    /// written, only a pipeline-safe op at the head of the queue (so a loop
+    /// does not spin on ops that must wait for the write).
+    pub(crate) fn wants_turn(&self, ops: &[ShardOp<S::Op>]) -> bool {
+        if self.in_flight.is_empty() {
+            return !ops.is_empty() || self.has_deferred();
+        }
+        if !self.may_stage_on_top() || !self.pending_reads.is_empty() {
+            return false;
+        }
+        self.deferred.first().or(ops.first()).is_some_and(|op| self.service.pipeline_safe(&op.op))
+    }
+
+    /// Whether a turn may be staged on top of the ones in flight.
+    fn may_stage_on_top(&self) -> bool {
+        self.in_flight.len() < self.depth
+            && !self.draining
+            && self.in_flight.iter().all(|f| f.all_safe)
+            && self.service.may_pipeline()
     }
 
     /// Stages `ops` (after the ones deferred last turn) into one batch. If
@@ -260,8 +323,9 @@ impl<S: Service> Engine<S> {
     /// writes it ([`write`], on any thread) and hands the outcome to
     /// [`Engine::finish_turn`], which emits the turn's effects.
     pub(crate) fn start_turn(&mut self, ops: Vec<ShardOp<S::Op>>, now_ms: u64) -> Started {
-        if self.in_flight.is_some() {
-            // Not expected (callers check `write_in_flight`): keep the ops for later.
+        let after = !self.in_flight.is_empty();
+        if after && !self.may_stage_on_top() {
+            // Not expected (callers check `wants_turn`): keep the ops for later.
             self.deferred.extend(ops);
             return Started::Done(Vec::new());
         }
@@ -274,16 +338,22 @@ impl<S: Service> Engine<S> {
                 return Started::Done(out);
             }
         }
-        let ops = if self.deferred.is_empty() {
+        let mut ops = if self.deferred.is_empty() {
             ops
         } else {
             let mut all = std::mem::take(&mut self.deferred);
             all.extend(ops);
             all
         };
+        if after {
+            // Pipelined: the safe prefix now, the rest (in order) once drained.
+            let safe = ops.iter().take_while(|op| self.service.pipeline_safe(&op.op)).count();
+            self.deferred = ops.split_off(safe);
+        }
         if ops.is_empty() {
             return Started::Done(out);
         }
+        let all_safe = ops.iter().all(|op| self.service.pipeline_safe(&op.op));
         let node = Arc::clone(&self.node);
         let mut t: Turn<S::Undo> = Turn::new(now_ms, node.store.batch(), ops.len());
         let mut reads = Vec::new();
@@ -317,24 +387,28 @@ impl<S: Service> Engine<S> {
         self.service.flush(&mut t);
         let (effects, reservations) = t.finish();
         let messages = t.batch.messages();
-        let flight = InFlight { out, effects, reservations, reads, versions: t.versions, now_ms, messages };
-        if t.batch.is_empty() {
-            self.in_flight = Some(flight);
+        let flight =
+            InFlight { out, effects, reservations, reads, versions: t.versions, now_ms, messages, all_safe };
+        if t.batch.is_empty() && !after {
+            self.in_flight.push_back(flight);
             return Started::Done(self.finish_turn(Ok(())));
         }
+        // A pipelined turn goes through the writer even when empty, so its
+        // effects (acks of duplicates, pushes of online-only sends) keep
+        // their place behind the batch in flight.
         if flight.versions.max != 0 {
             t.batch.put_version_mark(self.idx as u32, flight.versions.max);
         }
-        self.in_flight = Some(flight);
-        Started::Write(t.batch)
+        self.in_flight.push_back(flight);
+        Started::Write { batch: t.batch, after }
     }
 
     /// Ends the turn whose batch was written with outcome `written`: settles
     /// counters, applies directory changes, serves reads, and returns the
     /// effects (on a failed write every answer becomes that error).
     pub(crate) fn finish_turn(&mut self, written: Result<(), Reject>) -> Vec<Effect> {
-        let Some(InFlight { mut out, effects, reservations, reads, versions, now_ms, messages }) =
-            self.in_flight.take()
+        let Some(InFlight { mut out, effects, reservations, reads, versions, now_ms, messages, .. }) =
+            self.in_flight.pop_front()
         else {
             return Vec::new();
         };
@@ -361,6 +435,10 @@ impl<S: Service> Engine<S> {
             }
             Err(r) => {
                 self.service.write_failed();
+                // The turns behind this one were staged on its state: they
+                // fail too (the writer does not write them); stage nothing
+                // more until they are back.
+                self.draining = !self.in_flight.is_empty();
                 out.extend(effects.into_iter().filter_map(|eff| match eff {
                     Effect::Reply { conn, request_id, cost, .. } => {
                         Some(Effect::Reply { conn, request_id, cost, reply: Box::new(Err(r.clone())) })
@@ -382,7 +460,10 @@ impl<S: Service> Engine<S> {
                 }));
             }
         }
-        self.service.end_turn();
+        if self.in_flight.is_empty() {
+            self.draining = false;
+            self.service.end_turn();
+        }
         self.pending_reads.extend(reads);
         self.serve_reads(&mut out, now_ms);
         out

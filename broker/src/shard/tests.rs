@@ -82,6 +82,14 @@ impl Service for Toy {
 
     fn flush(&mut self, _t: &mut Turn<Self::Undo>) {}
 
+    fn pipeline_safe(&self, op: &SetText) -> bool {
+        op.text.starts_with("pipe")
+    }
+
+    fn may_pipeline(&self) -> bool {
+        true
+    }
+
     fn read(&mut self, _op: ShardOp<SetText>, _now_ms: u64) -> Result<response::Result, Reject> {
         self.reads += 1;
         Ok(response::Result::Ok(pb::Ok {}))
@@ -259,4 +267,85 @@ fn reads_over_the_turn_budget_wait_and_later_ops_wait_behind_them() {
     assert_eq!(replies(&effects), vec![(3, None), (4, None)]);
     assert!(!f.engine.has_deferred());
     assert_eq!(f.engine.service().reads, 3);
+}
+
+fn write_of(s: Started) -> (Batch, bool) {
+    match s {
+        Started::Write { batch, after } => (batch, after),
+        Started::Done(e) => panic!("expected a write, got effects {e:?}"),
+    }
+}
+
+/// Pipelined group commit: a safe op is staged while a batch is written and
+/// marked `after`; the first unsafe op and everything behind it wait for the
+/// pipeline to drain, in order; effects leave in turn order.
+#[test]
+fn safe_ops_stage_behind_a_write_and_others_wait_for_it() {
+    let mut f = fixture();
+    f.engine.set_pipeline_depth(2);
+    let (b1, after1) = write_of(f.engine.start_turn(vec![op("a", 1, "pipe-a", false)], 10));
+    assert!(!after1);
+    assert!(f.engine.wants_turn(&[op("b", 2, "pipe-b", false)]));
+    assert!(!f.engine.wants_turn(&[op("c", 3, "plain-c", false)]), "an unsafe head waits");
+    let staged = f.engine.start_turn(
+        vec![op("b", 2, "pipe-b", false), op("c", 3, "plain-c", false), op("d", 4, "pipe-d", false)],
+        11,
+    );
+    let (b2, after2) = write_of(staged);
+    assert!(after2, "staged on top of the batch in flight");
+    assert_eq!(b2.len(), 1, "only the safe prefix: pipe-b");
+    assert!(!f.engine.wants_turn(&[]), "depth reached, and plain-c heads the queue");
+    let e1 = f.engine.finish_turn(write(&f.node.store, b1));
+    assert_eq!(replies(&e1), vec![(1, None)]);
+    assert!(!f.engine.wants_turn(&[]), "plain-c waits until nothing is in flight");
+    let e2 = f.engine.finish_turn(write(&f.node.store, b2));
+    assert_eq!(replies(&e2), vec![(2, None)]);
+    assert!(f.engine.wants_turn(&[]));
+    let (b3, after3) = write_of(f.engine.start_turn(Vec::new(), 12));
+    assert!(!after3);
+    let e3 = f.engine.finish_turn(write(&f.node.store, b3));
+    assert_eq!(replies(&e3), vec![(3, None), (4, None)], "the waiting ops, in request order");
+    assert_eq!(f.node.store.status(&user("d")).expect("read").map(|s| s.text), Some("pipe-d".into()));
+}
+
+/// A failed write fails the turn staged on top of it (the writer never
+/// writes it) and nothing more is staged until both are back.
+#[test]
+fn a_failed_write_fails_the_pipelined_turn_behind_it() {
+    let mut f = fixture();
+    f.engine.set_pipeline_depth(2);
+    let (_b1, _) = write_of(f.engine.start_turn(vec![op("a", 1, "pipe-a", false)], 10));
+    let (_b2, after) = write_of(f.engine.start_turn(vec![op("b", 2, "pipe-b", false)], 11));
+    assert!(after);
+    let e1 = f.engine.finish_turn(Err(Reject::new(ErrorCode::Storage, "disk")));
+    assert_eq!(replies(&e1), vec![(1, Some(ErrorCode::Storage))]);
+    assert!(
+        !f.engine.wants_turn(&[op("c", 3, "pipe-c", false)]),
+        "draining: nothing staged on a failed state"
+    );
+    // What the writer answers for a batch staged on top of a failed one.
+    let e2 = f.engine.finish_turn(Err(Reject::new(ErrorCode::Storage, "an earlier write failed")));
+    assert_eq!(replies(&e2), vec![(2, Some(ErrorCode::Storage))]);
+    assert_eq!(f.engine.service().failed_writes, 2);
+    assert!(f.engine.wants_turn(&[op("c", 3, "pipe-c", false)]), "drained: staging resumes");
+    let e3 = f.engine.run_turn(vec![op("c", 3, "pipe-c", false)], 12);
+    assert_eq!(replies(&e3), vec![(3, None)]);
+    for u in ["a", "b"] {
+        assert_eq!(
+            f.node.store.status(&user(u)).expect("read"),
+            None,
+            "{u}: nothing of a failed turn stored"
+        );
+    }
+}
+
+/// The default depth (1) stages nothing while a batch is written.
+#[test]
+fn without_the_pipeline_no_turn_starts_during_a_write() {
+    let mut f = fixture();
+    let (b1, _) = write_of(f.engine.start_turn(vec![op("a", 1, "pipe-a", false)], 10));
+    assert!(!f.engine.wants_turn(&[op("b", 2, "pipe-b", false)]));
+    let e1 = f.engine.finish_turn(write(&f.node.store, b1));
+    assert_eq!(replies(&e1), vec![(1, None)]);
+    assert!(f.engine.wants_turn(&[op("b", 2, "pipe-b", false)]));
 }
