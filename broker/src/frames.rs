@@ -64,6 +64,30 @@ pub(crate) fn reply(request_id: u64, reply: Result<response::Result, Reject>) ->
     }
 }
 
+/// `Push{message}` built around the message's stored encoding: the bytes
+/// `push(push::Event::Message(m))` gives for the message `encoded` decodes
+/// to, without building, cloning or encoding the message again (a send
+/// encodes its message once, for the log and every push: issue #17).
+pub(crate) fn push_message(encoded: &[u8]) -> Bytes {
+    use bytes::{BufMut, BytesMut};
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    // Frame.push = 5 (LEN) { Push.message = 1 (LEN) { encoded } }; 1-byte keys.
+    let push_len = 1 + encoded_len_varint(encoded.len() as u64) + encoded.len();
+    let frame_len = 1 + encoded_len_varint(push_len as u64) + push_len;
+    let Ok(prefix) = u32::try_from(frame_len) else {
+        tracing::error!(len = frame_len, "push failed to encode; sending an empty push");
+        return encode_small(frame::Body::Push(pb::Push { event: None }));
+    };
+    let mut buf = BytesMut::with_capacity(4 + frame_len);
+    buf.put_u32(prefix);
+    encode_key(5, WireType::LengthDelimited, &mut buf);
+    encode_varint(push_len as u64, &mut buf);
+    encode_key(1, WireType::LengthDelimited, &mut buf);
+    encode_varint(encoded.len() as u64, &mut buf);
+    buf.put_slice(encoded);
+    buf.freeze()
+}
+
 pub(crate) fn push(event: push::Event) -> Bytes {
     match try_encode(frame::Body::Push(pb::Push { event: Some(event) })) {
         Ok(b) => b,

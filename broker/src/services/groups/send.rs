@@ -74,7 +74,11 @@ fn send_inner(
     t.effect(Effect::Fanout {
         users: e.recipients(),
         exclude: Some(origin),
-        frame: frames::push(push::Event::Message(msg.clone())),
+        // The entry holds the message's stored encoding: pushed as it is.
+        frame: match &e.last {
+            Some(encoded) => frames::push_message(encoded),
+            None => frames::push(push::Event::Message(msg.clone())),
+        },
     });
     Ok(pb::SendAck {
         conv_id: conv.to_string(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use missive_protocol::pb::{self, push, response};
+use missive_protocol::pb::{self, response};
 use missive_protocol::{ClientMsgId, ConvId, ConvKind, DeviceId, ErrorCode, Seq, UserId};
 use missive_storage::{DedupRecord, dedup_key};
 use prost::Message as _;
@@ -179,7 +179,9 @@ fn stage_direct(
         ..Default::default()
     };
     let encoded = Bytes::from(msg.encode_to_vec());
+    drop(msg);
     t.batch.put_message(conv, Seq(seq), &encoded);
+    let frame = frames::push_message(&encoded);
     entry.max_seq = seq;
     entry.last = Some(encoded);
     entry.members[sender_idx].rec.read_seq = seq;
@@ -188,10 +190,6 @@ fn stage_direct(
     }
     // Both records are staged once per turn by the cache's flush.
     entry.touch_all();
-    t.effect(Effect::Fanout {
-        users: Arc::clone(&entry.users),
-        exclude: Some(who.conn),
-        frame: frames::push(push::Event::Message(msg)),
-    });
+    t.effect(Effect::Fanout { users: Arc::clone(&entry.users), exclude: Some(who.conn), frame });
     Ok(pb::SendAck { conv_id: conv.to_string(), seq, server_msg_id, server_time_ms: time, duplicate: false })
 }
