@@ -25,6 +25,7 @@ use super::conn::Phase;
 use super::{INBOX_BATCH, Worker};
 use crate::error::Reject;
 use crate::frames;
+use crate::node::directory::ConnRef;
 use crate::services::ServiceOp;
 use crate::shard::{Effect, Reply, ShardOp};
 
@@ -70,6 +71,10 @@ pub(crate) enum WorkerMsg {
     QueryDone { conn: u64, request_id: u64, cost: u32, reply: Option<Box<Reply>> },
     /// A push to the receiving worker's connection `conn`.
     Push { conn: u64, frame: Bytes },
+    /// One frame pushed to several of the receiving worker's connections (a
+    /// fan-out: one channel message per worker, not one per delivery; at most
+    /// the pushing conversation's member count).
+    PushMany { conns: Vec<u64>, frame: Bytes },
     /// The owner shard decided the login of connection `conn`.
     LoginDone { conn: u64, user: UserId, result: Result<String, Reject> },
     /// End connection `conn`: push `frame` (a `Kicked`), then Close{code, message}.
@@ -88,6 +93,7 @@ impl Worker {
                     self.on_query_done(conn, request_id, cost, reply)
                 }
                 WorkerMsg::Push { conn, frame } => self.push(conn, frame),
+                WorkerMsg::PushMany { conns, frame } => self.push_many(&conns, &frame),
                 WorkerMsg::LoginDone { conn, user, result } => self.on_login_done(conn, user, result),
                 WorkerMsg::Kick { conn, frame, code, message } => self.kick(conn, frame, code, &message),
             }
@@ -144,6 +150,7 @@ impl Worker {
                     self.on_query_done(conn, request_id, cost, reply)
                 }
                 Ok(WorkerMsg::Push { conn, frame }) => self.push(conn, frame),
+                Ok(WorkerMsg::PushMany { conns, frame }) => self.push_many(&conns, &frame),
                 Ok(WorkerMsg::LoginDone { conn, user, result }) => self.on_login_done(conn, user, result),
                 Ok(WorkerMsg::Kick { conn, frame, code, message }) => self.kick(conn, frame, code, &message),
                 Err(_) => return,
@@ -182,16 +189,12 @@ impl Worker {
                             }
                         });
                     }
-                    for c in targets {
-                        self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
-                    }
+                    self.push_to(targets, frame);
                 }
                 Effect::FanoutAll { frame } => {
                     let mut targets = Vec::new();
                     self.node.directory.for_each_online(|p| targets.push(p.conn));
-                    for c in targets {
-                        self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
-                    }
+                    self.push_to(targets, frame);
                 }
                 Effect::Kick { conn, frame, code, message } => {
                     self.send_to(conn.worker, WorkerMsg::Kick { conn: conn.id, frame, code, message })
@@ -203,6 +206,30 @@ impl Worker {
                 // The engine applies directory changes itself, after the write.
                 Effect::SessionAdd { .. } | Effect::SessionRemove { .. } => {}
             }
+        }
+    }
+
+    /// Sends `frame` to every connection in `targets`: a few one by one, more
+    /// as one [`WorkerMsg::PushMany`] per worker.
+    fn push_to(&mut self, mut targets: Vec<ConnRef>, frame: Bytes) {
+        const ONE_BY_ONE: usize = 4;
+        if targets.len() <= ONE_BY_ONE {
+            for c in targets {
+                self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
+            }
+            return;
+        }
+        targets.sort_unstable_by_key(|c| c.worker);
+        for group in targets.chunk_by(|a, b| a.worker == b.worker) {
+            let conns = group.iter().map(|c| c.id).collect();
+            self.send_to(group[0].worker, WorkerMsg::PushMany { conns, frame: frame.clone() });
+        }
+    }
+
+    /// [`Worker::push`] of one frame to several local connections.
+    pub(super) fn push_many(&mut self, conns: &[u64], frame: &Bytes) {
+        for &id in conns {
+            self.push(id, frame.clone());
         }
     }
 
