@@ -15,7 +15,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -194,20 +194,27 @@ impl Broker {
 
     fn stop_inner(&mut self) -> bool {
         let Kind::Spawned { child, .. } = &mut self.kind else { return true };
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.success();
-        }
-        terminate(child.id());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
+        stop_child(child, STOP_TIMEOUT).is_some_and(|s| s.success())
+    }
+}
+
+/// Stops our child process: SIGTERM, up to `timeout` for it to exit, then
+/// SIGKILL. Returns its exit status if it exited by itself (None: it had to
+/// be killed, or could not be waited for).
+pub(crate) fn stop_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    terminate(child.id());
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
             }
         }
     }
@@ -241,6 +248,33 @@ fn terminate(pid: u32) {
 pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
     parse_vmrss(&status)
+}
+
+/// CPU a process (the server under load) spends during one phase of a run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuWindow {
+    pid: Option<u32>,
+    start: Option<f64>,
+}
+
+impl CpuWindow {
+    /// Starts counting `pid`'s CPU (None: unknown, every figure is None).
+    pub(crate) fn start(pid: Option<u32>) -> Self {
+        Self { pid, start: pid.and_then(cpu_secs) }
+    }
+
+    /// CPU seconds used since [`CpuWindow::start`], two decimals.
+    pub(crate) fn secs(&self) -> Option<f64> {
+        let (a, b) = (self.start?, cpu_secs(self.pid?)?);
+        Some(((b - a) * 100.0).round() / 100.0)
+    }
+
+    /// `cpu_s` spread over `units` of work, in microseconds per unit (three
+    /// decimals); None without a CPU figure or without work.
+    pub(crate) fn per_unit_us(cpu_s: Option<f64>, units: u64) -> Option<f64> {
+        let cpu = cpu_s?;
+        (units > 0).then(|| (cpu * 1e6 / units as f64 * 1000.0).round() / 1000.0)
+    }
 }
 
 /// User + system CPU seconds used so far by process `pid` (`/proc/PID/stat`;
@@ -319,5 +353,10 @@ mod tests {
         assert_eq!(parse_cpu_ticks(stat), Some(300));
         assert_eq!(parse_cpu_ticks("garbage"), None);
         assert!(cpu_secs(std::process::id()).is_some());
+        assert_eq!(CpuWindow::per_unit_us(Some(2.0), 1_000_000), Some(2.0));
+        assert_eq!(CpuWindow::per_unit_us(Some(2.0), 0), None);
+        assert_eq!(CpuWindow::per_unit_us(None, 5), None);
+        assert!(CpuWindow::start(Some(std::process::id())).secs().is_some());
+        assert_eq!(CpuWindow::start(None).secs(), None);
     }
 }

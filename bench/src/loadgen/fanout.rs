@@ -9,7 +9,12 @@
 //!
 //! Measurement: `deliveries_per_s` counts pushes of the sender's messages
 //! received by the N - 1 receivers during the sending window; delivery
-//! latency is send → push (stamp in the text, as in `pairs`).
+//! latency is send → push (stamp in the text, as in `pairs`). The
+//! per-second series counts deliveries with the p99 delivery latency of each
+//! second; `broker_cpu_us_per_delivery` is the broker's CPU from the first
+//! send to the end of the drain divided by the (receiver, message) pairs
+//! delivered (login and group setup excluded). `nats-fanout` ([`super::nats`])
+//! measures NATS core the same way.
 //!
 //! Invariants: each receiver has its own [`Ledger`] conversation index and
 //! every ack is recorded for each of them, so `lost` counts (receiver, message)
@@ -27,13 +32,14 @@ use missive_protocol::pb::{self, frame};
 use missive_protocol::{Call, request_frame};
 
 use super::Ctx;
+use super::broker::CpuWindow;
 use super::cli::FanoutArgs;
 use super::ledger::Ledger;
 use super::net::{ConnId, Event, Net};
 use super::proto::{self, now_ns};
 use super::report::Report;
 use super::session;
-use super::stats::{Counters, Hist, Progress};
+use super::stats::{Counters, Hist, Main, Progress, Series, Totals};
 use super::wire::{self, RawPush};
 
 /// Ids per `CreateGroup` / `InviteToGroup` (the protocol's batch limit).
@@ -119,9 +125,11 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &FanoutArgs) -> anyhow::Result<Report> {
     net.raw_pushes(true);
     let mut ledger = Ledger::new(receivers);
     let counters = Arc::new(Counters::default());
-    let progress = Progress::start("fanout", Progress::rates(Arc::clone(&counters)));
+    let cpu = CpuWindow::start(ctx.broker.pid());
+    let progress = Progress::start("fanout", Progress::rates(Arc::clone(&counters), Main::Delivered));
     let out = drive(&mut net, s_conn, first_rx, receivers, &conv, a, req + 1, &mut ledger, &counters);
-    drop(progress);
+    let broker_cpu_s = cpu.secs();
+    r.series(Series { rate_of: "deliveries/s", latency_of: "deliver", samples: progress.finish() });
     let out = out?;
     let secs = out.window.as_secs_f64().max(1e-9);
     r.metric("deliveries_per_s", (out.delivered_in_window as f64 / secs).round())
@@ -131,7 +139,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &FanoutArgs) -> anyhow::Result<Report> {
         .quantile("ack_p99_us", &out.ack, 0.99)
         .metric("sent", out.sent);
     // Per receiver: `acked` and `delivered` count (receiver, message) pairs.
-    r.outcome(&ledger.verdict(), &out.errors);
+    let v = ledger.verdict();
+    r.metric("broker_load_cpu_s", broker_cpu_s)
+        .metric("broker_cpu_us_per_delivery", CpuWindow::per_unit_us(broker_cpu_s, v.delivered));
+    r.outcome(&v, &out.errors);
     Ok(r)
 }
 
@@ -178,7 +189,8 @@ fn drive(
     let mut sending = true;
     let mut drain_deadline = None;
     let mut next_housekeeping = start + HOUSEKEEPING;
-    let mut published = (0u64, 0u64, 0u64);
+    let mut published = Totals::default();
+    let mut interval = Hist::new();
     let mut events = Vec::new();
     loop {
         let now = Instant::now();
@@ -201,6 +213,7 @@ fn drive(
         for ev in events.drain(..) {
             let (id, f) = match ev {
                 Event::Frame(id, f) => (id, f),
+                Event::Readable(_) => continue,
                 Event::Push(id, payload) => {
                     let Some(rx) = id.checked_sub(first_rx).filter(|&r| r < receivers) else { continue };
                     let m = match wire::read_push(&payload) {
@@ -220,7 +233,9 @@ fn drive(
                     ledger.deliver(rx, m.seq, m.msg_number());
                     last_seen[rx] = last_seen[rx].max(m.seq);
                     if let Some(sent) = proto::parse_stamp(text) {
-                        out.deliver.record_ns(recv_ns.saturating_sub(sent));
+                        let ns = recv_ns.saturating_sub(sent);
+                        out.deliver.record_ns(ns);
+                        interval.record_ns(ns);
                     }
                     if sending {
                         out.delivered_in_window += 1;
@@ -264,11 +279,13 @@ fn drive(
                     net.send(first_rx + rx, &proto::push_ack(conv, last_seen[rx]));
                 }
             }
-            let now_counts = (out.sent, out.acked_in_window, out.delivered_in_window);
-            Counters::add(&counters.sent, now_counts.0 - published.0);
-            Counters::add(&counters.acked, now_counts.1 - published.1);
-            Counters::add(&counters.delivered, now_counts.2 - published.2);
-            published = now_counts;
+            let now_counts = Totals {
+                sent: out.sent,
+                acked: out.acked_in_window,
+                delivered: out.delivered_in_window,
+                errors: out.errors.values().sum(),
+            };
+            counters.publish(now_counts, &mut published, &mut interval);
         }
     }
     if !in_flight.is_empty() {
