@@ -251,22 +251,42 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// CPU a process (the server under load) spends during one phase of a run.
+///
+/// [`CpuWindow::start`] reads every thread's `/proc/PID/task/TID/schedstat`
+/// (nanoseconds on the CPU), so a phase of a few milliseconds is still
+/// measured (the process-wide tick counters are the fallback); a thread
+/// that exits during the phase takes its time with it, which is fine for
+/// the broker (its workers, writers and RocksDB pools live as long as it).
+/// [`CpuWindow::whole`] reads the process-wide tick counters ([`cpu_secs`],
+/// 10 ms steps), which keep the time of exited threads: for whole runs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CpuWindow {
     pid: Option<u32>,
     start: Option<f64>,
+    precise: bool,
 }
 
 impl CpuWindow {
-    /// Starts counting `pid`'s CPU (None: unknown, every figure is None).
+    /// Starts counting `pid`'s CPU during a phase (None: unknown, every
+    /// figure is None).
     pub(crate) fn start(pid: Option<u32>) -> Self {
-        Self { pid, start: pid.and_then(cpu_secs) }
+        Self { pid, start: pid.and_then(precise_cpu_secs), precise: true }
     }
 
-    /// CPU seconds used since [`CpuWindow::start`], two decimals.
+    /// Starts counting `pid`'s CPU over a whole run, exited threads included.
+    pub(crate) fn whole(pid: Option<u32>) -> Self {
+        Self { pid, start: pid.and_then(cpu_secs), precise: false }
+    }
+
+    /// CPU seconds used since the start, three decimals (two for `whole`).
     pub(crate) fn secs(&self) -> Option<f64> {
-        let (a, b) = (self.start?, cpu_secs(self.pid?)?);
-        Some(((b - a) * 100.0).round() / 100.0)
+        let pid = self.pid?;
+        let (a, b, scale) = if self.precise {
+            (self.start?, precise_cpu_secs(pid)?, 1000.0)
+        } else {
+            (self.start?, cpu_secs(pid)?, 100.0)
+        };
+        Some(((b - a).max(0.0) * scale).round() / scale)
     }
 
     /// `cpu_s` spread over `units` of work, in microseconds per unit (three
@@ -282,6 +302,25 @@ impl CpuWindow {
 pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     parse_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+}
+
+/// CPU seconds of `pid`'s live threads (sum of their schedstat run times),
+/// else the process's tick counters.
+fn precise_cpu_secs(pid: u32) -> Option<f64> {
+    let dir = Path::new("/proc").join(pid.to_string()).join("task");
+    // A thread that exits between the listing and its read is skipped.
+    let ns: Option<u64> = std::fs::read_dir(dir).ok().map(|tasks| {
+        tasks
+            .filter_map(|t| {
+                let stat = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+                stat.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
+    });
+    match ns {
+        Some(ns) if ns > 0 => Some(ns as f64 / 1e9),
+        _ => cpu_secs(pid),
+    }
 }
 
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -357,6 +396,8 @@ mod tests {
         assert_eq!(CpuWindow::per_unit_us(Some(2.0), 0), None);
         assert_eq!(CpuWindow::per_unit_us(None, 5), None);
         assert!(CpuWindow::start(Some(std::process::id())).secs().is_some());
+        assert!(CpuWindow::whole(Some(std::process::id())).secs().is_some());
         assert_eq!(CpuWindow::start(None).secs(), None);
+        assert!(precise_cpu_secs(std::process::id()).is_some_and(|s| s > 0.0));
     }
 }

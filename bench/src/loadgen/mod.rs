@@ -192,8 +192,8 @@ impl RunClock {
     pub(crate) fn start(server: Option<u32>) -> Self {
         Self {
             started: Instant::now(),
-            loadgen: CpuWindow::start(Some(std::process::id())),
-            server: CpuWindow::start(server),
+            loadgen: CpuWindow::whole(Some(std::process::id())),
+            server: CpuWindow::whole(server),
         }
     }
 

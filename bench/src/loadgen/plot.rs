@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::stats::Series;
@@ -108,8 +109,10 @@ pub(crate) struct Line {
     pub(crate) points: Vec<(f64, f64)>,
 }
 
-/// A scalability curve: sizes on a log x axis, the main figure on the left
-/// axis, and optionally the server's CPU per unit of work on the right axis.
+/// A scalability curve: sizes on a log x axis (whole decades), the main
+/// figure on the left axis (solid lines, dots), and optionally the server's
+/// CPU per unit of work on the right axis (dashed lines, triangles); the
+/// i-th line of each axis has the same colour (one colour per server).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Curve {
     pub(crate) title: String,
@@ -134,7 +137,12 @@ fn draw_curve(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &Curve) -> Result<()
     let all = || c.lines.iter().chain(&c.cpu_lines).flat_map(|l| l.points.iter());
     let xs = all().map(|p| p.0).filter(|x| x.is_finite() && *x > 0.0);
     let (x_min, x_max) = xs.fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
-    let (x_min, x_max) = if x_max > 0.0 { (x_min / 1.5, x_max * 1.5) } else { (1.0, 10.0) };
+    // Whole decades around the points, so every decade is labelled.
+    let (x_min, x_max) = if x_max > 0.0 {
+        (10f64.powf((x_min / 1.2).log10().floor()), 10f64.powf((x_max * 1.2).log10().ceil()))
+    } else {
+        (1.0, 10.0)
+    };
     let y_max = top(c.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)));
     let cpu_max = top(c.cpu_lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)));
     let mut chart = ChartBuilder::on(root)
@@ -174,12 +182,15 @@ fn draw_curve(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &Curve) -> Result<()
             .map_err(|e| e.to_string())?;
     }
     for (i, l) in c.cpu_lines.iter().enumerate() {
-        let colour = COLOURS[(i + c.lines.len()) % COLOURS.len()];
+        let colour = COLOURS[i % COLOURS.len()];
+        let dashed = DashedLineSeries::new(l.points.iter().copied(), 6, 4, colour.stroke_width(1));
         chart
-            .draw_secondary_series(LineSeries::new(l.points.iter().copied(), colour.stroke_width(1)))
+            .draw_secondary_series(dashed)
             .map_err(|e| e.to_string())?
-            .label(l.label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(1)));
+            .label(format!("{} (right axis)", l.label))
+            .legend(move |(x, y)| {
+                DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 3, colour.stroke_width(1))
+            });
         chart
             .draw_secondary_series(l.points.iter().map(|&p| TriangleMarker::new(p, 5, colour.filled())))
             .map_err(|e| e.to_string())?;
