@@ -29,32 +29,30 @@
 //! wait is bounded and the spawned server is stopped (SIGTERM, then SIGKILL)
 //! before the report is printed, or killed on any early return.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Buf;
 
-use super::broker::{CpuWindow, stop_child};
+use super::broker::stop_child;
 use super::cli::{FanoutArgs, NatsFanoutArgs, TargetArgs};
+use super::fanout::{self, Run, Window};
 use super::ledger::Ledger;
 use super::net::{ConnId, Event, Net};
 use super::proto::{self, now_ns};
 use super::report::{Report, RunEnv};
 use super::session::LOGIN_TIMEOUT;
-use super::stats::{Counters, Hist, Main, Progress, Series, Totals};
+use super::stats::Counters;
 use super::{RunClock, output};
 
 /// How long nats-server may take to print its listening line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long nats-server may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often counters are published to the progress line.
-const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// Longest protocol line accepted from the server (INFO is the longest).
 const MAX_LINE: usize = 64 * 1024;
 /// The log line that names the client port.
@@ -190,24 +188,6 @@ pub(crate) fn run(t: &TargetArgs, a: &NatsFanoutArgs) -> anyhow::Result<ExitCode
     output(&report, &env, t)
 }
 
-/// What the run measured.
-#[derive(Debug)]
-struct Run {
-    ack: Hist,
-    deliver: Hist,
-    sent: u64,
-    acked_in_window: u64,
-    delivered_in_window: u64,
-    window: Duration,
-    errors: BTreeMap<String, u64>,
-}
-
-impl Run {
-    fn error(&mut self, kind: impl Into<String>) {
-        *self.errors.entry(kind.into()).or_default() += 1;
-    }
-}
-
 fn measure(server: &NatsServer, a: &FanoutArgs) -> anyhow::Result<Report> {
     let mut r = Report::new("nats-fanout");
     r.param("members", a.members).param("secs", a.secs).param("window", a.window).param("size", a.size);
@@ -220,24 +200,10 @@ fn measure(server: &NatsServer, a: &FanoutArgs) -> anyhow::Result<Report> {
     r.metric("setup_ms", setup_start.elapsed().as_millis() as u64);
 
     let mut ledger = Ledger::new(receivers);
-    let counters = Arc::new(Counters::default());
-    let cpu = CpuWindow::start(Some(server.pid()));
-    let progress = Progress::start("nats-fanout", Progress::rates(Arc::clone(&counters), Main::Delivered));
-    let out = drive(&mut net, publisher, first_rx, receivers, &subject, a, &mut ledger, &counters);
-    let server_cpu_s = cpu.secs();
-    r.series(Series { rate_of: "deliveries/s", latency_of: "deliver", samples: progress.finish() });
-    let out = out?;
-    let secs = out.window.as_secs_f64().max(1e-9);
-    let v = ledger.verdict();
-    r.metric("deliveries_per_s", (out.delivered_in_window as f64 / secs).round())
-        .metric("messages_per_s", (out.acked_in_window as f64 / secs).round())
-        .quantile("deliver_p50_us", &out.deliver, 0.5)
-        .quantile("deliver_p99_us", &out.deliver, 0.99)
-        .quantile("ack_p99_us", &out.ack, 0.99)
-        .metric("sent", out.sent)
-        .metric("broker_load_cpu_s", server_cpu_s)
-        .metric("broker_cpu_us_per_delivery", CpuWindow::per_unit_us(server_cpu_s, v.delivered));
-    r.outcome(&v, &out.errors);
+    let (net, subject) = (&mut net, subject.as_str());
+    fanout::measure(&mut r, Some(server.pid()), &mut ledger, |ledger, counters| {
+        drive(net, publisher, first_rx, receivers, subject, a, ledger, counters)
+    })?;
     Ok(r)
 }
 
@@ -386,14 +352,17 @@ fn read_ops(
     Ok(pings)
 }
 
-/// The PINGs to answer after [`read_ops`]; a connection whose bytes did not
-/// parse is closed (its error goes to `errs`): its stream cannot be resumed.
-fn settle(net: &mut Net, id: ConnId, read: anyhow::Result<u32>, errs: &mut Vec<String>) -> u32 {
-    read.unwrap_or_else(|e| {
-        errs.push(format!("connection {id}: {e:#}"));
-        net.close(id);
-        0
-    })
+/// After [`read_ops`]: answers the server's PINGs; a connection whose bytes
+/// did not parse is closed (its error goes to `errs`): its stream cannot be
+/// resumed.
+fn settle(net: &mut Net, id: ConnId, read: anyhow::Result<u32>, errs: &mut Vec<String>) {
+    match read {
+        Ok(pings) => answer_pings(net, id, pings),
+        Err(e) => {
+            errs.push(format!("connection {id}: {e:#}"));
+            net.close(id);
+        }
+    }
 }
 
 fn answer_pings(net: &mut Net, id: ConnId, pings: u32) {
@@ -432,15 +401,7 @@ fn drive(
     ledger: &mut Ledger,
     counters: &Counters,
 ) -> anyhow::Result<Run> {
-    let mut out = Run {
-        ack: Hist::new(),
-        deliver: Hist::new(),
-        sent: 0,
-        acked_in_window: 0,
-        delivered_in_window: 0,
-        window: Duration::from_secs_f64(a.secs),
-        errors: BTreeMap::new(),
-    };
+    let mut out = Run::new(a);
     let size = a.size as usize;
     // (message number, send time ns), in publish order: PONGs come in that order.
     let mut in_flight: VecDeque<(u32, u64)> = VecDeque::new();
@@ -457,31 +418,13 @@ fn drive(
     for _ in 0..a.window {
         send(net, &mut in_flight, &mut out);
     }
-    let start = Instant::now();
-    let end = start + Duration::from_secs_f64(a.secs);
-    let mut sending = true;
-    let mut drain_deadline = None;
-    let mut next_housekeeping = start + HOUSEKEEPING;
-    let (mut published, mut interval) = (Totals::default(), Hist::new());
+    let mut clock = Window::start(a);
     let mut events = Vec::new();
-    loop {
-        let now = Instant::now();
-        if sending && now >= end {
-            sending = false;
-            out.window = now - start;
-            drain_deadline = Some(now + Duration::from_secs_f64(a.drain_secs));
-        }
-        if let Some(d) = drain_deadline
-            && ((in_flight.is_empty() && ledger.outstanding() == 0) || now >= d)
-        {
-            break;
-        }
-        let mut timeout = next_housekeeping.saturating_duration_since(now);
-        if sending {
-            timeout = timeout.min(end - now);
-        }
+    let mut errs = Vec::new();
+    while let Some(timeout) = clock.next(&mut out, in_flight.is_empty() && ledger.outstanding() == 0) {
         net.poll(Some(timeout), &mut events)?;
         let recv_ns = now_ns();
+        let sending = clock.sending;
         for ev in events.drain(..) {
             let id = match ev {
                 Event::Readable(id) => id,
@@ -493,8 +436,7 @@ fn drive(
             };
             if id == publisher {
                 let mut pongs = 0u32;
-                let mut errs = Vec::new();
-                let pings = read_ops(net, id, |op| {
+                let read = read_ops(net, id, |op| {
                     match op {
                         Op::Pong => pongs += 1,
                         Op::Err(e) => errs.push(e),
@@ -503,11 +445,7 @@ fn drive(
                     }
                     Ok(())
                 });
-                let pings = settle(net, id, pings, &mut errs);
-                answer_pings(net, id, pings);
-                for e in errs {
-                    out.error(e);
-                }
+                settle(net, id, read, &mut errs);
                 for _ in 0..pongs {
                     let Some((msg, t)) = in_flight.pop_front() else {
                         out.error("a PONG with no message in flight");
@@ -516,55 +454,36 @@ fn drive(
                     for rx in 0..receivers {
                         ledger.ack(rx, u64::from(msg) + 1, msg);
                     }
-                    out.ack.record_ns(recv_ns.saturating_sub(t));
+                    out.acked(recv_ns.saturating_sub(t), sending);
                     if sending {
-                        out.acked_in_window += 1;
                         send(net, &mut in_flight, &mut out);
                     }
                 }
-                continue;
-            }
-            let Some(rx) = id.checked_sub(first_rx).filter(|&r| r < receivers) else { continue };
-            let mut errs = Vec::new();
-            let pings = read_ops(net, id, |op| {
-                match op {
-                    Op::Msg(p) => match parse_payload(p) {
-                        Some((sent, msg)) => {
-                            ledger.deliver(rx, u64::from(msg) + 1, msg);
-                            let ns = recv_ns.saturating_sub(sent);
-                            out.deliver.record_ns(ns);
-                            interval.record_ns(ns);
-                            if sending {
-                                out.delivered_in_window += 1;
+            } else if let Some(rx) = id.checked_sub(first_rx).filter(|&r| r < receivers) {
+                let read = read_ops(net, id, |op| {
+                    match op {
+                        Op::Msg(p) => match parse_payload(p) {
+                            Some((sent, msg)) => {
+                                ledger.deliver(rx, u64::from(msg) + 1, msg);
+                                out.delivered(Some(recv_ns.saturating_sub(sent)), sending);
                             }
-                        }
-                        None => errs.push("a MSG whose payload is not ours".to_owned()),
-                    },
-                    Op::Err(e) => errs.push(e),
-                    Op::Pong | Op::Info | Op::Ok | Op::Ping => {}
-                }
-                Ok(())
-            });
-            let pings = settle(net, id, pings, &mut errs);
-            answer_pings(net, id, pings);
-            for e in errs {
+                            None => errs.push("a MSG whose payload is not ours".to_owned()),
+                        },
+                        Op::Err(e) => errs.push(e),
+                        Op::Pong | Op::Info | Op::Ok | Op::Ping => {}
+                    }
+                    Ok(())
+                });
+                settle(net, id, read, &mut errs);
+            }
+            for e in errs.drain(..) {
                 out.error(e);
             }
         }
-        if Instant::now() >= next_housekeeping {
-            next_housekeeping += HOUSEKEEPING;
-            let now_counts = Totals {
-                sent: out.sent,
-                acked: out.acked_in_window,
-                delivered: out.delivered_in_window,
-                errors: out.errors.values().sum(),
-            };
-            counters.publish(now_counts, &mut published, &mut interval);
-        }
+        clock.housekeeping(&mut out, counters);
     }
     if !in_flight.is_empty() {
-        *out.errors.entry("publishes unanswered (no PONG) after the drain".to_owned()).or_default() +=
-            in_flight.len() as u64;
+        out.errors("publishes unanswered (no PONG) after the drain", in_flight.len() as u64);
     }
     Ok(out)
 }
