@@ -375,3 +375,49 @@ fn drive(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> FanoutArgs {
+        FanoutArgs { members: 2, secs: 0.05, window: 1, size: 64, drain_secs: 0.05 }
+    }
+
+    #[test]
+    fn the_window_sends_then_drains_then_ends() {
+        let a = args();
+        let mut out = Run::new(&a);
+        let mut w = Window::start(&a);
+        assert!(w.next(&mut out, true).is_some_and(|t| t <= HOUSEKEEPING));
+        assert!(w.sending, "settled does not end the sending window");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.next(&mut out, false).is_some(), "draining while something is outstanding");
+        assert!(!w.sending);
+        assert!(out.window >= Duration::from_millis(50));
+        assert!(w.next(&mut out, true).is_none(), "the drain ends once settled");
+        let mut w = Window::start(&a);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.next(&mut out, false).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.next(&mut out, false).is_none(), "the drain is bounded");
+    }
+
+    #[test]
+    fn only_the_sending_window_counts_in_the_rates() {
+        let mut out = Run::new(&args());
+        out.acked(1_000, true);
+        out.acked(1_000, false);
+        out.delivered(Some(2_000), true);
+        out.delivered(None, true);
+        out.delivered(Some(2_000), false);
+        assert_eq!((out.acked_in_window, out.delivered_in_window), (1, 2));
+        assert_eq!((out.ack.count(), out.deliver.count()), (2, 2));
+        let c = Counters::default();
+        out.error("x");
+        out.publish(&c);
+        assert_eq!(Counters::get(&c.delivered), 2);
+        assert_eq!(Counters::get(&c.errors), 1);
+        assert!(c.take_p99_ms().is_some(), "the interval's latencies reach the progress line");
+    }
+}
