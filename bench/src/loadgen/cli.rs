@@ -225,6 +225,9 @@ pub(crate) struct CurvesArgs {
     /// Leave NATS out of the fanout curve.
     #[arg(long)]
     pub(crate) no_nats: bool,
+    /// Run nothing: redraw the SVGs from the curves.json already in --out.
+    #[arg(long)]
+    pub(crate) replot: bool,
 }
 
 #[derive(Debug, Args)]

@@ -23,7 +23,8 @@
 //! recorded with its exit code and reason, printed, and makes the whole
 //! command exit 1; nothing is skipped silently. Only `ok` points are drawn;
 //! the plot's title names the failed sizes. The outputs are written whole
-//! (temporary file, then rename) even when points failed.
+//! (temporary file, then rename) even when points failed. `--replot` redraws
+//! the SVGs from an existing curves.json without running anything.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -136,6 +137,16 @@ impl Point {
         self.report.as_ref()?.get(key)?.as_f64()
     }
 
+    /// A point as [`Point::to_json`] wrote it.
+    fn from_json(v: &Value) -> Option<Self> {
+        Some(Self {
+            size: u32::try_from(v["size"].as_u64()?).ok()?,
+            exit_code: v["exit_code"].as_i64().and_then(|c| i32::try_from(c).ok()),
+            report: v.get("report").filter(|r| !r.is_null()).cloned(),
+            reason: v["reason"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
     fn to_json(&self, d: &Def) -> Value {
         json!({
             "size": self.size,
@@ -155,6 +166,9 @@ pub(crate) fn run(t: &TargetArgs, a: &CurvesArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("curves spawns a broker per point over TCP: no --addr, --transport or --plot");
     }
     let quick = a.quick || std::env::var("CURVES").is_ok_and(|v| v == "quick");
+    if a.replot {
+        return replot(a, quick);
+    }
     let exe = std::env::current_exe().context("locating the loadgen executable")?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let started = Instant::now();
@@ -175,9 +189,7 @@ pub(crate) fn run(t: &TargetArgs, a: &CurvesArgs) -> anyhow::Result<ExitCode> {
             }
             runs.push((scenario, points));
         }
-        let svg = a.out.join(format!("curve-{}.svg", d.name));
-        plot::curve_svg(&svg, &curve_plot(&d, &runs))?;
-        eprintln!("loadgen curves: wrote {}", svg.display());
+        draw(&a.out, &d, &runs)?;
         print_summary(&d, &runs);
         curves.push(curve_json(&d, &runs));
     }
@@ -203,6 +215,35 @@ pub(crate) fn run(t: &TargetArgs, a: &CurvesArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::from(1))
     }
+}
+
+fn draw(out: &Path, d: &Def, runs: &[(&'static str, Vec<Point>)]) -> anyhow::Result<()> {
+    let svg = out.join(format!("curve-{}.svg", d.name));
+    plot::curve_svg(&svg, &curve_plot(d, runs))?;
+    eprintln!("loadgen curves: wrote {}", svg.display());
+    Ok(())
+}
+
+/// `--replot`: the SVGs again from `curves.json` (the curves it holds).
+fn replot(a: &CurvesArgs, quick: bool) -> anyhow::Result<ExitCode> {
+    let path = a.out.join("curves.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let stored =
+        doc["curves"].as_array().with_context(|| format!("{}: no `curves` array", path.display()))?;
+    for d in defs(a, quick) {
+        let Some(c) = stored.iter().find(|c| c["curve"] == d.name) else { continue };
+        let runs: Vec<(&'static str, Vec<Point>)> = std::iter::once(d.scenario)
+            .chain(d.compare)
+            .filter_map(|scenario| {
+                let run = c["runs"].as_array()?.iter().find(|r| r["scenario"] == scenario)?;
+                let points = run["points"].as_array()?.iter().filter_map(Point::from_json).collect();
+                Some((scenario, points))
+            })
+            .collect();
+        draw(&a.out, &d, &runs)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs one point as a child process; its stderr is passed through (the
@@ -356,6 +397,7 @@ mod tests {
             only: only.iter().map(|s| (*s).to_owned()).collect(),
             secs: 5.0,
             no_nats: false,
+            replot: false,
         }
     }
 
@@ -396,5 +438,11 @@ mod tests {
         let j = curve_json(&d, &runs);
         assert_eq!(j["runs"][0]["points"][1]["status"], "fail");
         assert_eq!(j["runs"][0]["points"][0]["y"], 5.0);
+        // --replot reads the points back as they were.
+        let back: Vec<Point> = j["runs"][0]["points"]
+            .as_array()
+            .map(|ps| ps.iter().filter_map(Point::from_json).collect())
+            .unwrap_or_default();
+        assert_eq!(curve_plot(&d, &[("pairs", back)]), c);
     }
 }

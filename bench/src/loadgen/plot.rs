@@ -95,7 +95,7 @@ fn short(v: f64) -> String {
         format!("{:.1}M", v / 1e6)
     } else if a >= 1e4 {
         format!("{:.0}k", v / 1e3)
-    } else if a >= 10.0 || a == 0.0 {
+    } else if a >= 10.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
@@ -265,5 +265,6 @@ mod tests {
         assert_eq!(short(12.0), "12");
         assert_eq!(short(0.0), "0");
         assert_eq!(short(0.351), "0.35");
+        assert_eq!(short(1.0), "1", "whole numbers (a log axis's decades) have no decimals");
     }
 }
