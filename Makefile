@@ -38,7 +38,7 @@ FUZZ_SECONDS ?= 60
 CARGO_FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir fuzz --target-dir $(FUZZ_TARGET_DIR)
 
-.PHONY: help bootstrap run test lint fmt bench bench-micro ctl fuzz-build fuzz web web-test soak
+.PHONY: help bootstrap run test lint fmt bench bench-curves bench-micro ctl fuzz-build fuzz web web-test soak
 
 ## help: list the targets
 help:
@@ -147,11 +147,16 @@ fmt:
 ## bench: build loadgen, run every scenario small (--spawn, fsync), write bench/results/latest.jsonl
 # One JSON line per scenario (fields: README "Performance"). A scenario that fails (exit 1: a
 # check failed, 3: setup error) fails the target, after every scenario ran and the file was
-# written. The whole run takes about a minute and a half.
+# written. The whole run takes about a minute and a half. `nats-fanout` runs right after
+# `fanout` with the same members and seconds: the same measurement against NATS core (a
+# nats-server spawned on loopback; scripts/bench-deps.sh installs the Debian package).
+# Each line carries the run's per-second series (`series`); `loadgen ... --plot FILE.svg`
+# draws one.
 BENCH_OUT := bench/results/latest.jsonl
 LOADGEN := $(RELEASE_DIR)/loadgen
 LOADGEN_FLAGS := --spawn --durability fsync --json
 bench: bootstrap
+	@scripts/bench-deps.sh
 	$(CARGO) build --release --workspace --bins
 	@mkdir -p bench/results
 	@tmp="$(BENCH_OUT).tmp"; : > "$$tmp"; failed=0; \
@@ -168,9 +173,25 @@ bench: bootstrap
 	run latency --rate 10000 --secs 10 --transport ws; \
 	run latency --rate 10000 --secs 10 --transport quic; \
 	run fanout --members 1000 --secs 10; \
+	run nats-fanout --members 1000 --secs 10; \
 	run idle --conns 2000; \
 	run sync --convs 50 --msgs 5000; \
 	mv "$$tmp" "$(BENCH_OUT)"; echo "wrote $(BENCH_OUT)"; exit "$$failed"
+
+## bench-curves: scalability curves (pairs, fanout vs NATS, sync, idle): bench/results/curves.json, curve-*.svg
+# `loadgen curves` runs each point as `loadgen SCENARIO ... --spawn --durability fsync --json`
+# (a fresh broker per point): pairs at 1..5000 pairs, fanout and nats-fanout at 100..10 000
+# members (5 s each), sync at 50..5000 conversations (50 000 messages), idle at 1000..18 000
+# connections (sizes: bench/src/loadgen/curves.rs). Each SVG plots the main figure against
+# the size (log scale) and the server's CPU per unit of work. Every point still checks
+# lost/duplicates/order; a failed point fails the target after every output was written.
+# `make bench-curves CURVES=quick`: small sizes and 2-second runs, to check the driver.
+CURVES ?=
+bench-curves: bootstrap
+	@scripts/bench-deps.sh
+	$(CARGO) build --release --workspace --bins
+	@mkdir -p bench/results
+	"$(LOADGEN)" curves --out bench/results $(if $(filter quick,$(CURVES)),--quick)
 
 ## bench-micro: run the criterion micro-benchmarks (bench/benches, protocol/benches)
 bench-micro: bootstrap

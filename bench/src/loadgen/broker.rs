@@ -15,7 +15,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -194,20 +194,27 @@ impl Broker {
 
     fn stop_inner(&mut self) -> bool {
         let Kind::Spawned { child, .. } = &mut self.kind else { return true };
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.success();
-        }
-        terminate(child.id());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
+        stop_child(child, STOP_TIMEOUT).is_some_and(|s| s.success())
+    }
+}
+
+/// Stops our child process: SIGTERM, up to `timeout` for it to exit, then
+/// SIGKILL. Returns its exit status if it exited by itself (None: it had to
+/// be killed, or could not be waited for).
+pub(crate) fn stop_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    terminate(child.id());
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
             }
         }
     }
@@ -243,11 +250,77 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     parse_vmrss(&status)
 }
 
+/// CPU a process (the server under load) spends during one phase of a run.
+///
+/// [`CpuWindow::start`] reads every thread's `/proc/PID/task/TID/schedstat`
+/// (nanoseconds on the CPU), so a phase of a few milliseconds is still
+/// measured (the process-wide tick counters are the fallback); a thread
+/// that exits during the phase takes its time with it, which is fine for
+/// the broker (its workers, writers and RocksDB pools live as long as it).
+/// [`CpuWindow::whole`] reads the process-wide tick counters ([`cpu_secs`],
+/// 10 ms steps), which keep the time of exited threads: for whole runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuWindow {
+    pid: Option<u32>,
+    start: Option<f64>,
+    precise: bool,
+}
+
+impl CpuWindow {
+    /// Starts counting `pid`'s CPU during a phase (None: unknown, every
+    /// figure is None).
+    pub(crate) fn start(pid: Option<u32>) -> Self {
+        Self { pid, start: pid.and_then(precise_cpu_secs), precise: true }
+    }
+
+    /// Starts counting `pid`'s CPU over a whole run, exited threads included.
+    pub(crate) fn whole(pid: Option<u32>) -> Self {
+        Self { pid, start: pid.and_then(cpu_secs), precise: false }
+    }
+
+    /// CPU seconds used since the start, three decimals (two for `whole`).
+    pub(crate) fn secs(&self) -> Option<f64> {
+        let pid = self.pid?;
+        let (a, b, scale) = if self.precise {
+            (self.start?, precise_cpu_secs(pid)?, 1000.0)
+        } else {
+            (self.start?, cpu_secs(pid)?, 100.0)
+        };
+        Some(((b - a).max(0.0) * scale).round() / scale)
+    }
+
+    /// `cpu_s` spread over `units` of work, in microseconds per unit (three
+    /// decimals); None without a CPU figure or without work.
+    pub(crate) fn per_unit_us(cpu_s: Option<f64>, units: u64) -> Option<f64> {
+        let cpu = cpu_s?;
+        (units > 0).then(|| (cpu * 1e6 / units as f64 * 1000.0).round() / 1000.0)
+    }
+}
+
 /// User + system CPU seconds used so far by process `pid` (`/proc/PID/stat`;
 /// Linux reports them in USER_HZ = 100 ticks per second).
 pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     parse_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+}
+
+/// CPU seconds of `pid`'s live threads (sum of their schedstat run times),
+/// else the process's tick counters.
+fn precise_cpu_secs(pid: u32) -> Option<f64> {
+    let dir = Path::new("/proc").join(pid.to_string()).join("task");
+    // A thread that exits between the listing and its read is skipped.
+    let ns: Option<u64> = std::fs::read_dir(dir).ok().map(|tasks| {
+        tasks
+            .filter_map(|t| {
+                let stat = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+                stat.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
+    });
+    match ns {
+        Some(ns) if ns > 0 => Some(ns as f64 / 1e9),
+        _ => cpu_secs(pid),
+    }
 }
 
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -319,5 +392,12 @@ mod tests {
         assert_eq!(parse_cpu_ticks(stat), Some(300));
         assert_eq!(parse_cpu_ticks("garbage"), None);
         assert!(cpu_secs(std::process::id()).is_some());
+        assert_eq!(CpuWindow::per_unit_us(Some(2.0), 1_000_000), Some(2.0));
+        assert_eq!(CpuWindow::per_unit_us(Some(2.0), 0), None);
+        assert_eq!(CpuWindow::per_unit_us(None, 5), None);
+        assert!(CpuWindow::start(Some(std::process::id())).secs().is_some());
+        assert!(CpuWindow::whole(Some(std::process::id())).secs().is_some());
+        assert_eq!(CpuWindow::start(None).secs(), None);
+        assert!(precise_cpu_secs(std::process::id()).is_some_and(|s| s > 0.0));
     }
 }

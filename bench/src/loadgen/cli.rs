@@ -47,9 +47,14 @@ pub(crate) struct TargetArgs {
     /// Keep the spawned broker's data directory (its path is printed).
     #[arg(long, global = true)]
     pub(crate) keep_data: bool,
-    /// One JSON object per run on stdout instead of a table.
+    /// One JSON object per run on stdout instead of a table. It includes the
+    /// per-second time series (`series`).
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Also write the run's time series (rate and p99 latency per second) as an
+    /// SVG plot to PATH. Not written unless asked, with or without --json.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) plot: Option<PathBuf>,
     /// Transport of every client connection: `tcp` (length-prefixed frames), `ws`
     /// (WebSocket `GET /ws`, one binary message per frame) or `quic` (raw QUIC, one
     /// stream per connection; not for idle). With --spawn the broker gets a WebSocket
@@ -94,10 +99,17 @@ pub(crate) enum Scenario {
     Latency(LatencyArgs),
     /// One group with N online members: one sends, every other member must receive.
     Fanout(FanoutArgs),
+    /// The `fanout` measurement against NATS core (a `nats-server` spawned on
+    /// loopback): N connections, N - 1 subscribers and one publisher.
+    NatsFanout(NatsFanoutArgs),
     /// N authenticated idle connections; broker memory per connection.
     Idle(IdleArgs),
     /// A user offline while C conversations get M messages; time for a fresh device to catch up.
     Sync(SyncArgs),
+    /// Run pairs, fanout (and nats-fanout), sync and idle at growing sizes, each
+    /// as `loadgen SCENARIO --spawn --durability fsync --json`; write the
+    /// results (JSON) and one SVG curve per scenario.
+    Curves(CurvesArgs),
     /// Internal: one idle-connection generator process (spawned by `idle`).
     #[command(hide = true)]
     IdleChild(IdleChildArgs),
@@ -183,6 +195,39 @@ pub(crate) struct FanoutArgs {
     /// After sending stops, seconds to wait for outstanding acks and deliveries.
     #[arg(long, default_value = "10", value_parser = secs)]
     pub(crate) drain_secs: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NatsFanoutArgs {
+    #[command(flatten)]
+    pub(crate) fanout: FanoutArgs,
+    /// The `nats-server` executable (default: `nats-server` on PATH, then
+    /// /usr/sbin/nats-server, where Debian's package puts it).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) nats_server: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CurvesArgs {
+    /// Directory of the outputs: curves.json and curve-{pairs,fanout,sync,idle}.svg.
+    #[arg(long, default_value = "bench/results", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Small sizes and 2-second runs, to check the driver (about a minute);
+    /// also set by the environment variable CURVES=quick.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Only these curves (comma-separated: pairs, fanout, sync, idle).
+    #[arg(long, value_delimiter = ',', value_parser = ["pairs", "fanout", "sync", "idle"])]
+    pub(crate) only: Vec<String>,
+    /// Seconds of sending of each pairs and fanout point.
+    #[arg(long, default_value = "5", value_parser = secs)]
+    pub(crate) secs: f64,
+    /// Leave NATS out of the fanout curve.
+    #[arg(long)]
+    pub(crate) no_nats: bool,
+    /// Run nothing: redraw the SVGs from the curves.json already in --out.
+    #[arg(long)]
+    pub(crate) replot: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,12 @@
 //!
 //! Measurement: `deliveries_per_s` counts pushes of the sender's messages
 //! received by the N - 1 receivers during the sending window; delivery
-//! latency is send → push (stamp in the text, as in `pairs`).
+//! latency is send → push (stamp in the text, as in `pairs`). The
+//! per-second series counts deliveries with the p99 delivery latency of each
+//! second; `broker_cpu_us_per_delivery` is the broker's CPU from the first
+//! send to the end of the drain divided by the (receiver, message) pairs
+//! delivered (login and group setup excluded). `nats-fanout` ([`super::nats`])
+//! measures NATS core the same way.
 //!
 //! Invariants: each receiver has its own [`Ledger`] conversation index and
 //! every ack is recorded for each of them, so `lost` counts (receiver, message)
@@ -27,13 +32,14 @@ use missive_protocol::pb::{self, frame};
 use missive_protocol::{Call, request_frame};
 
 use super::Ctx;
+use super::broker::CpuWindow;
 use super::cli::FanoutArgs;
 use super::ledger::Ledger;
 use super::net::{ConnId, Event, Net};
 use super::proto::{self, now_ns};
 use super::report::Report;
 use super::session;
-use super::stats::{Counters, Hist, Progress};
+use super::stats::{Counters, Hist, Main, Progress, Series, Totals};
 use super::wire::{self, RawPush};
 
 /// Ids per `CreateGroup` / `InviteToGroup` (the protocol's batch limit).
@@ -73,16 +79,159 @@ fn call<C: Call>(net: &mut Net, conn: ConnId, id: u64, req: C) -> anyhow::Result
     }
 }
 
-/// What the run measured.
+/// What a fan-out run measured (Missive's `fanout` and `nats-fanout` alike).
 #[derive(Debug)]
-struct Run {
+pub(crate) struct Run {
     ack: Hist,
     deliver: Hist,
-    sent: u64,
+    /// Delivery latencies since the last housekeeping (the progress line's p99).
+    interval: Hist,
+    pub(crate) sent: u64,
     acked_in_window: u64,
     delivered_in_window: u64,
     window: Duration,
     errors: BTreeMap<String, u64>,
+    published: Totals,
+}
+
+impl Run {
+    pub(crate) fn new(a: &FanoutArgs) -> Self {
+        Self {
+            ack: Hist::new(),
+            deliver: Hist::new(),
+            interval: Hist::new(),
+            sent: 0,
+            acked_in_window: 0,
+            delivered_in_window: 0,
+            window: Duration::from_secs_f64(a.secs),
+            errors: BTreeMap::new(),
+            published: Totals::default(),
+        }
+    }
+
+    /// Counts `n` errors of one kind.
+    pub(crate) fn errors(&mut self, kind: impl Into<String>, n: u64) {
+        *self.errors.entry(kind.into()).or_default() += n;
+    }
+
+    /// Counts one error.
+    pub(crate) fn error(&mut self, kind: impl Into<String>) {
+        self.errors(kind, 1);
+    }
+
+    /// A send was acknowledged after `latency_ns`.
+    pub(crate) fn acked(&mut self, latency_ns: u64, sending: bool) {
+        self.ack.record_ns(latency_ns);
+        self.acked_in_window += u64::from(sending);
+    }
+
+    /// A receiver got a message, sent `latency_ns` ago if known.
+    pub(crate) fn delivered(&mut self, latency_ns: Option<u64>, sending: bool) {
+        if let Some(ns) = latency_ns {
+            self.deliver.record_ns(ns);
+            self.interval.record_ns(ns);
+        }
+        self.delivered_in_window += u64::from(sending);
+    }
+
+    /// Hands the totals and the interval's latencies to the progress line.
+    fn publish(&mut self, counters: &Counters) {
+        let now = Totals {
+            sent: self.sent,
+            acked: self.acked_in_window,
+            delivered: self.delivered_in_window,
+            errors: self.errors.values().sum(),
+        };
+        counters.publish(now, &mut self.published, &mut self.interval);
+    }
+}
+
+/// The closed loop's clock: the sending window, the bounded drain after it,
+/// and the housekeeping ticks.
+#[derive(Debug)]
+pub(crate) struct Window {
+    start: Instant,
+    end: Instant,
+    drain: Duration,
+    /// While true, acks trigger new sends and deliveries count in the rates.
+    pub(crate) sending: bool,
+    drain_deadline: Option<Instant>,
+    next_housekeeping: Instant,
+}
+
+impl Window {
+    /// Starts the sending window now.
+    pub(crate) fn start(a: &FanoutArgs) -> Self {
+        let start = Instant::now();
+        Self {
+            start,
+            end: start + Duration::from_secs_f64(a.secs),
+            drain: Duration::from_secs_f64(a.drain_secs),
+            sending: true,
+            drain_deadline: None,
+            next_housekeeping: start + HOUSEKEEPING,
+        }
+    }
+
+    /// The next poll's timeout, or None when the run is over: the drain
+    /// ended because everything is `settled` (no send unanswered, nothing
+    /// outstanding) or its time ran out. Stops sending when the window's
+    /// time is up and records its length in `out`.
+    pub(crate) fn next(&mut self, out: &mut Run, settled: bool) -> Option<Duration> {
+        let now = Instant::now();
+        if self.sending && now >= self.end {
+            self.sending = false;
+            out.window = now - self.start;
+            self.drain_deadline = Some(now + self.drain);
+        }
+        if self.drain_deadline.is_some_and(|d| settled || now >= d) {
+            return None;
+        }
+        let timeout = self.next_housekeeping.saturating_duration_since(now);
+        Some(if self.sending { timeout.min(self.end - now) } else { timeout })
+    }
+
+    /// Once per housekeeping period: publishes `out` to the progress line
+    /// and returns true (the caller then does its own periodic work).
+    pub(crate) fn housekeeping(&mut self, out: &mut Run, counters: &Counters) -> bool {
+        if Instant::now() < self.next_housekeeping {
+            return false;
+        }
+        self.next_housekeeping += HOUSEKEEPING;
+        out.publish(counters);
+        true
+    }
+}
+
+/// The timed part of a fan-out run against the server `server` (its pid):
+/// the progress line and the server's CPU around `drive`, then the report's
+/// figures from what `drive` measured and from `ledger`.
+pub(crate) fn measure(
+    r: &mut Report,
+    server: Option<u32>,
+    ledger: &mut Ledger,
+    drive: impl FnOnce(&mut Ledger, &Counters) -> anyhow::Result<Run>,
+) -> anyhow::Result<()> {
+    let counters = Arc::new(Counters::default());
+    let cpu = CpuWindow::start(server);
+    let progress = Progress::start(r.scenario(), Progress::rates(Arc::clone(&counters), Main::Delivered));
+    let out = drive(ledger, &counters);
+    let cpu_s = cpu.secs();
+    r.series(Series { rate_of: "deliveries/s", latency_of: "deliver", samples: progress.finish() });
+    let out = out?;
+    let secs = out.window.as_secs_f64().max(1e-9);
+    // Per receiver: `acked` and `delivered` count (receiver, message) pairs.
+    let v = ledger.verdict();
+    r.metric("deliveries_per_s", (out.delivered_in_window as f64 / secs).round())
+        .metric("messages_per_s", (out.acked_in_window as f64 / secs).round())
+        .quantile("deliver_p50_us", &out.deliver, 0.5)
+        .quantile("deliver_p99_us", &out.deliver, 0.99)
+        .quantile("ack_p99_us", &out.ack, 0.99)
+        .metric("sent", out.sent)
+        .metric("broker_load_cpu_s", cpu_s)
+        .metric("broker_cpu_us_per_delivery", CpuWindow::per_unit_us(cpu_s, v.delivered));
+    r.outcome(&v, &out.errors);
+    Ok(())
 }
 
 pub(crate) fn run(ctx: &mut Ctx<'_>, a: &FanoutArgs) -> anyhow::Result<Report> {
@@ -118,20 +267,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &FanoutArgs) -> anyhow::Result<Report> {
     let receivers = names.len();
     net.raw_pushes(true);
     let mut ledger = Ledger::new(receivers);
-    let counters = Arc::new(Counters::default());
-    let progress = Progress::start("fanout", Progress::rates(Arc::clone(&counters)));
-    let out = drive(&mut net, s_conn, first_rx, receivers, &conv, a, req + 1, &mut ledger, &counters);
-    drop(progress);
-    let out = out?;
-    let secs = out.window.as_secs_f64().max(1e-9);
-    r.metric("deliveries_per_s", (out.delivered_in_window as f64 / secs).round())
-        .metric("messages_per_s", (out.acked_in_window as f64 / secs).round())
-        .quantile("deliver_p50_us", &out.deliver, 0.5)
-        .quantile("deliver_p99_us", &out.deliver, 0.99)
-        .quantile("ack_p99_us", &out.ack, 0.99)
-        .metric("sent", out.sent);
-    // Per receiver: `acked` and `delivered` count (receiver, message) pairs.
-    r.outcome(&ledger.verdict(), &out.errors);
+    let (net, conv) = (&mut net, conv.as_str());
+    measure(&mut r, ctx.broker.pid(), &mut ledger, |ledger, counters| {
+        drive(net, s_conn, first_rx, receivers, conv, a, req + 1, ledger, counters)
+    })?;
     Ok(r)
 }
 
@@ -148,15 +287,7 @@ fn drive(
     ledger: &mut Ledger,
     counters: &Counters,
 ) -> anyhow::Result<Run> {
-    let mut out = Run {
-        ack: Hist::new(),
-        deliver: Hist::new(),
-        sent: 0,
-        acked_in_window: 0,
-        delivered_in_window: 0,
-        window: Duration::from_secs_f64(a.secs),
-        errors: BTreeMap::new(),
-    };
+    let mut out = Run::new(a);
     let size = a.size as usize;
     let mut in_flight: VecDeque<(u64, u32, u64)> = VecDeque::new();
     let mut next_msg = 0u32;
@@ -173,62 +304,39 @@ fn drive(
     }
     let mut last_seen = vec![0u64; receivers];
     let mut acked_seen = vec![0u64; receivers];
-    let start = Instant::now();
-    let end = start + Duration::from_secs_f64(a.secs);
-    let mut sending = true;
-    let mut drain_deadline = None;
-    let mut next_housekeeping = start + HOUSEKEEPING;
-    let mut published = (0u64, 0u64, 0u64);
+    let mut clock = Window::start(a);
     let mut events = Vec::new();
-    loop {
-        let now = Instant::now();
-        if sending && now >= end {
-            sending = false;
-            out.window = now - start;
-            drain_deadline = Some(now + Duration::from_secs_f64(a.drain_secs));
-        }
-        if let Some(d) = drain_deadline
-            && ((in_flight.is_empty() && ledger.outstanding() == 0) || now >= d)
-        {
-            break;
-        }
-        let mut timeout = next_housekeeping.saturating_duration_since(now);
-        if sending {
-            timeout = timeout.min(end - now);
-        }
+    while let Some(timeout) = clock.next(&mut out, in_flight.is_empty() && ledger.outstanding() == 0) {
         net.poll(Some(timeout), &mut events)?;
         let recv_ns = now_ns();
         for ev in events.drain(..) {
             let (id, f) = match ev {
                 Event::Frame(id, f) => (id, f),
+                Event::Readable(_) => continue,
                 Event::Push(id, payload) => {
                     let Some(rx) = id.checked_sub(first_rx).filter(|&r| r < receivers) else { continue };
                     let m = match wire::read_push(&payload) {
                         Ok(RawPush::Message(m)) => m,
                         Ok(RawPush::Other) => continue,
                         Err(e) => {
-                            *out.errors.entry(e).or_default() += 1;
+                            out.error(e);
                             continue;
                         }
                     };
                     // Setup tips (group created, members invited) are not ours.
                     let Some(text) = m.text else { continue };
                     if m.conv_id != conv.as_bytes() {
-                        *out.errors.entry("push for another conversation".to_owned()).or_default() += 1;
+                        out.error("push for another conversation");
                         continue;
                     }
                     ledger.deliver(rx, m.seq, m.msg_number());
                     last_seen[rx] = last_seen[rx].max(m.seq);
-                    if let Some(sent) = proto::parse_stamp(text) {
-                        out.deliver.record_ns(recv_ns.saturating_sub(sent));
-                    }
-                    if sending {
-                        out.delivered_in_window += 1;
-                    }
+                    let latency = proto::parse_stamp(text).map(|sent| recv_ns.saturating_sub(sent));
+                    out.delivered(latency, clock.sending);
                     continue;
                 }
                 Event::Closed(id, reason) => {
-                    *out.errors.entry(format!("connection {id} closed: {reason}")).or_default() += 1;
+                    out.error(format!("connection {id} closed: {reason}"));
                     continue;
                 }
             };
@@ -241,39 +349,75 @@ fn drive(
                             for rx in 0..receivers {
                                 ledger.ack(rx, ack.seq, msg);
                             }
-                            out.ack.record_ns(recv_ns.saturating_sub(t));
-                            if sending {
-                                out.acked_in_window += 1;
+                            out.acked(recv_ns.saturating_sub(t), clock.sending);
+                            if clock.sending {
                                 send(net, &mut in_flight, &mut out);
                             }
                         }
-                        Err(kind) => *out.errors.entry(kind).or_default() += 1,
+                        Err(kind) => out.error(kind),
                     }
                 }
-                Some(frame::Body::Close(c)) => {
-                    *out.errors.entry(format!("Close {}", c.code)).or_default() += 1
-                }
+                Some(frame::Body::Close(c)) => out.error(format!("Close {}", c.code)),
                 _ => {}
             }
         }
-        if Instant::now() >= next_housekeeping {
-            next_housekeeping += HOUSEKEEPING;
+        if clock.housekeeping(&mut out, counters) {
             for rx in 0..receivers {
                 if last_seen[rx] > acked_seen[rx] {
                     acked_seen[rx] = last_seen[rx];
                     net.send(first_rx + rx, &proto::push_ack(conv, last_seen[rx]));
                 }
             }
-            let now_counts = (out.sent, out.acked_in_window, out.delivered_in_window);
-            Counters::add(&counters.sent, now_counts.0 - published.0);
-            Counters::add(&counters.acked, now_counts.1 - published.1);
-            Counters::add(&counters.delivered, now_counts.2 - published.2);
-            published = now_counts;
         }
     }
     if !in_flight.is_empty() {
-        *out.errors.entry("sends unanswered after the drain".to_owned()).or_default() +=
-            in_flight.len() as u64;
+        out.errors("sends unanswered after the drain", in_flight.len() as u64);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> FanoutArgs {
+        FanoutArgs { members: 2, secs: 0.05, window: 1, size: 64, drain_secs: 0.05 }
+    }
+
+    #[test]
+    fn the_window_sends_then_drains_then_ends() {
+        let a = args();
+        let mut out = Run::new(&a);
+        let mut w = Window::start(&a);
+        assert!(w.next(&mut out, true).is_some_and(|t| t <= HOUSEKEEPING));
+        assert!(w.sending, "settled does not end the sending window");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.next(&mut out, false).is_some(), "draining while something is outstanding");
+        assert!(!w.sending);
+        assert!(out.window >= Duration::from_millis(50));
+        assert!(w.next(&mut out, true).is_none(), "the drain ends once settled");
+        let mut w = Window::start(&a);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.next(&mut out, false).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(w.next(&mut out, false).is_none(), "the drain is bounded");
+    }
+
+    #[test]
+    fn only_the_sending_window_counts_in_the_rates() {
+        let mut out = Run::new(&args());
+        out.acked(1_000, true);
+        out.acked(1_000, false);
+        out.delivered(Some(2_000), true);
+        out.delivered(None, true);
+        out.delivered(Some(2_000), false);
+        assert_eq!((out.acked_in_window, out.delivered_in_window), (1, 2));
+        assert_eq!((out.ack.count(), out.deliver.count()), (2, 2));
+        let c = Counters::default();
+        out.error("x");
+        out.publish(&c);
+        assert_eq!(Counters::get(&c.delivered), 2);
+        assert_eq!(Counters::get(&c.errors), 1);
+        assert!(c.take_p99_ms().is_some(), "the interval's latencies reach the progress line");
+    }
 }

@@ -9,10 +9,14 @@
 //! Then every connection must answer a `Ping` (`alive_after`).
 //!
 //! Child protocol (one JSON object per stdout line): `progress` (each
-//! second), `up` (all handshakes done or timed out: counts of ready, refused,
+//! second: connections ready and failed so far), `up` (all handshakes done or timed out: counts of ready, refused,
 //! closed by the server with which codes, timed out, local errors), `pongs`
 //! (answer to a `ping` line on stdin). EOF or `quit` on stdin ends the child,
 //! so children never outlive the parent.
+//!
+//! Series: one sample per second of the connect phase, `rate` = connections
+//! that became READY per second, `errors` = connections that failed (no
+//! latency).
 //!
 //! Invariants: at most [`HANDSHAKES_IN_FLIGHT`] connections of a child are in
 //! their handshake at once (the broker's accept backlog is finite); a child
@@ -37,7 +41,7 @@ use super::cli::{IdleArgs, IdleChildArgs};
 use super::net::{Event, Net};
 use super::proto;
 use super::report::Report;
-use super::stats::Progress;
+use super::stats::{Progress, Sample, Series, Tick, round2};
 
 /// Connections of one child in their TCP/Hello handshake at once.
 const HANDSHAKES_IN_FLIGHT: usize = 256;
@@ -58,6 +62,30 @@ fn source(i: u32, sources: u32) -> IpAddr {
 struct ChildProc {
     child: Child,
     stdin: Option<ChildStdin>,
+}
+
+/// The connect phase's progress line: ready and failed connections, and
+/// connections ready per second.
+fn connect_line(
+    ready: &Arc<AtomicU64>,
+    failed: &Arc<AtomicU64>,
+    want: u32,
+) -> impl FnMut(Duration) -> Tick + Send + 'static {
+    let (ready, failed) = (Arc::clone(ready), Arc::clone(failed));
+    let mut last = (Duration::ZERO, 0u64, 0u64);
+    move |el| {
+        let (n, f) = (ready.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+        let rate = n.saturating_sub(last.1) as f64 / (el - last.0).as_secs_f64().max(1e-3);
+        let line = format!("ready {n}/{want} ({rate:.0}/s) p99 - errors {f}");
+        let sample = Sample {
+            t: round2(el.as_secs_f64()),
+            rate: rate.round(),
+            p99_ms: None,
+            errors: f.saturating_sub(last.2),
+        };
+        last = (el, n, f);
+        Tick { line, sample }
+    }
 }
 
 /// The parent: spawns the children, measures, reports.
@@ -123,11 +151,9 @@ fn measure(
     r: &mut Report,
 ) -> anyhow::Result<()> {
     let ready_total = Arc::new(AtomicU64::new(0));
-    let mut per_child = vec![0u64; kids.len()];
-    let shown = Arc::clone(&ready_total);
-    let want = a.conns;
-    let progress =
-        Progress::start("idle", move |_| format!("ready {}/{want}", shown.load(Ordering::Relaxed)));
+    let failed_total = Arc::new(AtomicU64::new(0));
+    let mut per_child = vec![(0u64, 0u64); kids.len()];
+    let progress = Progress::start("idle", connect_line(&ready_total, &failed_total, a.conns));
     let mut ups: Vec<Option<Value>> = vec![None; kids.len()];
     let deadline = Instant::now() + Duration::from_secs_f64(a.connect_secs) + REPORT_GRACE;
     while ups.iter().any(Option::is_none) {
@@ -139,14 +165,15 @@ fn measure(
             );
         };
         if let Some(n) = v["ready"].as_u64() {
-            per_child[k] = n;
-            ready_total.store(per_child.iter().sum(), Ordering::Relaxed);
+            per_child[k] = (n, v["failed"].as_u64().unwrap_or(0));
+            ready_total.store(per_child.iter().map(|c| c.0).sum(), Ordering::Relaxed);
+            failed_total.store(per_child.iter().map(|c| c.1).sum(), Ordering::Relaxed);
         }
         if v["event"] == "up" {
             ups[k] = Some(v);
         }
     }
-    drop(progress);
+    r.series(Series { rate_of: "ready conns/s", latency_of: "", samples: progress.finish() });
     let sum = |key: &str| ups.iter().flatten().map(|v| v[key].as_u64().unwrap_or(0)).sum::<u64>();
     let ready = sum("ready");
     let mut close_codes: BTreeMap<String, u64> = BTreeMap::new();
@@ -269,7 +296,7 @@ pub(crate) fn child_main(a: &IdleChildArgs, secret: Option<&str>) -> anyhow::Res
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
-            emit(&json!({"event": "progress", "ready": c.ready}));
+            emit(&json!({"event": "progress", "ready": c.ready, "failed": c.failed()}));
         }
     }
     emit(&json!({
@@ -343,6 +370,11 @@ struct ChildCounts {
 }
 
 impl ChildCounts {
+    /// Connections that failed so far (refused, closed, timed out, local error, dropped).
+    fn failed(&self) -> u64 {
+        self.refused + self.closed + self.timed_out + self.local_errors + self.dropped
+    }
+
     fn local_error(&mut self, e: String) {
         self.local_errors += 1;
         self.first_error.get_or_insert(e);
@@ -350,7 +382,7 @@ impl ChildCounts {
 
     fn on_event(&mut self, ev: Event, state: &mut [u8], handshaking: &mut usize, pongs: Option<&mut u64>) {
         match ev {
-            Event::Push(..) => {}
+            Event::Push(..) | Event::Readable(_) => {}
             Event::Frame(id, f) => {
                 let Some(s) = state.get_mut(id) else { return };
                 match f.body {

@@ -4,7 +4,11 @@
 //! Role: parse the command line ([`cli`]), obtain a broker ([`broker`]: spawn
 //! one or target `--addr`), run one scenario, print its [`report`] and exit
 //! with its status. Scenarios: [`pairs`] (`pairs` and `latency`), [`fanout`],
-//! [`idle`], [`sync`]. Transport: [`net`] (mio, many connections per thread;
+//! [`idle`], [`sync`]; [`nats`] runs the fan-out measurement against NATS core
+//! instead of Missive, and [`curves`] runs scenarios at growing sizes (as child
+//! processes of this executable). Every run's per-second time series is in its
+//! report ([`stats::Series`]) and, with `--plot PATH`, drawn as SVG ([`plot`]).
+//! Transport: [`net`] (mio, many connections per thread;
 //! TCP or WebSocket), and for `--transport quic` the [`relay`] (the scenarios'
 //! TCP connections go to an in-process loopback relay that carries each over
 //! its own QUIC connection, so QUIC figures include that relay's CPU, spent on
@@ -22,11 +26,14 @@
 
 mod broker;
 mod cli;
+mod curves;
 mod fanout;
 mod idle;
 mod ledger;
+mod nats;
 mod net;
 mod pairs;
+mod plot;
 mod proto;
 mod relay;
 mod report;
@@ -38,12 +45,13 @@ mod wire;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use broker::{Broker, SpawnOpts};
-use cli::{Cli, Scenario};
+use broker::{Broker, CpuWindow, SpawnOpts};
+use cli::{Cli, Scenario, TargetArgs};
 use report::{Report, RunEnv};
 
 /// What a scenario gets: where the broker is and how to authenticate.
@@ -65,6 +73,8 @@ pub fn main() -> ExitCode {
     let _ = proto::now_ns();
     let result = match &cli.scenario {
         Scenario::IdleChild(a) => idle::child_main(a, cli.target.secret.as_deref()),
+        Scenario::NatsFanout(a) => nats::run(&cli.target, a),
+        Scenario::Curves(a) => curves::run(&cli.target, a),
         _ => run(&cli),
     };
     match result {
@@ -128,9 +138,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let relay = if quic { Some(start_relay(t, &broker)?) } else { None };
     let env = RunEnv::capture(durability, broker.spawned());
     let addr = relay.as_ref().map_or(broker.addr, relay::Relay::addr);
-    let cpu = |pid: Option<u32>| pid.and_then(broker::cpu_secs);
-    let (self_cpu0, broker_cpu0) = (cpu(Some(std::process::id())), cpu(broker.pid()));
-    let started = std::time::Instant::now();
+    let clock = RunClock::start(broker.pid());
     let mut ctx = Ctx { addr, secret, prefix: proto::run_prefix(), broker: &mut broker };
     let ran = match &cli.scenario {
         Scenario::Pairs(a) => pairs::run_pairs(&mut ctx, a),
@@ -139,7 +147,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Scenario::Idle(a) => idle::run(&mut ctx, a),
         Scenario::Sync(a) => sync::run(&mut ctx, a),
         Scenario::Fanout(a) => fanout::run(&mut ctx, a),
-        Scenario::IdleChild(_) => unreachable!("handled in main"),
+        Scenario::IdleChild(_) | Scenario::NatsFanout(_) | Scenario::Curves(_) => {
+            unreachable!("handled in main")
+        }
     };
     let mut report = match ran {
         Ok(r) => r,
@@ -152,12 +162,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             });
         }
     };
-    // Who used the CPU (2 cores shared by generator and broker): seconds over the whole run.
-    let used = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| ((b - a) * 100.0).round() / 100.0);
-    report
-        .metric("run_secs", (started.elapsed().as_secs_f64() * 100.0).round() / 100.0)
-        .metric("loadgen_cpu_s", used(self_cpu0, cpu(Some(std::process::id()))))
-        .metric("broker_cpu_s", used(broker_cpu0, cpu(broker.pid())));
+    clock.record(&mut report);
     if let Some(relay) = relay {
         let out = relay.stop();
         report.metric("quic_relay_threads", t.quic_threads).metric("quic_sessions", out.opened);
@@ -170,12 +175,54 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         report.problem("the spawned broker did not exit cleanly on SIGTERM");
     }
     report.metric("transport", t.transport.clone());
-    report.print(&env, t.json);
+    output(&report, &env, t)
+}
+
+/// The whole run's clock: wall time and the CPU of loadgen and of the
+/// server under load (2 cores shared by both).
+#[derive(Debug)]
+pub(crate) struct RunClock {
+    started: Instant,
+    loadgen: CpuWindow,
+    server: CpuWindow,
+}
+
+impl RunClock {
+    /// Starts now; `server` is the pid of the server under load, if known.
+    pub(crate) fn start(server: Option<u32>) -> Self {
+        Self {
+            started: Instant::now(),
+            loadgen: CpuWindow::whole(Some(std::process::id())),
+            server: CpuWindow::whole(server),
+        }
+    }
+
+    /// Records `run_secs`, `loadgen_cpu_s` and `broker_cpu_s` (seconds over the whole run).
+    pub(crate) fn record(&self, report: &mut Report) {
+        report
+            .metric("run_secs", stats::round2(self.started.elapsed().as_secs_f64()))
+            .metric("loadgen_cpu_s", self.loadgen.secs())
+            .metric("broker_cpu_s", self.server.secs());
+    }
+}
+
+/// Prints the report and, with `--plot`, draws its time series; the exit
+/// code follows the report (3 if the plot could not be written).
+pub(crate) fn output(report: &Report, env: &RunEnv, t: &TargetArgs) -> anyhow::Result<ExitCode> {
+    report.print(env, t.json);
+    if let Some(path) = &t.plot {
+        let empty = stats::Series { rate_of: "", latency_of: "", samples: Vec::new() };
+        let series = report.time_series().unwrap_or(&empty);
+        let title =
+            format!("loadgen {} [{}]: {}", report.scenario(), report.params_line(), report.status_name());
+        plot::series_svg(path, &title, series)?;
+        eprintln!("loadgen: wrote {}", path.display());
+    }
     Ok(report.status().exit_code())
 }
 
 /// The QUIC relay towards the spawned broker's listener, or `--quic-addr`.
-fn start_relay(t: &cli::TargetArgs, broker: &Broker) -> anyhow::Result<relay::Relay> {
+fn start_relay(t: &TargetArgs, broker: &Broker) -> anyhow::Result<relay::Relay> {
     let (addr, hash) = match &broker.quic {
         Some(q) => (q.addr, q.cert_sha256.clone()),
         None => (

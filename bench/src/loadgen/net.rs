@@ -20,6 +20,12 @@
 //! - with [`use_websocket`] every connection speaks WebSocket (spec 2.2): an
 //!   HTTP upgrade on `GET /ws` first, then one masked binary message per frame
 //!   (no length prefix); the server's messages are unmasked binary messages.
+//! - a [`Net::new_raw`] loop carries bytes, not Missive frames (the NATS
+//!   comparator's text protocol): [`Net::send_bytes`] queues them, a read
+//!   reports [`Event::Readable`] once and leaves the bytes in the connection's
+//!   buffer for the caller to parse in place ([`Net::read_buf`]), without
+//!   allocating; a connection the server closes with unread bytes names them
+//!   in its close reason.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -80,6 +86,18 @@ pub(crate) enum Event {
     /// The connection is gone (peer closed, I/O or protocol error); the reason
     /// is human-readable. Emitted once per connection.
     Closed(ConnId, String),
+    /// Raw loops ([`Net::new_raw`]) only: new bytes are in the connection's
+    /// read buffer ([`Net::read_buf`]).
+    Readable(ConnId),
+}
+
+impl Event {
+    /// The connection this event is about.
+    pub(crate) fn conn(&self) -> ConnId {
+        match self {
+            Self::Frame(id, _) | Self::Push(id, _) | Self::Closed(id, _) | Self::Readable(id) => *id,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -116,6 +134,8 @@ pub(crate) struct Net {
     ws: bool,
     /// Reused encoding buffer for WebSocket frames.
     ws_scratch: BytesMut,
+    /// Bytes, not frames ([`Net::new_raw`]).
+    raw: bool,
 }
 
 impl Net {
@@ -138,7 +158,36 @@ impl Net {
             raw_pushes: false,
             ws: WEBSOCKET.load(Ordering::Relaxed),
             ws_scratch: BytesMut::new(),
+            raw: false,
         })
+    }
+
+    /// An empty event loop whose connections carry plain bytes over TCP
+    /// ([`Net::send_bytes`], [`Event::Readable`], [`Net::read_buf`]).
+    pub(crate) fn new_raw() -> io::Result<Self> {
+        let mut net = Self::new()?;
+        net.ws = false;
+        net.raw = true;
+        Ok(net)
+    }
+
+    /// Raw loops: queues `bytes` on connection `id` (ignored if it is closed).
+    pub(crate) fn send_bytes(&mut self, id: ConnId, bytes: &[u8]) {
+        let Some(Some(c)) = self.conns.get_mut(id) else { return };
+        c.wbuf.extend_from_slice(bytes);
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Raw loops: the bytes received on `id` and not yet consumed (the caller
+    /// advances past what it parsed). None once the connection is closed.
+    pub(crate) fn read_buf(&mut self, id: ConnId) -> Option<&mut BytesMut> {
+        match self.conns.get_mut(id) {
+            Some(Some(c)) => Some(&mut c.rbuf),
+            _ => None,
+        }
     }
 
     /// Starts a non-blocking connect to `addr`, from `source` (port chosen by
@@ -306,23 +355,45 @@ impl Net {
 
     fn on_readable(&mut self, id: ConnId, out: &mut Vec<Event>) -> Result<(), String> {
         let Some(Some(c)) = self.conns.get_mut(id) else { return Ok(()) };
+        let raw = self.raw;
+        let mut got = false;
         loop {
             match c.sock.read(&mut self.scratch) {
+                Ok(0) if raw => return Err(raw_close_reason(&c.rbuf)),
                 Ok(0) => {
                     decode_any(&self.codec, self.raw_pushes, self.ws, id, c, out)?;
                     return Err("closed by the server".to_owned());
                 }
                 Ok(n) => {
                     c.rbuf.extend_from_slice(&self.scratch[..n]);
-                    decode_any(&self.codec, self.raw_pushes, self.ws, id, c, out)?;
+                    if raw {
+                        got = true;
+                    } else {
+                        decode_any(&self.codec, self.raw_pushes, self.ws, id, c, out)?;
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if got {
+                        out.push(Event::Readable(id));
+                    }
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
                 Err(e) => return Err(format!("read: {e}")),
             }
         }
     }
+}
+
+/// Why a raw connection ended: closed by the server, and what it had sent
+/// that was not consumed (e.g. a NATS `-ERR` line), cut to 200 bytes.
+fn raw_close_reason(unread: &[u8]) -> String {
+    if unread.is_empty() {
+        return "closed by the server".to_owned();
+    }
+    let tail = String::from_utf8_lossy(&unread[..unread.len().min(200)]);
+    format!("closed by the server; unread: {}", tail.trim_end())
 }
 
 /// Appends one masked binary WebSocket message carrying `payload` to `out`.

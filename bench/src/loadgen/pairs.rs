@@ -10,6 +10,10 @@
 //! = send → `Push{message}` on the receiver (the send time travels in the
 //! text, see `proto::stamp_text`; both ends share the process clock). Rates
 //! count acks and deliveries that arrive during the sending window only.
+//! The per-second series counts acks (`pairs`, `mixed`) or deliveries
+//! (`latency`) with the p99 delivery latency of each second;
+//! `broker_cpu_us_per_msg` is the broker's CPU from the start of sending to
+//! the end of the drain divided by the messages acked (login excluded).
 //!
 //! Invariants:
 //! - each generator thread owns whole pairs (both connections on its event
@@ -29,13 +33,14 @@ use anyhow::Context;
 use missive_protocol::pb::{self, frame, push};
 
 use super::Ctx;
+use super::broker::CpuWindow;
 use super::cli::{LatencyArgs, LoadArgs, MixedArgs, PairsArgs};
 use super::ledger::{Ledger, Verdict};
 use super::net::{ConnId, Event, Net};
 use super::proto::{self, now_ns};
 use super::report::Report;
 use super::session;
-use super::stats::{Counters, Hist, Progress};
+use super::stats::{Counters, Hist, Main, Progress, Series, Totals};
 use super::wire::{self, MsgView, RawPush};
 
 /// Sends a sender may have unanswered in open-loop mode (the broker refuses
@@ -98,6 +103,8 @@ struct ThreadOut {
     life: Hist,
     /// Tips (recall notices) received, not counted as messages.
     tips: u64,
+    /// Broker CPU seconds from the start of sending to the end of the drain.
+    broker_cpu_s: Option<f64>,
 }
 
 /// `mixed`: `pairs` plus lifecycle requests on acked messages.
@@ -194,6 +201,8 @@ fn plan(l: &LoadArgs, pace: Pace, threads: f64) -> Plan {
 
 fn finish(r: &mut Report, out: &ThreadOut) {
     r.metric("sent", out.sent).metric("latency_samples", out.deliver.count());
+    r.metric("broker_load_cpu_s", out.broker_cpu_s)
+        .metric("broker_cpu_us_per_msg", CpuWindow::per_unit_us(out.broker_cpu_s, out.verdict.acked));
     r.outcome(&out.verdict, &out.errors);
 }
 
@@ -222,10 +231,12 @@ fn drive(
     }
     // Everyone logged in (or failed) before the clock starts.
     barrier.wait();
-    let progress = Progress::start(
-        if matches!(plan.pace, Pace::Rate(_)) { "latency" } else { "pairs" },
-        Progress::rates(Arc::clone(&counters)),
-    );
+    let cpu = CpuWindow::start(ctx.broker.pid());
+    let (main, rate_of) = match plan.pace {
+        Pace::Rate(_) => (Main::Delivered, "delivered/s"),
+        Pace::Window(_) => (Main::Acked, "acked/s"),
+    };
+    let progress = Progress::start(r.scenario(), Progress::rates(Arc::clone(&counters), main));
     let mut merged: Option<ThreadOut> = None;
     let mut failure = None;
     for h in handles {
@@ -235,11 +246,14 @@ fn drive(
             Err(_) => failure = Some(anyhow::anyhow!("a generator thread panicked")),
         }
     }
-    drop(progress);
+    let broker_cpu_s = cpu.secs();
+    r.series(Series { rate_of, latency_of: "deliver", samples: progress.finish() });
     if let Some(e) = failure {
         return Err(e);
     }
-    merged.context("no generator thread ran")
+    let mut out = merged.context("no generator thread ran")?;
+    out.broker_cpu_s = broker_cpu_s;
+    Ok(out)
 }
 
 fn merge(acc: Option<ThreadOut>, mut o: ThreadOut) -> ThreadOut {
@@ -278,6 +292,8 @@ struct Thread<'a> {
     roles: Vec<Role>,
     ledger: Ledger,
     out: ThreadOut,
+    /// Delivery latencies since the last housekeeping (the progress line's p99).
+    interval: Hist,
     /// While true, acks trigger new sends (window mode) and the schedule runs.
     sending: bool,
     start: Instant,
@@ -327,7 +343,9 @@ fn run_thread(
             life_ok: [0; 3],
             life: Hist::new(),
             tips: 0,
+            broker_cpu_s: None,
         },
+        interval: Hist::new(),
         sending: true,
         start: now,
         start_ns: now_ns(),
@@ -380,7 +398,7 @@ impl Thread<'_> {
     fn run(&mut self, counters: &Counters) -> anyhow::Result<()> {
         let mut events = Vec::new();
         let mut next_housekeeping = self.start + HOUSEKEEPING;
-        let mut published = (0u64, 0u64, 0u64, 0u64);
+        let mut published = Totals::default();
         let mut drain_deadline = None;
         if let Pace::Window(w) = self.plan.pace {
             for p in 0..self.pairs.len() {
@@ -417,14 +435,13 @@ impl Thread<'_> {
             if Instant::now() >= next_housekeeping {
                 next_housekeeping += HOUSEKEEPING;
                 self.push_acks();
-                let errors: u64 = self.out.errors.values().sum();
-                let now_counts =
-                    (self.out.sent, self.out.acked_in_window, self.out.delivered_in_window, errors);
-                Counters::add(&counters.sent, now_counts.0 - published.0);
-                Counters::add(&counters.acked, now_counts.1 - published.1);
-                Counters::add(&counters.delivered, now_counts.2 - published.2);
-                Counters::add(&counters.errors, now_counts.3 - published.3);
-                published = now_counts;
+                let now_counts = Totals {
+                    sent: self.out.sent,
+                    acked: self.out.acked_in_window,
+                    delivered: self.out.delivered_in_window,
+                    errors: self.out.errors.values().sum(),
+                };
+                counters.publish(now_counts, &mut published, &mut self.interval);
             }
             if self.net.open_count() == 0 {
                 break;
@@ -522,6 +539,8 @@ impl Thread<'_> {
                     Err(e) => self.error(e, 1),
                 }
             }
+            // Raw loops only; this one decodes frames.
+            Event::Readable(_) => {}
             Event::Closed(id, reason) => {
                 let Some(&role) = self.roles.get(id) else { return };
                 let p = &mut self.pairs[role.pair];
@@ -633,7 +652,9 @@ impl Thread<'_> {
         let pair = &mut self.pairs[p];
         pair.last_seen = pair.last_seen.max(m.seq);
         if let Some(sent) = m.text.and_then(proto::parse_stamp) {
-            self.out.deliver.record_ns(recv_ns.saturating_sub(sent));
+            let ns = recv_ns.saturating_sub(sent);
+            self.out.deliver.record_ns(ns);
+            self.interval.record_ns(ns);
         }
         if self.sending {
             self.out.delivered_in_window += 1;

@@ -1,12 +1,16 @@
 //! The result of one run: common fields (scenario, parameters, durability,
-//! date, git commit, machine load), the scenario's metrics and its status;
-//! printed as one JSON object per line (`--json`) or as a readable table.
+//! date, git commit, machine load), the scenario's metrics, its per-second
+//! time series and its status; printed as one JSON object per line (`--json`)
+//! or as a readable table.
 //!
 //! Invariants: `status` is `ok` only when every verification count is zero
 //! and no error occurred (`fail` otherwise); the process exit code follows it
 //! ([`Status::exit_code`]).
 //! Metric and parameter names are stable: `bench/results/*.jsonl` and the
-//! README table are built from them.
+//! README table are built from them. The time series is the JSON field
+//! `series` (an array of `{t, rate, p99_ms, errors}`, one per second), with
+//! `series_rate` naming what `rate` counts and `series_p99` which latency
+//! `p99_ms` is.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -15,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::ledger::Verdict;
 use super::proto::unix_secs;
-use super::stats::Hist;
+use super::stats::{Hist, Series};
 
 /// Outcome of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +54,35 @@ pub(crate) struct Report {
     params: Map<String, Value>,
     /// In insertion order (the table shows them so); a repeated name replaces.
     metrics: Vec<(String, Value)>,
+    series: Option<Series>,
     problems: Vec<String>,
 }
 
 impl Report {
     pub(crate) fn new(scenario: &'static str) -> Self {
-        Self { scenario, params: Map::new(), metrics: Vec::new(), problems: Vec::new() }
+        Self { scenario, params: Map::new(), metrics: Vec::new(), series: None, problems: Vec::new() }
+    }
+
+    /// The scenario's name.
+    pub(crate) fn scenario(&self) -> &'static str {
+        self.scenario
+    }
+
+    /// Records the run's per-second time series (replaces an earlier one).
+    pub(crate) fn series(&mut self, s: Series) -> &mut Self {
+        self.series = Some(s);
+        self
+    }
+
+    /// The run's time series, if the scenario recorded one.
+    pub(crate) fn time_series(&self) -> Option<&Series> {
+        self.series.as_ref()
+    }
+
+    /// `k=v` of every parameter, for titles.
+    pub(crate) fn params_line(&self) -> String {
+        let params: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
+        params.join(" ")
     }
 
     /// Records a run parameter.
@@ -124,6 +151,11 @@ impl Report {
         if self.problems.is_empty() { Status::Ok } else { Status::Fail }
     }
 
+    /// `ok` or `fail`.
+    pub(crate) fn status_name(&self) -> &'static str {
+        self.status().name()
+    }
+
     /// The JSON object, common fields first.
     pub(crate) fn to_json(&self, env: &RunEnv) -> Value {
         let mut o = Map::new();
@@ -139,6 +171,11 @@ impl Report {
         for (k, v) in &self.metrics {
             o.insert(k.clone(), v.clone());
         }
+        if let Some(s) = &self.series {
+            o.insert("series_rate".into(), json!(s.rate_of));
+            o.insert("series_p99".into(), json!(s.latency_of));
+            o.insert("series".into(), json!(s.samples));
+        }
         o.insert("problems".into(), json!(self.problems));
         Value::Object(o)
     }
@@ -149,13 +186,12 @@ impl Report {
             println!("{}", self.to_json(env));
             return;
         }
-        let show = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => "-".to_owned(),
-            other => other.to_string(),
-        };
-        let params: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
-        println!("loadgen {} [{}]: {}", self.scenario, params.join(" "), self.status().name().to_uppercase());
+        println!(
+            "loadgen {} [{}]: {}",
+            self.scenario,
+            self.params_line(),
+            self.status().name().to_uppercase()
+        );
         println!(
             "  {} broker, durability {}, {}, commit {}, {} cpus, load {}",
             env.broker,
@@ -168,9 +204,27 @@ impl Report {
         for (k, v) in &self.metrics {
             println!("  {k:<20} {}", show(v));
         }
+        if let Some(s) = &self.series {
+            println!(
+                "  {:<20} {} samples of {} and p99 {} (--json or --plot show them)",
+                "series",
+                s.samples.len(),
+                s.rate_of,
+                s.latency_of
+            );
+        }
         for p in &self.problems {
             println!("  PROBLEM: {p}");
         }
+    }
+}
+
+/// A value as the table and titles show it.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -257,5 +311,22 @@ mod tests {
         assert_eq!(v["duplicates"], 1);
         assert_eq!(v["status"], "fail");
         assert_eq!(v["scenario"], "pairs");
+        assert!(v.get("series").is_none(), "no series recorded, no field");
+    }
+
+    #[test]
+    fn the_series_is_an_array_field() {
+        use super::super::stats::Sample;
+        let mut r = Report::new("fanout");
+        let samples = vec![
+            Sample { t: 1.0, rate: 10.0, p99_ms: Some(1.5), errors: 0 },
+            Sample { t: 2.0, rate: 0.0, p99_ms: None, errors: 1 },
+        ];
+        r.series(Series { rate_of: "deliveries/s", latency_of: "deliver", samples });
+        let v = r.to_json(&RunEnv::capture("fsync".into(), true));
+        assert_eq!(v["series_rate"], "deliveries/s");
+        assert_eq!(v["series"][0]["p99_ms"], 1.5);
+        assert_eq!(v["series"][1]["p99_ms"], Value::Null);
+        assert_eq!(v["series"].as_array().map(Vec::len), Some(2));
     }
 }

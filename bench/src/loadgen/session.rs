@@ -41,8 +41,7 @@ pub(crate) fn login_all(
         }
         net.poll(Some(deadline - now), &mut events)?;
         for ev in events.drain(..) {
-            let (Event::Frame(id, _) | Event::Push(id, _) | Event::Closed(id, _)) = &ev;
-            let Some(i) = id.checked_sub(first).filter(|&i| i < ready.len()) else {
+            let Some(i) = ev.conn().checked_sub(first).filter(|&i| i < ready.len()) else {
                 early.push(ev);
                 continue;
             };

@@ -12,6 +12,11 @@
 //! next sync page is requested while pulls run. `sync_ms` runs from the TCP
 //! connect to the last message stored.
 //!
+//! Series: the per-second samples are those of the fill (acks per second,
+//! p99 send → ack latency of each second); the catch-up itself usually takes
+//! less than a second. `broker_cpu_us_per_msg` is the broker's CPU during the
+//! catch-up divided by the messages it served.
+//!
 //! Invariants: every pulled message is checked against the acks (lost,
 //! duplicate, order, mismatch); every conversation state must name one of the
 //! run's conversations with `max_seq` equal to its acked count; both phases
@@ -25,16 +30,19 @@ use anyhow::bail;
 use missive_protocol::pb::{self, frame};
 
 use super::Ctx;
+use super::broker::CpuWindow;
 use super::cli::SyncArgs;
 use super::ledger::{ConvIdx, Ledger};
 use super::net::{Event, Net};
 use super::proto::{self, now_ns};
 use super::report::Report;
 use super::session;
-use super::stats::{Counters, Progress};
+use super::stats::{Counters, Hist, Main, Progress, Series, Totals};
 
 /// Page sizes asked of the server (its maximum for both).
 const PAGE: u32 = 500;
+/// How often the fill publishes its counters to the progress line.
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
 /// One peer's sending state during the fill.
 #[derive(Debug)]
@@ -42,8 +50,8 @@ struct Peer {
     conn: usize,
     quota: u32,
     next_msg: u32,
-    /// (request id → message number) unanswered.
-    in_flight: HashMap<u64, u32>,
+    /// (request id → (message number, send time ns)) unanswered.
+    in_flight: HashMap<u64, (u32, u64)>,
 }
 
 /// What the syncing device is waiting for, by request id.
@@ -64,7 +72,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &SyncArgs) -> anyhow::Result<Report> {
     let mut ledger = Ledger::new(convs.len());
 
     let fill_start = Instant::now();
-    let errors = fill(ctx, a, &peers, &convs, &mut ledger, timeout)?;
+    let errors = fill(ctx, a, &peers, &convs, &mut ledger, timeout, &mut r)?;
     let fill_secs = fill_start.elapsed().as_secs_f64();
     r.metric("fill_ms", (fill_secs * 1000.0).round())
         .metric("fill_msgs_per_s", (f64::from(a.msgs) / fill_secs).round());
@@ -73,8 +81,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &SyncArgs) -> anyhow::Result<Report> {
     }
 
     let t0 = Instant::now();
+    let cpu = CpuWindow::start(ctx.broker.pid());
     let outcome = catch_up(ctx, &user, &convs, &mut ledger, a.pulls_in_flight as usize, timeout)?;
     let sync_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let broker_cpu_s = cpu.secs();
     let v = ledger.verdict();
     r.metric("sync_ms", (sync_ms * 10.0).round() / 10.0)
         .metric("messages", v.delivered)
@@ -83,7 +93,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &SyncArgs) -> anyhow::Result<Report> {
         .metric("sync_pages", outcome.sync_pages)
         .metric("pull_requests", outcome.pulls)
         .metric("state_mismatches", outcome.state_mismatches)
-        .metric("errors", errors + outcome.errors.len() as u64);
+        .metric("errors", errors + outcome.errors.len() as u64)
+        .metric("broker_sync_cpu_s", broker_cpu_s)
+        .metric("broker_cpu_us_per_msg", CpuWindow::per_unit_us(broker_cpu_s, v.delivered));
     r.verdict(&v);
     if outcome.convs_seen != u64::from(a.convs) {
         r.problem(format!("sync listed {} of {} conversations", outcome.convs_seen, a.convs));
@@ -103,7 +115,8 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, a: &SyncArgs) -> anyhow::Result<Report> {
     Ok(r)
 }
 
-/// Sends every peer's quota; returns the number of failed sends.
+/// Sends every peer's quota; returns the number of failed sends. The fill's
+/// time series goes into `r`.
 fn fill(
     ctx: &Ctx<'_>,
     a: &SyncArgs,
@@ -111,6 +124,7 @@ fn fill(
     convs: &[String],
     ledger: &mut Ledger,
     timeout: Duration,
+    r: &mut Report,
 ) -> anyhow::Result<u64> {
     let mut net = Net::new()?;
     let users: Vec<(String, String)> = peers.iter().map(|p| (p.clone(), "d1".to_owned())).collect();
@@ -129,62 +143,68 @@ fn fill(
         .collect();
     let by_conn: HashMap<usize, usize> = ids.iter().enumerate().map(|(i, &c)| (c, i)).collect();
     let counters = Arc::new(Counters::default());
-    let progress = Progress::start("sync fill", Progress::rates(Arc::clone(&counters)));
+    let progress = Progress::start("sync fill", Progress::rates(Arc::clone(&counters), Main::Acked));
     let size = a.size as usize;
     let window = a.window as usize;
     let mut next_req = 1u64;
-    let mut send_more = |p: &mut Peer, conv: &str, net: &mut Net| {
+    let mut totals = Totals::default();
+    let mut send_more = |p: &mut Peer, conv: &str, net: &mut Net, totals: &mut Totals| {
         while p.in_flight.len() < window && p.next_msg < p.quota {
-            let f =
-                proto::send_text(next_req, conv, p.next_msg.to_string(), proto::stamp_text(now_ns(), size));
+            let t = now_ns();
+            let f = proto::send_text(next_req, conv, p.next_msg.to_string(), proto::stamp_text(t, size));
             net.send(p.conn, &f);
-            p.in_flight.insert(next_req, p.next_msg);
+            p.in_flight.insert(next_req, (p.next_msg, t));
             next_req += 1;
             p.next_msg += 1;
-            Counters::add(&counters.sent, 1);
+            totals.sent += 1;
         }
     };
     for (i, p) in state.iter_mut().enumerate() {
-        send_more(p, &convs[i], &mut net);
+        send_more(p, &convs[i], &mut net, &mut totals);
     }
     let deadline = Instant::now() + timeout;
-    let mut errors = 0u64;
     let mut events = Vec::new();
     let mut remaining: u64 = u64::from(a.msgs);
+    let (mut published, mut interval) = (Totals::default(), Hist::new());
+    let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
     while remaining > 0 {
+        if Instant::now() >= next_housekeeping {
+            next_housekeeping += HOUSEKEEPING;
+            counters.publish(totals, &mut published, &mut interval);
+        }
         let now = Instant::now();
         if now >= deadline {
             bail!("filling: {remaining} sends unanswered after {timeout:?}");
         }
-        net.poll(Some((deadline - now).min(Duration::from_millis(200))), &mut events)?;
+        net.poll(Some((deadline - now).min(HOUSEKEEPING)), &mut events)?;
+        let recv_ns = now_ns();
         for ev in events.drain(..) {
             match ev {
                 // Raw pushes are off on this loop; peers get no pushes anyway.
-                Event::Push(..) => {}
+                Event::Push(..) | Event::Readable(_) => {}
                 Event::Frame(id, f) => {
                     let Some(&i) = by_conn.get(&id) else { continue };
                     let Some(frame::Body::Response(resp)) = f.body else { continue };
-                    let Some(msg) = state[i].in_flight.remove(&resp.id) else { continue };
+                    let Some((msg, sent)) = state[i].in_flight.remove(&resp.id) else { continue };
                     remaining -= 1;
                     match proto::reply::<pb::SendMessage>(resp) {
                         Ok(ack) => {
                             ledger.ack(i, ack.seq, msg);
-                            Counters::add(&counters.acked, 1);
+                            interval.record_ns(recv_ns.saturating_sub(sent));
+                            totals.acked += 1;
                         }
-                        Err(_) => {
-                            errors += 1;
-                            Counters::add(&counters.errors, 1);
-                        }
+                        Err(_) => totals.errors += 1,
                     }
-                    send_more(&mut state[i], &convs[i], &mut net);
+                    send_more(&mut state[i], &convs[i], &mut net, &mut totals);
                 }
                 Event::Closed(id, reason) => bail!("filling: peer connection {id} closed: {reason}"),
             }
         }
     }
-    drop(progress);
+    counters.publish(totals, &mut published, &mut interval);
+    r.series(Series { rate_of: "acked/s", latency_of: "ack", samples: progress.finish() });
     // The peers go offline; `net` closes every connection when dropped.
-    Ok(errors)
+    Ok(totals.errors)
 }
 
 #[derive(Debug, Default)]
@@ -240,7 +260,7 @@ fn catch_up(
         for ev in events.drain(..) {
             let f = match ev {
                 Event::Frame(_, f) => f,
-                Event::Push(..) => continue,
+                Event::Push(..) | Event::Readable(_) => continue,
                 Event::Closed(_, reason) => bail!("syncing device's connection closed: {reason}"),
             };
             let resp = match f.body {
