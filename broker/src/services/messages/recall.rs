@@ -213,7 +213,7 @@ fn append_tip(
     let users = Arc::clone(&entry.users);
     super::uncounted::mark(s, t, &conv, seq)?;
     t.effect(Effect::Fanout {
-        users: users.into(),
+        users,
         exclude: None,
         frame: frames::push(push::Event::Message(tip)),
     });
