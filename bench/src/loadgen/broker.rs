@@ -93,7 +93,7 @@ impl Broker {
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         // Load runs from one address at full speed: no per-device send or handshake rate.
         let config = dir.path().join("loadgen.toml");
-        std::fs::write(&config, "[limits]\nmax_sends_per_sec = 1000000\nmax_handshakes_per_ip_per_sec = 0\n\n[messages]\nedit_direct = true\n")
+        std::fs::write(&config, "[limits]\nmax_sends_per_sec = 1000000\nmax_requests_per_sec = 1000000\nmax_handshakes_per_ip_per_sec = 0\n\n[messages]\nedit_direct = true\n")
             .with_context(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(&opts.bin);
         cmd.arg("--data")
