@@ -212,11 +212,7 @@ fn append_tip(
     entry.touch_all();
     let users = Arc::clone(&entry.users);
     super::uncounted::mark(s, t, &conv, seq)?;
-    t.effect(Effect::Fanout {
-        users,
-        exclude: None,
-        frame: frames::push(push::Event::Message(tip)),
-    });
+    t.effect(Effect::Fanout { users, exclude: None, frame: frames::push(push::Event::Message(tip)) });
     Ok(())
 }
 
