@@ -68,7 +68,8 @@ impl<U> Turn<U> {
             reservations: Vec::new(),
             busy: HashSet::new(),
             claims: Vec::new(),
-            undo: Vec::new(),
+            // Most ops record one undo (a send: its conversation's snapshot).
+            undo: Vec::with_capacity(expected_ops),
         }
     }
 

@@ -101,7 +101,7 @@ impl GroupEntry {
         if msg.server_time_ms == 0 {
             msg.server_time_ms = now;
         }
-        msg.conv_id = conv.to_string();
+        msg.conv_id = conv.as_str().to_owned();
         let encoded = Bytes::from(msg.encode_to_vec());
         t.batch.put_message(conv, Seq(msg.seq), &encoded);
         let v = clock.alloc(&mut t.versions);

@@ -81,7 +81,7 @@ fn send_inner(
         },
     });
     Ok(pb::SendAck {
-        conv_id: conv.to_string(),
+        conv_id: conv.as_str().to_owned(),
         seq,
         server_msg_id: msg.server_msg_id,
         server_time_ms: msg.server_time_ms,

@@ -88,7 +88,7 @@ pub(super) fn send_as(
     };
     if let Some(r) = prior {
         return Ok(pb::SendAck {
-            conv_id: conv.to_string(),
+            conv_id: conv.as_str().to_owned(),
             seq: r.seq,
             server_msg_id: r.server_msg_id,
             server_time_ms: r.server_time_ms,
@@ -99,8 +99,8 @@ pub(super) fn send_as(
         ConvKind::Group => {
             let msg = pb::Message {
                 client_msg_id: client_msg_id.as_str().to_owned(),
-                sender: who.user.to_string(),
-                sender_device: who.device.to_string(),
+                sender: who.user.as_str().to_owned(),
+                sender_device: who.device.as_str().to_owned(),
                 server_time_ms: who.time_ms.unwrap_or(0),
                 content: Some(content.clone()),
                 flags: who.flags,
@@ -167,12 +167,12 @@ fn stage_direct(
     }
     let seq = entry.max_seq + 1;
     let msg = pb::Message {
-        conv_id: conv.to_string(),
+        conv_id: conv.as_str().to_owned(),
         seq,
         server_msg_id,
         client_msg_id: client_msg_id.as_str().to_owned(),
-        sender: who.user.to_string(),
-        sender_device: who.device.to_string(),
+        sender: who.user.as_str().to_owned(),
+        sender_device: who.device.as_str().to_owned(),
         server_time_ms: time,
         content: Some(content.clone()),
         flags: who.flags,
@@ -191,5 +191,11 @@ fn stage_direct(
     // Both records are staged once per turn by the cache's flush.
     entry.touch_all();
     t.effect(Effect::Fanout { users: Arc::clone(&entry.users), exclude: Some(who.conn), frame });
-    Ok(pb::SendAck { conv_id: conv.to_string(), seq, server_msg_id, server_time_ms: time, duplicate: false })
+    Ok(pb::SendAck {
+        conv_id: conv.as_str().to_owned(),
+        seq,
+        server_msg_id,
+        server_time_ms: time,
+        duplicate: false,
+    })
 }
