@@ -144,7 +144,7 @@ fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
-## bench: build loadgen, run every scenario small (--spawn, fsync), write bench/results/latest.jsonl
+## bench: build loadgen, run every scenario small (--spawn, fsync), write bench/results/latest.jsonl and one rate/p99 plot per run in bench/results/runs/
 # One JSON line per scenario (fields: README "Performance"). A scenario that fails (exit 1: a
 # check failed, 3: setup error) fails the target, after every scenario ran and the file was
 # written. The whole run takes about a minute and a half. `nats-fanout` runs right after
@@ -160,9 +160,11 @@ bench: bootstrap
 	$(CARGO) build --release --workspace --bins
 	@mkdir -p bench/results
 	@tmp="$(BENCH_OUT).tmp"; : > "$$tmp"; failed=0; \
+	mkdir -p bench/results/runs; \
 	run() { \
-	  echo "== loadgen $$* $(LOADGEN_FLAGS)" >&2; rc=0; \
-	  "$(LOADGEN)" "$$@" $(LOADGEN_FLAGS) >> "$$tmp" || rc=$$?; \
+	  plot="bench/results/runs/$$(echo "$$*" | tr -s ' -' '_' | sed 's/^_//').svg"; \
+	  echo "== loadgen $$* $(LOADGEN_FLAGS) --plot $$plot" >&2; rc=0; \
+	  "$(LOADGEN)" "$$@" $(LOADGEN_FLAGS) --plot "$$plot" >> "$$tmp" || rc=$$?; \
 	  if [ "$$rc" -ne 0 ]; then echo "   FAILED: exit $$rc" >&2; failed=1; fi; \
 	}; \
 	run pairs --pairs 100 --secs 10; \
