@@ -345,12 +345,16 @@ impl<S: Service> Engine<S> {
             all.extend(ops);
             all
         };
-        if after {
-            // Pipelined: the safe prefix now, the rest (in order) once drained.
+        // Pipelined: the safe prefix now, the rest (in order, behind any op
+        // of the prefix that defers itself) once drained.
+        let rest = if after {
             let safe = ops.iter().take_while(|op| self.service.pipeline_safe(&op.op)).count();
-            self.deferred = ops.split_off(safe);
-        }
+            ops.split_off(safe)
+        } else {
+            Vec::new()
+        };
         if ops.is_empty() {
+            self.deferred = rest;
             return Started::Done(out);
         }
         let all_safe = ops.iter().all(|op| self.service.pipeline_safe(&op.op));
@@ -384,6 +388,7 @@ impl<S: Service> Engine<S> {
                 }
             }
         }
+        self.deferred.extend(rest);
         self.service.flush(&mut t);
         let (effects, reservations) = t.finish();
         let messages = t.batch.messages();
