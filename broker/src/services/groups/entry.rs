@@ -86,6 +86,8 @@ impl GroupEntry {
     }
 
     /// Appends a message to the group log: seq, version record, cache.
+    /// Returns the stored message and its push frame, built around the
+    /// stored encoding (`frames::push_message`: encoded once).
     pub(crate) fn append(
         &mut self,
         ids: &mut MsgIdGen,
@@ -93,7 +95,7 @@ impl GroupEntry {
         t: &mut Turn<Undo>,
         conv: &ConvId,
         mut msg: pb::Message,
-    ) -> pb::Message {
+    ) -> (pb::Message, Bytes) {
         let now = t.now_ms;
         msg.seq = self.max_seq + 1;
         msg.server_msg_id = ids.next(now);
@@ -107,8 +109,9 @@ impl GroupEntry {
         let v = clock.alloc(&mut t.versions);
         t.batch.put_group_version(&self.id, v);
         self.max_seq = msg.seq;
+        let frame = crate::frames::push_message(&encoded);
         self.last = Some(encoded);
-        msg
+        (msg, frame)
     }
 }
 

@@ -191,7 +191,7 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
             }),
             ..Default::default()
         };
-        let tip = e.append(&mut s.ids, &node.clock, t, conv, tip);
+        let (tip, frame) = e.append(&mut s.ids, &node.clock, t, conv, tip);
         failpoint::check("groups.finish.after_tip")?;
         let seq = tip.seq;
         emit_event(&node, t, &group, op, &tip, &plan.join, &plan.leave);
@@ -247,11 +247,7 @@ pub(super) fn finish(c: Ctx<'_>, plan: Plan) -> Result<response::Result, Reject>
         }
         let mut users = e.recipients().to_vec();
         users.extend(extra);
-        t.effect(Effect::Fanout {
-            users: users.into(),
-            exclude: None,
-            frame: frames::push(push::Event::Message(tip)),
-        });
+        t.effect(Effect::Fanout { users: users.into(), exclude: None, frame });
     }
     if let Some(i) = e.info.as_ref() {
         t.batch.put_group(&group, i);

@@ -46,7 +46,7 @@ fn send_inner(
     may_send(e, sender, t.now_ms)?;
     let node = Arc::clone(&s.node);
     let mentions = msg.content.as_ref().and_then(|c| c.mentions.clone()).unwrap_or_default();
-    let msg = e.append(&mut s.ids, &node.clock, t, conv, msg);
+    let (msg, frame) = e.append(&mut s.ids, &node.clock, t, conv, msg);
     failpoint::check("groups.send.after_append")?;
     let seq = msg.seq;
     // The sender has read up to its own message.
@@ -71,15 +71,7 @@ fn send_inner(
         rec.mention_seq = seq;
         s.groups.write_uconv(&node.clock, t, conv, &u, rec, true);
     }
-    t.effect(Effect::Fanout {
-        users: e.recipients(),
-        exclude: Some(origin),
-        // The entry holds the message's stored encoding: pushed as it is.
-        frame: match &e.last {
-            Some(encoded) => frames::push_message(encoded),
-            None => frames::push(push::Event::Message(msg.clone())),
-        },
-    });
+    t.effect(Effect::Fanout { users: e.recipients(), exclude: Some(origin), frame });
     Ok(pb::SendAck {
         conv_id: conv.as_str().to_owned(),
         seq,

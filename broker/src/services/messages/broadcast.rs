@@ -14,7 +14,7 @@
 //! dense; the push goes to every online session (`Effect::FanoutAll`).
 
 use bytes::Bytes;
-use missive_protocol::pb::{self, push, response};
+use missive_protocol::pb::{self, response};
 use missive_protocol::{ClientMsgId, ConvId, ConvKind, Seq, UserId};
 use missive_storage::{Store, UserConvRecord};
 use prost::Message as _;
@@ -63,7 +63,7 @@ pub(super) fn append(
     t.batch.put_message(conv, Seq(seq), &encoded);
     let v = s.node.clock.alloc(&mut t.versions);
     t.batch.put_broadcast_version(conv, v);
-    t.effect(Effect::FanoutAll { frame: frames::push(push::Event::Message(msg)) });
+    t.effect(Effect::FanoutAll { frame: frames::push_message(&encoded) });
     Ok(pb::SendAck { conv_id: conv.to_string(), seq, server_msg_id, server_time_ms: time, duplicate: false })
 }
 

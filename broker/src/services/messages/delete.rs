@@ -91,20 +91,7 @@ pub(super) fn delete(
     Ok(response::Result::Ok(pb::Ok {}))
 }
 
+/// The `MessageUpdate` of a deletion: the message marked `deleted`.
 fn update(kind: message_update::Kind, n: &life::Named<'_>, at_ms: u64, update_seq: u64) -> pb::MessageUpdate {
-    pb::MessageUpdate {
-        kind: kind as i32,
-        conv_id: n.conv.to_string(),
-        seq: n.seq,
-        by: n.user.to_string(),
-        at_ms,
-        message: Some(pb::Message {
-            conv_id: n.conv.to_string(),
-            seq: n.seq,
-            deleted: true,
-            update_seq,
-            ..Default::default()
-        }),
-        update_seq,
-    }
+    life::update_of(n, kind, at_ms, update_seq, pb::Message { deleted: true, ..Default::default() })
 }

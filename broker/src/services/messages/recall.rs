@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use missive_protocol::pb::{self, message_update, push, response};
+use missive_protocol::pb::{self, message_update, response};
 use missive_protocol::{ConvId, ConvKind, ErrorCode, Seq, UserId};
 use missive_storage::ExtrasRecord;
 use prost::Message as _;
@@ -181,18 +181,14 @@ fn append_tip(
     let user = n.user.clone();
     let current = n.current && !n.admin;
     if let Some(e) = n.group() {
-        let tip = e.append(&mut s.ids, &node.clock, t, &conv, tip);
+        let (tip, frame) = e.append(&mut s.ids, &node.clock, t, &conv, tip);
         super::uncounted::mark(s, t, &conv, tip.seq)?;
         if current && e.members.contains_key(&user) {
             let mut rec = s.groups.uconv_of(&node.store, &conv, &user)?;
             rec.read_seq = rec.read_seq.max(tip.seq);
             s.groups.write_uconv(&node.clock, t, &conv, &user, rec, false);
         }
-        t.effect(Effect::Fanout {
-            users: e.recipients(),
-            exclude: None,
-            frame: frames::push(push::Event::Message(tip)),
-        });
+        t.effect(Effect::Fanout { users: e.recipients(), exclude: None, frame });
         return Ok(());
     }
     let now = t.now_ms;
@@ -202,6 +198,7 @@ fn append_tip(
     let tip = pb::Message { conv_id: conv.to_string(), seq, server_msg_id, server_time_ms: now, ..tip };
     let encoded = Bytes::from(tip.encode_to_vec());
     t.batch.put_message(&conv, Seq(seq), &encoded);
+    let frame = frames::push_message(&encoded);
     entry.max_seq = seq;
     entry.last = Some(encoded);
     for m in entry.members.iter_mut() {
@@ -212,7 +209,7 @@ fn append_tip(
     entry.touch_all();
     let users = Arc::clone(&entry.users);
     super::uncounted::mark(s, t, &conv, seq)?;
-    t.effect(Effect::Fanout { users, exclude: None, frame: frames::push(push::Event::Message(tip)) });
+    t.effect(Effect::Fanout { users, exclude: None, frame });
     Ok(())
 }
 
