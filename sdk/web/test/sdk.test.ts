@@ -143,6 +143,8 @@ function miniBroker(opts: { dropFirstSend?: boolean; dropAllSends?: boolean; dro
   const conv = directConvId("alice", "bob");
   const stored: { clientMsgId: string; text: string }[] = [];
   const syncTokens: string[] = [];
+  /** `firstAttempt` of every SendMessage received, in order ([S-7]). */
+  const firstAttempts: boolean[] = [];
   let dropped = false;
   let droppedPull = false;
   const s = fakeServer((f, reply, conn) => {
@@ -155,6 +157,7 @@ function miniBroker(opts: { dropFirstSend?: boolean; dropAllSends?: boolean; dro
         syncTokens.push(op.value.syncToken);
         return ok({ case: "sync", value: { conversations: [{ convId: conv, maxSeq: BigInt(stored.length) }], syncToken: `t${stored.length}` } });
       case "send": {
+        firstAttempts.push(op.value.firstAttempt);
         let seq = stored.findIndex((m) => m.clientMsgId === op.value.clientMsgId) + 1;
         const duplicate = seq > 0;
         if (!duplicate) {
@@ -183,7 +186,7 @@ function miniBroker(opts: { dropFirstSend?: boolean; dropAllSends?: boolean; dro
         return reply({ body: { case: "response", value: { id, error: { code: 1006, message: "unknown" } } } });
     }
   });
-  return { ...s, conv, stored, syncTokens };
+  return { ...s, conv, stored, syncTokens, firstAttempts };
 }
 
 test("a send whose ack was lost is resent with the same id after reconnect and stored once", async () => {
@@ -196,6 +199,7 @@ test("a send whose ack was lost is resent with the same id after reconnect and s
   assert.equal(ack.seq, 1n);
   assert.equal(ack.duplicate, true, "the retry hit the stored copy");
   assert.equal(b.stored.length, 1);
+  assert.deepEqual(b.firstAttempts, [true, false], "[S-7]: only the first transmission carries the promise");
   assert.ok(b.conns.length >= 2, "reconnected");
   assert.deepEqual(states.slice(0, 4), ["connecting", "online", "offline", "connecting"]);
   client.stop();
