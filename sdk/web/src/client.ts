@@ -27,11 +27,30 @@
  *   `messageUpdate`, and a held message is replaced only by a form with a
  *   higher or equal `update_seq`;
  * - pushed (and pulled) messages are acknowledged with `PushAck` (cumulative
- *   contiguous seq per conversation, batched), which feeds delivery receipts.
+ *   contiguous seq per conversation, batched), which feeds delivery receipts;
+ * - syncs run one at a time, in order (the one after a connect, `syncNow`);
+ *   a sync page's settings, relations and profiles are emitted like pushes;
+ * - answers that carry the user's own state are taken at once: a
+ *   `ConversationState` (mark read, conversation flags, clear history, group
+ *   notify) replaces the held state and fires `conversation`; `setGlobalDnd`
+ *   updates `globalDnd` and fires `settings`. Other answers only resolve
+ *   their promise (the requests of `MissiveRequests`, see requests.ts).
  */
 import { clone, create, fromJson, toJson, type MessageInitShape } from "@bufbuild/protobuf";
-import { type ConversationState, ConversationStateSchema, type ReadReceipt, type SendAck } from "./gen/conversation_pb.ts";
-import type { Kicked, Presence } from "./gen/user_pb.ts";
+import {
+  type ClearHistorySchema,
+  type ConversationState,
+  ConversationStateSchema,
+  type Messages,
+  type ReadReceipt,
+  type SendAck,
+  type SetGlobalDndSchema,
+  type UpdateConversationSchema,
+  type UserSettings,
+  UserSettingsSchema,
+} from "./gen/conversation_pb.ts";
+import type { Kicked, Presence, Profile, Relation } from "./gen/user_pb.ts";
+import type { GroupApplication, SetGroupNotifySchema } from "./gen/group_pb.ts";
 import {
   type Message,
   type Content,
@@ -54,7 +73,16 @@ import {
 } from "./gen/lifecycle_pb.ts";
 import { applyUpdate } from "./lifecycle.ts";
 import { Platform } from "./gen/platform_pb.ts";
-import { Connection, ErrorCodes, MissiveError, REQUEST_TIMED_OUT, isRetryableClose, type RequestOp } from "./connection.ts";
+import {
+  Connection,
+  ErrorCodes,
+  MissiveError,
+  REQUEST_TIMED_OUT,
+  isRetryableClose,
+  type RequestOp,
+  type ResponseResult,
+} from "./connection.ts";
+import { MissiveRequests, unexpectedResult } from "./requests.ts";
 import type { TransportFactory } from "./transport.ts";
 
 export interface KeyValueStore {
@@ -97,6 +125,26 @@ export interface ClientEvents {
   typing: (t: TypingEvent) => void;
   /** The 1:1 peer holds every message up to `deliveredSeq` (18.7). */
   delivery: (d: DeliveryReceipt) => void;
+  /**
+   * The user's settings (global DND, 8.9): pushed after a change on another
+   * device, carried by a sync page, or answered to this client's `setGlobalDnd`.
+   * `globalDnd` already holds the new value.
+   */
+  settings: (s: UserSettings) => void;
+  /** A profile changed: the user's own (on another device) or a friend's ([PR-3]); also each profile of a sync page. */
+  profile: (p: Profile) => void;
+  /**
+   * The user's relation with someone changed ([N-1]): a friend request came in,
+   * was answered, a friendship or block changed on another device; also each
+   * relation of a sync page. The requesting connection gets the answer instead.
+   */
+  relation: (r: Relation) => void;
+  /**
+   * A group application or invitation ([GR-8]-[GR-10]): a new application (to
+   * owner and admins), an invitation waiting for consent (to the invitee; accept
+   * with `joinGroup`), or the outcome of the user's own application.
+   */
+  groupApplication: (a: GroupApplication) => void;
 }
 
 export interface ClientOptions {
@@ -167,7 +215,7 @@ export function backoffDelay(attempt: number, initial: number, max: number, rand
   return Math.round(d / 2 + (rand() * d) / 2);
 }
 
-export class MissiveClient {
+export class MissiveClient extends MissiveRequests {
   private conn?: Connection;
   private convs = new Map<string, Conv>();
   private outbox: Outbox[] = [];
@@ -183,6 +231,10 @@ export class MissiveClient {
   private attempt = 0;
   private timer?: ReturnType<typeof setTimeout>;
   private seqCounter = 0;
+  /** The user's settings as last synced, pushed or answered; persisted with the sync token. */
+  private settingsValue = create(UserSettingsSchema);
+  /** The sync running now (syncs run one at a time, in order). */
+  private syncing: Promise<void> = Promise.resolve();
   private readonly store: KeyValueStore;
   state: ConnectionState = "offline";
   /** The transport of the current session ("websocket", "webtransport"), if online. */
@@ -192,7 +244,13 @@ export class MissiveClient {
   userId = "";
 
   constructor(private readonly o: ClientOptions) {
+    super();
     this.store = o.store ?? new MemoryStore();
+  }
+
+  /** Global do-not-disturb (8.9): the last value synced, pushed or set by `setGlobalDnd`. */
+  get globalDnd(): boolean {
+    return this.settingsValue.globalDnd;
   }
 
   on<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): () => void {
@@ -282,7 +340,7 @@ export class MissiveClient {
     this.acks.clear();
     for (const e of this.outbox) e.inFlight = false;
     this.flushOutbox();
-    this.sync().catch((e) => console.warn("missive: sync failed", e));
+    this.runSync().catch((e) => console.warn("missive: sync failed", e));
   }
 
   private onDisconnected(code: number, message: string) {
@@ -313,6 +371,13 @@ export class MissiveClient {
   // ---------------------------------------------------------------- local state
 
   private loadLocal() {
+    const settings = this.store.getItem(this.key("settings"));
+    if (settings)
+      try {
+        this.settingsValue = fromJson(UserSettingsSchema, JSON.parse(settings));
+      } catch {
+        /* a bad stored value: the next sync brings the settings */
+      }
     const raw = this.store.getItem(this.key("convs"));
     if (!raw || this.convs.size > 0) return;
     try {
@@ -366,9 +431,16 @@ export class MissiveClient {
 
   // ---------------------------------------------------------------- sync
 
+  /** Runs a sync after the one running now, if any (one at a time, in order). */
+  private runSync(): Promise<void> {
+    const next = this.syncing.catch(() => {}).then(() => this.sync());
+    this.syncing = next;
+    return next;
+  }
+
   private async sync() {
     const conn = this.conn;
-    if (!conn) return;
+    if (!conn) throw new MissiveError(0, "not connected", true);
     let token = this.store.getItem(this.key("sync")) ?? "";
     for (;;) {
       let r;
@@ -381,7 +453,10 @@ export class MissiveClient {
         }
         throw e;
       }
-      if (r.case !== "sync") return;
+      if (r.case !== "sync") throw unexpectedResult("sync", r.case, "sync");
+      if (r.value.settings) this.setSettings(r.value.settings);
+      for (const x of r.value.relations) this.emit("relation", x);
+      for (const x of r.value.profiles) this.emit("profile", x);
       for (const s of r.value.conversations) {
         const known = this.convs.get(s.convId);
         if (!known) {
@@ -488,14 +563,37 @@ export class MissiveClient {
       case "kicked":
         this.emit("kicked", ev.value);
         return;
+      case "settings":
+        this.setSettings(ev.value);
+        return;
+      case "profile":
+        this.emit("profile", ev.value);
+        return;
+      case "relation":
+        this.emit("relation", ev.value);
+        return;
+      case "groupApplication":
+        this.emit("groupApplication", ev.value);
+        return;
       default:
         return;
     }
   }
 
-  /** Takes an authoritative state; starts an update catch-up when it is ahead ([UP-2]). */
+  /** Takes the user's settings (sync, push, answer); persists them and emits `settings`. */
+  private setSettings(s: UserSettings) {
+    this.settingsValue = s;
+    this.store.setItem(this.key("settings"), JSON.stringify(toJson(UserSettingsSchema, s)));
+    this.emit("settings", s);
+  }
+
+  /**
+   * Takes an authoritative state; drops held messages the user cleared
+   * ([CH-3]); starts an update catch-up when it is ahead ([UP-2]).
+   */
   private setConversation(s: ConversationState) {
     const c = this.conv(s.convId);
+    if (s.clearedSeq > 0n) for (const seq of c.messages.keys()) if (seq <= s.clearedSeq) c.messages.delete(seq);
     // [DL-2]: states answered or pushed by other requests carry the stored last message:
     // apply this user's own deletions (and any newer form held).
     const last = s.lastMessage;
@@ -706,9 +804,14 @@ export class MissiveClient {
 
   // ---------------------------------------------------------------- queries
 
-  private async req(op: RequestOp) {
+  /** Sends one request on the current session (the base of every request method). */
+  protected async request(op: RequestOp): Promise<ResponseResult> {
     if (!this.conn) throw new MissiveError(0, "not connected", true);
     return this.conn.request(op);
+  }
+
+  private req(op: RequestOp): Promise<ResponseResult> {
+    return this.request(op);
   }
 
   /** Conversations, most recent first (pinned first), hidden ones left out. */
@@ -741,7 +844,7 @@ export class MissiveClient {
     const before = held.length ? held[0].seq : 0n;
     if (before === 1n) return { messages: [], more: false };
     const r = await this.req({ case: "history", value: { convId, beforeSeq: before, limit } });
-    if (r.case !== "messages") return { messages: [], more: false };
+    if (r.case !== "messages") throw unexpectedResult("history", r.case, "messages");
     const c = this.conv(convId);
     const fresh: Message[] = [];
     for (const m of r.value.messages) {
@@ -757,9 +860,100 @@ export class MissiveClient {
   /** Marks everything up to `seq` read; the state comes back as a `conversation` event too. */
   async markRead(convId: string, seq: bigint): Promise<ConversationState | undefined> {
     const r = await this.req({ case: "markRead", value: { convId, seq } });
-    if (r.case !== "conversation") return undefined;
+    if (r.case !== "conversation") throw unexpectedResult("markRead", r.case, "conversation");
     this.setConversation(r.value);
     return r.value;
+  }
+
+  /**
+   * Changes the caller's flags of a conversation (pinned, muted, hidden; unset
+   * ones kept, 8.7). The new state is taken at once: `conversation` fires and
+   * `conversations()` reflects it; other devices get it pushed. Errors: 3001, 3002, 3006.
+   */
+  async updateConversation(req: MessageInitShape<typeof UpdateConversationSchema>): Promise<ConversationState> {
+    const s = await this.call({ case: "updateConversation", value: req }, "conversation");
+    this.setConversation(s);
+    return s;
+  }
+
+  /**
+   * Hides the history up to `upToSeq` (0 = latest) for this user only (8.8).
+   * Held copies of the cleared messages are dropped; the new state is taken
+   * and emitted as `conversation`. Errors: 3001, 3002, 3006.
+   */
+  async clearHistory(req: MessageInitShape<typeof ClearHistorySchema>): Promise<ConversationState> {
+    const s = await this.call({ case: "clearHistory", value: req }, "conversation");
+    this.setConversation(s);
+    return s;
+  }
+
+  /**
+   * Sets global do-not-disturb (8.9). Once answered, `globalDnd` holds the
+   * value and `settings` fires; the user's other devices get it pushed.
+   */
+  async setGlobalDnd(req: MessageInitShape<typeof SetGlobalDndSchema>): Promise<void> {
+    await this.call({ case: "setGlobalDnd", value: req }, "ok");
+    this.setSettings(create(UserSettingsSchema, { ...this.settingsValue, globalDnd: req.enabled ?? false }));
+  }
+
+  /**
+   * The caller's notification setting for a group ([GR-24]); the answered
+   * state is taken and emitted as `conversation`. Errors: 4100, 4102.
+   */
+  async setGroupNotify(req: MessageInitShape<typeof SetGroupNotifySchema>): Promise<ConversationState> {
+    const s = await this.call({ case: "setGroupNotify", value: req }, "conversation");
+    this.setConversation(s);
+    return s;
+  }
+
+  /**
+   * Runs a sync pass now (9): conversations, settings, relations and profiles
+   * changed since the stored token, pulling missing messages; after any sync
+   * already running. Rejects when not connected or when a request fails.
+   */
+  syncNow(): Promise<void> {
+    return this.runSync();
+  }
+
+  /**
+   * Pulls the messages `fromSeq..=toSeq` (`toSeq` 0 = the latest) of a
+   * conversation, every page (8.4), and resolves with those readable in that range.
+   * Messages at or below the contiguous seq are history: held, not emitted
+   * (like `history()`). Messages above it are new: the pull then starts right
+   * after the contiguous seq (so the gap below `fromSeq` comes too) and each new
+   * message is emitted once as `message`, in seq order, as the gap rule does.
+   * Errors: 3001, 3002, 3006.
+   */
+  async pullRange(convId: string, fromSeq: bigint, toSeq = 0n, limit = 0): Promise<Message[]> {
+    const c = this.conv(convId);
+    const start = fromSeq > c.contiguous + 1n ? c.contiguous + 1n : fromSeq < 1n ? 1n : fromSeq;
+    const out: Message[] = [];
+    let to = toSeq;
+    let next = start;
+    let cut = false;
+    for (;;) {
+      const page: Messages = await this.call({ case: "pull", value: { convId, fromSeq: next, toSeq: to, limit } }, "messages");
+      if (to === 0n) to = page.maxSeq; // later pages stop where the first one saw the end
+      if (start <= c.contiguous + 1n && page.minReadableSeq > c.contiguous + 1n) c.contiguous = page.minReadableSeq - 1n;
+      for (const m of page.messages) {
+        if (m.seq <= c.contiguous) {
+          if (!c.messages.has(m.seq)) c.messages.set(m.seq, m);
+        } else this.store1(m);
+        if (m.seq >= fromSeq) out.push(c.messages.get(m.seq) ?? m);
+      }
+      const last = page.messages.at(-1)?.seq;
+      if (!page.more) break;
+      if (last === undefined) {
+        cut = true;
+        break;
+      }
+      next = last + 1n;
+    }
+    // Everything from at most contiguous + 1 up to `to` was served: the unreadable rest is skipped.
+    if (!cut && start <= c.contiguous + 1n && c.contiguous < to) c.contiguous = to;
+    this.saveLocal();
+    this.queueAck(convId);
+    return out;
   }
 
   // ---------------------------------------------------------------- lifecycle requests (spec 18)
@@ -934,7 +1128,12 @@ export class MissiveClient {
 }
 
 function unexpected(kind: string | undefined): MissiveError {
-  return new MissiveError(0, `unexpected result ${kind ?? "(none)"}`, false);
+  return unexpectedResult(undefined, kind, "its result");
+}
+
+/** The conversation id of a group: `g:{groupId}` (spec 6.1, 14). */
+export function groupConvId(groupId: string): string {
+  return `g:${groupId}`;
 }
 
 /** The id of the 1:1 conversation of two users (spec 6.1). */
