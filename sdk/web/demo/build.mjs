@@ -1,6 +1,7 @@
-// Bundles the chat page (demo/app.ts + the SDK) into demo/dist/ with esbuild (npm).
+// Bundles the chat page (demo/app.ts, its views and the SDK) into demo/dist/ with esbuild (npm),
+// and copies index.html, style.css and contacts.css next to it.
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,3 +19,6 @@ await build({
   logLevel: "warning",
 });
 for (const f of ["index.html", "style.css"]) copyFileSync(join(here, f), join(out, f));
+// The contacts view's stylesheet (contacts.css) is linked by index.html; until it exists an empty one is served.
+if (existsSync(join(here, "contacts.css"))) copyFileSync(join(here, "contacts.css"), join(out, "contacts.css"));
+else writeFileSync(join(out, "contacts.css"), "/* contacts.css not written yet */\n");
