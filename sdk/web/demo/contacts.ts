@@ -425,6 +425,12 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
   const inList = h("ul", { className: "ct-list", testid: "requests-incoming", "aria-label": "Friend requests received" });
   const outList = h("ul", { className: "ct-list", testid: "requests-outgoing", "aria-label": "Friend requests sent" });
   const reqCount = h("span", { className: "ct-count", testid: "requests-pending-count" });
+  /** Shown above the friend list while requests wait for an answer; moves focus to the first one. */
+  const pendingBanner = btn("", "Review friend requests", "requests-pending-banner", () => {
+    const first = inList.querySelector<HTMLElement>('li[data-state="PENDING"] input');
+    first?.scrollIntoView({ block: "center" });
+    first?.focus();
+  }, "ct-banner");
 
   function requestRow(r: FriendRequest, outgoing: boolean): HTMLElement {
     const u = outgoing ? r.toUser : r.fromUser;
@@ -492,6 +498,8 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
     const pending = inc.filter((r) => r.state === RequestState.PENDING).length;
     reqCount.textContent = pending ? String(pending) : "";
     reqCount.setAttribute("aria-label", `${pending} pending`);
+    pendingBanner.hidden = pending === 0;
+    pendingBanner.textContent = `${pending} friend request${pending === 1 ? "" : "s"} waiting for you — review`;
     keepFocus(inList, () =>
       inList.replaceChildren(...(inc.length ? inc.map((r) => requestRow(r, false)) : [h("li", { className: "ct-empty" }, "No requests received.")])),
     );
@@ -503,7 +511,8 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
     id: "ct-search",
     type: "search",
     testid: "friend-search",
-    placeholder: "Search by id, nickname or remark",
+    placeholder: "Search friends",
+    title: "Search by user id, nickname or remark",
     maxLength: 64,
     autocomplete: "off",
   });
@@ -641,21 +650,21 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
       h(
         "div",
         { className: "ct-actions" },
-        btn("💬", `Chat with ${name}`, `friend-open-${u}`, open, "ct-icon"),
-        btn("✎", `Edit the remark for ${u}`, `friend-remark-${u}`, () => {
+        btn("Chat", `Chat with ${name}`, `friend-open-${u}`, open, "ct-small"),
+        btn("Remark", `Edit the remark for ${u}`, `friend-remark-${u}`, () => {
           remarkFor = u;
           remarkDraft = r.remark;
           deleting = undefined;
           renderFriends();
           root.querySelector<HTMLElement>(`[data-testid="friend-remark-input-${u}"]`)?.focus();
-        }, "ct-icon"),
-        btn("⛔", `Blacklist ${u}`, `friend-block-${u}`, () => void block(u), "ct-icon"),
-        btn("🗑", `Remove ${u} from friends`, `friend-delete-${u}`, () => {
+        }, "ct-small ct-secondary"),
+        btn("Block", `Blacklist ${u}`, `friend-block-${u}`, () => void block(u), "ct-small ct-secondary"),
+        btn("Remove", `Remove ${u} from friends`, `friend-delete-${u}`, () => {
           deleting = u;
           remarkFor = undefined;
           renderFriends();
           root.querySelector<HTMLElement>(`[data-testid="friend-delete-mine-${u}"]`)?.focus();
-        }, "ct-icon"),
+        }, "ct-small ct-secondary"),
       ),
     );
     li.addEventListener("click", (e) => {
@@ -758,9 +767,10 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
     h("h2", { className: "ct-title" }, "Contacts"),
     msg.error,
     msg.status,
+    pendingBanner,
+    section("ct-h-friends", [document.createTextNode("Friends "), friendCount], searchForm, searchNote, friendList),
     section("ct-h-req", [document.createTextNode("Friend requests "), reqCount],
       h("h4", {}, "Received"), inList, h("h4", {}, "Sent"), outList),
-    section("ct-h-friends", [document.createTextNode("Friends "), friendCount], searchForm, searchNote, friendList),
     section("ct-h-add", [document.createTextNode("Add a friend")], addForm),
     section("ct-h-black", [document.createTextNode("Blacklist")], blockForm, blockList),
   );
@@ -782,7 +792,11 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
       if (c === "blacklist" || c === "profiles" || c === "loaded") renderBlacklist();
       if (c === "loaded" && msg.status.textContent?.startsWith("Connecting")) msg.clear();
     },
-    (e, what) => msg.fail(e, what),
+    (e, what) => {
+      msg.fail(e, what);
+      // A background failure (a reload on reconnect, a pushed change) while this view is hidden goes to the page too.
+      if (!root.checkVisibility()) ctx.showError(e);
+    },
   );
   renderAll();
   const refresh = () => {

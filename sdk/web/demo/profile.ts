@@ -192,12 +192,12 @@ export function mountProfile(root: HTMLElement, ctx: PageContext): { refresh(): 
                 markDirty();
               },
             }),
-            btn("✕", `Remove the field ${k}`, `profile-ex-remove-${k}`, () => {
+            btn("Remove", `Remove the field ${k}`, `profile-ex-remove-${k}`, () => {
               exDraft.delete(k);
               markDirty();
               renderEx();
               exKey.focus();
-            }, "ct-icon"),
+            }, "ct-small ct-secondary"),
           ),
         ),
       ),
@@ -331,7 +331,11 @@ export function mountProfile(root: HTMLElement, ctx: PageContext): { refresh(): 
       renderPresence();
       if (c === "loaded" && msg.status.textContent?.startsWith("Connecting")) msg.clear();
     },
-    (e, what) => msg.fail(e, what),
+    (e, what) => {
+      msg.fail(e, what);
+      // A background failure (a reload on reconnect, a pushed change) while this view is hidden goes to the page too.
+      if (!root.checkVisibility()) ctx.showError(e);
+    },
   );
   saved = s.profiles.get(me);
   renderHead();
