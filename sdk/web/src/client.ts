@@ -431,16 +431,23 @@ export class MissiveClient extends MissiveRequests {
 
   // ---------------------------------------------------------------- sync
 
-  /** Runs a sync after the one running now, if any (one at a time, in order). */
-  private runSync(): Promise<void> {
-    const next = this.syncing.catch(() => {}).then(() => this.sync());
+  /**
+   * Runs a sync after the one running now, if any (one at a time, in order).
+   * `strict`: reject when there is no session (else there is nothing to do:
+   * the next connect syncs).
+   */
+  private runSync(strict = false): Promise<void> {
+    const next = this.syncing.catch(() => {}).then(() => this.sync(strict));
     this.syncing = next;
     return next;
   }
 
-  private async sync() {
+  private async sync(strict: boolean) {
     const conn = this.conn;
-    if (!conn) throw new MissiveError(0, "not connected", true);
+    if (!conn) {
+      if (strict) throw new MissiveError(0, "not connected", true);
+      return;
+    }
     let token = this.store.getItem(this.key("sync")) ?? "";
     for (;;) {
       let r;
@@ -499,6 +506,26 @@ export class MissiveClient extends MissiveRequests {
     if (c.contiguous < to) c.contiguous = to;
   }
 
+  /**
+   * Pulls `contiguous + 1..=upTo` in the background, storing and emitting in
+   * seq order. `contiguous` stays put until they are stored, so if the pull
+   * fails (the connection drops), the next sync pulls them again. One gap pull
+   * per conversation at a time (a later, higher `upTo` starts another).
+   */
+  private fillGap(convId: string, upTo: bigint) {
+    if ((this.filling.get(convId) ?? 0n) >= upTo) return;
+    this.filling.set(convId, upTo);
+    this.pull(convId, this.conv(convId).contiguous + 1n, upTo)
+      .then(() => {
+        this.saveLocal();
+        this.queueAck(convId);
+      })
+      .catch(() => {})
+      .finally(() => {
+        if (this.filling.get(convId) === upTo) this.filling.delete(convId);
+      });
+  }
+
   private onPush(ev: import("./gen/frame_pb.ts").Push["event"]) {
     switch (ev.case) {
       case "message": {
@@ -517,20 +544,7 @@ export class MissiveClient extends MissiveRequests {
         }
         // A gap (sent while this session was down, or a catch-up still running):
         // pull the gap and this message together so events stay in seq order.
-        // `contiguous` stays put until they are stored, so if the pull fails
-        // (the connection drops), the next sync pulls them again.
-        // One gap pull per conversation at a time (a later push extends it).
-        if ((this.filling.get(m.convId) ?? 0n) >= m.seq) return;
-        this.filling.set(m.convId, m.seq);
-        this.pull(m.convId, c.contiguous + 1n, m.seq)
-          .then(() => {
-            this.saveLocal();
-            this.queueAck(m.convId);
-          })
-          .catch(() => {})
-          .finally(() => {
-            if (this.filling.get(m.convId) === m.seq) this.filling.delete(m.convId);
-          });
+        this.fillGap(m.convId, m.seq);
         return;
       }
       case "readReceipt": {
@@ -539,9 +553,14 @@ export class MissiveClient extends MissiveRequests {
         this.emit("receipt", ev.value);
         return;
       }
-      case "conversation":
+      case "conversation": {
+        // 8.10: a state ahead of the held messages (e.g. a message whose push this
+        // session missed) has its missing range pulled.
+        const c = this.conv(ev.value.convId);
         this.setConversation(ev.value);
+        if (ev.value.maxSeq > c.contiguous) this.fillGap(ev.value.convId, ev.value.maxSeq);
         return;
+      }
       case "messageUpdate":
         this.onMessageUpdate(ev.value);
         return;
@@ -912,7 +931,7 @@ export class MissiveClient extends MissiveRequests {
    * already running. Rejects when not connected or when a request fails.
    */
   syncNow(): Promise<void> {
-    return this.runSync();
+    return this.runSync(true);
   }
 
   /**
