@@ -500,6 +500,8 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
     reqCount.setAttribute("aria-label", `${pending} pending`);
     pendingBanner.hidden = pending === 0;
     pendingBanner.textContent = `${pending} friend request${pending === 1 ? "" : "s"} waiting for you — review`;
+    pendingBanner.setAttribute("aria-label", pendingBanner.textContent);
+    pendingBanner.title = "";
     keepFocus(inList, () =>
       inList.replaceChildren(...(inc.length ? inc.map((r) => requestRow(r, false)) : [h("li", { className: "ct-empty" }, "No requests received.")])),
     );
@@ -615,9 +617,6 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
           btn("Cancel", "Cancel editing the remark", `friend-remark-cancel-${u}`, cancel, "ct-secondary"),
         ),
       );
-      queueMicrotask(() => {
-        if (!root.contains(document.activeElement) || document.activeElement === document.body) input.focus();
-      });
     }
     if (deleting === u) {
       const del = (bothSides: boolean) =>
@@ -632,9 +631,9 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
           "div",
           { className: "ct-confirm", role: "group", "aria-label": `Remove ${u}?`, testid: `friend-delete-confirm-${u}` },
           h("span", {}, `Remove ${name}?`),
-          btn("From my list", `Remove ${u} from my friend list only`, `friend-delete-mine-${u}`, () => void del(false), "ct-danger"),
-          btn("Both ways", `Remove ${u} and me from each other's lists`, `friend-delete-both-${u}`, () => void del(true), "ct-danger"),
-          btn("Cancel", "Keep this friend", `friend-delete-cancel-${u}`, () => {
+          btn("Only from my list", `Remove ${u} only from my list`, `friend-delete-mine-${u}`, () => void del(false), "ct-danger"),
+          btn("Both ways", `Remove ${u} both ways (from each other's lists)`, `friend-delete-both-${u}`, () => void del(true), "ct-danger"),
+          btn("Cancel", "Cancel: keep this friend", `friend-delete-cancel-${u}`, () => {
             deleting = undefined;
             renderFriends();
             root.querySelector<HTMLElement>(`[data-testid="friend-delete-${u}"]`)?.focus();
@@ -658,7 +657,7 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
           renderFriends();
           root.querySelector<HTMLElement>(`[data-testid="friend-remark-input-${u}"]`)?.focus();
         }, "ct-small ct-secondary"),
-        btn("Block", `Blacklist ${u}`, `friend-block-${u}`, () => void block(u), "ct-small ct-secondary"),
+        btn("Block", `Block ${u} (add to the blacklist)`, `friend-block-${u}`, () => void block(u), "ct-small ct-secondary"),
         btn("Remove", `Remove ${u} from friends`, `friend-delete-${u}`, () => {
           deleting = u;
           remarkFor = undefined;

@@ -149,7 +149,7 @@ export function mountProfile(root: HTMLElement, ctx: PageContext): { refresh(): 
       "div",
       { className: "ct-inline" },
       saveBtn,
-      btn("Undo changes", "Undo unsaved profile changes", "profile-reset", () => {
+      btn("Undo changes", "Undo changes to the profile", "profile-reset", () => {
         dirty = false;
         fillForm();
         msg.clear();

@@ -240,6 +240,15 @@ test("add-friend policy and a friend's profile and custom status update live", a
     await alice.getByTestId("profile-error").filter({ hasText: "INVALID_ARGUMENT" }).waitFor();
     await alice.getByTestId("profile-reset").click();
 
+    // Every control of both views has a test id and an accessible name.
+    const unlabelled = await bob.evaluate(() =>
+      [...document.querySelectorAll('[data-testid="contacts-view"], [data-testid="profile-view"]')]
+        .flatMap((v) => [...v.querySelectorAll("button, input, select, textarea")])
+        .filter((c) => !c.dataset.testid || !(c.getAttribute("aria-label") || c.labels?.length || c.textContent.trim()))
+        .map((c) => c.outerHTML.slice(0, 120)),
+    );
+    assert.deepEqual(unlabelled, []);
+
     await bob.screenshot({ path: join(out, "contacts-bob.png") });
     // The same view at phone width.
     await bob.setViewportSize({ width: 390, height: 844 });
