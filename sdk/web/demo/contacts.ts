@@ -145,10 +145,11 @@ export function contactsStore(client: MissiveClient, me: string): ContactsStore 
       }
       loading = (async () => {
         try {
-          do {
+          for (let round = 0; round < 3; round++) {
             again = false;
             await loadOnce();
-          } while (again);
+            if (!again) break;
+          }
         } finally {
           loading = undefined;
         }
@@ -169,6 +170,11 @@ export function contactsStore(client: MissiveClient, me: string): ContactsStore 
       changed("friends");
       changed("requests");
       changed("blacklist");
+      // During (or before) a full load, the load fetches profiles and presence for every
+      // user (a sync right after connecting pushes every relation): read once more after it
+      // instead of one request per user.
+      if (loading) again = true;
+      if (loading || !s.loaded) return;
       if (!s.profiles.has(u)) s.ensureProfiles([u]).catch((e) => failed(e, `Could not load ${u}'s profile`));
       if (r.isFriend && !wasFriend) {
         subscribe([u]).then(
