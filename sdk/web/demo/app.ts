@@ -1,13 +1,41 @@
 /**
- * The Missive web chat page: login (dev-minted or pasted token), conversation
- * list with unread badges, message view with history scroll-back, composer,
- * read and delivered ticks and presence; the message lifecycle (spec 18):
- * reply/quote, recall, edit, delete for me, reactions, typing indicators,
- * images and files (sent by URL). Built on @missive/sdk; bundled by build.mjs.
+ * The Missive web chat page. Role: everything a person does in a browser tab
+ * against the broker, on @missive/sdk (bundled by build.mjs):
+ * - login (dev-minted or pasted token), one device id per open tab;
+ * - views (tabs Chats / Contacts / Me; the latter two are contacts.ts and
+ *   profile.ts, mounted on first open through the `PageContext`);
+ * - the conversation list: 1:1 and groups, unread badges, pinned first (by
+ *   pin time), muted icon, last-message preview, "[@me]" mention markers;
+ * - the message view: history scroll-back, read/delivered ticks (1:1),
+ *   "Read by N" counts on own group messages ([GR-23]), group tips as centred
+ *   notices, the message lifecycle (spec 18: reply, recall, edit, delete,
+ *   reactions, typing, images and files by URL);
+ * - groups (groups.ts): create, info panel, members, invitations,
+ *   applications, roles, mutes, transfer, leave, dismiss; @-mention
+ *   autocomplete in group composers;
+ * - per-conversation settings (pin, mute, hide, clear history, group notify)
+ *   and global do-not-disturb, kept live from `conversation` / `settings`
+ *   events (another tab or device of the same user);
+ * - the kick banner (`kicked` push) and a narrow (phone) layout where list
+ *   and conversation are separate screens.
  *
- * Every message action is a labelled button (keyboard: Tab to a message's
- * actions, Enter to use one; Escape closes the picker and cancels a reply or
- * an edit). Media URLs are shown only when they are http(s).
+ * Invariants:
+ * - every broker error a user action meets is shown as "NAME (code): message"
+ *   (the composer's line for sends, the error banner otherwise); only local
+ *   "not connected" errors of background reads are left to the reconnect;
+ * - two tabs of one user never share a device id (a Web Lock per device id:
+ *   the same device id logging in twice ends the older session, [L-1]);
+ *   `localStorage["missive-device:<user>"]` is the first id a tab claims;
+ * - the page holds no conversation state of its own: pin, mute, hidden,
+ *   cleared and read positions are the SDK's `ConversationState`s, so every
+ *   `conversation` event re-renders from them; the only local addition is a
+ *   mention seen in a pushed message above the read position (the state's
+ *   `mentioned` flag is refreshed by sync and by the next state the broker
+ *   sends);
+ * - messages at or below a conversation's `cleared_seq` are never rendered;
+ * - every message action is a labelled button (keyboard: Tab to a message's
+ *   actions, Enter to use one; Escape closes the picker, the mention list and
+ *   cancels a reply or an edit). Media URLs are shown only when http(s).
  */
 import {
   MissiveClient,
@@ -23,6 +51,23 @@ import {
   type Message,
   type TransportFactory,
 } from "../src/index.ts";
+import { KickReason, type Kicked } from "../src/gen/user_pb.ts";
+import { Platform } from "../src/gen/platform_pb.ts";
+import {
+  GroupNotify,
+  GroupPanel,
+  JoinStatus,
+  GroupStore,
+  createGroupRequest,
+  gidOf,
+  isGroupTip,
+  renderRequests,
+  tipText,
+  type GroupHost,
+} from "./groups.ts";
+import type { PageContext } from "./context.ts";
+import { mountContacts } from "./contacts.ts";
+import { mountProfile } from "./profile.ts";
 
 interface Info {
   dev: boolean;
@@ -37,6 +82,7 @@ const SESSION_KEY = "missive-session";
 let info: Info = { dev: false, ws: "/ws", webtransport: null, certHash: null };
 let client: MissiveClient | undefined;
 let me = "";
+let myDevice = "";
 let current: string | undefined; // open conversation id
 const online = new Map<string, boolean>();
 const typingNow = new TypingTracker();
@@ -49,20 +95,31 @@ let editing: Message | undefined;
 /** The message whose reaction picker is open (seq), if any. */
 let pickerFor: bigint | undefined;
 const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
+/** Conversations whose history is loaded back to the first readable message. */
+const exhausted = new Set<string>();
+/** Per conversation: the newest pushed message mentioning me (until read). */
+const mentionSeen = new Map<string, bigint>();
+/** Users picked from the mention list for the message being written. */
+const mentionPicks = new Set<string>();
 
 const palette = ["#4f46e5", "#0891b2", "#db2777", "#059669", "#d97706", "#7c3aed", "#dc2626", "#2563eb"];
-function avatar(el: HTMLElement, name: string) {
+function avatar(el: HTMLElement, name: string, presenceOf?: string) {
   let h = 0;
   for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
   el.textContent = name.slice(0, 1) || "?";
   el.style.background = palette[h % palette.length];
-  el.classList.toggle("online", online.get(name) === true);
+  el.classList.toggle("online", presenceOf !== undefined && online.get(presenceOf) === true);
 }
 
+const isGroup = (convId: string) => convId.startsWith("g:");
 const peerOf = (convId: string) => {
   const [, a, b] = convId.split(":");
   return a === me ? b : a;
 };
+/** The list's test key of a conversation: the peer of a 1:1, `g-<group>` for a group. */
+const keyOf = (convId: string) => (isGroup(convId) ? `g-${convId.slice(2)}` : peerOf(convId));
+const titleOf = (convId: string) => (isGroup(convId) ? groups.name(convId.slice(2)) : peerOf(convId));
+const whoIn = (convId: string | undefined) => (uid: string) => (uid === me ? "you" : groups.display(gidOf(convId), uid));
 
 function textOf(m: Message | undefined): string {
   if (m?.recalled) return `${m.recalled.by === me ? "You" : m.recalled.by} recalled a message`;
@@ -78,6 +135,7 @@ function textOf(m: Message | undefined): string {
       const by = b.value.params.by ?? m?.sender ?? "";
       return `${by === me ? "You" : by} recalled a message`;
     }
+    if (isGroupTip(b.value.kind)) return tipText(b.value, whoIn(m?.convId));
     return b.value.text || `[${b.value.kind}]`;
   }
   if (b.case === "system") return [b.value.title, b.value.text].filter(Boolean).join(": ");
@@ -103,9 +161,96 @@ function sizeOf(n: bigint): string {
   return `${(b / 1024 / 1024).toFixed(1)} MB`;
 }
 
+// ------------------------------------------------------------------ icons
+
+/** Line icons (24×24, stroked) drawn inline, so they render without an emoji font. */
+const ICONS: Record<string, string> = {
+  bell: '<path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9"/><path d="M13.7 21a2 2 0 0 1-3.4 0"/>',
+  "bell-off":
+    '<path d="M13.7 21a2 2 0 0 1-3.4 0"/><path d="M18.6 13A17.9 17.9 0 0 1 18 8"/><path d="M6.3 6.3A6 6 0 0 0 6 8c0 7-3 9-3 9h14"/><path d="M18 8a6 6 0 0 0-9.3-5"/><line x1="1" y1="1" x2="23" y2="23"/>',
+  users:
+    '<path d="M17 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2"/><circle cx="9" cy="7" r="4"/><path d="M23 21v-2a4 4 0 0 0-3-3.9"/><path d="M16 3.1a4 4 0 0 1 0 7.8"/>',
+  clip: '<path d="M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5"/>',
+  pin: '<line x1="12" y1="17" x2="12" y2="22"/><path d="M5 17h14v-1.8a2 2 0 0 0-1.1-1.8l-1.8-.9A2 2 0 0 1 15 10.8V6h1a2 2 0 0 0 0-4H8a2 2 0 0 0 0 4h1v4.8a2 2 0 0 1-1.1 1.8l-1.8.9A2 2 0 0 0 5 15.2Z"/>',
+};
+
+function icon(name: string): HTMLElement {
+  const s = document.createElement("span");
+  s.className = "ico";
+  s.setAttribute("aria-hidden", "true");
+  s.innerHTML = `<svg viewBox="0 0 24 24" width="18" height="18" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${ICONS[name] ?? ""}</svg>`;
+  return s;
+}
+for (const el of Array.from(document.querySelectorAll<HTMLElement>("[data-icon]"))) el.replaceChildren(icon(el.dataset.icon!));
+
+// ------------------------------------------------------------------ errors
+
+/** Error code names of spec section 10. */
+const CODE_NAMES: Record<number, string> = Object.fromEntries(
+  (
+    "1000 MALFORMED_FRAME 1001 FRAME_TOO_LARGE 1002 UNSUPPORTED_VERSION 1003 HANDSHAKE_REQUIRED 1004 HANDSHAKE_TIMEOUT " +
+    "1005 UNEXPECTED_FRAME 1006 UNKNOWN_REQUEST 1007 IDLE_TIMEOUT 1008 SLOW_CONSUMER 1009 SERVER_SHUTDOWN " +
+    "1010 TOO_MANY_CONNECTIONS 1011 TOO_MANY_IN_FLIGHT 1012 FLOODING 2000 TOKEN_INVALID 2001 TOKEN_EXPIRED " +
+    "2002 TOKEN_DEVICE_MISMATCH 2003 PERMISSION_DENIED 2004 ACCOUNT_DISABLED 2005 KICKED 2006 ACCOUNT_NOT_FOUND " +
+    "2007 TOKEN_REVOKED 2008 USER_MUTED 3000 INVALID_ARGUMENT 3001 INVALID_CONV_ID 3002 NOT_PARTICIPANT " +
+    "3003 CONTENT_TOO_LARGE 3004 UNSUPPORTED_CONTENT 3005 INVALID_SYNC_TOKEN 3006 UNSUPPORTED_CONVERSATION " +
+    "3007 CONTENT_TOO_DEEP 3008 CONTENT_BLOCKED 3009 REJECTED_BY_APP 3010 CONTENT_KIND_NOT_ALLOWED 4000 USER_NOT_FOUND " +
+    "4001 ACCOUNT_EXISTS 4002 ALREADY_FRIENDS 4003 NOT_FRIENDS 4004 FRIEND_LIMIT 4005 PEER_FRIEND_LIMIT " +
+    "4006 NO_PENDING_REQUEST 4007 FRIEND_REQUESTS_DENIED 4008 BLOCKED_BY_USER 4009 IN_YOUR_BLACKLIST " +
+    "4010 BLACKLIST_LIMIT 4011 SUBSCRIPTION_LIMIT 4012 SELF_TARGET 4100 GROUP_NOT_FOUND 4101 GROUP_EXISTS " +
+    "4102 NOT_GROUP_MEMBER 4103 ALREADY_GROUP_MEMBER 4104 GROUP_PERMISSION_DENIED 4105 GROUP_FULL " +
+    "4106 JOINED_GROUP_LIMIT 4107 JOIN_DENIED 4108 NO_PENDING_APPLICATION 4109 OWNER_CANNOT_QUIT 4110 MEMBER_MUTED " +
+    "4111 GROUP_MUTED 4112 RECEIPT_GROUP_TOO_LARGE 4200 MESSAGE_NOT_FOUND 4201 TIME_LIMIT_EXCEEDED " +
+    "4202 MESSAGE_RECALLED 4203 EDIT_NOT_ALLOWED 4204 REACTION_LIMIT 4205 EXTENSION_LIMIT 4206 EXTENSION_CONFLICT " +
+    "4207 NOT_MESSAGE_SENDER 4208 TRANSLATION_DISABLED 5000 INTERNAL 5001 STORAGE 5002 OVERLOADED 5003 RATE_LIMITED " +
+    "5004 WEBHOOK_FAILED 5005 TRANSLATION_FAILED"
+  )
+    .match(/\d+ \S+/g)!
+    .map((p) => {
+      const [c, n] = p.split(" ");
+      return [Number(c), n];
+    }),
+);
+
+/** "NAME (code): message" for a broker error ([E-1]: unknown codes by range); the message alone otherwise. */
+export function describeError(err: unknown): string {
+  if (err instanceof MissiveError) {
+    if (err.code === 0) return err.message;
+    const name =
+      CODE_NAMES[err.code] ??
+      (err.code < 2000 ? "CONNECTION_ERROR" : err.code < 3000 ? "AUTH_ERROR" : err.code < 4000 ? "INVALID_REQUEST" : err.code < 5000 ? "REFUSED" : "SERVER_ERROR");
+    return `${name} (${err.code}): ${err.message}`;
+  }
+  return String((err as Error)?.message ?? err);
+}
+
+/** A broker error from anything but the composer: the error banner. */
 function showError(err: unknown) {
-  $("composer-error").textContent =
-    err instanceof MissiveError ? `${err.message} (${err.code})` : String((err as Error)?.message ?? err);
+  $("app-error-text").textContent = describeError(err);
+  $("app-error").hidden = false;
+}
+$("app-error-close").addEventListener("click", () => {
+  $("app-error").hidden = true;
+});
+
+/** An error of a send, edit or message action: the composer's line. */
+function showComposerError(err: unknown) {
+  $("composer-error").textContent = describeError(err);
+}
+
+/** Background reads: "not connected" waits for the reconnect; a broker refusal is shown. */
+function reportUnlessOffline(err: unknown) {
+  if (err instanceof MissiveError && (err.code === 0 || err.retryable)) return;
+  showError(err);
+}
+
+function toast(text: string) {
+  const t = document.createElement("div");
+  t.className = "toast";
+  t.dataset.testid = "toast";
+  t.textContent = text;
+  $("toasts").append(t);
+  setTimeout(() => t.remove(), 5000);
 }
 
 function timeOf(ms: bigint | undefined): string {
@@ -114,6 +259,67 @@ function timeOf(ms: bigint | undefined): string {
   const today = new Date().toDateString() === d.toDateString();
   return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : d.toLocaleDateString();
 }
+
+// ------------------------------------------------------------------ groups
+
+const host: GroupHost = {
+  client: () => client,
+  me: () => me,
+  showError,
+  changed: (gid) => scheduleRender(gid),
+  open: (convId) => {
+    selectTab("chats");
+    void open(convId);
+  },
+  toast,
+};
+const groups = new GroupStore(host);
+groups.onRequests = () => renderRequests($("requests"), $("request-list"), groups, me);
+const panel = new GroupPanel($("group-panel"), groups, host, () => closePanel());
+
+let renderQueued = false;
+const dirtyGroups = new Set<string>();
+/** Coalesces the re-renders a burst of group answers asks for. */
+function scheduleRender(gid: string) {
+  dirtyGroups.add(gid);
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => {
+    renderQueued = false;
+    const touched = [...dirtyGroups];
+    dirtyGroups.clear();
+    renderList();
+    renderRequests($("requests"), $("request-list"), groups, me);
+    const cg = gidOf(current);
+    if (cg && touched.includes(cg)) {
+      renderHeader();
+      renderComposerState();
+      renderMessages(false);
+      renderSettings();
+      if (mentionOpen()) updateMentions();
+    }
+    if (panel.gid && touched.includes(panel.gid)) panel.render();
+  }, 0);
+}
+
+function openPanel(gid: string) {
+  panel.open(gid);
+  $("app").classList.add("with-panel");
+  $("group-info-toggle").setAttribute("aria-expanded", "true");
+}
+
+function closePanel() {
+  panel.close();
+  $("app").classList.remove("with-panel");
+  $("group-info-toggle").setAttribute("aria-expanded", "false");
+}
+
+$("group-info-toggle").addEventListener("click", () => {
+  const gid = gidOf(current);
+  if (!gid) return;
+  if (panel.gid === gid) closePanel();
+  else openPanel(gid);
+});
 
 // ------------------------------------------------------------------ login
 
@@ -151,94 +357,201 @@ $("login-form").addEventListener("submit", async (e) => {
     }
     if (!token) throw new Error("a token is required");
     localStorage.setItem(SESSION_KEY, JSON.stringify({ user, token }));
-    enter(user, token);
+    await enter(user, token);
   } catch (err) {
     $("login-error").textContent = String((err as Error).message ?? err);
   }
 });
 
-$("logout").addEventListener("click", () => {
+function signOut() {
   client?.stop();
   client = undefined;
   localStorage.removeItem(SESSION_KEY);
   current = undefined;
+  views.contacts?.dispose();
+  views.profile?.dispose();
+  views = {};
+  closePanel();
+  groups.reset();
+  $("kicked-banner").hidden = true;
+  $("app").classList.remove("in-chat");
   showLogin();
-});
+}
+$("logout").addEventListener("click", signOut);
 
-function deviceId(user: string): string {
-  const k = `missive-device:${user}`;
-  let d = localStorage.getItem(k);
-  if (!d) {
-    d = `web-${Math.random().toString(36).slice(2, 10)}`;
-    localStorage.setItem(k, d);
+const newDeviceId = () => `web-${Math.random().toString(36).slice(2, 10)}`;
+
+/**
+ * Claims a device id for this tab. The same device id logging in twice ends the
+ * older session ([L-1]), so each open tab holds a Web Lock on its id: a tab takes
+ * the user's first id (`missive-device:<user>`, waiting briefly for a tab that is
+ * closing), else a spare id of an earlier tab, else a new one. Without Web Locks
+ * every tab uses the first id.
+ */
+async function claimDevice(user: string): Promise<string> {
+  const firstKey = `missive-device:${user}`;
+  const spareKey = `missive-devices:${user}`;
+  let first = localStorage.getItem(firstKey);
+  if (!first) {
+    first = newDeviceId();
+    localStorage.setItem(firstKey, first);
   }
-  return d;
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  if (!locks) return first;
+  let spares: string[] = [];
+  try {
+    spares = (JSON.parse(localStorage.getItem(spareKey) ?? "[]") as string[]).filter((x) => typeof x === "string" && x !== first);
+  } catch {
+    /* rebuilt below */
+  }
+  const tabId = sessionStorage.getItem(`missive-tab-device:${user}`);
+  const order = [...new Set([tabId, first, ...spares].filter((x): x is string => !!x))];
+  const claim = (id: string, waitMs: number) =>
+    new Promise<boolean>((resolve) => {
+      const opts: LockOptions = waitMs > 0 ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true };
+      locks
+        .request(`missive-device:${user}:${id}`, opts, (lock) => {
+          if (!lock) {
+            resolve(false);
+            return undefined;
+          }
+          resolve(true);
+          return new Promise<void>(() => {}); // held while the tab lives
+        })
+        .catch(() => resolve(false));
+    });
+  for (const [i, id] of order.entries()) {
+    if (await claim(id, i === 0 ? 1200 : 0)) {
+      sessionStorage.setItem(`missive-tab-device:${user}`, id);
+      return id;
+    }
+  }
+  const id = newDeviceId();
+  localStorage.setItem(spareKey, JSON.stringify([...spares, id].slice(-8)));
+  await claim(id, 0);
+  sessionStorage.setItem(`missive-tab-device:${user}`, id);
+  return id;
 }
 
-function enter(user: string, token: string) {
+async function enter(user: string, token: string) {
   me = user;
   $("login").hidden = true;
   $("app").hidden = false;
   $("me-name").textContent = user;
   avatar($("me-avatar"), user);
+  myDevice = await claimDevice(user);
   const transports: TransportFactory[] = [];
   if (info.webtransport && webTransportAvailable()) {
     transports.push(webTransportTransport(info.webtransport, info.certHash ?? undefined));
   }
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   transports.push(webSocketTransport(`${scheme}://${location.host}${info.ws || "/ws"}`));
-  client = new MissiveClient({ transports, token, deviceId: deviceId(user), store: localStorage });
-  (window as unknown as { missive: unknown }).missive = { client };
-  client.on("state", (s, detail) => {
+  const c = new MissiveClient({ transports, token, deviceId: myDevice, store: localStorage });
+  client = c;
+  (window as unknown as { missive: unknown }).missive = { client: c, deviceId: myDevice, groups };
+  let firstOnline = true;
+  c.on("state", (s, detail) => {
     const el = $("conn-state");
     el.textContent = s === "online" ? "online" : s === "connecting" ? "connecting…" : s === "ended" ? `signed out: ${detail}` : "offline — reconnecting";
     el.className = `conn ${s}`;
-    const via = client!.transport;
+    const via = c.transport;
     const tr = $("conn-transport");
     tr.textContent = s === "online" && via ? (via === "webtransport" ? "WebTransport" : "WebSocket") : "";
     tr.dataset.kind = s === "online" && via ? via : "";
     if (s === "online") {
-      const peers = client!.conversations().map((c) => peerOf(c.convId));
-      if (peers.length) void client!.subscribePresence(peers).then(applyPresence);
+      $("kicked-banner").hidden = true;
+      const peers = c
+        .conversations()
+        .filter((x) => x.convId.startsWith("p:"))
+        .map((x) => peerOf(x.convId));
+      if (peers.length) void c.subscribePresence(peers).then(applyPresence, reportUnlessOffline);
+      if (firstOnline) {
+        firstOnline = false;
+        void groups.loadMyInvitations();
+      }
+      renderDnd();
     }
     if (s === "ended") {
-      localStorage.removeItem(SESSION_KEY);
+      showEnded(detail);
     }
   });
-  client.on("conversation", (c) => {
+  c.on("kicked", (k) => showKicked(k));
+  c.on("conversation", (st) => {
     renderList();
-    if (c.convId === current) renderMessages(false); // ticks from peer_read_seq / peer_delivered_seq
+    if (st.convId === current) {
+      if (st.hidden) {
+        closeConversation();
+        return;
+      }
+      renderMessages(false); // ticks from peer_read_seq / peer_delivered_seq, cleared history
+      renderSettings();
+    }
   });
-  client.on("message", (m) => {
+  c.on("settings", () => {
+    renderDnd();
     renderList();
-    if (typingNow.typing(m.convId).includes(m.sender)) {
-      typingNow.clear(m.convId, m.sender);
-      if (m.convId === current) renderHeader();
-    }
-    if (m.convId === current) {
-      renderMessages(true);
-      markReadIfVisible();
-    }
   });
-  client.on("receipt", (r) => {
-    if (r.convId === current) renderMessages(false);
+  c.on("groupApplication", (a) => groups.onApplication(a));
+  c.on("message", (m) => onMessage(m));
+  c.on("receipt", (r) => {
+    if (r.convId !== current) return;
+    if (isGroup(r.convId)) scheduleReceipts();
+    else renderMessages(false);
   });
-  client.on("delivery", (d) => {
+  c.on("delivery", (d) => {
     if (d.convId === current) renderMessages(false);
   });
-  client.on("messageUpdate", (u) => {
+  c.on("messageUpdate", (u) => {
     renderList();
     if (u.convId !== current) return;
     if (editing && editing.seq === u.seq && (u.message?.recalled || u.message?.deleted)) cancelCompose();
     renderMessages(false);
   });
-  client.on("typing", (t) => {
+  c.on("typing", (t) => {
     if (typingNow.apply(t) && t.convId === current) renderHeader();
     scheduleTypingExpiry();
   });
-  client.on("presence", (p) => applyPresence([p]));
-  client.start();
+  c.on("presence", (p) => applyPresence([p]));
+  c.start();
+  selectTab("chats");
   renderList();
+  renderDnd();
+}
+
+function onMessage(m: Message) {
+  const conv = m.convId;
+  const body = m.content?.body;
+  const gid = gidOf(conv);
+  if (gid && body?.case === "tip" && isGroupTip(body.value.kind)) groups.onTip(gid);
+  const st = client?.conversation(conv);
+  const mentions = m.content?.mentions;
+  const mentionsMe = !!gid && m.sender !== me && !!mentions && (mentions.all || mentions.userIds.includes(me));
+  if (mentionsMe && (!st || m.seq > st.readSeq)) mentionSeen.set(conv, m.seq);
+  renderList();
+  if (typingNow.typing(conv).includes(m.sender)) {
+    typingNow.clear(conv, m.sender);
+    if (conv === current) renderHeader();
+  }
+  const visible = conv === current && document.visibilityState === "visible";
+  if (visible) {
+    renderMessages(true);
+    markReadIfVisible();
+    if (gid && m.sender === me) scheduleReceipts();
+  } else if (m.sender !== me && m.seq > 0n && (!st || m.seq > st.readSeq)) {
+    notify(m, mentionsMe);
+  }
+}
+
+/** An in-page notification, unless do-not-disturb, the conversation's mute or its group notify setting says no. */
+function notify(m: Message, mentionsMe: boolean) {
+  if (!client || client.globalDnd) return;
+  const st = client.conversation(m.convId);
+  const body = m.content?.body;
+  if (!body || body.case === "tip" || body.case === "system") return;
+  const quiet = st?.muted || (st && st.groupNotify !== GroupNotify.NOTIFY);
+  if (quiet && !(mentionsMe && st?.groupNotify !== GroupNotify.BLOCK)) return;
+  const from = isGroup(m.convId) ? `${titleOf(m.convId)} · ${groups.display(gidOf(m.convId), m.sender)}` : m.sender;
+  toast(`${mentionsMe ? "[@me] " : ""}${from}: ${textOf(m)}`);
 }
 
 function applyPresence(ps: { userId: string; online: boolean }[]) {
@@ -247,7 +560,118 @@ function applyPresence(ps: { userId: string; online: boolean }[]) {
   renderHeader();
 }
 
-// ------------------------------------------------------------------ conversation list
+// ------------------------------------------------------------------ kick banner and ended sessions
+
+function showKicked(k: Kicked) {
+  const platform = k.byPlatform ? Platform[k.byPlatform]?.toLowerCase() : "";
+  const why: Record<number, string> = {
+    [KickReason.SAME_DEVICE]: `This device (${k.byDevice || myDevice}) signed in again in another window or browser, so this window was disconnected.`,
+    [KickReason.LOGIN_ELSEWHERE]: `You signed in on another device${platform ? ` (${platform}${k.byDevice ? `, ${k.byDevice}` : ""})` : ""}, which replaced this session.`,
+    [KickReason.ACCOUNT_DISABLED]: "Your account was disabled by an administrator.",
+    [KickReason.TOKENS_REVOKED]: "Your sign-in was revoked by an administrator.",
+    [KickReason.ADMIN]: "An administrator ended this session.",
+  };
+  const text = why[k.reason] ?? "This session was ended by the server.";
+  $("kicked-text").textContent = k.message ? `${text} (${k.message})` : text;
+  $("kicked-banner").dataset.reason = KickReason[k.reason] ?? String(k.reason);
+  $("kicked-banner").hidden = false;
+  $("kicked-reconnect").hidden = k.reason !== KickReason.SAME_DEVICE && k.reason !== KickReason.LOGIN_ELSEWHERE;
+}
+
+function showEnded(detail: string) {
+  if (!$("kicked-banner").hidden) return; // the kick already says why
+  $("kicked-text").textContent = `You were signed out: ${detail}. Sign in again to continue.`;
+  $("kicked-banner").dataset.reason = "ENDED";
+  $("kicked-banner").hidden = false;
+  $("kicked-reconnect").hidden = true;
+  localStorage.removeItem(SESSION_KEY);
+}
+
+$("kicked-reconnect").addEventListener("click", () => {
+  $("kicked-banner").hidden = true;
+  client?.start();
+});
+$("kicked-signout").addEventListener("click", signOut);
+
+// ------------------------------------------------------------------ global do-not-disturb
+
+function renderDnd() {
+  const on = client?.globalDnd === true;
+  const b = $("global-dnd");
+  b.setAttribute("aria-pressed", String(on));
+  b.replaceChildren(icon(on ? "bell-off" : "bell"));
+  b.title = on ? "Do not disturb is on" : "Do not disturb is off";
+  document.title = titleText();
+}
+
+$("global-dnd").addEventListener("click", async () => {
+  if (!client) return;
+  try {
+    await client.setGlobalDnd({ enabled: !client.globalDnd });
+  } catch (e) {
+    showError(e);
+  }
+  renderDnd();
+});
+
+function titleText(): string {
+  if (!client || client.globalDnd) return "Missive";
+  const n = client.conversations().reduce((s, c) => s + (c.muted || c.convId === current ? 0n : c.unread), 0n);
+  return n > 0n ? `(${n}) Missive` : "Missive";
+}
+
+// ------------------------------------------------------------------ tabs and views
+
+type Tab = "chats" | "contacts" | "me";
+const TABS: Tab[] = ["chats", "contacts", "me"];
+let views: { contacts?: { refresh(): void; dispose(): void }; profile?: { refresh(): void; dispose(): void } } = {};
+
+const ctx: PageContext = {
+  get client() {
+    return client!;
+  },
+  get me() {
+    return me;
+  },
+  openConversation: (convId: string) => {
+    selectTab("chats");
+    void open(convId);
+  },
+  showError,
+  isOnline: (u: string) => online.get(u) === true,
+};
+
+function selectTab(tab: Tab, focus = false) {
+  for (const t of TABS) {
+    const b = $(`tab-${t}`);
+    b.setAttribute("aria-selected", String(t === tab));
+    b.tabIndex = t === tab ? 0 : -1;
+    $(`panel-${t}`).hidden = t !== tab;
+    if (t === tab && focus) b.focus();
+  }
+  if (!client) return;
+  if (tab === "contacts") {
+    if (views.contacts) views.contacts.refresh();
+    else views.contacts = mountContacts($("panel-contacts"), ctx);
+  } else if (tab === "me") {
+    if (views.profile) views.profile.refresh();
+    else views.profile = mountProfile($("panel-me"), ctx);
+  }
+}
+
+for (const t of TABS) {
+  $(`tab-${t}`).addEventListener("click", () => selectTab(t));
+  $(`tab-${t}`).addEventListener("keydown", (e) => {
+    const i = TABS.indexOf(t);
+    const next = e.key === "ArrowRight" ? TABS[(i + 1) % 3] : e.key === "ArrowLeft" ? TABS[(i + 2) % 3] : e.key === "Home" ? TABS[0] : e.key === "End" ? TABS[2] : undefined;
+    if (next) {
+      e.preventDefault();
+      selectTab(next, true);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ new chat, new group, join a group
 
 $("new-chat").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -255,40 +679,186 @@ $("new-chat").addEventListener("submit", (e) => {
   const peer = input.value.trim();
   if (!peer || peer === me) return;
   input.value = "";
-  open(directConvId(me, peer));
+  void open(directConvId(me, peer));
 });
+
+const dialog = $("create-group") as HTMLDialogElement;
+$("new-group").addEventListener("click", () => {
+  ($("create-group-form") as HTMLFormElement).reset();
+  $("cg-error").textContent = "";
+  dialog.showModal();
+  ($("cg-name") as HTMLInputElement).focus();
+});
+$("cg-cancel").addEventListener("click", () => dialog.close());
+$("create-group-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (!client) return;
+  const members = ($("cg-members") as HTMLInputElement).value
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const req = createGroupRequest({
+    id: ($("cg-id") as HTMLInputElement).value.trim(),
+    name: ($("cg-name") as HTMLInputElement).value.trim(),
+    members,
+    type: Number(($("cg-type") as HTMLSelectElement).value),
+    consent: ($("cg-consent") as HTMLInputElement).checked,
+  });
+  const btn = $("cg-create") as HTMLButtonElement;
+  btn.disabled = true;
+  try {
+    const g = await client.createGroup(req);
+    dialog.close();
+    groups.setGroup(g);
+    groups.ensure(g.groupId);
+    await open(`g:${g.groupId}`);
+  } catch (err) {
+    $("cg-error").textContent = describeError(err);
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+$("join-group-toggle").addEventListener("click", () => {
+  const f = $("join-group");
+  f.hidden = !f.hidden;
+  $("join-group-toggle").setAttribute("aria-expanded", String(!f.hidden));
+  if (!f.hidden) ($("join-group-id") as HTMLInputElement).focus();
+});
+$("join-group").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (!client) return;
+  const id = ($("join-group-id") as HTMLInputElement).value.trim();
+  const reason = ($("join-group-reason") as HTMLInputElement).value.trim();
+  const status = $("join-status");
+  status.textContent = "";
+  try {
+    const r = await client.joinGroup({ groupId: id, reason });
+    if (r.status === JoinStatus.APPLIED) {
+      status.textContent = `Application sent to ${r.group?.name || id}: waiting for an owner or admin.`;
+    } else {
+      status.textContent = `You joined ${r.group?.name || id}.`;
+      groups.ensure(id);
+      void open(`g:${id}`);
+    }
+    ($("join-group-id") as HTMLInputElement).value = "";
+    ($("join-group-reason") as HTMLInputElement).value = "";
+  } catch (err) {
+    status.textContent = describeError(err);
+  }
+});
+
+// ------------------------------------------------------------------ conversation list
+
+/** Pinned first (latest pin first), then by last message, newest first. */
+function ordered(list: ConversationState[]): ConversationState[] {
+  const t = (c: ConversationState) => c.lastMessage?.serverTimeMs ?? 0n;
+  return [...list].sort((a, b) => {
+    if (a.pinned !== b.pinned) return a.pinned ? -1 : 1;
+    if (a.pinned && a.pinTimeMs !== b.pinTimeMs) return a.pinTimeMs > b.pinTimeMs ? -1 : 1;
+    return t(b) > t(a) ? 1 : t(b) < t(a) ? -1 : a.convId.localeCompare(b.convId);
+  });
+}
+
+/** The state says I was mentioned, or a pushed message did, above my read position. */
+function mentioned(c: ConversationState): boolean {
+  if (!isGroup(c.convId)) return false;
+  const seen = mentionSeen.get(c.convId);
+  if (seen !== undefined && seen <= c.readSeq) mentionSeen.delete(c.convId);
+  return c.mentioned || (seen !== undefined && seen > c.readSeq);
+}
 
 function renderList() {
   if (!client) return;
   const list = $("conv-list");
-  const convs = client.conversations();
+  const convs = ordered(client.conversations());
   if (current && !convs.some((c) => c.convId === current)) {
     convs.unshift({ convId: current, unread: 0n, maxSeq: 0n } as ConversationState);
   }
+  const focused = document.activeElement instanceof HTMLElement && list.contains(document.activeElement) ? document.activeElement.dataset.testid : undefined;
   list.replaceChildren(
     ...convs.map((c) => {
-      const peer = peerOf(c.convId);
+      const group = isGroup(c.convId);
+      const gid = gidOf(c.convId);
+      if (gid) groups.ensure(gid);
+      const key = keyOf(c.convId);
+      const title = titleOf(c.convId);
       const li = document.createElement("li");
-      li.className = `conv${c.convId === current ? " active" : ""}`;
-      li.dataset.testid = `conv-${peer}`;
+      li.className = `conv${c.convId === current ? " active" : ""}${c.muted ? " is-muted" : ""}`;
+      li.dataset.testid = `conv-${key}`;
+      li.tabIndex = 0;
+      li.setAttribute("role", "button");
       const av = document.createElement("span");
-      av.className = "avatar";
-      avatar(av, peer);
+      av.className = `avatar${group ? " group" : ""}`;
+      av.setAttribute("aria-hidden", "true");
+      avatar(av, title, group ? undefined : title);
       const main = document.createElement("div");
       main.className = "conv-main";
       const unread = c.convId === current ? 0n : c.unread;
-      main.innerHTML = `<div class="conv-top"><span class="conv-name"></span><span class="conv-time"></span></div>
-        <div class="conv-bottom"><span class="conv-preview"></span>${unread > 0n ? `<span class="badge" data-testid="unread-${peer}">${unread}</span>` : ""}</div>`;
-      main.querySelector(".conv-name")!.textContent = peer;
-      main.querySelector(".conv-time")!.textContent = timeOf(c.lastMessage?.serverTimeMs);
-      const last = c.lastMessage;
+      const top = document.createElement("div");
+      top.className = "conv-top";
+      const name = document.createElement("span");
+      name.className = "conv-name";
+      name.textContent = title;
+      const icons = document.createElement("span");
+      icons.className = "conv-icons";
+      if (c.pinned) icons.append(marker(icon("pin"), `pinned-${key}`, "Pinned"));
+      if (c.muted) icons.append(marker(icon("bell-off"), `muted-${key}`, "Muted"));
+      if (gid && groups.ended(gid)) icons.append(marker(groups.get(gid)?.dismissed ? "dismissed" : "left", `ended-${key}`, groups.get(gid)?.dismissed ? "Dismissed" : "Left"));
+      const time = document.createElement("span");
+      time.className = "conv-time";
+      time.textContent = timeOf(c.lastMessage?.serverTimeMs);
+      top.append(name, icons, time);
+      const bottom = document.createElement("div");
+      bottom.className = "conv-bottom";
+      const preview = document.createElement("span");
+      preview.className = "conv-preview";
+      if (c.convId !== current && mentioned(c)) {
+        const at = document.createElement("span");
+        at.className = "mention-mark";
+        at.dataset.testid = `mention-${key}`;
+        at.textContent = "[@me] ";
+        preview.append(at);
+      }
+      const last = c.lastMessage && c.lastMessage.seq > c.clearedSeq ? c.lastMessage : undefined;
       const notice = last && (last.recalled || last.deleted || last.content?.body.case === "tip" || last.content?.body.case === "system");
-      main.querySelector(".conv-preview")!.textContent = last ? `${last.sender === me && !notice ? "You: " : ""}${textOf(last)}` : "No messages yet";
+      const who = !last || notice ? "" : last.sender === me ? "You: " : group ? `${groups.display(gid, last.sender)}: ` : "";
+      preview.append(last ? `${who}${textOf(last)}` : "No messages yet");
+      bottom.append(preview);
+      if (unread > 0n) {
+        const b = document.createElement("span");
+        b.className = `badge${c.muted ? " quiet" : ""}`;
+        b.dataset.testid = `unread-${key}`;
+        b.textContent = String(unread);
+        b.setAttribute("aria-label", `${unread} unread`);
+        bottom.append(b);
+      }
+      main.append(top, bottom);
+      li.setAttribute("aria-label", `${title}${unread > 0n ? `, ${unread} unread` : ""}${c.pinned ? ", pinned" : ""}${c.muted ? ", muted" : ""}`);
       li.append(av, main);
-      li.addEventListener("click", () => open(c.convId));
+      li.addEventListener("click", () => void open(c.convId));
+      li.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          void open(c.convId);
+        }
+      });
       return li;
     }),
   );
+  if (focused) list.querySelector<HTMLElement>(`[data-testid="${CSS.escape(focused)}"]`)?.focus();
+  document.title = titleText();
+}
+
+function marker(content: Node | string, testid: string, label: string): HTMLElement {
+  const s = document.createElement("span");
+  s.className = typeof content === "string" ? "conv-icon tag" : "conv-icon";
+  s.dataset.testid = testid;
+  s.append(content);
+  s.title = label;
+  s.setAttribute("role", "img");
+  s.setAttribute("aria-label", label);
+  return s;
 }
 
 // ------------------------------------------------------------------ message view
@@ -297,42 +867,113 @@ async function open(convId: string) {
   if (current !== convId) {
     notifier?.stop();
     cancelCompose();
+    closeMentions();
+    mentionPicks.clear();
     pickerFor = undefined;
+    $("composer-error").textContent = "";
+    $("conv-settings").hidden = true;
+    $("conv-settings-toggle").setAttribute("aria-expanded", "false");
   }
   current = convId;
-  ($("text") as HTMLTextAreaElement).disabled = false;
-  ($("send") as HTMLButtonElement).disabled = false;
+  $("app").classList.add("in-chat");
+  const gid = gidOf(convId);
+  if (gid) {
+    groups.ensure(gid);
+    void groups.loadMembers(gid, false);
+    if (panel.isOpen && panel.gid !== gid) openPanel(gid);
+  } else if (panel.isOpen) closePanel();
   renderHeader();
+  renderComposerState();
   renderList();
+  renderSettings();
   renderMessages(true);
-  const peer = peerOf(convId);
-  if (client && !online.has(peer)) void client.subscribePresence([peer]).then(applyPresence).catch(() => {});
-  const held = client?.messages(convId) ?? [];
-  if (client && held.length < 20 && (held.length === 0 || held[0].seq > 1n)) {
+  if (!gid) {
+    const peer = peerOf(convId);
+    if (client && !online.has(peer)) void client.subscribePresence([peer]).then(applyPresence, reportUnlessOffline);
+  }
+  const held = visibleMessages(convId);
+  if (client && held.length < 20 && !exhausted.has(convId) && (held.length === 0 || held[0].seq > 1n)) {
     try {
-      await client.history(convId);
-    } catch {
-      /* offline: shown once connected */
+      const r = await client.history(convId);
+      if (!r.more) exhausted.add(convId);
+    } catch (e) {
+      reportUnlessOffline(e); // offline: shown once connected
     }
     if (current === convId) renderMessages(true);
   }
   markReadIfVisible();
-  ($("text") as HTMLTextAreaElement).focus();
+  if (gid) scheduleReceipts();
+  if (!($("text") as HTMLTextAreaElement).disabled) ($("text") as HTMLTextAreaElement).focus();
 }
+
+/** Leaves the open conversation (back to the list on a phone; after hiding it). */
+function closeConversation() {
+  notifier?.stop();
+  cancelCompose();
+  closeMentions();
+  current = undefined;
+  closePanel();
+  $("app").classList.remove("in-chat");
+  $("conv-settings").hidden = true;
+  $("conv-settings-toggle").hidden = true;
+  $("group-info-toggle").hidden = true;
+  $("group-ended").hidden = true;
+  $("peer-name").textContent = "Select a conversation";
+  $("peer-status").textContent = "";
+  $("peer-avatar").textContent = "";
+  $("peer-avatar").style.background = "transparent";
+  const empty = document.createElement("div");
+  empty.className = "empty";
+  empty.textContent = "No conversation selected.";
+  $("messages").replaceChildren(empty);
+  ($("text") as HTMLTextAreaElement).disabled = true;
+  ($("send") as HTMLButtonElement).disabled = true;
+  renderList();
+}
+
+$("back").addEventListener("click", () => {
+  const was = current;
+  closeConversation();
+  if (was) document.querySelector<HTMLElement>(`[data-testid="conv-${CSS.escape(keyOf(was))}"]`)?.focus();
+});
 
 function renderHeader() {
   if (!current) return;
-  const peer = peerOf(current);
-  $("peer-name").textContent = peer;
-  avatar($("peer-avatar"), peer);
+  const gid = gidOf(current);
+  const title = titleOf(current);
+  $("peer-name").textContent = title;
+  avatar($("peer-avatar"), title, gid ? undefined : title);
+  $("conv-settings-toggle").hidden = false;
+  $("group-info-toggle").hidden = !gid;
   const st = $("peer-status");
-  const o = online.get(peer);
-  st.textContent = o === undefined ? "" : o ? "online" : "offline";
-  st.className = `presence${o ? " online" : ""}`;
-  const who = typingNow.typing(current);
+  if (gid) {
+    const g = groups.get(gid);
+    st.textContent = groups.ended(gid) ? (g?.dismissed ? "dismissed" : "you left") : g ? `${g.memberCount} members${g.muteAll ? " · muted" : ""}` : "";
+    st.className = "presence";
+  } else {
+    const o = online.get(title);
+    st.textContent = o === undefined ? "" : o ? "online" : "offline";
+    st.className = `presence${o ? " online" : ""}`;
+  }
+  const who = typingNow.typing(current).map((u) => groups.display(gid, u));
   const ty = $("typing");
   ty.textContent = who.length ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…` : "";
   st.hidden = who.length > 0;
+}
+
+/** The composer is read-only in a group the user left (or that was dismissed). */
+function renderComposerState() {
+  const ta = $("text") as HTMLTextAreaElement;
+  const gid = gidOf(current);
+  const ended = !!gid && groups.ended(gid);
+  const bar = $("group-ended");
+  bar.hidden = !ended;
+  if (ended) bar.textContent = groups.get(gid!)?.dismissed ? "This group was dismissed. Its history stays readable." : "You are no longer a member of this group. Its history stays readable.";
+  ta.disabled = !current || ended;
+  ($("send") as HTMLButtonElement).disabled = !current || ended;
+  ($("attach-toggle") as HTMLButtonElement).disabled = !current || ended;
+  ta.placeholder = ended ? "You can't send to this group" : gid ? "Write a message… (@ to mention)" : "Write a message…";
+  if (ended) closeMentions();
 }
 
 /** Re-renders the header when the next typing indicator expires. */
@@ -347,17 +988,28 @@ function scheduleTypingExpiry() {
   }, ms + 20);
 }
 
+/** Held messages above the user's cleared position ([CH-2]). */
+function visibleMessages(convId: string): Message[] {
+  const floor = client?.conversation(convId)?.clearedSeq ?? 0n;
+  return (client?.messages(convId) ?? []).filter((m) => m.seq > floor);
+}
+
 let olderLoading = false;
 async function loadOlder() {
-  if (!client || !current || olderLoading) return;
+  if (!client || !current || olderLoading || exhausted.has(current)) return;
+  const conv = current;
   olderLoading = true;
   const box = $("messages");
   const before = box.scrollHeight - box.scrollTop;
   try {
-    await client.history(current);
+    const r = await client.history(conv);
+    if (!r.more) exhausted.add(conv);
+  } catch (e) {
+    reportUnlessOffline(e);
   } finally {
     olderLoading = false;
   }
+  if (current !== conv) return;
   renderMessages(false);
   box.scrollTop = box.scrollHeight - before;
 }
@@ -372,10 +1024,11 @@ function renderMessages(stickToBottom: boolean) {
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
   const state = client.conversation(current);
   const direct = current.startsWith("p:");
-  const msgs = client.messages(current);
+  const gid = gidOf(current);
+  const msgs = visibleMessages(current);
   const keepFocus = document.activeElement instanceof HTMLElement && box.contains(document.activeElement) ? document.activeElement.dataset.focusKey : undefined;
   const nodes: HTMLElement[] = [];
-  if (msgs.length && msgs[0].seq > 1n) {
+  if (msgs.length && msgs[0].seq > 1n && !exhausted.has(current)) {
     const b = document.createElement("button");
     b.className = "older";
     b.textContent = "Load older messages";
@@ -401,6 +1054,8 @@ function renderMessages(stickToBottom: boolean) {
       const n = document.createElement("div");
       n.className = "notice";
       n.dataset.testid = "tip-notice";
+      if (m.content?.body.case === "tip") n.dataset.kind = m.content.body.value.kind;
+      n.setAttribute("role", "note");
       n.textContent = textOf(m);
       nodes.push(n);
       continue;
@@ -414,7 +1069,7 @@ function renderMessages(stickToBottom: boolean) {
       nodes.push(n);
       continue;
     }
-    nodes.push(renderMessage(m, direct ? tickOf(state, m.seq) : undefined));
+    nodes.push(renderMessage(m, direct ? tickOf(state, m.seq) : undefined, gid));
   }
   for (const p of client.pending(current)) {
     const el = document.createElement("div");
@@ -431,12 +1086,28 @@ function renderMessages(stickToBottom: boolean) {
   if (!nodes.length) {
     const e = document.createElement("div");
     e.className = "empty";
-    e.textContent = "Say hello 👋";
+    e.textContent = gid ? "No messages yet" : "Say hello 👋";
     nodes.push(e);
   }
   box.replaceChildren(...nodes);
   if (keepFocus) box.querySelector<HTMLElement>(`[data-focus-key="${keepFocus}"]`)?.focus();
   if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
+}
+
+let receiptTimer: ReturnType<typeof setTimeout> | undefined;
+/** Refreshes who-read counts of my recent messages in the open group (debounced). */
+function scheduleReceipts() {
+  if (receiptTimer) clearTimeout(receiptTimer);
+  receiptTimer = setTimeout(() => {
+    receiptTimer = undefined;
+    const gid = gidOf(current);
+    if (!gid || !client || groups.ended(gid) || !groups.receiptsServed(gid)) return;
+    const mine = visibleMessages(current!)
+      .filter((m) => m.sender === me && !m.recalled && !m.deleted && m.content?.body.case !== "tip")
+      .slice(-10)
+      .map((m) => m.seq);
+    void groups.loadReceipts(gid, mine);
+  }, 150);
 }
 
 function actionButton(label: string, icon: string, testid: string, seq: bigint, fn: () => void): HTMLButtonElement {
@@ -455,11 +1126,13 @@ function actionButton(label: string, icon: string, testid: string, seq: bigint, 
   return b;
 }
 
-/** One message bubble: quote, body, meta (time, edited, tick), reactions, actions. */
-function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined): HTMLElement {
+/** One message bubble: sender (groups), quote, body, meta (time, edited, tick or who-read), reactions, actions. */
+function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined, gid: string | undefined): HTMLElement {
   const mine = m.sender === me;
   const el = document.createElement("div");
-  el.className = `msg ${mine ? "mine" : "theirs"}`;
+  const mentions = m.content?.mentions;
+  const mentionsMe = !mine && !!mentions && (mentions.all || mentions.userIds.includes(me));
+  el.className = `msg ${mine ? "mine" : "theirs"}${mentionsMe ? " mentions-me" : ""}`;
   el.dataset.testid = "message";
   el.dataset.seq = String(m.seq);
   const body = m.content?.body;
@@ -514,6 +1187,13 @@ function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined):
     qb.append(who, document.createTextNode(` ${quotePreview(q)}`));
     el.prepend(qb);
   }
+  if (gid && !mine) {
+    const s = document.createElement("span");
+    s.className = "sender";
+    s.dataset.testid = "message-sender";
+    s.textContent = groups.display(gid, m.sender);
+    el.prepend(s);
+  }
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.append(timeOf(m.serverTimeMs));
@@ -530,6 +1210,17 @@ function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined):
     t.dataset.testid = `receipt-${tick}`;
     t.textContent = tick === "read" ? " · Read ✓✓" : tick === "delivered" ? " · Delivered ✓✓" : " · Sent ✓";
     meta.append(t);
+  }
+  if (mine && gid) {
+    const r = groups.receipt(gid, m.seq);
+    if (r) {
+      const t = document.createElement("span");
+      t.className = `tick${r.unreadCount === 0 && r.readCount > 0 ? " read" : ""}`;
+      t.dataset.testid = "group-read-count";
+      t.textContent = r.unreadCount === 0 && r.readCount > 0 ? ` · Read by all ${r.readCount}` : ` · Read by ${r.readCount}`;
+      t.title = r.read.length ? `Read by ${r.read.join(", ")}${r.unread.length ? `; not yet by ${r.unread.join(", ")}` : ""}` : "Nobody has read it yet";
+      meta.append(t);
+    }
   }
   el.append(meta);
   if (m.reactions.length) {
@@ -604,6 +1295,82 @@ function quotePreview(q: { preview: string }): string {
   return q.preview.length > 80 ? `${q.preview.slice(0, 79)}…` : q.preview;
 }
 
+// ------------------------------------------------------------------ conversation settings
+
+$("conv-settings-toggle").addEventListener("click", () => {
+  const p = $("conv-settings");
+  p.hidden = !p.hidden;
+  $("conv-settings-toggle").setAttribute("aria-expanded", String(!p.hidden));
+  renderSettings();
+  if (!p.hidden) $("conv-pin").focus();
+});
+$("conv-settings").addEventListener("keydown", (e) => {
+  if (e.key === "Escape") {
+    $("conv-settings").hidden = true;
+    $("conv-settings-toggle").setAttribute("aria-expanded", "false");
+    $("conv-settings-toggle").focus();
+  }
+});
+
+function renderSettings() {
+  if (!client || !current) return;
+  const st = client.conversation(current);
+  const pin = $("conv-pin");
+  pin.setAttribute("aria-pressed", String(!!st?.pinned));
+  pin.replaceChildren(icon("pin"), st?.pinned ? "Pinned" : "Pin");
+  const mute = $("conv-mute");
+  mute.setAttribute("aria-pressed", String(!!st?.muted));
+  mute.replaceChildren(icon("bell-off"), st?.muted ? "Muted" : "Mute");
+  const gid = gidOf(current);
+  $("group-notify-row").hidden = !gid || groups.ended(gid);
+  ($("group-notify") as HTMLSelectElement).value = String(st?.groupNotify ?? GroupNotify.NOTIFY);
+}
+
+async function updateConv(patch: { pinned?: boolean; muted?: boolean; hidden?: boolean }) {
+  if (!client || !current) return;
+  try {
+    await client.updateConversation({ convId: current, ...patch });
+  } catch (e) {
+    showError(e);
+  }
+  renderSettings();
+  renderList();
+}
+
+$("conv-pin").addEventListener("click", () => void updateConv({ pinned: !client?.conversation(current ?? "")?.pinned }));
+$("conv-mute").addEventListener("click", () => void updateConv({ muted: !client?.conversation(current ?? "")?.muted }));
+$("conv-hide").addEventListener("click", async () => {
+  if (!client || !current) return;
+  const conv = current;
+  try {
+    await client.updateConversation({ convId: conv, hidden: true });
+    if (current === conv) closeConversation();
+  } catch (e) {
+    showError(e);
+  }
+});
+$("conv-clear").addEventListener("click", async () => {
+  if (!client || !current) return;
+  if (!confirm(`Clear the history of ${titleOf(current)} on your devices? The others keep theirs.`)) return;
+  try {
+    await client.clearHistory({ convId: current, upToSeq: 0n });
+  } catch (e) {
+    showError(e);
+  }
+  renderMessages(true);
+  renderList();
+});
+$("group-notify").addEventListener("change", async () => {
+  const gid = gidOf(current);
+  if (!client || !gid) return;
+  try {
+    await client.setGroupNotify({ groupId: gid, notify: Number(($("group-notify") as HTMLSelectElement).value) });
+  } catch (e) {
+    showError(e);
+  }
+  renderSettings();
+});
+
 // ------------------------------------------------------------------ lifecycle actions
 
 async function react(m: Message, key: string, remove: boolean) {
@@ -611,7 +1378,7 @@ async function react(m: Message, key: string, remove: boolean) {
   try {
     await client.react(m.convId, m.seq, key, remove);
   } catch (err) {
-    showError(err);
+    showComposerError(err);
   }
   renderMessages(false);
 }
@@ -622,7 +1389,7 @@ async function recall(m: Message) {
     await client.recall(m.convId, m.seq);
     $("composer-error").textContent = "";
   } catch (err) {
-    showError(err);
+    showComposerError(err);
   }
 }
 
@@ -631,7 +1398,7 @@ async function deleteForMe(m: Message) {
   try {
     await client.deleteMessages(m.convId, [m.seq]);
   } catch (err) {
-    showError(err);
+    showComposerError(err);
   }
 }
 
@@ -645,6 +1412,7 @@ function startReply(m: Message) {
 function startEdit(m: Message) {
   replyTo = undefined;
   editing = m;
+  closeMentions();
   const ta = $("text") as HTMLTextAreaElement;
   ta.value = m.content?.body.case === "text" ? m.content.body.value.text : "";
   renderComposeBar();
@@ -680,20 +1448,115 @@ function markReadIfVisible() {
   const msgs = client.messages(current);
   const top = msgs.length ? msgs[msgs.length - 1].seq : 0n;
   const upTo = st && st.maxSeq > top ? st.maxSeq : top;
-  if (upTo > 0n && (!st || st.readSeq < upTo || st.unread > 0n)) {
-    client.markRead(current, upTo).then(() => renderList(), () => {});
+  if (upTo > 0n && (!st || st.readSeq < upTo || st.unread > 0n || st.mentioned)) {
+    client.markRead(current, upTo).then(() => renderList(), reportUnlessOffline);
   }
 }
 document.addEventListener("visibilitychange", markReadIfVisible);
+
+// ------------------------------------------------------------------ @-mentions (groups)
+
+interface MentionOption {
+  id: string;
+  label: string;
+}
+let mention: { start: number; end: number; options: MentionOption[]; active: number } | undefined;
+const mentionOpen = () => mention !== undefined;
+
+/** Opens, updates or closes the mention list from the text before the caret ("@que|"). */
+function updateMentions() {
+  const ta = $("text") as HTMLTextAreaElement;
+  const gid = gidOf(current);
+  if (!gid || editing || ta.disabled || document.activeElement !== ta) return closeMentions();
+  const caret = ta.selectionStart ?? ta.value.length;
+  const m = /(^|\s)@([A-Za-z0-9_.@-]*)$/.exec(ta.value.slice(0, caret));
+  if (!m) return closeMentions();
+  const query = m[2].toLowerCase();
+  const pages = groups.memberPages(gid);
+  if (!pages) void groups.loadMembers(gid, false);
+  const options: MentionOption[] = (pages?.list ?? [])
+    .filter((x) => x.userId !== me && (x.userId.toLowerCase().startsWith(query) || (x.nickname && x.nickname.toLowerCase().startsWith(query))))
+    .slice(0, 8)
+    .map((x) => ({ id: x.userId, label: x.nickname ? `${x.nickname} (${x.userId})` : x.userId }));
+  if ("all".startsWith(query)) options.push({ id: "all", label: "all — everyone in the group" });
+  if (!options.length) return closeMentions();
+  const prevActive = mention?.options[mention.active]?.id;
+  const active = Math.max(0, options.findIndex((o) => o.id === prevActive));
+  mention = { start: caret - m[2].length - 1, end: caret, options, active };
+  renderMentionList();
+}
+
+function renderMentionList() {
+  const list = $("mention-list");
+  const ta = $("text");
+  if (!mention) return;
+  const mm = mention;
+  list.replaceChildren(
+    ...mm.options.map((o, i) => {
+      const li = document.createElement("li");
+      li.id = `mention-opt-${i}`;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(i === mm.active));
+      li.dataset.testid = "mention-option";
+      li.dataset.user = o.id;
+      li.className = i === mm.active ? "active" : "";
+      li.textContent = `@${o.label}`;
+      li.addEventListener("mousedown", (e) => {
+        e.preventDefault(); // keep the composer's focus
+        pickMention(i);
+      });
+      return li;
+    }),
+  );
+  list.hidden = false;
+  ta.setAttribute("aria-expanded", "true");
+  ta.setAttribute("aria-activedescendant", `mention-opt-${mm.active}`);
+}
+
+function closeMentions() {
+  mention = undefined;
+  $("mention-list").hidden = true;
+  $("mention-list").replaceChildren();
+  $("text").setAttribute("aria-expanded", "false");
+  $("text").removeAttribute("aria-activedescendant");
+}
+
+function pickMention(i: number) {
+  if (!mention) return;
+  const o = mention.options[i];
+  const ta = $("text") as HTMLTextAreaElement;
+  const insert = `@${o.id} `;
+  ta.value = ta.value.slice(0, mention.start) + insert + ta.value.slice(mention.end);
+  const caret = mention.start + insert.length;
+  ta.setSelectionRange(caret, caret);
+  mentionPicks.add(o.id);
+  closeMentions();
+  ta.focus();
+}
+
+/** The mentions of a group message: picked or typed "@member" tokens, and "@all". */
+function mentionsOf(text: string, gid: string): { userIds: string[]; all: boolean } | undefined {
+  const known = new Set((groups.memberPages(gid)?.list ?? []).map((m) => m.userId));
+  const userIds = new Set<string>();
+  let all = false;
+  for (const m of text.matchAll(/(?:^|\s)@([A-Za-z0-9_.@-]+)/g)) {
+    let id = m[1];
+    while (id && !known.has(id) && !mentionPicks.has(id) && id !== "all" && /[.@-]$/.test(id)) id = id.slice(0, -1);
+    if (id === "all") all = true;
+    else if (id !== me && (known.has(id) || mentionPicks.has(id))) userIds.add(id);
+  }
+  return userIds.size || all ? { userIds: [...userIds], all } : undefined;
+}
 
 // ------------------------------------------------------------------ composer
 
 async function send() {
   const ta = $("text") as HTMLTextAreaElement;
   const text = ta.value.trim();
-  if (!text || !client || !current) return;
+  if (!text || !client || !current || ta.disabled) return;
   $("composer-error").textContent = "";
   notifier?.stop();
+  closeMentions();
   if (editing) {
     const m = editing;
     cancelCompose();
@@ -701,20 +1564,24 @@ async function send() {
     try {
       await client.editText(m.convId, m.seq, text);
     } catch (err) {
-      showError(err);
+      showComposerError(err);
     }
     return;
   }
   ta.value = "";
   const conv = current;
+  const gid = gidOf(conv);
   const quote = replyTo ? { seq: replyTo.seq, serverMsgId: replyTo.serverMsgId, sender: replyTo.sender, preview: textOf(replyTo).slice(0, 120) } : undefined;
+  const mentions = gid ? mentionsOf(text, gid) : undefined;
+  mentionPicks.clear();
   cancelCompose();
-  const p = client.send(conv, { body: { case: "text", value: { text } }, quote });
+  const p = client.send(conv, { body: { case: "text", value: { text } }, quote, mentions });
   renderMessages(true);
   try {
     await p; // the acknowledged message arrives as a `message` event
   } catch (err) {
-    $("conn-state").textContent = `not sent: ${(err as Error).message}`;
+    if (current === conv) showComposerError(err);
+    else showError(err);
   }
   if (current === conv) renderMessages(true);
 }
@@ -724,6 +1591,25 @@ $("composer").addEventListener("submit", (e) => {
   void send();
 });
 $("text").addEventListener("keydown", (e) => {
+  if (mention) {
+    const n = mention.options.length;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      mention.active = (mention.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
+      renderMentionList();
+      return;
+    }
+    if (e.key === "Enter" || e.key === "Tab") {
+      e.preventDefault();
+      pickMention(mention.active);
+      return;
+    }
+    if (e.key === "Escape") {
+      e.preventDefault();
+      closeMentions();
+      return;
+    }
+  }
   if (e.key === "Enter" && !e.shiftKey) {
     e.preventDefault();
     void send();
@@ -733,6 +1619,7 @@ $("text").addEventListener("keydown", (e) => {
   }
 });
 $("text").addEventListener("input", () => {
+  updateMentions();
   if (!client || !current || editing) return;
   if (notifierConv !== current) {
     notifier?.stop();
@@ -743,6 +1630,8 @@ $("text").addEventListener("input", () => {
   if (($("text") as HTMLTextAreaElement).value.trim()) notifier!.input();
   else notifier!.stop();
 });
+$("text").addEventListener("blur", () => setTimeout(() => document.activeElement !== $("text") && closeMentions(), 100));
+$("text").addEventListener("click", () => updateMentions());
 
 // ------------------------------------------------------------------ images and files by URL
 
@@ -778,7 +1667,7 @@ async function sendMedia(kind: "image" | "file") {
   try {
     await p;
   } catch (err) {
-    showError(err);
+    showComposerError(err);
   }
   if (current === conv) renderMessages(true);
 }

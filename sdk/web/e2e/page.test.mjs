@@ -1,0 +1,203 @@
+// Browser end-to-end tests of the chat page's settings and layout: headless Debian
+// Chromium (playwright-core) against a real broker.
+// - pin, mute, clear history, hide and global do-not-disturb made in one tab of a user
+//   show live in another tab of the same user (`conversation` and `settings` pushes);
+// - the same device id signing in elsewhere ends this session: the kick banner says why;
+// - a phone-sized viewport (390x844) shows the list and the conversation as separate
+//   screens with a back button.
+// Screenshots land in sdk/web/test-results/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+
+const out = join(repo, "sdk/web/test-results");
+let broker, browser;
+
+before(async () => {
+  mkdirSync(out, { recursive: true });
+  broker = await startBroker();
+  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
+});
+
+after(async () => {
+  await browser?.close();
+  await broker?.stop();
+});
+
+async function newContext(viewport = { width: 1100, height: 700 }) {
+  const context = await browser.newContext({ viewport });
+  context.setDefaultTimeout(15_000);
+  return context;
+}
+
+async function page(context, user) {
+  const p = await context.newPage();
+  p.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
+  p.on("dialog", (d) => void d.accept());
+  await p.goto(`http://${broker.ws}/`);
+  return p;
+}
+
+async function login(context, user) {
+  const p = await page(context, user);
+  await p.getByTestId("login-user").fill(user);
+  await p.getByTestId("login-submit").click();
+  await p.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
+  return p;
+}
+
+async function openChat(p, peer) {
+  await p.getByTestId("new-chat-user").fill(peer);
+  await p.getByTestId("new-chat-go").click();
+  await p.getByTestId("peer-name").filter({ hasText: peer }).waitFor();
+}
+
+async function send(p, text) {
+  await p.getByTestId("composer").fill(text);
+  await p.getByTestId("composer").press("Enter");
+  await p.getByTestId("message").filter({ hasText: text }).waitFor();
+}
+
+/** The list's conversation keys, top to bottom. */
+const order = (p) => p.getByTestId("conv-list").locator("> li").evaluateAll((els) => els.map((e) => e.dataset.testid));
+const shot = (p, name) => p.screenshot({ path: join(out, name) });
+
+test("pin, mute, clear, hide and do-not-disturb sync between two tabs of one user", async () => {
+  const ctx = await newContext();
+  const tab1 = await login(ctx, "pat");
+  const tab2 = await page(ctx, "pat"); // same browser profile: the stored session signs in
+  await tab2.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
+  const [d1, d2] = await Promise.all([tab1, tab2].map((p) => p.evaluate(() => window.missive.deviceId)));
+  assert.notEqual(d1, d2, "each tab has its own device id (one would end the other's session)");
+
+  const others = [await newContext(), await newContext()];
+  const quinn = await login(others[0], "quinn");
+  const rex = await login(others[1], "rex");
+  await openChat(quinn, "pat");
+  await send(quinn, "hello pat, quinn here");
+  await tab2.getByTestId("conv-quinn").waitFor();
+  await openChat(rex, "pat");
+  await send(rex, "hello pat, rex here");
+  for (const p of [tab1, tab2]) {
+    await p.getByTestId("conv-rex").waitFor();
+    await p.waitForFunction(() => document.querySelector('[data-testid="conv-list"] > li')?.dataset.testid === "conv-rex");
+  }
+
+  // Pin in tab 1: pinned first in both tabs. (A background tab runs no animation
+  // frames, which Playwright's clicks wait for: the tab acted in is brought to the front.)
+  await tab1.bringToFront();
+  await tab1.getByTestId("conv-quinn").click();
+  await tab1.getByTestId("conv-settings-toggle").click();
+  await tab1.getByTestId("conv-pin").click();
+  await tab1.getByTestId("conv-pin").and(tab1.locator('[aria-pressed="true"]')).waitFor();
+  await tab2.getByTestId("pinned-quinn").waitFor();
+  assert.deepEqual(await order(tab2), ["conv-quinn", "conv-rex"], "pinned first, although rex wrote last");
+
+  // Mute in tab 1.
+  await tab1.getByTestId("conv-mute").click();
+  await tab2.getByTestId("muted-quinn").waitFor();
+  assert.equal(await tab2.getByTestId("muted-rex").count(), 0);
+
+  // Global do-not-disturb in tab 1.
+  assert.equal(await tab2.getByTestId("global-dnd").getAttribute("aria-pressed"), "false");
+  await tab1.getByTestId("global-dnd").click();
+  await tab2.getByTestId("global-dnd").and(tab2.locator('[aria-pressed="true"]')).waitFor();
+  await shot(tab2, "settings-tab2.png");
+
+  // And back from tab 2: unpin, unmute, DND off.
+  await tab2.bringToFront();
+  await tab2.getByTestId("conv-quinn").click();
+  await tab2.getByTestId("message").filter({ hasText: "hello pat, quinn here" }).waitFor();
+  await tab2.getByTestId("conv-settings-toggle").click();
+  await tab2.getByTestId("conv-pin").click();
+  await tab2.getByTestId("conv-mute").click();
+  await tab2.getByTestId("global-dnd").click();
+  await tab1.getByTestId("pinned-quinn").waitFor({ state: "detached" });
+  await tab1.getByTestId("muted-quinn").waitFor({ state: "detached" });
+  await tab1.getByTestId("global-dnd").and(tab1.locator('[aria-pressed="false"]')).waitFor();
+  await tab1.getByTestId("conv-pin").and(tab1.locator('[aria-pressed="false"]')).waitFor(); // the open settings follow too
+
+  // Clear history in tab 1: tab 2, which shows the conversation, drops the messages.
+  await tab1.bringToFront();
+  await tab1.getByTestId("conv-clear").click();
+  await tab1.getByTestId("message").waitFor({ state: "detached" });
+  await tab2.getByTestId("message").waitFor({ state: "detached" });
+  await send(quinn, "after the clear");
+  await tab2.getByTestId("message").filter({ hasText: "after the clear" }).waitFor();
+  assert.equal(await tab2.getByTestId("message").count(), 1, "only the message after the clear");
+
+  // Hide rex in tab 1: gone from both lists, back when rex writes again.
+  await tab1.getByTestId("conv-rex").click();
+  await tab1.getByTestId("conv-settings-toggle").click();
+  await tab1.getByTestId("conv-hide").click();
+  await tab1.getByTestId("conv-rex").waitFor({ state: "detached" });
+  await tab2.getByTestId("conv-rex").waitFor({ state: "detached" });
+  await send(rex, "still there?");
+  await tab1.getByTestId("conv-rex").waitFor();
+  await tab2.getByTestId("conv-rex").waitFor();
+  await shot(tab1, "settings-tab1.png");
+  await ctx.close();
+  for (const c of others) await c.close();
+});
+
+test("the same device signing in elsewhere shows the kick banner", async () => {
+  const ctxA = await newContext();
+  const first = await login(ctxA, "kim");
+  const device = await first.evaluate(() => window.missive.deviceId);
+  assert.equal(device, await first.evaluate(() => localStorage.getItem("missive-device:kim")), "a tab's first device id");
+
+  // Another browser with the same device id (as if the profile were copied).
+  const ctxB = await newContext();
+  await ctxB.addInitScript((id) => localStorage.setItem("missive-device:kim", id), device);
+  const second = await login(ctxB, "kim");
+  assert.equal(await second.evaluate(() => window.missive.deviceId), device);
+
+  const banner = first.getByTestId("kicked-banner");
+  await banner.waitFor();
+  assert.match(await banner.textContent(), /signed in again in another window or browser/);
+  assert.equal(await banner.getAttribute("data-reason"), "SAME_DEVICE");
+  await first.getByTestId("conn-state").filter({ hasText: "signed out" }).waitFor();
+  // The new session stays up: the old page does not reconnect by itself.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await second.getByTestId("conn-state").textContent(), "online");
+  assert.equal(await second.getByTestId("kicked-banner").isHidden(), true);
+  await shot(first, "kicked-banner.png");
+  await ctxA.close();
+  await ctxB.close();
+});
+
+test("narrow layout: the list and a conversation are separate screens with a back button", async () => {
+  const phone = await newContext({ width: 390, height: 844 });
+  const nina = await login(phone, "nina");
+  const otherCtx = await newContext();
+  const otto = await login(otherCtx, "otto");
+  await openChat(otto, "nina");
+  await send(otto, "hi nina, on your phone?");
+
+  await nina.getByTestId("conv-otto").waitFor();
+  assert.equal(await nina.getByTestId("messages").isVisible(), false, "the list screen shows no conversation");
+  assert.equal(await nina.getByTestId("back").isVisible(), false);
+  await shot(nina, "narrow-list.png");
+
+  await nina.getByTestId("conv-otto").click();
+  await nina.getByTestId("message").filter({ hasText: "hi nina, on your phone?" }).waitFor();
+  assert.equal(await nina.getByTestId("conv-list").isVisible(), false, "the conversation screen hides the list");
+  await nina.getByTestId("back").waitFor();
+  await send(nina, "yes, 390 pixels wide");
+  const box = await nina.getByTestId("composer").boundingBox();
+  assert.ok(box && box.x >= 0 && box.x + box.width <= 390, "the composer fits the screen");
+  await shot(nina, "narrow-chat.png");
+
+  await nina.getByTestId("back").click();
+  await nina.getByTestId("conv-otto").filter({ hasText: "yes, 390 pixels wide" }).waitFor();
+  assert.equal(await nina.getByTestId("messages").isVisible(), false);
+  // Keyboard: the conversation is focusable and opens with Enter.
+  await nina.getByTestId("conv-otto").focus();
+  await nina.keyboard.press("Enter");
+  await nina.getByTestId("message").filter({ hasText: "yes, 390 pixels wide" }).waitFor();
+  await phone.close();
+  await otherCtx.close();
+});
