@@ -373,6 +373,10 @@ function signOut() {
   views = {};
   closePanel();
   groups.reset();
+  exhausted.clear();
+  mentionSeen.clear();
+  mentionPicks.clear();
+  online.clear();
   $("kicked-banner").hidden = true;
   $("app").classList.remove("in-chat");
   showLogin();
@@ -449,7 +453,6 @@ async function enter(user: string, token: string) {
   const c = new MissiveClient({ transports, token, deviceId: myDevice, store: localStorage });
   client = c;
   (window as unknown as { missive: unknown }).missive = { client: c, deviceId: myDevice, groups };
-  let firstOnline = true;
   c.on("state", (s, detail) => {
     const el = $("conn-state");
     el.textContent = s === "online" ? "online" : s === "connecting" ? "connecting…" : s === "ended" ? `signed out: ${detail}` : "offline — reconnecting";
@@ -465,10 +468,8 @@ async function enter(user: string, token: string) {
         .filter((x) => x.convId.startsWith("p:"))
         .map((x) => peerOf(x.convId));
       if (peers.length) void c.subscribePresence(peers).then(applyPresence, reportUnlessOffline);
-      if (firstOnline) {
-        firstOnline = false;
-        void groups.loadMyInvitations();
-      }
+      groups.online();
+      renderList();
       renderDnd();
     }
     if (s === "ended") {

@@ -113,6 +113,10 @@ export class GroupStore {
   private wanted = new Set<string>();
   private infoTimer?: ReturnType<typeof setTimeout>;
   private loadingMine = new Set<string>();
+  /** Ids whose info / own record `ensure` asked for since the last `online()` (no retry loop while offline). */
+  private triedInfo = new Set<string>();
+  private triedMine = new Set<string>();
+  private refreshTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private receiptBusy = new Set<string>();
   /** Requests re-rendered by the page (sidebar). */
   onRequests: () => void = () => {};
@@ -129,6 +133,18 @@ export class GroupStore {
     this.receipts.clear();
     this.noReceipts.clear();
     this.wanted.clear();
+    this.triedInfo.clear();
+    this.triedMine.clear();
+    for (const t of this.refreshTimers.values()) clearTimeout(t);
+    this.refreshTimers.clear();
+  }
+
+  /** The session is (back) online: what could not be read is asked for again by the next `ensure`. */
+  online() {
+    this.triedInfo.clear();
+    this.triedMine.clear();
+    void this.loadMyInvitations();
+    for (const gid of this.mineMap.keys()) if (this.isManager(gid)) void this.loadPending(gid);
   }
 
   get(gid: string): GroupInfo | undefined {
@@ -178,11 +194,11 @@ export class GroupStore {
 
   /** Info and own member record of `gid`, fetched once (batched), then on `refresh`. */
   ensure(gid: string) {
-    if (!this.info.has(gid)) {
-      this.wanted.add(gid);
-      if (!this.infoTimer) this.infoTimer = setTimeout(() => void this.flushInfo(), 30);
+    this.ensureInfoOnly(gid);
+    if (!this.mineMap.has(gid) && !this.triedMine.has(gid)) {
+      this.triedMine.add(gid);
+      void this.loadMine(gid);
     }
-    if (!this.mineMap.has(gid)) void this.loadMine(gid);
   }
 
   private async flushInfo() {
@@ -195,8 +211,8 @@ export class GroupStore {
       const r = await c.getGroups({ groupIds: ids });
       for (const g of r.groups) this.setInfo(g);
     } catch (e) {
-      for (const id of ids) this.wanted.add(id); // retried by the next ensure / refresh
-      if (!(e instanceof MissiveError && e.code === 0)) this.host.showError(e);
+      // Asked again after the next `online()` (or by `refresh`), not in a loop.
+      if (!(e instanceof MissiveError && (e.code === 0 || e.retryable))) this.host.showError(e);
     }
     if (this.wanted.size && !this.infoTimer) this.infoTimer = setTimeout(() => void this.flushInfo(), 30);
   }
@@ -212,6 +228,7 @@ export class GroupStore {
     const me = this.host.me();
     if (!c || this.loadingMine.has(gid)) return;
     this.loadingMine.add(gid);
+    const before = this.mineMap.get(gid);
     try {
       const r = await c.listGroupMembers({ groupId: gid, cursor: cursorBefore(me), limit: 1 });
       const m = r.members.find((x) => x.userId === me) ?? null;
@@ -219,11 +236,11 @@ export class GroupStore {
       if (m && (m.role === GroupRole.OWNER || m.role === GroupRole.ADMIN)) void this.loadPending(gid);
     } catch (e) {
       if (e instanceof MissiveError && (e.code === NOT_GROUP_MEMBER || e.code === GROUP_NOT_FOUND)) this.mineMap.set(gid, null);
-      else if (!(e instanceof MissiveError && e.code === 0)) this.host.showError(e);
+      else if (!(e instanceof MissiveError && (e.code === 0 || e.retryable))) this.host.showError(e);
     } finally {
       this.loadingMine.delete(gid);
     }
-    this.host.changed(gid);
+    if (this.mineMap.get(gid) !== before) this.host.changed(gid);
   }
 
   /** Re-reads everything the page holds of `gid` (after a tip or a push). */
@@ -283,12 +300,14 @@ export class GroupStore {
     this.host.changed(gid);
   }
 
-  /** Invitations waiting for this user's consent (after login). */
+  /** Invitations waiting for this user's consent (each time the session comes online). */
   async loadMyInvitations() {
     const c = this.host.client();
     if (!c) return;
     try {
       const r = await c.listGroupApplications({ groupId: "", outgoing: true, cursor: "", limit: 100 });
+      const me = this.host.me();
+      for (const [k, a] of this.requests) if (a.userId === me && a.inviter) this.requests.delete(k);
       for (const a of r.applications) {
         const k = `${a.groupId}\n${a.userId}`;
         if (a.inviter && a.state === ApplicationState.PENDING) {
@@ -303,7 +322,8 @@ export class GroupStore {
   }
 
   private ensureInfoOnly(gid: string) {
-    if (this.info.has(gid)) return;
+    if (this.info.has(gid) || this.triedInfo.has(gid)) return;
+    this.triedInfo.add(gid);
     this.wanted.add(gid);
     if (!this.infoTimer) this.infoTimer = setTimeout(() => void this.flushInfo(), 30);
   }
@@ -332,9 +352,16 @@ export class GroupStore {
     this.onRequests();
   }
 
-  /** A tip in a group's log: the group changed; re-read it. */
+  /** A tip in a group's log: the group changed; re-read it (once for a burst of tips). */
   onTip(gid: string) {
-    void this.refresh(gid);
+    if (this.refreshTimers.has(gid)) return;
+    this.refreshTimers.set(
+      gid,
+      setTimeout(() => {
+        this.refreshTimers.delete(gid);
+        void this.refresh(gid);
+      }, 50),
+    );
   }
 
   // ------------------------------------------------------------ who-read receipts ([GR-23])
