@@ -197,7 +197,16 @@ test("a blacklisted user's message is refused with a readable error; after remov
 test("add-friend policy and a friend's profile and custom status update live", async () => {
   const bob = await login("bob");
   const alice = await login("alice");
-  await shots("profile", { alice, bob }, async () => {
+  const carol = await login("carol");
+  await shots("profile", { alice, bob, carol }, async () => {
+    // Carol asks first, while bob still approves each request: it waits for him.
+    await tab(carol, "contacts");
+    await carol.getByTestId("add-friend-user").fill("bob");
+    await carol.getByTestId("add-friend-message").fill("We met at the book club!");
+    await carol.getByTestId("add-friend-submit").click();
+    await carol.getByTestId("request-out-bob").waitFor();
+    await carol.context().close();
+
     // Bob lets anyone add him; alice's look-up says so and her add makes them friends at once.
     await tab(bob, "me");
     await bob.getByTestId("profile-friend-verification").selectOption({ label: "Anyone can add me directly" });
@@ -229,10 +238,10 @@ test("add-friend policy and a friend's profile and custom status update live", a
     await bobsAlice.getByTestId("friend-name").filter({ hasText: "Alice Liddell" }).waitFor();
     await bobsAlice.getByTestId("friend-signature").filter({ hasText: "Curiouser and curiouser" }).waitFor();
 
-    await alice.getByTestId("presence-status-input").fill("Down the rabbit hole 🐇");
+    await alice.getByTestId("presence-status-input").fill("Down the rabbit hole");
     await alice.getByTestId("presence-status-set").click();
     await alice.getByTestId("my-status-text").filter({ hasText: "Down the rabbit hole" }).waitFor();
-    await bobsAlice.getByTestId("friend-status-text").filter({ hasText: "Down the rabbit hole 🐇" }).waitFor();
+    await bobsAlice.getByTestId("friend-status-text").filter({ hasText: "Down the rabbit hole" }).waitFor();
 
     // A nickname over 64 bytes is refused by the broker ([PR-2]) with a readable message.
     await alice.getByTestId("profile-nickname").fill("é".repeat(40)); // 40 characters, 80 bytes: over max_name_bytes (64)
@@ -249,9 +258,13 @@ test("add-friend policy and a friend's profile and custom status update live", a
     );
     assert.deepEqual(unlabelled, []);
 
+    // Carol's request waits on bob's page, announced above his friend list.
+    await bob.getByTestId("requests-pending-banner").filter({ hasText: "1 friend request waiting" }).waitFor();
+    await bob.getByTestId("request-in-carol").getByTestId("request-message").filter({ hasText: "We met at the book club!" }).waitFor();
+
     await bob.screenshot({ path: join(out, "contacts-bob.png") });
     // The same view at phone width.
-    await bob.setViewportSize({ width: 390, height: 844 });
+    await bob.setViewportSize({ width: 390, height: 1000 });
     await bob.screenshot({ path: join(out, "contacts-bob-390.png") });
     await tab(bob, "me");
     await bob.getByTestId("friend-presence-alice").getByTestId("friend-presence-status").filter({ hasText: "Down the rabbit hole" }).waitFor();
@@ -270,5 +283,5 @@ test("add-friend policy and a friend's profile and custom status update live", a
   });
   await bob.context().close();
   mkdirSync(join(repo, "docs/img"), { recursive: true });
-  copyFileSync(join(out, "contacts-bob.png"), join(repo, "docs/img/web-contacts.png"));
+  copyFileSync(join(out, "contacts-bob-390.png"), join(repo, "docs/img/web-contacts.png"));
 });
