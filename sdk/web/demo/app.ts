@@ -309,16 +309,21 @@ function openPanel(gid: string) {
 }
 
 function closePanel() {
+  const hadFocus = $("group-panel").contains(document.activeElement);
   panel.close();
   $("app").classList.remove("with-panel");
   $("group-info-toggle").setAttribute("aria-expanded", "false");
+  if (hadFocus && !$("group-info-toggle").hidden) $("group-info-toggle").focus();
 }
 
 $("group-info-toggle").addEventListener("click", () => {
   const gid = gidOf(current);
   if (!gid) return;
   if (panel.gid === gid) closePanel();
-  else openPanel(gid);
+  else {
+    openPanel(gid);
+    $("group-panel").querySelector<HTMLElement>('[data-testid="group-panel-close"]')?.focus();
+  }
 });
 
 // ------------------------------------------------------------------ login

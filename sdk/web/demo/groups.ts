@@ -586,6 +586,12 @@ export class GroupPanel {
     private readonly onClose: () => void,
   ) {
     // Fields the user typed in keep their text across re-renders (see `render`).
+    root.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && !(e.target as HTMLElement).matches("select")) {
+        e.preventDefault();
+        this.onClose();
+      }
+    });
     root.addEventListener("input", (e) => {
       const t = e.target as HTMLElement;
       if (t.matches("input:not([type=checkbox]), textarea")) t.dataset.dirty = "1";

@@ -144,6 +144,15 @@ test("a group from creation to dismissal", async () => {
     await bob.getByTestId("member-mute-carol").click(); // unmute
     await bob.getByTestId("muted-carol").waitFor({ state: "detached" });
     await tip(carol, "bob unmuted you").waitFor();
+    // Mute all: ordinary members cannot send, admins still can.
+    await alice.getByTestId("set-mute-all").check();
+    await tip(carol, "alice muted the group: only the owner and admins can send").waitFor();
+    await carol.getByTestId("composer").fill("and now?");
+    await carol.getByTestId("composer").press("Enter");
+    await carol.getByTestId("composer-error").filter({ hasText: "GROUP_MUTED (4111)" }).waitFor();
+    await send(bob, "admins still talk");
+    await alice.getByTestId("set-mute-all").uncheck();
+    await tip(carol, "alice unmuted the group").waitFor();
 
     // ---- @-mention with autocomplete: dave's list shows the marker
     await openGroup(carol);

@@ -198,6 +198,64 @@ test("narrow layout: the list and a conversation are separate screens with a bac
   await nina.getByTestId("conv-otto").focus();
   await nina.keyboard.press("Enter");
   await nina.getByTestId("message").filter({ hasText: "yes, 390 pixels wide" }).waitFor();
+
+  // A group's info panel takes the whole screen and closes back to the conversation.
+  await nina.getByTestId("back").click();
+  await nina.getByTestId("new-group").click();
+  await nina.getByTestId("cg-name").fill("Phone friends");
+  await nina.getByTestId("cg-members").fill("otto");
+  await nina.getByTestId("cg-create").click();
+  await nina.getByTestId("peer-name").filter({ hasText: "Phone friends" }).waitFor();
+  await nina.getByTestId("group-info-toggle").click();
+  await nina.getByTestId("member-otto").waitFor();
+  const panel = await nina.getByTestId("group-panel").boundingBox();
+  assert.ok(panel && panel.width === 390 && panel.x === 0, "the panel covers the screen");
+  await shot(nina, "narrow-group-panel.png");
+  await nina.keyboard.press("Escape");
+  await nina.getByTestId("group-panel").waitFor({ state: "hidden" });
+  await nina.getByTestId("composer").waitFor();
+  await nina.getByTestId("back").click();
+  await nina.getByTestId("conv-list").waitFor();
   await phone.close();
+  await otherCtx.close();
+});
+
+test("every control has an accessible name and a test id (chat, group panel, settings, dialog)", async () => {
+  const ctx = await newContext();
+  const uma = await login(ctx, "uma");
+  const otherCtx = await newContext();
+  await login(otherCtx, "vic");
+  await uma.getByTestId("new-group").click();
+  const unnamed = () =>
+    uma.evaluate(() => {
+      const nameOf = (el) => {
+        const by = el.getAttribute("aria-labelledby");
+        const labelled = by ? by.split(/\s+/).map((id) => document.getElementById(id)?.textContent ?? "").join(" ") : "";
+        const label = el.labels?.[0]?.textContent ?? "";
+        const text = ["BUTTON", "A"].includes(el.tagName) || el.getAttribute("role") === "tab" ? el.textContent : "";
+        return (el.getAttribute("aria-label") || labelled || label || text || el.getAttribute("title") || "").trim();
+      };
+      const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+      // The contacts and Me views are checked by contacts.test.mjs.
+      const mine = (el) => !el.closest("#panel-contacts, #panel-me");
+      return [...document.querySelectorAll("button, input, select, textarea, [role=tab], [role=button]")]
+        .filter((el) => visible(el) && mine(el))
+        .filter((el) => !nameOf(el) || !el.dataset.testid)
+        .map((el) => el.outerHTML.slice(0, 120));
+    });
+  assert.deepEqual(await unnamed(), [], "the create-group dialog");
+  await uma.getByTestId("cg-name").fill("Names");
+  await uma.getByTestId("cg-members").fill("vic");
+  await uma.getByTestId("cg-create").click();
+  await uma.getByTestId("peer-name").filter({ hasText: "Names" }).waitFor();
+  await uma.getByTestId("conv-settings-toggle").click();
+  await uma.getByTestId("group-info-toggle").click();
+  await uma.getByTestId("member-vic").waitFor();
+  await uma.getByTestId("group-edit").click();
+  await uma.getByTestId("join-group-toggle").click();
+  await uma.getByTestId("composer").fill("@");
+  await uma.getByTestId("mention-option").first().waitFor();
+  assert.deepEqual(await unnamed(), [], "chat, settings, group panel (editing), join form, mention list");
+  await ctx.close();
   await otherCtx.close();
 });
