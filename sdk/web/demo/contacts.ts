@@ -121,7 +121,10 @@ export function contactsStore(client: MissiveClient, me: string): ContactsStore 
     for (const b of black) s.blocked.set(b.userId, b.sinceMs);
     s.loaded = true;
     changed("loaded");
-    await s.ensureProfiles([me, ...s.incoming.keys(), ...s.outgoing.keys(), ...s.blocked.keys()]);
+    // My own profile is always re-read: another device may have changed it while this one was away.
+    for (const p of (await client.getProfiles({ userIds: [me] })).profiles) s.profiles.set(p.userId, p);
+    await s.ensureProfiles([...s.incoming.keys(), ...s.outgoing.keys(), ...s.blocked.keys()]);
+    changed("profiles");
     const mine = await client.getPresence({ userIds: [me] });
     for (const p of mine.presences) s.presence.set(p.userId, p);
     await subscribe([...s.friends.keys()]);

@@ -347,8 +347,6 @@ export function mountProfile(root: HTMLElement, ctx: PageContext): { refresh(): 
       msg.ok("Connecting… your profile loads once online.");
       return;
     }
-    // My profile is re-read too (another device may have changed it while this one was away).
-    s.profiles.delete(me);
     s.load().catch((e) => msg.fail(e, "Could not load your profile"));
   };
   refresh();
