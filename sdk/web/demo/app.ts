@@ -1,41 +1,52 @@
 /**
  * The Missive web chat page. Role: everything a person does in a browser tab
- * against the broker, on @missive/sdk (bundled by build.mjs):
+ * against the broker, on @missive/sdk (bundled by build.mjs with groups.ts,
+ * contacts.ts and profile.ts):
  * - login (dev-minted or pasted token), one device id per open tab;
- * - views (tabs Chats / Contacts / Me; the latter two are contacts.ts and
- *   profile.ts, mounted on first open through the `PageContext`);
- * - the conversation list: 1:1 and groups, unread badges, pinned first (by
- *   pin time), muted icon, last-message preview, "[@me]" mention markers;
- * - the message view: history scroll-back, read/delivered ticks (1:1),
- *   "Read by N" counts on own group messages ([GR-23]), group tips as centred
- *   notices, the message lifecycle (spec 18: reply, recall, edit, delete,
- *   reactions, typing, images and files by URL);
- * - groups (groups.ts): create, info panel, members, invitations,
- *   applications, roles, mutes, transfer, leave, dismiss; @-mention
- *   autocomplete in group composers;
+ * - views: tabs Chats / Contacts / Me (arrow keys move between tabs); the
+ *   latter two are contacts.ts and profile.ts, mounted on first open with the
+ *   `PageContext` of context.ts and disposed on sign-out;
+ * - the conversation list: 1:1 and groups, unread badges (grey when muted),
+ *   pinned first (latest pin first), pin / muted / left icons, last-message
+ *   preview, "[@me]" mention markers; Enter opens a focused conversation;
+ * - the message view: history on scroll to the top, read/delivered ticks
+ *   (1:1), "Read by N" on one's own group messages ([GR-23]), group tips as
+ *   centred notices (14.8, worded by groups.ts), the message lifecycle
+ *   (spec 18: reply, recall, edit, delete, reactions, typing, images and
+ *   files by URL);
+ * - groups (groups.ts): create (dialog), join or apply by id, invitations and
+ *   applications (sidebar and panel), the info panel with members, roles,
+ *   mutes, settings, transfer, leave, dismiss; @-mention autocomplete in a
+ *   group's composer (↑/↓, Enter or Tab picks, Escape closes);
  * - per-conversation settings (pin, mute, hide, clear history, group notify)
- *   and global do-not-disturb, kept live from `conversation` / `settings`
- *   events (another tab or device of the same user);
- * - the kick banner (`kicked` push) and a narrow (phone) layout where list
- *   and conversation are separate screens.
+ *   and global do-not-disturb, live from `conversation` / `settings` events
+ *   (another tab or device of the same user); in-page notifications respect
+ *   them;
+ * - the kick banner (`kicked` push, or a session that ended) and a narrow
+ *   (phone) layout: list and conversation are separate screens with a back
+ *   button; the group panel covers the screen.
  *
  * Invariants:
  * - every broker error a user action meets is shown as "NAME (code): message"
- *   (the composer's line for sends, the error banner otherwise); only local
- *   "not connected" errors of background reads are left to the reconnect;
+ *   (the composer's line for sends and message actions, the error banner
+ *   otherwise); only "not connected" / retryable errors of background reads
+ *   are left to the reconnect;
  * - two tabs of one user never share a device id (a Web Lock per device id:
  *   the same device id logging in twice ends the older session, [L-1]);
- *   `localStorage["missive-device:<user>"]` is the first id a tab claims;
+ *   `localStorage["missive-device:<user>"]` is the first id a tab claims and
+ *   `window.missive.deviceId` the one it holds;
  * - the page holds no conversation state of its own: pin, mute, hidden,
  *   cleared and read positions are the SDK's `ConversationState`s, so every
  *   `conversation` event re-renders from them; the only local addition is a
- *   mention seen in a pushed message above the read position (the state's
- *   `mentioned` flag is refreshed by sync and by the next state the broker
- *   sends);
- * - messages at or below a conversation's `cleared_seq` are never rendered;
- * - every message action is a labelled button (keyboard: Tab to a message's
- *   actions, Enter to use one; Escape closes the picker, the mention list and
- *   cancels a reply or an edit). Media URLs are shown only when http(s).
+ *   mention seen in a pushed message above the read position (the SDK does
+ *   not set `mentioned` from pushes; sync and the broker's states do);
+ * - messages below the readable floor (`cleared_seq`, `min_readable_seq`) are
+ *   never rendered, and no older page is asked for below it;
+ * - every control has an accessible name and a data-testid (checked by
+ *   e2e/page.test.mjs); every message action is a labelled button (Tab to a
+ *   message's actions, Enter to use one; Escape closes the picker, the
+ *   mention list, the settings row and the group panel, and cancels a reply
+ *   or an edit). Media URLs are shown only when http(s).
  */
 import {
   MissiveClient,
@@ -578,7 +589,9 @@ function showKicked(k: Kicked) {
     [KickReason.ADMIN]: "An administrator ended this session.",
   };
   const text = why[k.reason] ?? "This session was ended by the server.";
-  $("kicked-text").textContent = k.message ? `${text} (${k.message})` : text;
+  // An administrator's reason says something the fixed wording does not; the login cases' does not.
+  const own = k.reason === KickReason.SAME_DEVICE || k.reason === KickReason.LOGIN_ELSEWHERE;
+  $("kicked-text").textContent = k.message && !own ? `${text} Reason: ${k.message}` : text;
   $("kicked-banner").dataset.reason = KickReason[k.reason] ?? String(k.reason);
   $("kicked-banner").hidden = false;
   $("kicked-reconnect").hidden = k.reason !== KickReason.SAME_DEVICE && k.reason !== KickReason.LOGIN_ELSEWHERE;
@@ -898,7 +911,7 @@ async function open(convId: string) {
     if (client && !online.has(peer)) void client.subscribePresence([peer]).then(applyPresence, reportUnlessOffline);
   }
   const held = visibleMessages(convId);
-  if (client && held.length < 20 && !exhausted.has(convId) && (held.length === 0 || held[0].seq > 1n)) {
+  if (client && held.length < 20 && !exhausted.has(convId) && (held.length === 0 || held[0].seq > readableFloor(convId))) {
     try {
       const r = await client.history(convId);
       if (!r.more) exhausted.add(convId);
@@ -994,6 +1007,15 @@ function scheduleTypingExpiry() {
   }, ms + 20);
 }
 
+/** The lowest seq the user may read in a conversation ([P-1], [GR-18]), at least 1. */
+function readableFloor(convId: string): bigint {
+  const st = client?.conversation(convId);
+  let f = 1n;
+  if (st && st.clearedSeq + 1n > f) f = st.clearedSeq + 1n;
+  if (st && st.minReadableSeq > f) f = st.minReadableSeq;
+  return f;
+}
+
 /** Held messages above the user's cleared position ([CH-2]). */
 function visibleMessages(convId: string): Message[] {
   const floor = client?.conversation(convId)?.clearedSeq ?? 0n;
@@ -1004,6 +1026,8 @@ let olderLoading = false;
 async function loadOlder() {
   if (!client || !current || olderLoading || exhausted.has(current)) return;
   const conv = current;
+  const held = visibleMessages(conv);
+  if (held.length && held[0].seq <= readableFloor(conv)) return;
   olderLoading = true;
   const box = $("messages");
   const before = box.scrollHeight - box.scrollTop;
@@ -1034,7 +1058,7 @@ function renderMessages(stickToBottom: boolean) {
   const msgs = visibleMessages(current);
   const keepFocus = document.activeElement instanceof HTMLElement && box.contains(document.activeElement) ? document.activeElement.dataset.focusKey : undefined;
   const nodes: HTMLElement[] = [];
-  if (msgs.length && msgs[0].seq > 1n && !exhausted.has(current)) {
+  if (msgs.length && msgs[0].seq > readableFloor(current) && !exhausted.has(current)) {
     const b = document.createElement("button");
     b.className = "older";
     b.textContent = "Load older messages";

@@ -5,7 +5,8 @@
 // an admin, a muted member whose send is refused with the error shown, an @-mention
 // picked from the autocomplete (the mentioned user's list shows "[@me]"), who-read
 // counts, a kick, a transfer of ownership, leaving, and dismissal (members see the tip
-// and the group turns read-only). Screenshots land in sdk/web/test-results/.
+// and the group turns read-only). Screenshots land in sdk/web/test-results/; with
+// E2E_UPDATE_DOCS=1 the group screenshot also replaces docs/img/web-group.png (README).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync } from "node:fs";
@@ -185,7 +186,7 @@ test("a group from creation to dismissal", async () => {
     await alice.getByTestId("group-panel").evaluate((el) => (el.scrollTop = 0));
     await alice.getByTestId("toasts").evaluate((el) => el.replaceChildren());
     await shot(alice, "group-alice.png");
-    copyFileSync(join(out, "group-alice.png"), join(repo, "docs/img/web-group.png"));
+    if (process.env.E2E_UPDATE_DOCS === "1") copyFileSync(join(out, "group-alice.png"), join(repo, "docs/img/web-group.png"));
 
     // ---- kick: carol is out and read-only
     await alice.getByTestId("member-kick-carol").click();

@@ -259,3 +259,25 @@ test("every control has an accessible name and a test id (chat, group panel, set
   await ctx.close();
   await otherCtx.close();
 });
+
+test("older history loads when the message list is scrolled to the top", async () => {
+  const ctxA = await newContext();
+  const wes = await login(ctxA, "wes");
+  // 45 messages before xena ever signs in (the page loads 30 per history page).
+  await wes.evaluate(async () => {
+    const c = window.missive.client;
+    for (let i = 1; i <= 45; i++) await c.sendText("p:wes:xena", `old message ${i}`);
+  });
+  const ctxB = await newContext();
+  const xena = await login(ctxB, "xena");
+  await xena.getByTestId("conv-wes").click();
+  await xena.getByTestId("message").filter({ hasText: "old message 45" }).waitFor();
+  await xena.getByTestId("load-older").waitFor();
+  assert.equal(await xena.getByTestId("message").filter({ hasText: /^old message 1\b/ }).count(), 0, "the first page is the newest");
+  await xena.getByTestId("messages").evaluate((el) => el.scrollTo(0, 0));
+  await xena.getByTestId("message").filter({ has: xena.getByTestId("message-text").filter({ hasText: /^old message 1$/ }) }).waitFor();
+  assert.equal(await xena.getByTestId("message").count(), 45);
+  await xena.getByTestId("load-older").waitFor({ state: "detached" }); // nothing older
+  await ctxA.close();
+  await ctxB.close();
+});
