@@ -417,7 +417,6 @@ async function claimDevice(user: string): Promise<string> {
     localStorage.setItem(firstKey, first);
   }
   const locks = (navigator as Navigator & { locks?: LockManager }).locks;
-  if (!locks) return first;
   let spares: string[] = [];
   try {
     spares = (JSON.parse(localStorage.getItem(spareKey) ?? "[]") as string[]).filter((x) => typeof x === "string" && x !== first);
@@ -426,6 +425,7 @@ async function claimDevice(user: string): Promise<string> {
   }
   const tabId = sessionStorage.getItem(`missive-tab-device:${user}`);
   const order = [...new Set([tabId, first, ...spares].filter((x): x is string => !!x))];
+  if (!locks) return claimByAsking(user, order, spares, spareKey);
   const claim = (id: string, waitMs: number) =>
     new Promise<boolean>((resolve) => {
       const opts: LockOptions = waitMs > 0 ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true };
@@ -451,6 +451,35 @@ async function claimDevice(user: string): Promise<string> {
   await claim(id, 0);
   sessionStorage.setItem(`missive-tab-device:${user}`, id);
   return id;
+}
+
+/**
+ * Without Web Locks (a page served over plain http from another host is not a
+ * secure context): the open tabs of the user answer on a BroadcastChannel
+ * which device id they hold, and this tab takes the first free one. Two tabs
+ * opened in the same instant may still pick the same id (the broker then ends
+ * the older session and the kick banner says so).
+ */
+async function claimByAsking(user: string, order: string[], spares: string[], spareKey: string): Promise<string> {
+  if (typeof BroadcastChannel === "undefined") return order[0];
+  const ch = new BroadcastChannel(`missive-devices:${user}`);
+  const held = new Set<string>();
+  ch.onmessage = (e: MessageEvent) => {
+    if (e.data?.held) held.add(String(e.data.held));
+  };
+  ch.postMessage({ ask: true });
+  await new Promise((r) => setTimeout(r, 250));
+  let id = order.find((x) => !held.has(x));
+  if (!id) {
+    id = newDeviceId();
+    localStorage.setItem(spareKey, JSON.stringify([...spares, id].slice(-8)));
+  }
+  const mine = id;
+  sessionStorage.setItem(`missive-tab-device:${user}`, mine);
+  ch.onmessage = (e: MessageEvent) => {
+    if (e.data?.ask) ch.postMessage({ held: mine });
+  };
+  return mine;
 }
 
 async function enter(user: string, token: string) {

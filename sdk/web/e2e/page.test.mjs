@@ -281,3 +281,20 @@ test("older history loads when the message list is scrolled to the top", async (
   await ctxA.close();
   await ctxB.close();
 });
+
+test("without Web Locks (an insecure origin) two tabs still take different device ids", async () => {
+  const ctx = await newContext();
+  await ctx.addInitScript(() => Object.defineProperty(navigator, "locks", { value: undefined }));
+  const tab1 = await login(ctx, "yara");
+  const tab2 = await page(ctx, "yara");
+  await tab2.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
+  const ids = await Promise.all([tab1, tab2].map((p) => p.evaluate(() => [navigator.locks === undefined, window.missive.deviceId])));
+  assert.deepEqual(ids.map(([noLocks]) => noLocks), [true, true]);
+  assert.notEqual(ids[0][1], ids[1][1]);
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const p of [tab1, tab2]) {
+    assert.equal(await p.getByTestId("conn-state").textContent(), "online");
+    assert.equal(await p.getByTestId("kicked-banner").isHidden(), true);
+  }
+  await ctx.close();
+});
