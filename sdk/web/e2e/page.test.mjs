@@ -4,7 +4,10 @@
 //   show live in another tab of the same user (`conversation` and `settings` pushes);
 // - the same device id signing in elsewhere ends this session: the kick banner says why;
 // - a phone-sized viewport (390x844) shows the list and the conversation as separate
-//   screens with a back button.
+//   screens with a back button (and the group panel full-screen);
+// - every visible control has an accessible name and a test id;
+// - older history loads when the message list is scrolled to the top;
+// - without Web Locks, tabs of one user still take different device ids.
 // Screenshots land in sdk/web/test-results/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
