@@ -65,6 +65,10 @@ pub(crate) fn serve(
             "sync token is ahead of the server; sync from \"\"",
         ));
     }
+    // [N-2]: a sync from "" carries the user's own profile (never set: an
+    // empty one, 12.2) first; it counts against the page's `limit`.
+    let fresh = req.sync_token.is_empty();
+    let limit = if fresh { limit.saturating_sub(1) } else { limit };
     let mut items = store.feed(user, since, watermark, limit + 1)?;
     // Groups (read diffusion): no feed entry is written per group message;
     // each joined group has one version record moved by every message and
@@ -98,6 +102,9 @@ pub(crate) fn serve(
     let mut settings = None;
     let mut relations = Vec::new();
     let mut profiles = Vec::new();
+    if fresh {
+        profiles.push(accounts::profile_view(user, &store.profile(user)?.unwrap_or_default()));
+    }
     for (i, (version, item)) in items.iter().enumerate() {
         if item.conv_id.is_empty() {
             // Relation, profile or settings entries are small: no byte check needed.
@@ -107,7 +114,9 @@ pub(crate) fn serve(
                     relations.push(relations::relation_of(store, user, &peer)?);
                 }
             } else if !item.profile_user.is_empty() {
-                if let Ok(subject) = UserId::new(item.profile_user.as_str())
+                if fresh && item.profile_user == user.as_str() {
+                    // Already first in this page.
+                } else if let Ok(subject) = UserId::new(item.profile_user.as_str())
                     && let Some(p) = accounts::profile_of(store, &subject)?
                 {
                     profiles.push(p);

@@ -838,6 +838,52 @@ fn sync_pages_relations_and_profiles_with_the_conversations() {
 }
 
 #[test]
+fn a_sync_from_empty_carries_the_own_profile_even_when_never_set() {
+    // [N-2] + 12.2: a sync from "" carries the user's own profile; an unset one is empty. It
+    // counts against the page limit, and paging still brings every other item once.
+    let b = BrokerProc::start();
+    let mut admin = b.admin();
+    let _f = b.client("pf1", "phone");
+    let mut pa = b.client("pa", "phone");
+    must(admin.import_friendship("pa", "pf1"), "import");
+    pa.send_ok(&direct("pa", "pf1"), "m1", "hello");
+
+    let first = must(pa.sync("", 0), "sync from empty");
+    assert_eq!(first.profiles.len(), 1, "own profile only: {:?}", first.profiles);
+    assert_eq!(first.profiles[0].user_id, "pa");
+    assert_eq!(first.profiles[0].nickname, "", "never set: empty");
+    assert_eq!(first.profiles[0].updated_ms, 0, "never set: {:?}", first.profiles[0]);
+    assert_eq!(first.relations.len(), 1, "{first:?}");
+
+    // Limit 1: the first page is the own profile alone; the rest follows.
+    let mut tablet = b.client("pa", "tablet");
+    let page = must(tablet.sync("", 1), "first page");
+    assert_eq!(page.profiles.len(), 1, "{page:?}");
+    assert!(page.conversations.is_empty() && page.relations.is_empty(), "{page:?}");
+    assert!(page.more, "more follows");
+    let (mut convs, mut rels, mut token) = (0, 0, page.sync_token);
+    for page_no in 0.. {
+        assert!(page_no < 50, "sync paging does not end");
+        let page = must(tablet.sync(&token, 1), "next page");
+        assert!(page.profiles.is_empty(), "own profile once: {page:?}");
+        convs += page.conversations.len();
+        rels += page.relations.len();
+        token = page.sync_token;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!((convs, rels), (1, 1), "every item once");
+
+    // Set, the profile comes once on a fresh sync (no second copy from the feed).
+    must(pa.set_profile(nickname("Pa")), "set");
+    let again = must(pa.sync("", 0), "sync from empty");
+    let own: Vec<_> = again.profiles.iter().filter(|p| p.user_id == "pa").collect();
+    assert_eq!(own.len(), 1, "{:?}", again.profiles);
+    assert_eq!(own[0].nickname, "Pa");
+}
+
+#[test]
 fn relation_requests_check_registration_and_blocks_in_spec_order() {
     let b = BrokerProc::start();
     let mut alice = b.client("alice", "phone");
