@@ -37,9 +37,8 @@
  *   `window.missive.deviceId` the one it holds;
  * - the page holds no conversation state of its own: pin, mute, hidden,
  *   cleared and read positions are the SDK's `ConversationState`s, so every
- *   `conversation` event re-renders from them; the only local addition is a
- *   mention seen in a pushed message above the read position (the SDK does
- *   not set `mentioned` from pushes; sync and the broker's states do);
+ *   `conversation` event re-renders from them (the "[@me]" marker is the
+ *   state's `mentioned`, which the SDK keeps current from new messages);
  * - messages below the readable floor (`cleared_seq`, `min_readable_seq`) are
  *   never rendered, and no older page is asked for below it;
  * - every control has an accessible name and a data-testid (checked by
@@ -108,8 +107,6 @@ let pickerFor: bigint | undefined;
 const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
 /** Conversations whose history is loaded back to the first readable message. */
 const exhausted = new Set<string>();
-/** Per conversation: the newest pushed message mentioning me (until read). */
-const mentionSeen = new Map<string, bigint>();
 /** Users picked from the mention list for the message being written. */
 const mentionPicks = new Set<string>();
 
@@ -390,7 +387,6 @@ function signOut() {
   closePanel();
   groups.reset();
   exhausted.clear();
-  mentionSeen.clear();
   mentionPicks.clear();
   online.clear();
   $("kicked-banner").hidden = true;
@@ -572,7 +568,6 @@ function onMessage(m: Message) {
   const st = client?.conversation(conv);
   const mentions = m.content?.mentions;
   const mentionsMe = !!gid && m.sender !== me && !!mentions && (mentions.all || mentions.userIds.includes(me));
-  if (mentionsMe && (!st || m.seq > st.readSeq)) mentionSeen.set(conv, m.seq);
   renderList();
   if (typingNow.typing(conv).includes(m.sender)) {
     typingNow.clear(conv, m.sender);
@@ -808,14 +803,6 @@ function ordered(list: ConversationState[]): ConversationState[] {
   });
 }
 
-/** The state says I was mentioned, or a pushed message did, above my read position. */
-function mentioned(c: ConversationState): boolean {
-  if (!isGroup(c.convId)) return false;
-  const seen = mentionSeen.get(c.convId);
-  if (seen !== undefined && seen <= c.readSeq) mentionSeen.delete(c.convId);
-  return c.mentioned || (seen !== undefined && seen > c.readSeq);
-}
-
 function renderList() {
   if (!client) return;
   const list = $("conv-list");
@@ -861,7 +848,7 @@ function renderList() {
       bottom.className = "conv-bottom";
       const preview = document.createElement("span");
       preview.className = "conv-preview";
-      if (c.convId !== current && mentioned(c)) {
+      if (c.convId !== current && group && c.mentioned) {
         const at = document.createElement("span");
         at.className = "mention-mark";
         at.dataset.testid = `mention-${key}`;

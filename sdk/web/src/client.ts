@@ -30,6 +30,13 @@
  *   contiguous seq per conversation, batched), which feeds delivery receipts;
  * - syncs run one at a time, in order (the one after a connect, `syncNow`);
  *   a sync page's settings, relations and profiles are emitted like pushes;
+ * - between authoritative states (sync, push, answer), each new message keeps
+ *   the held state current as the broker computes it: `max_seq`, last message,
+ *   `unread`; one's own message moves `read_seq` to it (nothing unread, no
+ *   mention pending); a group message naming the user or @all above `read_seq`
+ *   sets `mentioned` ([GR-19]), and `conversation` fires when `mentioned`
+ *   changes. A server state older than the held messages gets them applied
+ *   again, so it never takes back a newer message's count or mention;
  * - answers that carry the user's own state are taken at once: a
  *   `ConversationState` (mark read, conversation flags, clear history, group
  *   notify) replaces the held state and fires `conversation`; `setGlobalDnd`
@@ -107,6 +114,10 @@ export interface ClientEvents {
   state: (s: ConnectionState, detail: string) => void;
   message: (m: Message) => void;
   receipt: (r: ReadReceipt) => void;
+  /**
+   * The user's state of a conversation changed: from sync, a push, an answer to
+   * this client's request, or a new message that set or cleared `mentioned`.
+   */
   conversation: (c: ConversationState) => void;
   presence: (p: Presence) => void;
   kicked: (k: Kicked) => void;
@@ -416,17 +427,48 @@ export class MissiveClient extends MissiveRequests {
     const c = this.conv(m.convId);
     if (c.messages.has(m.seq)) return false;
     c.messages.set(m.seq, m);
-    // Keep the list view current between authoritative states from the server.
-    if (m.seq > c.state.maxSeq) {
-      c.state.maxSeq = m.seq;
-      c.state.lastMessage = m;
-      c.state.hidden = false;
-      const counted = m.sender !== this.userId && !m.flags?.noUnread; // 18.8: no_unread (e.g. the recall tip)
-      if (counted && m.seq > c.state.readSeq && m.seq > c.state.clearedSeq) c.state.unread += 1n;
-    }
+    const mentionChanged = this.advanceState(c.state, m);
     while (c.messages.has(c.contiguous + 1n)) c.contiguous += 1n;
     this.emit("message", m);
+    if (mentionChanged) this.emit("conversation", c.state);
     return true;
+  }
+
+  /**
+   * Keeps the list view of a conversation current between authoritative states
+   * from the server: a message above the state's `max_seq` becomes the last
+   * message, un-hides the conversation and, as the broker counts it:
+   * - one's own message (or tip) moves `read_seq` to it ([S-5], [GR-17], [GR-22]):
+   *   nothing is unread any more, and no mention is above the read position;
+   * - someone else's is unread unless `no_unread` (18.8), and a group message
+   *   naming the user (or @all) above `read_seq` sets `mentioned` ([GR-19]).
+   * Returns whether `mentioned` changed (the caller emits `conversation`).
+   */
+  private advanceState(st: ConversationState, m: Message): boolean {
+    if (m.seq <= st.maxSeq) return false; // the state (sync, answer or push) already counts it
+    const was = st.mentioned;
+    st.maxSeq = m.seq;
+    st.lastMessage = m;
+    st.hidden = false;
+    if (m.sender === this.userId) {
+      if (m.seq > st.readSeq) st.readSeq = m.seq;
+      st.unread = 0n;
+      st.mentioned = false;
+    } else if (m.seq > st.readSeq && m.seq > st.clearedSeq) {
+      if (!m.flags?.noUnread) st.unread += 1n;
+      if (m.seq >= st.minReadableSeq && mentionsUser(m, this.userId)) st.mentioned = true;
+    }
+    return st.mentioned !== was;
+  }
+
+  /**
+   * A state from the server may be older than messages already held (an answer
+   * computed before a message was stored, whose push came first): the held
+   * messages above its `max_seq` are applied to it again, in order.
+   */
+  private replayHeld(c: Conv) {
+    const above = [...c.messages.values()].filter((m) => m.seq > c.state.maxSeq).sort((a, b) => (a.seq < b.seq ? -1 : 1));
+    for (const m of above) this.advanceState(c.state, m);
   }
 
   // ---------------------------------------------------------------- sync
@@ -472,6 +514,7 @@ export class MissiveClient extends MissiveRequests {
           this.convs.set(s.convId, { state: s, contiguous: s.maxSeq, messages: new Map(), applied: s.updateSeq });
         } else {
           known.state = s;
+          this.replayHeld(known);
           if (s.maxSeq > known.contiguous) {
             await this.pull(s.convId, known.contiguous + 1n, s.maxSeq);
             this.queueAck(s.convId);
@@ -619,6 +662,7 @@ export class MissiveClient extends MissiveRequests {
     const held = last ? c.messages.get(last.seq) : undefined;
     if (last && held && ((held.deleted && !last.deleted) || held.updateSeq > last.updateSeq)) s.lastMessage = held;
     c.state = s;
+    this.replayHeld(c);
     this.saveLocal();
     this.emit("conversation", s);
     if (s.updateSeq > c.applied && this.conn) this.catchUpUpdates(s.convId).catch(() => {});
@@ -1144,6 +1188,12 @@ export class MissiveClient extends MissiveRequests {
       throw e;
     }
   }
+}
+
+/** A group message naming `userId` in its mentions, or @all ([GR-19]); never in 1:1 conversations. */
+function mentionsUser(m: Message, userId: string): boolean {
+  const x = m.content?.mentions;
+  return !!x && m.convId.startsWith("g:") && (x.all || x.userIds.includes(userId));
 }
 
 function unexpected(kind: string | undefined): MissiveError {

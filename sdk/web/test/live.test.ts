@@ -2,7 +2,8 @@
  * Behavioural tests of the SDK's request methods and push events against a
  * REAL broker (the release `missive` binary) on loopback: accounts, profiles,
  * presence, friends, the blacklist, groups, conversation flags across a
- * user's devices, global DND, sync and pull, and the spec's error codes.
+ * user's devices, global DND, sync and pull, group mentions
+ * against the broker's states, and the spec's error codes.
  * One broker serves the file; each test uses its own user ids. Every wait is
  * bounded (events: 5 s; the file: well under the runner's 60 s per test).
  * Skipped, saying why, when the broker binary is not built.
@@ -321,4 +322,34 @@ live("sync and pull: syncNow brings what was missed; pullRange reads history and
   const fresh = await back.pullRange(conv, 4n);
   assert.deepEqual(fresh.map((m) => m.seq), [4n, 5n]);
   await rejectsWith(back.pullRange("p:x", 1n), ErrorCodes.INVALID_CONV_ID, "malformed id");
+});
+
+live("group mentions: `mentioned` follows the broker's state (push, markRead, own send)", async () => {
+  const ada = await connect("mn-ada");
+  const bea = await connect("mn-bea");
+  const gid = "sdk-mentions";
+  const conv = groupConvId(gid);
+  await ada.createGroup({ groupId: gid, info: { name: "Mentions" }, memberIds: ["mn-bea"] });
+  await bea.syncNow();
+  const text = (t: string, mentions?: { userIds?: string[]; all?: boolean }) => ({ body: { case: "text" as const, value: { text: t } }, mentions });
+
+  const marked = nextEvent(bea, "conversation", (s) => s.convId === conv && s.mentioned);
+  const ack = await ada.send(conv, text("@mn-bea look", { userIds: ["mn-bea"] }));
+  await marked;
+  assert.equal(bea.conversation(conv)?.mentioned, true, "set from the pushed message");
+  const other = await connect("mn-bea", "web2");
+  assert.equal(other.conversation(conv)?.mentioned, true, "a fresh sync agrees");
+
+  assert.equal((await bea.markRead(conv, ack.seq))?.mentioned, false);
+  assert.equal(bea.conversation(conv)?.mentioned, false, "cleared by reading past it");
+
+  const all = nextEvent(bea, "conversation", (s) => s.convId === conv && s.mentioned);
+  await ada.send(conv, text("@all stand-up", { all: true }));
+  await all;
+  const cleared = nextEvent(other, "conversation", (s) => s.convId === conv && !s.mentioned);
+  await bea.sendText(conv, "on my way"); // the sender reads up to its own message ([GR-17])
+  assert.equal(bea.conversation(conv)?.mentioned, false, "my own message reads past the mention");
+  await cleared; // bea's other device: its pushed copy of bea's message clears it too
+  const third = await connect("mn-bea", "web3");
+  assert.equal(third.conversation(conv)?.mentioned, false, "the broker agrees");
 });
