@@ -37,6 +37,8 @@
  *   sets `mentioned` ([GR-19]), and `conversation` fires when `mentioned`
  *   changes. A server state older than the held messages gets them applied
  *   again, so it never takes back a newer message's count or mention;
+ * - `peer_read_seq` is only written for 1:1 conversations (by the peer's
+ *   receipts); a group's read receipts ([GR-21]) are only emitted as `receipt`;
  * - answers that carry the user's own state are taken at once: a
  *   `ConversationState` (mark read, conversation flags, clear history, group
  *   notify) replaces the held state and fires `conversation`; `setGlobalDnd`
@@ -113,6 +115,11 @@ export type ConnectionState = "connecting" | "online" | "offline" | "ended";
 export interface ClientEvents {
   state: (s: ConnectionState, detail: string) => void;
   message: (m: Message) => void;
+  /**
+   * A participant (or the user's other device) read a conversation ([R-2]). For a
+   * 1:1 peer the held state's `peerReadSeq` already moved; a group's receipts
+   * ([GR-21]) leave the state alone (ask `getGroupReceipt` who read what).
+   */
   receipt: (r: ReadReceipt) => void;
   /**
    * The user's state of a conversation changed: from sync, a push, an answer to
@@ -591,9 +598,17 @@ export class MissiveClient extends MissiveRequests {
         return;
       }
       case "readReceipt": {
-        const c = this.conv(ev.value.convId);
-        if (ev.value.reader !== this.userId && ev.value.readSeq > c.state.peerReadSeq) c.state.peerReadSeq = ev.value.readSeq;
-        this.emit("receipt", ev.value);
+        // `peer_read_seq` is the 1:1 peer's read position (8.2); a group's receipts
+        // ([GR-21]) only reach the `receipt` event (who read what: getGroupReceipt).
+        const r = ev.value;
+        if (r.convId.startsWith("p:") && r.reader !== this.userId) {
+          const c = this.conv(r.convId);
+          if (r.readSeq > c.state.peerReadSeq) {
+            c.state.peerReadSeq = r.readSeq;
+            this.saveLocal();
+          }
+        }
+        this.emit("receipt", r);
         return;
       }
       case "conversation": {

@@ -2,7 +2,7 @@
  * Behavioural tests of the SDK's request methods and push events against a
  * REAL broker (the release `missive` binary) on loopback: accounts, profiles,
  * presence, friends, the blacklist, groups, conversation flags across a
- * user's devices, global DND, sync and pull, group mentions
+ * user's devices, global DND, sync and pull, group mentions and receipts
  * against the broker's states, and the spec's error codes.
  * One broker serves the file; each test uses its own user ids. Every wait is
  * bounded (events: 5 s; the file: well under the runner's 60 s per test).
@@ -324,7 +324,7 @@ live("sync and pull: syncNow brings what was missed; pullRange reads history and
   await rejectsWith(back.pullRange("p:x", 1n), ErrorCodes.INVALID_CONV_ID, "malformed id");
 });
 
-live("group mentions: `mentioned` follows the broker's state (push, markRead, own send)", async () => {
+live("group mentions and receipts: `mentioned` follows the broker's state (push, markRead, own send); a group receipt leaves peerReadSeq alone", async () => {
   const ada = await connect("mn-ada");
   const bea = await connect("mn-bea");
   const gid = "sdk-mentions";
@@ -340,8 +340,11 @@ live("group mentions: `mentioned` follows the broker's state (push, markRead, ow
   const other = await connect("mn-bea", "web2");
   assert.equal(other.conversation(conv)?.mentioned, true, "a fresh sync agrees");
 
+  const readByBea = nextEvent(ada, "receipt", (r) => r.convId === conv && r.reader === "mn-bea");
   assert.equal((await bea.markRead(conv, ack.seq))?.mentioned, false);
   assert.equal(bea.conversation(conv)?.mentioned, false, "cleared by reading past it");
+  await readByBea;
+  assert.equal(ada.conversation(conv)?.peerReadSeq, 0n, "a group receipt is not a 1:1 peer_read_seq");
 
   const all = nextEvent(bea, "conversation", (s) => s.convId === conv && s.mentioned);
   await ada.send(conv, text("@all stand-up", { all: true }));

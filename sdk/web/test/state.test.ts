@@ -6,7 +6,9 @@
  * - mentions ([GR-19]): a pushed or pulled group message naming the user (or
  *   @all), not the user's own, above `read_seq`, sets `mentioned` and emits
  *   `conversation`; `markRead` past it (the answered state) and one's own
- *   later message clear it; a stale answer does not take back a newer mention.
+ *   later message clear it; a stale answer does not take back a newer mention;
+ * - group read receipts ([GR-21]) are emitted and never written to
+ *   `peerReadSeq` (a 1:1 field); a 1:1 peer's receipt is.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -175,5 +177,30 @@ test("mentions: not in 1:1 conversations; a pulled message the server's state al
   assert.deepEqual(pulled, [2n, 3n], "the sync pulled both");
   assert.equal(c.conversation(G)?.mentioned, false, "already read: the synced state says so");
   assert.equal(c.conversation(G)?.unread, 0n);
+  c.stop();
+});
+
+test("read receipts: a group's never touch peerReadSeq (a 1:1 field); the receipt event still fires; a 1:1 peer's do", async () => {
+  const direct = directConvId("alice", "bob");
+  const s = fakeServer("alice", (op): ResultInit | undefined =>
+    op?.case === "sync"
+      ? { case: "sync", value: { conversations: [{ convId: G, maxSeq: 5n, readSeq: 5n }, { convId: direct, maxSeq: 5n }], syncToken: "t" } }
+      : undefined,
+  );
+  const c = client(s.factory);
+  await online(c);
+  const receipts: string[] = [];
+  c.on("receipt", (r) => receipts.push(`${r.convId} ${r.reader} ${r.readSeq}`));
+
+  s.push({ case: "readReceipt", value: { convId: G, reader: "bob", readSeq: 4n } });
+  s.push({ case: "readReceipt", value: { convId: G, reader: "alice", readSeq: 5n, readerDevice: "phone" } });
+  await until(() => receipts.length === 2, "the group receipts");
+  assert.deepEqual(receipts, [`${G} bob 4`, `${G} alice 5`]);
+  assert.equal(c.conversation(G)?.peerReadSeq, 0n, "a group state keeps peer_read_seq 0 ([GR-18])");
+
+  s.push({ case: "readReceipt", value: { convId: direct, reader: "alice", readSeq: 5n, readerDevice: "phone" } });
+  s.push({ case: "readReceipt", value: { convId: direct, reader: "bob", readSeq: 3n } });
+  await until(() => receipts.length === 4, "the 1:1 receipts");
+  assert.equal(c.conversation(direct)?.peerReadSeq, 3n, "the peer's read position, not my other device's");
   c.stop();
 });
