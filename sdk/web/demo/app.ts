@@ -28,7 +28,8 @@
  *
  * Invariants:
  * - every broker error a user action meets is shown as "NAME (code): message"
- *   (the composer's line for sends and message actions, the error banner
+ *   (`describeError` of context.ts, shared with the Contacts and Me views; the
+ *   composer's line for sends and message actions, the error banner
  *   otherwise); only "not connected" / retryable errors of background reads
  *   are left to the reconnect;
  * - two tabs of one user never share a device id (a Web Lock per device id:
@@ -75,7 +76,7 @@ import {
   tipText,
   type GroupHost,
 } from "./groups.ts";
-import type { PageContext } from "./context.ts";
+import { describeError, type PageContext } from "./context.ts";
 import { mountContacts } from "./contacts.ts";
 import { mountProfile } from "./profile.ts";
 
@@ -192,45 +193,6 @@ function icon(name: string): HTMLElement {
 for (const el of Array.from(document.querySelectorAll<HTMLElement>("[data-icon]"))) el.replaceChildren(icon(el.dataset.icon!));
 
 // ------------------------------------------------------------------ errors
-
-/** Error code names of spec section 10. */
-const CODE_NAMES: Record<number, string> = Object.fromEntries(
-  (
-    "1000 MALFORMED_FRAME 1001 FRAME_TOO_LARGE 1002 UNSUPPORTED_VERSION 1003 HANDSHAKE_REQUIRED 1004 HANDSHAKE_TIMEOUT " +
-    "1005 UNEXPECTED_FRAME 1006 UNKNOWN_REQUEST 1007 IDLE_TIMEOUT 1008 SLOW_CONSUMER 1009 SERVER_SHUTDOWN " +
-    "1010 TOO_MANY_CONNECTIONS 1011 TOO_MANY_IN_FLIGHT 1012 FLOODING 2000 TOKEN_INVALID 2001 TOKEN_EXPIRED " +
-    "2002 TOKEN_DEVICE_MISMATCH 2003 PERMISSION_DENIED 2004 ACCOUNT_DISABLED 2005 KICKED 2006 ACCOUNT_NOT_FOUND " +
-    "2007 TOKEN_REVOKED 2008 USER_MUTED 3000 INVALID_ARGUMENT 3001 INVALID_CONV_ID 3002 NOT_PARTICIPANT " +
-    "3003 CONTENT_TOO_LARGE 3004 UNSUPPORTED_CONTENT 3005 INVALID_SYNC_TOKEN 3006 UNSUPPORTED_CONVERSATION " +
-    "3007 CONTENT_TOO_DEEP 3008 CONTENT_BLOCKED 3009 REJECTED_BY_APP 3010 CONTENT_KIND_NOT_ALLOWED 4000 USER_NOT_FOUND " +
-    "4001 ACCOUNT_EXISTS 4002 ALREADY_FRIENDS 4003 NOT_FRIENDS 4004 FRIEND_LIMIT 4005 PEER_FRIEND_LIMIT " +
-    "4006 NO_PENDING_REQUEST 4007 FRIEND_REQUESTS_DENIED 4008 BLOCKED_BY_USER 4009 IN_YOUR_BLACKLIST " +
-    "4010 BLACKLIST_LIMIT 4011 SUBSCRIPTION_LIMIT 4012 SELF_TARGET 4100 GROUP_NOT_FOUND 4101 GROUP_EXISTS " +
-    "4102 NOT_GROUP_MEMBER 4103 ALREADY_GROUP_MEMBER 4104 GROUP_PERMISSION_DENIED 4105 GROUP_FULL " +
-    "4106 JOINED_GROUP_LIMIT 4107 JOIN_DENIED 4108 NO_PENDING_APPLICATION 4109 OWNER_CANNOT_QUIT 4110 MEMBER_MUTED " +
-    "4111 GROUP_MUTED 4112 RECEIPT_GROUP_TOO_LARGE 4200 MESSAGE_NOT_FOUND 4201 TIME_LIMIT_EXCEEDED " +
-    "4202 MESSAGE_RECALLED 4203 EDIT_NOT_ALLOWED 4204 REACTION_LIMIT 4205 EXTENSION_LIMIT 4206 EXTENSION_CONFLICT " +
-    "4207 NOT_MESSAGE_SENDER 4208 TRANSLATION_DISABLED 5000 INTERNAL 5001 STORAGE 5002 OVERLOADED 5003 RATE_LIMITED " +
-    "5004 WEBHOOK_FAILED 5005 TRANSLATION_FAILED"
-  )
-    .match(/\d+ \S+/g)!
-    .map((p) => {
-      const [c, n] = p.split(" ");
-      return [Number(c), n];
-    }),
-);
-
-/** "NAME (code): message" for a broker error ([E-1]: unknown codes by range); the message alone otherwise. */
-export function describeError(err: unknown): string {
-  if (err instanceof MissiveError) {
-    if (err.code === 0) return err.message;
-    const name =
-      CODE_NAMES[err.code] ??
-      (err.code < 2000 ? "CONNECTION_ERROR" : err.code < 3000 ? "AUTH_ERROR" : err.code < 4000 ? "INVALID_REQUEST" : err.code < 5000 ? "REFUSED" : "SERVER_ERROR");
-    return `${name} (${err.code}): ${err.message}`;
-  }
-  return String((err as Error)?.message ?? err);
-}
 
 /** A broker error from anything but the composer: the error banner. */
 function showError(err: unknown) {

@@ -11,7 +11,7 @@
  * a broker answer or push (`relation`, `profile`, `presence` events, or the
  * Relation a request returns), never optimistically; it reloads on every
  * (re)connect since presence pushes are best effort ([PS-4]). Every failed
- * request is shown (inline alert) with the broker's message and code name.
+ * request is shown (inline alert) as "NAME (code): message" (describeError).
  * The view builds its DOM inside `root` only, with textContent (never markup
  * from broker data); re-renders keep the focused control (by data-testid)
  * and typed drafts.

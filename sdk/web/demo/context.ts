@@ -10,6 +10,7 @@
  * `directConvId(me, friend)`); `isOnline` reads the page's presence map
  * (false when unknown). Views build their DOM with textContent only (never
  * innerHTML from broker data) and load an avatar image only from an http(s) URL.
+ * Every error the page shows is worded by `describeError` ("NAME (code): message").
  */
 import { ErrorCodes, MissiveError, type MissiveClient } from "../src/index.ts";
 
@@ -29,16 +30,26 @@ export interface MountedView {
 
 // ------------------------------------------------------------------ shared view helpers
 
-/** The spec's name of an error code (`BLOCKED_BY_USER`), or `error N`. */
+/**
+ * The spec's name of an error code (section 10, e.g. `BLOCKED_BY_USER`); a code
+ * not in the table is named by its range ([E-1]).
+ */
 export function codeName(code: number): string {
-  return Object.entries(ErrorCodes).find(([, v]) => v === code)?.[0] ?? `error ${code}`;
+  const known = Object.entries(ErrorCodes).find(([, v]) => v === code)?.[0];
+  if (known) return known;
+  return code < 2000 ? "CONNECTION_ERROR" : code < 3000 ? "AUTH_ERROR" : code < 4000 ? "INVALID_REQUEST" : code < 5000 ? "REFUSED" : "SERVER_ERROR";
 }
 
-/** A readable one-line description of an error: the broker's message and its code name. */
+/**
+ * The page's one wording of an error (chat, groups, Contacts and Me alike): a
+ * broker error as "NAME (code): message"; a local one (code 0: not connected,
+ * a timeout) as its message, with a hint when retrying may help; anything else
+ * as its message.
+ */
 export function describeError(e: unknown): string {
   if (e instanceof MissiveError) {
-    if (e.code === 0) return `${e.message} — check the connection and try again`;
-    return `${e.message} (${codeName(e.code)})`;
+    if (e.code === 0) return e.retryable ? `${e.message} — check the connection and try again` : e.message;
+    return `${codeName(e.code)} (${e.code}): ${e.message}`;
   }
   return String((e as Error)?.message ?? e);
 }

@@ -10,7 +10,7 @@
  * broker; a removed `ex` key is sent with an empty value, [PR-1]); the form
  * shows the broker's answer after a save, and a push of my profile from
  * another device replaces the form only while it has no unsaved edits.
- * Every failed request is shown inline with the broker's message and code name.
+ * Every failed request is shown inline as "NAME (code): message" (describeError).
  * The DOM lives inside `root` only and carries no markup from broker data.
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";

@@ -171,13 +171,15 @@ test("a blacklisted user's message is refused with a readable error; after remov
     await carol.getByTestId("new-chat-go").click();
     await sendText(carol, "are you there?");
     await carol.getByText(/blacklisted you/).first().waitFor();
+    // One wording of errors on every view: "NAME (code): message" (context.ts describeError).
+    assert.match(await carol.getByTestId("composer-error").textContent(), /^BLOCKED_BY_USER \(4008\): .*blacklisted you/);
     await carol.screenshot({ path: join(out, "contacts-blocked-sender.png") });
 
     // Carol's friend request is refused too (BLOCKED_BY_USER), shown in her contacts view.
     await tab(carol, "contacts");
     await carol.getByTestId("add-friend-user").fill("bob");
     await carol.getByTestId("add-friend-submit").click();
-    await carol.getByTestId("contacts-error").filter({ hasText: "BLOCKED_BY_USER" }).waitFor();
+    await carol.getByTestId("contacts-error").filter({ hasText: /BLOCKED_BY_USER \(4008\): \S/ }).waitFor();
 
     // Bob lifts the block; carol's next message arrives.
     await bob.getByTestId("blacklist-remove-carol").click();
@@ -246,7 +248,7 @@ test("add-friend policy and a friend's profile and custom status update live", a
     // A nickname over 64 bytes is refused by the broker ([PR-2]) with a readable message.
     await alice.getByTestId("profile-nickname").fill("é".repeat(40)); // 40 characters, 80 bytes: over max_name_bytes (64)
     await alice.getByTestId("profile-save").click();
-    await alice.getByTestId("profile-error").filter({ hasText: "INVALID_ARGUMENT" }).waitFor();
+    await alice.getByTestId("profile-error").filter({ hasText: /INVALID_ARGUMENT \(3000\): \S/ }).waitFor();
     await alice.getByTestId("profile-reset").click();
 
     // Every control of both views has a test id and an accessible name.
