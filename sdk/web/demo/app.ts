@@ -6,6 +6,11 @@
  * - views: tabs Chats / Contacts / Me (arrow keys move between tabs); the
  *   latter two are contacts.ts and profile.ts, mounted on first open with the
  *   `PageContext` of context.ts and disposed on sign-out;
+ * - names (names.ts): other users are shown by my remark for a friend, else
+ *   their profile nickname, else the id (a group member by the group nickname
+ *   first): the list, the header, group senders, quotes, the reply bar,
+ *   notices; read with getProfiles / checkRelations, kept current by
+ *   `profile` and `relation` events; the id stays in `data-user` and the tooltip;
  * - the conversation list: 1:1 and groups, unread badges (grey when muted),
  *   pinned first (latest pin first), pin / muted / left icons, last-message
  *   preview, "[@me]" mention markers; Enter opens a focused conversation;
@@ -79,6 +84,7 @@ import {
 import { describeError, type PageContext } from "./context.ts";
 import { mountContacts } from "./contacts.ts";
 import { mountProfile } from "./profile.ts";
+import { Names } from "./names.ts";
 
 interface Info {
   dev: boolean;
@@ -127,11 +133,14 @@ const peerOf = (convId: string) => {
 };
 /** The list's test key of a conversation: the peer of a 1:1, `g-<group>` for a group. */
 const keyOf = (convId: string) => (isGroup(convId) ? `g-${convId.slice(2)}` : peerOf(convId));
-const titleOf = (convId: string) => (isGroup(convId) ? groups.name(convId.slice(2)) : peerOf(convId));
+/** A 1:1 conversation's title is the peer's name (remark, nickname, id: names.ts); a group's its name. */
+const titleOf = (convId: string) => (isGroup(convId) ? groups.name(convId.slice(2)) : names.name(peerOf(convId)));
+/** The name shown for a user outside a group context (1:1 chats, quotes, notices). */
+const nameOf = (uid: string) => names.name(uid);
 const whoIn = (convId: string | undefined) => (uid: string) => (uid === me ? "you" : groups.display(gidOf(convId), uid));
 
 function textOf(m: Message | undefined): string {
-  if (m?.recalled) return `${m.recalled.by === me ? "You" : m.recalled.by} recalled a message`;
+  if (m?.recalled) return `${m.recalled.by === me ? "You" : whoIn(m.convId)(m.recalled.by)} recalled a message`;
   if (m?.deleted) return "Message deleted";
   const b = m?.content?.body;
   if (!b) return m?.flags?.noHistory ? "Message not kept in history" : ""; // [MF-2] placeholder
@@ -142,7 +151,7 @@ function textOf(m: Message | undefined): string {
     // [RC-4]: a recall leaves a tip {kind: "message.recalled", params: {by, seq}}.
     if (b.value.kind === "message.recalled") {
       const by = b.value.params.by ?? m?.sender ?? "";
-      return `${by === me ? "You" : by} recalled a message`;
+      return `${by === me ? "You" : whoIn(m?.convId)(by)} recalled a message`;
     }
     if (isGroupTip(b.value.kind)) return tipText(b.value, whoIn(m?.convId));
     return b.value.text || `[${b.value.kind}]`;
@@ -232,9 +241,24 @@ function timeOf(ms: bigint | undefined): string {
 
 // ------------------------------------------------------------------ groups
 
+/** Names of other users (remark, nickname, id), read on demand and kept current by `profile` / `relation` events. */
+const names = new Names(
+  () => client,
+  () => me,
+);
+names.onError = reportUnlessOffline;
+names.onChange = () => {
+  renderList();
+  renderHeader();
+  renderComposeBar();
+  if (current) renderMessages(false);
+  if (panel.isOpen) panel.render();
+};
+
 const host: GroupHost = {
   client: () => client,
   me: () => me,
+  nameOf,
   showError,
   changed: (gid) => scheduleRender(gid),
   open: (convId) => {
@@ -348,6 +372,7 @@ function signOut() {
   views = {};
   closePanel();
   groups.reset();
+  names.reset();
   exhausted.clear();
   mentionPicks.clear();
   online.clear();
@@ -471,6 +496,7 @@ async function enter(user: string, token: string) {
         .filter((x) => x.convId.startsWith("p:"))
         .map((x) => peerOf(x.convId));
       if (peers.length) void c.subscribePresence(peers).then(applyPresence, reportUnlessOffline);
+      names.online();
       groups.online();
       renderList();
       renderDnd();
@@ -516,6 +542,8 @@ async function enter(user: string, token: string) {
     scheduleTypingExpiry();
   });
   c.on("presence", (p) => applyPresence([p]));
+  c.on("profile", (p) => names.onProfile(p));
+  c.on("relation", (r) => names.onRelation(r));
   c.start();
   selectTab("chats");
   renderList();
@@ -553,7 +581,7 @@ function notify(m: Message, mentionsMe: boolean) {
   if (!body || body.case === "tip" || body.case === "system") return;
   const quiet = st?.muted || (st && st.groupNotify !== GroupNotify.NOTIFY);
   if (quiet && !(mentionsMe && st?.groupNotify !== GroupNotify.BLOCK)) return;
-  const from = isGroup(m.convId) ? `${titleOf(m.convId)} · ${groups.display(gidOf(m.convId), m.sender)}` : m.sender;
+  const from = isGroup(m.convId) ? `${titleOf(m.convId)} · ${groups.display(gidOf(m.convId), m.sender)}` : nameOf(m.sender);
   toast(`${mentionsMe ? "[@me] " : ""}${from}: ${textOf(m)}`);
 }
 
@@ -644,6 +672,7 @@ const ctx: PageContext = {
   },
   showError,
   isOnline: (u: string) => online.get(u) === true,
+  relationChanged: (r) => names.onRelation(r),
 };
 
 function selectTab(tab: Tab, focus = false) {
@@ -783,12 +812,13 @@ function renderList() {
       const li = document.createElement("li");
       li.className = `conv${c.convId === current ? " active" : ""}${c.muted ? " is-muted" : ""}`;
       li.dataset.testid = `conv-${key}`;
+      if (!group) li.dataset.user = peerOf(c.convId); // the id, whatever name is shown
       li.tabIndex = 0;
       li.setAttribute("role", "button");
       const av = document.createElement("span");
       av.className = `avatar${group ? " group" : ""}`;
       av.setAttribute("aria-hidden", "true");
-      avatar(av, title, group ? undefined : title);
+      avatar(av, title, group ? undefined : peerOf(c.convId));
       const main = document.createElement("div");
       main.className = "conv-main";
       const unread = c.convId === current ? 0n : c.unread;
@@ -796,7 +826,9 @@ function renderList() {
       top.className = "conv-top";
       const name = document.createElement("span");
       name.className = "conv-name";
+      name.dataset.testid = `conv-name-${key}`;
       name.textContent = title;
+      if (!group && title !== peerOf(c.convId)) name.title = peerOf(c.convId);
       const icons = document.createElement("span");
       icons.className = "conv-icons";
       if (c.pinned) icons.append(marker(icon("pin"), `pinned-${key}`, "Pinned"));
@@ -916,6 +948,8 @@ function closeConversation() {
   $("group-info-toggle").hidden = true;
   $("group-ended").hidden = true;
   $("peer-name").textContent = "Select a conversation";
+  delete $("peer-name").dataset.user;
+  $("peer-name").title = "";
   $("peer-status").textContent = "";
   $("peer-avatar").textContent = "";
   $("peer-avatar").style.background = "transparent";
@@ -938,8 +972,13 @@ function renderHeader() {
   if (!current) return;
   const gid = gidOf(current);
   const title = titleOf(current);
+  const peer = gid ? undefined : peerOf(current);
   $("peer-name").textContent = title;
-  avatar($("peer-avatar"), title, gid ? undefined : title);
+  // The id stays readable (tooltip) and testable (data-user) when a name is shown.
+  if (peer) $("peer-name").dataset.user = peer;
+  else delete $("peer-name").dataset.user;
+  $("peer-name").title = peer && peer !== title ? peer : "";
+  avatar($("peer-avatar"), title, peer);
   $("conv-settings-toggle").hidden = false;
   $("group-info-toggle").hidden = !gid;
   const st = $("peer-status");
@@ -948,7 +987,7 @@ function renderHeader() {
     st.textContent = groups.ended(gid) ? (g?.dismissed ? "dismissed" : "you left") : g ? `${g.memberCount} members${g.muteAll ? " · muted" : ""}` : "";
     st.className = "presence";
   } else {
-    const o = online.get(title);
+    const o = online.get(peer!);
     st.textContent = o === undefined ? "" : o ? "online" : "offline";
     st.className = `presence${o ? " online" : ""}`;
   }
@@ -1153,7 +1192,7 @@ function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined, 
     if (url) {
       const img = document.createElement("img");
       img.src = safeUrl(body.value.thumbnailUrl) ?? url;
-      img.alt = `Image from ${m.sender}`;
+      img.alt = `Image from ${gid ? groups.display(gid, m.sender) : nameOf(m.sender)}`;
       img.loading = "lazy";
       img.dataset.testid = "message-image";
       if (body.value.width && body.value.height) {
@@ -1191,7 +1230,7 @@ function renderMessage(m: Message, tick: ReturnType<typeof tickOf> | undefined, 
     qb.className = "quote";
     qb.dataset.testid = "message-quote";
     const who = document.createElement("strong");
-    who.textContent = q.sender === me ? "You" : q.sender;
+    who.textContent = q.sender === me ? "You" : gid ? groups.display(gid, q.sender) : nameOf(q.sender);
     qb.append(who, document.createTextNode(` ${quotePreview(q)}`));
     el.prepend(qb);
   }
@@ -1440,7 +1479,7 @@ function renderComposeBar() {
   const m = editing ?? replyTo;
   bar.hidden = !m;
   if (!m) return;
-  $("compose-label").textContent = editing ? "Editing message" : `Replying to ${m.sender === me ? "yourself" : m.sender}`;
+  $("compose-label").textContent = editing ? "Editing message" : `Replying to ${m.sender === me ? "yourself" : groups.display(gidOf(m.convId), m.sender)}`;
   $("compose-preview").textContent = textOf(m);
   bar.dataset.mode = editing ? "edit" : "reply";
 }

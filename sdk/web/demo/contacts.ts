@@ -292,6 +292,11 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
   ensureStyles();
   const { client, me } = ctx;
   const s = contactsStore(client, me);
+  /** A Relation answered to this view's request (no push comes for it): the store and the page take it. */
+  const apply = (r: Relation) => {
+    s.apply(r);
+    ctx.relationChanged?.(r);
+  };
   const msg = messageAreas("contacts");
 
   /** Typed drafts kept across re-renders. */
@@ -418,7 +423,7 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
     if (u === me) return msg.fail("you cannot add yourself", "Add friend");
     await run(`Could not add ${u}`, async () => {
       const r = await client.addFriend({ userId: u, message: addMessage.value.trim(), remark: addRemark.value.trim() });
-      if (r.relation) s.apply(r.relation);
+      if (r.relation) apply(r.relation);
       msg.ok(
         r.status === AddFriendStatus.ADDED
           ? `You and ${nameOf(s, u)} are now friends.`
@@ -471,7 +476,7 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
         run(`Could not ${accept ? "accept" : "reject"} ${u}'s request`, async () => {
           const rel = await client.respondFriendRequest({ userId: u, accept, remark: accept ? (requestRemark.get(u) ?? "").trim() : "" });
           requestRemark.delete(u);
-          s.apply(rel);
+          apply(rel);
           msg.ok(accept ? `You and ${nameOf(s, u)} are now friends.` : `Rejected ${u}'s request.`);
         });
       remark.addEventListener("keydown", (e) => {
@@ -599,7 +604,7 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
         run(`Could not set the remark for ${u}`, async () => {
           const rel = await client.updateFriend({ userId: u, remark: remarkDraft.trim() });
           remarkFor = undefined;
-          s.apply(rel);
+          apply(rel);
           msg.ok(rel.remark ? `${u} is now shown as “${rel.remark}”.` : `Cleared the remark for ${u}.`);
           root.querySelector<HTMLElement>(`[data-testid="friend-remark-${u}"]`)?.focus();
         });
@@ -632,7 +637,7 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
         run(`Could not remove ${u}`, async () => {
           const rel = await client.deleteFriend({ userId: u, bothSides });
           deleting = undefined;
-          s.apply(rel);
+          apply(rel);
           msg.ok(bothSides ? `You and ${u} are no longer friends.` : `Removed ${u} from your friend list.`);
         });
       main.append(
@@ -727,7 +732,7 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
   async function block(u: string) {
     await run(`Could not blacklist ${u}`, async () => {
       const rel = await client.addToBlacklist({ userId: u });
-      s.apply(rel);
+      apply(rel);
       msg.ok(`${u} is blacklisted: their messages to you are refused.`);
     });
   }
@@ -755,7 +760,7 @@ export function mountContacts(root: HTMLElement, ctx: PageContext): { refresh():
                   btn("Remove", `Remove ${u} from the blacklist`, `blacklist-remove-${u}`, () =>
                     void run(`Could not remove ${u} from the blacklist`, async () => {
                       const rel = await client.removeFromBlacklist({ userId: u });
-                      s.apply(rel);
+                      apply(rel);
                       msg.ok(`${u} is no longer blacklisted.`);
                     }), "ct-secondary"),
                 ),

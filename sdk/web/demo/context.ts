@@ -8,11 +8,12 @@
  * error through `showError` (or inline) and never swallows one;
  * `openConversation` switches the page to a conversation by id (for a friend:
  * `directConvId(me, friend)`); `isOnline` reads the page's presence map
- * (false when unknown). Views build their DOM with textContent only (never
+ * (false when unknown); a view passes each Relation its requests are answered
+ * with to `relationChanged`. Views build their DOM with textContent only (never
  * innerHTML from broker data) and load an avatar image only from an http(s) URL.
  * Every error the page shows is worded by `describeError` ("NAME (code): message").
  */
-import { ErrorCodes, MissiveError, type MissiveClient } from "../src/index.ts";
+import { ErrorCodes, MissiveError, type MissiveClient, type Relation } from "../src/index.ts";
 
 export interface PageContext {
   client: MissiveClient;
@@ -20,6 +21,12 @@ export interface PageContext {
   openConversation(convId: string): void;
   showError(e: unknown): void;
   isOnline(userId: string): boolean;
+  /**
+   * A Relation a view's own request was answered with (the requesting
+   * connection gets no `relation` push for it): lets the page update the names
+   * it shows (remarks).
+   */
+  relationChanged?(r: Relation): void;
 }
 
 /** What a mounted view gives back: `refresh` re-reads from the broker, `dispose` removes listeners and DOM. */

@@ -40,6 +40,8 @@ import { MissiveError, type MissiveClient } from "../src/index.ts";
 export interface GroupHost {
   client(): MissiveClient | undefined;
   me(): string;
+  /** The page's name of a user outside the group (my remark, their nickname, else the id). */
+  nameOf(uid: string): string;
   showError(e: unknown): void;
   /** Something about group `gid` changed: re-render the list, header and composer. */
   changed(gid: string): void;
@@ -185,11 +187,11 @@ export class GroupStore {
     return [...(this.invitedByMe.get(gid) ?? [])];
   }
 
-  /** Display name of a member: the group nickname when known, else the user id. */
+  /** Display name of a member: the group nickname when known, else the page's name of the user (remark, nickname, id). */
   display(gid: string | undefined, uid: string): string {
-    if (!gid) return uid;
+    if (!gid) return this.host.nameOf(uid);
     const m = this.members.get(gid)?.list.find((x) => x.userId === uid) ?? (uid === this.host.me() ? this.mineMap.get(gid) : undefined);
-    return m?.nickname ? `${m.nickname}` : uid;
+    return m?.nickname || this.host.nameOf(uid);
   }
 
   /** Info and own member record of `gid`, fetched once (batched), then on `refresh`. */

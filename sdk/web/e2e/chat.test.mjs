@@ -2,6 +2,9 @@
 // real broker. Two browser contexts are two users; one goes offline, messages
 // arrive while it is away and appear in order after it reconnects; a read
 // receipt shows on the sender's page; screenshots land in test-results/.
+// 1:1 chats show names, not ids: the list, the header and the reply label use my
+// remark for a friend, else the peer's profile nickname, else the id, and follow
+// `relation` / `profile` pushes and the Contacts view's own remark edits.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -102,6 +105,78 @@ test("two users chat; offline messages arrive in order; read receipts show", asy
   await bob.screenshot({ path: join(out, "chat-bob.png") });
   await ctxA.close();
   await ctxB.close();
+});
+
+test("1:1 chats show my remark, else the nickname, else the id; live from relation and profile changes", async () => {
+  const ctxU = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const ctxV = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  ctxU.setDefaultTimeout(15_000);
+  ctxV.setDefaultTimeout(15_000);
+  const uma = await login(ctxU, "uma");
+  const vic = await login(ctxV, "vic");
+  const item = vic.getByTestId("conv-uma");
+  const listName = vic.getByTestId("conv-name-uma");
+  const header = vic.locator('[data-testid="peer-name"][data-user="uma"]');
+  try {
+    // Vic writes to uma before she has a nickname: the id.
+    await vic.getByTestId("new-chat-user").fill("uma");
+    await vic.getByTestId("new-chat-go").click();
+    await send(vic, "hello uma");
+    await header.filter({ hasText: /^uma$/ }).waitFor();
+    assert.equal(await item.getAttribute("data-user"), "uma", "the list item carries the id");
+
+    // Uma sets a nickname; vic (not a friend: no profile push) reads it when his page reconnects.
+    await uma.evaluate(() => window.missive.client.setProfile({ patch: { nickname: "Uma Thurman" } }));
+    await send(vic, "still there?"); // messages keep flowing meanwhile
+    await vic.evaluate(() => window.missive.client.stop());
+    await vic.evaluate(() => window.missive.client.start());
+    await listName.filter({ hasText: "Uma Thurman" }).waitFor();
+    await header.filter({ hasText: "Uma Thurman" }).waitFor();
+    assert.equal(await header.getAttribute("title"), "uma", "the id stays readable");
+
+    // Vic asks uma to be friends with a remark; once she accepts (a `relation` push), the remark wins.
+    await vic.evaluate(() => window.missive.client.addFriend({ userId: "uma", remark: "Umbrella", message: "" }));
+    await uma.evaluate(() => window.missive.client.respondFriendRequest({ userId: "vic", accept: true }));
+    await listName.filter({ hasText: "Umbrella" }).waitFor();
+    await header.filter({ hasText: "Umbrella" }).waitFor();
+
+    // A reply to her message names her the same way.
+    await uma.getByTestId("conv-vic").click();
+    await send(uma, "hi vic");
+    const hers = vic.getByTestId("message").filter({ hasText: "hi vic" });
+    await hers.hover();
+    await hers.getByTestId("action-reply").click();
+    await vic.getByTestId("compose-bar").filter({ hasText: "Replying to Umbrella" }).waitFor();
+    await vic.getByTestId("compose-cancel").click();
+
+    // The remark edited in the Contacts view (an answer, no push to this connection) shows at once.
+    await vic.getByTestId("tab-contacts").click();
+    await vic.getByTestId("friend-remark-uma").click();
+    await vic.getByTestId("friend-remark-input-uma").fill("Umi");
+    await vic.getByTestId("friend-remark-input-uma").press("Enter");
+    await vic.getByTestId("friend-uma").getByTestId("friend-name").filter({ hasText: "Umi" }).waitFor();
+    await vic.getByTestId("tab-chats").click();
+    await listName.filter({ hasText: "Umi" }).waitFor();
+    // Cleared: her nickname again; then her new nickname arrives live (a friend's `profile` push).
+    await vic.getByTestId("tab-contacts").click();
+    await vic.getByTestId("friend-remark-uma").click();
+    await vic.getByTestId("friend-remark-input-uma").fill("");
+    await vic.getByTestId("friend-remark-input-uma").press("Enter");
+    await vic.getByTestId("contacts-status").filter({ hasText: "Cleared the remark" }).waitFor();
+    await vic.getByTestId("tab-chats").click();
+    await listName.filter({ hasText: "Uma Thurman" }).waitFor();
+    await uma.evaluate(() => window.missive.client.setProfile({ patch: { nickname: "Uma T." } }));
+    await listName.filter({ hasText: "Uma T." }).waitFor();
+    await header.filter({ hasText: "Uma T." }).waitFor();
+    await vic.screenshot({ path: join(out, "chat-names-vic.png") });
+  } catch (e) {
+    await vic.screenshot({ path: join(out, "fail-names-vic.png") }).catch(() => {});
+    await uma.screenshot({ path: join(out, "fail-names-uma.png") }).catch(() => {});
+    throw e;
+  } finally {
+    await ctxU.close();
+    await ctxV.close();
+  }
 });
 
 test("the page refuses dev tokens when the broker is not in dev mode", async () => {

@@ -126,7 +126,7 @@ test("friend request round trip: look up, request, accept with remark, presence,
 
     // A friend's row opens the 1:1 conversation.
     await alice.getByTestId("friend-chat-bob").click();
-    await alice.getByTestId("peer-name").filter({ hasText: /bob/i }).waitFor();
+    await alice.locator('[data-testid="peer-name"][data-user="bob"]').filter({ hasText: "Bobby" }).waitFor(); // my remark for him
     await sendText(alice, "Hello friend!");
     await alice.getByTestId("message").filter({ hasText: "Hello friend!" }).waitFor();
 

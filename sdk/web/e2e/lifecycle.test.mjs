@@ -42,7 +42,7 @@ async function login(user) {
 async function openChat(page, peer) {
   await page.getByTestId("new-chat-user").fill(peer);
   await page.getByTestId("new-chat-go").click();
-  await page.getByTestId("peer-name").filter({ hasText: peer }).waitFor();
+  await page.locator(`[data-testid="peer-name"][data-user="${peer}"]`).waitFor(); // the id, whatever name is shown
 }
 
 async function send(page, text) {

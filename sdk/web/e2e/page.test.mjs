@@ -55,7 +55,7 @@ async function login(context, user) {
 async function openChat(p, peer) {
   await p.getByTestId("new-chat-user").fill(peer);
   await p.getByTestId("new-chat-go").click();
-  await p.getByTestId("peer-name").filter({ hasText: peer }).waitFor();
+  await p.locator(`[data-testid="peer-name"][data-user="${peer}"]`).waitFor(); // the id, whatever name is shown
 }
 
 async function send(p, text) {
