@@ -16,7 +16,9 @@
  *   or the group is dismissed): the page is then read-only for that group;
  *   `undefined` means "not known yet";
  * - who-read counts are fetched only for groups that serve them: a group that
- *   answers 4112 (too large) is remembered and never asked again.
+ *   answers 4112 (too large) is remembered and never asked again;
+ * - the panel's member list is paged (`MEMBER_PAGE`, "Load more"); a re-read
+ *   after a tip keeps as many members as were shown.
  */
 import {
   ApplicationState,
@@ -97,6 +99,9 @@ interface MemberPages {
   next: string;
   count: number;
 }
+
+/** Members per page of the panel's member list ("Load more" reads the next page). */
+export const MEMBER_PAGE = 50;
 
 const roleName = (r: GroupRole) => (r === GroupRole.OWNER ? "Owner" : r === GroupRole.ADMIN ? "Admin" : "Member");
 
@@ -261,15 +266,20 @@ export class GroupStore {
     this.host.changed(gid);
   }
 
-  /** First page (or, with `more`, the next page) of the member list. */
+  /**
+   * The member list from the start (as many members as were loaded, at least one
+   * page: a re-read after a tip keeps what "Load more" showed) or, with `more`,
+   * the next page of `MEMBER_PAGE`.
+   */
   async loadMembers(gid: string, more: boolean) {
     const c = this.host.client();
     if (!c) return;
     const prev = this.members.get(gid);
     const cursor = more && prev ? prev.next : "";
     if (more && !cursor) return;
+    const limit = more ? MEMBER_PAGE : Math.min(500, Math.max(MEMBER_PAGE, prev?.list.length ?? 0));
     try {
-      const r = await c.listGroupMembers({ groupId: gid, cursor, limit: 50 });
+      const r = await c.listGroupMembers({ groupId: gid, cursor, limit });
       const list = more && prev ? [...prev.list, ...r.members] : r.members;
       this.members.set(gid, { list, next: r.nextCursor, count: r.memberCount });
       const me = list.find((m) => m.userId === this.host.me());

@@ -1,7 +1,10 @@
 // Starts a real broker (the `missive` binary) on loopback for browser tests:
 // temp data dir, `--ws 127.0.0.1:0`, dev mode, the built chat page; parses the
-// `missive listening tcp=ADDR ws=ADDR ...` line. Stop with `await b.stop()`.
+// `missive listening tcp=ADDR ws=ADDR ... api=ADDR` line. Stop with `await b.stop()`.
+// `adminApi(b, method, path, body)` calls the admin REST API (spec/openapi.yaml) with an
+// admin token signed with the test secret, e.g. to register many users at once.
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -69,4 +72,27 @@ export const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--no-first-run", 
 
 export function chromiumPath() {
   return process.env.CHROMIUM || "/usr/bin/chromium";
+}
+
+/** An HS256 token (spec 5.2) signed with the test secret; `role: "admin"` for the REST API. */
+export function mintToken(user, role = "user", ttlSecs = 3600) {
+  const b64 = (x) => Buffer.from(x).toString("base64url");
+  const header = b64(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+  const now = Math.floor(Date.now() / 1000);
+  const claims = b64(JSON.stringify({ sub: user, exp: now + ttlSecs, iat: now, role }));
+  const sig = createHmac("sha256", SECRET).update(`${header}.${claims}`).digest("base64url");
+  return `${header}.${claims}.${sig}`;
+}
+
+/** One admin REST call (`broker.api`); resolves with the JSON answer, rejects on a non-2xx status. */
+export async function adminApi(broker, method, path, body) {
+  const r = await fetch(`http://${broker.api}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${mintToken("e2e-admin", "admin")}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
 }
