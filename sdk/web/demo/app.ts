@@ -22,7 +22,9 @@
  * - groups (groups.ts): create (dialog), join or apply by id, invitations and
  *   applications (sidebar and panel), the info panel with members, roles,
  *   mutes, settings, transfer, leave, dismiss; @-mention autocomplete in a
- *   group's composer (↑/↓, Enter or Tab picks, Escape closes);
+ *   group's composer (↑/↓, Enter or Tab picks, Escape closes) over every
+ *   member (read on demand, at most groups.ts ROSTER_MAX), matched by the typed
+ *   prefix of the id or the nickname;
  * - per-conversation settings (pin, mute, hide, clear history, group notify)
  *   and global do-not-disturb, live from `conversation` / `settings` events
  *   (another tab or device of the same user); in-page notifications respect
@@ -290,7 +292,8 @@ function scheduleRender(gid: string) {
       renderComposerState();
       renderMessages(false);
       renderSettings();
-      if (mentionOpen()) updateMentions();
+      // An open list follows; one that found nobody among the loaded members opens once the roster arrives.
+      if (mentionOpen() || document.activeElement === $("text")) updateMentions();
     }
     if (panel.gid && touched.includes(panel.gid)) panel.render();
   }, 0);
@@ -1519,12 +1522,17 @@ function updateMentions() {
   const m = /(^|\s)@([A-Za-z0-9_.@-]*)$/.exec(ta.value.slice(0, caret));
   if (!m) return closeMentions();
   const query = m[2].toLowerCase();
-  const pages = groups.memberPages(gid);
-  if (!pages) void groups.loadMembers(gid, false);
-  const options: MentionOption[] = (pages?.list ?? [])
-    .filter((x) => x.userId !== me && (x.userId.toLowerCase().startsWith(query) || (x.nickname && x.nickname.toLowerCase().startsWith(query))))
-    .slice(0, 8)
-    .map((x) => ({ id: x.userId, label: x.nickname ? `${x.nickname} (${x.userId})` : x.userId }));
+  // Candidates: every member, not only the panel's loaded pages (read once, on demand, bounded).
+  if (!groups.memberPages(gid)) void groups.loadMembers(gid, false);
+  if (!groups.rosterDone(gid)) void groups.loadRoster(gid);
+  const options: MentionOption[] = [];
+  for (const x of groups.knownMembers(gid)) {
+    if (x.userId === me) continue;
+    const name = x.nickname || names.peek(x.userId) || "";
+    if (!x.userId.toLowerCase().startsWith(query) && !(name && name.toLowerCase().startsWith(query))) continue;
+    options.push({ id: x.userId, label: name && name !== x.userId ? `${name} (${x.userId})` : x.userId });
+    if (options.length === 8) break;
+  }
   if ("all".startsWith(query)) options.push({ id: "all", label: "all — everyone in the group" });
   if (!options.length) return closeMentions();
   const prevActive = mention?.options[mention.active]?.id;
@@ -1583,7 +1591,7 @@ function pickMention(i: number) {
 
 /** The mentions of a group message: picked or typed "@member" tokens, and "@all". */
 function mentionsOf(text: string, gid: string): { userIds: string[]; all: boolean } | undefined {
-  const known = new Set((groups.memberPages(gid)?.list ?? []).map((m) => m.userId));
+  const known = new Set(groups.knownMembers(gid).map((m) => m.userId));
   const userIds = new Set<string>();
   let all = false;
   for (const m of text.matchAll(/(?:^|\s)@([A-Za-z0-9_.@-]+)/g)) {

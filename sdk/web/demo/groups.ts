@@ -18,7 +18,9 @@
  * - who-read counts are fetched only for groups that serve them: a group that
  *   answers 4112 (too large) is remembered and never asked again;
  * - the panel's member list is paged (`MEMBER_PAGE`, "Load more"); a re-read
- *   after a tip keeps as many members as were shown.
+ *   after a tip keeps as many members as were shown. The mention list reads
+ *   every member on demand (`loadRoster`: at most `ROSTER_MAX`, pages of 500),
+ *   read again only after a tip of that group.
  */
 import {
   ApplicationState,
@@ -102,6 +104,17 @@ interface MemberPages {
 
 /** Members per page of the panel's member list ("Load more" reads the next page). */
 export const MEMBER_PAGE = 50;
+/** The most members the mention list reads (pages of 500, [RL-1] maximum), whatever the group's size. */
+export const ROSTER_MAX = 2000;
+
+/** Every member of a group (up to `ROSTER_MAX`), read on demand for the mention list. */
+interface Roster {
+  list: GroupMember[];
+  /** Read to the end (or to the bound); false while reading. */
+  done: boolean;
+  /** The last read failed: not asked again before the next `online()`. */
+  failed: boolean;
+}
 
 const roleName = (r: GroupRole) => (r === GroupRole.OWNER ? "Owner" : r === GroupRole.ADMIN ? "Admin" : "Member");
 
@@ -109,6 +122,7 @@ export class GroupStore {
   private info = new Map<string, GroupInfo>();
   private mineMap = new Map<string, GroupMember | null>();
   private members = new Map<string, MemberPages>();
+  private rosters = new Map<string, Roster>();
   /** Pending applications and invitations of groups the user manages (ListGroupApplications). */
   private pendingMap = new Map<string, GroupApplication[]>();
   /** Consent invitations this user sent, not yet answered (for inviters who cannot list them). */
@@ -134,6 +148,7 @@ export class GroupStore {
     this.info.clear();
     this.mineMap.clear();
     this.members.clear();
+    this.rosters.clear();
     this.pendingMap.clear();
     this.invitedByMe.clear();
     this.requests.clear();
@@ -150,6 +165,7 @@ export class GroupStore {
   online() {
     this.triedInfo.clear();
     this.triedMine.clear();
+    for (const [gid, r] of this.rosters) if (r.failed) this.rosters.delete(gid);
     void this.loadMyInvitations();
     for (const gid of this.mineMap.keys()) if (this.isManager(gid)) void this.loadPending(gid);
   }
@@ -261,6 +277,7 @@ export class GroupStore {
       this.host.showError(e);
     }
     await this.loadMine(gid);
+    this.rosters.delete(gid); // membership may have changed: read again when next needed
     if (this.members.has(gid)) await this.loadMembers(gid, false);
     if (this.isManager(gid)) await this.loadPending(gid);
     this.host.changed(gid);
@@ -291,6 +308,55 @@ export class GroupStore {
       } else this.host.showError(e);
     }
     this.host.changed(gid);
+  }
+
+  /**
+   * The members known for `gid`: the roster when read (with members the loaded
+   * pages hold that it lacks), else the loaded pages; ascending by user id.
+   */
+  knownMembers(gid: string): GroupMember[] {
+    const pages = this.members.get(gid)?.list ?? [];
+    const r = this.rosters.get(gid);
+    if (!r?.list.length) return pages;
+    const have = new Set(r.list.map((m) => m.userId));
+    const fresh = new Map(pages.map((m) => [m.userId, m])); // a page read later may hold a newer record
+    const out = r.list.map((m) => fresh.get(m.userId) ?? m);
+    for (const m of pages) if (!have.has(m.userId)) out.push(m);
+    return out.sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+  }
+
+  /** Whether every member (up to `ROSTER_MAX`) is known. */
+  rosterDone(gid: string): boolean {
+    const p = this.members.get(gid);
+    return this.rosters.get(gid)?.done === true || (!!p && !p.next);
+  }
+
+  /**
+   * Reads every member of `gid` for the mention list, up to `ROSTER_MAX` (and
+   * the group's `max_members`), in pages of 500: at most 4 requests, once per
+   * group until a tip changes it (`refresh`); a failure waits for `online()`.
+   */
+  async loadRoster(gid: string) {
+    const c = this.host.client();
+    if (!c || this.rosters.has(gid) || this.rosterDone(gid)) return;
+    const r: Roster = { list: [], done: false, failed: false };
+    this.rosters.set(gid, r);
+    const max = Math.min(ROSTER_MAX, this.info.get(gid)?.maxMembers || ROSTER_MAX);
+    let cursor = "";
+    try {
+      while (r.list.length < max) {
+        const page = await c.listGroupMembers({ groupId: gid, cursor, limit: Math.min(500, max - r.list.length) });
+        if (this.rosters.get(gid) !== r) return; // dropped meanwhile (refresh, reset)
+        r.list.push(...page.members);
+        cursor = page.nextCursor;
+        if (!cursor) break;
+      }
+      r.done = true;
+    } catch (e) {
+      r.failed = true;
+      if (!(e instanceof MissiveError && (e.code === 0 || e.retryable || e.code === NOT_GROUP_MEMBER || e.code === GROUP_NOT_FOUND))) this.host.showError(e);
+    }
+    if (this.rosters.get(gid) === r) this.host.changed(gid);
   }
 
   /** Pending applications and invitations of a group the user manages. */
@@ -483,6 +549,7 @@ export class GroupStore {
   markLeft(gid: string) {
     this.mineMap.set(gid, null);
     this.members.delete(gid);
+    this.rosters.delete(gid);
     this.host.changed(gid);
   }
 }

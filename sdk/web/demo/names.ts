@@ -53,6 +53,12 @@ export class Names {
     return e?.remark || e?.nickname || uid;
   }
 
+  /** The cached name (remark, else nickname) of `uid`, if any; never reads. */
+  peek(uid: string): string | undefined {
+    const e = this.cache.get(uid);
+    return e?.remark || e?.nickname || undefined;
+  }
+
   /** Queues reads of the ids not cached for this session (e.g. the peers of the listed conversations). */
   want(ids: string[]) {
     for (const u of ids) {

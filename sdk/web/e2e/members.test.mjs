@@ -1,8 +1,11 @@
 // Browser end-to-end tests of a large group on the chat page: headless Chromium
 // (playwright-core) against a real broker. The accounts and the group are made
 // through the admin REST API (`--api`, broker.mjs `adminApi`): 55 members.
-// The group panel lists 50 members, then the other 5 after "Load more", with the
-// owner's and an admin's roles; a tip's re-read keeps all of them.
+// 1. the group panel lists 50 members, then the other 5 after "Load more", with
+//    the owner's and an admin's roles;
+// 2. the @-mention list of a member who never opened the panel offers members of
+//    the second page, by id prefix and by group nickname; the picked one is in the
+//    sent message's mentions.
 // Every wait is bounded (context default timeout); screenshots land in test-results/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -93,5 +96,48 @@ test("a group of 55: the panel lists 50 members, then the rest after Load more, 
     throw e;
   } finally {
     await olga.context().close();
+  }
+});
+
+test("@-mention candidates come from every member, not only the first page: by id prefix and by group nickname", async () => {
+  const olga = await login(OWNER);
+  const m10 = await login("m10");
+  try {
+    // The owner gives m52 (second page) a group nickname.
+    await olga.evaluate((gid) => window.missive.client.setGroupNickname({ groupId: gid, userId: "m52", nickname: "Zelda" }), GID);
+
+    await openGroup(m10);
+    assert.equal(await m10.getByTestId("group-panel").isHidden(), true, "the panel was never opened");
+    const composer = m10.getByTestId("composer");
+    await composer.click();
+    await composer.pressSequentially("ping @m5");
+    const options = m10.getByTestId("mention-option");
+    await options.filter({ hasText: "@m53" }).waitFor();
+    assert.deepEqual(await options.evaluateAll((els) => els.map((e) => e.dataset.user)), ["m50", "m51", "m52", "m53"]);
+    // By the group nickname of a second-page member.
+    await composer.fill("ping ");
+    await composer.pressSequentially("@zel");
+    await options.filter({ hasText: "Zelda (m52)" }).waitFor();
+    assert.deepEqual(await options.evaluateAll((els) => els.map((e) => e.dataset.user)), ["m52"]);
+    await composer.press("Enter"); // picks it
+    assert.equal(await composer.inputValue(), "ping @m52 ");
+    await composer.pressSequentially("look");
+    await composer.press("Enter");
+    await m10.getByTestId("message").filter({ hasText: "ping @m52 look" }).waitFor();
+    const mentions = await m10.evaluate((gid) => {
+      const msgs = window.missive.client.messages(`g:${gid}`);
+      return msgs[msgs.length - 1]?.content?.mentions?.userIds ?? [];
+    }, GID);
+    assert.deepEqual(mentions, ["m52"]);
+    // The owner (last on the second page) is a candidate too.
+    await composer.pressSequentially("@ol");
+    await options.filter({ hasText: "@olga" }).waitFor();
+    await m10.screenshot({ path: join(out, "group-mention-roster-m10.png") });
+  } catch (e) {
+    await m10.screenshot({ path: join(out, "fail-mention-m10.png") }).catch(() => {});
+    throw e;
+  } finally {
+    await olga.context().close();
+    await m10.context().close();
   }
 });
