@@ -7,7 +7,8 @@
 //    the next message arriving once the block is lifted;
 // 3. the add-friend policy (ALLOW_ANYONE adds at once) and a friend's nickname,
 //    signature and custom status updating live on the other page.
-// Every wait is bounded (page default timeout); screenshots land in test-results/.
+// Every wait is bounded (page default timeout); screenshots land in test-results/ (with
+// E2E_UPDATE_DOCS=1 the phone-width one also replaces docs/img/web-contacts.png).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync } from "node:fs";
@@ -284,6 +285,9 @@ test("add-friend policy and a friend's profile and custom status update live", a
     await bob.locator('[data-testid="presence-dot-alice"][data-online="false"]').waitFor();
   });
   await bob.context().close();
-  mkdirSync(join(repo, "docs/img"), { recursive: true });
-  copyFileSync(join(out, "contacts-bob-390.png"), join(repo, "docs/img/web-contacts.png"));
+  // The README picture is replaced only on request (as groups.test.mjs), so a test run leaves the tree clean.
+  if (process.env.E2E_UPDATE_DOCS === "1") {
+    mkdirSync(join(repo, "docs/img"), { recursive: true });
+    copyFileSync(join(out, "contacts-bob-390.png"), join(repo, "docs/img/web-contacts.png"));
+  }
 });
