@@ -5,52 +5,18 @@
 // 1:1 chats show names, not ids: the list, the header and the reply label use my
 // remark for a friend, else the peer's profile nickname, else the id, and follow
 // `relation` / `profile` pushes and the Contacts view's own remark edits.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+import { browserSuite, send, shot, texts, withPages } from "./harness.mjs";
 
-const out = join(repo, "sdk/web/test-results");
-let broker, browser;
-
-before(async () => {
-  mkdirSync(out, { recursive: true });
-  broker = await startBroker();
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
-});
-
-after(async () => {
-  await browser?.close();
-  await broker?.stop();
-});
-
-async function login(context, user) {
-  const page = await context.newPage();
-  page.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
-  await page.goto(`http://${broker.ws}/`);
-  await page.getByTestId("login-user").fill(user);
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
-  return page;
-}
-
-async function texts(page) {
-  return page.getByTestId("message-text").evaluateAll((els) => els.map((e) => e.textContent ?? ""));
-}
-
-async function send(page, text) {
-  await page.getByTestId("composer").fill(text);
-  await page.getByTestId("composer").press("Enter");
-  await page.getByTestId("message").filter({ hasText: text }).waitFor();
-}
+const suite = browserSuite();
+const { login } = suite;
 
 test("two users chat; offline messages arrive in order; read receipts show", async () => {
-  const ctxA = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const ctxB = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const alice = await login(ctxA, "alice");
-  let bob = await login(ctxB, "bob");
+  const alice = await login("alice");
+  let bob = await login("bob");
+  const ctxA = alice.context();
+  const ctxB = bob.context();
 
   // Alice opens a chat with bob and writes.
   await alice.getByTestId("new-chat-user").fill("bob");
@@ -59,7 +25,7 @@ test("two users chat; offline messages arrive in order; read receipts show", asy
 
   // Bob sees the conversation with an unread badge, opens it, reads it.
   await bob.getByTestId("unread-alice").filter({ hasText: "1" }).waitFor().catch(async (e) => {
-    await bob.screenshot({ path: join(out, "fail-bob.png") });
+    await shot(bob, "fail-bob.png");
     throw e;
   });
   await bob.getByTestId("conv-alice").click();
@@ -75,8 +41,7 @@ test("two users chat; offline messages arrive in order; read receipts show", asy
   assert.equal(await alice.getByTestId("receipt-read").count(), 1, "only the first message was read");
 
   // Bob comes back (same browser profile: stored session and sync token).
-  bob = await ctxB.newPage();
-  await bob.goto(`http://${broker.ws}/`);
+  bob = await suite.openPage(ctxB, "bob");
   await bob.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
   await bob.getByTestId("unread-alice").filter({ hasText: "3" }).waitFor();
   await bob.getByTestId("conv-alice").click();
@@ -101,23 +66,19 @@ test("two users chat; offline messages arrive in order; read receipts show", asy
   await alice.waitForFunction(() => document.querySelectorAll('[data-testid="receipt-read"]').length === 6);
   assert.equal(await alice.getByTestId("receipt-sent").count() + (await alice.getByTestId("receipt-delivered").count()), 0);
 
-  await alice.screenshot({ path: join(out, "chat-alice.png") });
-  await bob.screenshot({ path: join(out, "chat-bob.png") });
+  await shot(alice, "chat-alice.png");
+  await shot(bob, "chat-bob.png");
   await ctxA.close();
   await ctxB.close();
 });
 
 test("1:1 chats show my remark, else the nickname, else the id; live from relation and profile changes", async () => {
-  const ctxU = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const ctxV = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  ctxU.setDefaultTimeout(15_000);
-  ctxV.setDefaultTimeout(15_000);
-  const uma = await login(ctxU, "uma");
-  const vic = await login(ctxV, "vic");
+  const uma = await login("uma", { timeout: 15_000 });
+  const vic = await login("vic", { timeout: 15_000 });
   const item = vic.getByTestId("conv-uma");
   const listName = vic.getByTestId("conv-name-uma");
   const header = vic.locator('[data-testid="peer-name"][data-user="uma"]');
-  try {
+  await withPages("names", { vic, uma }, async () => {
     // Vic writes to uma before she has a nickname: the id.
     await vic.getByTestId("new-chat-user").fill("uma");
     await vic.getByTestId("new-chat-go").click();
@@ -168,20 +129,13 @@ test("1:1 chats show my remark, else the nickname, else the id; live from relati
     await uma.evaluate(() => window.missive.client.setProfile({ patch: { nickname: "Uma T." } }));
     await listName.filter({ hasText: "Uma T." }).waitFor();
     await header.filter({ hasText: "Uma T." }).waitFor();
-    await vic.screenshot({ path: join(out, "chat-names-vic.png") });
-  } catch (e) {
-    await vic.screenshot({ path: join(out, "fail-names-vic.png") }).catch(() => {});
-    await uma.screenshot({ path: join(out, "fail-names-uma.png") }).catch(() => {});
-    throw e;
-  } finally {
-    await ctxU.close();
-    await ctxV.close();
-  }
+    await shot(vic, "chat-names-vic.png");
+  });
 });
 
 test("the page refuses dev tokens when the broker is not in dev mode", async () => {
-  const res = await fetch(`http://${broker.ws}/api/info`);
+  const res = await fetch(`http://${suite.broker.ws}/api/info`);
   assert.equal((await res.json()).dev, true, "this broker runs in dev mode");
   // The static route and WebSocket upgrade path exist; a non-dev broker is covered by the Rust tests.
-  assert.equal((await fetch(`http://${broker.ws}/nope`)).status, 404);
+  assert.equal((await fetch(`http://${suite.broker.ws}/nope`)).status, 404);
 });

@@ -7,68 +7,26 @@
 //    the next message arriving once the block is lifted;
 // 3. the add-friend policy (ALLOW_ANYONE adds at once) and a friend's nickname,
 //    signature and custom status updating live on the other page.
-// Every wait is bounded (page default timeout); screenshots land in test-results/ (with
+// Every wait is bounded (context default timeout); screenshots land in test-results/ (with
 // E2E_UPDATE_DOCS=1 the phone-width one also replaces docs/img/web-contacts.png).
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+import { repo } from "./broker.mjs";
+import { browserSuite, compose, out, send, shot, texts, withPages } from "./harness.mjs";
 
-const out = join(repo, "sdk/web/test-results");
-const WAIT_MS = 15_000;
-let broker, browser;
-
-before(async () => {
-  mkdirSync(out, { recursive: true });
-  broker = await startBroker();
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
-});
-
-after(async () => {
-  await browser?.close();
-  await broker?.stop();
-});
-
-/** A user signed in on their own browser context (own storage, own device id). */
-async function login(user, viewport = { width: 1100, height: 760 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
-  await page.goto(`http://${broker.ws}/`);
-  await page.getByTestId("login-user").fill(user);
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
-  return page;
-}
+/** Each user signs in on their own browser context (own storage, own device id). */
+const { login } = browserSuite({ viewport: { width: 1100, height: 760 }, timeout: 15_000 });
 
 const tab = (page, name) => page.getByTestId(`tab-${name}`).click();
 const contacts = (page) => page.getByTestId("contacts-view");
-
-/** Runs `fn`; on failure saves a screenshot of every page first. */
-async function shots(name, pages, fn) {
-  try {
-    await fn();
-  } catch (e) {
-    for (const [who, p] of Object.entries(pages)) {
-      if (!p.isClosed()) await p.screenshot({ path: join(out, `fail-${name}-${who}.png`) }).catch(() => {});
-    }
-    throw e;
-  }
-}
-
-async function sendText(page, text) {
-  await page.getByTestId("composer").fill(text);
-  await page.getByTestId("composer").press("Enter");
-}
 
 test("friend request round trip: look up, request, accept with remark, presence, remark, search, delete; a rejected request", async () => {
   const alice = await login("alice");
   const bob = await login("bob");
   const carol = await login("carol");
-  await shots("friends", { alice, bob, carol }, async () => {
+  await withPages("friends", { alice, bob, carol }, async () => {
     await tab(alice, "contacts");
     await tab(bob, "contacts");
     await contacts(bob).getByTestId("friend-list-empty").waitFor();
@@ -123,13 +81,12 @@ test("friend request round trip: look up, request, accept with remark, presence,
     await alice.getByTestId("friend-search-clear").click();
     await alicesBob.waitFor();
 
-    await bob.screenshot({ path: join(out, "contacts-bob-friends.png") });
+    await shot(bob, "contacts-bob-friends.png");
 
     // A friend's row opens the 1:1 conversation.
     await alice.getByTestId("friend-chat-bob").click();
     await alice.locator('[data-testid="peer-name"][data-user="bob"]').filter({ hasText: "Bobby" }).waitFor(); // my remark for him
-    await sendText(alice, "Hello friend!");
-    await alice.getByTestId("message").filter({ hasText: "Hello friend!" }).waitFor();
+    await send(alice, "Hello friend!");
 
     // Alice removes bob both ways: both lists lose the other, live.
     await tab(alice, "contacts");
@@ -152,15 +109,14 @@ test("friend request round trip: look up, request, accept with remark, presence,
     // The request is no longer pending: the broker refuses to accept it now.
     await alice.evaluate(() => window.missive.client.respondFriendRequest({ userId: "carol", accept: true }).catch((e) => e.code)).then((code) => assert.equal(code, 4006));
 
-    await alice.screenshot({ path: join(out, "contacts-alice.png") });
+    await shot(alice, "contacts-alice.png");
   });
-  for (const p of [alice, bob, carol]) await p.context().close();
 });
 
 test("a blacklisted user's message is refused with a readable error; after removal the next one arrives", async () => {
   const bob = await login("bob");
   const carol = await login("carol");
-  await shots("blacklist", { bob, carol }, async () => {
+  await withPages("blacklist", { bob, carol }, async () => {
     await tab(bob, "contacts");
     await bob.getByTestId("blacklist-user").fill("carol");
     await bob.getByTestId("blacklist-add").click();
@@ -170,11 +126,11 @@ test("a blacklisted user's message is refused with a readable error; after remov
     // Carol writes to bob: refused, and her page says why.
     await carol.getByTestId("new-chat-user").fill("bob");
     await carol.getByTestId("new-chat-go").click();
-    await sendText(carol, "are you there?");
+    await compose(carol, "are you there?");
     await carol.getByText(/blacklisted you/).first().waitFor();
     // One wording of errors on every view: "NAME (code): message" (context.ts describeError).
     assert.match(await carol.getByTestId("composer-error").textContent(), /^BLOCKED_BY_USER \(4008\): .*blacklisted you/);
-    await carol.screenshot({ path: join(out, "contacts-blocked-sender.png") });
+    await shot(carol, "contacts-blocked-sender.png");
 
     // Carol's friend request is refused too (BLOCKED_BY_USER), shown in her contacts view.
     await tab(carol, "contacts");
@@ -186,22 +142,20 @@ test("a blacklisted user's message is refused with a readable error; after remov
     await bob.getByTestId("blacklist-remove-carol").click();
     await bob.getByTestId("blocked-carol").waitFor({ state: "detached" });
     await tab(carol, "chats");
-    await sendText(carol, "second try");
-    await carol.getByTestId("message").filter({ hasText: "second try" }).waitFor();
+    await send(carol, "second try");
     await tab(bob, "chats");
     await bob.getByTestId("conv-carol").click();
     await bob.getByTestId("message").filter({ hasText: "second try" }).waitFor();
-    const texts = await bob.getByTestId("message-text").evaluateAll((els) => els.map((e) => e.textContent ?? ""));
-    assert.ok(!texts.includes("are you there?"), `the refused message never reached bob: ${texts}`);
+    const got = await texts(bob);
+    assert.ok(!got.includes("are you there?"), `the refused message never reached bob: ${got}`);
   });
-  for (const p of [bob, carol]) await p.context().close();
 });
 
 test("add-friend policy and a friend's profile and custom status update live", async () => {
   const bob = await login("bob");
   const alice = await login("alice");
   const carol = await login("carol");
-  await shots("profile", { alice, bob, carol }, async () => {
+  await withPages("profile", { alice, bob, carol }, async () => {
     // Carol asks first, while bob still approves each request: it waits for him.
     await tab(carol, "contacts");
     await carol.getByTestId("add-friend-user").fill("bob");
@@ -265,13 +219,13 @@ test("add-friend policy and a friend's profile and custom status update live", a
     await bob.getByTestId("requests-pending-banner").filter({ hasText: "1 friend request waiting" }).waitFor();
     await bob.getByTestId("request-in-carol").getByTestId("request-message").filter({ hasText: "We met at the book club!" }).waitFor();
 
-    await bob.screenshot({ path: join(out, "contacts-bob.png") });
+    await shot(bob, "contacts-bob.png");
     // The same view at phone width.
     await bob.setViewportSize({ width: 390, height: 1000 });
-    await bob.screenshot({ path: join(out, "contacts-bob-390.png") });
+    await shot(bob, "contacts-bob-390.png");
     await tab(bob, "me");
     await bob.getByTestId("friend-presence-alice").getByTestId("friend-presence-status").filter({ hasText: "Down the rabbit hole" }).waitFor();
-    await bob.screenshot({ path: join(out, "profile-bob-390.png") });
+    await shot(bob, "profile-bob-390.png");
     await bob.setViewportSize({ width: 1100, height: 760 });
 
     // Alice clears her status and leaves: bob sees the status go and the dot turn offline.
@@ -284,7 +238,6 @@ test("add-friend policy and a friend's profile and custom status update live", a
     await tab(bob, "contacts");
     await bob.locator('[data-testid="presence-dot-alice"][data-online="false"]').waitFor();
   });
-  await bob.context().close();
   // The README picture is replaced only on request (as groups.test.mjs), so a test run leaves the tree clean.
   if (process.env.E2E_UPDATE_DOCS === "1") {
     mkdirSync(join(repo, "docs/img"), { recursive: true });

@@ -7,47 +7,17 @@
 // counts, a kick, a transfer of ownership, leaving, and dismissal (members see the tip
 // and the group turns read-only). Screenshots land in sdk/web/test-results/; with
 // E2E_UPDATE_DOCS=1 the group screenshot also replaces docs/img/web-group.png (README).
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+import { repo } from "./broker.mjs";
+import { browserSuite, compose, out, send, shot, withPages } from "./harness.mjs";
 
-const out = join(repo, "sdk/web/test-results");
-let broker, browser;
+// Confirmations (kick, transfer, leave, dismiss) are accepted.
+const suite = browserSuite({ viewport: { width: 1280, height: 760 }, timeout: 15_000, acceptDialogs: true });
+const { login } = suite;
 
-before(async () => {
-  mkdirSync(out, { recursive: true });
-  broker = await startBroker();
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
-});
-
-after(async () => {
-  await browser?.close();
-  await broker?.stop();
-});
-
-async function login(user, viewport = { width: 1280, height: 760 }) {
-  const context = await browser.newContext({ viewport });
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
-  page.on("dialog", (d) => void d.accept()); // confirmations (kick, transfer, leave, dismiss)
-  await page.goto(`http://${broker.ws}/`);
-  await page.getByTestId("login-user").fill(user);
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
-  return page;
-}
-
-async function send(page, text) {
-  await page.getByTestId("composer").fill(text);
-  await page.getByTestId("composer").press("Enter");
-  await page.getByTestId("message").filter({ hasText: text }).waitFor();
-}
-
-const shot = (page, name) => page.screenshot({ path: join(out, name) });
 const tip = (page, text) => page.getByTestId("tip-notice").filter({ hasText: text });
 const GID = "rocket";
 const conv = (page) => page.getByTestId(`conv-g-${GID}`);
@@ -67,7 +37,7 @@ test("a group from creation to dismissal", async () => {
   const bob = await login("bob");
   const carol = await login("carol");
   const dave = await login("dave");
-  try {
+  await withPages("group", { alice, bob, carol, dave }, async () => {
     // ---- create with a member
     await alice.getByTestId("new-group").click();
     await alice.getByTestId("cg-name").fill("Team");
@@ -138,8 +108,7 @@ test("a group from creation to dismissal", async () => {
     await bob.getByTestId("member-mute-carol").click();
     await bob.getByTestId("muted-carol").waitFor();
     await tip(carol, "bob muted you until").waitFor();
-    await carol.getByTestId("composer").fill("can I still talk?");
-    await carol.getByTestId("composer").press("Enter");
+    await compose(carol, "can I still talk?");
     await carol.getByTestId("composer-error").filter({ hasText: "MEMBER_MUTED (4110)" }).waitFor();
     await shot(carol, "group-muted-carol.png");
     await bob.getByTestId("member-mute-carol").click(); // unmute
@@ -148,8 +117,7 @@ test("a group from creation to dismissal", async () => {
     // Mute all: ordinary members cannot send, admins still can.
     await alice.getByTestId("set-mute-all").check();
     await tip(carol, "alice muted the group: only the owner and admins can send").waitFor();
-    await carol.getByTestId("composer").fill("and now?");
-    await carol.getByTestId("composer").press("Enter");
+    await compose(carol, "and now?");
     await carol.getByTestId("composer-error").filter({ hasText: "GROUP_MUTED (4111)" }).waitFor();
     await send(bob, "admins still talk");
     await alice.getByTestId("set-mute-all").uncheck();
@@ -214,10 +182,5 @@ test("a group from creation to dismissal", async () => {
     await dave.getByTestId(`ended-g-${GID}`).waitFor();
     await shot(dave, "group-dismissed-dave.png");
     await shot(bob, "group-dismissed-bob.png");
-  } catch (e) {
-    for (const [n, p] of [["alice", alice], ["bob", bob], ["carol", carol], ["dave", dave]]) await shot(p, `fail-group-${n}.png`).catch(() => {});
-    throw e;
-  } finally {
-    for (const p of [alice, bob, carol, dave]) await p.context().close();
-  }
+  });
 });

@@ -6,50 +6,13 @@
 // A lifecycle request the broker does not serve yet (UNKNOWN_REQUEST, 1006) fails the
 // test with a message saying so; with E2E_ALLOW_MISSING=1 that test is skipped instead
 // (for running the page against a broker that is still being built).
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+import { browserSuite, openChat, send, shot } from "./harness.mjs";
 
-const out = join(repo, "sdk/web/test-results");
-let broker, browser;
-
-before(async () => {
-  mkdirSync(out, { recursive: true });
-  // Editing 1:1 messages is off by default (messages.edit_direct).
-  broker = await startBroker([], "[messages]\nedit_direct = true\n");
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
-});
-
-after(async () => {
-  await browser?.close();
-  await broker?.stop();
-});
-
-async function login(user) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const page = await context.newPage();
-  page.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
-  await page.goto(`http://${broker.ws}/`);
-  await page.getByTestId("login-user").fill(user);
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
-  return page;
-}
-
-async function openChat(page, peer) {
-  await page.getByTestId("new-chat-user").fill(peer);
-  await page.getByTestId("new-chat-go").click();
-  await page.locator(`[data-testid="peer-name"][data-user="${peer}"]`).waitFor(); // the id, whatever name is shown
-}
-
-async function send(page, text) {
-  await page.getByTestId("composer").fill(text);
-  await page.getByTestId("composer").press("Enter");
-  await page.getByTestId("message").filter({ hasText: text }).waitFor();
-}
+// Editing 1:1 messages is off by default (messages.edit_direct).
+const suite = browserSuite({ brokerConfig: "[messages]\nedit_direct = true\n" });
+const { login } = suite;
 
 const bubble = (page, text) => page.getByTestId("message").filter({ has: page.getByTestId("message-text").filter({ hasText: text }) });
 
@@ -76,10 +39,6 @@ async function requireServed(t, page, what, probe) {
   assert.fail(msg);
 }
 const codeOf = `(e) => (e && typeof e.code === "number" ? e.code : -1)`;
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(out, name) });
-}
 
 test("reply with a quote: the quote bar, the quoted preview above the answer, Escape cancels", async () => {
   const alice = await login("alice");
@@ -296,7 +255,7 @@ test("images and files sent by URL render as an image and a download link", asyn
   const gina = await login("gina");
   const hank = await login("hank");
   await openChat(gina, "hank");
-  const base = `http://${broker.ws}`;
+  const base = `http://${suite.broker.ws}`;
   await gina.getByTestId("attach-toggle").click();
   await gina.getByTestId("attach-url").fill(`${base}/style.css?img=1`);
   await gina.getByTestId("attach-image").click();

@@ -7,47 +7,27 @@
 //    the second page, by id prefix and by group nickname; the picked one is in the
 //    sent message's mentions.
 // Every wait is bounded (context default timeout); screenshots land in test-results/.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { adminApi, startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+import { adminApi } from "./broker.mjs";
+import { browserSuite, shot, withPages } from "./harness.mjs";
 
-const out = join(repo, "sdk/web/test-results");
 const GID = "crowd";
 const OWNER = "olga";
 /** 54 members besides the owner: m00..m53. By id, m00..m49 fill the first page; m50..m53 and olga the second. */
 const MEMBERS = Array.from({ length: 54 }, (_, i) => `m${String(i).padStart(2, "0")}`);
-let broker, browser;
-
-before(async () => {
-  mkdirSync(out, { recursive: true });
-  broker = await startBroker();
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
-  const imported = await adminApi(broker, "POST", "/v1/users/import", { users: [OWNER, ...MEMBERS].map((user_id) => ({ user_id })) });
-  assert.ok(imported.results.every((r) => r.ok), JSON.stringify(imported.results.filter((r) => !r.ok)));
-  const g = await adminApi(broker, "POST", "/v1/groups", { group_id: GID, owner_id: OWNER, info: { name: "Crowd" }, member_ids: MEMBERS });
-  assert.equal(g.member_count ?? g.memberCount, 55);
-  await adminApi(broker, "PUT", `/v1/groups/${GID}/members/m03/role`, { role: "admin" });
+const { login } = browserSuite({
+  viewport: { width: 1280, height: 900 },
+  timeout: 15_000,
+  // The accounts and the group, through the admin REST API.
+  async setup(broker) {
+    const imported = await adminApi(broker, "POST", "/v1/users/import", { users: [OWNER, ...MEMBERS].map((user_id) => ({ user_id })) });
+    assert.ok(imported.results.every((r) => r.ok), JSON.stringify(imported.results.filter((r) => !r.ok)));
+    const g = await adminApi(broker, "POST", "/v1/groups", { group_id: GID, owner_id: OWNER, info: { name: "Crowd" }, member_ids: MEMBERS });
+    assert.equal(g.member_count ?? g.memberCount, 55);
+    await adminApi(broker, "PUT", `/v1/groups/${GID}/members/m03/role`, { role: "admin" });
+  },
 });
-
-after(async () => {
-  await browser?.close();
-  await broker?.stop();
-});
-
-async function login(user) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
-  await page.goto(`http://${broker.ws}/`);
-  await page.getByTestId("login-user").fill(user);
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
-  return page;
-}
 
 async function openGroup(page) {
   await page.getByTestId(`conv-g-${GID}`).click();
@@ -58,7 +38,7 @@ const rows = (page) => page.getByTestId("member-list").locator("> li");
 
 test("a group of 55: the panel lists 50 members, then the rest after Load more, with roles", async () => {
   const olga = await login(OWNER);
-  try {
+  await withPages("members", { olga }, async () => {
     await openGroup(olga);
     await olga.getByTestId("group-info-toggle").click();
     await olga.getByTestId("group-member-count").filter({ hasText: "55 members" }).waitFor();
@@ -90,19 +70,14 @@ test("a group of 55: the panel lists 50 members, then the rest after Load more, 
     await olga.waitForFunction(() => window.memberReads > 0); // the re-read after the tip
     await olga.waitForTimeout(100); // its render (a timer of 0 ms)
     assert.equal(await rows(olga).count(), 55, "still every member after the re-read");
-    await olga.screenshot({ path: join(out, "group-members-olga.png") });
-  } catch (e) {
-    await olga.screenshot({ path: join(out, "fail-members-olga.png") }).catch(() => {});
-    throw e;
-  } finally {
-    await olga.context().close();
-  }
+    await shot(olga, "group-members-olga.png");
+  });
 });
 
 test("@-mention candidates come from every member, not only the first page: by id prefix and by group nickname", async () => {
   const olga = await login(OWNER);
   const m10 = await login("m10");
-  try {
+  await withPages("mention", { m10, olga }, async () => {
     // The owner gives m52 (second page) a group nickname.
     await olga.evaluate((gid) => window.missive.client.setGroupNickname({ groupId: gid, userId: "m52", nickname: "Zelda" }), GID);
 
@@ -132,12 +107,6 @@ test("@-mention candidates come from every member, not only the first page: by i
     // The owner (last on the second page) is a candidate too.
     await composer.pressSequentially("@ol");
     await options.filter({ hasText: "@olga" }).waitFor();
-    await m10.screenshot({ path: join(out, "group-mention-roster-m10.png") });
-  } catch (e) {
-    await m10.screenshot({ path: join(out, "fail-mention-m10.png") }).catch(() => {});
-    throw e;
-  } finally {
-    await olga.context().close();
-    await m10.context().close();
-  }
+    await shot(m10, "group-mention-roster-m10.png");
+  });
 });

@@ -9,76 +9,26 @@
 // - older history loads when the message list is scrolled to the top;
 // - without Web Locks, tabs of one user still take different device ids.
 // Screenshots land in sdk/web/test-results/.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startBroker, chromiumArgs, chromiumPath, repo } from "./broker.mjs";
+import { browserSuite, openChat, send, shot } from "./harness.mjs";
 
-const out = join(repo, "sdk/web/test-results");
-let broker, browser;
-
-before(async () => {
-  mkdirSync(out, { recursive: true });
-  broker = await startBroker();
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
-});
-
-after(async () => {
-  await browser?.close();
-  await broker?.stop();
-});
-
-async function newContext(viewport = { width: 1100, height: 700 }) {
-  const context = await browser.newContext({ viewport });
-  context.setDefaultTimeout(15_000);
-  return context;
-}
-
-async function page(context, user) {
-  const p = await context.newPage();
-  p.on("pageerror", (e) => console.error(`[${user}] page error:`, e));
-  p.on("dialog", (d) => void d.accept());
-  await p.goto(`http://${broker.ws}/`);
-  return p;
-}
-
-async function login(context, user) {
-  const p = await page(context, user);
-  await p.getByTestId("login-user").fill(user);
-  await p.getByTestId("login-submit").click();
-  await p.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
-  return p;
-}
-
-async function openChat(p, peer) {
-  await p.getByTestId("new-chat-user").fill(peer);
-  await p.getByTestId("new-chat-go").click();
-  await p.locator(`[data-testid="peer-name"][data-user="${peer}"]`).waitFor(); // the id, whatever name is shown
-}
-
-async function send(p, text) {
-  await p.getByTestId("composer").fill(text);
-  await p.getByTestId("composer").press("Enter");
-  await p.getByTestId("message").filter({ hasText: text }).waitFor();
-}
+// The confirmation of clearing the history is accepted.
+const { newContext, openPage, login } = browserSuite({ timeout: 15_000, acceptDialogs: true });
 
 /** The list's conversation keys, top to bottom. */
 const order = (p) => p.getByTestId("conv-list").locator("> li").evaluateAll((els) => els.map((e) => e.dataset.testid));
-const shot = (p, name) => p.screenshot({ path: join(out, name) });
 
 test("pin, mute, clear, hide and do-not-disturb sync between two tabs of one user", async () => {
   const ctx = await newContext();
-  const tab1 = await login(ctx, "pat");
-  const tab2 = await page(ctx, "pat"); // same browser profile: the stored session signs in
+  const tab1 = await login("pat", { context: ctx });
+  const tab2 = await openPage(ctx, "pat"); // same browser profile: the stored session signs in
   await tab2.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
   const [d1, d2] = await Promise.all([tab1, tab2].map((p) => p.evaluate(() => window.missive.deviceId)));
   assert.notEqual(d1, d2, "each tab has its own device id (one would end the other's session)");
 
-  const others = [await newContext(), await newContext()];
-  const quinn = await login(others[0], "quinn");
-  const rex = await login(others[1], "rex");
+  const quinn = await login("quinn");
+  const rex = await login("rex");
   await openChat(quinn, "pat");
   await send(quinn, "hello pat, quinn here");
   await tab2.getByTestId("conv-quinn").waitFor();
@@ -143,19 +93,16 @@ test("pin, mute, clear, hide and do-not-disturb sync between two tabs of one use
   await tab2.getByTestId("conv-rex").waitFor();
   await shot(tab1, "settings-tab1.png");
   await ctx.close();
-  for (const c of others) await c.close();
+  for (const p of [quinn, rex]) await p.context().close();
 });
 
 test("the same device signing in elsewhere shows the kick banner", async () => {
-  const ctxA = await newContext();
-  const first = await login(ctxA, "kim");
+  const first = await login("kim");
   const device = await first.evaluate(() => window.missive.deviceId);
   assert.equal(device, await first.evaluate(() => localStorage.getItem("missive-device:kim")), "a tab's first device id");
 
   // Another browser with the same device id (as if the profile were copied).
-  const ctxB = await newContext();
-  await ctxB.addInitScript((id) => localStorage.setItem("missive-device:kim", id), device);
-  const second = await login(ctxB, "kim");
+  const second = await login("kim", { deviceId: device });
   assert.equal(await second.evaluate(() => window.missive.deviceId), device);
 
   const banner = first.getByTestId("kicked-banner");
@@ -168,15 +115,13 @@ test("the same device signing in elsewhere shows the kick banner", async () => {
   assert.equal(await second.getByTestId("conn-state").textContent(), "online");
   assert.equal(await second.getByTestId("kicked-banner").isHidden(), true);
   await shot(first, "kicked-banner.png");
-  await ctxA.close();
-  await ctxB.close();
+  await first.context().close();
+  await second.context().close();
 });
 
 test("narrow layout: the list and a conversation are separate screens with a back button", async () => {
-  const phone = await newContext({ width: 390, height: 844 });
-  const nina = await login(phone, "nina");
-  const otherCtx = await newContext();
-  const otto = await login(otherCtx, "otto");
+  const nina = await login("nina", { viewport: { width: 390, height: 844 } });
+  const otto = await login("otto");
   await openChat(otto, "nina");
   await send(otto, "hi nina, on your phone?");
 
@@ -219,15 +164,13 @@ test("narrow layout: the list and a conversation are separate screens with a bac
   await nina.getByTestId("composer").waitFor();
   await nina.getByTestId("back").click();
   await nina.getByTestId("conv-list").waitFor();
-  await phone.close();
-  await otherCtx.close();
+  await nina.context().close();
+  await otto.context().close();
 });
 
 test("every control has an accessible name and a test id (chat, group panel, settings, dialog)", async () => {
-  const ctx = await newContext();
-  const uma = await login(ctx, "uma");
-  const otherCtx = await newContext();
-  await login(otherCtx, "vic");
+  const uma = await login("uma");
+  const vic = await login("vic");
   await uma.getByTestId("new-group").click();
   const unnamed = () =>
     uma.evaluate(() => {
@@ -259,20 +202,18 @@ test("every control has an accessible name and a test id (chat, group panel, set
   await uma.getByTestId("composer").fill("@");
   await uma.getByTestId("mention-option").first().waitFor();
   assert.deepEqual(await unnamed(), [], "chat, settings, group panel (editing), join form, mention list");
-  await ctx.close();
-  await otherCtx.close();
+  await uma.context().close();
+  await vic.context().close();
 });
 
 test("older history loads when the message list is scrolled to the top", async () => {
-  const ctxA = await newContext();
-  const wes = await login(ctxA, "wes");
+  const wes = await login("wes");
   // 45 messages before xena ever signs in (the page loads 30 per history page).
   await wes.evaluate(async () => {
     const c = window.missive.client;
     for (let i = 1; i <= 45; i++) await c.sendText("p:wes:xena", `old message ${i}`);
   });
-  const ctxB = await newContext();
-  const xena = await login(ctxB, "xena");
+  const xena = await login("xena");
   await xena.getByTestId("conv-wes").click();
   await xena.getByTestId("message").filter({ hasText: "old message 45" }).waitFor();
   await xena.getByTestId("load-older").waitFor();
@@ -281,15 +222,15 @@ test("older history loads when the message list is scrolled to the top", async (
   await xena.getByTestId("message").filter({ has: xena.getByTestId("message-text").filter({ hasText: /^old message 1$/ }) }).waitFor();
   assert.equal(await xena.getByTestId("message").count(), 45);
   await xena.getByTestId("load-older").waitFor({ state: "detached" }); // nothing older
-  await ctxA.close();
-  await ctxB.close();
+  await wes.context().close();
+  await xena.context().close();
 });
 
 test("without Web Locks (an insecure origin) two tabs still take different device ids", async () => {
   const ctx = await newContext();
   await ctx.addInitScript(() => Object.defineProperty(navigator, "locks", { value: undefined }));
-  const tab1 = await login(ctx, "yara");
-  const tab2 = await page(ctx, "yara");
+  const tab1 = await login("yara", { context: ctx });
+  const tab2 = await openPage(ctx, "yara");
   await tab2.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
   const ids = await Promise.all([tab1, tab2].map((p) => p.evaluate(() => [navigator.locks === undefined, window.missive.deviceId])));
   assert.deepEqual(ids.map(([noLocks]) => noLocks), [true, true]);

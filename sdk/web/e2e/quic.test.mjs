@@ -4,27 +4,13 @@
 // Rust SDK over raw QUIC (`missivectl --quic`, missive-sdk feature `quic`), and
 // a native client over TCP (`missivectl --addr`) exchange messages through one
 // real broker. QUIC is not disabled in Chromium here.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startBroker, chromiumArgs, chromiumPath, ctlBinary, repo, SECRET } from "./broker.mjs";
+import { ctlBinary, SECRET } from "./broker.mjs";
+import { browserSuite, compose, shot } from "./harness.mjs";
 
-const out = join(repo, "sdk/web/test-results");
-let broker, browser;
-
-before(async () => {
-  mkdirSync(out, { recursive: true });
-  broker = await startBroker(["--quic", "127.0.0.1:0"]);
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: chromiumArgs });
-});
-
-after(async () => {
-  await browser?.close();
-  await broker?.stop();
-});
+const suite = browserSuite({ brokerArgs: ["--quic", "127.0.0.1:0"] });
 
 function token(user) {
   return execFileSync(ctlBinary(), ["token", "--secret", SECRET, "--user", user], { encoding: "utf8" }).trim();
@@ -37,8 +23,8 @@ function ctl(args, user) {
   });
 }
 
-const quicArgs = () => ["--quic", broker.quic, "--cert-sha256", broker.cert_sha256];
-const tcpArgs = () => ["--addr", broker.tcp];
+const quicArgs = () => ["--quic", suite.broker.quic, "--cert-sha256", suite.broker.cert_sha256];
+const tcpArgs = () => ["--addr", suite.broker.tcp];
 
 /** Runs `missivectl tail` for `user` until it printed `count` messages; resolves to them. */
 function tail(user, transportArgs, count) {
@@ -60,20 +46,14 @@ function tail(user, transportArgs, count) {
 }
 
 test("a browser over WebTransport, a native client over raw QUIC and one over TCP chat", async () => {
-  const info = await (await fetch(`http://${broker.ws}/api/info`)).json();
-  assert.equal(info.webtransport, `https://${broker.quic}/wt`);
-  assert.equal(info.certHash, broker.cert_sha256);
+  const info = await (await fetch(`http://${suite.broker.ws}/api/info`)).json();
+  assert.equal(info.webtransport, `https://${suite.broker.quic}/wt`);
+  assert.equal(info.certHash, suite.broker.cert_sha256);
 
   // The native QUIC client listens (sync, then live pushes) for two messages.
   const quinnGot = tail("quinn", quicArgs(), 2);
 
-  const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const page = await ctx.newPage();
-  page.on("pageerror", (e) => console.error("[wendy] page error:", e));
-  await page.goto(`http://${broker.ws}/`);
-  await page.getByTestId("login-user").fill("wendy");
-  await page.getByTestId("login-submit").click();
-  await page.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
+  const page = await suite.login("wendy");
   // The page chose WebTransport (it falls back to WebSocket only when that fails).
   assert.equal(await page.getByTestId("conn-transport").getAttribute("data-kind"), "webtransport");
   assert.equal(await page.evaluate(() => window.missive.client.transport), "webtransport");
@@ -81,8 +61,7 @@ test("a browser over WebTransport, a native client over raw QUIC and one over TC
   // Browser -> native QUIC.
   await page.getByTestId("new-chat-user").fill("quinn");
   await page.getByTestId("new-chat-go").click();
-  await page.getByTestId("composer").fill("hi quinn, from the browser");
-  await page.getByTestId("composer").press("Enter");
+  await compose(page, "hi quinn, from the browser");
   // Stored: a tick shows ("sent", or already "delivered" / "read" when quinn's
   // native client acknowledged the push first).
   await page.locator('[data-testid^="receipt-"]').first().waitFor();
@@ -118,6 +97,6 @@ test("a browser over WebTransport, a native client over raw QUIC and one over TC
     ["hi quinn, from the browser", "hi wendy, from quic"],
   );
   assert.equal(await page.getByTestId("conn-transport").getAttribute("data-kind"), "webtransport", "still on WebTransport");
-  await page.screenshot({ path: join(out, "quic-webtransport-wendy.png") });
-  await ctx.close();
+  await shot(page, "quic-webtransport-wendy.png");
+  await page.context().close();
 });
