@@ -83,7 +83,7 @@ import {
   tipText,
   type GroupHost,
 } from "./groups.ts";
-import { describeError, type PageContext } from "./context.ts";
+import { describeError, safeUrl, type PageContext } from "./context.ts";
 import { mountContacts } from "./contacts.ts";
 import { mountProfile } from "./profile.ts";
 import { Names } from "./names.ts";
@@ -160,17 +160,6 @@ function textOf(m: Message | undefined): string {
   }
   if (b.case === "system") return [b.value.title, b.value.text].filter(Boolean).join(": ");
   return `[${b.case ?? "unsupported message"}]`;
-}
-
-/** Only http(s) URLs are linked or loaded (never javascript: or data:). */
-function safeUrl(u: string): string | undefined {
-  if (!u) return undefined;
-  try {
-    const url = new URL(u, location.href);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function sizeOf(n: bigint): string {

@@ -7,6 +7,8 @@
  * Invariant: frames are delivered on microtasks, in order, as a socket would.
  */
 import {
+  MemoryStore,
+  MissiveClient,
   decodeFrame,
   encodeFrame,
   type FrameInit,
@@ -85,3 +87,14 @@ export async function until(cond: () => boolean, what: string, ms = 2000): Promi
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/** A client of `factory` with an in-memory store and short backoff. */
+export const fakeClient = (factory: FakeServer["factory"]) =>
+  new MissiveClient({ transports: [factory], token: "t", deviceId: "web1", store: new MemoryStore(), backoffMs: { initial: 5, max: 20 } });
+
+/** Starts `c` and waits until it is online and has synced once. */
+export const online = async (c: MissiveClient) => {
+  c.start();
+  await until(() => c.state === "online", "online");
+  await c.syncNow();
+};

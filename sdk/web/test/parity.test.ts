@@ -12,7 +12,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ConversationStateSchema,
-  MemoryStore,
   MessageUpdate_Kind,
   MissiveClient,
   MissiveError,
@@ -25,7 +24,7 @@ import {
   type RequestOp,
 } from "../src/index.ts";
 import { create } from "@bufbuild/protobuf";
-import { fakeServer, until, type ResultInit } from "./fake.ts";
+import { fakeClient, fakeServer, online, until, type ResultInit } from "./fake.ts";
 
 /** Request cases whose method is not named after the case. */
 const METHOD_OF: Record<string, string> = { sync: "syncNow", pull: "pullRange" };
@@ -46,14 +45,7 @@ const requestCases = () => {
   return op.fields.map((f) => f.localName);
 };
 
-const client = (factory: ReturnType<typeof fakeServer>["factory"]) =>
-  new MissiveClient({ transports: [factory], token: "t", deviceId: "web1", store: new MemoryStore(), backoffMs: { initial: 5, max: 20 } });
-
-const online = async (c: MissiveClient) => {
-  c.start();
-  await until(() => c.state === "online", "online");
-  await c.syncNow();
-};
+const client = fakeClient;
 
 test("parity: every Request.op case of frame.proto has a method on MissiveClient", () => {
   const cases = requestCases();

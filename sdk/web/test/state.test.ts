@@ -12,17 +12,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MemoryStore, MissiveClient, directConvId, groupConvId, type ConversationState, type RequestOp } from "../src/index.ts";
-import { fakeServer, until, type ResultInit } from "./fake.ts";
+import { directConvId, groupConvId, type ConversationState, type RequestOp } from "../src/index.ts";
+import { fakeClient, fakeServer, online, until, type ResultInit } from "./fake.ts";
 
-const client = (factory: ReturnType<typeof fakeServer>["factory"]) =>
-  new MissiveClient({ transports: [factory], token: "t", deviceId: "web1", store: new MemoryStore(), backoffMs: { initial: 5, max: 20 } });
-
-const online = async (c: MissiveClient) => {
-  c.start();
-  await until(() => c.state === "online", "online");
-  await c.syncNow();
-};
+const client = fakeClient;
 
 type Mentions = { userIds?: string[]; all?: boolean };
 const G = groupConvId("g1");
