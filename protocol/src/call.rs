@@ -66,7 +66,9 @@ pub enum Invited {
     /// `ok`: the users joined at once.
     Joined,
     /// `group`: the group asks for the invitees' consent; each got a pending
-    /// invitation and joins with `JoinGroup`. Carries the group's info.
+    /// invitation, accepted with `JoinGroup` and accepted or declined with
+    /// `RespondGroupApplication` naming the invitee ([GR-9a]). Carries the
+    /// group's info.
     Pending(Box<pb::GroupInfo>),
 }
 

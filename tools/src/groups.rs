@@ -69,6 +69,13 @@ pub(crate) enum GroupCmd {
         #[arg(long)]
         reject: bool,
     },
+    /// Decline the caller's pending invitation to a group (accept one with `join`).
+    Decline {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Group id.
+        id: String,
+    },
     /// Invite users.
     Invite {
         #[command(flatten)]
@@ -277,6 +284,15 @@ pub(crate) fn group(json: bool, cmd: GroupCmd) -> anyhow::Result<()> {
             let line = format!("{verb} the application of {user} to {id}");
             let v = json!({ "group": id, "user": user, "accepted": !reject });
             ok_reply(json, &conn, req, v, line)
+        }
+        GroupCmd::Decline { conn, id } => {
+            // [GR-9a]: RespondGroupApplication naming the caller answers their invitation.
+            let c = connect(&conn)?;
+            let me = c.user_id().to_owned();
+            let r = c.call(pb::RespondGroupApplication { group_id: id.clone(), user_id: me, accept: false });
+            c.close();
+            r?;
+            emit(json, json!({ "group": id, "declined": true }), format!("declined the invitation to {id}"))
         }
         GroupCmd::Invite { conn, id, users } => {
             let req = pb::InviteToGroup { group_id: id.clone(), user_ids: users.clone() };

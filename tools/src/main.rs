@@ -278,7 +278,7 @@ enum Command {
         #[command(subcommand)]
         cmd: api::AdminCmd,
     },
-    /// Groups: create, info, join, approve, invite, kick, quit, dismiss, transfer, admin,
+    /// Groups: create, info, join, approve, decline, invite, kick, quit, dismiss, transfer, admin,
     /// mute, mute-all, members, joined, send.
     Group {
         #[command(subcommand)]

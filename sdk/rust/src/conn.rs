@@ -107,8 +107,11 @@ pub enum Event {
     Relation(pb::Relation),
     /// `Push{presence}`: a subscribed user's (or the user's own) presence changed.
     Presence(pb::Presence),
-    /// `Push{group_application}`: a join application (to group managers) or
-    /// an invitation / application outcome (to the applicant).
+    /// `Push{group_application}`: a join application (to group managers), an
+    /// invitation (to the invitee), an application's outcome (to the
+    /// applicant) or a declined invitation (to the inviter and the invitee's
+    /// other devices). The invitee answers with `pb::RespondGroupApplication`
+    /// naming themselves as `user_id` (`accept: false` declines, spec [GR-9a]).
     GroupApplication(pb::GroupApplication),
     /// `Push{message_update}`: a message was recalled, edited, deleted,
     /// reacted to or extended (spec section 18).

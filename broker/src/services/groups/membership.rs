@@ -1,9 +1,12 @@
-//! Who is in a group: JoinGroup, RespondGroupApplication, InviteToGroup,
-//! KickFromGroup, QuitGroup.
+//! Who is in a group: JoinGroup, RespondGroupApplication (an owner or admin
+//! answering an application, or an invitee answering their own invitation),
+//! InviteToGroup, KickFromGroup, QuitGroup.
 //!
 //! Invariants: joins reserve the joiners' joined-group counts
 //! (`groups.max_joined`) before anything is staged; a kick list is
-//! all-or-nothing; each op only decides a [`Plan`] (see `plan.rs`).
+//! all-or-nothing; an invitation (a `GroupApplicationRecord` with `inviter`)
+//! is answered only by its invitee, an application only by an owner or
+//! admin; each op only decides a [`Plan`] (see `plan.rs`).
 
 use missive_protocol::pb::{self, push, response};
 use missive_protocol::{ErrorCode, UserId};
@@ -76,21 +79,34 @@ pub(super) fn join(c: &mut Ctx<'_>, reason: &str) -> Result<Plan, Reject> {
 }
 
 pub(super) fn respond(c: &mut Ctx<'_>, target: &UserId, accept: bool) -> Result<Plan, Reject> {
+    if target == c.me() && !c.admin() {
+        return answer_invitation(c, accept);
+    }
     let m = c.need_member()?;
     if !is_manager(&m) {
         return Err(denied("handle applications"));
     }
     let group = c.group();
-    let Some(mut a) =
+    let pending =
         c.s.node
             .store
             .group_application(&group, target.as_str())?
-            .filter(|a| a.inviter.is_empty() && a.state == pb::ApplicationState::Pending as i32)
-    else {
-        return Err(Reject::new(
-            ErrorCode::NoPendingApplication,
-            format!("no pending application from {target}"),
-        ));
+            .filter(|a| a.state == pb::ApplicationState::Pending as i32);
+    let mut a = match pending {
+        Some(a) if a.inviter.is_empty() => a,
+        // [GR-9]: an invitation is its invitee's to answer, never a manager's.
+        Some(_) => {
+            return Err(Reject::new(
+                ErrorCode::NoPendingApplication,
+                format!("{target} holds a pending invitation, which only the invitee answers"),
+            ));
+        }
+        None => {
+            return Err(Reject::new(
+                ErrorCode::NoPendingApplication,
+                format!("no pending application from {target}"),
+            ));
+        }
     };
     a.handled_ms = c.now();
     a.handled_by = c.me().to_string();
@@ -121,6 +137,47 @@ pub(super) fn respond(c: &mut Ctx<'_>, target: &UserId, accept: bool) -> Result<
         push::Event::GroupApplication(application_view(&group, target.as_str(), &a)),
     ));
     plan.applications.push((target.clone(), Some(a)));
+    Ok(plan)
+}
+
+/// [GR-9a]: the caller answers their own pending invitation. Accepting is
+/// exactly `JoinGroup` on it ([GR-6]: same checks, tip and records; the reply
+/// is `ok`); declining marks it REJECTED (handled by the invitee), nobody
+/// joins, and the outcome is pushed to the inviter and to the invitee's other
+/// devices. Owners and admins are not pushed, as they are not for the
+/// invitation itself ([GR-8]); they read it with ListGroupApplications.
+fn answer_invitation(c: &mut Ctx<'_>, accept: bool) -> Result<Plan, Reject> {
+    let me = c.me().clone();
+    let group = c.group();
+    let Some(mut a) =
+        c.s.node
+            .store
+            .group_application(&group, me.as_str())?
+            .filter(|a| !a.inviter.is_empty() && a.state == pb::ApplicationState::Pending as i32)
+    else {
+        return Err(Reject::new(
+            ErrorCode::NoPendingApplication,
+            format!("you have no pending invitation to {group}"),
+        ));
+    };
+    if accept {
+        let mut plan = join(c, "")?;
+        plan.result = response::Result::Ok(pb::Ok {});
+        return Ok(plan);
+    }
+    a.state = pb::ApplicationState::Rejected as i32;
+    a.handled_ms = c.now();
+    a.handled_by = me.to_string();
+    let mut to = vec![me.clone()];
+    // A stored inviter is a valid id; a damaged one only loses its push.
+    if let Ok(inviter) = UserId::new(a.inviter.clone())
+        && inviter != me
+    {
+        to.push(inviter);
+    }
+    let mut plan = Plan::reply(response::Result::Ok(pb::Ok {}));
+    plan.pushes.push((to, push::Event::GroupApplication(application_view(&group, me.as_str(), &a))));
+    plan.applications.push((me, Some(a)));
     Ok(plan)
 }
 

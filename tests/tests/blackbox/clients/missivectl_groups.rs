@@ -295,3 +295,32 @@ fn group_commands_public_join_approve_reject() {
     one(&b, "alice", "create", &["closed"]);
     ctl(&b, "erin", true, "join", &["closed"]).refused(ErrorCode::JoinDenied);
 }
+
+/// `group decline` answers the caller's own invitation ([GR-9a]): REJECTED,
+/// pushed to the inviter; declining again, or with nothing pending, exits 2
+/// with NO_PENDING_APPLICATION.
+#[test]
+fn group_decline_answers_the_callers_invitation() {
+    let b = BrokerProc::start();
+    let mut alice = b.client("alice", "phone");
+    let _bob = b.client("bob", "phone");
+    let consent = pb::GroupPatch { invitee_consent: Some(true), ..Default::default() };
+    must(alice.create_group("inv", pb::GroupType::Work, &[], Some(consent)), "create");
+    let v = one(&b, "alice", "invite", &["inv", "bob"]);
+    assert_eq!(v["pending"], true, "{v}");
+
+    let v = one(&b, "bob", "decline", &["inv"]);
+    assert_eq!(v, json!({ "group": "inv", "declined": true }));
+    let a = alice.wait_push("bob's answer", WAIT, |ev| match ev {
+        pb::push::Event::GroupApplication(a) if a.group_id == "inv" => Some(a.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        (a.user_id.as_str(), a.state, a.handled_by.as_str()),
+        ("bob", pb::ApplicationState::Rejected as i32, "bob")
+    );
+    let human = ctl(&b, "bob", false, "decline", &["inv"]);
+    human.refused(ErrorCode::NoPendingApplication);
+    ctl(&b, "alice", true, "decline", &["inv"]).refused(ErrorCode::NoPendingApplication);
+    assert_eq!(raw_members(&mut alice, "inv").expect("members"), roles(&[("alice", OWNER)]));
+}
