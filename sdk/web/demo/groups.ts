@@ -420,6 +420,12 @@ export class GroupStore {
       }
     } else {
       this.requests.delete(k);
+      if (a.inviter && a.userId !== me) {
+        // An invitation I sent was answered ([GR-9a]): the invitee declined (or accepted).
+        this.invitedByMe.get(a.groupId)?.delete(a.userId);
+        if (a.state === ApplicationState.REJECTED) this.host.toast(`${a.userId} declined the invitation to ${this.name(a.groupId)}`);
+        if (this.isManager(a.groupId)) void this.loadPending(a.groupId);
+      }
       if (a.userId === me && !a.inviter) {
         this.host.toast(
           `Your application to ${this.name(a.groupId)} was ${a.state === ApplicationState.ACCEPTED ? "accepted" : "rejected"}`,
@@ -495,9 +501,17 @@ export class GroupStore {
     }
   }
 
-  ignore(a: GroupApplication) {
-    this.requests.delete(`${a.groupId}\n${a.userId}`);
-    this.onRequests();
+  /** Declines my invitation ([GR-9a]): the invitation becomes REJECTED and the inviter is told. */
+  async decline(a: GroupApplication) {
+    const c = this.host.client();
+    if (!c) return;
+    try {
+      await c.respondGroupApplication({ groupId: a.groupId, userId: a.userId, accept: false });
+      this.requests.delete(`${a.groupId}\n${a.userId}`);
+      this.onRequests();
+    } catch (e) {
+      this.host.showError(e);
+    }
   }
 
   async respond(gid: string, uid: string, accept: boolean) {
@@ -1222,7 +1236,7 @@ export function renderRequests(section: HTMLElement, list: HTMLElement, store: G
           { class: "request", testid: `invite-${a.groupId}` },
           h("span", {}, h("strong", {}, a.inviter), ` invites you to `, h("strong", {}, name)),
           h("button", { type: "button", testid: `invite-accept-${a.groupId}`, "aria-label": `Accept the invitation to ${name}`, onclick: () => void store.accept(a) }, "Accept"),
-          h("button", { type: "button", class: "secondary", testid: `invite-ignore-${a.groupId}`, "aria-label": `Ignore the invitation to ${name}`, onclick: () => store.ignore(a) }, "Ignore"),
+          h("button", { type: "button", class: "secondary", testid: `invite-decline-${a.groupId}`, "aria-label": `Decline the invitation to ${name}`, onclick: () => void store.decline(a) }, "Decline"),
         );
       }
       return h(

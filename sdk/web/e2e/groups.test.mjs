@@ -1,10 +1,10 @@
 // Browser end-to-end test of groups on the chat page (spec section 14): headless Debian
 // Chromium (playwright-core) against a real broker, one browser context per user.
 // One group from creation to dismissal: create with a member, rename and a notice,
-// an invitation that needs consent (pending, then accepted), an application approved,
-// an admin, a muted member whose send is refused with the error shown, an @-mention
-// picked from the autocomplete (the mentioned user's list shows "[@me]"), who-read
-// counts, a kick, a transfer of ownership, leaving, and dismissal (members see the tip
+// an invitation that needs consent (pending, then accepted; another one declined), an
+// application approved, an admin, a muted member whose send is refused with the error
+// shown, an @-mention picked from the autocomplete (the mentioned user's list shows
+// "[@me]"), who-read counts, a kick, a transfer of ownership, leaving, and dismissal (members see the tip
 // and the group turns read-only). Screenshots land in sdk/web/test-results/; with
 // E2E_UPDATE_DOCS=1 the group screenshot also replaces docs/img/web-group.png (README).
 import { test } from "node:test";
@@ -77,6 +77,16 @@ test("a group from creation to dismissal", async () => {
     await alice.getByTestId("pending-invite-carol").waitFor();
     await carol.getByTestId(`invite-${GID}`).filter({ hasText: "alice invites you to Rocket Team" }).waitFor();
     assert.equal(await conv(carol).count(), 0, "not a member before accepting");
+    // dave declines his invitation ([GR-9a]): nobody joins, the inviter is told.
+    await alice.getByTestId("invite-users").fill("dave");
+    await alice.getByTestId("invite-go").click();
+    await alice.getByTestId("pending-invite-dave").waitFor();
+    await dave.getByTestId(`invite-${GID}`).filter({ hasText: "alice invites you to Rocket Team" }).waitFor();
+    await dave.getByTestId(`invite-decline-${GID}`).click();
+    await dave.getByTestId(`invite-${GID}`).waitFor({ state: "detached" });
+    await alice.getByTestId("toast").filter({ hasText: "dave declined the invitation to Rocket Team" }).waitFor();
+    await alice.getByTestId("pending-invite-dave").waitFor({ state: "detached" });
+    assert.equal(await conv(dave).count(), 0, "a declined invitation joins nobody");
     await carol.getByTestId(`invite-accept-${GID}`).click();
     await tip(carol, "You joined the group").waitFor();
     await tip(alice, "carol joined the group").waitFor();
