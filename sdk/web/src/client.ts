@@ -607,6 +607,20 @@ export class MissiveClient extends MissiveRequests {
             c.state.peerReadSeq = r.readSeq;
             this.saveLocal();
           }
+        } else if (r.reader === this.userId && this.convs.has(r.convId)) {
+          // Another of the user's devices read (8.10): read_seq = max(local, receipt).
+          // Read up to the newest message, nothing is unread or mentioned any more;
+          // below it the broker's `conversation` push brings the exact counts.
+          const st = this.conv(r.convId).state;
+          if (r.readSeq > st.readSeq) {
+            st.readSeq = r.readSeq;
+            if (r.readSeq >= st.maxSeq) {
+              st.unread = 0n;
+              st.mentioned = false;
+            }
+            this.saveLocal();
+            this.emit("conversation", st);
+          }
         }
         this.emit("receipt", r);
         return;

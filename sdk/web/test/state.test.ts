@@ -197,3 +197,42 @@ test("read receipts: a group's never touch peerReadSeq (a 1:1 field); the receip
   assert.equal(c.conversation(direct)?.peerReadSeq, 3n, "the peer's read position, not my other device's");
   c.stop();
 });
+
+test("read receipts: one from another of my devices moves my read_seq (8.10), never backwards", async () => {
+  const direct = directConvId("alice", "bob");
+  const s = fakeServer("alice", (op): ResultInit | undefined =>
+    op?.case === "sync"
+      ? {
+          case: "sync",
+          value: {
+            conversations: [
+              { convId: G, maxSeq: 6n, readSeq: 2n, unread: 4n, mentioned: true },
+              { convId: direct, maxSeq: 5n, readSeq: 1n, unread: 4n },
+            ],
+            syncToken: "t",
+          },
+        }
+      : undefined,
+  );
+  const c = client(s.factory);
+  await online(c);
+  const states: string[] = [];
+  c.on("conversation", (st) => states.push(`${st.convId} ${st.readSeq} ${st.unread} ${st.mentioned}`));
+
+  // Part of the way: read_seq moves; the counts wait for the broker's state push.
+  s.push({ case: "readReceipt", value: { convId: direct, reader: "alice", readSeq: 3n, readerDevice: "tablet" } });
+  await until(() => states.length === 1, "a state event");
+  assert.equal(c.conversation(direct)?.readSeq, 3n);
+  assert.equal(c.conversation(direct)?.unread, 4n, "exact count comes with the broker's state");
+  // Up to the newest message: nothing unread, no mention.
+  s.push({ case: "readReceipt", value: { convId: G, reader: "alice", readSeq: 6n, readerDevice: "tablet" } });
+  await until(() => states.length === 2, "a second state event");
+  assert.deepEqual(states[1], `${G} 6 0 false`);
+  // Older than what I hold: ignored.
+  s.push({ case: "readReceipt", value: { convId: direct, reader: "alice", readSeq: 2n, readerDevice: "tablet" } });
+  s.push({ case: "readReceipt", value: { convId: direct, reader: "bob", readSeq: 4n } });
+  await until(() => c.conversation(direct)?.peerReadSeq === 4n, "the peer's receipt");
+  assert.equal(c.conversation(direct)?.readSeq, 3n, "never backwards");
+  assert.equal(states.length, 2);
+  c.stop();
+});
