@@ -3,6 +3,7 @@
 
 mod content_depth;
 mod delivery;
+mod first_attempt;
 mod offline_sync;
 mod paging_bytes;
 mod receipts_conversations;
