@@ -37,6 +37,15 @@
  *   sets `mentioned` ([GR-19]), and `conversation` fires when `mentioned`
  *   changes. A server state older than the held messages gets them applied
  *   again, so it never takes back a newer message's count or mention;
+ * - a state taken from the server never moves `read_seq`, `cleared_seq` or the
+ *   peer's read / delivered seqs back (an answer and a push are not ordered,
+ *   [PU-2]); a higher `cleared_seq` drops the held messages at or below it;
+ * - a conversation is held only once a sync, a `conversation` push (taken as
+ *   sync's first sight), a message or this client's own request brought it:
+ *   receipts and updates of one not held are emitted, never stored as an empty
+ *   state (which the next sync would pull from seq 1);
+ * - `history()` holds only messages at or below the contiguous seq; newer ones
+ *   are pulled by the gap rule, so each is counted and emitted once;
  * - `peer_read_seq` is only written for 1:1 conversations (by the peer's
  *   receipts); a group's read receipts ([GR-21]) are only emitted as `receipt`;
  * - answers that carry the user's own state are taken at once: a
@@ -160,7 +169,9 @@ export interface ClientEvents {
   /**
    * A group application or invitation ([GR-8]-[GR-10]): a new application (to
    * owner and admins), an invitation waiting for consent (to the invitee; accept
-   * with `joinGroup`), or the outcome of the user's own application.
+   * with `joinGroup`, answer with `respondGroupApplication` naming oneself), the
+   * outcome of the user's own application, or an invitation the invitee declined
+   * (to the inviter and the invitee's other devices, [GR-9a]).
    */
   groupApplication: (a: GroupApplication) => void;
 }
@@ -498,6 +509,8 @@ export class MissiveClient extends MissiveRequests {
       return;
     }
     let token = this.store.getItem(this.key("sync")) ?? "";
+    /** The stored token was refused ([Y-9] step 3): the broker's states replace the held ones as they are. */
+    let restarted = false;
     for (;;) {
       let r;
       try {
@@ -505,6 +518,7 @@ export class MissiveClient extends MissiveRequests {
       } catch (e) {
         if (e instanceof MissiveError && e.code === ErrorCodes.INVALID_SYNC_TOKEN && token !== "") {
           token = "";
+          restarted = true;
           continue;
         }
         throw e;
@@ -520,15 +534,15 @@ export class MissiveClient extends MissiveRequests {
           // history returns current forms: nothing to catch up on ([UP-2]).
           this.convs.set(s.convId, { state: s, contiguous: s.maxSeq, messages: new Map(), applied: s.updateSeq });
         } else {
-          known.state = s;
-          this.replayHeld(known);
+          this.takeState(known, s, restarted);
           if (s.maxSeq > known.contiguous) {
             await this.pull(s.convId, known.contiguous + 1n, s.maxSeq);
             this.queueAck(s.convId);
           }
           if (s.updateSeq > known.applied) await this.catchUpUpdates(s.convId).catch(() => {});
         }
-        this.emit("conversation", s);
+        // The held state: an answer or push taken during the pull may be newer than `s`.
+        this.emit("conversation", this.convs.get(s.convId)?.state ?? s);
       }
       this.saveLocal();
       token = r.value.syncToken;
@@ -600,18 +614,21 @@ export class MissiveClient extends MissiveRequests {
       case "readReceipt": {
         // `peer_read_seq` is the 1:1 peer's read position (8.2); a group's receipts
         // ([GR-21]) only reach the `receipt` event (who read what: getGroupReceipt).
+        // Only held conversations are written: a receipt for one no sync brought yet
+        // (a push during the first sync) must not leave an empty placeholder that the
+        // next sync would take for a known conversation and pull from seq 1.
         const r = ev.value;
-        if (r.convId.startsWith("p:") && r.reader !== this.userId) {
-          const c = this.conv(r.convId);
-          if (r.readSeq > c.state.peerReadSeq) {
-            c.state.peerReadSeq = r.readSeq;
+        const held = this.convs.get(r.convId);
+        if (held && r.convId.startsWith("p:") && r.reader !== this.userId) {
+          if (r.readSeq > held.state.peerReadSeq) {
+            held.state.peerReadSeq = r.readSeq;
             this.saveLocal();
           }
-        } else if (r.reader === this.userId && this.convs.has(r.convId)) {
+        } else if (held && r.reader === this.userId) {
           // Another of the user's devices read (8.10): read_seq = max(local, receipt).
           // Read up to the newest message, nothing is unread or mentioned any more;
           // below it the broker's `conversation` push brings the exact counts.
-          const st = this.conv(r.convId).state;
+          const st = held.state;
           if (r.readSeq > st.readSeq) {
             st.readSeq = r.readSeq;
             if (r.readSeq >= st.maxSeq) {
@@ -627,10 +644,18 @@ export class MissiveClient extends MissiveRequests {
       }
       case "conversation": {
         // 8.10: a state ahead of the held messages (e.g. a message whose push this
-        // session missed) has its missing range pulled.
-        const c = this.conv(ev.value.convId);
-        this.setConversation(ev.value);
-        if (ev.value.maxSeq > c.contiguous) this.fillGap(ev.value.convId, ev.value.maxSeq);
+        // session missed) has its missing range pulled. A conversation seen for the
+        // first time is taken as sync takes it: everything up to max_seq is history
+        // (loaded on demand), not a gap from seq 1.
+        const s = ev.value;
+        const c = this.convs.get(s.convId);
+        if (!c) {
+          this.convs.set(s.convId, { state: s, contiguous: s.maxSeq, messages: new Map(), applied: s.updateSeq });
+          this.setConversation(s);
+          return;
+        }
+        this.setConversation(s);
+        if (s.maxSeq > c.contiguous) this.fillGap(s.convId, s.maxSeq);
         return;
       }
       case "messageUpdate":
@@ -640,8 +665,8 @@ export class MissiveClient extends MissiveRequests {
         if (ev.value.userId !== this.userId) this.emit("typing", ev.value);
         return;
       case "deliveryReceipt": {
-        const c = this.conv(ev.value.convId);
-        if (ev.value.userId !== this.userId && ev.value.deliveredSeq > c.state.peerDeliveredSeq) {
+        const c = this.convs.get(ev.value.convId); // held conversations only (as receipts)
+        if (c && ev.value.userId !== this.userId && ev.value.deliveredSeq > c.state.peerDeliveredSeq) {
           c.state.peerDeliveredSeq = ev.value.deliveredSeq;
           this.saveLocal();
         }
@@ -679,28 +704,71 @@ export class MissiveClient extends MissiveRequests {
   }
 
   /**
-   * Takes an authoritative state; drops held messages the user cleared
-   * ([CH-3]); starts an update catch-up when it is ahead ([UP-2]).
+   * Takes an authoritative state (answer or push), persists and emits it, and
+   * starts an update catch-up when it is ahead ([UP-2]).
    */
   private setConversation(s: ConversationState) {
     const c = this.conv(s.convId);
+    this.takeState(c, s);
+    this.saveLocal();
+    this.emit("conversation", c.state);
+    if (c.state.updateSeq > c.applied && this.conn) this.catchUpUpdates(s.convId).catch(() => {});
+  }
+
+  /**
+   * Makes `s` (from sync, a push or an answer) the held state of `c`:
+   * - drops held messages at or below its `cleared_seq` ([CH-3], [Y-9] step 4);
+   * - [DL-2]: a state answered or pushed by other requests carries the stored last
+   *   message: this user's own deletions (and any newer form held) are applied;
+   * - the positions that only move forward (`read_seq`, `cleared_seq`, the 1:1 peer's
+   *   read and delivered seqs) never go back: nothing orders an answer against a push
+   *   ([PU-2], [Q-4]), so a state computed before a change this client already took
+   *   keeps that change (`unread` then at most what is above the read floor; read to
+   *   `max_seq`, no mention);
+   * - held messages above its `max_seq` are applied to it again (`replayHeld`).
+   * `asIs`: a sync restarted from "" after its token was refused; the held positions
+   * may come from another server's data and are not kept.
+   */
+  private takeState(c: Conv, s: ConversationState, asIs = false) {
+    const was = c.state;
+    if (was !== s && !asIs) {
+      let raised = false;
+      if (was.readSeq > s.readSeq) {
+        s.readSeq = was.readSeq;
+        raised = true;
+      }
+      if (was.clearedSeq > s.clearedSeq) {
+        s.clearedSeq = was.clearedSeq;
+        raised = true;
+      }
+      if (was.peerReadSeq > s.peerReadSeq) s.peerReadSeq = was.peerReadSeq;
+      if (was.peerDeliveredSeq > s.peerDeliveredSeq) s.peerDeliveredSeq = was.peerDeliveredSeq;
+      if (raised) {
+        let floor = s.readSeq > s.clearedSeq ? s.readSeq : s.clearedSeq;
+        if (s.minReadableSeq > floor + 1n) floor = s.minReadableSeq - 1n;
+        const most = s.maxSeq > floor ? s.maxSeq - floor : 0n;
+        if (s.unread > most) s.unread = most;
+        if (s.readSeq >= s.maxSeq) s.mentioned = false;
+      }
+    }
     if (s.clearedSeq > 0n) for (const seq of c.messages.keys()) if (seq <= s.clearedSeq) c.messages.delete(seq);
-    // [DL-2]: states answered or pushed by other requests carry the stored last message:
-    // apply this user's own deletions (and any newer form held).
     const last = s.lastMessage;
     const held = last ? c.messages.get(last.seq) : undefined;
     if (last && held && ((held.deleted && !last.deleted) || held.updateSeq > last.updateSeq)) s.lastMessage = held;
     c.state = s;
     this.replayHeld(c);
-    this.saveLocal();
-    this.emit("conversation", s);
-    if (s.updateSeq > c.applied && this.conn) this.catchUpUpdates(s.convId).catch(() => {});
   }
 
   // ---------------------------------------------------------------- lifecycle updates
 
   private onMessageUpdate(u: MessageUpdate) {
-    const c = this.conv(u.convId);
+    const c = this.convs.get(u.convId);
+    if (!c) {
+      // A conversation no sync brought yet: nothing held to change (and no placeholder,
+      // which the next sync would take for a known conversation and pull from seq 1).
+      this.emit("messageUpdate", u, u.message);
+      return;
+    }
     const held = c.messages.get(u.seq);
     const last = c.state.lastMessage?.seq === u.seq ? c.state.lastMessage : undefined;
     let current: Message | undefined;
@@ -930,22 +998,44 @@ export class MissiveClient extends MissiveRequests {
     return [...c.messages.values()].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
   }
 
-  /** Loads one page of older messages (before the oldest held, or the newest page). */
+  /**
+   * Loads one page of older messages (before the oldest held, or the newest page);
+   * resolves with those not held before. Messages of the page newer than the
+   * contiguous seq are new ones: they come as `message` events (gap rule), not here.
+   */
   async history(convId: string, limit = this.o.pageSize ?? 30): Promise<{ messages: Message[]; more: boolean }> {
     const held = this.messages(convId);
     const before = held.length ? held[0].seq : 0n;
     if (before === 1n) return { messages: [], more: false };
     const r = await this.req({ case: "history", value: { convId, beforeSeq: before, limit } });
     if (r.case !== "messages") throw unexpectedResult("history", r.case, "messages");
+    const known = this.convs.has(convId);
     const c = this.conv(convId);
     const fresh: Message[] = [];
     for (const m of r.value.messages) {
+      // Above the contiguous seq a message is new, not history: held silently it would
+      // never be emitted or counted. The gap pull below brings it (emitted once, in order).
+      if (known && m.seq > c.contiguous) continue;
       if (!c.messages.has(m.seq)) {
         c.messages.set(m.seq, m);
         fresh.push(m);
       }
     }
-    if (r.value.maxSeq > c.state.maxSeq) c.state.maxSeq = r.value.maxSeq;
+    const max = r.value.maxSeq;
+    if (!known) {
+      // First sight (no sync brought it yet), as sync takes one: everything up to
+      // max_seq is history; the newest message is the list's last message.
+      if (max > c.contiguous) c.contiguous = max;
+      if (max > c.state.maxSeq) {
+        c.state.maxSeq = max;
+        c.state.lastMessage = r.value.messages.find((m) => m.seq === max);
+      }
+    } else if (max > c.contiguous) {
+      // The gap rule ([Y-10]): newer messages than those held exist. They are pulled
+      // (and counted, emitted) as new; the held max_seq is never moved without them,
+      // else their arrival would no longer update the last message, unread or mention.
+      this.fillGap(convId, max);
+    }
     return { messages: fresh, more: r.value.more };
   }
 
@@ -1211,7 +1301,8 @@ export class MissiveClient extends MissiveRequests {
   async subscribePresence(userIds: string[]): Promise<Presence[]> {
     try {
       const r = await this.req({ case: "subscribePresence", value: { userIds } });
-      return r.case === "presence" ? r.value.presences : [];
+      if (r.case !== "presence") throw unexpectedResult("subscribePresence", r.case, "presence");
+      return r.value.presences;
     } catch (e) {
       if (e instanceof MissiveError && e.code === ErrorCodes.UNKNOWN_REQUEST) return [];
       throw e;

@@ -257,12 +257,16 @@ export abstract class MissiveRequests {
     return this.call({ case: "joinGroup", value: req }, "joinGroup");
   }
 
-  /** Owner/admin: accepts or rejects a pending application [GR-9]. Errors: 4100, 4104, 4105, 4107, 4108. */
+  /**
+   * Owner/admin: accepts or rejects a pending application [GR-9]; with `userId` = the
+   * caller: accepts (as `joinGroup`) or declines (`accept: false`) the caller's own pending
+   * invitation [GR-9a]. Errors: 4100, 4102, 4103, 4104, 4105, 4106, 4107, 4108.
+   */
   async respondGroupApplication(req: MessageInitShape<typeof RespondGroupApplicationSchema>): Promise<void> {
     await this.call({ case: "respondGroupApplication", value: req }, "ok");
   }
 
-  /** A group's received applications (owner/admins), or the caller's own (`outgoing`) [GR-27]. Errors: 3000, 4100, 4104. */
+  /** A group's received applications (owner/admins), or the caller's own (`outgoing`) [GR-27]. Errors: 3000, 4100, 4102, 4104. */
   listGroupApplications(req: MessageInitShape<typeof ListGroupApplicationsSchema>): Promise<GroupApplications> {
     return this.call({ case: "listGroupApplications", value: req }, "groupApplications");
   }
