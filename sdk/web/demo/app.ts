@@ -49,6 +49,12 @@
  *   state's `mentioned`, which the SDK keeps current from new messages);
  * - messages below the readable floor (`cleared_seq`, `min_readable_seq`) are
  *   never rendered, and no older page is asked for below it;
+ * - sign-out forgets everything of the user the page shows or holds (open
+ *   conversation, draft, list, group requests, typing, timers, the client's
+ *   listeners) before the login form shows; a sign-in overtaken by a sign-out
+ *   while it claims a device id stops there;
+ * - a conversation hidden elsewhere closes when open, unless it was opened
+ *   while hidden (from "new chat");
  * - every control has an accessible name and a data-testid (checked by
  *   e2e/page.test.mjs); every message action is a labelled button (Tab to a
  *   message's actions, Enter to use one; Escape closes the picker, the
@@ -83,7 +89,7 @@ import {
   tipText,
   type GroupHost,
 } from "./groups.ts";
-import { describeError, safeUrl, type PageContext } from "./context.ts";
+import { chunks, describeError, safeUrl, type PageContext } from "./context.ts";
 import { mountContacts } from "./contacts.ts";
 import { mountProfile } from "./profile.ts";
 import { Names } from "./names.ts";
@@ -103,8 +109,14 @@ let client: MissiveClient | undefined;
 let me = "";
 let myDevice = "";
 let current: string | undefined; // open conversation id
+/** The open conversation was hidden when opened (from "new chat"): its own hidden state does not close it. */
+let openedHidden = false;
+/** Counts sign-ins and sign-outs: an `enter` overtaken by a sign-out (or another sign-in) while it waits stops there. */
+let sessionGen = 0;
+/** Unsubscribes the page's listeners from the signed-in client. */
+let clientOffs: (() => void)[] = [];
 const online = new Map<string, boolean>();
-const typingNow = new TypingTracker();
+let typingNow = new TypingTracker();
 let typingTimer: ReturnType<typeof setTimeout> | undefined;
 let notifier: TypingNotifier | undefined;
 let notifierConv: string | undefined;
@@ -354,20 +366,43 @@ $("login-form").addEventListener("submit", async (e) => {
   }
 });
 
+/**
+ * Ends the session and forgets everything of the signed-in user the page shows
+ * or holds: the next user (same tab) sees none of it, not even while their own
+ * session starts (the open conversation, header, draft and reply bar, the list,
+ * group requests, typing indicators, the error banner).
+ */
 function signOut() {
+  sessionGen++;
+  for (const off of clientOffs) off();
+  clientOffs = [];
+  notifier?.stop();
+  notifier = undefined;
+  notifierConv = undefined;
+  closeConversation(); // uses `client`: before it goes
   client?.stop();
   client = undefined;
   localStorage.removeItem(SESSION_KEY);
-  current = undefined;
   views.contacts?.dispose();
   views.profile?.dispose();
   views = {};
-  closePanel();
   groups.reset();
   names.reset();
   exhausted.clear();
   mentionPicks.clear();
   online.clear();
+  typingNow = new TypingTracker();
+  if (typingTimer) clearTimeout(typingTimer);
+  typingTimer = undefined;
+  if (receiptTimer) clearTimeout(receiptTimer);
+  receiptTimer = undefined;
+  pickerFor = undefined;
+  ($("text") as HTMLTextAreaElement).value = "";
+  $("composer-error").textContent = "";
+  $("conv-list").replaceChildren();
+  renderRequests($("requests"), $("request-list"), groups, "");
+  $("join-status").textContent = "";
+  $("app-error").hidden = true;
   $("kicked-banner").hidden = true;
   $("app").classList.remove("in-chat");
   showLogin();
@@ -458,12 +493,15 @@ async function claimByAsking(user: string, order: string[], spares: string[], sp
 }
 
 async function enter(user: string, token: string) {
+  const gen = ++sessionGen;
   me = user;
   $("login").hidden = true;
   $("app").hidden = false;
   $("me-name").textContent = user;
   avatar($("me-avatar"), user);
-  myDevice = await claimDevice(user);
+  const device = await claimDevice(user);
+  if (gen !== sessionGen) return; // signed out (or in again) meanwhile: this sign-in is over
+  myDevice = device;
   const transports: TransportFactory[] = [];
   if (info.webtransport && webTransportAvailable()) {
     transports.push(webTransportTransport(info.webtransport, info.certHash ?? undefined));
@@ -473,7 +511,12 @@ async function enter(user: string, token: string) {
   const c = new MissiveClient({ transports, token, deviceId: myDevice, store: localStorage });
   client = c;
   (window as unknown as { missive: unknown }).missive = { client: c, deviceId: myDevice, groups };
-  c.on("state", (s, detail) => {
+  const on: typeof c.on = (event, fn) => {
+    const off = c.on(event, fn);
+    clientOffs.push(off);
+    return off;
+  };
+  on("state", (s, detail) => {
     const el = $("conn-state");
     el.textContent = s === "online" ? "online" : s === "connecting" ? "connecting…" : s === "ended" ? `signed out: ${detail}` : "offline — reconnecting";
     el.className = `conn ${s}`;
@@ -487,7 +530,8 @@ async function enter(user: string, token: string) {
         .conversations()
         .filter((x) => x.convId.startsWith("p:"))
         .map((x) => peerOf(x.convId));
-      if (peers.length) void c.subscribePresence(peers).then(applyPresence, reportUnlessOffline);
+      // [PS-2]: 1..=100 ids per request.
+      for (const batch of chunks(peers)) void c.subscribePresence(batch).then(applyPresence, reportUnlessOffline);
       names.online();
       groups.online();
       renderList();
@@ -497,45 +541,48 @@ async function enter(user: string, token: string) {
       showEnded(detail);
     }
   });
-  c.on("kicked", (k) => showKicked(k));
-  c.on("conversation", (st) => {
+  on("kicked", (k) => showKicked(k));
+  on("conversation", (st) => {
     renderList();
     if (st.convId === current) {
-      if (st.hidden) {
+      // Hidden on another device (or tab) while open: close it. One opened while hidden
+      // (from "new chat") stays open until it is shown again and then hidden.
+      if (st.hidden && !openedHidden) {
         closeConversation();
         return;
       }
+      if (!st.hidden) openedHidden = false;
       renderMessages(false); // ticks from peer_read_seq / peer_delivered_seq, cleared history
       renderSettings();
     }
   });
-  c.on("settings", () => {
+  on("settings", () => {
     renderDnd();
     renderList();
   });
-  c.on("groupApplication", (a) => groups.onApplication(a));
-  c.on("message", (m) => onMessage(m));
-  c.on("receipt", (r) => {
+  on("groupApplication", (a) => groups.onApplication(a));
+  on("message", (m) => onMessage(m));
+  on("receipt", (r) => {
     if (r.convId !== current) return;
     if (isGroup(r.convId)) scheduleReceipts();
     else renderMessages(false);
   });
-  c.on("delivery", (d) => {
+  on("delivery", (d) => {
     if (d.convId === current) renderMessages(false);
   });
-  c.on("messageUpdate", (u) => {
+  on("messageUpdate", (u) => {
     renderList();
     if (u.convId !== current) return;
     if (editing && editing.seq === u.seq && (u.message?.recalled || u.message?.deleted)) cancelCompose();
     renderMessages(false);
   });
-  c.on("typing", (t) => {
+  on("typing", (t) => {
     if (typingNow.apply(t) && t.convId === current) renderHeader();
     scheduleTypingExpiry();
   });
-  c.on("presence", (p) => applyPresence([p]));
-  c.on("profile", (p) => names.onProfile(p));
-  c.on("relation", (r) => names.onRelation(r));
+  on("presence", (p) => applyPresence([p]));
+  on("profile", (p) => names.onProfile(p));
+  on("relation", (r) => names.onRelation(r));
   c.start();
   selectTab("chats");
   renderList();
@@ -895,6 +942,7 @@ async function open(convId: string) {
     $("conv-settings").hidden = true;
     $("conv-settings-toggle").setAttribute("aria-expanded", "false");
   }
+  if (current !== convId) openedHidden = client?.conversation(convId)?.hidden === true;
   current = convId;
   $("app").classList.add("in-chat");
   const gid = gidOf(convId);
@@ -1025,10 +1073,10 @@ function readableFloor(convId: string): bigint {
   return f;
 }
 
-/** Held messages above the user's cleared position ([CH-2]). */
+/** Held messages from the readable floor up ([CH-2], [GR-18]: a group re-joined reads from the new join). */
 function visibleMessages(convId: string): Message[] {
-  const floor = client?.conversation(convId)?.clearedSeq ?? 0n;
-  return (client?.messages(convId) ?? []).filter((m) => m.seq > floor);
+  const floor = readableFloor(convId);
+  return (client?.messages(convId) ?? []).filter((m) => m.seq >= floor);
 }
 
 let olderLoading = false;

@@ -60,6 +60,9 @@ const NOT_GROUP_MEMBER = 4102;
 const GROUP_NOT_FOUND = 4100;
 const RECEIPT_GROUP_TOO_LARGE = 4112;
 
+/** "Not connected", a lost connection, a timeout or a retryable refusal: a background read waits for the reconnect. */
+const offline = (e: unknown) => e instanceof MissiveError && (e.code === 0 || e.retryable);
+
 /** Valid id bytes in ascending order ([I-1]). */
 const ID_CHARS = "-.0123456789@ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
 
@@ -159,6 +162,8 @@ export class GroupStore {
     this.triedMine.clear();
     for (const t of this.refreshTimers.values()) clearTimeout(t);
     this.refreshTimers.clear();
+    if (this.infoTimer) clearTimeout(this.infoTimer);
+    this.infoTimer = undefined;
   }
 
   /** The session is (back) online: what could not be read is asked for again by the next `ensure`. */
@@ -274,7 +279,7 @@ export class GroupStore {
       const r = await c.getGroups({ groupIds: [gid] });
       for (const g of r.groups) this.setInfo(g);
     } catch (e) {
-      this.host.showError(e);
+      if (!offline(e)) this.host.showError(e); // a background read: offline waits for the reconnect
     }
     await this.loadMine(gid);
     this.rosters.delete(gid); // membership may have changed: read again when next needed
@@ -305,7 +310,7 @@ export class GroupStore {
       if (e instanceof MissiveError && (e.code === NOT_GROUP_MEMBER || e.code === GROUP_NOT_FOUND)) {
         this.mineMap.set(gid, null);
         this.members.delete(gid);
-      } else this.host.showError(e);
+      } else if (more || !offline(e)) this.host.showError(e); // "Load more" is the user's; the first page a background read
     }
     this.host.changed(gid);
   }
@@ -378,15 +383,26 @@ export class GroupStore {
     this.host.changed(gid);
   }
 
-  /** Invitations waiting for this user's consent (each time the session comes online). */
+  /**
+   * Invitations waiting for this user's consent (each time the session comes online).
+   * The list holds every record of the user's, answered ones too ([GR-27]): it is
+   * read to its end (pages of 500, at most 20).
+   */
   async loadMyInvitations() {
     const c = this.host.client();
     if (!c) return;
     try {
-      const r = await c.listGroupApplications({ groupId: "", outgoing: true, cursor: "", limit: 100 });
+      const applications: GroupApplication[] = [];
+      let cursor = "";
+      for (let page = 0; page < 20; page++) {
+        const r = await c.listGroupApplications({ groupId: "", outgoing: true, cursor, limit: 500 });
+        applications.push(...r.applications);
+        cursor = r.nextCursor;
+        if (!cursor) break;
+      }
       const me = this.host.me();
       for (const [k, a] of this.requests) if (a.userId === me && a.inviter) this.requests.delete(k);
-      for (const a of r.applications) {
+      for (const a of applications) {
         const k = `${a.groupId}\n${a.userId}`;
         if (a.inviter && a.state === ApplicationState.PENDING) {
           this.requests.set(k, a);

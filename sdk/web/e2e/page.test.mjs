@@ -242,3 +242,68 @@ test("without Web Locks (an insecure origin) two tabs still take different devic
   }
   await ctx.close();
 });
+
+test("signing out and in as another user leaves nothing of the first user on the page", async () => {
+  const sol = await login("sol");
+  const tia = await login("tia");
+  await openChat(tia, "sol");
+  await send(tia, "a secret for sol");
+  // A group invitation waiting for sol's consent (sidebar).
+  await tia.evaluate(async () => {
+    const c = window.missive.client;
+    await c.createGroup({ groupId: "tiagrp", type: 1, info: { name: "Tia's group", inviteeConsent: true }, memberIds: [] });
+    await c.inviteToGroup({ groupId: "tiagrp", userIds: ["sol"] });
+  });
+  await sol.getByTestId("invite-tiagrp").waitFor();
+  await sol.getByTestId("conv-tia").click();
+  const secret = sol.getByTestId("message").filter({ hasText: "a secret for sol" });
+  await secret.waitFor();
+  await secret.hover();
+  await secret.getByTestId("action-reply").click();
+  await sol.getByTestId("compose-bar").waitFor();
+  await sol.getByTestId("composer").fill("an unsent draft");
+
+  await sol.getByTestId("logout").click();
+  await sol.getByTestId("login-user").waitFor();
+  const leftovers = () =>
+    sol.evaluate(() => ({
+      messages: document.querySelectorAll('[data-testid="message"]').length,
+      list: document.querySelectorAll('[data-testid="conv-list"] > li').length,
+      invites: document.querySelectorAll('[data-testid^="invite-"]').length,
+      draft: document.querySelector('[data-testid="composer"]').value,
+      replyBar: !document.querySelector('[data-testid="compose-bar"]').hidden,
+      header: document.querySelector('[data-testid="peer-name"]').textContent,
+    }));
+  const clean = { messages: 0, list: 0, invites: 0, draft: "", replyBar: false, header: "Select a conversation" };
+  assert.deepEqual(await leftovers(), clean, "signed out: nothing of sol's stays in the page");
+
+  await sol.getByTestId("login-user").fill("ursa");
+  await sol.getByTestId("login-submit").click();
+  await sol.getByTestId("conn-state").filter({ hasText: "online" }).waitFor();
+  assert.deepEqual(await leftovers(), clean, "ursa sees nothing of sol's");
+  await sol.context().close();
+  await tia.context().close();
+});
+
+test("a hidden conversation opened again from New chat stays open (its read answer still says hidden)", async () => {
+  const ivy = await login("ivy");
+  const hal = await login("hal");
+  await openChat(hal, "ivy");
+  await send(hal, "one for ivy");
+  await ivy.getByTestId("unread-hal").waitFor();
+  // Hidden unread (from another device, say): gone from the list.
+  await ivy.evaluate(() => window.missive.client.updateConversation({ convId: "p:hal:ivy", hidden: true }));
+  await ivy.getByTestId("conv-hal").waitFor({ state: "detached" });
+
+  await openChat(ivy, "hal");
+  await ivy.getByTestId("message").filter({ hasText: "one for ivy" }).waitFor();
+  // Opening reads it: the answered state is still hidden (nothing un-hides it but a message).
+  await ivy.waitForFunction(() => window.missive.client.conversation("p:hal:ivy")?.readSeq === 1n);
+  assert.equal(await ivy.getByTestId("peer-name").getAttribute("data-user"), "hal", "still open");
+  assert.equal(await ivy.getByTestId("message").filter({ hasText: "one for ivy" }).count(), 1);
+  // A reply un-hides it: back in the list.
+  await send(ivy, "hi hal");
+  await ivy.getByTestId("conv-hal").waitFor();
+  await ivy.context().close();
+  await hal.context().close();
+});
