@@ -380,7 +380,7 @@ function signOut() {
   notifier = undefined;
   notifierConv = undefined;
   closeConversation(); // uses `client`: before it goes
-  client?.stop();
+  client?.stop({ rejectPending: true }); // unsent messages of this user must not go out as the next one
   client = undefined;
   localStorage.removeItem(SESSION_KEY);
   views.contacts?.dispose();
@@ -1667,11 +1667,13 @@ async function send() {
   const mentions = gid ? mentionsOf(text, gid) : undefined;
   mentionPicks.clear();
   cancelCompose();
+  const gen = sessionGen;
   const p = client.send(conv, { body: { case: "text", value: { text } }, quote, mentions });
   renderMessages(true);
   try {
     await p; // the acknowledged message arrives as a `message` event
   } catch (err) {
+    if (gen !== sessionGen) return; // signed out meanwhile: the send was dropped with the session
     if (current === conv) showComposerError(err);
     else showError(err);
   }
@@ -1754,11 +1756,13 @@ async function sendMedia(kind: "image" | "file") {
       ? { body: { case: "image" as const, value: { url } } }
       : { body: { case: "file" as const, value: { url, name } } };
   const conv = current;
+  const gen = sessionGen;
   const p = client.send(conv, content);
   renderMessages(true);
   try {
     await p;
   } catch (err) {
+    if (gen !== sessionGen) return; // signed out meanwhile
     showComposerError(err);
   }
   if (current === conv) renderMessages(true);

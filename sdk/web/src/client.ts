@@ -314,10 +314,20 @@ export class MissiveClient extends MissiveRequests {
     void this.connect();
   }
 
-  /** Closes the session and stops reconnecting; pending sends stay queued. */
-  stop() {
+  /**
+   * Closes the session and stops reconnecting. Pending sends stay queued (a
+   * later `start()` resends them) unless `rejectPending`: then each rejects
+   * with a non-retryable `MissiveError` (code 0, "client stopped") and the
+   * outbox is emptied, e.g. when the user signs out.
+   */
+  stop(opts: { rejectPending?: boolean } = {}) {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    if (opts.rejectPending) {
+      const pending = this.outbox;
+      this.outbox = [];
+      for (const e of pending) e.reject(new MissiveError(0, "client stopped before the send was acknowledged", false));
+    }
     this.conn?.close();
     this.conn = undefined;
     this.setState("offline", "stopped");

@@ -12,7 +12,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { directConvId, groupConvId, type ConversationState, type RequestOp } from "../src/index.ts";
+import { directConvId, groupConvId, type ConversationState, type MissiveError, type RequestOp } from "../src/index.ts";
 import { fakeClient, fakeServer, online, until, type ResultInit } from "./fake.ts";
 
 const client = fakeClient;
@@ -234,5 +234,28 @@ test("read receipts: one from another of my devices moves my read_seq (8.10), ne
   await until(() => c.conversation(direct)?.peerReadSeq === 4n, "the peer's receipt");
   assert.equal(c.conversation(direct)?.readSeq, 3n, "never backwards");
   assert.equal(states.length, 2);
+  c.stop();
+});
+
+test("stop({ rejectPending }) rejects the queued sends (not retryable) and empties the outbox; plain stop() keeps them", async () => {
+  const s = fakeServer("alice", () => undefined);
+  const c = client(s.factory); // never started: sends wait in the outbox
+  const kept = c.sendText(G, "kept");
+  let outcome = "pending";
+  kept.then(
+    () => (outcome = "resolved"),
+    (e: MissiveError) => (outcome = `rejected ${e.code} ${e.retryable}`),
+  );
+  c.stop();
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(outcome, "pending", "plain stop keeps the send queued");
+  c.stop({ rejectPending: true });
+  await until(() => outcome !== "pending", "the send settles");
+  assert.equal(outcome, "rejected 0 false");
+  // Nothing is left to resend: a start() sends no SendMessage.
+  c.start();
+  await until(() => c.state === "online", "online");
+  await c.syncNow();
+  assert.equal(s.requests.filter((op) => op?.case === "send").length, 0, "the outbox was emptied");
   c.stop();
 });
