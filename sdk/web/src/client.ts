@@ -41,7 +41,8 @@
  *   peer's read / delivered seqs back (an answer and a push are not ordered,
  *   [PU-2]); a higher `cleared_seq` drops the held messages at or below it;
  * - a conversation is held only once a sync, a `conversation` push (taken as
- *   sync's first sight), a message or this client's own request brought it:
+ *   sync's first sight), a message (the first pushed one: older seqs are
+ *   history, not a gap) or this client's own request brought it:
  *   receipts and updates of one not held are emitted, never stored as an empty
  *   state (which the next sync would pull from seq 1);
  * - `history()` holds only messages at or below the contiguous seq; newer ones
@@ -608,7 +609,12 @@ export class MissiveClient extends MissiveRequests {
           this.store1(m); // online_only (18.8): emitted, not held
           return;
         }
+        const first = !this.convs.has(m.convId);
         const c = this.conv(m.convId);
+        // First sight through a push (this client keeps the newest page, spec 9's
+        // MAY): older messages are history loaded on demand, as a first-seen
+        // conversation in a sync is; not a gap pulled (and emitted) from seq 1.
+        if (first && m.seq > 1n) c.contiguous = m.seq - 1n;
         if (m.seq <= c.contiguous || c.messages.has(m.seq)) return; // already delivered
         if (m.seq === c.contiguous + 1n) {
           this.store1(m);

@@ -9,7 +9,9 @@
  *   are pulled by the gap rule and update the last message, `unread`, `mentioned`;
  * - `read_seq`, `cleared_seq` and the peer's positions never go back when an
  *   older state (an answer overtaken by a push, [PU-2]) is taken;
- * - a sync drops held messages at or below a raised `cleared_seq` ([Y-9] step 4).
+ * - a sync drops held messages at or below a raised `cleared_seq` ([Y-9] step 4);
+ * - a message pushed for a conversation not held yet makes the older seqs
+ *   history (this client keeps the newest page, spec 9), not a gap from seq 1.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -161,5 +163,36 @@ test("sync: a raised cleared_seq drops the held messages at or below it ([Y-9] s
     c.messages(D).map((m) => m.seq),
     [3n],
   );
+  c.stop();
+});
+
+test("first sight through a message push: older messages are history, not a gap pulled from seq 1", async () => {
+  const pulls: RequestOp[] = [];
+  const s = fakeServer("alice", (op): ResultInit | undefined => {
+    if (op?.case === "pull") {
+      pulls.push(op);
+      return { case: "messages", value: { convId: op.value.convId, messages: [], maxSeq: 41n } };
+    }
+    return undefined;
+  });
+  const c = fakeClient(s.factory);
+  await online(c);
+  const messages: string[] = [];
+  c.on("message", (m) => messages.push(`${m.convId} ${m.seq}`));
+  s.push({ case: "message", value: text(G, 40n) });
+  await until(() => messages.length === 1, "the pushed message");
+  assert.deepEqual(messages, [`${G} 40`]);
+  assert.equal(c.conversation(G)?.maxSeq, 40n);
+  assert.equal(c.conversation(G)?.unread, 1n);
+  // The next one follows; a later gap is still filled.
+  s.push({ case: "message", value: text(G, 41n) });
+  await until(() => messages.length === 2, "the next message");
+  s.push({ case: "message", value: text(G, 43n) });
+  await until(() => pulls.length === 1, "a gap pull");
+  const p = pulls[0];
+  assert.ok(p?.case === "pull" && p.value.fromSeq === 42n, `gap pulled from 42, not from 1: ${JSON.stringify(p?.value, (_, v) => (typeof v === "bigint" ? `${v}` : v))}`);
+  // A first message of a new conversation (seq 1) is taken as is.
+  s.push({ case: "message", value: text(D, 1n) });
+  await until(() => messages.includes(`${D} 1`), "seq 1 of a new conversation");
   c.stop();
 });
