@@ -986,10 +986,6 @@ export class MissiveClient extends MissiveRequests {
     return this.conn.request(op);
   }
 
-  private req(op: RequestOp): Promise<ResponseResult> {
-    return this.request(op);
-  }
-
   /** Conversations, most recent first (pinned first), hidden ones left out. */
   conversations(): ConversationState[] {
     return [...this.convs.values()]
@@ -1023,12 +1019,11 @@ export class MissiveClient extends MissiveRequests {
     const held = this.messages(convId);
     const before = held.length ? held[0].seq : 0n;
     if (before === 1n) return { messages: [], more: false };
-    const r = await this.req({ case: "history", value: { convId, beforeSeq: before, limit } });
-    if (r.case !== "messages") throw unexpectedResult("history", r.case, "messages");
+    const v = await this.call({ case: "history", value: { convId, beforeSeq: before, limit } }, "messages");
     const known = this.convs.has(convId);
     const c = this.conv(convId);
     const fresh: Message[] = [];
-    for (const m of r.value.messages) {
+    for (const m of v.messages) {
       // Above the contiguous seq a message is new, not history: held silently it would
       // never be emitted or counted. The gap pull below brings it (emitted once, in order).
       if (known && m.seq > c.contiguous) continue;
@@ -1037,14 +1032,14 @@ export class MissiveClient extends MissiveRequests {
         fresh.push(m);
       }
     }
-    const max = r.value.maxSeq;
+    const max = v.maxSeq;
     if (!known) {
       // First sight (no sync brought it yet), as sync takes one: everything up to
       // max_seq is history; the newest message is the list's last message.
       if (max > c.contiguous) c.contiguous = max;
       if (max > c.state.maxSeq) {
         c.state.maxSeq = max;
-        c.state.lastMessage = r.value.messages.find((m) => m.seq === max);
+        c.state.lastMessage = v.messages.find((m) => m.seq === max);
       }
     } else if (max > c.contiguous) {
       // The gap rule ([Y-10]): newer messages than those held exist. They are pulled
@@ -1052,15 +1047,14 @@ export class MissiveClient extends MissiveRequests {
       // else their arrival would no longer update the last message, unread or mention.
       this.fillGap(convId, max);
     }
-    return { messages: fresh, more: r.value.more };
+    return { messages: fresh, more: v.more };
   }
 
   /** Marks everything up to `seq` read; the state comes back as a `conversation` event too. */
   async markRead(convId: string, seq: bigint): Promise<ConversationState | undefined> {
-    const r = await this.req({ case: "markRead", value: { convId, seq } });
-    if (r.case !== "conversation") throw unexpectedResult("markRead", r.case, "conversation");
-    this.setConversation(r.value);
-    return r.value;
+    const v = await this.call({ case: "markRead", value: { convId, seq } }, "conversation");
+    this.setConversation(v);
+    return v;
   }
 
   /**
@@ -1158,18 +1152,16 @@ export class MissiveClient extends MissiveRequests {
 
   /** Recalls a message (18.1); resolves with its recalled form (also emitted as `messageUpdate`). */
   async recall(convId: string, seq: bigint): Promise<Message> {
-    const r = await this.req({ case: "recall", value: { convId, seq } });
-    if (r.case !== "message") throw unexpected(r.case);
-    this.applyForm(r.value, MessageUpdate_Kind.RECALLED, this.userId);
-    return r.value;
+    const v = await this.call({ case: "recall", value: { convId, seq } }, "message");
+    this.applyForm(v, MessageUpdate_Kind.RECALLED, this.userId);
+    return v;
   }
 
   /** Replaces the content of one's own text or custom message (18.2); resolves with the new form. */
   async edit(convId: string, seq: bigint, content: MessageInitShape<typeof ContentSchema>): Promise<Message> {
-    const r = await this.req({ case: "edit", value: { convId, seq, content } });
-    if (r.case !== "message") throw unexpected(r.case);
-    this.applyForm(r.value, MessageUpdate_Kind.EDITED, this.userId);
-    return r.value;
+    const v = await this.call({ case: "edit", value: { convId, seq, content } }, "message");
+    this.applyForm(v, MessageUpdate_Kind.EDITED, this.userId);
+    return v;
   }
 
   /** Replaces the text of one's own text message, keeping its quote and mentions (18.2). */
@@ -1183,7 +1175,7 @@ export class MissiveClient extends MissiveRequests {
    * (`forEveryone`: group owner/admin). Held copies become tombstones.
    */
   async deleteMessages(convId: string, seqs: bigint[], forEveryone = false): Promise<void> {
-    await this.req({ case: "deleteMessages", value: { convId, seqs, forEveryone } });
+    await this.call({ case: "deleteMessages", value: { convId, seqs, forEveryone } }, "ok");
     const c = this.convs.get(convId);
     for (const seq of seqs) {
       const held = c?.messages.get(seq);
@@ -1197,7 +1189,7 @@ export class MissiveClient extends MissiveRequests {
 
   /** Clears all of the caller's messages in every conversation (18.3); held messages are dropped. */
   async clearAllMessages(): Promise<void> {
-    await this.req({ case: "clearAllMessages", value: {} });
+    await this.call({ case: "clearAllMessages", value: {} }, "ok");
     for (const c of this.convs.values()) {
       c.messages.clear();
       c.state.clearedSeq = c.state.maxSeq;
@@ -1210,18 +1202,16 @@ export class MissiveClient extends MissiveRequests {
 
   /** Adds (or with `remove`, removes) a reaction of the caller (18.4); resolves with the message's reactions. */
   async react(convId: string, seq: bigint, key: string, remove = false): Promise<Reactions> {
-    const r = await this.req({ case: "react", value: { convId, seq, key, remove } });
-    if (r.case !== "reactions") throw unexpected(r.case);
-    this.applyReactions(r.value, this.userId);
-    return r.value;
+    const v = await this.call({ case: "react", value: { convId, seq, key, remove } }, "reactions");
+    this.applyReactions(v, this.userId);
+    return v;
   }
 
   /** Reaction summaries of up to 100 messages (18.4); held messages take them. */
   async getReactions(convId: string, seqs: bigint[]): Promise<Reactions[]> {
-    const r = await this.req({ case: "getReactions", value: { convId, seqs } });
-    if (r.case !== "reactionsList") throw unexpected(r.case);
-    for (const x of r.value.messages) this.applyReactions(x, "");
-    return r.value.messages;
+    const v = await this.call({ case: "getReactions", value: { convId, seqs } }, "reactionsList");
+    for (const x of v.messages) this.applyReactions(x, "");
+    return v.messages;
   }
 
   private applyReactions(x: Reactions, by: string) {
@@ -1235,9 +1225,8 @@ export class MissiveClient extends MissiveRequests {
 
   /** The users who reacted with `key`, one page (18.4). */
   async listReactionUsers(convId: string, seq: bigint, key: string, cursor = "", limit = 0): Promise<ReactionUsers> {
-    const r = await this.req({ case: "listReactionUsers", value: { convId, seq, key, cursor, limit } });
-    if (r.case !== "reactionUsers") throw unexpected(r.case);
-    return r.value;
+    const v = await this.call({ case: "listReactionUsers", value: { convId, seq, key, cursor, limit } }, "reactionUsers");
+    return v;
   }
 
   /**
@@ -1251,16 +1240,15 @@ export class MissiveClient extends MissiveRequests {
     remove: string[] = [],
     ifVersion?: bigint,
   ): Promise<Extensions> {
-    const r = await this.req({ case: "setExtensions", value: { convId, seq, set, remove, ifVersion } });
-    if (r.case !== "extensions") throw unexpected(r.case);
+    const v = await this.call({ case: "setExtensions", value: { convId, seq, set, remove, ifVersion } }, "extensions");
     const held = this.convs.get(convId)?.messages.get(seq);
-    if (!held || held.updateSeq <= r.value.updateSeq) {
+    if (!held || held.updateSeq <= v.updateSeq) {
       const m = held ? clone(MessageSchema, held) : create(MessageSchema, { convId, seq });
-      m.extensions = { ...r.value.extensions };
-      m.updateSeq = r.value.updateSeq;
+      m.extensions = { ...v.extensions };
+      m.updateSeq = v.updateSeq;
       this.applyForm(m, MessageUpdate_Kind.EXTENSIONS, this.userId);
     }
-    return r.value;
+    return v;
   }
 
   /**
@@ -1272,19 +1260,18 @@ export class MissiveClient extends MissiveRequests {
   async pullUpdates(convId: string, afterUpdateSeq?: bigint, limit = 0): Promise<MessageUpdates> {
     const c = this.conv(convId);
     const after = afterUpdateSeq ?? c.applied;
-    const r = await this.req({ case: "pullUpdates", value: { convId, afterUpdateSeq: after, limit } });
-    if (r.case !== "updates") throw unexpected(r.case);
-    for (const m of r.value.messages) this.applyForm(m, MissiveClient.pulledKind(m));
-    if (after <= c.applied && r.value.updateSeq > c.applied) {
-      c.applied = r.value.updateSeq;
+    const v = await this.call({ case: "pullUpdates", value: { convId, afterUpdateSeq: after, limit } }, "updates");
+    for (const m of v.messages) this.applyForm(m, MissiveClient.pulledKind(m));
+    if (after <= c.applied && v.updateSeq > c.applied) {
+      c.applied = v.updateSeq;
       this.saveLocal();
     }
-    return r.value;
+    return v;
   }
 
   /** Tells the conversation the caller is typing (or stopped); never stored (18.6). See `TypingNotifier`. */
   async typing(convId: string, typing = true): Promise<void> {
-    await this.req({ case: "typing", value: { convId, typing } });
+    await this.call({ case: "typing", value: { convId, typing } }, "ok");
   }
 
   /**
@@ -1298,27 +1285,26 @@ export class MissiveClient extends MissiveRequests {
     opts: { merged?: boolean; title?: string; clientMsgId?: string } = {},
   ): Promise<ForwardResult> {
     const clientMsgId = opts.clientMsgId ?? `${this.o.deviceId}-fw-${Date.now().toString(36)}-${(this.seqCounter++).toString(36)}`;
-    const r = await this.req({
-      case: "forward",
-      value: { fromConvId, seqs, toConvId, merged: opts.merged ?? false, title: opts.title ?? "", clientMsgId },
-    });
-    if (r.case !== "forward") throw unexpected(r.case);
-    return r.value;
+    return this.call(
+      {
+        case: "forward",
+        value: { fromConvId, seqs, toConvId, merged: opts.merged ?? false, title: opts.title ?? "", clientMsgId },
+      },
+      "forward",
+    );
   }
 
   /** Translates one message's text into `language` (18.10). */
   async translate(convId: string, seq: bigint, language: string): Promise<Translation> {
-    const r = await this.req({ case: "translate", value: { convId, seq, language } });
-    if (r.case !== "translation") throw unexpected(r.case);
-    return r.value;
+    const v = await this.call({ case: "translate", value: { convId, seq, language } }, "translation");
+    return v;
   }
 
   /** Subscribes to presence of users; resolves with their current state (empty if unsupported). */
   async subscribePresence(userIds: string[]): Promise<Presence[]> {
     try {
-      const r = await this.req({ case: "subscribePresence", value: { userIds } });
-      if (r.case !== "presence") throw unexpectedResult("subscribePresence", r.case, "presence");
-      return r.value.presences;
+      const v = await this.call({ case: "subscribePresence", value: { userIds } }, "presence");
+      return v.presences;
     } catch (e) {
       if (e instanceof MissiveError && e.code === ErrorCodes.UNKNOWN_REQUEST) return [];
       throw e;
@@ -1332,9 +1318,6 @@ function mentionsUser(m: Message, userId: string): boolean {
   return !!x && m.convId.startsWith("g:") && (x.all || x.userIds.includes(userId));
 }
 
-function unexpected(kind: string | undefined): MissiveError {
-  return unexpectedResult(undefined, kind, "its result");
-}
 
 /** The conversation id of a group: `g:{groupId}` (spec 6.1, 14). */
 export function groupConvId(groupId: string): string {
