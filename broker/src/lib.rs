@@ -159,6 +159,7 @@ impl Broker {
                 },
                 block_cache_bytes: config.storage.block_cache_mb << 20,
                 write_buffer_bytes: config.storage.write_buffer_mb << 20,
+                max_wal_bytes: config.storage.max_wal_mb << 20,
                 dedup_retention_ms: config.storage.dedup_retention_days.saturating_mul(86_400_000),
                 clock: Clock::system(),
             },

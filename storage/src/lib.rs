@@ -75,7 +75,7 @@ mod spaces;
 mod store;
 
 pub use batch::{Batch, SavePoint};
-pub use engine::{Clock, DEFAULT_DEDUP_RETENTION_MS, Durability, StoreOptions};
+pub use engine::{Clock, DEFAULT_DEDUP_RETENTION_MS, DEFAULT_MAX_WAL_BYTES, Durability, StoreOptions};
 
 pub use records::{
     AccountRecord, BlockRecord, DedupRecord, DeviceRecord, FeedRecord, FriendRecord, GroupApplicationRecord,

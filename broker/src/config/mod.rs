@@ -238,6 +238,8 @@ pub struct StorageConfig {
     pub block_cache_mb: usize,
     /// Memtable size per column family, MiB.
     pub write_buffer_mb: usize,
+    /// Bound on the live write-ahead log, MiB (disk, and what a restart replays).
+    pub max_wal_mb: u64,
     /// Read the whole store with checksums before serving (start-up cost:
     /// one sequential read of the data directory); off = RocksDB's own open
     /// checks only (MANIFEST, WAL, file sizes, table footers and indexes).
@@ -255,6 +257,9 @@ pub struct AdminConfig {
     /// Bearer token the admin endpoints require; unset = the admin API is off (404).
     pub token: Option<String>,
 }
+
+/// Largest accepted `storage.max_wal_mb` (1 TiB).
+pub const MAX_WAL_MB: u64 = 1 << 20;
 
 /// Shortest accepted `admin.token`, bytes.
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
@@ -350,6 +355,7 @@ impl Default for StorageConfig {
         Self {
             block_cache_mb: 64,
             write_buffer_mb: 32,
+            max_wal_mb: missive_storage::DEFAULT_MAX_WAL_BYTES >> 20,
             verify_on_open: true,
             dedup_retention_days: 7,
             backup_dir: None,
@@ -556,6 +562,13 @@ impl Config {
             "storage.write_buffer_mb",
             "must be > 0 MiB",
             "set a positive size",
+        )?;
+        ensure(
+            self.storage.max_wal_mb >= self.storage.write_buffer_mb as u64
+                && self.storage.max_wal_mb <= MAX_WAL_MB,
+            "storage.max_wal_mb",
+            "must be at least storage.write_buffer_mb and at most 1048576 (1 TiB)",
+            "set it to a few times the write buffer (default 256); a smaller bound flushes the memtables before they fill",
         )?;
         if self.storage.dedup_retention_days > MAX_DEDUP_RETENTION_DAYS {
             return Err(ConfigError::new(

@@ -41,6 +41,18 @@ fn admin_token_and_dedup_retention_rules() {
     c.validate().expect("a 16-byte token and retention 0 (forever) are valid");
 }
 
+/// `storage.max_wal_mb`: at least one write buffer, at most 1 TiB.
+#[test]
+fn max_wal_rules() {
+    assert_eq!(valid().storage.max_wal_mb, 256);
+    assert_eq!(violation(|c| c.storage.max_wal_mb = 31).key, "storage.max_wal_mb");
+    assert_eq!(violation(|c| c.storage.max_wal_mb = MAX_WAL_MB + 1).key, "storage.max_wal_mb");
+    let mut c = valid();
+    c.storage.write_buffer_mb = 4;
+    c.storage.max_wal_mb = 4;
+    c.validate().expect("a bound of one write buffer is valid");
+}
+
 /// The key a violation names, after applying `change` to a valid config.
 fn violation(change: impl FnOnce(&mut Config)) -> ConfigError {
     let mut c = valid();
@@ -106,6 +118,9 @@ fn every_documented_cross_constraint_is_enforced() {
     });
     let e = violation(|c| c.limits.max_frame_size = MIN_FRAME_SIZE - 1);
     assert_eq!(e.key, "limits.max_frame_size", "{e}");
+    let e = violation(|c| c.storage.write_buffer_mb = 257);
+    assert_eq!(e.key, "storage.max_wal_mb", "{e}");
+    valid_after(|c| c.storage.write_buffer_mb = 256);
 }
 
 fn valid_after(change: impl FnOnce(&mut Config)) {
