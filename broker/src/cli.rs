@@ -350,8 +350,9 @@ fn maintenance(cmd: Maintenance) -> Result<(), Failure> {
     }
 }
 
-/// Copies the files of checkpoint `from` (flat: tables, MANIFEST, OPTIONS,
-/// WAL) into `to`, which must not exist or be empty.
+/// Copies the files of checkpoint `from` (tables, MANIFEST, OPTIONS, WAL,
+/// `PARTITIONS`, and each `part-k` partition directory the same way) into
+/// `to`, which must not exist or be empty.
 fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), Failure> {
     let io = |what: &str, p: &Path, e: std::io::Error| {
         Failure::Runtime(format!("restore: {what} {}: {e}", p.display()))
@@ -369,10 +370,13 @@ fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), Failure> {
     for entry in std::fs::read_dir(from).map_err(|e| io("cannot read", from, e))? {
         let entry = entry.map_err(|e| io("cannot read", from, e))?;
         let src = entry.path();
-        if entry.file_type().map_err(|e| io("cannot stat", &src, e))?.is_file() {
-            let dst = to.join(entry.file_name());
+        let kind = entry.file_type().map_err(|e| io("cannot stat", &src, e))?;
+        let dst = to.join(entry.file_name());
+        if kind.is_file() {
             std::fs::copy(&src, &dst).map_err(|e| io("cannot copy", &src, e))?;
             std::fs::File::open(&dst).and_then(|f| f.sync_all()).map_err(|e| io("cannot sync", &dst, e))?;
+        } else if kind.is_dir() && entry.file_name().to_string_lossy().starts_with("part-") {
+            copy_checkpoint(&src, &dst)?;
         }
     }
     // The copies are durable before we report success.

@@ -162,6 +162,8 @@ impl Broker {
                 max_wal_bytes: config.storage.max_wal_mb << 20,
                 dedup_retention_ms: config.storage.dedup_retention_days.saturating_mul(86_400_000),
                 clock: Clock::system(),
+                // A new store gets one partition (one WAL) per worker unless set.
+                partitions: if config.storage.partitions == 0 { n } else { config.storage.partitions },
             },
         )
         .map_err(|e| corrupt_or(&config, e))?;
@@ -174,6 +176,18 @@ impl Broker {
                 ms = started.elapsed().as_millis() as u64,
                 "storage verified (verify_on_open)"
             );
+        }
+        // A shard writes one partition (`shard % partitions`): the key of each
+        // of its records must hash to it, which holds when the partitions
+        // divide the workers (hash % workers % partitions == hash % partitions).
+        if !n.is_multiple_of(store.partitions()) {
+            return Err(BrokerError::Config(format!(
+                "workers = {n}, but the data directory {} has {} storage partitions (fixed when it was created); \
+                 fix: set workers to a multiple of {}",
+                config.data_dir.display(),
+                store.partitions(),
+                store.partitions()
+            )));
         }
         let committed_version = store.max_version()?;
         let (tcp_listeners, local_addr) = listeners(Some(config.tcp), n)?;

@@ -47,6 +47,8 @@ pub struct Batch {
     entries: Vec<Entry>,
     /// Messages staged ([`Batch::put_message`]), for the broker's counters.
     messages: usize,
+    /// The store partition the batch is written to ([`crate::Store::batch_for`]).
+    pub(crate) part: usize,
 }
 
 /// A point in a [`Batch`] to roll back to: everything staged after it can be
@@ -68,7 +70,7 @@ impl Batch {
     /// An empty batch with room for `entries` mutations of `bytes` key and
     /// value bytes in total before it grows.
     pub(crate) fn with_capacity(entries: usize, bytes: usize) -> Self {
-        Self { buf: Vec::with_capacity(bytes), entries: Vec::with_capacity(entries), messages: 0 }
+        Self { buf: Vec::with_capacity(bytes), entries: Vec::with_capacity(entries), messages: 0, part: 0 }
     }
 
     /// Number of mutations in the batch.

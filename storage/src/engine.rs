@@ -103,6 +103,11 @@ pub struct StoreOptions {
     pub dedup_retention_ms: u64,
     /// Source of "now" for dedup expiry.
     pub clock: Clock,
+    /// Partitions of a store created by this open (one RocksDB instance, and
+    /// so one WAL, each); an existing store keeps the count it was created
+    /// with (`Store::partitions`). The memory knobs above are totals: each
+    /// partition gets its share.
+    pub partitions: usize,
 }
 
 /// Default bound on the live WAL: 256 MiB. Without one, RocksDB keeps every
@@ -127,6 +132,7 @@ impl Default for StoreOptions {
             max_wal_bytes: DEFAULT_MAX_WAL_BYTES,
             dedup_retention_ms: DEFAULT_DEDUP_RETENTION_MS,
             clock: Clock::system(),
+            partitions: 1,
         }
     }
 }
@@ -338,13 +344,17 @@ fn family_options(t: &Tuning, cache: &Cache, opts: &StoreOptions) -> Options {
 /// of the retention window).
 const DEDUP_PERIODIC_COMPACTION_SECS: u64 = 86_400;
 
+/// The block cache every family of every partition shares.
+pub(crate) fn block_cache(opts: &StoreOptions) -> Cache {
+    Cache::new_lru_cache(opts.block_cache_bytes)
+}
+
 /// The options of every family, in [`FAMILIES`] order, then RocksDB's `default`.
-fn descriptors(opts: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
-    let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+fn descriptors(opts: &StoreOptions, cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
     FAMILIES
         .iter()
         .map(|f| {
-            let mut o = family_options(&f.tuning, &cache, opts);
+            let mut o = family_options(&f.tuning, cache, opts);
             if f.cf == Cf::Dedup && opts.dedup_retention_ms > 0 {
                 o.set_compaction_filter_factory(crate::spaces::dedup::ExpiryFilterFactory::new(
                     opts.dedup_retention_ms,
@@ -388,16 +398,16 @@ fn db_options(opts: &StoreOptions) -> Options {
 }
 
 /// Opens (creating if needed) the database under `path` with every family.
-pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<DB> {
-    Ok(DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts))?)
+pub(crate) fn open(path: &Path, opts: &StoreOptions, cache: &Cache) -> Result<DB> {
+    Ok(DB::open_cf_descriptors(&db_options(opts), path, descriptors(opts, cache))?)
 }
 
 /// Opens the database under `path` read-only (for `verify`): nothing is
 /// written, not even a WAL replay's flush.
-pub(crate) fn open_read_only(path: &Path, opts: &StoreOptions) -> Result<DB> {
+pub(crate) fn open_read_only(path: &Path, opts: &StoreOptions, cache: &Cache) -> Result<DB> {
     let mut db_opts = db_options(opts);
     db_opts.create_if_missing(false);
-    Ok(DB::open_cf_descriptors_read_only(&db_opts, path, descriptors(opts), false)?)
+    Ok(DB::open_cf_descriptors_read_only(&db_opts, path, descriptors(opts, cache), false)?)
 }
 
 /// Rebuilds the MANIFEST of the database under `path` from the files it

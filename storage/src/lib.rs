@@ -70,6 +70,7 @@
 mod batch;
 mod engine;
 mod keys;
+pub mod layout;
 pub mod records;
 mod spaces;
 mod store;
@@ -93,6 +94,10 @@ pub enum StorageError {
     /// RocksDB reported an error (I/O, corruption detected by RocksDB, ...).
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
+    /// The data directory's partition layout is unreadable or incomplete
+    /// (`PARTITIONS` file, a partition's directory).
+    #[error("data directory layout: {0}")]
+    Layout(String),
     /// A stored value could not be decoded.
     #[error("corrupt record in {cf}: {detail}")]
     Corrupt {
@@ -110,7 +115,7 @@ impl StorageError {
     pub fn is_no_space(&self) -> bool {
         match self {
             StorageError::Rocks(e) => e.as_ref().contains("No space left on device"),
-            StorageError::Corrupt { .. } => false,
+            StorageError::Corrupt { .. } | StorageError::Layout(_) => false,
         }
     }
 
@@ -119,6 +124,7 @@ impl StorageError {
         match self {
             StorageError::Rocks(e) => e.kind() == rocksdb::ErrorKind::Corruption,
             StorageError::Corrupt { .. } => true,
+            StorageError::Layout(_) => false,
         }
     }
 }

@@ -8,7 +8,12 @@
 //!
 //! Invariants:
 //! - [`Store::write`] is the only write path: one RocksDB write per batch,
-//!   synced per the configured [`Durability`].
+//!   to the batch's partition (`layout`), synced per the configured
+//!   [`Durability`]. A batch never spans partitions.
+//! - Every key lives in one partition (its owner shard's), so a point read
+//!   takes the first partition that has the key and a scan merges the
+//!   partitions' iterators in key order ([`StoreIter`]); with one partition
+//!   both are RocksDB's own.
 //! - Every iterator is made by [`Store::iter`]: it stays inside the first key
 //!   component of its seek key (`prefix_same_as_start`), which is what lets a
 //!   family use a prefix filter (see `engine`). A scan must therefore seek to
@@ -20,7 +25,7 @@
 //!   never changes what a reader sees: verify and checkpoint only read, and
 //!   repair runs on a closed store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, DB, DBIterator, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
@@ -28,12 +33,16 @@ use rocksdb::{ColumnFamily, DB, DBIterator, Direction, IteratorMode, ReadOptions
 use crate::batch::Batch;
 use crate::engine::{self, CF_COUNT, Cf, Clock, Durability, FAMILIES, StoreOptions};
 use crate::keys;
+use crate::layout;
 use crate::{Result, StorageError};
 
 /// The open database. Cheap to clone; safe to share between threads.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<DB>,
+    /// One RocksDB instance per partition, in partition order (`layout`).
+    parts: Arc<Vec<DB>>,
+    /// The data directory (partition 0).
+    path: PathBuf,
     durability: Durability,
     /// Dedup retention (0 = forever), for reads that must agree with the
     /// compaction filter.
@@ -51,7 +60,11 @@ pub struct VerifyReport {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).field("durability", &self.durability).finish()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("partitions", &self.parts.len())
+            .field("durability", &self.durability)
+            .finish()
     }
 }
 
@@ -67,15 +80,21 @@ const BATCH_ENTRIES: usize = 32;
 const BATCH_BYTES: usize = 4 << 10;
 
 impl Store {
-    /// Opens (creating if needed) the database under `path`.
+    /// Opens (creating if needed) the database under `path`: every partition
+    /// (a new store gets `opts.partitions`, an existing one keeps its own).
     pub fn open(path: &Path, opts: &StoreOptions) -> Result<Self> {
-        let db = engine::open(path, opts)?;
-        Ok(Self::wrap(db, opts))
+        let n = layout::open(path, opts.partitions)?;
+        let per = per_partition(opts, n);
+        let cache = engine::block_cache(opts);
+        let parts =
+            (0..n).map(|k| engine::open(&layout::part_dir(path, k), &per, &cache)).collect::<Result<_>>()?;
+        Ok(Self::wrap(parts, path, opts))
     }
 
-    fn wrap(db: DB, opts: &StoreOptions) -> Self {
+    fn wrap(parts: Vec<DB>, path: &Path, opts: &StoreOptions) -> Self {
         Self {
-            db: Arc::new(db),
+            parts: Arc::new(parts),
+            path: path.to_path_buf(),
             durability: opts.durability,
             dedup_retention_ms: opts.dedup_retention_ms,
             clock: opts.clock.clone(),
@@ -85,7 +104,18 @@ impl Store {
     /// Opens the database under `path` read-only and verifies it
     /// ([`Store::verify`]); the `missive verify` command.
     pub fn verify_dir(path: &Path, opts: &StoreOptions) -> Result<VerifyReport> {
-        Self::wrap(engine::open_read_only(path, opts)?, opts).verify()
+        let n = layout::existing(path)?;
+        let per = per_partition(opts, n);
+        let cache = engine::block_cache(opts);
+        let parts = (0..n)
+            .map(|k| engine::open_read_only(&layout::part_dir(path, k), &per, &cache))
+            .collect::<Result<_>>()?;
+        Self::wrap(parts, path, opts).verify()
+    }
+
+    /// Number of partitions (RocksDB instances, each with its own WAL).
+    pub fn partitions(&self) -> usize {
+        self.parts.len()
     }
 
     /// Reads every live entry of every family with block checksums checked,
@@ -95,14 +125,16 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut families = Vec::with_capacity(CF_COUNT);
         for f in &FAMILIES {
-            let mut ro = ReadOptions::default();
-            ro.set_verify_checksums(true);
-            ro.fill_cache(false);
-            ro.set_readahead_size(2 << 20);
             let mut n = 0u64;
-            for item in self.db.iterator_cf_opt(self.handle(f.cf), ro, IteratorMode::Start) {
-                item?;
-                n += 1;
+            for db in self.parts.iter() {
+                let mut ro = ReadOptions::default();
+                ro.set_verify_checksums(true);
+                ro.fill_cache(false);
+                ro.set_readahead_size(2 << 20);
+                for item in db.iterator_cf_opt(handle(db, f.cf), ro, IteratorMode::Start) {
+                    item?;
+                    n += 1;
+                }
             }
             families.push((f.name, n));
         }
@@ -113,22 +145,36 @@ impl Store {
     /// RocksDB `RepairDB`. Tables it cannot read are moved to `lost/` under
     /// `path`, so data in them is gone: restore a backup when one exists.
     pub fn repair(path: &Path) -> Result<()> {
-        engine::repair(path)
+        for k in 0..layout::existing(path)? {
+            engine::repair(&layout::part_dir(path, k))?;
+        }
+        Ok(())
     }
 
     /// Writes a consistent copy of the open store into `dir` (which must not
     /// exist): a RocksDB checkpoint, i.e. hard links of the immutable table
     /// files when `dir` is on the same filesystem (else copies) plus a copy of
     /// the MANIFEST and WAL tail. Opening `dir` as a data directory restores it.
+    /// With several partitions each is checkpointed in turn (partition `k`
+    /// into `dir/part-k`, the count recorded first): every partition is
+    /// consistent, and together they are what a crash at the moment of each
+    /// partition's checkpoint would have left.
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        for (k, db) in self.parts.iter().enumerate() {
+            rocksdb::checkpoint::Checkpoint::new(db)?.create_checkpoint(layout::part_dir(dir, k))?;
+            if k == 0 {
+                layout::record(dir, self.parts.len())?;
+            }
+        }
         Ok(())
     }
 
     /// Compacts every family fully (runs the dedup expiry over every record).
     pub fn compact_all(&self) -> Result<()> {
-        for f in &FAMILIES {
-            self.db.compact_range_cf(self.handle(f.cf), None::<&[u8]>, None::<&[u8]>);
+        for db in self.parts.iter() {
+            for f in &FAMILIES {
+                db.compact_range_cf(handle(db, f.cf), None::<&[u8]>, None::<&[u8]>);
+            }
         }
         Ok(())
     }
@@ -148,19 +194,11 @@ impl Store {
         self.durability
     }
 
-    /// The handle of `cf`.
-    pub(crate) fn handle(&self, cf: Cf) -> &ColumnFamily {
-        let name = cf.name();
-        // Every family in FAMILIES is created at open, so the handle always exists.
-        match self.db.cf_handle(name) {
-            Some(h) => h,
-            None => unreachable!("column family {name} is created at open"),
-        }
-    }
-
-    /// Writes `batch` atomically, durably per the configured [`Durability`].
+    /// Writes `batch` atomically to its partition, durably per the configured
+    /// [`Durability`].
     pub fn write(&self, batch: Batch) -> Result<()> {
-        let handles: [&ColumnFamily; CF_COUNT] = std::array::from_fn(|i| self.handle(FAMILIES[i].cf));
+        let db = &self.parts[batch.part % self.parts.len()];
+        let handles: [&ColumnFamily; CF_COUNT] = std::array::from_fn(|i| handle(db, FAMILIES[i].cf));
         // RocksDB's record: a tag, a cf id and two length varints per entry.
         let mut wb = WriteBatch::with_capacity_bytes(12 + batch.bytes() + batch.len() * 16);
         for (cf, key, value) in batch.ops() {
@@ -172,34 +210,52 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.durability == Durability::Fsync);
-        self.db.write_opt(wb, &wo)?;
+        db.write_opt(wb, &wo)?;
         Ok(())
     }
 
-    /// A new empty batch.
+    /// A new empty batch for partition 0: the writers outside the shards
+    /// (the API edge, webhooks, the word filter), whose keys no shard writes.
     pub fn batch(&self) -> Batch {
         Batch::with_capacity(BATCH_ENTRIES, BATCH_BYTES)
     }
 
+    /// A new empty batch for the partition of shard `shard`
+    /// (`shard % partitions`): the shard's own keys live there.
+    pub fn batch_for(&self, shard: usize) -> Batch {
+        let mut b = self.batch();
+        b.part = shard % self.parts.len();
+        b
+    }
+
     /// Flushes memtables (used at clean shutdown to shorten the next recovery).
     pub fn flush(&self) -> Result<()> {
-        for f in &FAMILIES {
-            self.db.flush_cf(self.handle(f.cf))?;
+        for db in self.parts.iter() {
+            for f in &FAMILIES {
+                db.flush_cf(handle(db, f.cf))?;
+            }
         }
         Ok(())
     }
 
-    /// The raw value at `key` in `cf`.
+    /// The raw value at `key` in `cf` (the first partition holding it).
     pub(crate) fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.handle(cf), key)?)
+        for db in self.parts.iter() {
+            if let Some(v) = db.get_cf(handle(db, cf), key)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 
     /// The record at `key` in `cf`, decoded.
     pub(crate) fn get_decoded<T: prost::Message + Default>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>> {
-        match self.db.get_pinned_cf(self.handle(cf), key)? {
-            None => Ok(None),
-            Some(v) => decode(cf, &v).map(Some),
+        for db in self.parts.iter() {
+            if let Some(v) = db.get_pinned_cf(handle(db, cf), key)? {
+                return decode(cf, &v).map(Some);
+            }
         }
+        Ok(None)
     }
 
     /// The records at `keys` in `cf`, decoded, in the order of `keys`: one
@@ -209,15 +265,17 @@ impl Store {
         cf: Cf,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<T>>> {
-        let h = self.handle(cf);
-        let values = self.db.batched_multi_get_cf(h, keys.iter(), false);
-        values
-            .into_iter()
-            .map(|v| match v? {
-                None => Ok(None),
-                Some(v) => decode(cf, &v).map(Some),
-            })
-            .collect()
+        let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
+        out.resize_with(keys.len(), || None);
+        for db in self.parts.iter() {
+            let values = db.batched_multi_get_cf(handle(db, cf), keys.iter(), false);
+            for (slot, v) in out.iter_mut().zip(values) {
+                if let (None, Some(v)) = (slot.as_ref(), v?) {
+                    *slot = Some(decode(cf, &v)?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// An iterator over `cf` from `seek` in `direction`, within `[lower, upper)`
@@ -229,31 +287,46 @@ impl Store {
         direction: Direction,
         lower: Option<Vec<u8>>,
         upper: Option<Vec<u8>>,
-    ) -> DBIterator<'_> {
-        let mut ro = ReadOptions::default();
-        ro.set_prefix_same_as_start(true);
-        if let Some(l) = lower {
-            ro.set_iterate_lower_bound(l);
-        }
-        if let Some(u) = upper {
-            ro.set_iterate_upper_bound(u);
-        }
-        self.db.iterator_cf_opt(self.handle(cf), ro, IteratorMode::From(seek, direction))
+    ) -> StoreIter<'_> {
+        let its = self
+            .parts
+            .iter()
+            .map(|db| {
+                let mut ro = ReadOptions::default();
+                ro.set_prefix_same_as_start(true);
+                if let Some(l) = &lower {
+                    ro.set_iterate_lower_bound(l.clone());
+                }
+                if let Some(u) = &upper {
+                    ro.set_iterate_upper_bound(u.clone());
+                }
+                db.iterator_cf_opt(handle(db, cf), ro, IteratorMode::From(seek, direction))
+            })
+            .collect();
+        StoreIter::new(its, matches!(direction, Direction::Forward))
     }
 
     /// The first key of `cf` at or after `seek` in the family's total order,
     /// across owners (the one iterator not bound to the first key component,
     /// for admin listings that walk owners: one seek per owner).
     pub(crate) fn first_key_from(&self, cf: Cf, seek: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut ro = ReadOptions::default();
-        ro.set_total_order_seek(true);
-        let mut it = self.db.raw_iterator_cf_opt(self.handle(cf), ro);
-        it.seek(seek);
-        if it.valid() {
-            return Ok(it.key().map(<[u8]>::to_vec));
+        let mut first: Option<Vec<u8>> = None;
+        for db in self.parts.iter() {
+            let mut ro = ReadOptions::default();
+            ro.set_total_order_seek(true);
+            let mut it = db.raw_iterator_cf_opt(handle(db, cf), ro);
+            it.seek(seek);
+            if it.valid() {
+                if let Some(k) = it.key()
+                    && first.as_deref().is_none_or(|f| k < f)
+                {
+                    first = Some(k.to_vec());
+                }
+            } else {
+                it.status()?;
+            }
         }
-        it.status()?;
-        Ok(None)
+        Ok(first)
     }
 
     /// Keys under `prefix` after `prefix ++ after` (exclusive; "" = from the
@@ -300,14 +373,16 @@ impl Store {
     /// Number of keys of the whole family `cf` whose key satisfies `keep`: a
     /// full scan in total order (cost O(keys in the family); callers cache it).
     pub(crate) fn count_all(&self, cf: Cf, keep: impl Fn(&[u8]) -> bool) -> Result<u64> {
-        let mut ro = ReadOptions::default();
-        ro.set_total_order_seek(true);
-        ro.fill_cache(false);
         let mut n = 0;
-        for item in self.db.iterator_cf_opt(self.handle(cf), ro, IteratorMode::Start) {
-            let (k, _) = item?;
-            if keep(&k) {
-                n += 1;
+        for db in self.parts.iter() {
+            let mut ro = ReadOptions::default();
+            ro.set_total_order_seek(true);
+            ro.fill_cache(false);
+            for item in db.iterator_cf_opt(handle(db, cf), ro, IteratorMode::Start) {
+                let (k, _) = item?;
+                if keep(&k) {
+                    n += 1;
+                }
             }
         }
         Ok(n)
@@ -319,6 +394,102 @@ impl Store {
         rows: Vec<(String, Vec<u8>)>,
     ) -> Result<Vec<(String, T)>> {
         rows.into_iter().map(|(k, v)| decode(cf, &v).map(|r| (k, r))).collect()
+    }
+}
+
+/// The handle of `cf` in `db`.
+fn handle(db: &DB, cf: Cf) -> &ColumnFamily {
+    let name = cf.name();
+    // Every family in FAMILIES is created at open, so the handle always exists.
+    match db.cf_handle(name) {
+        Some(h) => h,
+        None => unreachable!("column family {name} is created at open"),
+    }
+}
+
+/// Each partition's share of the memory and WAL budgets of `opts` (totals).
+fn per_partition(opts: &StoreOptions, n: usize) -> StoreOptions {
+    const MIB: usize = 1 << 20;
+    let n = n.max(1);
+    let wb = opts.write_buffer_bytes;
+    // At least 1 MiB per memtable unless the total itself is smaller.
+    let write_buffer_bytes = (wb / n).max(wb.min(MIB));
+    let max_wal_bytes = if opts.max_wal_bytes == 0 {
+        0
+    } else {
+        (opts.max_wal_bytes / n as u64).max(write_buffer_bytes as u64)
+    };
+    StoreOptions { write_buffer_bytes, max_wal_bytes, ..opts.clone() }
+}
+
+/// One row of a scan: key and value.
+type Row = std::result::Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>;
+
+/// A scan over every partition in key order ([`Store::iter`]): RocksDB's own
+/// iterator with one partition; with several, the smallest (forward) or
+/// largest (reverse) head of the partitions' iterators next. An error is
+/// returned as soon as any partition reports it.
+pub(crate) struct StoreIter<'a> {
+    its: Vec<DBIterator<'a>>,
+    /// The next row of each iterator, read ahead once merging starts.
+    heads: Vec<Option<Row>>,
+    started: bool,
+    forward: bool,
+}
+
+impl<'a> StoreIter<'a> {
+    fn new(its: Vec<DBIterator<'a>>, forward: bool) -> Self {
+        Self { its, heads: Vec::new(), started: false, forward }
+    }
+}
+
+impl Iterator for StoreIter<'_> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        if self.its.len() == 1 {
+            return self.its[0].next();
+        }
+        if !self.started {
+            self.started = true;
+            self.heads = self.its.iter_mut().map(Iterator::next).collect();
+        }
+        let mut best: Option<usize> = None;
+        for (i, head) in self.heads.iter().enumerate() {
+            match head {
+                None => {}
+                Some(Err(_)) => {
+                    best = Some(i);
+                    break;
+                }
+                Some(Ok((k, _))) => {
+                    let better = match best.and_then(|b| self.heads[b].as_ref()) {
+                        Some(Ok((bk, _))) => {
+                            if self.forward {
+                                k < bk
+                            } else {
+                                k > bk
+                            }
+                        }
+                        _ => true,
+                    };
+                    if better {
+                        best = Some(i);
+                    }
+                }
+            }
+        }
+        let i = best?;
+        let row = self.heads[i].take();
+        if matches!(row, Some(Err(_))) {
+            // A failed iterator stops: the caller sees the error once.
+            self.its.truncate(0);
+            self.heads.clear();
+            self.started = true;
+            return row;
+        }
+        self.heads[i] = self.its[i].next();
+        row
     }
 }
 
@@ -406,6 +577,70 @@ mod tests {
         assert_eq!(s.joined_groups(&bob, "", 10).expect("read"), vec![g]);
     }
 
+    /// Two partitions: each shard's batch lands in its own RocksDB instance
+    /// (its own WAL), and reads see one store: point reads find a key in
+    /// either, scans of one user merge both in key order both ways, and a
+    /// checkpoint, `verify_dir` and a reopen keep the layout.
+    #[test]
+    fn two_partitions_read_as_one_store() {
+        use crate::layout::{PARTITIONS_FILE, part_dir};
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = dir.path().join("data");
+        let opts = StoreOptions { durability: Durability::Buffered, partitions: 2, ..Default::default() };
+        let s = Store::open(&data, &opts).expect("open");
+        assert_eq!(s.partitions(), 2);
+        let u = user("u");
+        // Conversations owned by shard 0 and shard 1 (their uconv and feed
+        // entries of u are written by the conversation's owner).
+        let (c1, c2, c3) = (conv("p:a:u"), conv("p:b:u"), conv("p:c:u"));
+        let mut b0 = s.batch_for(0);
+        b0.put_user_conv(&u, &c1, 0, &UserConvRecord { feed_version: 5, read_seq: 1, ..Default::default() });
+        b0.put_user_conv(&u, &c3, 0, &UserConvRecord { feed_version: 7, read_seq: 3, ..Default::default() });
+        b0.put_message(&c1, Seq(1), b"one");
+        s.write(b0).expect("write 0");
+        let mut b1 = s.batch_for(3); // shard 3 of 4 workers: partition 1
+        b1.put_user_conv(&u, &c2, 0, &UserConvRecord { feed_version: 3, read_seq: 2, ..Default::default() });
+        b1.put_message(&c2, Seq(1), b"two");
+        b1.put_message(&c2, Seq(2), b"three");
+        s.write(b1).expect("write 1");
+        assert!(part_dir(&data, 1).join("CURRENT").is_file());
+
+        let check = |s: &Store| {
+            assert_eq!(s.user_conv(&u, &c2).expect("read").map(|r| r.read_seq), Some(2));
+            assert_eq!(s.user_conv(&u, &c3).expect("read").map(|r| r.read_seq), Some(3));
+            let many = s.user_conv_many(&[u.clone(), user("nobody")], &c2).expect("read");
+            assert_eq!(
+                many.iter().map(|r| r.as_ref().map(|r| r.read_seq)).collect::<Vec<_>>(),
+                [Some(2), None]
+            );
+            let feed = s.feed(&u, 0, u64::MAX, 10).expect("feed");
+            assert_eq!(
+                feed.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+                [3, 5, 7],
+                "merged in version order"
+            );
+            assert_eq!(s.feed(&u, 3, u64::MAX, 1).expect("feed").len(), 1, "a limit stops the merge");
+            assert_eq!(s.max_seq(&c2).expect("read"), Seq(2));
+            let newest = s.messages_before(&c2, Seq(3), Seq(0), 10, usize::MAX).expect("scan");
+            assert_eq!(newest.rows.iter().map(|(q, _)| q.0).collect::<Vec<_>>(), [2, 1]);
+            let all = s.user_convs(&u, "", 10).expect("scan");
+            assert_eq!(all.len(), 3);
+        };
+        check(&s);
+        let backup = dir.path().join("backup");
+        s.checkpoint(&backup).expect("checkpoint");
+        assert_eq!(std::fs::read_to_string(backup.join(PARTITIONS_FILE)).expect("file"), "2\n");
+        let report = Store::verify_dir(&backup, &opts).expect("verify");
+        assert_eq!(report.families.iter().find(|(f, _)| *f == "msg").map(|(_, n)| *n), Some(3));
+        drop(s);
+        // A reopen asking for one partition keeps the recorded two.
+        let again = Store::open(&data, &StoreOptions { partitions: 1, ..opts.clone() }).expect("reopen");
+        assert_eq!(again.partitions(), 2);
+        check(&again);
+        let restored = Store::open(&backup, &opts).expect("open the backup");
+        check(&restored);
+    }
+
     #[test]
     fn empty_and_fully_rolled_back_batches_write_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -447,8 +682,11 @@ mod tests {
                 rocksdb::ColumnFamilyDescriptor::new(f.name, o)
             });
             let db = DB::open_cf_descriptors(&db_opts, dir.path(), cfs).expect("open legacy");
-            let legacy =
-                Store::wrap(db, &StoreOptions { durability: Durability::Buffered, ..Default::default() });
+            let legacy = Store::wrap(
+                vec![db],
+                dir.path(),
+                &StoreOptions { durability: Durability::Buffered, ..Default::default() },
+            );
             let mut b = legacy.batch();
             for i in 1..=50u64 {
                 b.put_message(&c, Seq(i), format!("m{i}").as_bytes());

@@ -240,6 +240,9 @@ pub struct StorageConfig {
     pub write_buffer_mb: usize,
     /// Bound on the live write-ahead log, MiB (disk, and what a restart replays).
     pub max_wal_mb: u64,
+    /// Partitions of a new data directory (RocksDB instances, one WAL each);
+    /// 0 = one per worker. Fixed when the directory is created.
+    pub partitions: usize,
     /// Read the whole store with checksums before serving (start-up cost:
     /// one sequential read of the data directory); off = RocksDB's own open
     /// checks only (MANIFEST, WAL, file sizes, table footers and indexes).
@@ -356,6 +359,7 @@ impl Default for StorageConfig {
             block_cache_mb: 64,
             write_buffer_mb: 32,
             max_wal_mb: missive_storage::DEFAULT_MAX_WAL_BYTES >> 20,
+            partitions: 0,
             verify_on_open: true,
             dedup_retention_days: 7,
             backup_dir: None,
@@ -569,6 +573,12 @@ impl Config {
             "storage.max_wal_mb",
             "must be at least storage.write_buffer_mb and at most 1048576 (1 TiB)",
             "set it to a few times the write buffer (default 256); a smaller bound flushes the memtables before they fill",
+        )?;
+        ensure(
+            self.storage.partitions <= missive_storage::layout::MAX_PARTITIONS,
+            "storage.partitions",
+            "must be at most 256",
+            "set 0 (one per worker) or the number of workers",
         )?;
         if self.storage.dedup_retention_days > MAX_DEDUP_RETENTION_DAYS {
             return Err(ConfigError::new(

@@ -359,7 +359,7 @@ impl<S: Service> Engine<S> {
         }
         let all_safe = ops.iter().all(|op| self.service.pipeline_safe(&op.op));
         let node = Arc::clone(&self.node);
-        let mut t: Turn<S::Undo> = Turn::new(now_ms, node.store.batch(), ops.len());
+        let mut t: Turn<S::Undo> = Turn::new(now_ms, node.store.batch_for(self.idx), ops.len());
         let mut reads = Vec::new();
         for op in ops {
             let origin = op.origin;

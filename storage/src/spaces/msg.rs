@@ -10,7 +10,7 @@
 //! - Every scan seeks to a key of the conversation it reads (prefix filter).
 
 use missive_protocol::{ConvId, Seq};
-use rocksdb::{DBIterator, Direction};
+use rocksdb::Direction;
 
 use crate::Result;
 use crate::batch::Batch;
@@ -123,7 +123,12 @@ pub struct MsgPage {
 }
 
 impl MsgPage {
-    fn fill(prefix: &[u8], rows: DBIterator<'_>, limit: usize, max_bytes: usize) -> Result<Self> {
+    fn fill(
+        prefix: &[u8],
+        rows: crate::store::StoreIter<'_>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Self> {
         let mut page = MsgPage::default();
         for item in rows {
             let (k, v) = item?;

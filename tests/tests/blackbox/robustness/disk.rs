@@ -221,11 +221,18 @@ fn run_missive(args: &[&str], dir: &Path) -> (ExitStatus, String, String) {
     (status, read(&out_path), read(&err_path))
 }
 
-/// The largest `.sst` file under `data`.
+/// The largest `.sst` file under `data`, its partition directories included.
 fn largest_table(data: &Path) -> PathBuf {
     let mut best: Option<(u64, PathBuf)> = None;
-    for e in std::fs::read_dir(data).expect("read data dir") {
-        let p = e.expect("entry").path();
+    let parts = std::fs::read_dir(data)
+        .expect("read data dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")));
+    let files = std::iter::once(data.to_path_buf())
+        .chain(parts)
+        .flat_map(|d| std::fs::read_dir(d).expect("read partition dir").map(|e| e.expect("entry").path()))
+        .collect::<Vec<_>>();
+    for p in files {
         if p.extension().is_some_and(|x| x == "sst") {
             let len = std::fs::metadata(&p).expect("stat").len();
             if best.as_ref().is_none_or(|(l, _)| len > *l) {
@@ -410,4 +417,61 @@ fn an_online_backup_restores_into_a_working_broker() {
     assert_eq!(c.send_ok(CONV, "after-restore", "hello").seq, before.len() as u64 + 1);
     let dup = c.send_text(CONV, "before-0", "kept").expect("retry");
     assert!(dup.duplicate && dup.seq == before["before-0"], "{dup:?}");
+}
+
+/// A new data directory gets one storage partition (RocksDB instance, own
+/// WAL) per worker, recorded in `PARTITIONS`; later starts keep that count:
+/// a worker count that is not a multiple of it is refused with one line
+/// naming both, a multiple serves every message written before.
+#[test]
+fn a_data_directory_keeps_its_partitions_across_worker_counts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let data = root.join("data");
+    let convs =
+        ["p:alice:bob", "p:alice:carol", "p:alice:dave", "p:alice:erin", "p:alice:frank", "p:alice:gina"];
+    let mut acked: HashMap<(usize, String), u64> = HashMap::new();
+    {
+        let mut b = BrokerProc::spawn_in(root, BrokerOpts::default()); // 2 workers
+        let mut c = b.client("alice", "phone");
+        for (k, conv) in convs.iter().enumerate() {
+            for i in 0..5 {
+                let id = format!("m{k}-{i}");
+                acked.insert((k, id.clone()), c.send_ok(conv, &id, "kept").seq);
+            }
+        }
+        b.terminate();
+    }
+    assert_eq!(std::fs::read_to_string(data.join("PARTITIONS")).expect("PARTITIONS"), "2\n");
+    assert!(data.join("part-1").join("CURRENT").is_file(), "partition 1 is its own RocksDB directory");
+
+    let (st, _, err) = run_missive(
+        &[
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--workers",
+            "3",
+            "--tcp",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--secret",
+            SECRET,
+        ],
+        root,
+    );
+    assert_eq!(st.code(), Some(2), "workers = 3 on a 2-partition directory is refused: {err}");
+    assert!(err.contains("2 storage partitions") && err.contains("multiple of 2"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    let b = BrokerProc::spawn_in(root, BrokerOpts::default().workers(4));
+    let mut c = b.client("alice", "laptop");
+    for (k, conv) in convs.iter().enumerate() {
+        let msgs = c.pull_all(conv);
+        assert_eq!(msgs.len(), 5, "{conv}: every message after the restart with 4 workers");
+        for m in &msgs {
+            assert_eq!(acked.get(&(k, m.client_msg_id.clone())), Some(&m.seq), "{conv}: {m:?}");
+        }
+        assert_eq!(c.send_ok(conv, &format!("after-{k}"), "next").seq, 6, "{conv}: the log continues");
+    }
 }
