@@ -13,6 +13,7 @@
 //! connection in seq order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -22,10 +23,10 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::conn::Phase;
+use super::routes;
 use super::{INBOX_BATCH, Worker};
 use crate::error::Reject;
 use crate::frames;
-use crate::node::directory::ConnRef;
 use crate::services::ServiceOp;
 use crate::shard::{Effect, Reply, ShardOp};
 
@@ -73,8 +74,9 @@ pub(crate) enum WorkerMsg {
     Push { conn: u64, frame: Bytes },
     /// One frame pushed to several of the receiving worker's connections (a
     /// fan-out: one channel message per worker, not one per delivery; at most
-    /// the pushing conversation's member count).
-    PushMany { conns: Vec<u64>, frame: Bytes },
+    /// the pushing conversation's member count), except `skip` (the sender's
+    /// own connection when the list is a shared route, `routes.rs`).
+    PushMany { conns: Arc<[u64]>, skip: Option<u64>, frame: Bytes },
     /// The owner shard decided the login of connection `conn`.
     LoginDone { conn: u64, user: UserId, result: Result<String, Reject> },
     /// End connection `conn`: push `frame` (a `Kicked`), then Close{code, message}.
@@ -93,7 +95,7 @@ impl Worker {
                     self.on_query_done(conn, request_id, cost, reply)
                 }
                 WorkerMsg::Push { conn, frame } => self.push(conn, frame),
-                WorkerMsg::PushMany { conns, frame } => self.push_many(&conns, &frame),
+                WorkerMsg::PushMany { conns, skip, frame } => self.push_many(&conns, skip, &frame),
                 WorkerMsg::LoginDone { conn, user, result } => self.on_login_done(conn, user, result),
                 WorkerMsg::Kick { conn, frame, code, message } => self.kick(conn, frame, code, &message),
             }
@@ -150,7 +152,7 @@ impl Worker {
                     self.on_query_done(conn, request_id, cost, reply)
                 }
                 Ok(WorkerMsg::Push { conn, frame }) => self.push(conn, frame),
-                Ok(WorkerMsg::PushMany { conns, frame }) => self.push_many(&conns, &frame),
+                Ok(WorkerMsg::PushMany { conns, skip, frame }) => self.push_many(&conns, skip, &frame),
                 Ok(WorkerMsg::LoginDone { conn, user, result }) => self.on_login_done(conn, user, result),
                 Ok(WorkerMsg::Kick { conn, frame, code, message }) => self.kick(conn, frame, code, &message),
                 Err(_) => return,
@@ -180,21 +182,27 @@ impl Worker {
                 Effect::Reply { conn, request_id, cost, reply } => {
                     self.send_to(conn.worker, WorkerMsg::Reply { conn: conn.id, request_id, cost, reply })
                 }
-                Effect::Fanout { users, exclude, frame } => {
-                    let mut targets = Vec::new();
-                    for u in users.iter() {
-                        self.node.directory.for_each_session(u, |p| {
-                            if Some(p.conn) != exclude {
-                                targets.push(p.conn);
-                            }
-                        });
+                Effect::Fanout { users, exclude, frame } if users.len() >= routes::MIN_USERS => {
+                    // A large list the services reuse: its cached route.
+                    let groups = self.routes.route(&self.node.directory, &users).groups.clone();
+                    for (worker, conns) in groups {
+                        let skip = exclude.filter(|c| c.worker == worker).map(|c| c.id);
+                        self.send_to(worker, WorkerMsg::PushMany { conns, skip, frame: frame.clone() });
                     }
-                    self.push_to(targets, frame);
+                }
+                Effect::Fanout { users, exclude, frame } => {
+                    let groups = routes::lookup(&self.node.directory, &users, exclude);
+                    self.push_groups(groups, frame);
                 }
                 Effect::FanoutAll { frame } => {
                     let mut targets = Vec::new();
                     self.node.directory.for_each_online(|p| targets.push(p.conn));
-                    self.push_to(targets, frame);
+                    targets.sort_unstable_by_key(|c| c.worker);
+                    let groups = targets
+                        .chunk_by(|a, b| a.worker == b.worker)
+                        .map(|g| (g[0].worker, g.iter().map(|c| c.id).collect()))
+                        .collect();
+                    self.push_groups(groups, frame);
                 }
                 Effect::Kick { conn, frame, code, message } => {
                     self.send_to(conn.worker, WorkerMsg::Kick { conn: conn.id, frame, code, message })
@@ -209,27 +217,32 @@ impl Worker {
         }
     }
 
-    /// Sends `frame` to every connection in `targets`: a few one by one, more
-    /// as one [`WorkerMsg::PushMany`] per worker.
-    fn push_to(&mut self, mut targets: Vec<ConnRef>, frame: Bytes) {
+    /// Sends `frame` to every connection of `groups` ((worker, ids)): a few
+    /// one by one, more as one [`WorkerMsg::PushMany`] per worker.
+    fn push_groups(&mut self, groups: Vec<(usize, Vec<u64>)>, frame: Bytes) {
         const ONE_BY_ONE: usize = 4;
-        if targets.len() <= ONE_BY_ONE {
-            for c in targets {
-                self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
+        if groups.iter().map(|(_, ids)| ids.len()).sum::<usize>() <= ONE_BY_ONE {
+            for (worker, ids) in groups {
+                for conn in ids {
+                    self.send_to(worker, WorkerMsg::Push { conn, frame: frame.clone() });
+                }
             }
             return;
         }
-        targets.sort_unstable_by_key(|c| c.worker);
-        for group in targets.chunk_by(|a, b| a.worker == b.worker) {
-            let conns = group.iter().map(|c| c.id).collect();
-            self.send_to(group[0].worker, WorkerMsg::PushMany { conns, frame: frame.clone() });
+        for (worker, ids) in groups {
+            self.send_to(
+                worker,
+                WorkerMsg::PushMany { conns: Arc::from(ids), skip: None, frame: frame.clone() },
+            );
         }
     }
 
-    /// [`Worker::push`] of one frame to several local connections.
-    pub(super) fn push_many(&mut self, conns: &[u64], frame: &Bytes) {
+    /// [`Worker::push`] of one frame to several local connections, except `skip`.
+    pub(super) fn push_many(&mut self, conns: &[u64], skip: Option<u64>, frame: &Bytes) {
         for &id in conns {
-            self.push(id, frame.clone());
+            if Some(id) != skip {
+                self.push(id, frame.clone());
+            }
         }
     }
 

@@ -35,6 +35,7 @@ pub(crate) mod mailbox;
 pub(crate) mod query;
 pub(crate) mod quic;
 mod read;
+mod routes;
 pub(crate) mod tls;
 mod web;
 mod writer;
@@ -192,6 +193,8 @@ pub(crate) struct Worker {
     /// `PushAck` entries read this turn, highest seq per (conversation,
     /// user): one delivery op each, sent after the reads (`read::flush_acks`).
     acks: HashMap<(ConvId, UserId), read::PendingAck>,
+    /// Fan-out routes of large recipient lists (`routes.rs`).
+    routes: routes::Routes,
 }
 
 impl std::fmt::Debug for Worker {
@@ -252,6 +255,7 @@ impl Worker {
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
             writer,
             acks: HashMap::new(),
+            routes: routes::Routes::default(),
         })
     }
 

@@ -8,10 +8,15 @@
 //! policies are decided there, one login at a time, [L-3]); they are removed by
 //! whoever ends the session (its worker on close, the owner shard on a kick).
 //! Removing an absent session is a no-op. `changed_ms` moves whenever the set
-//! of online platforms changes.
+//! of online platforms changes. The generation ([`Directory::generation`])
+//! moves after every session added or removed, once the change is visible to
+//! lookups, so a result computed from lookups that started at generation `g`
+//! is still exact while the generation is `g` (the fan-out route cache,
+//! `net/routes.rs`).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use missive_protocol::pb::Platform;
 use missive_protocol::{DeviceId, UserId};
@@ -67,6 +72,8 @@ pub(crate) struct Online {
 pub(crate) struct Directory {
     shards: Vec<RwLock<HashMap<UserId, UserEntry>>>,
     hasher: std::collections::hash_map::RandomState,
+    /// Sessions added or removed so far (see the module invariants).
+    generation: AtomicU64,
 }
 
 impl Directory {
@@ -74,7 +81,20 @@ impl Directory {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// How many times the set of sessions changed: read it before lookups
+    /// whose result is kept, and keep the result only while it is unchanged.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Moves the generation after a change, outside the shard's lock (the
+    /// change is already visible to every lookup that starts now).
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn shard(&self, user: &UserId) -> &RwLock<HashMap<UserId, UserEntry>> {
@@ -83,20 +103,32 @@ impl Directory {
 
     /// Adds a session; returns whether the platform set changed.
     pub(crate) fn add(&self, user: &UserId, p: Presence) -> bool {
-        let mut g = self.shard(user).write();
-        let e = g.entry(user.clone()).or_default();
-        let before = e.platforms();
-        e.sessions.push(p);
-        let changed = e.platforms() != before;
-        if changed {
-            e.changed_ms = now_ms();
-        }
+        let changed = {
+            let mut g = self.shard(user).write();
+            let e = g.entry(user.clone()).or_default();
+            let before = e.platforms();
+            e.sessions.push(p);
+            let changed = e.platforms() != before;
+            if changed {
+                e.changed_ms = now_ms();
+            }
+            changed
+        };
+        self.changed();
         changed
     }
 
     /// Removes a session; returns it if it was present, with whether the
     /// platform set changed.
     pub(crate) fn remove(&self, user: &UserId, conn: ConnRef) -> Option<(Presence, bool)> {
+        let out = self.remove_locked(user, conn);
+        if out.is_some() {
+            self.changed();
+        }
+        out
+    }
+
+    fn remove_locked(&self, user: &UserId, conn: ConnRef) -> Option<(Presence, bool)> {
         let mut g = self.shard(user).write();
         let e = g.get_mut(user)?;
         let pos = e.sessions.iter().position(|p| p.conn == conn)?;

@@ -3,6 +3,8 @@
 //! device receives it, and offline members get it by sync and pull. Bounded:
 //! a few real connections plus thousands of imported (offline) members.
 
+use std::time::Duration;
+
 use missive_protocol::pb::{self, request::Op};
 use missive_tests::*;
 
@@ -61,4 +63,58 @@ fn five_thousand_member_group_stores_once_and_delivers() {
     let mut u = b.client("u00042", "d");
     let st = u.sync_all("").conv(&conv).cloned().expect("group in an imported member's sync");
     assert_eq!(st.max_seq, last);
+}
+
+/// Pushes to a group of 40 (large enough for the workers' cached fan-out
+/// routes, `net/routes.rs`) follow sessions as they come and go: a device
+/// that logs in after a message gets the next one, a device that reconnects
+/// gets it on its new connection, the sender's own connection never gets
+/// its own message, and its other device does.
+#[test]
+fn large_group_pushes_follow_sessions_that_come_and_go() {
+    let b = BrokerProc::spawn_with(BrokerOpts::default().durability("buffered"));
+    let mut admin = RawClient::login_admin(b.addr, "ops");
+    let imported: Vec<String> = (0..36).map(|i| format!("r{i:02}")).collect();
+    admin.import_users(&imported);
+    let mut owner = b.client("owner", "d1");
+    let mut owner2 = b.client("owner", "d2");
+    let mut a = b.client("ra", "d");
+    let mut bob = b.client("rb", "d1");
+    let g = "routes";
+    let conv = gconv(g);
+    let mut members: Vec<&str> = imported.iter().map(String::as_str).collect();
+    members.extend(["ra", "rb"]);
+    owner.create_group(g, pb::GroupType::Work, &members, None).expect("create");
+    let is_msg = |conv: &str, seq: u64| {
+        let conv = conv.to_owned();
+        move |e: &pb::push::Event| matches!(e, pb::push::Event::Message(m) if m.conv_id == conv && m.seq == seq)
+    };
+
+    let m1 = owner.send_ok(&conv, "m1", "one").seq;
+    for c in [&mut owner2, &mut a, &mut bob] {
+        c.expect_message(&conv, m1);
+    }
+    owner.assert_no_push("the sender's own message", Duration::from_millis(200), is_msg(&conv, m1));
+
+    // A second device of a member logs in: the next message reaches it.
+    let mut bob2 = b.client("rb", "d2");
+    let m2 = owner.send_ok(&conv, "m2", "two").seq;
+    for c in [&mut owner2, &mut a, &mut bob, &mut bob2] {
+        c.expect_message(&conv, m2);
+    }
+
+    // A member's only device reconnects: the new connection gets the next one.
+    drop(a);
+    let mut a = b.client("ra", "d");
+    let m3 = owner.send_ok(&conv, "m3", "three").seq;
+    for c in [&mut owner2, &mut a, &mut bob, &mut bob2] {
+        c.expect_message(&conv, m3);
+    }
+
+    // The other device sends: the first one receives, the sender does not.
+    let m4 = owner2.send_ok(&conv, "m4", "four").seq;
+    for c in [&mut owner, &mut a, &mut bob2] {
+        c.expect_message(&conv, m4);
+    }
+    owner2.assert_no_push("the sender's own message", Duration::from_millis(200), is_msg(&conv, m4));
 }
