@@ -18,8 +18,10 @@
 //!   moment earlier; a removed one is skipped by its worker);
 //! - the key is the users list's allocation, and the entry holds a clone of
 //!   its `Arc`, so the address cannot be reused by another list while cached;
-//! - bounded: at most [`MAX_ROUTES`] routes per worker, the oldest replaced
-//!   first; a route holds at most one entry per online session of its users.
+//! - bounded: at most [`MAX_ROUTES`] routes and [`MAX_ROUTE_IDS`] connection
+//!   ids in all per worker, the oldest route dropped first; a route holds one
+//!   entry per online session of its users (one route larger than the id
+//!   bound alone is kept until the next one is built).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use crate::node::directory::{ConnRef, Directory};
 pub(super) const MIN_USERS: usize = 32;
 /// Routes kept per worker.
 pub(super) const MAX_ROUTES: usize = 1024;
+/// Connection ids kept in all routes of a worker (8 bytes each: 2 MiB).
+pub(super) const MAX_ROUTE_IDS: usize = 1 << 18;
 
 /// The connections of a list's online sessions, grouped by worker.
 #[derive(Debug)]
@@ -50,6 +54,14 @@ pub(super) struct Routes {
     map: HashMap<usize, Route>,
     /// Keys in insertion order, for replacing the oldest.
     order: VecDeque<usize>,
+    /// Connection ids held by all routes.
+    ids: usize,
+}
+
+impl Route {
+    fn ids(&self) -> usize {
+        self.groups.iter().map(|(_, c)| c.len()).sum()
+    }
 }
 
 /// The online sessions of `users`, grouped by worker (workers ascending).
@@ -80,12 +92,20 @@ impl Routes {
         if !fresh {
             let groups = lookup(dir, users, None).into_iter().map(|(w, ids)| (w, Arc::from(ids))).collect();
             let route = Route { users: Arc::clone(users), generation, groups };
-            if self.map.insert(key, route).is_none() {
-                self.order.push_back(key);
-                while self.order.len() > MAX_ROUTES {
-                    if let Some(old) = self.order.pop_front() {
-                        self.map.remove(&old);
-                    }
+            self.ids += route.ids();
+            match self.map.insert(key, route) {
+                Some(old) => self.ids -= old.ids(),
+                None => self.order.push_back(key),
+            }
+            // Drop the oldest routes past the bounds (never the one just built).
+            while self.order.len() > MAX_ROUTES || (self.ids > MAX_ROUTE_IDS && self.order.len() > 1) {
+                let Some(old) = self.order.pop_front() else { break };
+                if old == key {
+                    self.order.push_back(old);
+                    continue;
+                }
+                if let Some(r) = self.map.remove(&old) {
+                    self.ids -= r.ids();
                 }
             }
         }
@@ -172,6 +192,26 @@ mod tests {
         }
         assert_eq!(routes.len(), MAX_ROUTES);
         assert_eq!(routes.order.len(), MAX_ROUTES);
+    }
+
+    #[test]
+    fn routes_hold_a_bounded_number_of_connection_ids() {
+        let dir = Directory::new();
+        // 3 000 online members, each with one session.
+        let members: Vec<UserId> = (0..3000).map(user).collect();
+        for (i, u) in members.iter().enumerate() {
+            dir.add(u, session(i % 2, i as u64));
+        }
+        let mut routes = Routes::default();
+        let lists: Vec<Arc<[UserId]>> =
+            (0..100).map(|k| members[k..k + 2900].iter().cloned().collect()).collect();
+        for l in &lists {
+            let r = routes.route(&dir, l);
+            assert_eq!(r.ids(), 2900, "the route just built is complete");
+        }
+        assert!(routes.ids <= MAX_ROUTE_IDS, "{} ids held", routes.ids);
+        assert_eq!(routes.ids, routes.map.values().map(Route::ids).sum::<usize>());
+        assert_eq!(routes.len(), MAX_ROUTE_IDS / 2900);
     }
 
     #[test]
