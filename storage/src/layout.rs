@@ -21,7 +21,12 @@
 //!   before any partition is created, so a crash during creation leaves
 //!   either nothing or the final count;
 //! - an existing store whose partition directory lacks `CURRENT` is refused
-//!   ([`StorageError::Layout`]) instead of being recreated empty.
+//!   ([`StorageError::Layout`]) instead of being recreated empty;
+//! - writers outside the shards create their records in partition 0
+//!   (`Store::batch`), and change a record a shard created (a webhook outbox
+//!   record, a dead letter) in the partition that holds it
+//!   (`Store::ops_partition`, `Store::batch_in`), so no key ever has a copy
+//!   in two partitions.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

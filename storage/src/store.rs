@@ -223,9 +223,30 @@ impl Store {
     /// A new empty batch for the partition of shard `shard`
     /// (`shard % partitions`): the shard's own keys live there.
     pub fn batch_for(&self, shard: usize) -> Batch {
+        self.batch_in(shard % self.parts.len())
+    }
+
+    /// A new empty batch for partition `partition` (below
+    /// [`Store::partitions`]; larger values wrap): for a writer outside the
+    /// shards that changes a record where it lives (`Store::ops_partition`).
+    pub fn batch_in(&self, partition: usize) -> Batch {
         let mut b = self.batch();
-        b.part = shard % self.parts.len();
+        b.part = partition % self.parts.len();
         b
+    }
+
+    /// The partition holding `key` in `cf`, if any (with one partition, 0
+    /// without a read).
+    pub(crate) fn partition_of(&self, cf: Cf, key: &[u8]) -> Result<Option<usize>> {
+        if self.parts.len() == 1 {
+            return Ok(Some(0));
+        }
+        for (k, db) in self.parts.iter().enumerate() {
+            if db.get_pinned_cf(handle(db, cf), key)?.is_some() {
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
     }
 
     /// Flushes memtables (used at clean shutdown to shorten the next recovery).

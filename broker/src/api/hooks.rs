@@ -218,11 +218,15 @@ async fn purge(api: &Api, id: &str) -> ApiResult<()> {
             let n = storage(move || {
                 let rows = store.ops_scan(space, &p, None, 1000)?;
                 let n = rows.len();
-                let mut b = store.batch();
+                // Each record is deleted in the partition holding it (the
+                // shard that staged the event).
+                let mut batches: Vec<_> = (0..store.partitions()).map(|k| store.batch_in(k)).collect();
                 for (k, _) in rows {
-                    b.delete_ops(space, &k);
+                    batches[store.ops_partition(space, &k)?].delete_ops(space, &k);
                 }
-                store.write(b)?;
+                for b in batches.into_iter().filter(|b| !b.is_empty()) {
+                    store.write(b)?;
+                }
                 Ok(n)
             })
             .await?;
@@ -382,9 +386,11 @@ fn move_back(
     store: &missive_storage::Store,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<usize, missive_storage::StorageError> {
-    let mut b = store.batch();
+    // Each letter moves within the partition holding it, one batch per partition.
+    let mut batches: Vec<_> = (0..store.partitions()).map(|k| store.batch_in(k)).collect();
     let mut n = 0;
     for (k, v) in rows {
+        let b = &mut batches[store.ops_partition(OpsSpace::Dead, &k)?];
         // A record this version cannot read moves back as it is (never left
         // behind, so a replay of everything always makes progress).
         let value = match serde_json::from_slice::<OutboxRecord>(&v) {
@@ -399,7 +405,9 @@ fn move_back(
         b.put_ops(OpsSpace::Outbox, &k, &value);
         n += 1;
     }
-    store.write(b)?;
+    for b in batches.into_iter().filter(|b| !b.is_empty()) {
+        store.write(b)?;
+    }
     Ok(n)
 }
 

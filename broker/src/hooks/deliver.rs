@@ -210,7 +210,8 @@ async fn attempt(
         Ok(()) => {
             let id2 = id.clone();
             let written = tokio::task::spawn_blocking(move || {
-                let mut b = store.batch();
+                // The record lives in the partition of the shard that staged it.
+                let mut b = store.batch_in(store.ops_partition(OpsSpace::Outbox, &id2)?);
                 b.delete_ops(OpsSpace::Outbox, &id2);
                 store.write(b)
             })
@@ -239,7 +240,8 @@ async fn attempt(
             let value = serde_json::to_vec(&rec).unwrap_or_default();
             let id2 = id.clone();
             let written = tokio::task::spawn_blocking(move || {
-                let mut b = store.batch();
+                // Where the record lives: the dead letter joins it there, atomically.
+                let mut b = store.batch_in(store.ops_partition(OpsSpace::Outbox, &id2)?);
                 if dead {
                     b.delete_ops(OpsSpace::Outbox, &id2);
                     b.put_ops(OpsSpace::Dead, &id2, &value);

@@ -73,6 +73,14 @@ impl Store {
         self.get(Cf::Ops, &keys::owned(|k| key(k, space, id)))
     }
 
+    /// The partition holding record `id` of `space` (0 when there is none):
+    /// where a writer outside the shards updates, moves or deletes a record a
+    /// shard created (a webhook outbox record, a dead letter), so the change
+    /// lands on the record and a move stays one atomic batch.
+    pub fn ops_partition(&self, space: OpsSpace, id: &[u8]) -> Result<usize> {
+        Ok(self.partition_of(Cf::Ops, &keys::owned(|k| key(k, space, id)))?.unwrap_or(0))
+    }
+
     /// Records of `space` whose id starts with `prefix`, after id `after`
     /// (exclusive; `None` = from the start), ascending, at most `limit`:
     /// (id, value).
@@ -182,6 +190,50 @@ mod tests {
         b.delete_ops(OpsSpace::Outbox, b"h2\0\0\0\0\0\0\0\0\x01");
         s.write(b).expect("write");
         assert!(s.ops_get(OpsSpace::Outbox, b"h2\0\0\0\0\0\0\0\0\x01").expect("get").is_none());
+        assert!(s.ops_scan(OpsSpace::Dead, b"", None, 10).expect("scan").is_empty());
+    }
+
+    /// A record a shard staged in its partition is changed where it lives by
+    /// the writers outside the shards: an update replaces it (no second copy
+    /// in partition 0), a move to the dead letters stays in that partition,
+    /// and a delete removes it.
+    #[test]
+    fn records_are_changed_in_the_partition_that_holds_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let opts = StoreOptions { durability: Durability::Buffered, partitions: 2, ..Default::default() };
+        let s = Store::open(dir.path(), &opts).expect("open");
+        let id = b"h1\0\0\0\0\0\0\0\0\x07";
+        let mut b = s.batch_for(1);
+        b.put_ops(OpsSpace::Outbox, id, b"attempt 0");
+        s.write(b).expect("staged by shard 1");
+        assert_eq!(s.ops_partition(OpsSpace::Outbox, id).expect("locate"), 1);
+        assert_eq!(s.ops_partition(OpsSpace::Outbox, b"absent").expect("locate"), 0);
+
+        let mut b = s.batch_in(s.ops_partition(OpsSpace::Outbox, id).expect("locate"));
+        b.put_ops(OpsSpace::Outbox, id, b"attempt 1");
+        s.write(b).expect("update");
+        let rows = s.ops_scan(OpsSpace::Outbox, b"h1\0", None, 10).expect("scan");
+        assert_eq!(rows, [(id.to_vec(), b"attempt 1".to_vec())], "one copy, updated");
+
+        let mut b = s.batch_in(s.ops_partition(OpsSpace::Outbox, id).expect("locate"));
+        b.delete_ops(OpsSpace::Outbox, id);
+        b.put_ops(OpsSpace::Dead, id, b"dead");
+        s.write(b).expect("move");
+        assert!(s.ops_scan(OpsSpace::Outbox, b"", None, 10).expect("scan").is_empty());
+        assert_eq!(
+            s.ops_partition(OpsSpace::Dead, id).expect("locate"),
+            1,
+            "the letter stays with the record"
+        );
+
+        // Partition 0's batch would miss it: the delete must go where it is.
+        let mut b = s.batch();
+        b.delete_ops(OpsSpace::Dead, id);
+        s.write(b).expect("a delete elsewhere");
+        assert_eq!(s.ops_scan(OpsSpace::Dead, b"", None, 10).expect("scan").len(), 1);
+        let mut b = s.batch_in(s.ops_partition(OpsSpace::Dead, id).expect("locate"));
+        b.delete_ops(OpsSpace::Dead, id);
+        s.write(b).expect("delete");
         assert!(s.ops_scan(OpsSpace::Dead, b"", None, 10).expect("scan").is_empty());
     }
 }
