@@ -19,7 +19,8 @@
 //!   `PARTITIONS` file has one partition;
 //! - `PARTITIONS` is written (temporary file, fsync, rename, directory fsync)
 //!   before any partition is created, so a crash during creation leaves
-//!   either nothing or the final count;
+//!   either nothing or the final count; partitions are created last first
+//!   (`Store::open`), so once partition 0 has `CURRENT` every other one has;
 //! - an existing store whose partition directory lacks `CURRENT` is refused
 //!   ([`StorageError::Layout`]) instead of being recreated empty;
 //! - writers outside the shards create their records in partition 0

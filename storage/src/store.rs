@@ -86,8 +86,13 @@ impl Store {
         let n = layout::open(path, opts.partitions)?;
         let per = per_partition(opts, n);
         let cache = engine::block_cache(opts);
-        let parts =
-            (0..n).map(|k| engine::open(&layout::part_dir(path, k), &per, &cache)).collect::<Result<_>>()?;
+        // Last partition first: a new store's partition 0 (whose CURRENT
+        // marks an existing store, `layout::open`) is created after the others.
+        let mut parts = (0..n)
+            .rev()
+            .map(|k| engine::open(&layout::part_dir(path, k), &per, &cache))
+            .collect::<Result<Vec<_>>>()?;
+        parts.reverse();
         Ok(Self::wrap(parts, path, opts))
     }
 
@@ -156,15 +161,36 @@ impl Store {
     /// files when `dir` is on the same filesystem (else copies) plus a copy of
     /// the MANIFEST and WAL tail. Opening `dir` as a data directory restores it.
     /// With several partitions each is checkpointed in turn (partition `k`
-    /// into `dir/part-k`, the count recorded first): every partition is
-    /// consistent, and together they are what a crash at the moment of each
-    /// partition's checkpoint would have left.
+    /// into `part-k`, with the `PARTITIONS` record) under `dir.partial`,
+    /// which is renamed to `dir` once complete, so `dir` never holds part of
+    /// a store: every partition is consistent, and together they are what a
+    /// crash at the moment of each partition's checkpoint would have left.
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        if let [db] = self.parts.as_slice() {
+            // RocksDB builds it under a temporary name and renames it itself.
+            rocksdb::checkpoint::Checkpoint::new(db)?.create_checkpoint(dir)?;
+            return Ok(());
+        }
+        let io =
+            |what: &str, e: std::io::Error| StorageError::Layout(format!("{}: {what}: {e}", dir.display()));
+        let partial = PathBuf::from(format!("{}.partial", dir.display()));
+        if partial.exists() {
+            return Err(StorageError::Layout(format!(
+                "{} exists (an interrupted backup): remove it first",
+                partial.display()
+            )));
+        }
         for (k, db) in self.parts.iter().enumerate() {
-            rocksdb::checkpoint::Checkpoint::new(db)?.create_checkpoint(layout::part_dir(dir, k))?;
+            rocksdb::checkpoint::Checkpoint::new(db)?.create_checkpoint(layout::part_dir(&partial, k))?;
             if k == 0 {
-                layout::record(dir, self.parts.len())?;
+                layout::record(&partial, self.parts.len())?;
             }
+        }
+        std::fs::rename(&partial, dir).map_err(|e| io("cannot rename the finished backup", e))?;
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io("cannot sync its parent", e))?;
         }
         Ok(())
     }
