@@ -187,11 +187,10 @@ impl Store {
             }
         }
         std::fs::rename(&partial, dir).map_err(|e| io("cannot rename the finished backup", e))?;
-        if let Some(parent) = dir.parent() {
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("cannot sync its parent", e))?;
-        }
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("cannot sync its parent", e))?;
         Ok(())
     }
 
