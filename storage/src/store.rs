@@ -260,6 +260,19 @@ impl Store {
         b
     }
 
+    /// One empty batch per partition, for a writer outside the shards whose
+    /// changes land where each record lives; write them with
+    /// [`Store::write_each`].
+    pub fn batch_per_partition(&self) -> Vec<Batch> {
+        (0..self.parts.len()).map(|k| self.batch_in(k)).collect()
+    }
+
+    /// Writes each non-empty batch of `batches` (one atomic write per
+    /// partition, not across them).
+    pub fn write_each(&self, batches: Vec<Batch>) -> Result<()> {
+        batches.into_iter().filter(|b| !b.is_empty()).try_for_each(|b| self.write(b))
+    }
+
     /// The partition holding `key` in `cf`, if any (with one partition, 0
     /// without a read).
     pub(crate) fn partition_of(&self, cf: Cf, key: &[u8]) -> Result<Option<usize>> {
@@ -331,20 +344,25 @@ impl Store {
         cf: Cf,
         seek: &[u8],
         direction: Direction,
-        lower: Option<Vec<u8>>,
-        upper: Option<Vec<u8>>,
+        mut lower: Option<Vec<u8>>,
+        mut upper: Option<Vec<u8>>,
     ) -> StoreIter<'_> {
+        let last = self.parts.len() - 1;
         let its = self
             .parts
             .iter()
-            .map(|db| {
+            .enumerate()
+            .map(|(k, db)| {
                 let mut ro = ReadOptions::default();
                 ro.set_prefix_same_as_start(true);
-                if let Some(l) = &lower {
-                    ro.set_iterate_lower_bound(l.clone());
+                // The bounds are copied for every partition but the last, which takes them.
+                let (l, u) =
+                    if k == last { (lower.take(), upper.take()) } else { (lower.clone(), upper.clone()) };
+                if let Some(l) = l {
+                    ro.set_iterate_lower_bound(l);
                 }
-                if let Some(u) = &upper {
-                    ro.set_iterate_upper_bound(u.clone());
+                if let Some(u) = u {
+                    ro.set_iterate_upper_bound(u);
                 }
                 db.iterator_cf_opt(handle(db, cf), ro, IteratorMode::From(seek, direction))
             })
@@ -477,15 +495,15 @@ type Row = std::result::Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>;
 /// returned as soon as any partition reports it.
 pub(crate) struct StoreIter<'a> {
     its: Vec<DBIterator<'a>>,
-    /// The next row of each iterator, read ahead once merging starts.
+    /// The next row of each iterator when merging (empty with one partition).
     heads: Vec<Option<Row>>,
-    started: bool,
     forward: bool,
 }
 
 impl<'a> StoreIter<'a> {
-    fn new(its: Vec<DBIterator<'a>>, forward: bool) -> Self {
-        Self { its, heads: Vec::new(), started: false, forward }
+    fn new(mut its: Vec<DBIterator<'a>>, forward: bool) -> Self {
+        let heads = if its.len() > 1 { its.iter_mut().map(Iterator::next).collect() } else { Vec::new() };
+        Self { its, heads, forward }
     }
 }
 
@@ -495,10 +513,6 @@ impl Iterator for StoreIter<'_> {
     fn next(&mut self) -> Option<Row> {
         if self.its.len() == 1 {
             return self.its[0].next();
-        }
-        if !self.started {
-            self.started = true;
-            self.heads = self.its.iter_mut().map(Iterator::next).collect();
         }
         let mut best: Option<usize> = None;
         for (i, head) in self.heads.iter().enumerate() {
@@ -529,9 +543,8 @@ impl Iterator for StoreIter<'_> {
         let row = self.heads[i].take();
         if matches!(row, Some(Err(_))) {
             // A failed iterator stops: the caller sees the error once.
-            self.its.truncate(0);
+            self.its.clear();
             self.heads.clear();
-            self.started = true;
             return row;
         }
         self.heads[i] = self.its[i].next();

@@ -220,13 +220,11 @@ async fn purge(api: &Api, id: &str) -> ApiResult<()> {
                 let n = rows.len();
                 // Each record is deleted in the partition holding it (the
                 // shard that staged the event).
-                let mut batches: Vec<_> = (0..store.partitions()).map(|k| store.batch_in(k)).collect();
+                let mut batches = store.batch_per_partition();
                 for (k, _) in rows {
                     batches[store.ops_partition(space, &k)?].delete_ops(space, &k);
                 }
-                for b in batches.into_iter().filter(|b| !b.is_empty()) {
-                    store.write(b)?;
-                }
+                store.write_each(batches)?;
                 Ok(n)
             })
             .await?;
@@ -387,7 +385,7 @@ fn move_back(
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<usize, missive_storage::StorageError> {
     // Each letter moves within the partition holding it, one batch per partition.
-    let mut batches: Vec<_> = (0..store.partitions()).map(|k| store.batch_in(k)).collect();
+    let mut batches = store.batch_per_partition();
     let mut n = 0;
     for (k, v) in rows {
         let b = &mut batches[store.ops_partition(OpsSpace::Dead, &k)?];
@@ -405,9 +403,7 @@ fn move_back(
         b.put_ops(OpsSpace::Outbox, &k, &value);
         n += 1;
     }
-    for b in batches.into_iter().filter(|b| !b.is_empty()) {
-        store.write(b)?;
-    }
+    store.write_each(batches)?;
     Ok(n)
 }
 

@@ -27,6 +27,7 @@ use super::routes;
 use super::{INBOX_BATCH, Worker};
 use crate::error::Reject;
 use crate::frames;
+use crate::node::directory::ConnRef;
 use crate::services::ServiceOp;
 use crate::shard::{Effect, Reply, ShardOp};
 
@@ -191,18 +192,13 @@ impl Worker {
                     }
                 }
                 Effect::Fanout { users, exclude, frame } => {
-                    let groups = routes::lookup(&self.node.directory, &users, exclude);
-                    self.push_groups(groups, frame);
+                    let targets = routes::targets(&self.node.directory, &users, exclude);
+                    self.push_to(targets, frame);
                 }
                 Effect::FanoutAll { frame } => {
                     let mut targets = Vec::new();
                     self.node.directory.for_each_online(|p| targets.push(p.conn));
-                    targets.sort_unstable_by_key(|c| c.worker);
-                    let groups = targets
-                        .chunk_by(|a, b| a.worker == b.worker)
-                        .map(|g| (g[0].worker, g.iter().map(|c| c.id).collect()))
-                        .collect();
-                    self.push_groups(groups, frame);
+                    self.push_to(targets, frame);
                 }
                 Effect::Kick { conn, frame, code, message } => {
                     self.send_to(conn.worker, WorkerMsg::Kick { conn: conn.id, frame, code, message })
@@ -217,19 +213,17 @@ impl Worker {
         }
     }
 
-    /// Sends `frame` to every connection of `groups` ((worker, ids)): a few
-    /// one by one, more as one [`WorkerMsg::PushMany`] per worker.
-    fn push_groups(&mut self, groups: Vec<(usize, Vec<u64>)>, frame: Bytes) {
+    /// Sends `frame` to every connection in `targets`: a few one by one, more
+    /// as one [`WorkerMsg::PushMany`] per worker.
+    fn push_to(&mut self, targets: Vec<ConnRef>, frame: Bytes) {
         const ONE_BY_ONE: usize = 4;
-        if groups.iter().map(|(_, ids)| ids.len()).sum::<usize>() <= ONE_BY_ONE {
-            for (worker, ids) in groups {
-                for conn in ids {
-                    self.send_to(worker, WorkerMsg::Push { conn, frame: frame.clone() });
-                }
+        if targets.len() <= ONE_BY_ONE {
+            for c in targets {
+                self.send_to(c.worker, WorkerMsg::Push { conn: c.id, frame: frame.clone() });
             }
             return;
         }
-        for (worker, ids) in groups {
+        for (worker, ids) in routes::by_worker(targets) {
             self.send_to(
                 worker,
                 WorkerMsg::PushMany { conns: Arc::from(ids), skip: None, frame: frame.clone() },

@@ -64,8 +64,8 @@ impl Route {
     }
 }
 
-/// The online sessions of `users`, grouped by worker (workers ascending).
-pub(super) fn lookup(dir: &Directory, users: &[UserId], exclude: Option<ConnRef>) -> Vec<(usize, Vec<u64>)> {
+/// The connections of the online sessions of `users`, except `exclude`.
+pub(super) fn targets(dir: &Directory, users: &[UserId], exclude: Option<ConnRef>) -> Vec<ConnRef> {
     let mut targets = Vec::new();
     for u in users {
         dir.for_each_session(u, |p| {
@@ -74,6 +74,11 @@ pub(super) fn lookup(dir: &Directory, users: &[UserId], exclude: Option<ConnRef>
             }
         });
     }
+    targets
+}
+
+/// `targets` grouped by worker (workers ascending): (worker, connection ids).
+pub(super) fn by_worker(mut targets: Vec<ConnRef>) -> Vec<(usize, Vec<u64>)> {
     targets.sort_unstable_by_key(|c| c.worker);
     targets
         .chunk_by(|a, b| a.worker == b.worker)
@@ -90,7 +95,10 @@ impl Routes {
         let fresh =
             self.map.get(&key).is_some_and(|r| r.generation == generation && Arc::ptr_eq(&r.users, users));
         if !fresh {
-            let groups = lookup(dir, users, None).into_iter().map(|(w, ids)| (w, Arc::from(ids))).collect();
+            let groups = by_worker(targets(dir, users, None))
+                .into_iter()
+                .map(|(w, ids)| (w, Arc::from(ids)))
+                .collect();
             let route = Route { users: Arc::clone(users), generation, groups };
             self.ids += route.ids();
             match self.map.insert(key, route) {
@@ -221,6 +229,7 @@ mod tests {
         dir.add(&users[0], session(0, 1));
         dir.add(&users[0], session(1, 2));
         dir.add(&users[2], session(1, 3));
-        assert_eq!(lookup(&dir, &users, Some(ConnRef { worker: 1, id: 2 })), [(0, vec![1]), (1, vec![3])]);
+        let t = targets(&dir, &users, Some(ConnRef { worker: 1, id: 2 }));
+        assert_eq!(by_worker(t), [(0, vec![1]), (1, vec![3])]);
     }
 }
